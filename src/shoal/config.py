@@ -1,0 +1,51 @@
+"""Settings, read once at the edges (CLI entry, ``create_app``, ``MLClient()``) and passed down.
+
+Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
+``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ShoalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOAL_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".shoal")
+    database_url: str | None = None
+    artifact_root: str | None = None
+    server_url: str | None = None
+    token: str | None = None
+    workspace: str = "default"
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home() / 'shoal.db'}"
+
+    def resolved_artifact_root(self) -> str:
+        return self.artifact_root or str(self.resolved_home() / "artifacts")
+
+    @property
+    def token_file(self) -> Path:
+        return self.resolved_home() / "token"
+
+    @property
+    def server_file(self) -> Path:
+        return self.resolved_home() / "server.json"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.resolved_home() / "secret.key"
+
+
+def load_settings(**overrides: object) -> ShoalSettings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return ShoalSettings(**clean)  # type: ignore[arg-type]
