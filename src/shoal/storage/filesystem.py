@@ -1,0 +1,465 @@
+"""Artifact storage over fsspec, with atomic writes and a local-disk fast path.
+
+Every method takes a client-style relative path and runs it through ``safe_relpath``; on local
+disk the joined path is also checked with ``realpath`` so a symlink cannot lead outside the
+root. Writes land under a temporary sibling name and are renamed into place only after the
+size and hash check, so a reader never sees a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import posixpath
+import shutil
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
+
+from shoal.errors import (
+    ConflictError,
+    InfraError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ShoalError,
+    UnsupportedError,
+    UserError,
+)
+from shoal.storage.hashing import FileEntry
+from shoal.storage.paths import join_inside, safe_relpath
+
+TMP_PREFIX = ".shoal-tmp-"
+_SHA256_HEX = frozenset("0123456789abcdef")
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    path: str  # POSIX, relative to the listed prefix
+    size: int
+
+
+def _infra(action: str, rel: str, exc: OSError) -> ShoalError:
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(f"{rel!r} not found", details={"path": rel})
+    if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)):
+        return UserError(f"cannot {action} {rel!r}: a file and a folder have the same name")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InfraError("no space left on the artifact storage", details={"path": rel})
+    reason = exc.strerror or exc.__class__.__name__
+    return InfraError(f"storage failure while trying to {action} {rel!r}: {reason}", details={"path": rel})
+
+
+@contextlib.contextmanager
+def _storage_errors(action: str, rel: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise _infra(action, rel, exc) from exc
+
+
+def _check_rel(rel: str, *, allow_empty: bool = False) -> str:
+    rel = safe_relpath(rel, allow_empty=allow_empty)
+    if any(seg.startswith(TMP_PREFIX) for seg in rel.split("/")):
+        raise UserError(f"invalid path {rel!r}: names starting with {TMP_PREFIX!r} are reserved")
+    return rel
+
+
+def _link_or_replace(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # a hard link never overwrites: EEXIST when another upload won
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        os.replace(src, dst)  # no hard links here; same content, so replacing is harmless
+        return
+    os.unlink(src)
+
+
+class ArtifactStore:
+    """Files under ``root``: a local folder, ``file://``, ``memory://``, ``s3://``, ``abfs://``...
+
+    Pass ``fs`` to wrap an already configured fsspec filesystem; ``root`` is then a path inside
+    it. The root folder is created for local and memory stores only (never a bucket).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, fs: Any = None, create: bool = True) -> None:
+        root = os.fspath(root)
+        if fs is None:
+            try:
+                fs, root = fsspec.core.url_to_fs(root)
+            except ImportError as exc:
+                raise UnsupportedError(
+                    f"no filesystem driver for {root!r}: install shoal[s3] or shoal[azure] ({exc})"
+                ) from None
+            except ValueError as exc:
+                raise UserError(f"invalid artifact root {root!r}: {exc}") from None
+        self.fs = fs
+        self.is_local = isinstance(fs, LocalFileSystem)
+        self._publish_lock = threading.Lock()
+        if self.is_local:
+            self.root = os.path.realpath(root)
+            if create:
+                with _storage_errors("create", self.root):
+                    os.makedirs(self.root, exist_ok=True)
+        else:
+            self.root = root.rstrip("/")
+            if create and isinstance(fs, MemoryFileSystem):
+                fs.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.root!r}, protocol={self.fs.protocol!r})"
+
+    # -- path mapping --------------------------------------------------------------------
+    def _full(self, rel: str) -> str:
+        """Map an already checked relative path to a path on ``self.fs``."""
+        if self.is_local:
+            return os.fspath(join_inside(self.root, rel, allow_empty=True))
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def local_path(self, rel: str) -> Path | None:
+        """The on-disk path for ``rel`` when the store is local (downloads can stream it)."""
+        rel = _check_rel(rel, allow_empty=True)
+        return join_inside(self.root, rel, allow_empty=True) if self.is_local else None
+
+    # -- queries -------------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        full = self._full(_check_rel(rel, allow_empty=True))
+        with _storage_errors("check", rel):
+            return os.path.lexists(full) if self.is_local else bool(self.fs.exists(full))
+
+    def isdir(self, rel: str) -> bool:
+        full = self._full(_check_rel(rel, allow_empty=True))
+        with _storage_errors("check", rel):
+            return os.path.isdir(full) if self.is_local else bool(self.fs.isdir(full))
+
+    def isfile(self, rel: str) -> bool:
+        full = self._full(_check_rel(rel, allow_empty=True))
+        with _storage_errors("check", rel):
+            return os.path.isfile(full) if self.is_local else bool(self.fs.isfile(full))
+
+    def list_dir(self, rel: str = "") -> list[str]:
+        """Names of the immediate children of a folder (empty when it does not exist)."""
+        rel = _check_rel(rel, allow_empty=True)
+        full = self._full(rel)
+        with _storage_errors("list", rel):
+            if self.is_local:
+                names = os.listdir(full) if os.path.isdir(full) else []
+            elif self.fs.isdir(full):
+                names = [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(full, detail=False)]
+            else:
+                names = []
+        return sorted(n for n in names if not n.startswith(TMP_PREFIX))
+
+    def modified(self, rel: str) -> float | None:
+        """Last-modified time as a POSIX timestamp, or None when the backend cannot tell."""
+        full = self._full(_check_rel(rel, allow_empty=True))
+        if self.is_local:
+            with _storage_errors("stat", rel):
+                return os.lstat(full).st_mtime
+        try:
+            return self.fs.modified(full).timestamp()
+        except FileNotFoundError:
+            raise NotFoundError(f"{rel!r} not found") from None
+        except (NotImplementedError, OSError, AttributeError, ValueError):
+            return None
+
+    def list_files(self, prefix_rel: str = "") -> list[StoredFile]:
+        """Every file below ``prefix_rel`` (recursive, sorted), paths relative to the prefix.
+
+        A file prefix lists that one file under its base name. A missing prefix is a
+        :class:`NotFoundError`, except the empty prefix of a store that has no files yet.
+        """
+        rel = _check_rel(prefix_rel, allow_empty=True)
+        full = self._full(rel)
+        with _storage_errors("list", rel):
+            out = self._list_local(full) if self.is_local else self._list_remote(full)
+        if out is None:
+            if rel == "":
+                return []
+            raise NotFoundError(f"{rel!r} not found", details={"path": rel})
+        return sorted(out, key=lambda f: f.path)
+
+    def _list_local(self, full: str) -> list[StoredFile] | None:
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISREG(st.st_mode):
+            return [StoredFile(os.path.basename(full), st.st_size)]
+        if not stat.S_ISDIR(st.st_mode):
+            return None  # symlinks and special files are never served
+        out = []
+        # followlinks=False and lstat: a link planted inside the root is not followed or listed.
+        for dirpath, _dirs, files in os.walk(full, followlinks=False):
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    continue
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode):
+                    rel = os.path.relpath(path, full).replace(os.sep, "/")
+                    out.append(StoredFile(rel, st.st_size))
+        return out
+
+    def _list_remote(self, full: str) -> list[StoredFile] | None:
+        if self.fs.isfile(full):
+            return [StoredFile(posixpath.basename(full), int(self.fs.size(full) or 0))]
+        if not self.fs.isdir(full):
+            return None
+        base = self.fs._strip_protocol(full).rstrip("/") + "/"
+        out = []
+        for path, info in self.fs.find(full, detail=True).items():
+            if info.get("type") != "file":
+                continue
+            rel = self.fs._strip_protocol(path)
+            rel = rel[len(base) :] if rel.startswith(base) else posixpath.basename(rel)
+            if rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                continue
+            out.append(StoredFile(rel, int(info.get("size") or 0)))
+        return out
+
+    # -- reading -------------------------------------------------------------------------
+    def open_read(self, rel: str) -> IO[bytes]:
+        """Open a stored file for reading; the caller closes it."""
+        rel = _check_rel(rel)
+        full = self._full(rel)
+        with _storage_errors("read", rel):
+            if not self.is_local:
+                if self.fs.isdir(full):
+                    raise UserError(f"{rel!r} is a folder, not a file")
+                return self.fs.open(full, "rb")
+            # O_NOFOLLOW: the last component must not be a link swapped in after the check.
+            try:
+                fd = os.open(full, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UserError(f"{rel!r} is a symbolic link") from None
+                raise
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise UserError(f"{rel!r} is a folder, not a file")
+            return os.fdopen(fd, "rb")
+
+    # -- writing -------------------------------------------------------------------------
+    def write_stream(
+        self,
+        rel: str,
+        chunks: Iterable[bytes],
+        *,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
+        max_bytes: int | None = None,
+    ) -> FileEntry:
+        """Stream ``chunks`` into ``rel`` atomically and return what was stored.
+
+        A size or hash mismatch is a :class:`UserError`, more than ``max_bytes`` a
+        :class:`PayloadTooLargeError`, a storage failure an :class:`InfraError`; in every
+        failure (including an exception raised by ``chunks`` itself, which propagates) the
+        temporary file is removed and nothing appears under ``rel``.
+        """
+        rel = _check_rel(rel)
+        if expected_sha256 is not None:
+            expected_sha256 = expected_sha256.lower()
+            if len(expected_sha256) != 64 or not set(expected_sha256) <= _SHA256_HEX:
+                raise UserError(f"invalid sha256 {expected_sha256!r} for {rel!r}")
+        final = self._full(rel)
+        parent = posixpath.dirname(final) if not self.is_local else os.path.dirname(final)
+        with _storage_errors("write", rel):
+            if self._isdir_full(final):
+                raise UserError(f"cannot write {rel!r}: a folder has that name")
+            self._makedirs(parent)
+        tmp = (os.path.join if self.is_local else posixpath.join)(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            size, sha = self._write_tmp(tmp, rel, chunks, expected_size, max_bytes)
+            if expected_size is not None and size != expected_size:
+                raise UserError(
+                    f"size mismatch for {rel!r}: expected {expected_size} bytes, received {size}",
+                    details={"path": rel, "expected": expected_size, "received": size},
+                )
+            if expected_sha256 is not None and sha != expected_sha256:
+                raise UserError(
+                    f"sha256 mismatch for {rel!r}: expected {expected_sha256}, received {sha}",
+                    details={"path": rel, "expected": expected_sha256, "received": sha},
+                )
+            with _storage_errors("write", rel):
+                if self.is_local:
+                    os.replace(tmp, final)
+                else:
+                    self.fs.mv(tmp, final)
+        except BaseException:
+            self._discard(tmp)
+            raise
+        return FileEntry(rel, size, sha)
+
+    def _write_tmp(
+        self, tmp: str, rel: str, chunks: Iterable[bytes], expected_size: int | None, max_bytes: int | None
+    ) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        with _storage_errors("write", rel), self._open_tmp(tmp) as fh:
+            for chunk in chunks:
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise UserError(f"upload of {rel!r} produced {type(chunk).__name__}, not bytes")
+                size += len(chunk)
+                # Stop early: a client that sends more than announced is cut off, not buffered.
+                if expected_size is not None and size > expected_size:
+                    raise UserError(
+                        f"size mismatch for {rel!r}: more than the expected {expected_size} bytes",
+                        details={"path": rel, "expected": expected_size},
+                    )
+                if max_bytes is not None and size > max_bytes:
+                    raise PayloadTooLargeError(f"{rel!r} is larger than {max_bytes} bytes")
+                digest.update(chunk)
+                fh.write(chunk)
+            if self.is_local:
+                fh.flush()
+                os.fsync(fh.fileno())  # the rename must not publish a file whose data is lost
+        return size, digest.hexdigest()
+
+    def _open_tmp(self, tmp: str) -> IO[bytes]:
+        if not self.is_local:
+            return self.fs.open(tmp, "wb")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
+        return os.fdopen(os.open(tmp, flags, 0o644), "wb")
+
+    def _discard(self, path: str) -> None:
+        with contextlib.suppress(OSError):
+            if self.is_local:
+                os.unlink(path)
+            elif self.fs.exists(path):
+                self.fs.rm(path)
+
+    def _isdir_full(self, full: str) -> bool:
+        return os.path.isdir(full) and not os.path.islink(full) if self.is_local else self.fs.isdir(full)
+
+    def _makedirs(self, full: str) -> None:
+        if self.is_local:
+            os.makedirs(full, exist_ok=True)
+        else:
+            self.fs.makedirs(full, exist_ok=True)
+
+    # -- changing ------------------------------------------------------------------------
+    def remove(self, rel: str) -> None:
+        """Remove a file or a whole folder; a link is removed itself, never its target."""
+        rel = _check_rel(rel)
+        full = self._full(rel)
+        with _storage_errors("remove", rel):
+            if self.is_local:
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full)
+                else:
+                    os.unlink(full)
+            else:
+                if not self.fs.exists(full):
+                    raise FileNotFoundError(full)
+                self.fs.rm(full, recursive=True)
+
+    def rename(self, src_rel: str, dst_rel: str) -> None:
+        """Move a file or folder to a new name; refuses to overwrite an existing one."""
+        src_rel, dst_rel = _check_rel(src_rel), _check_rel(dst_rel)
+        src, dst = self._full(src_rel), self._full(dst_rel)
+        with _storage_errors("rename", src_rel):
+            if not (os.path.lexists(src) if self.is_local else self.fs.exists(src)):
+                raise NotFoundError(f"{src_rel!r} not found", details={"path": src_rel})
+            if os.path.lexists(dst) if self.is_local else self.fs.exists(dst):
+                raise ConflictError(f"cannot rename {src_rel!r}: {dst_rel!r} already exists")
+            self._makedirs(os.path.dirname(dst) if self.is_local else posixpath.dirname(dst))
+            if self.is_local:
+                os.rename(src, dst)
+            else:
+                self._move_remote(src, dst)
+
+    def publish_dir(self, staging_rel: str, final_rel: str) -> bool:
+        """Move a fully written staging folder (or file) to ``final_rel`` in one step.
+
+        Returns False, after deleting the staging copy, when ``final_rel`` already exists:
+        content-addressed uploads of the same bytes race harmlessly and the first one wins.
+        Atomic on local disk (``os.rename`` refuses a non-empty target folder); on object
+        stores the move is per object, serialized within this process.
+        """
+        staging_rel, final_rel = _check_rel(staging_rel), _check_rel(final_rel)
+        src, dst = self._full(staging_rel), self._full(final_rel)
+        with _storage_errors("publish", final_rel):
+            if not (os.path.lexists(src) if self.is_local else self.fs.exists(src)):
+                raise NotFoundError(f"{staging_rel!r} not found", details={"path": staging_rel})
+            if self.is_local:
+                return self._publish_local(src, dst, staging_rel)
+            with self._publish_lock:
+                if self.fs.exists(dst):
+                    self.fs.rm(src, recursive=True)
+                    return False
+                self._makedirs(posixpath.dirname(dst))
+                self._move_remote(src, dst)
+                return True
+
+    def _publish_local(self, src: str, dst: str, staging_rel: str) -> bool:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if not os.path.lexists(dst):
+            try:
+                if os.path.isdir(src):
+                    os.rename(src, dst)  # fails with ENOTEMPTY/EEXIST if someone else won
+                else:
+                    _link_or_replace(src, dst)
+                return True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        self.remove(staging_rel)
+        return False
+
+    def _move_remote(self, src: str, dst: str) -> None:
+        if not self.fs.isdir(src):
+            self.fs.mv(src, dst)
+            return
+        # Per-file moves: fs.mv of a folder onto an existing folder nests it on some backends.
+        base = self.fs._strip_protocol(src).rstrip("/") + "/"
+        for path in self.fs.find(src):
+            rel = self.fs._strip_protocol(path)[len(base) :]
+            target = f"{dst}/{rel}"
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            self.fs.mv(path, target)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(src, recursive=True)
+
+    def sweep_temp_files(self, prefix_rel: str = "", *, older_than_seconds: float = 3600) -> int:
+        """Remove temporary files left by writes that crashed; returns how many went."""
+        rel = _check_rel(prefix_rel, allow_empty=True)
+        full = self._full(rel)
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        with _storage_errors("clean", rel):
+            if self.is_local:
+                for dirpath, _dirs, files in os.walk(full, followlinks=False):
+                    for name in files:
+                        path = os.path.join(dirpath, name)
+                        if name.startswith(TMP_PREFIX) and os.lstat(path).st_mtime < cutoff:
+                            os.unlink(path)
+                            removed += 1
+                return removed
+            if not self.fs.isdir(full):
+                return 0
+            for path in self.fs.find(full):
+                if posixpath.basename(path).startswith(TMP_PREFIX):
+                    try:
+                        stale = self.fs.modified(path).timestamp() < cutoff
+                    except (NotImplementedError, AttributeError, ValueError):
+                        stale = True  # no timestamps on this backend: the caller chose to sweep
+                    if stale:
+                        self.fs.rm(path)
+                        removed += 1
+        return removed
