@@ -1,0 +1,1 @@
+"""The ``shoal`` command line (Typer + Rich); it only talks to the SDK."""

@@ -1,0 +1,304 @@
+"""``shoal workspace|compute|datastore …``: named, unversioned resources."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from shoal.cli.assets import load_from
+from shoal.cli.common import (
+    DescriptionOpt,
+    FileOpt,
+    MaxResultsOpt,
+    NameOpt,
+    OutputOpt,
+    QueryOpt,
+    RequiredName,
+    SetOpt,
+    TagsOpt,
+    WorkspaceOpt,
+    client,
+    parse_tags,
+    set_overrides,
+    show,
+)
+from shoal.cli.output import OutputFormat
+from shoal.errors import UserError
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _confirm(what: str, yes: bool) -> None:
+    if not yes and not typer.confirm(f"Delete {what}?", default=False):
+        raise typer.Abort()
+
+
+# -- workspace ------------------------------------------------------------------------------
+
+workspace_app = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
+
+
+@workspace_app.command("create")
+def workspace_create(
+    file: FileOpt = None,
+    name: NameOpt = None,
+    location: Annotated[str | None, typer.Option("--location", "-l")] = None,
+    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    description: DescriptionOpt = None,
+    tags: TagsOpt = None,
+    set: SetOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Create a workspace (with its workspaceblobstore and workspaceartifactstore datastores)."""
+    flags = dict(
+        name=name,
+        location=location,
+        display_name=display_name,
+        description=description,
+        tags=parse_tags(tags),
+    )
+    entity = load_from("workspace", file, set_overrides(set), flags)
+    show(client(None).workspaces.begin_create(entity).result(), output, query)
+
+
+@workspace_app.command("show")
+def workspace_show(
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Workspace name.")] = None,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Show a workspace (default: the current one)."""
+    c = client(workspace_name)
+    show(c.workspaces.get(name or c.workspace_name), output, query)
+
+
+@workspace_app.command("list")
+def workspace_list(output: OutputOpt = OutputFormat.json, query: QueryOpt = None) -> None:
+    """List workspaces."""
+    show(
+        list(client(None).workspaces.list()),
+        output,
+        query,
+        columns=["name", "location", "display_name", "description"],
+    )
+
+
+@workspace_app.command("update")
+def workspace_update(
+    name: RequiredName,
+    description: DescriptionOpt = None,
+    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    tags: TagsOpt = None,
+    set: SetOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Update a workspace's description, display name, tags and settings."""
+    patch: dict[str, Any] = {}
+    for item in set_overrides(set):
+        key, _, value = item.partition("=")
+        patch[key] = value
+    if description is not None:
+        patch["description"] = description
+    if display_name is not None:
+        patch["display_name"] = display_name
+    if tags:
+        patch["tags"] = parse_tags(tags)
+    if not patch:
+        raise UserError("nothing to update: give --description, --display-name, --tags or --set")
+    show(client(None).workspaces.update(name, patch), output, query)
+
+
+@workspace_app.command("delete")
+def workspace_delete(name: RequiredName, yes: YesOpt = False) -> None:
+    """Delete a workspace and everything recorded in it."""
+    _confirm(f"workspace '{name}' and everything recorded in it", yes)
+    client(None).workspaces.begin_delete(name)
+    typer.echo(f"Deleted workspace {name}", err=True)
+
+
+# -- compute --------------------------------------------------------------------------------
+
+compute_app = typer.Typer(help="Manage compute targets.", no_args_is_help=True)
+
+
+@compute_app.command("create")
+def compute_create(
+    file: FileOpt = None,
+    name: NameOpt = None,
+    type: Annotated[str | None, typer.Option("--type", "-t", help="amlcompute or computeinstance.")] = None,
+    size: Annotated[str | None, typer.Option("--size")] = None,
+    min_instances: Annotated[int | None, typer.Option("--min-instances")] = None,
+    max_instances: Annotated[int | None, typer.Option("--max-instances")] = None,
+    idle_time_before_scale_down: Annotated[int | None, typer.Option("--idle-time-before-scale-down")] = None,
+    tier: Annotated[str | None, typer.Option("--tier", help="dedicated or low_priority.")] = None,
+    location: Annotated[str | None, typer.Option("--location")] = None,
+    description: DescriptionOpt = None,
+    tags: TagsOpt = None,
+    set: SetOpt = None,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Create a compute cluster, instance, Kubernetes or attached compute."""
+    flags = dict(
+        name=name,
+        type=type and type.lower(),
+        size=size,
+        min_instances=min_instances,
+        max_instances=max_instances,
+        idle_time_before_scale_down=idle_time_before_scale_down,
+        tier=tier,
+        location=location,
+        description=description,
+        tags=parse_tags(tags),
+    )
+    entity = load_from("compute", file, set_overrides(set), flags)
+    show(client(workspace_name).compute.begin_create_or_update(entity).result(), output, query)
+
+
+compute_app.command("attach", help="Attach Kubernetes or a virtual machine (same as create).")(compute_create)
+
+
+@compute_app.command("show")
+def compute_show(
+    name: RequiredName,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Show a compute target."""
+    show(client(workspace_name).compute.get(name), output, query)
+
+
+@compute_app.command("list")
+def compute_list(
+    type: Annotated[str | None, typer.Option("--type", "-t", help="Only this type.")] = None,
+    max_results: MaxResultsOpt = None,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """List compute targets (local is always there)."""
+    items = list(client(workspace_name).compute.list(compute_type=type, max_results=max_results))
+    show(
+        items, output, query, columns=["name", "type", "size", "provisioning_state", "state", "max_instances"]
+    )
+
+
+@compute_app.command("update")
+def compute_update(
+    name: RequiredName,
+    min_instances: Annotated[int | None, typer.Option("--min-instances")] = None,
+    max_instances: Annotated[int | None, typer.Option("--max-instances")] = None,
+    idle_time_before_scale_down: Annotated[int | None, typer.Option("--idle-time-before-scale-down")] = None,
+    description: DescriptionOpt = None,
+    tags: TagsOpt = None,
+    set: SetOpt = None,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Change a cluster's scale settings, description or tags."""
+    import yaml
+
+    patch: dict[str, Any] = {}
+    for item in set_overrides(set):
+        key, _, value = item.partition("=")
+        patch[key] = yaml.safe_load(value) if value else value
+    for key, value in dict(
+        min_instances=min_instances,
+        max_instances=max_instances,
+        idle_time_before_scale_down=idle_time_before_scale_down,
+        description=description,
+        tags=parse_tags(tags),
+    ).items():
+        if value is not None:
+            patch[key] = value
+    if not patch:
+        raise UserError("nothing to update")
+    show(client(workspace_name).compute.update(name, patch), output, query)
+
+
+@compute_app.command("delete")
+def compute_delete(name: RequiredName, yes: YesOpt = False, workspace_name: WorkspaceOpt = None) -> None:
+    """Delete a compute target."""
+    _confirm(f"compute '{name}'", yes)
+    client(workspace_name).compute.begin_delete(name)
+    typer.echo(f"Deleted compute {name}", err=True)
+
+
+compute_app.command("detach", help="Detach an attached compute (same as delete).")(compute_delete)
+
+
+def _power(action: str) -> None:
+    def command(
+        name: RequiredName,
+        workspace_name: WorkspaceOpt = None,
+        output: OutputOpt = OutputFormat.json,
+        query: QueryOpt = None,
+    ) -> None:
+        ops = client(workspace_name).compute
+        show(getattr(ops, f"begin_{action}")(name).result(), output, query)
+
+    command.__doc__ = f"{action.title()} a compute instance."
+    compute_app.command(action)(command)
+
+
+for _action in ("start", "stop", "restart"):
+    _power(_action)
+
+
+# -- datastore ------------------------------------------------------------------------------
+
+datastore_app = typer.Typer(help="Manage datastores (credentials are never shown).", no_args_is_help=True)
+
+
+@datastore_app.command("create")
+def datastore_create(
+    file: Annotated[Any, typer.Option("--file", "-f", help="Datastore YAML.")],
+    name: NameOpt = None,
+    set: SetOpt = None,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Create or update a datastore from YAML."""
+    from pathlib import Path
+
+    entity = load_from("datastore", Path(file), set_overrides(set), dict(name=name))
+    show(client(workspace_name).datastores.create_or_update(entity), output, query)
+
+
+datastore_app.command("update", help="Update a datastore from YAML (same as create).")(datastore_create)
+
+
+@datastore_app.command("show")
+def datastore_show(
+    name: RequiredName,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Show a datastore (without credentials)."""
+    show(client(workspace_name).datastores.get(name), output, query)
+
+
+@datastore_app.command("list")
+def datastore_list(
+    workspace_name: WorkspaceOpt = None, output: OutputOpt = OutputFormat.json, query: QueryOpt = None
+) -> None:
+    """List datastores."""
+    items = list(client(workspace_name).datastores.list())
+    show(items, output, query, columns=["name", "type", "is_default", "description"])
+
+
+@datastore_app.command("delete")
+def datastore_delete(name: RequiredName, yes: YesOpt = False, workspace_name: WorkspaceOpt = None) -> None:
+    """Delete a datastore record (its files stay where they are)."""
+    _confirm(f"datastore '{name}'", yes)
+    client(workspace_name).datastores.delete(name)
+    typer.echo(f"Deleted datastore {name}", err=True)

@@ -1,0 +1,119 @@
+"""Finding, or starting in the background, the local Shoal server of this SHOAL_HOME."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from shoal.config import ShoalSettings
+from shoal.errors import ServerUnavailableError
+from shoal.serverfile import read_server_file
+
+START_TIMEOUT = 60.0
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def running_server(settings: ShoalSettings) -> str | None:
+    """The URL of this home's server when it is up and answering."""
+    info = read_server_file(settings.server_file)
+    if not info or not isinstance(info.get("url"), str):
+        return None
+    pid = info.get("pid")
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+    url = str(info["url"])
+    return url if _healthy(url) else None
+
+
+def read_token(settings: ShoalSettings) -> str | None:
+    if settings.token:
+        return settings.token
+    try:
+        return settings.token_file.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def start_server(settings: ShoalSettings, *, host: str | None = None, port: int | None = None) -> str:
+    """Start a detached server process and wait until it answers; returns its URL."""
+    home = settings.resolved_home()
+    home.mkdir(parents=True, exist_ok=True)
+    lock_path = home / "server.lock"
+    with open(lock_path, "w") as lock:
+        # Two CLIs starting at once must not start two servers.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        url = running_server(settings)
+        if url:
+            return url
+        settings.server_file.unlink(missing_ok=True)
+        log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child
+        env = {**os.environ, "SHOAL_HOME": str(home)}
+        cmd = [sys.executable, "-m", "shoal.server.main", "--host", host or settings.host]
+        cmd += ["--port", str(port if port is not None else settings.port)]
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServerUnavailableError(
+                    f"the Shoal server exited with code {proc.returncode}; see {home / 'server.log'}"
+                )
+            url = running_server(settings)
+            if url:
+                return url
+            time.sleep(0.05)
+        proc.terminate()
+        raise ServerUnavailableError(f"the Shoal server did not start within {START_TIMEOUT:.0f} s")
+
+
+def ensure_server(settings: ShoalSettings) -> tuple[str, str | None]:
+    """(url, token) of the configured server, starting the local one when none is configured."""
+    if settings.server_url:
+        return settings.server_url, settings.token
+    url = running_server(settings) or start_server(settings)
+    return url, read_token(settings)
+
+
+def stop_server(settings: ShoalSettings, timeout: float = 15.0) -> bool:
+    info = read_server_file(settings.server_file)
+    pid = info.get("pid") if info else None
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 15)
+    except ProcessLookupError:
+        settings.server_file.unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            settings.server_file.unlink(missing_ok=True)
+            return True
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    settings.server_file.unlink(missing_ok=True)
+    return True
+
+
+def server_log(settings: ShoalSettings) -> Path:
+    return settings.resolved_home() / "server.log"

@@ -1,0 +1,155 @@
+"""``MLClient``: the entry point of the SDK, shaped like azure-ai-ml's."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shoal.client.local_server import ensure_server
+from shoal.client.operations import (
+    CodeOperations,
+    ComponentOperations,
+    ComputeOperations,
+    DataOperations,
+    DatastoreOperations,
+    EnvironmentOperations,
+    ModelOperations,
+    WorkspaceOperations,
+)
+from shoal.client.transport import Transport
+from shoal.config import ShoalSettings, load_settings
+from shoal.entities.base import Entity
+from shoal.errors import NotFoundError, UserError
+
+ASSET_GROUPS = {
+    "model": "models",
+    "data": "data",
+    "environment": "environments",
+    "component": "components",
+    "code": "_code",
+}
+
+
+class MLClient:
+    """Talks to a Shoal server: the configured one, or the local one (started when needed).
+
+    Example:
+        >>> ml_client = MLClient()                       # local server, workspace "default"
+        >>> ml_client = MLClient(base_url="http://127.0.0.1:8080", token="…", workspace_name="team")
+        >>> ml_client.models.get("credit-model", label="latest")
+    """
+
+    def __init__(
+        self,
+        credential: Any = None,
+        subscription_id: str | None = None,
+        resource_group_name: str | None = None,
+        workspace_name: str | None = None,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        settings: ShoalSettings | None = None,
+        http_client: httpx.Client | None = None,
+        **_: Any,
+    ) -> None:
+        # credential, subscription_id and resource_group_name are accepted so azure-ai-ml code
+        # runs unchanged; a Shoal server has no subscriptions.
+        self.subscription_id = subscription_id
+        self.resource_group_name = resource_group_name
+        settings = settings or load_settings()
+        if base_url is None and http_client is None:
+            base_url, found_token = ensure_server(settings)
+            token = token or found_token
+        elif token is None:
+            token = settings.token
+        self._transport = Transport(base_url or "http://shoal", token, http_client=http_client)
+        self.workspace_name = workspace_name or settings.workspace
+        self._bind(self.workspace_name)
+
+    def _bind(self, workspace: str) -> None:
+        t = self._transport
+        self.workspaces = WorkspaceOperations(t, workspace)
+        self.compute = ComputeOperations(t, workspace)
+        self.datastores = DatastoreOperations(t, workspace)
+        self.models = ModelOperations(t, workspace)
+        self.data = DataOperations(t, workspace)
+        self.environments = EnvironmentOperations(t, workspace)
+        self.components = ComponentOperations(t, workspace)
+        self._code = CodeOperations(t, workspace)
+
+    @classmethod
+    def from_config(
+        cls,
+        credential: Any = None,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        file_name: str = "config.json",
+        **kwargs: Any,
+    ) -> MLClient:
+        """Find ``config.json`` (or ``.azureml/config.json``) from ``path`` or the working folder upward."""
+        found = _find_config(Path(path) if path else Path.cwd(), file_name)
+        config = json.loads(found.read_text())
+        workspace = config.get("workspace_name")
+        scope = config.get("Scope") or config.get("scope")
+        if not workspace and isinstance(scope, str) and "/workspaces/" in scope:
+            workspace = scope.rstrip("/").rsplit("/workspaces/", 1)[1].split("/")[0]
+        if not workspace:
+            raise UserError(f"{found} names no workspace_name")
+        return cls(
+            credential,
+            config.get("subscription_id"),
+            config.get("resource_group"),
+            workspace,
+            base_url=kwargs.pop("base_url", config.get("shoal_url")),
+            **kwargs,
+        )
+
+    def create_or_update(self, entity: Entity, **kwargs: Any) -> Any:
+        group = self._group_for(entity)
+        return group.create_or_update(entity, **kwargs)
+
+    def begin_create_or_update(self, entity: Entity, **kwargs: Any) -> Any:
+        kind = _kind_of(entity)
+        if kind == "workspace":
+            return self.workspaces.begin_create(entity)
+        if kind == "compute":
+            return self.compute.begin_create_or_update(entity)
+        from shoal.client.operations import Poller
+
+        return Poller(self.create_or_update(entity, **kwargs))
+
+    def _group_for(self, entity: Entity) -> Any:
+        kind = _kind_of(entity)
+        if kind == "datastore":
+            return self.datastores
+        if kind in ASSET_GROUPS:
+            return getattr(self, ASSET_GROUPS[kind])
+        raise UserError(f"create_or_update does not take a {kind}; use begin_create_or_update")
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> MLClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _kind_of(entity: Entity) -> str:
+    kind = getattr(type(entity), "KIND", "")
+    if not kind:
+        raise UserError(f"not a Shoal entity: {type(entity).__name__}")
+    return str(kind)
+
+
+def _find_config(start: Path, file_name: str) -> Path:
+    for folder in [start.resolve(), *start.resolve().parents]:
+        for candidate in (folder / file_name, folder / ".azureml" / file_name):
+            if candidate.is_file():
+                return candidate
+    raise NotFoundError(f"no {file_name} found in {start} or any folder above it")

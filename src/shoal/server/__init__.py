@@ -1,0 +1,1 @@
+"""The Shoal server (FastAPI): the only process that writes the store."""

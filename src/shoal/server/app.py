@@ -1,0 +1,117 @@
+"""``create_app(settings)``: mounts the routers, the error format and the start-up work."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shoal import __version__
+from shoal.config import ShoalSettings
+from shoal.errors import InternalError, NotFoundError, PayloadTooLargeError, ShoalError, SpecError, UserError
+from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
+from shoal.services import workspaces
+from shoal.services.context import ServiceContext
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "v1"
+# JSON bodies are small; file content goes through the upload routes, which stream.
+MAX_JSON_BODY = 4 * 1024 * 1024
+STREAMING_SUFFIXES = ("/files",)
+
+
+def _error(exc: ShoalError) -> JSONResponse:
+    return JSONResponse(exc.to_wire(), status_code=exc.http_status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ShoalError)
+    async def _shoal(_: Request, exc: ShoalError) -> JSONResponse:
+        if isinstance(exc, InternalError):
+            logger.error("internal error: %s", exc.message)
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {
+                "path": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                "message": err.get("msg", ""),
+            }
+            for err in exc.errors()
+        ]
+        text = "; ".join(f"{p['path'] or 'body'}: {p['message']}" for p in problems)
+        return _error(SpecError(f"invalid request: {text}", details={"errors": problems}))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _error(NotFoundError("no such route"))
+        if exc.status_code == 405:
+            err = UserError("method not allowed on this route")
+            return JSONResponse(err.to_wire(), status_code=405)
+        err = UserError(str(exc.detail))
+        return JSONResponse(err.to_wire(), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return _error(InternalError("internal server error; see the server log"))
+
+
+def _install_body_guards(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Any) -> Any:
+        if request.method in ("POST", "PUT", "PATCH") and not request.url.path.endswith(STREAMING_SUFFIXES):
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > MAX_JSON_BODY:
+                return _error(PayloadTooLargeError(f"request body over {MAX_JSON_BODY} bytes"))
+            ctype = request.headers.get("content-type", "")
+            if length not in (None, "0") and not ctype.startswith("application/json"):
+                err = UserError(
+                    f"request bodies must be application/json, got {ctype or 'no content type'!r}"
+                )
+                return JSONResponse(
+                    {**err.to_wire(), "error": {**err.to_wire()["error"], "code": "UNSUPPORTED_MEDIA_TYPE"}},
+                    status_code=415,
+                )
+        return await call_next(request)
+
+
+def create_app(settings: ShoalSettings, *, context: ServiceContext | None = None) -> FastAPI:
+    ctx = context or ServiceContext.from_settings(settings)
+    ctx.db.migrate()
+    workspaces.ensure_default(ctx)
+
+    tokens = TokenTable()
+    tokens.add(ensure_admin_token(settings.token_file), Principal("admin", ALL_PERMISSIONS))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        if context is None:
+            ctx.close()
+
+    app = FastAPI(
+        title="Shoal",
+        version=__version__,
+        description="A self-hosted Azure Machine Learning v2 workspace.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.tokens = tokens
+    _install_error_handlers(app)
+    _install_body_guards(app)
+
+    from shoal.server.routes import assets, compute, datastores, health
+    from shoal.server.routes import workspaces as ws_routes
+
+    for module in (health, ws_routes, compute, datastores, assets):
+        app.include_router(module.router, prefix=f"/api/{API_VERSION}")
+    return app

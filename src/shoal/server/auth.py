@@ -1,0 +1,95 @@
+"""Bearer-token authentication and per-route permissions.
+
+Every route but ``/api/v1/health`` declares a permission through :class:`Require`; a test walks the
+app's routes and fails when one has none. The local server's admin token is generated at first
+start and stored readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from fastapi import Request
+
+from shoal.errors import AuthError, PermissionDeniedError
+
+
+class Permission(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    # Reading datastore credentials back is its own permission (Azure: list secrets).
+    SECRETS = "secrets"
+    ADMIN = "admin"
+
+
+ALL_PERMISSIONS = frozenset(Permission)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    permissions: frozenset[Permission]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class TokenTable:
+    """Known tokens by their sha256, so a timing-safe compare never sees the raw value."""
+
+    def __init__(self) -> None:
+        self._by_digest: dict[bytes, Principal] = {}
+
+    def add(self, token: str, principal: Principal) -> None:
+        self._by_digest[_digest(token)] = principal
+
+    def lookup(self, token: str) -> Principal | None:
+        wanted = _digest(token)
+        found = None
+        for digest, principal in self._by_digest.items():
+            if hmac.compare_digest(digest, wanted):
+                found = principal
+        return found
+
+
+def ensure_admin_token(path: Path) -> str:
+    """Read the admin token, creating it (mode 0600) on first start."""
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+class Require:
+    """FastAPI dependency: the request carries a valid bearer token with this permission."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("a bearer token is required (Authorization: Bearer <token>)")
+        tokens: TokenTable = request.app.state.tokens
+        principal = tokens.lookup(token.strip())
+        if principal is None:
+            raise AuthError("the bearer token is not valid for this server")
+        if self.permission not in principal.permissions:
+            raise PermissionDeniedError(f"this token lacks the '{self.permission}' permission")
+        request.state.principal = principal
+        return principal

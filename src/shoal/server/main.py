@@ -1,0 +1,65 @@
+"""Running the server process: ``python -m shoal.server.main`` or ``shoal server start``.
+
+The process binds its socket itself (port 0 picks a free one), writes ``server.json`` under
+SHOAL_HOME with its pid and URL once it answers, and removes the file when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+
+from shoal.config import ShoalSettings, load_settings
+from shoal.serverfile import read_server_file, write_server_file
+
+
+def serve(settings: ShoalSettings, host: str, port: int) -> None:
+    import uvicorn
+
+    from shoal.server.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    url = f"http://{host}:{bound_port}"
+    server_file = settings.server_file
+
+    # One worker on purpose: multi-worker uvicorn never sets TCP_NODELAY (uvicorn #3149).
+    config = uvicorn.Config(app, log_level="warning", access_log=False, workers=1)
+    server = uvicorn.Server(config)
+
+    original_startup = server.startup
+
+    async def startup(sockets=None):  # type: ignore[no-untyped-def]
+        await original_startup(sockets=sockets)
+        write_server_file(server_file, pid=os.getpid(), url=url)
+        print(f"Shoal server listening on {url}", flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        current = read_server_file(server_file)
+        if current and current.get("pid") == os.getpid():
+            server_file.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shoal.server.main")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    serve(settings, args.host or settings.host, args.port if args.port is not None else settings.port)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,62 @@
+"""Compute targets."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Request
+
+from shoal.errors import UserError
+from shoal.server.auth import Permission
+from shoal.server.routes.common import ctx, guarded, page_body
+from shoal.services import compute
+
+router = APIRouter(tags=["compute"])
+PREFIX = "/workspaces/{workspace}/computes"
+
+
+@guarded(router, "GET", PREFIX, Permission.READ)
+def list_computes(
+    request: Request,
+    workspace: str,
+    type: str | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    page = compute.list_page(
+        ctx(request), workspace, compute_type=type, max_results=max_results, page_token=page_token
+    )
+    return page_body(page)
+
+
+@guarded(router, "PUT", PREFIX + "/{name}", Permission.WRITE)
+def put_compute(
+    request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)
+) -> dict[str, Any]:
+    if spec.get("name", name) != name:
+        raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
+    return compute.create_or_update(ctx(request), workspace, {**spec, "name": name})
+
+
+@guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
+def get_compute(request: Request, workspace: str, name: str) -> dict[str, Any]:
+    return compute.get(ctx(request), workspace, name)
+
+
+@guarded(router, "PATCH", PREFIX + "/{name}", Permission.WRITE)
+def patch_compute(
+    request: Request, workspace: str, name: str, patch: dict[str, Any] = Body(...)
+) -> dict[str, Any]:
+    return compute.update(ctx(request), workspace, name, patch)
+
+
+@guarded(router, "POST", PREFIX + "/{name}/{action}", Permission.WRITE)
+def compute_action(
+    request: Request, workspace: str, name: str, action: Literal["start", "stop", "restart"]
+) -> dict[str, Any]:
+    return compute.instance_action(ctx(request), workspace, name, action)
+
+
+@guarded(router, "DELETE", PREFIX + "/{name}", Permission.WRITE, status_code=204)
+def delete_compute(request: Request, workspace: str, name: str) -> None:
+    compute.delete(ctx(request), workspace, name)

@@ -1,0 +1,149 @@
+"""Datastores, and the files behind them: listing, reading and content-addressed uploads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import FileResponse, StreamingResponse
+
+from shoal.errors import NotFoundError, PermissionDeniedError, UserError
+from shoal.server.auth import Permission, Principal
+from shoal.server.routes.common import ctx, guarded, page_body
+from shoal.services import datastores, files
+from shoal.services.workspaces import DEFAULT_DATASTORE
+from shoal.storage.paths import safe_relpath
+
+router = APIRouter(tags=["datastores"])
+PREFIX = "/workspaces/{workspace}/datastores"
+CHUNK = 1024 * 1024
+
+
+def _check_secrets_permission(request: Request, include_secrets: bool) -> None:
+    principal: Principal = request.state.principal
+    if include_secrets and Permission.SECRETS not in principal.permissions:
+        raise PermissionDeniedError("reading datastore credentials needs the 'secrets' permission")
+
+
+@guarded(router, "GET", PREFIX, Permission.READ)
+def list_datastores(
+    request: Request,
+    workspace: str,
+    include_secrets: bool = False,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    _check_secrets_permission(request, include_secrets)
+    page = datastores.list_page(
+        ctx(request),
+        workspace,
+        include_secrets=include_secrets,
+        max_results=max_results,
+        page_token=page_token,
+    )
+    return page_body(page)
+
+
+@guarded(router, "GET", "/workspaces/{workspace}/default-datastore", Permission.READ)
+def get_default_datastore(request: Request, workspace: str) -> dict[str, Any]:
+    return datastores.get(ctx(request), workspace, DEFAULT_DATASTORE)
+
+
+@guarded(router, "PUT", PREFIX + "/{name}", Permission.WRITE)
+def put_datastore(
+    request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)
+) -> dict[str, Any]:
+    if spec.get("name", name) != name:
+        raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
+    return datastores.create_or_update(ctx(request), workspace, {**spec, "name": name})
+
+
+@guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
+def get_datastore(
+    request: Request, workspace: str, name: str, include_secrets: bool = False
+) -> dict[str, Any]:
+    _check_secrets_permission(request, include_secrets)
+    return datastores.get(ctx(request), workspace, name, include_secrets=include_secrets)
+
+
+@guarded(router, "DELETE", PREFIX + "/{name}", Permission.WRITE, status_code=204)
+def delete_datastore(request: Request, workspace: str, name: str) -> None:
+    datastores.delete(ctx(request), workspace, name)
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+@guarded(router, "GET", PREFIX + "/{name}/files", Permission.READ)
+def list_files(request: Request, workspace: str, name: str, path: str = "") -> dict[str, Any]:
+    """Files under ``path`` (a file or a folder), as paths relative to it, with sizes."""
+    rel = safe_relpath(path, allow_empty=True)
+    store = files.store_for(ctx(request), workspace, name)
+    if rel and not store.exists(rel):
+        raise NotFoundError(f"path '{rel}' not found in datastore '{name}'")
+    entries = store.list_files(rel)
+    return {
+        "path": rel,
+        "is_dir": (not rel) or store.isdir(rel),
+        "value": [{"path": e.path, "size": e.size} for e in entries],
+    }
+
+
+@guarded(router, "GET", PREFIX + "/{name}/content", Permission.READ)
+def read_file(request: Request, workspace: str, name: str, path: str) -> Any:
+    rel = safe_relpath(path)
+    store = files.store_for(ctx(request), workspace, name)
+    if not store.exists(rel) or store.isdir(rel):
+        raise NotFoundError(f"file '{rel}' not found in datastore '{name}'")
+    local = store.local_path(rel)
+    if local is not None:
+        return FileResponse(local, media_type="application/octet-stream")
+
+    def chunks() -> Iterator[bytes]:
+        with store.open_read(rel) as fh:
+            while block := fh.read(CHUNK):
+                yield block
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+@guarded(router, "POST", PREFIX + "/{name}/uploads", Permission.WRITE)
+def begin_upload(
+    request: Request, workspace: str, name: str, manifest: dict[str, Any] = Body(...)
+) -> dict[str, Any]:
+    """Start a content-addressed upload; nothing to send when the same content is stored."""
+    manager = files.uploads_for(ctx(request), workspace, name)
+    upload_id, final_rel = manager.begin(manifest)
+    return {"upload_id": upload_id, "path": f"azureml://datastores/{name}/paths/{final_rel}"}
+
+
+@guarded(router, "PUT", PREFIX + "/{name}/uploads/{upload_id}/files", Permission.WRITE)
+async def put_upload_file(
+    request: Request, workspace: str, name: str, upload_id: str, path: str
+) -> dict[str, Any]:
+    manager = files.uploads_for(ctx(request), workspace, name)
+    stream = request.stream().__aiter__()
+
+    def body_chunks() -> Iterator[bytes]:
+        # Runs in a worker thread: pull each chunk from the event loop as the writer needs it.
+        while True:
+            try:
+                chunk = anyio.from_thread.run(stream.__anext__)
+            except StopAsyncIteration:
+                return
+            if chunk:
+                yield chunk
+
+    entry = await anyio.to_thread.run_sync(lambda: manager.put_file(upload_id, path, body_chunks()))
+    return {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
+
+
+@guarded(router, "POST", PREFIX + "/{name}/uploads/{upload_id}/commit", Permission.WRITE)
+def commit_upload(request: Request, workspace: str, name: str, upload_id: str) -> dict[str, Any]:
+    manager = files.uploads_for(ctx(request), workspace, name)
+    final_rel = manager.commit(upload_id)
+    return {"path": f"azureml://datastores/{name}/paths/{final_rel}"}

@@ -1,0 +1,1 @@
+"""Business logic and transactions; the only layer that writes the store."""

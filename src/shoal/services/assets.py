@@ -1,0 +1,370 @@
+"""Versioned assets (model, data, environment, component, code): create, get, list, update,
+archive and restore, with references checked on the server before anything is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+from sqlalchemy.exc import IntegrityError
+
+from shoal.entities.refs import parse_asset_ref, parse_path
+from shoal.entities.registry import KINDS, parse_entity
+from shoal.errors import ConflictError, NotFoundError, SpecError, UserError
+from shoal.services import files
+from shoal.services.context import ServiceContext
+from shoal.services.records import arm_id, creation_context
+from shoal.services.workspaces import workspace_id
+from shoal.store import assets as rows
+from shoal.store import resources as resource_rows
+from shoal.store.paging import Page
+from shoal.store.tables import AssetContainerRow, AssetVersionRow, utcnow
+
+VERSIONED_KINDS = ("model", "data", "environment", "component", "code")
+READ_ONLY = ("id", "creation_context", "latest_version", "archived", "job_name", "utc_time_created")
+# Metadata that `update` may change; an asset version is otherwise immutable.
+UPDATABLE = {
+    "model": {"description", "tags", "stage", "properties"},
+    "data": {"description", "tags", "properties"},
+    "environment": {"description", "tags", "properties"},
+    "component": {"description", "tags", "display_name", "properties"},
+    "code": {"description", "tags", "properties"},
+}
+CREATE_RETRIES = 20
+
+
+def check_kind(kind: str) -> None:
+    if kind not in VERSIONED_KINDS:
+        raise NotFoundError(f"unknown asset kind '{kind}'; known: {', '.join(VERSIONED_KINDS)}")
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def to_body(workspace: str, container: AssetContainerRow, row: AssetVersionRow) -> dict[str, Any]:
+    body = dict(row.spec)
+    body["name"] = container.name
+    body["version"] = row.version
+    if row.stage is not None:
+        body["stage"] = row.stage
+    body["id"] = arm_id(workspace, KINDS[container.kind].plural, container.name, "versions", row.version)
+    body["creation_context"] = creation_context(row.created_at, row.updated_at)
+    if row.archived or container.archived:
+        body["archived"] = True
+    return body
+
+
+# -- create ---------------------------------------------------------------------------------
+
+
+def create(
+    ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any], version: str | None
+) -> dict[str, Any]:
+    """Create a version; ``version=None`` takes the next integer (safe under concurrency)."""
+    check_kind(kind)
+    clean = {k: v for k, v in spec.items() if k not in READ_ONLY}
+    clean["name"] = name
+    if version is not None:
+        clean["version"] = version
+    else:
+        clean.pop("version", None)
+    entity = parse_entity(kind, clean)
+    stored = entity.to_dict()
+    for key in ("name", "version", *READ_ONLY):
+        stored.pop(key, None)
+    stage = stored.pop("stage", None)
+    _check_references(ctx, workspace, kind, name, stored)
+    digest = spec_hash({**stored, "stage": stage})
+
+    last_error: Exception | None = None
+    for _ in range(CREATE_RETRIES):
+        try:
+            with ctx.db.write() as session:
+                ws_id = workspace_id(session, workspace)
+                container = rows.ensure_container(session, ws_id, kind, name)
+                if version is None:
+                    chosen = rows.allocate_version(session, container)
+                else:
+                    existing = rows.find_version(session, container.id, version)
+                    if existing is not None:
+                        if existing.spec_hash != digest:
+                            raise _conflict(kind, name, version, existing, stored, stage)
+                        return to_body(workspace, container, existing)
+                    rows.note_explicit_version(session, container, version)
+                    chosen = version
+                row = rows.insert_version(session, container, chosen, stored, digest, stage)
+                return to_body(workspace, container, row)
+        except IntegrityError as exc:  # a concurrent creator took the name or number: try again
+            last_error = exc
+    raise ConflictError(f"could not create {kind} '{name}': too much contention ({last_error})")
+
+
+def _conflict(
+    kind: str, name: str, version: str, existing: AssetVersionRow, stored: dict[str, Any], stage: str | None
+) -> ConflictError:
+    new = {**stored, "stage": stage}
+    old = {**existing.spec, "stage": existing.stage}
+    differing = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+    return ConflictError(
+        f"{kind} '{name}' version '{version}' already exists with a different body "
+        f"(differs in: {', '.join(differing)}). Asset versions are immutable: create a new version, "
+        f"or change only {', '.join(sorted(UPDATABLE[kind]))} with `shoal {kind} update`.",
+        details={"kind": kind, "name": name, "version": version, "differs": differing},
+    )
+
+
+# -- references -----------------------------------------------------------------------------
+
+
+def _check_references(
+    ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any]
+) -> None:
+    if kind in ("model", "data") and spec.get("path"):
+        _check_asset_path(ctx, workspace, kind, name, spec)
+    if kind == "code" and spec.get("path"):
+        _check_storage_uri(ctx, workspace, f"code '{name}'", spec["path"])
+    if kind == "environment":
+        build = spec.get("build") or {}
+        if build.get("path"):
+            _check_storage_uri(ctx, workspace, f"environment '{name}' build context", build["path"])
+    if kind == "component" and spec.get("type", "command") == "command":
+        env = spec.get("environment")
+        if isinstance(env, str):
+            check_asset_reference(ctx, workspace, "environment", env, f"component '{name}'")
+        code = spec.get("code")
+        if isinstance(code, str):
+            if code.startswith("azureml:") and not code.startswith("azureml://"):
+                check_asset_reference(ctx, workspace, "code", code, f"component '{name}'")
+            else:
+                _check_storage_uri(ctx, workspace, f"component '{name}' code", code)
+    for field in ("datastore",):
+        ds = spec.get(field)
+        if ds:
+            ds_name = ds.split(":", 1)[1] if ds.startswith("azureml:") else ds
+            _require_datastore(ctx, workspace, ds_name, f"{kind} '{name}'")
+
+
+def is_curated_environment(ref: str) -> bool:
+    bare = ref.split(":", 1)[1] if ref.startswith("azureml:") and not ref.startswith("azureml://") else ref
+    return bare.startswith("AzureML-") or ref.startswith("azureml://registries/")
+
+
+def check_asset_reference(ctx: ServiceContext, workspace: str, kind: str, ref: str, where: str) -> None:
+    """A reference to an asset of this workspace must name something that exists."""
+    if kind == "environment" and is_curated_environment(ref):
+        return  # curated and registry environments are resolved when a job prepares them
+    parsed = parse_asset_ref(ref, kind=kind)
+    if parsed.registry:
+        return
+    try:
+        resolve(ctx, workspace, kind, parsed.name, version=parsed.version, label=parsed.label or "latest")
+    except NotFoundError as exc:
+        raise NotFoundError(f"{where} refers to {ref!r}: {exc.message}", details=exc.details) from exc
+
+
+def _require_datastore(ctx: ServiceContext, workspace: str, datastore: str, where: str) -> None:
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        if resource_rows.find_row(session, ws_id, "datastore", datastore) is None:
+            raise NotFoundError(
+                f"{where} refers to datastore '{datastore}', which does not exist",
+                details={"kind": "datastore", "name": datastore},
+            )
+
+
+def _check_storage_uri(ctx: ServiceContext, workspace: str, what: str, uri: str) -> None:
+    ref = parse_path(uri)
+    if ref.scheme == "local":
+        raise UserError(f"{what}: local path {uri!r} must be uploaded first (the SDK and CLI do this)")
+    if ref.scheme == "datastore":
+        _require_datastore(ctx, workspace, ref.datastore, what)
+        store = files.readable_store(ctx, workspace, ref.datastore)
+        if store is not None:
+            files.require_path(store, ref.path.rstrip("/"), what, ref.datastore)
+
+
+def _check_asset_path(
+    ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any]
+) -> None:
+    uri = spec["path"]
+    what = f"{kind} '{name}'"
+    ref = parse_path(uri)
+    if ref.scheme == "local":
+        raise UserError(f"{what}: local path {uri!r} must be uploaded first (the SDK and CLI do this)")
+    if ref.scheme in ("job_output", "runs"):
+        job = ref.job or ref.run_id
+        raise NotFoundError(f"{what}: path {uri!r} refers to job '{job}', which does not exist")
+    if ref.scheme != "datastore":
+        return  # http(s) and cloud URLs are kept as references
+    _require_datastore(ctx, workspace, ref.datastore, what)
+    store = files.readable_store(ctx, workspace, ref.datastore)
+    if store is None:
+        return
+    rel = ref.path.rstrip("/")
+    files.require_path(store, rel, what, ref.datastore)
+    asset_type = spec.get("type")
+    if kind == "data":
+        if asset_type == "uri_file" and store.isdir(rel):
+            raise SpecError(f"{what}: type uri_file needs a file, but {uri!r} is a folder")
+        if asset_type in ("uri_folder", "mltable") and not store.isdir(rel):
+            raise SpecError(f"{what}: type {asset_type} needs a folder, but {uri!r} is a file")
+        if asset_type == "mltable" and not store.exists(f"{rel}/MLTable"):
+            raise SpecError(f"{what}: an mltable folder must contain an 'MLTable' file; {uri!r} has none")
+    if kind == "model" and asset_type == "mlflow_model":
+        if not store.isdir(rel) or not store.exists(f"{rel}/MLmodel"):
+            raise SpecError(
+                f"{what}: an mlflow_model must be a folder containing an 'MLmodel' file; {uri!r} has none"
+            )
+        if not spec.get("flavors"):
+            spec["flavors"] = _read_flavors(store, f"{rel}/MLmodel", what)
+
+
+def _read_flavors(store: Any, rel: str, what: str) -> dict[str, Any]:
+    with store.open_read(rel) as fh:
+        try:
+            mlmodel = yaml.safe_load(fh.read(1_000_000))
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{what}: MLmodel is not valid YAML: {exc}") from exc
+    flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
+    return flavors if isinstance(flavors, dict) else {}
+
+
+# -- read -----------------------------------------------------------------------------------
+
+
+def resolve(
+    ctx: ServiceContext,
+    workspace: str,
+    kind: str,
+    name: str,
+    *,
+    version: str | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Get one version by number or by label (``latest``; ``default`` for components)."""
+    check_kind(kind)
+    if version is not None and label is not None:
+        raise UserError("give either a version or a label, not both")
+    if version is None and label is None:
+        raise UserError(f"{kind} '{name}': a version or a label is required")
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        container = rows.get_container(session, ws_id, kind, name)
+        if version is not None:
+            row = rows.get_version(session, container, version)
+        elif label == "latest" or (label == "default" and kind == "component"):
+            row = rows.latest_version(session, container)
+        else:
+            raise UserError(
+                f"unknown label '{label}'; supported: latest" + (", default" if kind == "component" else "")
+            )
+        return to_body(workspace, container, row)
+
+
+def list_page(
+    ctx: ServiceContext,
+    workspace: str,
+    kind: str,
+    *,
+    name: str | None = None,
+    stage: str | None = None,
+    list_view_type: str = "ActiveOnly",
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> Page[dict[str, Any]]:
+    check_kind(kind)
+    archived = {"ActiveOnly": False, "ArchivedOnly": True, "All": None}.get(list_view_type, "bad")
+    if archived == "bad":
+        raise UserError(f"list_view_type must be ActiveOnly, ArchivedOnly or All, got {list_view_type!r}")
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        if name:
+            container = rows.get_container(session, ws_id, kind, name)
+            page = rows.list_versions(
+                session,
+                container,
+                archived=archived,
+                stage=stage,
+                max_results=max_results,
+                page_token=page_token,
+            )
+            return Page([to_body(workspace, container, r) for r in page.items], page.next_page_token)
+        latest = rows.list_latest(
+            session,
+            ws_id,
+            kind,
+            archived=archived,
+            stage=stage,
+            max_results=max_results,
+            page_token=page_token,
+        )
+        items = []
+        for container, row in latest.items:
+            body = to_body(workspace, container, row)
+            body["latest_version"] = row.version
+            items.append(body)
+        return Page(items, latest.next_page_token)
+
+
+# -- change ---------------------------------------------------------------------------------
+
+
+def update(
+    ctx: ServiceContext, workspace: str, kind: str, name: str, version: str, patch: dict[str, Any]
+) -> dict[str, Any]:
+    check_kind(kind)
+    bad = sorted(set(patch) - UPDATABLE[kind])
+    if bad:
+        raise UserError(
+            f"{kind} field(s) {', '.join(bad)} cannot be updated: asset versions are immutable "
+            f"(asset paths can never change); updatable: {', '.join(sorted(UPDATABLE[kind]))}"
+        )
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        container = rows.get_container(session, ws_id, kind, name)
+        row = rows.get_version(session, container, version)
+        spec = dict(row.spec)
+        stage = row.stage
+        for key, value in patch.items():
+            if key == "stage":
+                stage = value
+            elif key in ("tags", "properties"):
+                if value is not None and not isinstance(value, dict):
+                    raise UserError(f"{key} must be a mapping of strings")
+                spec[key] = {str(k): str(v) for k, v in (value or {}).items()}
+            else:
+                spec[key] = value
+        # Validate the result as a whole so a bad value never reaches the store.
+        parse_entity(kind, {**spec, "name": name, "version": version, **({"stage": stage} if stage else {})})
+        row.spec = spec
+        row.stage = stage
+        row.spec_hash = spec_hash({**spec, "stage": stage})
+        row.updated_at = utcnow()
+        return to_body(workspace, container, row)
+
+
+def set_archived(
+    ctx: ServiceContext,
+    workspace: str,
+    kind: str,
+    name: str,
+    *,
+    version: str | None,
+    label: str | None,
+    archived: bool,
+) -> None:
+    check_kind(kind)
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        container = rows.get_container(session, ws_id, kind, name)
+        target = None
+        if version is not None:
+            target = rows.get_version(session, container, version)
+        elif label is not None:
+            if label != "latest":
+                raise UserError(f"unknown label '{label}'; supported: latest")
+            target = rows.latest_version(session, container)
+        rows.set_archived(session, container, target, archived)

@@ -1,0 +1,160 @@
+"""Compute targets: records with a provisioning state; ``local`` is built in and always there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.entities.registry import parse_entity, split_secrets
+from shoal.errors import ConflictError, InvalidStateError, UnsupportedError, UserError
+from shoal.services.context import ServiceContext
+from shoal.services.records import arm_id, creation_context, iso
+from shoal.services.workspaces import workspace_id
+from shoal.store import resources as rows
+from shoal.store.paging import Page
+from shoal.store.tables import ResourceRow, utcnow
+
+KIND = "compute"
+LOCAL = "local"
+READ_ONLY = ("id", "creation_context", "provisioning_state", "provisioning_errors", "created_on", "state")
+INSTANCE_ACTIONS = {"start": "Running", "stop": "Stopped", "restart": "Running"}
+# Fields `az ml compute update` may change; everything else is fixed at creation.
+UPDATABLE = {
+    "min_instances",
+    "max_instances",
+    "idle_time_before_scale_down",
+    "description",
+    "tags",
+    "identity",
+}
+
+
+def local_body(workspace: str) -> dict[str, Any]:
+    return {
+        "name": LOCAL,
+        "type": "local",
+        "description": "The machine the Shoal server runs on",
+        "id": arm_id(workspace, "computes", LOCAL),
+        "provisioning_state": "Succeeded",
+    }
+
+
+def to_body(workspace: str, row: ResourceRow) -> dict[str, Any]:
+    body = dict(row.spec)
+    body["name"] = row.name
+    body["id"] = arm_id(workspace, "computes", row.name)
+    body["created_on"] = iso(row.created_at)
+    body["creation_context"] = creation_context(row.created_at, row.updated_at)
+    body.setdefault("provisioning_state", "Succeeded")
+    return body
+
+
+def _validate(spec: dict[str, Any]) -> dict[str, Any]:
+    clean = {k: v for k, v in spec.items() if k not in READ_ONLY}
+    entity = parse_entity(KIND, clean)
+    data = entity.to_dict()
+    if entity.name == LOCAL:
+        raise UserError("compute 'local' is built in and cannot be created or changed")
+    lo, hi = data.get("min_instances"), data.get("max_instances")
+    if lo is not None and hi is not None and lo > hi:
+        raise UserError(f"compute '{entity.name}': min_instances ({lo}) is greater than max_instances ({hi})")
+    return data
+
+
+def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    data = _validate(spec)
+    public, secrets = split_secrets(KIND, data)
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        existing = rows.find_row(session, ws_id, KIND, data["name"])
+        if existing is not None and existing.type != data["type"]:
+            raise ConflictError(
+                f"compute '{data['name']}' exists with type '{existing.type}'; delete it before "
+                f"creating it as '{data['type']}'"
+            )
+        public["provisioning_state"] = "Succeeded"
+        if data["type"] == "computeinstance":
+            previous = existing.spec.get("state") if existing is not None else None
+            public["state"] = previous or "Running"
+        token = ctx.secrets.encrypt(secrets) if secrets else None
+        row, _ = rows.put(session, ws_id, KIND, data["name"], data["type"], public, token)
+        return to_body(workspace, row)
+
+
+def get(ctx: ServiceContext, workspace: str, name: str) -> dict[str, Any]:
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        if name == LOCAL:
+            return local_body(workspace)
+        return to_body(workspace, rows.get_row(session, ws_id, KIND, name))
+
+
+def list_page(
+    ctx: ServiceContext,
+    workspace: str,
+    *,
+    compute_type: str | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> Page[dict[str, Any]]:
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        page = rows.list_page(
+            session, ws_id, KIND, type_=compute_type, max_results=max_results, page_token=page_token
+        )
+        items = [to_body(workspace, row) for row in page.items]
+    if not page_token and compute_type in (None, "local"):
+        items.insert(0, local_body(workspace))
+    return Page(items, page.next_page_token)
+
+
+def update(ctx: ServiceContext, workspace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    if name == LOCAL:
+        raise UserError("compute 'local' is built in and cannot be changed")
+    bad = sorted(set(patch) - UPDATABLE)
+    if bad:
+        raise UserError(
+            f"compute field(s) {', '.join(bad)} cannot be updated; updatable: {', '.join(sorted(UPDATABLE))}"
+        )
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        row = rows.get_row(session, ws_id, KIND, name)
+        merged = {**row.spec, **patch, "name": name}
+        data = _validate(merged)
+        public, _ = split_secrets(KIND, data)
+        for key in ("provisioning_state", "state"):
+            if key in row.spec:
+                public[key] = row.spec[key]
+        row.spec = public
+        row.updated_at = utcnow()
+        return to_body(workspace, row)
+
+
+def instance_action(ctx: ServiceContext, workspace: str, name: str, action: str) -> dict[str, Any]:
+    """start / stop / restart of a compute instance (the other types have no power state)."""
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        if name == LOCAL:
+            raise UnsupportedError(f"compute 'local' cannot {action}: only compute instances can")
+        row = rows.get_row(session, ws_id, KIND, name)
+        if row.type != "computeinstance":
+            raise UnsupportedError(
+                f"compute '{name}' is of type '{row.type}': only compute instances can {action}"
+            )
+        state = row.spec.get("state", "Running")
+        if action == "start" and state == "Running":
+            raise InvalidStateError(f"compute instance '{name}' is already running")
+        if action == "stop" and state == "Stopped":
+            raise InvalidStateError(f"compute instance '{name}' is already stopped")
+        if action == "restart" and state != "Running":
+            raise InvalidStateError(f"compute instance '{name}' is {state.lower()}: start it instead")
+        row.spec = {**row.spec, "state": INSTANCE_ACTIONS[action], "last_operation": action}
+        row.updated_at = utcnow()
+        return to_body(workspace, row)
+
+
+def delete(ctx: ServiceContext, workspace: str, name: str) -> None:
+    if name == LOCAL:
+        raise UserError("compute 'local' is built in and cannot be deleted")
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        rows.delete(session, rows.get_row(session, ws_id, KIND, name))

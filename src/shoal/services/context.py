@@ -1,0 +1,35 @@
+"""Everything a request handler needs, built once per server from the settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoal.config import ShoalSettings
+from shoal.storage.secrets import SecretBox
+from shoal.store import Database
+
+
+@dataclass
+class ServiceContext:
+    settings: ShoalSettings
+    db: Database
+    secrets: SecretBox
+    artifact_root: str
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: ShoalSettings) -> ServiceContext:
+        home = settings.resolved_home()
+        home.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url())
+        return cls(
+            settings=settings,
+            db=db,
+            secrets=SecretBox(Path(settings.secret_key_file)),
+            artifact_root=settings.resolved_artifact_root(),
+        )
+
+    def close(self) -> None:
+        self.db.dispose()

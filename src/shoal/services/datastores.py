@@ -1,0 +1,91 @@
+"""Datastores: connection records whose credentials are encrypted at rest and never returned
+unless the caller holds the secrets permission and asks for them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from shoal.entities.registry import merge_secrets, parse_entity, split_secrets
+from shoal.errors import InvalidStateError, NotFoundError, UserError
+from shoal.services.context import ServiceContext
+from shoal.services.records import arm_id, creation_context
+from shoal.services.workspaces import BUILTIN_DATASTORES, DEFAULT_DATASTORE, workspace_id
+from shoal.store import resources as rows
+from shoal.store.paging import Page
+from shoal.store.tables import ResourceRow
+
+KIND = "datastore"
+READ_ONLY = ("id", "creation_context", "is_default")
+
+
+def to_body(
+    ctx: ServiceContext, workspace: str, row: ResourceRow, *, include_secrets: bool
+) -> dict[str, Any]:
+    body = dict(row.spec)
+    if include_secrets and row.secrets:
+        body = merge_secrets(KIND, body, ctx.secrets.decrypt(row.secrets))
+    body["name"] = row.name
+    body["id"] = arm_id(workspace, "datastores", row.name)
+    body["is_default"] = row.name == DEFAULT_DATASTORE
+    body["creation_context"] = creation_context(row.created_at, row.updated_at)
+    return body
+
+
+def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    clean = {k: v for k, v in spec.items() if k not in READ_ONLY}
+    entity = parse_entity(KIND, clean)
+    data = entity.to_dict()
+    if entity.name in BUILTIN_DATASTORES:
+        raise InvalidStateError(f"datastore '{entity.name}' is built in and cannot be changed")
+    if data["type"] == "local":
+        path = str(data.get("path") or "")
+        if not os.path.isabs(path):
+            raise UserError(f"datastore '{entity.name}': path must be an absolute folder path, got {path!r}")
+        if not os.path.isdir(path):
+            raise NotFoundError(f"datastore '{entity.name}': folder '{path}' does not exist on the server")
+    public, secrets = split_secrets(KIND, data)
+    token = ctx.secrets.encrypt(secrets) if secrets else None
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        row, _ = rows.put(session, ws_id, KIND, entity.name, data["type"], public, token)
+        return to_body(ctx, workspace, row, include_secrets=False)
+
+
+def get(ctx: ServiceContext, workspace: str, name: str, *, include_secrets: bool = False) -> dict[str, Any]:
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        return to_body(
+            ctx, workspace, rows.get_row(session, ws_id, KIND, name), include_secrets=include_secrets
+        )
+
+
+def get_row(ctx: ServiceContext, workspace: str, name: str) -> ResourceRow:
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        return rows.get_row(session, ws_id, KIND, name)
+
+
+def list_page(
+    ctx: ServiceContext,
+    workspace: str,
+    *,
+    include_secrets: bool = False,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> Page[dict[str, Any]]:
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        page = rows.list_page(session, ws_id, KIND, max_results=max_results, page_token=page_token)
+        return Page(
+            [to_body(ctx, workspace, r, include_secrets=include_secrets) for r in page.items],
+            page.next_page_token,
+        )
+
+
+def delete(ctx: ServiceContext, workspace: str, name: str) -> None:
+    if name in BUILTIN_DATASTORES:
+        raise InvalidStateError(f"datastore '{name}' is built in and cannot be deleted")
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        rows.delete(session, rows.get_row(session, ws_id, KIND, name))

@@ -1,0 +1,51 @@
+"""Datastore file access for the server: listing, reading, content-addressed uploads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.errors import NotFoundError
+from shoal.services import datastores
+from shoal.services.context import ServiceContext
+from shoal.storage.datastores import resolve_datastore_fs
+from shoal.storage.filesystem import ArtifactStore
+from shoal.storage.uploads import UploadManager
+
+
+def store_for(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactStore:
+    """The file tree behind a datastore; cached per (workspace, datastore, spec)."""
+    row = datastores.get_row(ctx, workspace, datastore)
+    key = (workspace, datastore, row.updated_at.isoformat())
+    cache: dict[Any, ArtifactStore] = ctx.__dict__.setdefault("_stores", {})
+    store = cache.get(key)
+    if store is None:
+        secrets = ctx.secrets.decrypt(row.secrets) if row.secrets else {}
+        if row.type == "local":
+            store = ArtifactStore(row.spec["path"])
+        else:
+            fs, root = resolve_datastore_fs(
+                row.type, row.spec, secrets, artifact_root=ctx.artifact_root, workspace=workspace
+            )
+            store = ArtifactStore(root, fs=fs)
+        cache[key] = store
+    return store
+
+
+def uploads_for(ctx: ServiceContext, workspace: str, datastore: str) -> UploadManager:
+    return UploadManager(store_for(ctx, workspace, datastore))
+
+
+def readable_store(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactStore | None:
+    """The store when its contents can be checked from here; None for remote cloud stores,
+    whose contents are only looked at when a job reads them."""
+    if datastores.get_row(ctx, workspace, datastore).type != "local":
+        return None
+    return store_for(ctx, workspace, datastore)
+
+
+def require_path(store: ArtifactStore, rel: str, what: str, datastore: str) -> None:
+    if not store.exists(rel):
+        raise NotFoundError(
+            f"{what}: path '{rel}' not found in datastore '{datastore}'",
+            details={"datastore": datastore, "path": rel},
+        )

@@ -1,0 +1,76 @@
+"""Compute and datastore rows: named, unversioned, one spec each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shoal.errors import NotFoundError
+from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
+from shoal.store.tables import ResourceRow, utcnow
+
+
+def find_row(session: Session, workspace_id: int, kind: str, name: str) -> ResourceRow | None:
+    return session.scalar(
+        select(ResourceRow).where(
+            ResourceRow.workspace_id == workspace_id, ResourceRow.kind == kind, ResourceRow.name == name
+        )
+    )
+
+
+def get_row(session: Session, workspace_id: int, kind: str, name: str) -> ResourceRow:
+    row = find_row(session, workspace_id, kind, name)
+    if row is None:
+        raise NotFoundError(f"{kind} '{name}' not found", details={"kind": kind, "name": name})
+    return row
+
+
+def put(
+    session: Session,
+    workspace_id: int,
+    kind: str,
+    name: str,
+    type_: str,
+    spec: dict[str, Any],
+    secrets: str | None,
+) -> tuple[ResourceRow, bool]:
+    row = find_row(session, workspace_id, kind, name)
+    if row is None:
+        row = ResourceRow(
+            workspace_id=workspace_id, kind=kind, name=name, type=type_, spec=spec, secrets=secrets
+        )
+        session.add(row)
+        session.flush()
+        return row, True
+    row.type = type_
+    row.spec = spec
+    row.secrets = secrets
+    row.updated_at = utcnow()
+    return row, False
+
+
+def list_page(
+    session: Session,
+    workspace_id: int,
+    kind: str,
+    *,
+    type_: str | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> Page[ResourceRow]:
+    size = clamp_page_size(max_results)
+    query = select(ResourceRow).where(ResourceRow.workspace_id == workspace_id, ResourceRow.kind == kind)
+    if type_:
+        query = query.where(ResourceRow.type == type_)
+    after = decode_token(page_token)
+    if after:
+        query = query.where(ResourceRow.name > str(after[0]))
+    rows = list(session.scalars(query.order_by(ResourceRow.name).limit(size + 1)))
+    token = encode_token([rows[size - 1].name]) if len(rows) > size else None
+    return Page(rows[:size], token)
+
+
+def delete(session: Session, row: ResourceRow) -> None:
+    session.delete(row)
