@@ -1,0 +1,84 @@
+"""Shared fixtures: an isolated SHOAL_HOME per test, and the store on SQLite and PostgreSQL.
+
+PostgreSQL tests use the server on 127.0.0.1:5432 (trust auth) with a fresh database per test.
+Where it is unreachable they are skipped with a message, except under CI (CI=true), where
+``.ci/run`` has started it and a missing server is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("SHOAL_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
+
+
+@pytest.fixture(autouse=True)
+def shoal_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own SHOAL_HOME; nothing touches ~/.shoal."""
+    home = tmp_path / "shoal-home"
+    monkeypatch.setenv("SHOAL_HOME", str(home))
+    for var in ("SHOAL_DATABASE_URL", "SHOAL_ARTIFACT_ROOT", "SHOAL_SERVER_URL", "SHOAL_TOKEN", "SHOAL_WORKSPACE"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg  # noqa: F401
+        from sqlalchemy import create_engine, text
+    except ImportError as exc:
+        return f"psycopg is not installed: {exc}"
+    try:
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}"
+    return None
+
+
+_PG_PROBLEM: list[str | None] = []
+
+
+def pg_problem() -> str | None:
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(_pg_available())
+    return _PG_PROBLEM[0]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    problem = pg_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests, but {problem}")
+        pytest.skip(problem)
+    from sqlalchemy import create_engine, text
+
+    name = f"shoal_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, shoal_home: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{shoal_home / 'shoal.db'}"
+    return request.getfixturevalue("pg_url")
