@@ -72,7 +72,8 @@ def _tsv(data: Any, out: Any) -> None:
 
 def _table(data: Any, columns: list[str] | None) -> None:
     rows = data if isinstance(data, list) else [data]
-    console = Console(soft_wrap=False)
+    # Piped output has no terminal width; do not squeeze columns as if it were 80 wide.
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
     if not rows:
         console.print("(none)")
         return

@@ -160,7 +160,8 @@ def check_asset_reference(ctx: ServiceContext, workspace: str, kind: str, ref: s
     if parsed.registry:
         return
     try:
-        resolve(ctx, workspace, kind, parsed.name, version=parsed.version, label=parsed.label or "latest")
+        label = None if parsed.version else (parsed.label or "latest")
+        resolve(ctx, workspace, kind, parsed.name, version=parsed.version, label=label)
     except NotFoundError as exc:
         raise NotFoundError(f"{where} refers to {ref!r}: {exc.message}", details=exc.details) from exc
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The sample flow of the README: the embedded default (SQLite, local files) under SHOAL_HOME
+# (~/.shoal unless set). The first command starts the local server in the background.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+run() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+run shoal workspace create --file examples/workspace/workspace.yml --query name -o tsv
+run shoal compute create --file examples/compute/cpu-cluster.yml -o table
+run shoal datastore create --file examples/datastore/local-folder.yml -o table
+run shoal model create --file examples/model/mlflow-model.yml --query "{name:name,version:version,path:path}" -o table
+run shoal data create --file examples/data/iris-mltable.yml --query "{name:name,version:version,type:type}" -o table
+run shoal environment create --file examples/environment/sklearn-conda.yml --query "{name:name,version:version}" -o table
+run shoal component create --file examples/component/train.yml --query "{name:name,version:version,code:code}" -o table
+run shoal model list -o table
+run shoal model show -n credit-model -l latest -o yaml
+rm -rf ./out
+run shoal model download -n credit-model -v 1 --download-path ./out
+run find ./out -type f
+run shoal data show -n iris -v 1 --query path -o tsv
+run shoal server status
+echo
+echo "The server keeps running in the background: 'shoal server stop' ends it."
