@@ -1,0 +1,110 @@
+"""Components (``_schema/component/*.py``), discriminated by ``type`` (default ``command``).
+
+Only command components are typed in detail; pipeline, parallel and spark components are
+stored with loosely typed fields so they round-trip unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Discriminator, Field, Tag
+
+from shoal.entities.base import Asset
+from shoal.entities.environment import Environment
+from shoal.entities.ports import InputPorts, OutputPorts
+from shoal.entities.validation import COMPONENT_NAME
+
+
+def _env_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "reference"
+    if isinstance(value, Mapping | Environment):
+        return "inline"
+    return None
+
+
+EnvironmentRef = Annotated[
+    Annotated[str, Tag("reference")] | Annotated[Environment, Tag("inline")],
+    Discriminator(
+        _env_kind,
+        custom_error_type="environment",
+        custom_error_message="must be a reference such as azureml:<name>:<version>, or an inline environment",
+    ),
+]
+"""``azureml:<name>:<version>``, ``azureml:<name>@latest``, a registry URI, or an inline env."""
+
+
+class Component(Asset):
+    KIND: ClassVar[str] = "component"
+    NAME_RULE: ClassVar[Any] = COMPONENT_NAME
+
+    type: str
+    display_name: str | None = None
+    is_deterministic: bool = True
+    inputs: InputPorts = Field(default_factory=dict)
+    outputs: OutputPorts = Field(default_factory=dict)
+
+
+class CommandComponent(Component):
+    type: Literal["command"] = "command"
+    command: str
+    code: str | None = None
+    environment: EnvironmentRef
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
+    additional_includes: list[str] | None = None
+
+
+class PipelineComponent(Component):
+    """A reusable sub-graph; ``jobs`` are kept as plain dicts (the job layer parses them)."""
+
+    type: Literal["pipeline"] = "pipeline"
+    jobs: dict[str, Any]
+
+
+class ParallelComponent(Component):
+    type: Literal["parallel"] = "parallel"
+    task: dict[str, Any]
+    input_data: str | None = None
+    mini_batch_size: str | int | None = None
+    partition_keys: list[str] | None = None
+    resources: dict[str, Any] | None = None
+    retry_settings: dict[str, Any] | None = None
+    max_concurrency_per_instance: int = 1
+    error_threshold: int = -1
+    mini_batch_error_threshold: int = -1
+    logging_level: Literal["INFO", "WARNING", "DEBUG"] = "INFO"
+
+
+class SparkComponent(Component):
+    type: Literal["spark"] = "spark"
+    code: str | None = None
+    entry: dict[str, Any]
+    py_files: list[str] | None = None
+    jars: list[str] | None = None
+    files: list[str] | None = None
+    archives: list[str] | None = None
+    args: str | None = None
+    conf: dict[str, Any] | None = None
+    environment: EnvironmentRef | None = None
+    driver_cores: int | None = None
+    driver_memory: str | None = None
+    executor_cores: int | None = None
+    executor_memory: str | None = None
+    executor_instances: int | None = None
+    dynamic_allocation_enabled: bool | None = None
+    dynamic_allocation_min_executors: int | None = None
+    dynamic_allocation_max_executors: int | None = None
+    resources: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = None
+    additional_includes: list[str] | None = None
+
+
+COMPONENT_TYPES: tuple[type[Component], ...] = (
+    CommandComponent,
+    PipelineComponent,
+    ParallelComponent,
+    SparkComponent,
+)

@@ -1,0 +1,248 @@
+"""The table of entity kinds, and kind-level operations: parse, secrets, ``$schema`` lookup."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
+
+from shoal.entities.base import Entity
+from shoal.entities.code import Code
+from shoal.entities.component import COMPONENT_TYPES
+from shoal.entities.compute import COMPUTE_TYPES
+from shoal.entities.data import Data
+from shoal.entities.datastore import DATASTORE_TYPES
+from shoal.entities.environment import Environment
+from shoal.entities.model import Model
+from shoal.entities.validation import single_issue
+from shoal.entities.workspace import Workspace
+from shoal.errors import SpecError
+
+_DATASTORE_SECRETS = tuple(
+    f"credentials.{key}"
+    for key in (
+        "account_key",
+        "sas_token",
+        "client_secret",
+        "certificate",
+        "secret_access_key",
+        "kerberos_password",
+        "kerberos_keytab",
+    )
+)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    plural: str  # REST path segment
+    versioned: bool
+    entity_types: tuple[type[Entity], ...]
+    default_type: str | None = None  # used when a multi-type kind's spec has no `type`
+    secret_paths: tuple[str, ...] = ()
+    adapter: TypeAdapter = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.entity_types) == 1:
+            adapter = TypeAdapter(self.entity_types[0])
+        else:
+            union = Union[self.entity_types]  # noqa: UP007 - a runtime tuple of classes
+            adapter = TypeAdapter(Annotated[union, Field(discriminator="type")])
+        object.__setattr__(self, "adapter", adapter)
+
+    @property
+    def typed(self) -> bool:
+        """True when ``type`` selects the entity class (compute, datastore, component)."""
+        return len(self.entity_types) > 1
+
+    @property
+    def types(self) -> dict[str, type[Entity]]:
+        """``type`` value → class, for typed kinds."""
+        return {cls.model_fields["type"].default: cls for cls in self.entity_types} if self.typed else {}
+
+
+KINDS: dict[str, KindSpec] = {
+    spec.name: spec
+    for spec in (
+        KindSpec("workspace", "workspaces", False, (Workspace,)),
+        KindSpec("compute", "computes", False, COMPUTE_TYPES, secret_paths=("ssh_settings.admin_password",)),
+        KindSpec("datastore", "datastores", False, DATASTORE_TYPES, secret_paths=_DATASTORE_SECRETS),
+        KindSpec("model", "models", True, (Model,)),
+        KindSpec("data", "data", True, (Data,)),
+        KindSpec("environment", "environments", True, (Environment,)),
+        KindSpec("component", "components", True, COMPONENT_TYPES, default_type="command"),
+        KindSpec("code", "codes", True, (Code,)),
+    )
+}
+
+KIND_BY_PLURAL: dict[str, str] = {spec.plural: spec.name for spec in KINDS.values()}
+
+
+def get_kind(kind: str) -> KindSpec:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise SpecError(f"unknown entity kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+
+
+def entity_class(
+    kind: str, data: Mapping[str, Any], *, source: str | None = None, line_map: Any = None
+) -> type[Entity]:
+    """The class that validates ``data`` (chosen by ``type`` for compute/datastore/component)."""
+    spec = get_kind(kind)
+    if not spec.typed:
+        return spec.entity_types[0]
+    type_name = data.get("type", spec.default_type)
+    allowed = ", ".join(spec.types)
+    if type_name is None:
+        raise single_issue(
+            "type",
+            f"a {kind} needs a type; one of: {allowed}",
+            source=source,
+            line_map=line_map,
+            kind=kind,
+            issue_type="missing",
+        )
+    if not isinstance(type_name, str) or type_name not in spec.types:
+        raise single_issue(
+            "type",
+            f"unknown {kind} type {type_name!r}; allowed types: {allowed}",
+            source=source,
+            line_map=line_map,
+            kind=kind,
+        )
+    return spec.types[type_name]
+
+
+def parse_entity(
+    kind: str, data: Mapping[str, Any], *, source: str | None = None, line_map: Any = None
+) -> Entity:
+    """Validate a spec dict into its entity; errors are SpecErrors naming file, line and field."""
+    get_kind(kind)
+    if not isinstance(data, Mapping):
+        where = f"{source}: " if source else ""
+        raise SpecError(f"{where}a {kind} spec must be a mapping, got {type(data).__name__}")
+    cls = entity_class(kind, data, source=source, line_map=line_map)
+    return cls.from_dict(data, source=source, line_map=line_map)
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def _pop_path(data: dict[str, Any], parts: list[str]) -> tuple[bool, Any]:
+    current: Any = data
+    for part in parts[:-1]:
+        if not isinstance(current, dict) or not isinstance(current.get(part), dict):
+            return False, None
+        current = current[part]
+    if isinstance(current, dict) and parts[-1] in current:
+        return True, current.pop(parts[-1])
+    return False, None
+
+
+def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    current = data
+    for part in parts[:-1]:
+        current = current.setdefault(part, {})
+    current[parts[-1]] = value
+
+
+def split_secrets(kind: str, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(public, secrets)``: secrets are moved (nested like ``data``) out of a copy of ``data``."""
+    spec = get_kind(kind)
+    public = copy.deepcopy(dict(data))
+    secrets: dict[str, Any] = {}
+    for path in spec.secret_paths:
+        parts = path.split(".")
+        found, value = _pop_path(public, parts)
+        if found and value is not None:
+            _set_path(secrets, parts, value)
+    return public, secrets
+
+
+def _deep_merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def merge_secrets(kind: str, public: Mapping[str, Any], secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`split_secrets`."""
+    get_kind(kind)
+    merged = copy.deepcopy(dict(public))
+    _deep_merge(merged, secrets)
+    return merged
+
+
+def redact(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` without its secret values (for logs and listings)."""
+    return split_secrets(kind, data)[0]
+
+
+# --- $schema → kind --------------------------------------------------------------------------
+
+# Keyed by the lower-cased file stem of the schema URL. Kinds not in KINDS (jobs, endpoints...)
+# are listed too so that a loader can say what a file is even where this package can't load it.
+_SCHEMA_KINDS: dict[str, str] = {
+    "workspace": "workspace",
+    "workspacehub": "workspace",
+    "featurestore": "workspace",
+    "amlcompute": "compute",
+    "computeinstance": "compute",
+    "vmcompute": "compute",
+    "kubernetescompute": "compute",
+    "synapsesparkcompute": "compute",
+    "azureblob": "datastore",
+    "azurefile": "datastore",
+    "azuredatalakegen1": "datastore",
+    "azuredatalakegen2": "datastore",
+    "onelake": "datastore",
+    "hdfs": "datastore",
+    "model": "model",
+    "data": "data",
+    "dataimport": "data",
+    "environment": "environment",
+    "code": "code",
+    "commandcomponent": "component",
+    "pipelinecomponent": "component",
+    "parallelcomponent": "component",
+    "sparkcomponent": "component",
+    "commandjob": "job",
+    "sweepjob": "job",
+    "pipelinejob": "job",
+    "sparkjob": "job",
+    "parallel": "job",
+    "managedonlineendpoint": "online_endpoint",
+    "kubernetesonlineendpoint": "online_endpoint",
+    "managedonlinedeployment": "online_deployment",
+    "kubernetesonlinedeployment": "online_deployment",
+    "batchendpoint": "batch_endpoint",
+    "batchdeployment": "batch_deployment",
+    "modelbatchdeployment": "batch_deployment",
+    "pipelinecomponentbatchdeployment": "batch_deployment",
+    "schedule": "schedule",
+    "registry": "registry",
+    "connection": "connection",
+    "workspaceconnection": "connection",
+    "mltable": "mltable",
+}
+
+
+def kind_of_schema(schema_url: Any) -> str | None:
+    """``.../latest/model.schema.json`` → ``"model"``; None when unknown or absent.
+
+    May return kinds this package does not load (``job``, ``schedule``...); check ``KINDS``.
+    """
+    if not isinstance(schema_url, str) or not schema_url.strip():
+        return None
+    stem = schema_url.strip().rstrip("/").rsplit("/", 1)[-1].lower()
+    for suffix in (".schema.json", ".json"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return _SCHEMA_KINDS.get(stem)
