@@ -10,13 +10,17 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade uv
-	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]'
 	touch $@
 
 demo: install
+	$(PY) -m compileall -q src
 	bash scripts/demo.sh
 
+# Byte-compile our sources too: with PYTHONDONTWRITEBYTECODE set, every CLI call in the tests
+# would otherwise recompile them.
 test: install
+	$(PY) -m compileall -q src
 	$(VENV)/bin/pytest
 
 lint: install

@@ -192,6 +192,8 @@ def _check_asset_path(
 ) -> None:
     uri = spec["path"]
     what = f"{kind} '{name}'"
+    if kind == "data" and spec.get("source"):
+        return  # a data import: the import writes the path (and may create its datastore)
     ref = parse_path(uri)
     if ref.scheme == "local":
         raise UserError(f"{what}: local path {uri!r} must be uploaded first (the SDK and CLI do this)")
@@ -205,7 +207,10 @@ def _check_asset_path(
     if store is None:
         return
     rel = ref.path.rstrip("/")
-    files.require_path(store, rel, what, ref.datastore)
+    if not store.exists(rel):
+        # As in Azure ML, a datastore path need not exist yet (a job may write it later); the
+        # datastore itself must. What is there is checked against the asset's type.
+        return
     asset_type = spec.get("type")
     if kind == "data":
         if asset_type == "uri_file" and store.isdir(rel):

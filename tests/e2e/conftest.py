@@ -1,0 +1,56 @@
+"""A real ``shoal server`` process on 127.0.0.1, and a helper to run the real ``shoal`` CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOAL = [sys.executable, "-m", "shoal.cli.main"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class Cli:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        self.env["SHOAL_HOME"] = str(home)
+        self.env["COLUMNS"] = "200"
+
+    def __call__(self, *args: str, check: bool = True, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Result:
+        proc = subprocess.run(
+            [*SHOAL, *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env={**self.env, **(env or {})},
+            timeout=120,
+        )
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"shoal {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}\n{proc.stdout}")
+        return result
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """One background server per test module, stopped at the end."""
+    home = tmp_path_factory.mktemp("e2e-home")
+    runner = Cli(home)
+    runner("server", "start", "--detach")
+    try:
+        yield runner
+    finally:
+        runner("server", "stop", check=False)
