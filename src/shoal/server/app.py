@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 API_VERSION = "v1"
 # JSON bodies are small; file content goes through the upload routes, which stream.
 MAX_JSON_BODY = 4 * 1024 * 1024
-STREAMING_SUFFIXES = ("/files",)
+# The one route whose body is raw file content, streamed to storage; every other body is JSON.
+UPLOAD_FILE_ROUTE = re.compile(r"^/api/v1/workspaces/[^/]+/datastores/[^/]+/uploads/[^/]+/files$")
 
 
 def _error(exc: ShoalError) -> JSONResponse:
@@ -68,7 +70,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _install_body_guards(app: FastAPI) -> None:
     @app.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Any:
-        if request.method in ("POST", "PUT", "PATCH") and not request.url.path.endswith(STREAMING_SUFFIXES):
+        if request.method in ("POST", "PUT", "PATCH") and not UPLOAD_FILE_ROUTE.match(request.url.path):
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > MAX_JSON_BODY:
                 return _error(PayloadTooLargeError(f"request body over {MAX_JSON_BODY} bytes"))

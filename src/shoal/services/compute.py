@@ -147,7 +147,11 @@ def instance_action(ctx: ServiceContext, workspace: str, name: str, action: str)
             raise InvalidStateError(f"compute instance '{name}' is already stopped")
         if action == "restart" and state != "Running":
             raise InvalidStateError(f"compute instance '{name}' is {state.lower()}: start it instead")
-        last = {"operation_name": action.title(), "operation_time": iso(utcnow()), "operation_status": "Succeeded"}
+        last = {
+            "operation_name": action.title(),
+            "operation_time": iso(utcnow()),
+            "operation_status": "Succeeded",
+        }
         row.spec = {**row.spec, "state": INSTANCE_ACTIONS[action], "last_operation": last}
         row.updated_at = utcnow()
         return to_body(workspace, row)

@@ -48,6 +48,12 @@ def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) 
     token = ctx.secrets.encrypt(secrets) if secrets else None
     with ctx.db.write() as session:
         ws_id = workspace_id(session, workspace)
+        existing = rows.find_row(session, ws_id, KIND, entity.name)
+        if token is None and existing is not None and existing.type == data["type"]:
+            # A body sent back as `show` printed it has no secrets: keep the stored ones.
+            token = existing.secrets
+            if existing.spec.get("credentials") and not public.get("credentials"):
+                public["credentials"] = existing.spec["credentials"]
         row, _ = rows.put(session, ws_id, KIND, entity.name, data["type"], public, token)
         return to_body(ctx, workspace, row, include_secrets=False)
 

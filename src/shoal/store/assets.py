@@ -64,6 +64,11 @@ def get_version(session: Session, container: AssetContainerRow, version: str) ->
 
 def latest_version(session: Session, container: AssetContainerRow) -> AssetVersionRow:
     """The most recently created version that is not archived."""
+    if container.archived:
+        raise NotFoundError(
+            f"{container.kind} '{container.name}' is archived: it has no latest version until restored",
+            details={"kind": container.kind, "name": container.name, "label": "latest"},
+        )
     row = session.scalar(
         select(AssetVersionRow)
         .where(AssetVersionRow.container_id == container.id, AssetVersionRow.archived.is_(False))
