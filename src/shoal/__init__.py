@@ -1,3 +1,61 @@
-"""Shoal: a self-hosted Azure Machine Learning v2 workspace."""
+"""Shoal: a self-hosted Azure Machine Learning v2 workspace.
+
+The public SDK surface mirrors azure-ai-ml::
+
+    from shoal import MLClient, load_model, Model
+    ml_client = MLClient()              # the local server of ~/.shoal, started when needed
+    ml_client.models.create_or_update(load_model("model.yml"))
+
+Names are imported on first use so that ``import shoal`` (done by the server and the runner too)
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Public name -> module that defines it.
+_EXPORTS: dict[str, str] = {
+    "MLClient": "shoal.client.ml_client",
+    **{
+        name: "shoal.entities"
+        for name in (
+            "load_workspace load_compute load_datastore load_model load_data load_environment "
+            "load_component load_code "
+            "Workspace AmlCompute ComputeInstance KubernetesCompute VirtualMachineCompute "
+            "SynapseSparkCompute AzureBlobDatastore AzureFileDatastore AzureDataLakeGen1Datastore "
+            "AzureDataLakeGen2Datastore LocalDatastore S3Datastore AccountKeyConfiguration "
+            "SasTokenConfiguration ServicePrincipalConfiguration CertificateConfiguration "
+            "NoneCredentialConfiguration S3KeyConfiguration IdentityConfiguration Model Data "
+            "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
+            "SparkComponent Code"
+        ).split()
+    },
+    **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},
+    **{
+        name: "shoal.errors"
+        for name in (
+            "ShoalError UserError SpecError NotFoundError ConflictError InvalidStateError "
+            "UnsupportedError AuthError PermissionDeniedError InfraError ServerUnavailableError "
+            "InternalError"
+        ).split()
+    },
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shoal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
