@@ -24,7 +24,11 @@ class Api:
         self.http = TestClient(self.app, raise_server_exceptions=False)
         self.http.headers["Authorization"] = f"Bearer {self.token}"
         self.anon = TestClient(self.app, raise_server_exceptions=False)
-        self.ml = MLClient(http_client=TestClient(self.app, raise_server_exceptions=False), token=self.token, base_url="http://testserver")
+        self.ml = MLClient(
+            http_client=TestClient(self.app, raise_server_exceptions=False),
+            token=self.token,
+            base_url="http://testserver",
+        )
 
     def url(self, path: str, workspace: str = "default") -> str:
         return f"/api/v1/workspaces/{workspace}{path}"

@@ -18,7 +18,12 @@ def sha(path: Path) -> str:
 
 
 def test_issue_command_sequence(cli, tmp_path):
-    assert cli("workspace", "create", "--file", "examples/workspace/workspace.yml", "--query", "name", "-o", "tsv").out.strip() == "team-ws"
+    assert (
+        cli(
+            "workspace", "create", "--file", "examples/workspace/workspace.yml", "--query", "name", "-o", "tsv"
+        ).out.strip()
+        == "team-ws"
+    )
     compute = json.loads(cli("compute", "create", "--file", "examples/compute/cpu-cluster.yml").out)
     assert compute["max_instances"] == 4 and compute["provisioning_state"] == "Succeeded"
     ds = json.loads(cli("datastore", "create", "--file", "examples/datastore/local-folder.yml").out)
@@ -67,19 +72,34 @@ def test_show_yaml_round_trips(cli, tmp_path):
 
 
 def test_flags_describe_objects_without_a_file(cli):
-    data = json.loads(cli("data", "create", "--name", "iris-csv", "--path", "examples/data/iris/iris.csv", "--type", "uri_file").out)
+    data = json.loads(
+        cli("data", "create", "--name", "iris-csv", "--path", "examples/data/iris/iris.csv", "--type", "uri_file").out
+    )
     assert data["type"] == "uri_file" and data["path"].endswith("/iris.csv")
     model = json.loads(
-        cli("model", "create", "--name", "m-flags", "--path", "./examples/model/credit-model", "--type", "mlflow_model").out
+        cli(
+            "model", "create", "--name", "m-flags", "--path", "./examples/model/credit-model", "--type", "mlflow_model"
+        ).out
     )
     assert model["version"] == "1"
-    compute = json.loads(cli("compute", "create", "--name", "small", "--type", "amlcompute", "--max-instances", "2").out)
+    compute = json.loads(
+        cli("compute", "create", "--name", "small", "--type", "amlcompute", "--max-instances", "2").out
+    )
     assert compute["max_instances"] == 2 and compute["min_instances"] == 0
 
 
 def test_set_overrides_the_yaml(cli):
     out = json.loads(
-        cli("compute", "create", "--file", "examples/compute/cpu-cluster.yml", "--set", "name=tiny", "--set", "max_instances=1").out
+        cli(
+            "compute",
+            "create",
+            "--file",
+            "examples/compute/cpu-cluster.yml",
+            "--set",
+            "name=tiny",
+            "--set",
+            "max_instances=1",
+        ).out
     )
     assert out["name"] == "tiny" and out["max_instances"] == 1
 
@@ -104,11 +124,11 @@ def test_errors_name_the_problem_and_leave_nothing(cli, tmp_path):
     assert "broken" not in cli("model", "list", "-o", "json").out
 
     conflict = tmp_path / "conflict.yml"
-    conflict.write_text(
-        (EXAMPLES / "model" / "mlflow-model.yml").read_text().replace("tiny", "changed") + "\n"
-    )
+    conflict.write_text((EXAMPLES / "model" / "mlflow-model.yml").read_text().replace("tiny", "changed") + "\n")
     cli("model", "create", "--file", "examples/model/mlflow-model.yml")
-    result = cli("model", "create", "--file", str(conflict), "--set", f"path={EXAMPLES / 'model' / 'credit-model'}", check=False)
+    result = cli(
+        "model", "create", "--file", str(conflict), "--set", f"path={EXAMPLES / 'model' / 'credit-model'}", check=False
+    )
     assert result.code == 1 and "Error [CONFLICT]" in result.err and "description" in result.err
 
     wrong = cli("model", "list", env={"SHOAL_TOKEN": "wrong", "SHOAL_SERVER_URL": _url(cli)}, check=False)
@@ -136,7 +156,11 @@ def test_archive_restore_and_listing(cli):
 
 def test_update_changes_metadata_only(cli):
     cli("model", "create", "--file", "examples/model/mlflow-model.yml")
-    out = json.loads(cli("model", "update", "-n", "credit-model", "-v", "1", "--stage", "Production", "--set", "tags.reviewed=yes").out)
+    out = json.loads(
+        cli(
+            "model", "update", "-n", "credit-model", "-v", "1", "--stage", "Production", "--set", "tags.reviewed=yes"
+        ).out
+    )
     assert out["stage"] == "Production" and out["tags"]["reviewed"] == "yes"
     listed = json.loads(cli("model", "list", "--stage", "Production").out)
     assert [m["name"] for m in listed] == ["credit-model"]

@@ -16,9 +16,7 @@ from shoal.storage.datastores import DatastoreFiles, resolve_datastore_fs
 def test_builtin_lives_under_the_artifact_root(tmp_path) -> None:
     spec = {"name": "workspaceblobstore", "properties": {"shoal_builtin": True}}
     fs, root = resolve_datastore_fs("azure_blob", spec, {}, artifact_root=str(tmp_path), workspace="ws1")
-    assert root == os.path.join(
-        os.path.realpath(tmp_path), "workspaces", "ws1", "datastores", "workspaceblobstore"
-    )
+    assert root == os.path.join(os.path.realpath(tmp_path), "workspaces", "ws1", "datastores", "workspaceblobstore")
     files = DatastoreFiles(fs, root)
     files.write_stream("data/x.csv", [b"a,b\n"])
     assert [f.path for f in files.list_files("data")] == ["x.csv"]
@@ -49,9 +47,7 @@ def test_local_datastore(tmp_path) -> None:
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "f.txt").write_bytes(b"f")
     for path in (str(tmp_path / "shared"), f"file://{tmp_path}/shared"):
-        fs, root = resolve_datastore_fs(
-            "local", {"name": "d", "path": path}, {}, artifact_root="/x", workspace="w"
-        )
+        fs, root = resolve_datastore_fs("local", {"name": "d", "path": path}, {}, artifact_root="/x", workspace="w")
         assert [f.path for f in DatastoreFiles(fs, root).list_files("")] == ["f.txt"]
     with pytest.raises(UserError, match="absolute"):
         resolve_datastore_fs("local", {"name": "d", "path": "rel/dir"}, {}, artifact_root="/x", workspace="w")
@@ -97,9 +93,7 @@ def test_cloud_specs_are_validated_before_drivers() -> None:
             "s3", {"name": "d", "bucket": "b", "prefix": "../x"}, {}, artifact_root="/x", workspace="w"
         )
     with pytest.raises(UserError, match="'container_name'"):
-        resolve_datastore_fs(
-            "azure_blob", {"name": "d", "account_name": "a"}, {}, artifact_root="/x", workspace="w"
-        )
+        resolve_datastore_fs("azure_blob", {"name": "d", "account_name": "a"}, {}, artifact_root="/x", workspace="w")
 
 
 @pytest.mark.parametrize("ds_type", ["azure_file", "azure_data_lake_gen1", "hdfs", ""])

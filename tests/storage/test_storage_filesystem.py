@@ -36,9 +36,7 @@ def store(request, tmp_path):
 
 def _all_names(store: ArtifactStore) -> list[str]:
     if store.is_local:
-        return sorted(
-            os.path.relpath(os.path.join(d, f), store.root) for d, _, fs in os.walk(store.root) for f in fs
-        )
+        return sorted(os.path.relpath(os.path.join(d, f), store.root) for d, _, fs in os.walk(store.root) for f in fs)
     return sorted(p[len(store.root) + 1 :] for p in store.fs.find(store.root))
 
 

@@ -50,9 +50,7 @@ def test_file_sha256_and_scan_file(tmp_path) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)  # spans several 1 MiB chunks
     (tmp_path / "big.bin").write_bytes(data)
     assert file_sha256(tmp_path / "big.bin") == hashlib.sha256(data).hexdigest()
-    assert scan_file(tmp_path / "big.bin") == FileEntry(
-        "big.bin", len(data), hashlib.sha256(data).hexdigest()
-    )
+    assert scan_file(tmp_path / "big.bin") == FileEntry("big.bin", len(data), hashlib.sha256(data).hexdigest())
     with pytest.raises(NotFoundError):
         scan_file(tmp_path / "missing")
     with pytest.raises(NotFoundError):

@@ -16,9 +16,7 @@ def yaml_dir() -> Path:
     return YAML_DIR
 
 
-def assert_spec_error(
-    exc: BaseException, *, file: str | None, line: int | None, fragments: list[str]
-) -> None:
+def assert_spec_error(exc: BaseException, *, file: str | None, line: int | None, fragments: list[str]) -> None:
     """The error is a SpecError whose message names the file, line and every fragment."""
     assert isinstance(exc, SpecError), f"{type(exc).__name__}: {exc}"
     message = str(exc)

@@ -92,9 +92,7 @@ def test_alias_bomb_fails_fast() -> None:
     start = time.perf_counter()
     err = _fail(LOADER / "alias-bomb.yml")
     assert time.perf_counter() - start < 1.0
-    assert_spec_error(
-        err, file="alias-bomb.yml", line=None, fragments=["expands to a huge document (anchors/aliases)"]
-    )
+    assert_spec_error(err, file="alias-bomb.yml", line=None, fragments=["expands to a huge document (anchors/aliases)"])
 
 
 def test_alias_bomb_through_load_entity_fails_fast() -> None:
@@ -299,9 +297,7 @@ def test_kind_from_schema() -> None:
 
 
 def test_kind_without_schema() -> None:
-    with pytest.raises(
-        SpecError, match=r"no-schema.yml: cannot tell what kind of spec this is from its \$schema"
-    ):
+    with pytest.raises(SpecError, match=r"no-schema.yml: cannot tell what kind of spec this is from its \$schema"):
         load_entity(None, LOADER / "no-schema.yml")
 
 
@@ -429,9 +425,7 @@ def test_non_local_datastore_fields_are_not_paths(tmp_path: Path) -> None:
         ("multi-doc.yml", "single document"),
     ],
 )
-def test_pure_python_parser_gives_the_same_errors(
-    monkeypatch: pytest.MonkeyPatch, name: str, fragment: str
-) -> None:
+def test_pure_python_parser_gives_the_same_errors(monkeypatch: pytest.MonkeyPatch, name: str, fragment: str) -> None:
     # PyYAML without libyaml falls back to the pure-Python scanner/parser.
     monkeypatch.setattr(loader_module, "_Loader", loader_module._PyLoader)
     assert fragment in str(_fail(LOADER / name))

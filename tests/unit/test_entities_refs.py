@@ -209,9 +209,7 @@ def test_parse_path(text: str, fields: dict) -> None:
         assert getattr(ref, name) == value, name
 
 
-@pytest.mark.parametrize(
-    "text", ["", "ftp://host/x", "git+https://github.com/a/b", "azureml://widgets/x", "runs:"]
-)
+@pytest.mark.parametrize("text", ["", "ftp://host/x", "git+https://github.com/a/b", "azureml://widgets/x", "runs:"])
 def test_bad_paths(text: str) -> None:
     with pytest.raises(SpecError, match="invalid path"):
         parse_path(text)
@@ -244,12 +242,8 @@ def test_format_ids() -> None:
         "/Microsoft.MachineLearningServices/workspaces/team-ws/models/m/versions/3"
     )
     assert format_asset_id("ws", "computes", "cpu").endswith("/workspaces/ws/computes/cpu")
-    assert format_asset_id("ws", "environments", "e", label="latest").endswith(
-        "/environments/e/labels/latest"
-    )
-    assert parse_asset_ref(format_asset_id("ws", "data", "d", "1")) == AssetRef(
-        "data", "d", "1", workspace="ws"
-    )
+    assert format_asset_id("ws", "environments", "e", label="latest").endswith("/environments/e/labels/latest")
+    assert parse_asset_ref(format_asset_id("ws", "data", "d", "1")) == AssetRef("data", "d", "1", workspace="ws")
     assert format_datastore_uri("ds", "/raw/x.csv") == "azureml://datastores/ds/paths/raw/x.csv"
     assert format_datastore_uri("ds", "raw/") == "azureml://datastores/ds/paths/raw/"
     assert parse_path(format_datastore_uri("ds", "a/b")).path == "a/b"

@@ -77,9 +77,7 @@ def test_parse_entity_errors() -> None:
     with pytest.raises(SpecError) as info:
         parse_entity("model", {"name": "m", "path": "p", "pathh": "x"})
     assert str(info.value) == "unknown field 'pathh'"
-    assert info.value.details["errors"] == [
-        {"path": "pathh", "line": None, "message": "unknown field 'pathh'"}
-    ]
+    assert info.value.details["errors"] == [{"path": "pathh", "line": None, "message": "unknown field 'pathh'"}]
     assert info.value.code == "INVALID_SPEC" and info.value.http_status == 422
 
 
@@ -159,9 +157,7 @@ def test_secrets_of_typed_credentials() -> None:
         split_secrets("datastore", load_datastore(YAML_DIR / "datastore/adls-gen1-sp.yml").to_dict())[0],
     )
     assert isinstance(sp.credentials, ServicePrincipalConfiguration) and sp.credentials.client_secret is None
-    s3 = parse_entity(
-        "datastore", redact("datastore", load_datastore(YAML_DIR / "datastore/s3.yml").to_dict())
-    )
+    s3 = parse_entity("datastore", redact("datastore", load_datastore(YAML_DIR / "datastore/s3.yml").to_dict()))
     assert isinstance(s3.credentials, S3KeyConfiguration) and s3.credentials.secret_access_key is None
 
 

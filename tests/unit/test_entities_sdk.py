@@ -55,13 +55,8 @@ def test_datastore_with_credential_objects() -> None:
     assert none.to_dict()["credentials"] == {}
     assert parse_entity("datastore", none.to_dict()) == none
     cert = CertificateConfiguration(tenant_id="t", client_id="c", thumbprint="th", certificate="pem")
-    assert (
-        AzureDataLakeGen2Datastore(name="l", account_name="a", filesystem="f", credentials=cert).credentials
-        == cert
-    )
-    s3 = S3Datastore(
-        name="s3", bucket="b", credentials=S3KeyConfiguration(access_key_id="id", secret_access_key="sk")
-    )
+    assert AzureDataLakeGen2Datastore(name="l", account_name="a", filesystem="f", credentials=cert).credentials == cert
+    s3 = S3Datastore(name="s3", bucket="b", credentials=S3KeyConfiguration(access_key_id="id", secret_access_key="sk"))
     assert parse_entity("datastore", s3.to_dict()) == s3
 
 

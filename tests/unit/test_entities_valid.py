@@ -306,9 +306,7 @@ def test_component_type_defaults_to_command() -> None:
 def test_component_inline_environment() -> None:
     c = load_component(YAML_DIR / "component/inline-env.yml")
     assert isinstance(c.environment, Environment)
-    assert c.environment.conda_file == yaml.safe_load(
-        (YAML_DIR / "environment/conda/sklearn.yml").read_text()
-    )
+    assert c.environment.conda_file == yaml.safe_load((YAML_DIR / "environment/conda/sklearn.yml").read_text())
     assert c.code == _abs("component/scoring")
     assert c.inputs["model"].mode == "download"
     assert c.distribution == {"type": "pytorch", "process_count_per_instance": 2}

@@ -49,9 +49,7 @@ def test_client_and_cli_never_import_the_server_or_the_store():
         "bad = sorted(m for m in sys.modules if m in banned or m.startswith(tuple(b + '.' for b in banned)))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"imported by the client side: {out}"
 
 

@@ -140,9 +140,7 @@ def build(kind: str) -> typer.Typer:
             name: NameOpt = None,
             version: VersionOpt = None,
             image: Annotated[str | None, typer.Option("--image", "-i", help="Docker image.")] = None,
-            conda_file: Annotated[
-                Path | None, typer.Option("--conda-file", "-c", help="Conda YAML file.")
-            ] = None,
+            conda_file: Annotated[Path | None, typer.Option("--conda-file", "-c", help="Conda YAML file.")] = None,
             build_context: Annotated[
                 str | None, typer.Option("--build-context", "-b", help="Docker build folder.")
             ] = None,
@@ -286,9 +284,9 @@ def build(kind: str) -> typer.Typer:
         def download_asset(
             name: RequiredName,
             version: Annotated[str, typer.Option("--version", "-v", help="Version.")],
-            download_path: Annotated[
-                Path, typer.Option("--download-path", "-p", help="Folder to write into.")
-            ] = Path("."),
+            download_path: Annotated[Path, typer.Option("--download-path", "-p", help="Folder to write into.")] = Path(
+                "."
+            ),
             workspace_name: WorkspaceOpt = None,
         ) -> None:
             """Download a version's files to <download-path>/<name>/."""

@@ -15,9 +15,7 @@ WorkspaceOpt = Annotated[
     typer.Option("--workspace-name", "-w", help="Workspace (default: SHOAL_WORKSPACE or 'default')."),
 ]
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="json, yaml, table, tsv or none.")]
-QueryOpt = Annotated[
-    str | None, typer.Option("--query", help="JMESPath query applied to the result, as in az.")
-]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the result, as in az.")]
 FileOpt = Annotated[Path | None, typer.Option("--file", "-f", help="YAML file describing the object.")]
 SetOpt = Annotated[
     list[str] | None,
@@ -26,9 +24,7 @@ SetOpt = Annotated[
 NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name.")]
 RequiredName = Annotated[str, typer.Option("--name", "-n", help="Name.")]
 VersionOpt = Annotated[str | None, typer.Option("--version", "-v", help="Version.")]
-LabelOpt = Annotated[
-    str | None, typer.Option("--label", "-l", help="Label: latest (default for components).")
-]
+LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Label: latest (default for components).")]
 TagsOpt = Annotated[list[str] | None, typer.Option("--tags", help="Tags as key=value (repeatable).")]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Description.")]
 MaxResultsOpt = Annotated[int | None, typer.Option("--max-results", "-r", help="At most this many results.")]

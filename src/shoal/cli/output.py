@@ -43,9 +43,7 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def render(
-    data: Any, fmt: OutputFormat, *, columns: list[str] | None = None, query: str | None = None
-) -> None:
+def render(data: Any, fmt: OutputFormat, *, columns: list[str] | None = None, query: str | None = None) -> None:
     data = apply_query(data, query)
     out = sys.stdout
     if fmt == OutputFormat.none:

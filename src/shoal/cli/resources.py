@@ -184,9 +184,7 @@ def compute_list(
 ) -> None:
     """List compute targets (local is always there)."""
     items = list(client(workspace_name).compute.list(compute_type=type, max_results=max_results))
-    show(
-        items, output, query, columns=["name", "type", "size", "provisioning_state", "state", "max_instances"]
-    )
+    show(items, output, query, columns=["name", "type", "size", "provisioning_state", "state", "max_instances"])
 
 
 @compute_app.command("update")

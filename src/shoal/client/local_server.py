@@ -67,9 +67,7 @@ def start_server(settings: ShoalSettings, *, host: str | None = None, port: int 
         env = {**os.environ, "SHOAL_HOME": str(home)}
         cmd = [sys.executable, "-m", "shoal.server.main", "--host", host or settings.host]
         cmd += ["--port", str(port if port is not None else settings.port)]
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:

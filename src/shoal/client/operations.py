@@ -102,9 +102,7 @@ class WorkspaceOperations(_Group):
 class ComputeOperations(_Group):
     def begin_create_or_update(self, compute: Any) -> Poller:
         body = _as_dict("compute", compute)
-        return Poller(
-            _entity("compute", self._t.request("PUT", f"{self._wsp}/computes/{body['name']}", json=body))
-        )
+        return Poller(_entity("compute", self._t.request("PUT", f"{self._wsp}/computes/{body['name']}", json=body)))
 
     def get(self, name: str) -> Any:
         return _entity("compute", self._t.request("GET", f"{self._wsp}/computes/{name}"))
@@ -153,9 +151,7 @@ class ComputeOperations(_Group):
 class DatastoreOperations(_Group):
     def create_or_update(self, datastore: Any) -> Any:
         body = _as_dict("datastore", datastore)
-        return _entity(
-            "datastore", self._t.request("PUT", f"{self._wsp}/datastores/{body['name']}", json=body)
-        )
+        return _entity("datastore", self._t.request("PUT", f"{self._wsp}/datastores/{body['name']}", json=body))
 
     def get(self, name: str, *, include_secrets: bool = False) -> Any:
         params = {"include_secrets": "true"} if include_secrets else None
@@ -221,9 +217,7 @@ class AssetOperations(_Group):
 
     def update(self, name: str, version: str, **patch: Any) -> Any:
         clean = {k: v for k, v in patch.items() if v is not None}
-        return _entity(
-            self.kind, self._t.request("PATCH", f"{self._base}/{name}/versions/{version}", json=clean)
-        )
+        return _entity(self.kind, self._t.request("PATCH", f"{self._base}/{name}/versions/{version}", json=clean))
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
         if version is not None and label is not None:
@@ -299,9 +293,7 @@ class DataOperations(AssetOperations):
             if kind in ("uri_folder", "mltable") and not local.is_dir():
                 raise SpecError(f"{what}: type {kind} needs a folder, but '{path}' is a file")
             if kind == "mltable" and not (local / "MLTable").is_file():
-                raise SpecError(
-                    f"{what}: an mltable folder must contain an 'MLTable' file; '{path}' has none"
-                )
+                raise SpecError(f"{what}: an mltable folder must contain an 'MLTable' file; '{path}' has none")
             body["path"] = self._upload(path, body.get("datastore"))
         return body
 
@@ -347,9 +339,7 @@ class ComponentOperations(AssetOperations):
             includes = [Path(strip_file_prefix(p)) for p in body.get("additional_includes") or []]
             for inc in includes:
                 if not inc.exists():
-                    raise NotFoundError(
-                        f"component '{body.get('name')}': additional include '{inc}' does not exist"
-                    )
+                    raise NotFoundError(f"component '{body.get('name')}': additional include '{inc}' does not exist")
             uri = self._upload(code, None, extra_folders=includes)
             # As in Azure ML, the snapshot becomes an anonymous code asset named by its hash.
             digest = uri.split("/LocalUpload/", 1)[1].split("/", 1)[0]

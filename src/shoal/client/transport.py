@@ -73,9 +73,7 @@ class Transport:
         except httpx.TransportError as exc:
             raise ServerUnavailableError(f"cannot reach the Shoal server at {self.base_url}: {exc}") from exc
 
-    def paged(
-        self, path: str, params: dict[str, Any] | None = None, *, limit: int | None = None
-    ) -> Iterator[Any]:
+    def paged(self, path: str, params: dict[str, Any] | None = None, *, limit: int | None = None) -> Iterator[Any]:
         """Follow next_page_token until the items (or ``limit``) run out."""
         params = dict(params or {})
         seen = 0

@@ -47,9 +47,7 @@ class Datastore(Entity):
         if value is not None and not isinstance(value, cls.ALLOWED_CREDENTIALS):
             allowed = ", ".join(c.LABEL for c in cls.ALLOWED_CREDENTIALS)
             type_name = cls.model_fields["type"].default
-            raise ValueError(
-                f"{value.LABEL} credentials are not valid for datastore type {type_name}; use {allowed}"
-            )
+            raise ValueError(f"{value.LABEL} credentials are not valid for datastore type {type_name}; use {allowed}")
         return value
 
 

@@ -354,17 +354,13 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[Any]) -> dict[s
             here = format_path(parts[:i]) or "the document"
             if isinstance(current, list):
                 if not isinstance(part, int) or not 0 <= part < len(current):
-                    raise SpecError(
-                        f"invalid override {key!r}: {here} is a list; index {part!r} is out of range"
-                    )
+                    raise SpecError(f"invalid override {key!r}: {here} is a list; index {part!r} is out of range")
             elif isinstance(current, dict):
                 part = str(part)
                 if not last and current.get(part) is None:
                     current[part] = {}
             else:
-                raise SpecError(
-                    f"invalid override {key!r}: {here} is {_kind_of_value(current)}, not a mapping"
-                )
+                raise SpecError(f"invalid override {key!r}: {here} is {_kind_of_value(current)}, not a mapping")
             if last:
                 current[part] = value
             else:
@@ -389,11 +385,7 @@ class _PathResolver:
         return out + "/" if value.endswith("/") and not out.endswith("/") else out
 
     def fix(self, container: Any, key: str) -> None:
-        if (
-            isinstance(container, dict)
-            and isinstance(container.get(key), str)
-            and is_local_path(container[key])
-        ):
+        if isinstance(container, dict) and isinstance(container.get(key), str) and is_local_path(container[key]):
             container[key] = self.local(container[key])
 
     def environment(self, env: Any, prefix: str) -> None:
@@ -406,9 +398,7 @@ class _PathResolver:
 
     def conda(self, path: str, field: str) -> dict[str, Any]:
         if not Path(path).is_file():
-            raise single_issue(
-                field, f"conda file {path!r} not found", source=self.label, line_map=self.lines
-            )
+            raise single_issue(field, f"conda file {path!r} not found", source=self.label, line_map=self.lines)
         data, _ = load_yaml(path)
         return data
 
@@ -495,12 +485,8 @@ def load_data(source: Source, *, relative_origin: Any = None, params_override: A
     return load_entity("data", source, relative_origin=relative_origin, params_override=params_override)
 
 
-def load_environment(
-    source: Source, *, relative_origin: Any = None, params_override: Any = None
-) -> Environment:
-    return load_entity(
-        "environment", source, relative_origin=relative_origin, params_override=params_override
-    )
+def load_environment(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> Environment:
+    return load_entity("environment", source, relative_origin=relative_origin, params_override=params_override)
 
 
 def load_component(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> Component:

@@ -72,9 +72,7 @@ class DataInput(ShoalModel):
     @classmethod
     def _known_type(cls, value: str) -> str:
         if value not in DATA_TYPES:
-            raise ValueError(
-                f"unknown input type {value!r}; use one of {', '.join(PRIMITIVE_TYPES + DATA_TYPES)}"
-            )
+            raise ValueError(f"unknown input type {value!r}; use one of {', '.join(PRIMITIVE_TYPES + DATA_TYPES)}")
         return value
 
 

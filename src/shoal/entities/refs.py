@@ -33,9 +33,7 @@ _VERSION = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,63}")
 
 _SEG = r"[^/]+"
 _SELECTOR = rf"(?:/(?P<sel>versions|labels)/(?P<val>{_SEG}))?/?"
-_REGISTRY_RE = re.compile(
-    rf"azureml://registries/(?P<reg>{_SEG})/(?P<plural>{_SEG})/(?P<name>{_SEG}){_SELECTOR}"
-)
+_REGISTRY_RE = re.compile(rf"azureml://registries/(?P<reg>{_SEG})/(?P<plural>{_SEG})/(?P<name>{_SEG}){_SELECTOR}")
 _LOCATION_RE = re.compile(
     rf"azureml://locations/(?P<loc>{_SEG})/workspaces/(?P<ws>{_SEG})/(?P<plural>{_SEG})/(?P<name>{_SEG}){_SELECTOR}"
 )
@@ -79,9 +77,7 @@ class AssetRef:
     def __str__(self) -> str:
         if self.registry:
             plural = next((p for p, k in PLURAL_KINDS.items() if k == self.kind), "models")
-            tail = (
-                f"/versions/{self.version}" if self.version else f"/labels/{self.label}" if self.label else ""
-            )
+            tail = f"/versions/{self.version}" if self.version else f"/labels/{self.label}" if self.label else ""
             return f"azureml://registries/{self.registry}/{plural}/{self.name}{tail}"
         if self.version:
             return f"{AZUREML_PREFIX}{self.name}:{self.version}"
@@ -217,9 +213,7 @@ def parse_path(text: str) -> PathRef:
             workspace=m.group("ws"),
         )
     if m := _JOB_OUTPUT_RE.fullmatch(text):
-        return PathRef(
-            "job_output", text, path=m.group("path") or "", job=m.group("job"), output=m.group("out")
-        )
+        return PathRef("job_output", text, path=m.group("path") or "", job=m.group("job"), output=m.group("out"))
     if text.startswith("azureml://registries/"):
         return PathRef("registry", text, asset=parse_asset_ref(text))
     if scheme == "azureml":

@@ -117,9 +117,7 @@ def entity_class(
     return spec.types[type_name]
 
 
-def parse_entity(
-    kind: str, data: Mapping[str, Any], *, source: str | None = None, line_map: Any = None
-) -> Entity:
+def parse_entity(kind: str, data: Mapping[str, Any], *, source: str | None = None, line_map: Any = None) -> Entity:
     """Validate a spec dict into its entity; errors are SpecErrors naming file, line and field."""
     get_kind(kind)
     if not isinstance(data, Mapping):

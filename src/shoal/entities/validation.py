@@ -108,8 +108,7 @@ DATASTORE_NAME = NameRule(
 WORKSPACE_NAME = NameRule(
     "workspace name",
     r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}",
-    "it must start with a letter or digit, contain only letters, digits, '_' and '-', "
-    "and be 3 to 33 characters long",
+    "it must start with a letter or digit, contain only letters, digits, '_' and '-', and be 3 to 33 characters long",
 )
 
 

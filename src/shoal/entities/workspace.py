@@ -20,9 +20,7 @@ class CustomerManagedKey(ShoalModel):
 
 
 class ManagedNetwork(ShoalModel):
-    isolation_mode: Literal["disabled", "allow_internet_outbound", "allow_only_approved_outbound"] = (
-        "disabled"
-    )
+    isolation_mode: Literal["disabled", "allow_internet_outbound", "allow_only_approved_outbound"] = "disabled"
     # Rules differ per type (fqdn's destination is a string); Shoal only stores them.
     outbound_rules: list[dict[str, Any]] | None = None
     firewall_sku: str | None = None

@@ -76,9 +76,7 @@ def _install_body_guards(app: FastAPI) -> None:
                 return _error(PayloadTooLargeError(f"request body over {MAX_JSON_BODY} bytes"))
             ctype = request.headers.get("content-type", "")
             if length not in (None, "0") and not ctype.startswith("application/json"):
-                err = UserError(
-                    f"request bodies must be application/json, got {ctype or 'no content type'!r}"
-                )
+                err = UserError(f"request bodies must be application/json, got {ctype or 'no content type'!r}")
                 return JSONResponse(
                     {**err.to_wire(), "error": {**err.to_wire()["error"], "code": "UNSUPPORTED_MEDIA_TYPE"}},
                     status_code=415,

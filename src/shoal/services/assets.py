@@ -119,9 +119,7 @@ def _conflict(
 # -- references -----------------------------------------------------------------------------
 
 
-def _check_references(
-    ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any]
-) -> None:
+def _check_references(ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
     if kind in ("model", "data") and spec.get("path"):
         _check_asset_path(ctx, workspace, kind, name, spec)
     if kind == "code" and spec.get("path"):
@@ -187,9 +185,7 @@ def _check_storage_uri(ctx: ServiceContext, workspace: str, what: str, uri: str)
             files.require_path(store, ref.path.rstrip("/"), what, ref.datastore)
 
 
-def _check_asset_path(
-    ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any]
-) -> None:
+def _check_asset_path(ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
     uri = spec["path"]
     what = f"{kind} '{name}'"
     if kind == "data" and spec.get("source"):
@@ -221,9 +217,7 @@ def _check_asset_path(
             raise SpecError(f"{what}: an mltable folder must contain an 'MLTable' file; {uri!r} has none")
     if kind == "model" and asset_type == "mlflow_model":
         if not store.isdir(rel) or not store.exists(f"{rel}/MLmodel"):
-            raise SpecError(
-                f"{what}: an mlflow_model must be a folder containing an 'MLmodel' file; {uri!r} has none"
-            )
+            raise SpecError(f"{what}: an mlflow_model must be a folder containing an 'MLmodel' file; {uri!r} has none")
         if not spec.get("flavors"):
             spec["flavors"] = _read_flavors(store, f"{rel}/MLmodel", what)
 

@@ -98,9 +98,7 @@ def list_page(
 ) -> Page[dict[str, Any]]:
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        page = rows.list_page(
-            session, ws_id, KIND, type_=compute_type, max_results=max_results, page_token=page_token
-        )
+        page = rows.list_page(session, ws_id, KIND, type_=compute_type, max_results=max_results, page_token=page_token)
         items = [to_body(workspace, row) for row in page.items]
     if not page_token and compute_type in (None, "local"):
         items.insert(0, local_body(workspace))
@@ -137,9 +135,7 @@ def instance_action(ctx: ServiceContext, workspace: str, name: str, action: str)
             raise UnsupportedError(f"compute 'local' cannot {action}: only compute instances can")
         row = rows.get_row(session, ws_id, KIND, name)
         if row.type != "computeinstance":
-            raise UnsupportedError(
-                f"compute '{name}' is of type '{row.type}': only compute instances can {action}"
-            )
+            raise UnsupportedError(f"compute '{name}' is of type '{row.type}': only compute instances can {action}")
         state = row.spec.get("state", "Running")
         if action == "start" and state == "Running":
             raise InvalidStateError(f"compute instance '{name}' is already running")

@@ -19,9 +19,7 @@ KIND = "datastore"
 READ_ONLY = ("id", "creation_context", "is_default")
 
 
-def to_body(
-    ctx: ServiceContext, workspace: str, row: ResourceRow, *, include_secrets: bool
-) -> dict[str, Any]:
+def to_body(ctx: ServiceContext, workspace: str, row: ResourceRow, *, include_secrets: bool) -> dict[str, Any]:
     body = dict(row.spec)
     if include_secrets and row.secrets:
         body = merge_secrets(KIND, body, ctx.secrets.decrypt(row.secrets))
@@ -61,9 +59,7 @@ def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) 
 def get(ctx: ServiceContext, workspace: str, name: str, *, include_secrets: bool = False) -> dict[str, Any]:
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        return to_body(
-            ctx, workspace, rows.get_row(session, ws_id, KIND, name), include_secrets=include_secrets
-        )
+        return to_body(ctx, workspace, rows.get_row(session, ws_id, KIND, name), include_secrets=include_secrets)
 
 
 def get_row(ctx: ServiceContext, workspace: str, name: str) -> ResourceRow:

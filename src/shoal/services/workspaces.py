@@ -25,9 +25,7 @@ def builtin_datastore_path(ctx: ServiceContext, workspace: str, name: str) -> st
 
 def builtin_datastore_spec(ctx: ServiceContext, workspace: str, name: str) -> dict[str, Any]:
     description = (
-        "Default datastore: uploads and job outputs"
-        if name == DEFAULT_DATASTORE
-        else "Run history and job artifacts"
+        "Default datastore: uploads and job outputs" if name == DEFAULT_DATASTORE else "Run history and job artifacts"
     )
     return {
         "name": name,
@@ -47,9 +45,7 @@ def to_body(row: WorkspaceRow, base_url: str | None) -> dict[str, Any]:
     return body
 
 
-def create_or_update(
-    ctx: ServiceContext, spec: dict[str, Any], base_url: str | None = None
-) -> dict[str, Any]:
+def create_or_update(ctx: ServiceContext, spec: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
     clean = {k: v for k, v in spec.items() if k not in READ_ONLY}
     entity = parse_entity("workspace", clean)
     stored = entity.to_dict()
@@ -108,9 +104,7 @@ UPDATABLE = {
 }
 
 
-def update(
-    ctx: ServiceContext, name: str, patch: dict[str, Any], base_url: str | None = None
-) -> dict[str, Any]:
+def update(ctx: ServiceContext, name: str, patch: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
     from shoal.errors import UserError
 
     bad = sorted(set(patch) - UPDATABLE)

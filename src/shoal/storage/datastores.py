@@ -53,9 +53,7 @@ def _driver(protocol: str, extra: str, **kwargs: Any) -> Any:
     try:
         return fsspec.filesystem(protocol, **{k: v for k, v in kwargs.items() if v is not None})
     except ImportError:
-        raise UnsupportedError(
-            f"{protocol} datastores need an extra package: install shoal[{extra}]"
-        ) from None
+        raise UnsupportedError(f"{protocol} datastores need an extra package: install shoal[{extra}]") from None
     except (TypeError, ValueError) as exc:
         raise UserError(f"invalid {protocol} datastore settings: {exc}") from None
 

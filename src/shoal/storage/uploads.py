@@ -199,9 +199,7 @@ class UploadManager:
         rel = safe_relpath(rel)
         entry = by_path.get(rel)
         if entry is None:
-            raise UserError(
-                f"{rel!r} is not listed in the manifest of upload {upload_id}", details={"path": rel}
-            )
+            raise UserError(f"{rel!r} is not listed in the manifest of upload {upload_id}", details={"path": rel})
         return self.store.write_stream(
             f"{self._staging(upload_id)}/files/{rel}",
             chunks,
@@ -213,9 +211,7 @@ class UploadManager:
         """Manifest paths not yet stored (or stored with another size) for this upload."""
         m, _ = self._load(upload_id)
         files_rel = f"{self._staging(upload_id)}/files"
-        stored = (
-            {f.path: f.size for f in self.store.list_files(files_rel)} if self.store.exists(files_rel) else {}
-        )
+        stored = {f.path: f.size for f in self.store.list_files(files_rel)} if self.store.exists(files_rel) else {}
         return [e.path for e in m.files if stored.get(e.path) != e.size]
 
     def commit(self, upload_id: str) -> str:
@@ -225,11 +221,7 @@ class UploadManager:
         missing = self.missing(upload_id)
         if missing:
             shown = ", ".join(repr(p) for p in missing[:_MAX_LISTED_MISSING])
-            more = (
-                f" and {len(missing) - _MAX_LISTED_MISSING} more"
-                if len(missing) > _MAX_LISTED_MISSING
-                else ""
-            )
+            more = f" and {len(missing) - _MAX_LISTED_MISSING} more" if len(missing) > _MAX_LISTED_MISSING else ""
             raise UserError(
                 f"upload {upload_id} is missing {len(missing)} file(s): {shown}{more}",
                 details={"missing": missing[:1000], "count": len(missing)},

@@ -46,9 +46,7 @@ def ensure_container(session: Session, workspace_id: int, kind: str, name: str) 
 
 def find_version(session: Session, container_id: int, version: str) -> AssetVersionRow | None:
     return session.scalar(
-        select(AssetVersionRow).where(
-            AssetVersionRow.container_id == container_id, AssetVersionRow.version == version
-        )
+        select(AssetVersionRow).where(AssetVersionRow.container_id == container_id, AssetVersionRow.version == version)
     )
 
 

@@ -42,9 +42,7 @@ class Database:
             self.write_engine = self._sqlite_engine(immediate=True, echo=echo)
             self.read_engine = self._sqlite_engine(immediate=False, echo=echo)
         else:
-            self.write_engine = create_engine(
-                self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20
-            )
+            self.write_engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
             self.read_engine = self.write_engine
         self._write_factory = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_factory = sessionmaker(self.read_engine, expire_on_commit=False)

@@ -38,9 +38,7 @@ def put(
 ) -> tuple[ResourceRow, bool]:
     row = find_row(session, workspace_id, kind, name)
     if row is None:
-        row = ResourceRow(
-            workspace_id=workspace_id, kind=kind, name=name, type=type_, spec=spec, secrets=secrets
-        )
+        row = ResourceRow(workspace_id=workspace_id, kind=kind, name=name, type=type_, spec=spec, secrets=secrets)
         session.add(row)
         session.flush()
         return row, True

@@ -60,21 +60,15 @@ def _add_routes(kind: str, plural: str) -> None:
         )
         return page_body(page)
 
-    @guarded(
-        router, "POST", prefix + "/{name}/versions", Permission.WRITE, tags=tags, name=f"create_{kind}_next"
-    )
-    def create_next(
-        request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)
-    ) -> dict[str, Any]:
+    @guarded(router, "POST", prefix + "/{name}/versions", Permission.WRITE, tags=tags, name=f"create_{kind}_next")
+    def create_next(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """Create the next version (auto-increment)."""
         _check_name(spec, name)
         if spec.get("version") is not None:
             raise UserError("this route allocates the version; PUT …/versions/{version} to choose one")
         return assets.create(ctx(request), workspace, kind, name, spec, None)
 
-    @guarded(
-        router, "PUT", prefix + "/{name}/versions/{version}", Permission.WRITE, tags=tags, name=f"put_{kind}"
-    )
+    @guarded(router, "PUT", prefix + "/{name}/versions/{version}", Permission.WRITE, tags=tags, name=f"put_{kind}")
     def put_version(
         request: Request, workspace: str, name: str, version: str, spec: dict[str, Any] = Body(...)
     ) -> dict[str, Any]:
@@ -84,15 +78,11 @@ def _add_routes(kind: str, plural: str) -> None:
             raise UserError(f"body version {spec.get('version')!r} does not match the URL's {version!r}")
         return assets.create(ctx(request), workspace, kind, name, spec, version)
 
-    @guarded(
-        router, "GET", prefix + "/{name}/versions/{version}", Permission.READ, tags=tags, name=f"get_{kind}"
-    )
+    @guarded(router, "GET", prefix + "/{name}/versions/{version}", Permission.READ, tags=tags, name=f"get_{kind}")
     def get_version(request: Request, workspace: str, name: str, version: str) -> dict[str, Any]:
         return assets.resolve(ctx(request), workspace, kind, name, version=version)
 
-    @guarded(
-        router, "GET", prefix + "/{name}/labels/{label}", Permission.READ, tags=tags, name=f"get_{kind}_label"
-    )
+    @guarded(router, "GET", prefix + "/{name}/labels/{label}", Permission.READ, tags=tags, name=f"get_{kind}_label")
     def get_label(request: Request, workspace: str, name: str, label: str) -> dict[str, Any]:
         return assets.resolve(ctx(request), workspace, kind, name, label=label)
 
@@ -110,9 +100,9 @@ def _add_routes(kind: str, plural: str) -> None:
         return assets.update(ctx(request), workspace, kind, name, version, patch)
 
     for verb, flag in (("archive", True), ("restore", False)):
-        guarded(
-            router, "POST", prefix + f"/{{name}}/{verb}", Permission.WRITE, tags=tags, name=f"{verb}_{kind}"
-        )(_archive_route(kind, flag))
+        guarded(router, "POST", prefix + f"/{{name}}/{verb}", Permission.WRITE, tags=tags, name=f"{verb}_{kind}")(
+            _archive_route(kind, flag)
+        )
 
 
 def _archive_route(kind: str, archived: bool):  # type: ignore[no-untyped-def]

@@ -23,16 +23,12 @@ def list_computes(
     max_results: int | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    page = compute.list_page(
-        ctx(request), workspace, compute_type=type, max_results=max_results, page_token=page_token
-    )
+    page = compute.list_page(ctx(request), workspace, compute_type=type, max_results=max_results, page_token=page_token)
     return page_body(page)
 
 
 @guarded(router, "PUT", PREFIX + "/{name}", Permission.WRITE)
-def put_compute(
-    request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)
-) -> dict[str, Any]:
+def put_compute(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     if spec.get("name", name) != name:
         raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
     return compute.create_or_update(ctx(request), workspace, {**spec, "name": name})
@@ -44,9 +40,7 @@ def get_compute(request: Request, workspace: str, name: str) -> dict[str, Any]:
 
 
 @guarded(router, "PATCH", PREFIX + "/{name}", Permission.WRITE)
-def patch_compute(
-    request: Request, workspace: str, name: str, patch: dict[str, Any] = Body(...)
-) -> dict[str, Any]:
+def patch_compute(request: Request, workspace: str, name: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
     return compute.update(ctx(request), workspace, name, patch)
 
 

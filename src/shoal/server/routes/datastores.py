@@ -54,18 +54,14 @@ def get_default_datastore(request: Request, workspace: str) -> dict[str, Any]:
 
 
 @guarded(router, "PUT", PREFIX + "/{name}", Permission.WRITE)
-def put_datastore(
-    request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)
-) -> dict[str, Any]:
+def put_datastore(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     if spec.get("name", name) != name:
         raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
     return datastores.create_or_update(ctx(request), workspace, {**spec, "name": name})
 
 
 @guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
-def get_datastore(
-    request: Request, workspace: str, name: str, include_secrets: bool = False
-) -> dict[str, Any]:
+def get_datastore(request: Request, workspace: str, name: str, include_secrets: bool = False) -> dict[str, Any]:
     _check_secrets_permission(request, include_secrets)
     return datastores.get(ctx(request), workspace, name, include_secrets=include_secrets)
 
@@ -112,9 +108,7 @@ def read_file(request: Request, workspace: str, name: str, path: str) -> Any:
 
 
 @guarded(router, "POST", PREFIX + "/{name}/uploads", Permission.WRITE)
-def begin_upload(
-    request: Request, workspace: str, name: str, manifest: dict[str, Any] = Body(...)
-) -> dict[str, Any]:
+def begin_upload(request: Request, workspace: str, name: str, manifest: dict[str, Any] = Body(...)) -> dict[str, Any]:
     """Start a content-addressed upload; nothing to send when the same content is stored."""
     manager = files.uploads_for(ctx(request), workspace, name)
     upload_id, final_rel = manager.begin(manifest)
@@ -122,9 +116,7 @@ def begin_upload(
 
 
 @guarded(router, "PUT", PREFIX + "/{name}/uploads/{upload_id}/files", Permission.WRITE)
-async def put_upload_file(
-    request: Request, workspace: str, name: str, upload_id: str, path: str
-) -> dict[str, Any]:
+async def put_upload_file(request: Request, workspace: str, name: str, upload_id: str, path: str) -> dict[str, Any]:
     manager = files.uploads_for(ctx(request), workspace, name)
     stream = request.stream().__aiter__()
 
