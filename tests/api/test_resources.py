@@ -1,0 +1,401 @@
+"""Workspaces, compute targets and datastores over the REST API and the SDK, on both databases."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from shoal.entities import (
+    AccountKeyConfiguration,
+    AmlCompute,
+    AzureBlobDatastore,
+    ComputeInstance,
+    LocalDatastore,
+    Workspace,
+)
+from shoal.errors import NotFoundError
+
+from .conftest import error_of
+
+BUILTINS = {"workspaceblobstore", "workspaceartifactstore"}
+
+
+def db_rows(api, sql: str, **params: Any) -> list[Any]:
+    """Rows read straight from the server's database, around the API."""
+    engine = create_engine(api.settings.resolved_database_url())
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params))
+    finally:
+        engine.dispose()
+
+
+# -- workspaces -------------------------------------------------------------------------------
+
+
+def test_workspace_create_makes_its_builtin_datastores(api):
+    ws = api.ml.workspaces.begin_create(Workspace(name="team-a", description="Team A")).result()
+    assert ws.name == "team-a" and ws.description == "Team A"
+    assert ws.mlflow_tracking_uri.endswith("/api/v1/workspaces/team-a/mlflow")
+    team = api.client("team-a")
+    stores = {d.name: d for d in team.datastores.list()}
+    assert set(stores) == BUILTINS
+    assert stores["workspaceblobstore"].is_default
+    assert "/workspaces/team-a/" in stores["workspaceblobstore"].path
+    assert team.datastores.get_default().name == "workspaceblobstore"
+    assert {w.name for w in api.ml.workspaces.list()} == {"default", "team-a"}
+    # Re-creating it keeps one pair of datastores.
+    api.ml.workspaces.begin_create(Workspace(name="team-a", description="Team A")).result()
+    assert sorted(d.name for d in team.datastores.list()) == sorted(BUILTINS)
+
+
+def test_workspace_update_of_description_and_not_of_name(api):
+    api.ml.workspaces.begin_create(Workspace(name="team-a", description="old")).result()
+    r = api.http.patch("/api/v1/workspaces/team-a", json={"description": "new", "tags": {"k": "v"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["description"] == "new"
+    got = api.ml.workspaces.get("team-a")
+    assert got.description == "new" and got.tags == {"k": "v"}
+
+    r = api.http.patch("/api/v1/workspaces/team-a", json={"name": "team-b"})
+    assert r.status_code == 400
+    assert "name" in error_of(r)["message"]
+    r = api.http.put("/api/v1/workspaces/team-a", json={"name": "team-b"})
+    assert r.status_code == 400 and "team-b" in error_of(r)["message"]
+    assert api.http.get("/api/v1/workspaces/team-b").status_code == 404
+    assert api.ml.workspaces.get("team-a").description == "new"
+
+
+def test_workspace_delete_removes_its_assets(api, tmp_path):
+    api.ml.workspaces.begin_create(Workspace(name="team-a")).result()
+    team = api.client("team-a")
+    team.models.create_or_update({"name": "m", "version": "1", "path": "https://example.com/m.pkl"})
+    team.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
+    team.datastores.create_or_update(LocalDatastore(name="mine", path=str(tmp_path)))
+    ws_id = db_rows(api, "SELECT id FROM workspace WHERE name = 'team-a'")[0][0]
+
+    r = api.http.delete("/api/v1/workspaces/team-a")
+    assert r.status_code == 204
+    assert api.http.get("/api/v1/workspaces/team-a").status_code == 404
+    r = api.http.get(api.url("/models", "team-a"))
+    assert r.status_code == 404 and "team-a" in error_of(r)["message"]
+    for table in ("asset_container", "resource"):
+        assert db_rows(api, f"SELECT id FROM {table} WHERE workspace_id = :w", w=ws_id) == []
+    assert db_rows(api, "SELECT id FROM asset_version") == []
+    assert api.http.delete("/api/v1/workspaces/team-a").status_code == 404
+
+    # The same name again starts empty.
+    api.ml.workspaces.begin_create(Workspace(name="team-a")).result()
+    assert list(team.models.list()) == []
+    assert [c.name for c in team.compute.list()] == ["local"]
+    assert {d.name for d in team.datastores.list()} == BUILTINS
+    # The default workspace was untouched.
+    assert api.ml.workspaces.get("default").name == "default"
+
+
+def test_other_workspace_assets_are_invisible(api):
+    api.ml.workspaces.begin_create(Workspace(name="team-a")).result()
+    team = api.client("team-a")
+    team.models.create_or_update({"name": "secret-model", "version": "1", "path": "https://example.com/m.pkl"})
+    team.compute.begin_create_or_update(AmlCompute(name="team-cpu")).result()
+
+    assert api.http.get(api.url("/models/secret-model/versions/1")).status_code == 404
+    assert api.http.get(api.url("/models/secret-model/labels/latest")).status_code == 404
+    assert api.http.get(api.url("/models")).json()["value"] == []
+    assert api.http.get(api.url("/computes/team-cpu")).status_code == 404
+    with pytest.raises(NotFoundError):
+        api.ml.models.get("secret-model", version="1")
+    # Same name, other workspace: independent version counters.
+    api.ml.models.create_or_update({"name": "secret-model", "path": "https://example.com/other.pkl"})
+    assert api.ml.models.get("secret-model", label="latest").path == "https://example.com/other.pkl"
+    assert team.models.get("secret-model", label="latest").path == "https://example.com/m.pkl"
+    assert api.http.get(api.url("/models", "nosuch-ws")).status_code == 404
+
+
+def test_workspace_routes_reject_bad_names(api):
+    r = api.http.put("/api/v1/workspaces/ab", json={})
+    assert r.status_code == 422 and "3 to 33" in error_of(r)["message"]
+    assert api.http.get("/api/v1/workspaces/ab").status_code == 404
+
+
+# -- compute ----------------------------------------------------------------------------------
+
+
+def test_amlcompute_defaults(api):
+    r = api.http.put(api.url("/computes/cpu"), json={"type": "amlcompute"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["size"] == "Standard_DS3_v2"
+    assert body["min_instances"] == 0 and body["max_instances"] == 4
+    assert body["idle_time_before_scale_down"] == 120
+    assert body["provisioning_state"] == "Succeeded"
+    c = api.ml.compute.get("cpu")
+    assert isinstance(c, AmlCompute)
+    assert (c.size, c.min_instances, c.max_instances, c.idle_time_before_scale_down) == (
+        "Standard_DS3_v2",
+        0,
+        4,
+        120,
+    )
+    assert c.provisioning_state == "Succeeded"
+
+
+def test_min_above_max_is_rejected(api):
+    r = api.http.put(api.url("/computes/cpu"), json={"type": "amlcompute", "min_instances": 5, "max_instances": 2})
+    assert r.status_code in (400, 422)
+    assert "min_instances" in error_of(r)["message"]
+    assert api.http.get(api.url("/computes/cpu")).status_code == 404
+
+    api.ml.compute.begin_create_or_update(AmlCompute(name="cpu", max_instances=2)).result()
+    r = api.http.patch(api.url("/computes/cpu"), json={"min_instances": 3})
+    assert r.status_code in (400, 422) and "min_instances" in error_of(r)["message"]
+    assert api.ml.compute.get("cpu").min_instances == 0
+
+
+def test_compute_update(api):
+    api.ml.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
+    before = api.http.get(api.url("/computes/cpu")).json()
+    updated = api.ml.compute.update("cpu", {"max_instances": 8, "description": "bigger"})
+    assert updated.max_instances == 8 and updated.description == "bigger"
+
+    r = api.http.patch(api.url("/computes/cpu"), json={"size": "Standard_NC6"})
+    assert r.status_code == 400
+    assert "size" in error_of(r)["message"]
+    after = api.ml.compute.get("cpu")
+    assert after.size == "Standard_DS3_v2" and after.max_instances == 8
+    assert api.http.get(api.url("/computes/cpu")).json()["created_on"] == before["created_on"]
+
+
+def test_compute_type_change_is_a_conflict(api):
+    api.ml.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
+    r = api.http.put(api.url("/computes/cpu"), json={"type": "computeinstance"})
+    assert r.status_code == 409
+    err = error_of(r)
+    assert err["code"] == "CONFLICT" and "amlcompute" in err["message"]
+    assert api.ml.compute.get("cpu").type == "amlcompute"
+
+
+def test_compute_instance_power_actions(api):
+    ci = api.ml.compute.begin_create_or_update(ComputeInstance(name="dev-box")).result()
+    assert ci.state == "Running"
+
+    def action(name: str, verb: str):
+        return api.http.post(api.url(f"/computes/{name}/{verb}"))
+
+    r = action("dev-box", "start")
+    assert r.status_code == 409 and error_of(r)["code"] == "INVALID_STATE"
+    assert "already running" in error_of(r)["message"]
+
+    assert api.ml.compute.begin_stop("dev-box").result().state == "Stopped"
+    assert api.ml.compute.get("dev-box").state == "Stopped"
+    r = action("dev-box", "stop")
+    assert r.status_code == 409 and "already stopped" in error_of(r)["message"]
+    r = action("dev-box", "restart")
+    assert r.status_code == 409 and error_of(r)["code"] == "INVALID_STATE"
+
+    assert api.ml.compute.begin_start("dev-box").result().state == "Running"
+    assert api.ml.compute.begin_restart("dev-box").result().state == "Running"
+    # Re-applying the spec keeps the power state.
+    api.ml.compute.begin_stop("dev-box")
+    assert api.ml.compute.begin_create_or_update(ComputeInstance(name="dev-box")).result().state == "Stopped"
+
+    api.ml.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
+    r = action("cpu", "stop")
+    assert r.status_code == 400
+    assert error_of(r)["code"] == "UNSUPPORTED" and "amlcompute" in error_of(r)["message"]
+    assert action("nosuch", "start").status_code == 404
+    assert action("dev-box", "explode").status_code == 422
+
+
+def test_local_compute_is_built_in(api):
+    names = [c["name"] for c in api.http.get(api.url("/computes")).json()["value"]]
+    assert names == ["local"]
+    api.ml.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
+    listed = [(c.name, c.type) for c in api.ml.compute.list()]
+    assert listed == [("local", "local"), ("cpu", "amlcompute")]
+    assert [c.name for c in api.ml.compute.list(compute_type="AmlCompute")] == ["cpu"]
+    assert api.ml.compute.get("local").type == "local"
+
+    r = api.http.delete(api.url("/computes/local"))
+    assert r.status_code == 400 and "built in" in error_of(r)["message"]
+    r = api.http.put(api.url("/computes/local"), json={"type": "local"})
+    assert r.status_code == 400 and "built in" in error_of(r)["message"]
+    r = api.http.put(api.url("/computes/local"), json={"type": "amlcompute"})
+    assert r.status_code == 400
+    r = api.http.patch(api.url("/computes/local"), json={"description": "x"})
+    assert r.status_code == 400
+    r = api.http.post(api.url("/computes/local/stop"))
+    assert r.status_code == 400 and error_of(r)["code"] == "UNSUPPORTED"
+    assert [c.name for c in api.ml.compute.list()] == ["local", "cpu"]
+
+
+def test_compute_delete(api):
+    api.ml.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
+    assert api.http.delete(api.url("/computes/cpu")).status_code == 204
+    assert api.http.get(api.url("/computes/cpu")).status_code == 404
+    assert api.http.delete(api.url("/computes/cpu")).status_code == 404
+
+
+def test_compute_ssh_password_is_never_returned(api):
+    password = "Ssh-Pa55word-never-shown"
+    r = api.http.put(
+        api.url("/computes/cpu"),
+        json={
+            "type": "amlcompute",
+            "ssh_settings": {"admin_username": "azureuser", "admin_password": password},
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert password not in r.text
+    assert r.json()["ssh_settings"] == {"admin_username": "azureuser"}
+    assert password not in api.http.get(api.url("/computes/cpu")).text
+    assert password not in api.http.get(api.url("/computes")).text
+    assert password not in api.http.patch(api.url("/computes/cpu"), json={"max_instances": 6}).text
+    rows = db_rows(api, "SELECT spec, secrets FROM resource WHERE name = 'cpu'")
+    assert password not in str(rows[0][0]) and rows[0][1] and password not in rows[0][1]
+
+
+# -- datastores -------------------------------------------------------------------------------
+
+SECRET_CASES = {
+    "account_key": (
+        {"type": "azure_blob", "account_name": "acct", "container_name": "data"},
+        "credentials",
+        {"account_key": "AccountKey+Secret/Value=="},
+        "account_key",
+    ),
+    "sas_token": (
+        {"type": "azure_blob", "account_name": "acct", "container_name": "data"},
+        "credentials",
+        {"sas_token": "sv=2024-01-01&sig=SasSignatureSecret%3D"},
+        "sas_token",
+    ),
+    "service_principal": (
+        {"type": "azure_data_lake_gen2", "account_name": "acct", "filesystem": "fs"},
+        "credentials",
+        {"tenant_id": "tenant-1", "client_id": "client-1", "client_secret": "ClientSecret~Value.123"},
+        "client_secret",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECRET_CASES))
+def test_datastore_secret_is_never_returned_and_stored_encrypted(api, case):
+    spec, key, creds, secret_field = SECRET_CASES[case]
+    secret = creds[secret_field]
+    body = {**spec, "description": "external", key: creds}
+
+    r = api.http.put(api.url("/datastores/ext"), json=body)
+    assert r.status_code == 200, r.text
+    responses = {
+        "create": r,
+        "get": api.http.get(api.url("/datastores/ext")),
+        "list": api.http.get(api.url("/datastores")),
+        "get_default": api.http.get(api.url("/default-datastore")),
+        "list_paged": api.http.get(api.url("/datastores"), params={"max_results": 1, "page_token": None}),
+    }
+    for what, resp in responses.items():
+        assert resp.status_code == 200, (what, resp.text)
+        assert secret not in resp.text, what
+        assert json.dumps(secret)[1:-1] not in resp.text, what  # not even JSON-escaped
+    public = r.json()
+    assert secret_field not in public.get("credentials", {})
+    for other in set(creds) - {secret_field}:  # non-secret parts of the credential stay visible
+        assert public["credentials"][other] == creds[other]
+    sdk = api.ml.datastores.get("ext")
+    assert secret not in repr(sdk.model_dump())
+
+    rows = db_rows(api, "SELECT spec, secrets FROM resource WHERE kind = 'datastore' AND name = 'ext'")
+    assert len(rows) == 1
+    stored_spec, stored_secrets = rows[0]
+    assert secret not in (stored_spec if isinstance(stored_spec, str) else json.dumps(stored_spec))
+    assert stored_secrets and secret not in stored_secrets
+    assert stored_secrets.startswith("gAAAA")  # a Fernet token
+
+    r = api.http.get(api.url("/datastores/ext"), params={"include_secrets": "true"})
+    assert r.status_code == 200
+    assert r.json()["credentials"][secret_field] == secret
+    listed = api.http.get(api.url("/datastores"), params={"include_secrets": "true"}).json()["value"]
+    assert {d["name"]: d for d in listed}["ext"]["credentials"][secret_field] == secret
+    with_secret = api.ml.datastores.get("ext", include_secrets=True)
+    assert getattr(with_secret.credentials, secret_field) == secret
+
+
+def test_datastore_through_the_sdk(api):
+    created = api.ml.datastores.create_or_update(
+        AzureBlobDatastore(
+            name="blob",
+            account_name="acct",
+            container_name="c",
+            credentials=AccountKeyConfiguration(account_key="sdk-secret-key"),
+        )
+    )
+    assert created.name == "blob" and not created.is_default
+    assert {d.name for d in api.ml.datastores.list()} == BUILTINS | {"blob"}
+    api.ml.datastores.delete("blob")
+    with pytest.raises(NotFoundError):
+        api.ml.datastores.get("blob")
+
+
+def test_builtin_datastores_cannot_be_deleted_or_changed(api, tmp_path):
+    before = api.http.get(api.url("/datastores/workspaceblobstore")).json()
+    for name in sorted(BUILTINS):
+        r = api.http.delete(api.url(f"/datastores/{name}"))
+        assert r.status_code == 409
+        assert error_of(r)["code"] == "INVALID_STATE" and "built in" in error_of(r)["message"]
+        r = api.http.put(api.url(f"/datastores/{name}"), json={"type": "local", "path": str(tmp_path)})
+        assert r.status_code == 409
+    assert {d.name for d in api.ml.datastores.list()} == BUILTINS
+    assert api.http.get(api.url("/datastores/workspaceblobstore")).json() == before
+
+
+def test_unknown_datastore_type_names_allowed_types(api):
+    r = api.http.put(api.url("/datastores/odd"), json={"type": "ftp_server", "host": "x"})
+    assert r.status_code == 422
+    err = error_of(r)
+    assert err["code"] == "INVALID_SPEC" and "ftp_server" in err["message"]
+    for allowed in ("azure_blob", "azure_data_lake_gen2", "local", "s3"):
+        assert allowed in err["message"]
+    assert api.http.get(api.url("/datastores/odd")).status_code == 404
+
+
+def test_local_datastore_needs_an_existing_folder(api, tmp_path):
+    missing = tmp_path / "nope"
+    r = api.http.put(api.url("/datastores/mine"), json={"type": "local", "path": str(missing)})
+    assert r.status_code == 404
+    assert str(missing) in error_of(r)["message"]
+    r = api.http.put(api.url("/datastores/mine"), json={"type": "local", "path": "relative/dir"})
+    assert r.status_code == 400 and "absolute" in error_of(r)["message"]
+    assert api.http.get(api.url("/datastores/mine")).status_code == 404
+
+    r = api.http.put(api.url("/datastores/mine"), json={"type": "local", "path": str(tmp_path)})
+    assert r.status_code == 200
+    assert r.json()["path"] == str(tmp_path)
+
+
+def test_datastore_name_rule(api):
+    r = api.http.put(api.url("/datastores/has-dash"), json={"type": "local", "path": "/tmp"})
+    assert r.status_code == 422 and "no '-'" in error_of(r)["message"]
+
+
+@pytest.mark.parametrize("case", ["account_key_sdk_round_trip", "service_principal_without_secret"])
+def test_updating_a_datastore_without_its_secret_keeps_the_stored_one(api, case):
+    if case == "account_key_sdk_round_trip":
+        spec, _, creds, field = SECRET_CASES["account_key"]
+    else:
+        spec, _, creds, field = SECRET_CASES["service_principal"]
+    assert api.http.put(api.url("/datastores/ext"), json={**spec, "credentials": creds}).status_code == 200
+    if case == "account_key_sdk_round_trip":
+        fetched = api.ml.datastores.get("ext")
+        fetched.description = "changed"
+        api.ml.datastores.create_or_update(fetched)
+    else:
+        public = {k: v for k, v in creds.items() if k != field}
+        r = api.http.put(api.url("/datastores/ext"), json={**spec, "description": "changed", "credentials": public})
+        assert r.status_code == 200, r.text
+    got = api.http.get(api.url("/datastores/ext"), params={"include_secrets": "true"}).json()
+    assert got["description"] == "changed"
+    assert got["credentials"].get(field) == creds[field]
