@@ -104,3 +104,38 @@ class AssetVersionRow(Base):
     stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobRow(Base):
+    """A job of a workspace: its submitted spec, what the server resolved, and its lifecycle."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name", name="uq_job_name"),
+        Index("ix_job_schedule", "status", "compute", "id"),
+        Index("ix_job_parent", "workspace_id", "parent_job_name", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    compute: Mapped[str] = mapped_column(String(255))
+    experiment_name: Mapped[str] = mapped_column(String(255))
+    parent_job_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    # Inputs, outputs, environment and code as the server resolved them at submission.
+    resolved: Mapped[dict] = mapped_column(JSON, default=dict)
+    status_times: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Each start of a runner takes a new attempt; writes carrying an older one are refused.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    runner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
