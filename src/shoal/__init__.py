@@ -24,16 +24,18 @@ _EXPORTS: dict[str, str] = {
         name: "shoal.entities"
         for name in (
             "load_workspace load_compute load_datastore load_model load_data load_environment "
-            "load_component load_code "
+            "load_component load_code load_job "
             "Workspace AmlCompute ComputeInstance KubernetesCompute VirtualMachineCompute "
             "SynapseSparkCompute AzureBlobDatastore AzureFileDatastore AzureDataLakeGen1Datastore "
             "AzureDataLakeGen2Datastore LocalDatastore S3Datastore AccountKeyConfiguration "
             "SasTokenConfiguration ServicePrincipalConfiguration CertificateConfiguration "
             "NoneCredentialConfiguration S3KeyConfiguration IdentityConfiguration Model Data "
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
-            "SparkComponent Code"
+            "SparkComponent Code CommandJob Input Output MpiDistribution PyTorchDistribution "
+            "TensorFlowDistribution RayDistribution"
         ).split()
     },
+    "command": "shoal.sdk_builders",
     **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},
     **{
         name: "shoal.errors"

@@ -32,7 +32,9 @@ from shoal.entities.compute import Compute
 from shoal.entities.data import Data
 from shoal.entities.datastore import Datastore
 from shoal.entities.environment import Environment
+from shoal.entities.job import Job
 from shoal.entities.model import Model
+from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.entities.registry import KINDS, kind_of_schema, parse_entity
 from shoal.entities.validation import format_path, single_issue, split_path
@@ -421,6 +423,39 @@ class _PathResolver:
             for name, job in jobs.items():
                 self.job_like(job, f"{prefix}jobs.{name}.")
 
+    def environment_file(self, node: Any, prefix: str) -> None:
+        """``environment: file:./env.yml`` (an environment spec next to the job) is inlined."""
+        env = node.get("environment") if isinstance(node, dict) else None
+        if not (isinstance(env, str) and env.startswith("file:")):
+            return
+        path = self.local(env)
+        if not Path(path).is_file():
+            field = f"{prefix}environment"
+            raise single_issue(field, f"environment file {path!r} not found", source=self.label, line_map=self.lines)
+        data, lines = load_yaml(path)
+        _PathResolver(Path(path).parent, path, lines).environment(data, "")
+        node["environment"] = data
+
+    def job_inputs(self, inputs: Any) -> None:
+        """Local ``path`` of data inputs (``{type: uri_folder, path: ./data}``); literals stay as written."""
+        if isinstance(inputs, dict):
+            for value in inputs.values():
+                if isinstance(value, dict) and value.get("type") not in PRIMITIVE_TYPES:
+                    self.fix(value, "path")
+
+    def job(self, node: Any, prefix: str) -> None:
+        """A job, a sweep's trial or a pipeline step; then the component-like paths (code, env...)."""
+        if not isinstance(node, dict):
+            return
+        self.environment_file(node, prefix)
+        self.environment_file(node.get("trial"), f"{prefix}trial.")
+        self.job_inputs(node.get("inputs"))
+        jobs = node.get("jobs")
+        if isinstance(jobs, dict):
+            for name, step in jobs.items():
+                self.job(step, f"{prefix}jobs.{name}.")
+        self.job_like(node, prefix)
+
     def resolve(self, kind: str, data: dict[str, Any]) -> None:
         if kind in ("model", "data", "code"):
             self.fix(data, "path")
@@ -430,6 +465,8 @@ class _PathResolver:
             self.fix(data, "path")
         elif kind == "component":
             self.job_like(data, "")
+        elif kind == "job":
+            self.job(data, "")
 
 
 # --- load_entity and friends -----------------------------------------------------------------
@@ -495,3 +532,8 @@ def load_component(source: Source, *, relative_origin: Any = None, params_overri
 
 def load_code(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> Code:
     return load_entity("code", source, relative_origin=relative_origin, params_override=params_override)
+
+
+def load_job(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> Job:
+    """A command, sweep or pipeline job (``type``, default ``command``) with local paths made absolute."""
+    return load_entity("job", source, relative_origin=relative_origin, params_override=params_override)

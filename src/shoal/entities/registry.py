@@ -16,6 +16,7 @@ from shoal.entities.compute import COMPUTE_TYPES
 from shoal.entities.data import Data
 from shoal.entities.datastore import DATASTORE_TYPES
 from shoal.entities.environment import Environment
+from shoal.entities.job import JOB_TYPES
 from shoal.entities.model import Model
 from shoal.entities.validation import single_issue
 from shoal.entities.workspace import Workspace
@@ -75,6 +76,7 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("environment", "environments", True, (Environment,)),
         KindSpec("component", "components", True, COMPONENT_TYPES, default_type="command"),
         KindSpec("code", "codes", True, (Code,)),
+        KindSpec("job", "jobs", False, JOB_TYPES, default_type="command"),
     )
 }
 
@@ -184,7 +186,7 @@ def redact(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- $schema → kind --------------------------------------------------------------------------
 
-# Keyed by the lower-cased file stem of the schema URL. Kinds not in KINDS (jobs, endpoints...)
+# Keyed by the lower-cased file stem of the schema URL. Kinds not in KINDS (endpoints, schedules...)
 # are listed too so that a loader can say what a file is even where this package can't load it.
 _SCHEMA_KINDS: dict[str, str] = {
     "workspace": "workspace",
@@ -234,7 +236,7 @@ _SCHEMA_KINDS: dict[str, str] = {
 def kind_of_schema(schema_url: Any) -> str | None:
     """``.../latest/model.schema.json`` → ``"model"``; None when unknown or absent.
 
-    May return kinds this package does not load (``job``, ``schedule``...); check ``KINDS``.
+    May return kinds this package does not load (``schedule``, ``online_endpoint``...); check ``KINDS``.
     """
     if not isinstance(schema_url, str) or not schema_url.strip():
         return None

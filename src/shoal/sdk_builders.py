@@ -1,0 +1,115 @@
+"""SDK builder functions in the style of ``azure.ai.ml``: ``command(...)``.
+
+Local paths given to a builder (``code``, data inputs) are made absolute against the caller's
+working directory, as YAML paths are made absolute against the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shoal.entities.io import Input
+from shoal.entities.job import CommandJob
+from shoal.entities.refs import is_local_path, strip_file_prefix
+
+
+def _absolute(value: str) -> str:
+    path = os.path.expanduser(strip_file_prefix(value))
+    out = Path(os.path.normpath(Path.cwd() / path)).as_posix()
+    return out + "/" if value.endswith("/") and not out.endswith("/") else out
+
+
+def _local_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if isinstance(value, Mapping):
+            value = Input(**value)
+        if isinstance(value, Input) and not value.is_literal and value.path and is_local_path(value.path):
+            value = value.model_copy(update={"path": _absolute(value.path)})
+        out[name] = value
+    return out
+
+
+def _drop_none(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def command(
+    name: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    properties: dict[str, str] | None = None,
+    display_name: str | None = None,
+    command: str | None = None,
+    experiment_name: str | None = None,
+    environment: Any = None,
+    environment_variables: dict[str, str] | None = None,
+    distribution: Any = None,
+    compute: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
+    instance_count: int | None = None,
+    instance_type: str | None = None,
+    locations: list[str] | None = None,
+    docker_args: str | list[str] | None = None,
+    shm_size: str | None = None,
+    timeout: int | None = None,
+    code: str | os.PathLike[str] | None = None,
+    identity: Any = None,
+    is_deterministic: bool = True,
+    services: dict[str, Any] | None = None,
+    job_tier: str | None = None,
+    priority: str | None = None,
+    parent_job_name: str | None = None,
+) -> CommandJob:
+    """A command job, as ``azure.ai.ml.command`` builds one; submit it with ``ml_client.jobs.create_or_update``.
+
+    ``inputs`` take literals and :class:`~shoal.entities.io.Input` objects, ``outputs`` take
+    :class:`~shoal.entities.io.Output` objects or None; ``distribution`` a dict such as
+    ``{"type": "pytorch", "process_count_per_instance": 4}`` or a distribution object.
+    ``is_deterministic`` only matters for pipeline steps and is accepted for compatibility.
+    Errors are SpecErrors naming the field.
+    """
+    del is_deterministic  # step reuse is a pipeline matter; a standalone job always runs
+    if isinstance(code, os.PathLike):
+        code = os.fspath(code)
+    if isinstance(code, str) and is_local_path(code):
+        code = _absolute(code)
+    resources = _drop_none(
+        {
+            "instance_count": instance_count,
+            "instance_type": instance_type,
+            "locations": locations,
+            "docker_args": docker_args,
+            "shm_size": shm_size,
+        }
+    )
+    queue_settings = _drop_none({"job_tier": job_tier, "priority": priority})
+    data = _drop_none(
+        {
+            "name": name,
+            "description": description,
+            "tags": tags,
+            "properties": properties,
+            "display_name": display_name,
+            "command": command,
+            "experiment_name": experiment_name,
+            "environment": environment,
+            "environment_variables": environment_variables,
+            "distribution": distribution,
+            "compute": compute,
+            "inputs": _local_inputs(inputs) if inputs else None,
+            "outputs": dict(outputs) if outputs else None,
+            "resources": resources or None,
+            "limits": {"timeout": timeout} if timeout is not None else None,
+            "code": code,
+            "identity": identity,
+            "services": services,
+            "queue_settings": queue_settings or None,
+            "parent_job_name": parent_job_name,
+        }
+    )
+    return CommandJob(**data)
