@@ -1,0 +1,405 @@
+"""EnvBuilder: an EnvSpec becomes a Python interpreter, building a cached virtual environment when needed.
+
+Layout of the cache, one directory per spec hash::
+
+    <cache_dir>/<hash>.lock          fcntl lock: one build per hash across threads and processes
+    <cache_dir>/<hash>/venv/         the virtual environment (uv venv + uv pip install)
+    <cache_dir>/<hash>/build.log     everything uv printed while building
+    <cache_dir>/<hash>/shoal-env.json  the marker, written last: the build is complete
+
+A directory without the marker is a crashed or failed build and is rebuilt from scratch, so a
+failed build never poisons a later one.
+
+The host interpreter. Jobs on a "host" environment (``python:3.11``, an image without a conda
+file) run on ``host_python``. By default that is the *base* interpreter Shoal's own virtual
+environment was made from (``sys._base_executable``), not Shoal's venv Python: a job then sees
+the host's stock packages and never Shoal's (fastapi, pydantic, SQLAlchemy...), like a job in a
+bare ``python`` image. Pass ``host_python=sys.executable`` to run such jobs with Shoal's
+packages visible instead, or any other interpreter path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, TextIO
+
+from shoal.envs import pyver
+from shoal.envs.errors import EnvironmentBuildError
+from shoal.envs.spec import EnvSpec
+from shoal.envs.uvtool import find_uv, run_streaming
+
+MARKER = "shoal-env.json"
+BUILD_LOG = "build.log"
+VENV_DIR = "venv"
+
+LogSink = TextIO | Callable[[str], None] | None
+
+
+def default_host_python() -> Path:
+    """The interpreter for "host" environments: the base interpreter when Shoal runs in a venv (see module doc)."""
+    if sys.prefix != sys.base_prefix:
+        base = getattr(sys, "_base_executable", None)
+        if base and Path(base).exists():
+            return Path(base)
+    return Path(sys.executable)
+
+
+@dataclass(frozen=True)
+class PreparedEnv:
+    """A ready interpreter. ``reused`` is False only for the call that built it (a host env is never built)."""
+
+    python: Path
+    bin_dir: Path | None  # the venv's bin/; None for the host interpreter
+    hash: str
+    reused: bool
+    build_log_path: Path | None
+    spec: EnvSpec
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Process variables that make ``python`` on PATH this interpreter (for a job's command line)."""
+        env = dict(os.environ if base is None else base)
+        env.pop("PYTHONHOME", None)
+        env.pop("VIRTUAL_ENV", None)
+        first = self.bin_dir or self.python.parent
+        env["PATH"] = f"{first}{os.pathsep}{env['PATH']}" if env.get("PATH") else str(first)
+        if self.bin_dir is not None:
+            env["VIRTUAL_ENV"] = str(self.bin_dir.parent)
+        return env
+
+
+class EnvBuilder:
+    """Prepares environments into ``cache_dir``; safe to share between threads and between processes.
+
+    ``uv``: the uv executable (default: found on PATH, beside this Python, or ``python -m uv``).
+    ``host_python``: the interpreter for host environments and the base of built ones (module doc).
+    ``uv_cache_dir``: uv's package cache (default: uv's own, so every build shares downloads).
+    ``offline_first``: install from uv's cache without network first, and go online only if that fails.
+    ``install_python``: when a spec asks for a Python that neither the host nor ``uv python find``
+    provides, try ``uv python install`` (needs network access to python-build-standalone).
+    ``python_mismatch``: "error" fails such a build; "host" builds on the host Python anyway, with a warning.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str],
+        *,
+        uv: str | os.PathLike[str] | None = None,
+        host_python: str | os.PathLike[str] | None = None,
+        uv_cache_dir: str | os.PathLike[str] | None = None,
+        offline_first: bool = True,
+        install_python: bool = True,
+        python_mismatch: Literal["error", "host"] = "error",
+        timeout_s: float = 1800.0,
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.host_python = Path(host_python) if host_python else default_host_python()
+        self.uv_cache_dir = Path(uv_cache_dir) if uv_cache_dir else None
+        self.offline_first = offline_first
+        self.install_python = install_python
+        self.python_mismatch = python_mismatch
+        self.timeout_s = timeout_s
+        self.builds_started = 0  # builds this builder ran (not reuses): for tests and metrics
+        self._uv_explicit = uv
+        self._uv_cmd: list[str] | None = None
+        self._host_version: pyver.Version | None = None
+        self._link_args: list[str] | None = None
+        self._mutex = threading.Lock()
+
+    # --- public -------------------------------------------------------------------------------
+
+    def prepare(self, spec: EnvSpec, log: LogSink = None) -> PreparedEnv:
+        """The interpreter for ``spec``, building its environment first unless a complete one is cached."""
+        sink = _as_sink(log)
+        digest = spec.spec_hash()
+        if self._runs_on_host(spec):
+            sink(f"environment: {spec.source or 'host'} -> host Python {self.host_python}")
+            return PreparedEnv(self.host_python, None, digest, True, None, spec)
+        root = self.cache_dir / digest
+        if _complete(root):
+            sink(f"environment: {spec.source} -> cached {root}")
+            return self._prepared(spec, digest, root, reused=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.cache_dir / f"{digest}.lock"):
+            if _complete(root):
+                # Another thread or process built it while this one waited: show the job that log too.
+                sink(f"environment: {spec.source} -> built meanwhile by another job at {root}; its build log:")
+                _replay(root / BUILD_LOG, sink)
+                return self._prepared(spec, digest, root, reused=True)
+            self._build(spec, digest, root, sink)
+        return self._prepared(spec, digest, root, reused=False)
+
+    def path_for(self, spec: EnvSpec) -> Path:
+        return self.cache_dir / spec.spec_hash()
+
+    # --- building -------------------------------------------------------------------------------
+
+    def _build(self, spec: EnvSpec, digest: str, root: Path, sink: Callable[[str], None]) -> None:
+        with self._mutex:
+            self.builds_started += 1
+        if root.exists():
+            sink(f"environment: removing the incomplete build at {root}")
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        log_path = root / BUILD_LOG
+        started = time.monotonic()
+        with open(log_path, "w", encoding="utf-8") as fh:
+
+            def tee(line: str) -> None:
+                fh.write(line + "\n")
+                fh.flush()
+                sink(line)
+
+            tee(f"# shoal: building environment {digest} for {spec.source}")
+            tee(f"# requirements: {' '.join(spec.requirements) or '(none)'}")
+            for extra, value in (("python", spec.python), ("torch backend", spec.torch_backend)):
+                if value:
+                    tee(f"# {extra}: {value}")
+            for note in spec.notes:
+                tee(f"# note: {note}")
+            base = self._base_python(spec, digest, log_path, tee)
+            venv = root / VENV_DIR
+            uv = self._uv()
+            self._step(
+                spec,
+                digest,
+                log_path,
+                tee,
+                "creating the virtual environment",
+                [*uv, "venv", "--no-project", "--python", str(base), str(venv)],
+            )
+            if spec.requirements:
+                self._install(spec, digest, log_path, tee, venv)
+            tee(f"# shoal: environment ready in {time.monotonic() - started:.2f} s")
+        marker = {
+            "hash": digest,
+            "spec": spec.to_dict(),
+            "python": str(_venv_python(root)),
+            "base_python": str(base),
+            "built_at": datetime.now(UTC).isoformat(),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        tmp = root / f".{MARKER}.tmp"
+        tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, root / MARKER)  # last, and atomic: its presence means the build is whole
+
+    def _install(self, spec: EnvSpec, digest: str, log_path: Path, tee: Callable[[str], None], venv: Path) -> None:
+        cmd = [*self._uv(), "pip", "install", "--python", str(venv / "bin" / "python"), *self._link_mode()]
+        cmd += list(spec.pip_options)
+        if spec.torch_backend:
+            cmd += ["--torch-backend", spec.torch_backend]
+        cmd += ["--", *spec.requirements]
+        attempts = [True, False] if self.offline_first else [False]
+        for offline in attempts:
+            tee(f"$ {' '.join(cmd[:3])} {'--offline ' if offline else ''}{' '.join(cmd[3:])}")
+            result = run_streaming(
+                [*cmd[:3], "--offline", *cmd[3:]] if offline else cmd,
+                sink=tee,
+                env=self._uv_env(),
+                cwd=venv.parent,
+                timeout_s=self.timeout_s,
+            )
+            if result.returncode == 0:
+                return
+            if offline:
+                tee("# shoal: uv's cache does not hold everything; trying again with network access")
+        self._fail(spec, digest, log_path, "installing the requirements", result.tail, result.timed_out)
+
+    def _step(
+        self,
+        spec: EnvSpec,
+        digest: str,
+        log_path: Path,
+        tee: Callable[[str], None],
+        what: str,
+        cmd: list[str],
+    ) -> None:
+        tee(f"$ {' '.join(cmd)}")
+        result = run_streaming(cmd, sink=tee, env=self._uv_env(), cwd=log_path.parent, timeout_s=self.timeout_s)
+        if result.returncode != 0:
+            self._fail(spec, digest, log_path, what, result.tail, result.timed_out)
+
+    def _fail(
+        self, spec: EnvSpec, digest: str, log_path: Path, what: str, tail: list[str], timed_out: bool = False
+    ) -> None:
+        lines = [line for line in tail if line.strip() and not line.startswith("# shoal")][-15:]
+        why = f"timed out after {self.timeout_s:.0f} s" if timed_out else "failed"
+        raise EnvironmentBuildError(
+            f"environment {spec.source or digest[:12]} could not be built: {what} {why}:\n" + "\n".join(lines),
+            details={
+                "hash": digest,
+                "build_log": str(log_path),
+                "requirements": list(spec.requirements),
+                "python": spec.python,
+            },
+        )
+
+    # --- the interpreter -----------------------------------------------------------------------
+
+    def _runs_on_host(self, spec: EnvSpec) -> bool:
+        if spec.kind == "host":
+            return True
+        # Only a Python constraint and the host meets it: nothing to install, so no venv either.
+        return not spec.requirements and pyver.satisfies(self._host_py_version(), spec.python)
+
+    def _base_python(self, spec: EnvSpec, digest: str, log_path: Path, tee: Callable[[str], None]) -> Path:
+        host_version = self._host_py_version()
+        if pyver.satisfies(host_version, spec.python):
+            return self.host_python
+        host_text = ".".join(map(str, host_version))
+        if self.python_mismatch == "host":
+            tee(f"# warning: the spec asks for Python {spec.python}; building on the host Python {host_text} instead")
+            return self.host_python
+        assert spec.python is not None  # satisfies() is True without a constraint
+        found = self._uv_find_python(spec.python)
+        tail: list[str] = []
+        if found is None and self.install_python:
+            tee(f"# shoal: Python {spec.python} is not on this machine; asking uv to install it")
+            cmd = [*self._uv(), "python", "install", spec.python]
+            tee(f"$ {' '.join(cmd)}")
+            env = self._uv_env()
+            env.pop("UV_PYTHON_DOWNLOADS", None)  # the one step that may download an interpreter
+            result = run_streaming(cmd, sink=tee, env=env, timeout_s=min(self.timeout_s, 600.0))
+            tail = result.tail
+            found = self._uv_find_python(spec.python) if result.returncode == 0 else None
+        if found is None:
+            tried = " nor install one" if self.install_python else " (installing one is switched off)"
+            what = f"finding Python {spec.python} (the host Python is {host_text}; uv found no such interpreter{tried})"
+            self._fail(spec, digest, log_path, what, tail)
+        tee(f"# shoal: Python {spec.python} -> {found}")
+        return found  # type: ignore[return-value]  # _fail raised otherwise
+
+    def _uv_find_python(self, constraint: str) -> Path | None:
+        result = subprocess.run(
+            [*self._uv(), "python", "find", constraint],
+            capture_output=True,
+            text=True,
+            env=self._uv_env(),
+            timeout=60,
+            check=False,
+        )
+        path = result.stdout.strip().splitlines()[-1] if result.returncode == 0 and result.stdout.strip() else ""
+        return Path(path) if path else None
+
+    def _host_py_version(self) -> pyver.Version:
+        if self._host_version is None:
+            here = {Path(sys.executable), Path(getattr(sys, "_base_executable", sys.executable))}
+            if self.host_python in here:
+                self._host_version = tuple(sys.version_info[:3])
+            else:
+                out = subprocess.run(
+                    [str(self.host_python), "-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                if out.returncode != 0:
+                    raise EnvironmentBuildError(
+                        f"the host Python {self.host_python} does not run: {out.stderr.strip()[-500:]}"
+                    )
+                self._host_version = pyver.parse_version(out.stdout.strip())
+        return self._host_version
+
+    # --- uv ------------------------------------------------------------------------------------
+
+    def _uv(self) -> list[str]:
+        if self._uv_cmd is None:
+            self._uv_cmd = find_uv(self._uv_explicit)
+        return self._uv_cmd
+
+    def _uv_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # uv must act on the interpreter it is given, never on the venv Shoal itself runs in.
+        for var in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "UV_PYTHON", "UV_PROJECT_ENVIRONMENT"):
+            env.pop(var, None)
+        env["UV_PYTHON_DOWNLOADS"] = "never"
+        env["UV_NO_PROGRESS"] = "1"
+        env["NO_COLOR"] = "1"
+        if self.uv_cache_dir is not None:
+            env["UV_CACHE_DIR"] = str(self.uv_cache_dir)
+        return env
+
+    def _link_mode(self) -> list[str]:
+        """uv hardlinks from its cache; across filesystems that fails, so copy there (and skip uv's warning)."""
+        if self._link_args is None:
+            args: list[str] = []
+            cmd = [*self._uv(), "cache", "dir"]
+            result = subprocess.run(cmd, capture_output=True, text=True, env=self._uv_env(), timeout=60, check=False)
+            uv_cache = result.stdout.strip() if result.returncode == 0 else ""
+            if uv_cache and _device(Path(uv_cache)) != _device(self.cache_dir):
+                args = ["--link-mode", "copy"]
+            self._link_args = args
+        return self._link_args
+
+    def _prepared(self, spec: EnvSpec, digest: str, root: Path, *, reused: bool) -> PreparedEnv:
+        return PreparedEnv(_venv_python(root), root / VENV_DIR / "bin", digest, reused, root / BUILD_LOG, spec)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _venv_python(root: Path) -> Path:
+    return root / VENV_DIR / "bin" / "python"
+
+
+def _complete(root: Path) -> bool:
+    # The venv's python is a symlink to its base: if that interpreter went away, rebuild.
+    return (root / MARKER).is_file() and _venv_python(root).exists()
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # flock (not lockf) locks per open file, so it serialises threads of one process too.
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _replay(path: Path, sink: Callable[[str], None]) -> None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                sink(line.rstrip("\n"))
+    except FileNotFoundError:
+        pass
+
+
+def _device(path: Path) -> int:
+    for candidate in (path, *path.parents):
+        try:
+            return candidate.stat().st_dev
+        except FileNotFoundError:
+            continue
+    return -1
+
+
+def _as_sink(log: LogSink) -> Callable[[str], None]:
+    """A log target as a function of one line: a text stream gets the line and a newline, a callable the line."""
+    if log is None:
+        return lambda line: None
+    if hasattr(log, "write"):
+        stream = log
+
+        def write(line: str) -> None:
+            stream.write(line + "\n")
+            flush = getattr(stream, "flush", None)
+            if flush:
+                flush()
+
+        return write
+    return log  # type: ignore[return-value]

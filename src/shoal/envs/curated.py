@@ -1,0 +1,155 @@
+"""Azure ML curated environments as pip requirement sets.
+
+A curated environment is a Docker image Microsoft maintains. Shoal cannot pull those images, so
+each one it knows becomes the requirement set that scripts written for it depend on: the major
+library at the image's version, and the pins that break scripts when missed (the real images
+carry pandas 1.x, and numpy before 1.24 still has ``np.float``). Azure-only packages
+(``azureml-mlflow``, ``azureml-core``, ...) are left out: they talk to Azure, and Shoal tracks
+with plain MLflow.
+
+Names are matched case-insensitively, with or without the ``AzureML-`` prefix, so
+``AzureML-sklearn-1.5``, ``azureml:AzureML-sklearn-1.5@latest`` and
+``azureml://registries/azureml/environments/sklearn-1.5/labels/latest`` are one environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shoal.errors import SpecError, UnsupportedError
+
+CURATED_PREFIX = "azureml-"
+CURATED_REGISTRY = "azureml"
+CURATED_IMAGE_PREFIX = "mcr.microsoft.com/azureml/curated/"
+
+
+@dataclass(frozen=True)
+class Curated:
+    """What a curated environment becomes. No requirements means the host interpreter."""
+
+    name: str  # as Azure ML spells it, e.g. "AzureML-sklearn-1.5"
+    requirements: tuple[str, ...] = ()
+    torch_backend: str | None = None
+    note: str | None = None
+
+
+_SKLEARN_15 = Curated(
+    "AzureML-sklearn-1.5",
+    ("scikit-learn==1.5.*", "pandas<2", "numpy<2", "scipy", "mlflow", "matplotlib", "joblib"),
+)
+_SKLEARN_10 = Curated(
+    "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu",
+    ("scikit-learn>=1.0,<1.2", "pandas<2", "numpy<1.24", "scipy", "mlflow", "matplotlib", "joblib"),
+    note=(
+        "scikit-learn 1.0 has no wheels for Python 3.11 and later; 1.1 keeps the 1.0 API "
+        "(the removals of its deprecations came in 1.2), so the newest of 1.0/1.1 with a wheel is installed"
+    ),
+)
+_LIGHTGBM_33 = Curated(
+    "AzureML-lightgbm-3.3",
+    # lightgbm 3.3 calls check_X_y(force_all_finite=...): deprecated in scikit-learn 1.6, removed in 1.8 (a
+    # TypeError in every fit); 1.6 also changed estimator tags, which LightGBM only followed in 4.6.
+    ("lightgbm==3.3.*", "scikit-learn<1.6", "pandas<2", "numpy<2", "scipy", "mlflow", "matplotlib", "joblib"),
+)
+_MLFLOW_INFERENCE = Curated("AzureML-mlflow-ubuntu20.04-py38-cpu-inference", ("mlflow", "pandas<2", "numpy<2"))
+_MINIMAL = Curated("AzureML-Minimal", note="a minimal image: the host Python")
+
+# Lower-case name without the AzureML- prefix -> environment.
+_EXACT: dict[str, Curated] = {
+    "sklearn-1.5": _SKLEARN_15,
+    "sklearn-1.0-ubuntu20.04-py38-cpu": _SKLEARN_10,
+    "sklearn-1.0": _SKLEARN_10,
+    "lightgbm-3.3": _LIGHTGBM_33,
+    "mlflow-ubuntu20.04-py38-cpu-inference": _MLFLOW_INFERENCE,
+    "minimal-ubuntu22.04-py39-cpu-inference": Curated("AzureML-minimal-ubuntu22.04-py39-cpu-inference"),
+    "minimal": _MINIMAL,
+}
+
+
+def _torch(name: str, match: re.Match[str]) -> Curated:
+    major, minor = int(match["major"]), int(match["minor"])
+    # torch before 2.0 has no wheels for current Pythons; the newest keeps the 1.x API scripts use.
+    pin = f"torch=={major}.{minor}.*" if major >= 2 else f"torch>={major}.{minor}"
+    return Curated(name, (pin, "torchvision", "numpy"), torch_backend="cpu", note="CPU build of PyTorch")
+
+
+def _tensorflow(name: str, match: re.Match[str]) -> Curated:
+    major, minor = int(match["major"]), int(match["minor"])
+    # TensorFlow has wheels for Python 3.11 from 2.12; older names get the newest release instead.
+    pin = f"tensorflow=={major}.{minor}.*" if (major, minor) >= (2, 12) else f"tensorflow>={major}.{minor}"
+    return Curated(name, (pin, "numpy", "pandas"), note="TensorFlow from PyPI (CPU unless CUDA is present)")
+
+
+_FAMILIES: list[tuple[re.Pattern[str], str, Callable[[str, re.Match[str]], Curated]]] = [
+    (re.compile(r"(acpt-)?pytorch-(?P<major>\d+)\.(?P<minor>\d+)(-.*)?"), "[ACPT-]pytorch-<version>-…", _torch),
+    (re.compile(r"tensorflow-(?P<major>\d+)\.(?P<minor>\d+)(-.*)?"), "tensorflow-<version>-…", _tensorflow),
+    (re.compile(r"minimal(-.*)?"), "minimal-…", lambda name, _: Curated(name)),
+    (
+        re.compile(r"mlflow(-.*)?-inference"),
+        "mlflow-…-inference",
+        lambda name, _: Curated(name, _MLFLOW_INFERENCE.requirements),
+    ),
+]
+
+_REGISTRY_RE = re.compile(
+    r"azureml://registries/(?P<reg>[^/]+)/(?P<plural>[^/]+)/(?P<name>[^/]+)(?:/(?:versions|labels)/[^/]+)?/?"
+)
+
+
+def known_names() -> list[str]:
+    return sorted({c.name for c in _EXACT.values()} | {f"AzureML-{label}" for _, label, _ in _FAMILIES})
+
+
+def curated_name(ref: str) -> str | None:
+    """The curated environment an environment reference names, or None when it names a workspace asset.
+
+    The result is the bare name as written (``sklearn-1.5`` or ``AzureML-sklearn-1.5``); a registry
+    reference to another registry than ``azureml`` is refused, since only the server can resolve it.
+    """
+    ref = ref.strip()
+    registry = _REGISTRY_RE.fullmatch(ref)
+    if registry:
+        if registry["plural"] != "environments":
+            raise SpecError(f"'{ref}' names registry {registry['plural']}, not an environment")
+        if registry["reg"].lower() != CURATED_REGISTRY:
+            raise UnsupportedError(
+                f"environment '{ref}' lives in registry '{registry['reg']}'; only the curated 'azureml' "
+                "registry is known locally"
+            )
+        return registry["name"]
+    if ref.startswith("azureml://"):
+        return None
+    bare = ref[len("azureml:") :] if ref.startswith("azureml:") else ref
+    # name@label or name:version; the SDK splits the label on the last '@' and the version on the first ':'.
+    name = bare.rsplit("@", 1)[0] if "@" in bare else bare.split(":", 1)[0]
+    return name if name.lower().startswith(CURATED_PREFIX) else None
+
+
+def lookup(name: str) -> Curated:
+    """The curated environment called ``name`` (with or without ``AzureML-``), or UnsupportedError."""
+    bare = name[len(CURATED_PREFIX) :] if name.lower().startswith(CURATED_PREFIX) else name
+    key = bare.lower()
+    if key in _EXACT:
+        return _EXACT[key]
+    for pattern, _, make in _FAMILIES:
+        match = pattern.fullmatch(key)
+        if match:
+            return make(f"AzureML-{bare}", match)
+    raise UnsupportedError(
+        f"curated environment '{name}' is not known to Shoal; known: {', '.join(known_names())}. "
+        "Use an environment with a conda_file instead",
+        details={"name": name, "known": known_names()},
+    )
+
+
+def from_image(image: str) -> Curated | None:
+    """A curated image (``mcr.microsoft.com/azureml/curated/sklearn-1.5:12``) known to Shoal, else None."""
+    if not image.startswith(CURATED_IMAGE_PREFIX):
+        return None
+    name = image[len(CURATED_IMAGE_PREFIX) :].split("@", 1)[0].split(":", 1)[0]
+    try:
+        return lookup(name)
+    except UnsupportedError:
+        return None
