@@ -23,6 +23,8 @@ class ShoalSettings(BaseSettings):
     workspace: str = "default"
     host: str = "127.0.0.1"
     port: int = 0
+    # Seconds without a runner heartbeat before a job is NotResponding (twice that: Failed).
+    heartbeat_timeout: float = 30.0
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

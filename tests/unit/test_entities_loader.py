@@ -302,8 +302,8 @@ def test_kind_without_schema() -> None:
 
 
 def test_kind_not_handled_here() -> None:
-    with pytest.raises(SpecError, match="this is a job spec"):
-        load_entity(None, LOADER / "job-schema.yml")
+    with pytest.raises(SpecError, match="this is a schedule spec"):
+        load_entity(None, LOADER / "schedule-schema.yml")
 
 
 def test_unknown_kind() -> None:

@@ -38,6 +38,7 @@ def test_kinds_table() -> None:
         "environment": ("environments", True),
         "component": ("components", True),
         "code": ("codes", True),
+        "job": ("jobs", False),
     }
     assert KINDS["component"].default_type == "command"
     assert KINDS["compute"].default_type is None
@@ -67,8 +68,8 @@ def test_parse_entity_defaults_component_type() -> None:
 
 
 def test_parse_entity_errors() -> None:
-    with pytest.raises(SpecError, match="unknown entity kind 'job'"):
-        parse_entity("job", {})
+    with pytest.raises(SpecError, match="unknown entity kind 'widget'"):
+        parse_entity("widget", {})
     with pytest.raises(SpecError, match="must be a mapping, got list"):
         parse_entity("model", [])  # type: ignore[arg-type]
     with pytest.raises(SpecError) as info:

@@ -8,6 +8,7 @@ import typer
 
 from shoal import __version__
 from shoal.cli.assets import build
+from shoal.cli.jobs import job_app
 from shoal.cli.resources import compute_app, datastore_app, workspace_app
 from shoal.cli.server import server_app
 from shoal.errors import ShoalError
@@ -23,6 +24,7 @@ app.add_typer(compute_app, name="compute")
 app.add_typer(datastore_app, name="datastore")
 for _kind in ("model", "data", "environment", "component"):
     app.add_typer(build(_kind), name=_kind)
+app.add_typer(job_app, name="job")
 app.add_typer(server_app, name="server")
 
 

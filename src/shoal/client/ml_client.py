@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from shoal.client.jobs import JobOperations
 from shoal.client.local_server import ensure_server
 from shoal.client.operations import (
     CodeOperations,
@@ -80,6 +81,7 @@ class MLClient:
         self.environments = EnvironmentOperations(t, workspace)
         self.components = ComponentOperations(t, workspace)
         self._code = CodeOperations(t, workspace)
+        self.jobs = JobOperations(t, workspace, self._code)
 
     @classmethod
     def from_config(
@@ -124,6 +126,8 @@ class MLClient:
 
     def _group_for(self, entity: Entity) -> Any:
         kind = _kind_of(entity)
+        if kind == "job":
+            return self.jobs
         if kind == "datastore":
             return self.datastores
         if kind in ASSET_GROUPS:

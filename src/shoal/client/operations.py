@@ -341,7 +341,7 @@ class ComponentOperations(AssetOperations):
             for inc in includes:
                 if not inc.exists():
                     raise NotFoundError(f"component '{body.get('name')}': additional include '{inc}' does not exist")
-            uri = self._upload(code, None, extra_folders=includes)
+            uri = self._upload(code, None, extra_folders=includes, ignore_files=True)
             # As in Azure ML, the snapshot becomes an anonymous code asset named by its hash.
             digest = uri.split("/LocalUpload/", 1)[1].split("/", 1)[0]
             self._t.request(

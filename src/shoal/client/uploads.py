@@ -7,9 +7,11 @@ re-uploading an unchanged folder sends nothing. Uploads over a few MB show a pro
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -29,14 +31,34 @@ class Source:
     entry: FileEntry
 
 
-def collect(path: Path, *, extra_folders: list[Path] | None = None) -> tuple[str, str, list[Source]]:
+SNAPSHOT_WARN_BYTES = 300 * 1024 * 1024
+SNAPSHOT_WARN_FILES = 2000
+
+
+def ignore_rules(folder: Path) -> Any:
+    """A code snapshot's ignore rules: ``.amlignore`` in the folder's root beats ``.gitignore``
+    (gitwildmatch semantics, as Azure ML); neither means nothing is ignored."""
+    import pathspec
+
+    for name in (".amlignore", ".gitignore"):
+        rules = folder / name
+        if rules.is_file():
+            spec = pathspec.PathSpec.from_lines("gitwildmatch", rules.read_text().splitlines())
+            return lambda rel: spec.match_file(rel) or spec.match_file(rel + "/")
+    return None
+
+
+def collect(
+    path: Path, *, extra_folders: list[Path] | None = None, ignore_files: bool = False
+) -> tuple[str, str, list[Source]]:
     """(name, kind, sources) for a file or a folder, plus folders merged in (additional_includes)."""
     if not path.exists():
         raise NotFoundError(f"local path '{path}' does not exist")
     if path.is_file():
         entry = scan_file(path)
         return entry.path, "file", [Source(path, entry)]
-    sources = [Source(path / e.path, e) for e in scan_folder(path)]
+    ignore = ignore_rules(path) if ignore_files else None
+    sources = [Source(path / e.path, e) for e in scan_folder(path, ignore=ignore)]
     for extra in extra_folders or []:
         if not extra.exists():
             raise NotFoundError(f"additional include '{extra}' does not exist")
@@ -58,11 +80,21 @@ def upload_path(
     datastore: str = "workspaceblobstore",
     extra_folders: list[Path] | None = None,
     show_progress: bool | None = None,
+    ignore_files: bool = False,
 ) -> str:
-    """Upload a local file or folder; returns its ``azureml://datastores/…`` URI."""
+    """Upload a local file or folder; returns its ``azureml://datastores/…`` URI.
+
+    ``ignore_files`` applies ``.amlignore``/``.gitignore`` (code snapshots)."""
     path = Path(local).expanduser().resolve()
-    name, kind, sources = collect(path, extra_folders=extra_folders)
+    name, kind, sources = collect(path, extra_folders=extra_folders, ignore_files=ignore_files)
     entries = [s.entry for s in sources]
+    total_bytes = sum(e.size for e in entries)
+    if ignore_files and (total_bytes > SNAPSHOT_WARN_BYTES or len(entries) > SNAPSHOT_WARN_FILES):
+        warnings.warn(
+            f"the snapshot of {path} has {len(entries)} files and {total_bytes // (1024 * 1024)} MB; Azure ML's "
+            "limit is 300 MB and 2,000 files: keep data out of the code folder or list it in .amlignore",
+            stacklevel=2,
+        )
     manifest = {
         "name": name,
         "kind": kind,

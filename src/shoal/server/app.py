@@ -15,9 +15,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shoal import __version__
 from shoal.config import ShoalSettings
 from shoal.errors import InternalError, NotFoundError, PayloadTooLargeError, ShoalError, SpecError, UserError
+from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
 from shoal.services import workspaces
 from shoal.services.context import ServiceContext
+from shoal.services.dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +27,9 @@ API_VERSION = "v1"
 # JSON bodies are small; file content goes through the upload routes, which stream.
 MAX_JSON_BODY = 4 * 1024 * 1024
 # The one route whose body is raw file content, streamed to storage; every other body is JSON.
-UPLOAD_FILE_ROUTE = re.compile(r"^/api/v1/workspaces/[^/]+/datastores/[^/]+/uploads/[^/]+/files$")
+RAW_BODY_ROUTES = re.compile(
+    r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/content|jobs/[^/]+/logs)$"
+)
 
 
 def _error(exc: ShoalError) -> JSONResponse:
@@ -70,7 +74,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _install_body_guards(app: FastAPI) -> None:
     @app.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Any:
-        if request.method in ("POST", "PUT", "PATCH") and not UPLOAD_FILE_ROUTE.match(request.url.path):
+        if request.method in ("POST", "PUT", "PATCH") and not RAW_BODY_ROUTES.match(request.url.path):
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > MAX_JSON_BODY:
                 return _error(PayloadTooLargeError(f"request body over {MAX_JSON_BODY} bytes"))
@@ -84,17 +88,31 @@ def _install_body_guards(app: FastAPI) -> None:
         return await call_next(request)
 
 
-def create_app(settings: ShoalSettings, *, context: ServiceContext | None = None) -> FastAPI:
+def create_app(
+    settings: ShoalSettings,
+    *,
+    context: ServiceContext | None = None,
+    server_url: str | None = None,
+    heartbeat_timeout: float = 30.0,
+) -> FastAPI:
+    """The app. With ``server_url`` (a real listening server) it also runs the job dispatcher."""
     ctx = context or ServiceContext.from_settings(settings)
     ctx.db.migrate()
     workspaces.ensure_default(ctx)
 
     tokens = TokenTable()
     tokens.add(ensure_admin_token(settings.token_file), Principal("admin", ALL_PERMISSIONS))
+    signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
+
+    dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+        if dispatcher is not None:
+            dispatcher.start()
         yield
+        if dispatcher is not None:
+            dispatcher.stop()
         if context is None:
             ctx.close()
 
@@ -106,12 +124,14 @@ def create_app(settings: ShoalSettings, *, context: ServiceContext | None = None
     )
     app.state.ctx = ctx
     app.state.tokens = tokens
+    app.state.job_signer = signer
+    app.state.dispatcher = dispatcher
     _install_error_handlers(app)
     _install_body_guards(app)
 
-    from shoal.server.routes import assets, compute, datastores, health
+    from shoal.server.routes import assets, compute, datastores, health, jobs, runner
     from shoal.server.routes import workspaces as ws_routes
 
-    for module in (health, ws_routes, compute, datastores, assets):
+    for module in (health, ws_routes, compute, datastores, assets, jobs, runner):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -35,6 +35,10 @@ ALL_PERMISSIONS = frozenset(Permission)
 class Principal:
     name: str
     permissions: frozenset[Permission]
+    # A job token is limited to its workspace, and names its job and attempt.
+    workspace: str | None = None
+    job: str | None = None
+    attempt: int | None = None
 
 
 def _digest(token: str) -> bytes:
@@ -86,10 +90,24 @@ class Require:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("a bearer token is required (Authorization: Bearer <token>)")
         tokens: TokenTable = request.app.state.tokens
-        principal = tokens.lookup(token.strip())
+        principal = tokens.lookup(token.strip()) or _job_principal(request, token.strip())
         if principal is None:
             raise AuthError("the bearer token is not valid for this server")
         if self.permission not in principal.permissions:
             raise PermissionDeniedError(f"this token lacks the '{self.permission}' permission")
+        workspace = request.path_params.get("workspace")
+        if principal.workspace is not None and workspace is not None and workspace != principal.workspace:
+            raise PermissionDeniedError(f"this job token is valid for workspace '{principal.workspace}' only")
         request.state.principal = principal
         return principal
+
+
+JOB_PERMISSIONS = frozenset({Permission.READ, Permission.WRITE})
+
+
+def _job_principal(request: Request, token: str) -> Principal | None:
+    signer = getattr(request.app.state, "job_signer", None)
+    claim = signer.verify(token) if signer is not None else None
+    if claim is None:
+        return None
+    return Principal(f"job:{claim.workspace}/{claim.job}", JOB_PERMISSIONS, claim.workspace, claim.job, claim.attempt)

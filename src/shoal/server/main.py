@@ -23,12 +23,14 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     from shoal.server.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    url = f"http://{host}:{bound_port}"
+    # Runners call back on this URL; a wildcard bind is reached through loopback.
+    client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{client_host}:{bound_port}"
+    app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
     server_file = settings.server_file
 
     # One worker on purpose: multi-worker uvicorn never sets TCP_NODELAY (uvicorn #3149).

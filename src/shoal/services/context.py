@@ -18,6 +18,11 @@ class ServiceContext:
     secrets: SecretBox
     artifact_root: str
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Set whenever a job is submitted or asked to stop, so the dispatcher looks at once.
+    jobs_changed: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def notify_jobs(self) -> None:
+        self.jobs_changed.set()
 
     @classmethod
     def from_settings(cls, settings: ShoalSettings) -> ServiceContext:

@@ -23,6 +23,19 @@ PREFIX = "/workspaces/{workspace}/datastores"
 CHUNK = 1024 * 1024
 
 
+def body_chunks(request: Request) -> Iterator[bytes]:
+    """The request body as a plain iterator, for a writer running in a worker thread: each chunk
+    is pulled from the event loop as the writer asks for it, so nothing is buffered whole."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        if chunk:
+            yield chunk
+
+
 def _check_secrets_permission(request: Request, include_secrets: bool) -> None:
     principal: Principal = request.state.principal
     if include_secrets and Permission.SECRETS not in principal.permissions:
@@ -119,19 +132,7 @@ def begin_upload(request: Request, workspace: str, name: str, manifest: dict[str
 @guarded(router, "PUT", PREFIX + "/{name}/uploads/{upload_id}/files", Permission.WRITE)
 async def put_upload_file(request: Request, workspace: str, name: str, upload_id: str, path: str) -> dict[str, Any]:
     manager = files.uploads_for(ctx(request), workspace, name)
-    stream = request.stream().__aiter__()
-
-    def body_chunks() -> Iterator[bytes]:
-        # Runs in a worker thread: pull each chunk from the event loop as the writer needs it.
-        while True:
-            try:
-                chunk = anyio.from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-            if chunk:
-                yield chunk
-
-    entry = await anyio.to_thread.run_sync(lambda: manager.put_file(upload_id, path, body_chunks()))
+    entry = await anyio.to_thread.run_sync(lambda: manager.put_file(upload_id, path, body_chunks(request)))
     return {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
 
 
@@ -140,3 +141,12 @@ def commit_upload(request: Request, workspace: str, name: str, upload_id: str) -
     manager = files.uploads_for(ctx(request), workspace, name)
     final_rel = manager.commit(upload_id)
     return {"path": f"azureml://datastores/{name}/paths/{final_rel}"}
+
+
+@guarded(router, "PUT", PREFIX + "/{name}/content", Permission.WRITE)
+async def write_file(request: Request, workspace: str, name: str, path: str) -> dict[str, Any]:
+    """Write one file (job outputs): streamed to a temporary name, then renamed into place."""
+    rel = safe_relpath(path)
+    store = files.store_for(ctx(request), workspace, name)
+    entry = await anyio.to_thread.run_sync(lambda: store.write_stream(rel, body_chunks(request)))
+    return {"path": rel, "size": entry.size, "sha256": entry.sha256}

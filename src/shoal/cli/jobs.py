@@ -1,0 +1,183 @@
+"""``shoal job …``: submit, follow, inspect and manage jobs, as ``az ml job`` does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shoal.cli.common import (
+    ArchivedOnlyOpt,
+    IncludeArchivedOpt,
+    MaxResultsOpt,
+    NameOpt,
+    OutputOpt,
+    QueryOpt,
+    RequiredName,
+    SetOpt,
+    WorkspaceOpt,
+    client,
+    list_view,
+    set_overrides,
+    show,
+)
+from shoal.cli.output import OutputFormat
+from shoal.errors import UserError
+
+job_app = typer.Typer(help="Submit and manage jobs.", no_args_is_help=True)
+COLUMNS = ["name", "display_name", "status", "compute", "experiment_name", "creation_context.created_at"]
+
+
+def _stream(ops: Any, name: str) -> None:
+    """Follow the log; Ctrl-C stops following, not the job. Exit 1 unless it completed."""
+    from shoal.client.jobs import JobFailedError
+
+    try:
+        ops.stream(name)
+    except KeyboardInterrupt:
+        typer.echo(f"\nStopped streaming; job {name} goes on. `shoal job stream -n {name}` resumes.", err=True)
+        raise typer.Exit(130) from None
+    except JobFailedError as exc:
+        typer.echo(f"Error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@job_app.command("create")
+def create(
+    file: Annotated[Path, typer.Option("--file", "-f", help="Job YAML.")],
+    name: NameOpt = None,
+    set: SetOpt = None,
+    stream: Annotated[bool, typer.Option("--stream", "-s", help="Follow the logs until the job ends.")] = False,
+    save_as: Annotated[Path | None, typer.Option("--save-as", "-a", help="Write the job as YAML.")] = None,
+    skip_validation: Annotated[bool, typer.Option("--skip-validation")] = False,
+    web: Annotated[bool, typer.Option("--web", "-e", help="Print the studio URL.")] = False,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Submit a job from its YAML (uploads the code folder and local inputs)."""
+    from shoal.entities.loader import load_entity
+
+    overrides: list[Any] = list(set_overrides(set))
+    if name:
+        overrides.append({"name": name})
+    job = load_entity("job", file, params_override=overrides)
+    ops = client(workspace_name).jobs
+    created = ops.create_or_update(job)
+    if save_as is not None:
+        import yaml
+
+        save_as.write_text(yaml.safe_dump(created.to_dict(), sort_keys=False))
+    if stream:
+        _stream(ops, created.name)
+        return
+    show(created, output, query)
+
+
+@job_app.command("show")
+def show_job(
+    name: RequiredName,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Show a job: status, times, inputs, outputs, error."""
+    show(client(workspace_name).jobs.get(name), output, query)
+
+
+@job_app.command("list")
+def list_jobs(
+    parent_job_name: Annotated[str | None, typer.Option("--parent-job-name", "-p")] = None,
+    max_results: MaxResultsOpt = 50,
+    all_results: Annotated[bool, typer.Option("--all-results", help="No limit.")] = False,
+    include_archived: IncludeArchivedOpt = False,
+    archived_only: ArchivedOnlyOpt = False,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """List jobs, newest first (50 unless --max-results or --all-results)."""
+    ops = client(workspace_name).jobs
+    items = list(
+        ops.list(
+            parent_job_name=parent_job_name,
+            list_view_type=list_view(include_archived, archived_only),
+            max_results=None if all_results else max_results,
+        )
+    )
+    show(items, output, query, columns=COLUMNS)
+
+
+@job_app.command("stream")
+def stream_job(name: RequiredName, workspace_name: WorkspaceOpt = None) -> None:
+    """Follow a job's log until it ends (Ctrl-C stops following, not the job)."""
+    _stream(client(workspace_name).jobs, name)
+
+
+@job_app.command("cancel")
+def cancel_job(name: RequiredName, workspace_name: WorkspaceOpt = None) -> None:
+    """Cancel a job: queued jobs end at once, running ones are stopped (SIGTERM, then SIGKILL)."""
+    job = client(workspace_name).jobs.begin_cancel(name).result()
+    typer.echo(f"Job {name}: {job.status}", err=True)
+
+
+@job_app.command("download")
+def download_job(
+    name: RequiredName,
+    download_path: Annotated[Path, typer.Option("--download-path", "-p")] = Path("."),
+    output_name: Annotated[str | None, typer.Option("--output-name")] = None,
+    all: Annotated[bool, typer.Option("--all", help="Artifacts and every named output.")] = False,
+    workspace_name: WorkspaceOpt = None,
+) -> None:
+    """Download artifacts/ (logs, ./outputs) and named-outputs/<name>/."""
+    root = client(workspace_name).jobs.download(name, download_path=download_path, output_name=output_name, all=all)
+    typer.echo(f"Downloaded job {name} to {root}", err=True)
+
+
+@job_app.command("update")
+def update_job(
+    name: RequiredName,
+    set: SetOpt = None,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Change display_name, description, tags, properties or experiment_name."""
+    ops = client(workspace_name).jobs
+    current = ops.get(name)
+    patch: dict[str, Any] = {}
+    for item in set_overrides(set):
+        key, _, value = item.partition("=")
+        head, _, rest = key.partition(".")
+        if rest and head in ("tags", "properties"):
+            patch.setdefault(head, dict(getattr(current, head) or {}))[rest] = value
+        else:
+            patch[key] = value
+    if not patch:
+        raise UserError("nothing to update: give --set field=value")
+    show(ops.update(name, **patch), output, query)
+
+
+@job_app.command("archive")
+def archive_job(name: RequiredName, workspace_name: WorkspaceOpt = None) -> None:
+    """Archive a finished job (hidden from list unless --include-archived)."""
+    client(workspace_name).jobs.archive(name)
+    typer.echo(f"Archived job {name}", err=True)
+
+
+@job_app.command("restore")
+def restore_job(name: RequiredName, workspace_name: WorkspaceOpt = None) -> None:
+    """Restore an archived job."""
+    client(workspace_name).jobs.restore(name)
+    typer.echo(f"Restored job {name}", err=True)
+
+
+@job_app.command("validate")
+def validate_job(file: Annotated[Path, typer.Option("--file", "-f")], set: SetOpt = None) -> None:
+    """Load and check a job YAML without submitting it."""
+    from shoal.entities.loader import load_entity
+
+    load_entity("job", file, params_override=list(set_overrides(set)))
+    typer.echo(f"{file}: valid", err=sys.stderr.isatty())

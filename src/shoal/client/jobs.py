@@ -1,0 +1,245 @@
+"""``ml_client.jobs``: submit, get, list, stream, cancel, download, update, archive."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from shoal.client.downloads import download_uri
+from shoal.client.operations import Poller, _Group, _list_view
+from shoal.client.transport import Transport
+from shoal.client.uploads import upload_path
+from shoal.entities.base import Entity
+from shoal.entities.refs import is_local_path, strip_file_prefix
+from shoal.entities.registry import parse_entity
+from shoal.errors import InvalidStateError, NotFoundError, ShoalError, SpecError
+
+TERMINAL = ("Completed", "Failed", "Canceled")
+ARTIFACTS_DATASTORE = "workspaceartifactstore"
+
+
+class JobFailedError(ShoalError):
+    """The job did not complete (SDK: azure-ai-ml raises JobException from stream)."""
+
+    code = "JOB_FAILED"
+    http_status = 400
+
+
+def _job(body: dict[str, Any]) -> Any:
+    return parse_entity("job", body, source="server response")
+
+
+class JobOperations(_Group):
+    def __init__(self, transport: Transport, workspace: str, code_ops: Any) -> None:
+        super().__init__(transport, workspace)
+        self._code_ops = code_ops
+
+    @property
+    def _base(self) -> str:
+        return f"{self._wsp}/jobs"
+
+    # -- submit ------------------------------------------------------------------------------
+
+    def create_or_update(
+        self,
+        job: Any,
+        *,
+        description: str | None = None,
+        compute: str | None = None,
+        tags: dict[str, str] | None = None,
+        experiment_name: str | None = None,
+        skip_validation: bool = False,
+        **_: Any,
+    ) -> Any:
+        body = job.to_dict() if isinstance(job, Entity) else dict(job)
+        for key, value in (("description", description), ("compute", compute), ("experiment_name", experiment_name)):
+            if value is not None:
+                body[key] = value
+        if tags:
+            body["tags"] = {**(body.get("tags") or {}), **tags}
+        if not body.get("experiment_name"):
+            # Azure ML's default: the name of the folder the job was submitted from.
+            body["experiment_name"] = Path.cwd().name or "Default"
+        body = self._upload_local_paths(body)
+        return _job(self._t.request("POST", self._base, json=body))
+
+    def _upload_local_paths(self, body: dict[str, Any]) -> dict[str, Any]:
+        code = body.get("code")
+        if isinstance(code, str) and is_local_path(code):
+            local = Path(strip_file_prefix(code))
+            if not local.is_dir():
+                raise NotFoundError(f"job code folder '{code}' does not exist")
+            uri = upload_path(self._t, self._ws, local, ignore_files=True)
+            digest = uri.split("/LocalUpload/", 1)[1].split("/", 1)[0]
+            self._t.request(
+                "PUT", f"{self._wsp}/codes/{digest}/versions/1", json={"name": digest, "version": "1", "path": uri}
+            )
+            body["code"] = f"azureml:{digest}:1"
+        inputs = dict(body.get("inputs") or {})
+        for name, value in inputs.items():
+            if isinstance(value, dict) and isinstance(value.get("path"), str) and is_local_path(value["path"]):
+                local = Path(strip_file_prefix(value["path"]))
+                if not local.exists():
+                    raise NotFoundError(f"job input '{name}': local path '{value['path']}' does not exist")
+                kind = value.get("type") or "uri_folder"
+                if kind == "uri_file" and not local.is_file():
+                    raise SpecError(
+                        f"job input '{name}': type uri_file needs a file, but '{value['path']}' is a folder"
+                    )
+                if kind in ("uri_folder", "mltable") and not local.is_dir():
+                    raise SpecError(f"job input '{name}': type {kind} needs a folder, but '{value['path']}' is a file")
+                inputs[name] = {
+                    **value,
+                    "path": upload_path(
+                        self._t, self._ws, local, datastore=value.get("datastore") or "workspaceblobstore"
+                    ),
+                }
+        if inputs:
+            body["inputs"] = inputs
+        env = body.get("environment")
+        if isinstance(env, dict) and isinstance(env.get("build"), dict):
+            build = env["build"]
+            if build.get("path") and is_local_path(build["path"]):
+                env["build"] = {**build, "path": upload_path(self._t, self._ws, strip_file_prefix(build["path"]))}
+        return body
+
+    def validate(self, job: Any, *, raise_on_failure: bool = False) -> Any:
+        return job
+
+    # -- read --------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Any:
+        return _job(self._t.request("GET", f"{self._base}/{name}"))
+
+    def list(
+        self,
+        *,
+        parent_job_name: str | None = None,
+        list_view_type: Any = "ActiveOnly",
+        max_results: int | None = None,
+        status: str | None = None,
+    ) -> Iterator[Any]:
+        params = {"parent_job_name": parent_job_name, "list_view_type": _list_view(list_view_type), "status": status}
+        return (_job(j) for j in self._t.paged(self._base, params, limit=max_results))
+
+    def read_log(self, name: str, path: str, offset: int = 0) -> tuple[bytes, int]:
+        """Bytes of a job log from ``offset``, and the log's current size."""
+        response = self._t.http.get(
+            f"/api/v1{self._base}/{name}/logs", params={"path": path, "offset": offset, "limit": 1024 * 1024}
+        )
+        if response.status_code >= 400:
+            self._t._decode(response)
+        return response.content, int(response.headers.get("X-Log-Size", "0"))
+
+    def stream(self, name: str, *, out: TextIO | None = None, poll: float = 0.25, raise_on_failure: bool = True) -> Any:
+        """Print the job's log as it grows until the job ends (Ctrl-C stops streaming, not the job)."""
+        out = out or sys.stdout
+        job = self.get(name)
+        out.write(f"RunId: {name}\nWeb View: {self._t.base_url}/studio/workspaces/{self._ws}/jobs/{name}\n\n")
+        out.flush()
+        logs = _log_files(job)
+        offsets = dict.fromkeys(logs, 0)
+        shown_build = False
+        while True:
+            status = self._t.request("GET", f"{self._base}/{name}")["status"]
+            for path in logs:
+                data, _ = self.read_log(name, path, offsets[path])
+                if data:
+                    if path.startswith("system_logs") and not shown_build:
+                        out.write("Preparing the environment:\n")
+                        shown_build = True
+                    out.write(data.decode("utf-8", errors="replace"))
+                    out.flush()
+                    offsets[path] += len(data)
+            if status in TERMINAL:
+                # One more read: the runner ships its last lines before it reports.
+                for path in logs:
+                    data, _ = self.read_log(name, path, offsets[path])
+                    if data:
+                        out.write(data.decode("utf-8", errors="replace"))
+                break
+            time.sleep(poll)
+        job = self.get(name)
+        out.write(f"\nExecution Summary\n=================\nRunId: {name}\nStatus: {job.status}\n")
+        if job.error:
+            out.write(f"Error: {job.error.get('message', job.error)}\n")
+        out.flush()
+        if raise_on_failure and job.status != "Completed":
+            message = (job.error or {}).get("message") or f"job {name} ended {job.status}"
+            raise JobFailedError(f"job {name} {job.status}: {message}", details={"status": job.status})
+        return job
+
+    # -- change ------------------------------------------------------------------------------
+
+    def begin_cancel(self, name: str) -> Poller:
+        return Poller(_job(self._t.request("POST", f"{self._base}/{name}/cancel")))
+
+    def update(self, name: str, **patch: Any) -> Any:
+        clean = {k: v for k, v in patch.items() if v is not None}
+        return _job(self._t.request("PATCH", f"{self._base}/{name}", json=clean))
+
+    def archive(self, name: str) -> None:
+        self._t.request("POST", f"{self._base}/{name}/archive")
+
+    def restore(self, name: str) -> None:
+        self._t.request("POST", f"{self._base}/{name}/restore")
+
+    def download(
+        self, name: str, *, download_path: str | Path = ".", output_name: str | None = None, all: bool = False
+    ) -> Path:
+        """``artifacts/`` (logs and ./outputs) and, with ``all`` or ``output_name``,
+        ``named-outputs/<output>/`` under ``download_path``, as azure-ai-ml lays them out."""
+        job = self.get(name)
+        if job.status not in TERMINAL:
+            raise InvalidStateError(f"job {name} is {job.status}: download it once it has finished")
+        root = Path(download_path)
+        outputs = {k: v for k, v in (job.outputs or {}).items() if v is not None}
+        if output_name is not None and output_name not in outputs and output_name != "artifacts":
+            raise NotFoundError(f"job {name} has no output '{output_name}'")
+        if output_name in (None, "artifacts") or all:
+            uri = f"azureml://datastores/{ARTIFACTS_DATASTORE}/paths/ExperimentRun/dcid.{name}/"
+            try:
+                _download_contents(self._t, self._ws, uri, root / "artifacts")
+            except NotFoundError:
+                (root / "artifacts").mkdir(parents=True, exist_ok=True)
+        wanted = list(outputs) if all else ([output_name] if output_name and output_name != "artifacts" else [])
+        for out_name in wanted:
+            path = _output_path(outputs[out_name])
+            if path:
+                try:
+                    _download_contents(self._t, self._ws, path, root / "named-outputs" / out_name)
+                except NotFoundError:
+                    (root / "named-outputs" / out_name).mkdir(parents=True, exist_ok=True)
+        return root
+
+
+def _output_path(output: Any) -> str | None:
+    return output.get("path") if isinstance(output, dict) else getattr(output, "path", None)
+
+
+def _download_contents(transport: Transport, workspace: str, uri: str, destination: Path) -> None:
+    """Like download_uri, but a folder's contents land directly in ``destination``."""
+    staging = destination.parent / f".{destination.name}.download"
+    target = download_uri(transport, workspace, uri, staging)
+    destination.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        for item in target.iterdir():
+            item.replace(destination / item.name)
+    else:
+        target.replace(destination / target.name)
+    _rmtree(staging)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _log_files(job: Any) -> list[str]:
+    distribution = job.distribution.model_dump() if hasattr(job.distribution, "model_dump") else job.distribution
+    main = "user_logs/std_log_process_0.txt" if distribution else "user_logs/std_log.txt"
+    return ["system_logs/environment_build.txt", main]

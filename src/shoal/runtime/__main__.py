@@ -1,0 +1,208 @@
+"""``python -m shoal.runtime --workspace W --job J --attempt N``: run one attempt of one job.
+
+The server starts this with SHOAL_SERVER_URL, SHOAL_JOB_TOKEN, SHOAL_RUN_DIR and SHOAL_HOME set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from shoal.runtime.client import RunnerClient, ServerGone, Stale
+from shoal.runtime.logs import LogShipper
+from shoal.runtime.materialize import (
+    fetch_datastore,
+    materialize_inputs,
+    parse_datastore_uri,
+    prepare_outputs,
+    upload_artifacts,
+    upload_outputs,
+)
+from shoal.runtime.process import UserProcesses, plan_ranks
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+class Heartbeat(threading.Thread):
+    """Tells the server the runner is alive; learns from the answer when a cancel was asked."""
+
+    def __init__(self, client: RunnerClient, interval: float, cancel: threading.Event) -> None:
+        super().__init__(name="shoal-heartbeat", daemon=True)
+        self.client, self.interval, self.cancel = client, interval, cancel
+        self.stopped = threading.Event()
+        self.stale = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                if self.client.heartbeat().get("cancel_requested"):
+                    self.cancel.set()
+            except Stale:
+                self.stale.set()
+                self.cancel.set()
+                return
+            except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
+                continue
+
+
+def job_environment(
+    spec: dict[str, Any], token: str, inputs: dict[str, str | None], outputs: dict[str, str]
+) -> dict[str, str]:
+    """What the user command sees: Azure ML's variables, MLflow's, and its own."""
+    from shoal.entities.expressions import resolve_command
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        AZUREML_RUN_ID=spec["job"],
+        AZUREML_ARM_WORKSPACE_NAME=spec["workspace"],
+        AZUREML_ARM_PROJECT_NAME=spec["experiment_name"],
+        AZUREML_ARM_SUBSCRIPTION=SUBSCRIPTION,
+        AZUREML_ARM_RESOURCEGROUP="shoal",
+        AZUREML_EXPERIMENT_NAME=spec["experiment_name"],
+        MLFLOW_TRACKING_URI=spec["mlflow_tracking_uri"],
+        MLFLOW_RUN_ID=spec["job"],
+        MLFLOW_EXPERIMENT_NAME=spec["experiment_name"],
+        MLFLOW_TRACKING_TOKEN=token,
+    )
+    for name, value in inputs.items():
+        if value is None:
+            continue
+        if spec["inputs"][name].get("type") in ("string", "integer", "number", "boolean"):
+            env[f"AZUREML_PARAMETER_{name}"] = value
+        else:
+            env[f"AZURE_ML_INPUT_{name}"] = value
+    for name, path in outputs.items():
+        env[f"AZURE_ML_OUTPUT_{name}"] = path
+    for key, value in (spec.get("environment_variables") or {}).items():
+        env[str(key)] = resolve_command(str(value), inputs, outputs)
+    return env
+
+
+def prepare_environment(resolved: dict[str, Any], build_log: Path, home: Path) -> Any:
+    """The job's interpreter: the host Python, or a uv environment built once and cached."""
+    from shoal.envs import EnvBuilder, normalize_environment
+
+    source = resolved.get("curated") or resolved.get("inline") or resolved.get("spec")
+    with open(build_log, "a", encoding="utf-8") as log:
+        return EnvBuilder(home / "envs").prepare(normalize_environment(source), log=log)
+
+
+def fetch_code(client: RunnerClient, code: dict[str, Any] | None, workdir: Path) -> None:
+    """A fresh copy of the snapshot for every run: never a folder shared with another job."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    if not code:
+        return
+    uri = code["uri"]
+    if parse_datastore_uri(uri) is None:
+        raise ValueError(f"code {uri!r} cannot be fetched by the local runner")
+    staging = workdir.parent / "code-download"
+    if staging.exists():
+        shutil.rmtree(staging)
+    local = fetch_datastore(client, uri, staging)
+    if local.is_dir():
+        for item in local.iterdir():
+            shutil.move(str(item), workdir / item.name)
+        shutil.rmtree(staging, ignore_errors=True)
+    else:
+        shutil.move(str(local), workdir / local.name)
+
+
+def run(args: argparse.Namespace) -> int:
+    home = Path(os.environ["SHOAL_HOME"]) if os.environ.get("SHOAL_HOME") else None
+    token = os.environ["SHOAL_JOB_TOKEN"]
+    run_dir = Path(os.environ.get("SHOAL_RUN_DIR") or Path.cwd())
+    client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, home)
+    cancel = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())
+
+    spec = client.run_spec()
+    beat = Heartbeat(client, float(os.environ.get("SHOAL_HEARTBEAT_SECONDS", "5")), cancel)
+    beat.start()
+    shipper = LogShipper(client, run_dir)
+    user_log = shipper.watch("user_logs/std_log.txt")
+    build_log = shipper.watch("system_logs/environment_build.txt")
+    shipper.start()
+    status, exit_code, error = "Failed", None, None
+    try:
+        prepared = prepare_environment(spec["environment"], build_log, home or run_dir)
+        workdir = run_dir / "wd"
+        fetch_code(client, spec.get("code"), workdir)
+        inputs = materialize_inputs(client, spec["inputs"], run_dir, (home / "cache" / "http") if home else None)
+        outputs = prepare_outputs(spec["outputs"], run_dir)
+        from shoal.entities.expressions import resolve_command
+
+        command = resolve_command(spec["command"], inputs, outputs)
+        env = prepared.environ(job_environment(spec, token, inputs, outputs))
+        ranks = plan_ranks(spec.get("distribution"), spec.get("resources") or {}, run_dir / "user_logs")
+        for rank in ranks:
+            if rank.log != user_log:
+                shipper.watch(rank.log.relative_to(run_dir).as_posix())
+        if cancel.is_set():
+            raise _Canceled()
+        client.report("Running")
+        procs = UserProcesses(command, workdir, env, ranks)
+        procs.start()
+        timeout = (spec.get("limits") or {}).get("timeout")
+        exit_code = procs.wait(timeout=float(timeout) if timeout else None, should_stop=cancel)
+        if beat.stale.is_set():
+            return 0
+        if procs.stop_reason == "canceled":
+            raise _Canceled()
+        client.report("Finalizing")
+        if procs.stop_reason == "timeout":
+            status = "Canceled"
+            error = {"code": "JOB_TIMEOUT", "message": f"the job ran past limits.timeout ({timeout} s) and was stopped"}
+        elif exit_code == 0:
+            status = "Completed"
+        else:
+            error = {"code": "USER_ERROR", "message": f"the command exited with code {exit_code}"}
+        upload_outputs(client, spec["outputs"], run_dir)
+        upload_artifacts(client, spec["artifacts"], workdir)
+    except _Canceled:
+        status, error = "Canceled", None
+    except Stale:
+        return 0
+    except ServerGone:
+        return 3
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the job's error
+        code = getattr(exc, "code", None) or "RUNNER_ERROR"
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        error = {"code": code, "message": message}
+        with open(build_log if code == "ENVIRONMENT_BUILD_FAILED" else user_log, "a", encoding="utf-8") as fh:
+            fh.write(f"\n[shoal] {message}\n")
+        traceback.print_exc()
+    finally:
+        beat.stopped.set()
+        shipper.close()
+    try:
+        client.report(status, exit_code=exit_code, error=error)
+    except Stale:
+        return 0
+    return 0
+
+
+class _Canceled(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shoal.runtime")
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--job", required=True)
+    parser.add_argument("--attempt", type=int, required=True)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

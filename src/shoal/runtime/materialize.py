@@ -1,0 +1,156 @@
+"""Inputs in, outputs out: datastore paths and URLs become local files for the user command."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shoal.runtime.client import RunnerClient
+
+PRIMITIVES = ("string", "integer", "number", "boolean")
+
+
+def parse_datastore_uri(uri: str) -> tuple[str, str] | None:
+    prefix = "azureml://datastores/"
+    if not uri.startswith(prefix) or "/paths/" not in uri:
+        return None
+    datastore, _, path = uri[len(prefix) :].partition("/paths/")
+    return datastore, path
+
+
+def format_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def _read_only(path: Path) -> None:
+    """``ro_mount`` on a local copy: files lose their write bits (root may still write)."""
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if p.is_file():
+            p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
+    """Copy a datastore file or folder under ``target_dir``; returns the local file or folder."""
+    parsed = parse_datastore_uri(uri)
+    if parsed is None:
+        raise ValueError(f"not a datastore URI: {uri}")
+    datastore, path = parsed
+    rel = path.rstrip("/")
+    listing = client.list_files(datastore, rel)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    if not listing["is_dir"]:
+        local = target_dir / rel.rsplit("/", 1)[-1]
+        client.download(datastore, rel, local)
+        return local
+    for item in listing["value"]:
+        client.download(datastore, f"{rel}/{item['path']}", target_dir / item["path"])
+    return target_dir
+
+
+def fetch_url(url: str, target_dir: Path, cache_dir: Path | None) -> Path:
+    """Download an http(s) file once into the cache, then copy it in."""
+    name = Path(urllib.parse.urlparse(url).path).name or "download"
+    key = hashlib.sha256(url.encode()).hexdigest()[:32]
+    cached = (cache_dir / key / name) if cache_dir else None
+    if cached is None or not cached.exists():
+        dest = cached or (target_dir / name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        with httpx.stream("GET", url, follow_redirects=True, timeout=120.0) as response:
+            response.raise_for_status()
+            with open(tmp, "wb") as fh:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    fh.write(chunk)
+        os.replace(tmp, dest)
+        if cached is None:
+            return dest
+    target_dir.mkdir(parents=True, exist_ok=True)
+    local = target_dir / name
+    shutil.copyfile(cached, local)
+    return local
+
+
+def materialize_inputs(
+    client: RunnerClient, inputs: dict[str, Any], run_dir: Path, cache_dir: Path | None
+) -> dict[str, str | None]:
+    """name -> the string that replaces ``${{inputs.name}}`` (None when the input is unset)."""
+    values: dict[str, str | None] = {}
+    for name, spec in inputs.items():
+        kind = spec.get("type")
+        if kind in PRIMITIVES:
+            value = spec.get("value")
+            values[name] = None if value is None else format_literal(value)
+            continue
+        uri = spec.get("uri")
+        if not uri:
+            values[name] = None
+            continue
+        mode = spec.get("mode") or "ro_mount"
+        if mode == "direct":
+            values[name] = uri
+            continue
+        target = Path(spec["path_on_compute"]) if spec.get("path_on_compute") else run_dir / "inputs" / name
+        if uri.startswith(("http://", "https://")):
+            local = fetch_url(uri, target, cache_dir)
+        elif parse_datastore_uri(uri):
+            local = fetch_datastore(client, uri, target)
+        else:
+            raise ValueError(f"input '{name}': cannot fetch {uri!r} here (cloud storage needs its datastore)")
+        if mode in ("ro_mount", "eval_mount"):
+            _read_only(local)
+        values[name] = str(local)
+    return values
+
+
+def prepare_outputs(outputs: dict[str, Any], run_dir: Path) -> dict[str, str]:
+    """Each output gets an empty local folder (uri_file: a file path inside one)."""
+    paths: dict[str, str] = {}
+    for name, spec in outputs.items():
+        if spec.get("type") in PRIMITIVES:
+            continue
+        folder = run_dir / "outputs" / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        if spec.get("type") == "uri_file":
+            parsed = parse_datastore_uri(spec["path"])
+            base = parsed[1].rstrip("/").rsplit("/", 1)[-1] if parsed else name
+            paths[name] = str(folder / base)
+        else:
+            paths[name] = str(folder)
+    return paths
+
+
+def upload_outputs(client: RunnerClient, outputs: dict[str, Any], run_dir: Path) -> None:
+    for name, spec in outputs.items():
+        if spec.get("type") in PRIMITIVES:
+            continue
+        parsed = parse_datastore_uri(spec["path"])
+        folder = run_dir / "outputs" / name
+        if parsed is None or not folder.exists():
+            continue
+        datastore, path = parsed
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if spec.get("type") == "uri_file":
+            for f in files[:1]:
+                client.upload(datastore, path.rstrip("/"), f)
+            continue
+        client.upload_tree(datastore, path.rstrip("/"), folder, files)
+
+
+def upload_artifacts(client: RunnerClient, artifacts: dict[str, str], workdir: Path) -> None:
+    """``./outputs`` and ``./logs`` of the working folder become the job's artifacts."""
+    for sub in ("outputs", "logs"):
+        folder = workdir / sub
+        if folder.is_dir():
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            client.upload_tree(artifacts["datastore"], f"{artifacts['path']}/{sub}", folder, files)

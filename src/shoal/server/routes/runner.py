@@ -1,0 +1,65 @@
+"""Routes runners call with their job token: run spec, status, heartbeat, log chunks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request
+
+from shoal.errors import PermissionDeniedError
+from shoal.server.auth import Permission, Principal
+from shoal.server.routes.common import base_url, ctx, guarded
+from shoal.services import runs
+
+router = APIRouter(tags=["runner"])
+PREFIX = "/workspaces/{workspace}/jobs/{name}"
+
+
+def _attempt(request: Request, name: str, attempt: int | None) -> int:
+    """A job token speaks for its own job and attempt only; an admin must say which attempt."""
+    principal: Principal = request.state.principal
+    if principal.job is not None:
+        if principal.job != name:
+            raise PermissionDeniedError(f"this job token belongs to job '{principal.job}'")
+        return int(principal.attempt or 0)
+    if attempt is None:
+        raise PermissionDeniedError("runner routes need a job token (or an explicit attempt)")
+    return attempt
+
+
+@guarded(router, "GET", PREFIX + "/runspec", Permission.READ)
+def get_run_spec(request: Request, workspace: str, name: str, attempt: int | None = None) -> dict[str, Any]:
+    return runs.run_spec(ctx(request), workspace, name, _attempt(request, name, attempt), base_url(request))
+
+
+@guarded(router, "POST", PREFIX + "/heartbeat", Permission.WRITE)
+def post_heartbeat(request: Request, workspace: str, name: str, attempt: int | None = None) -> dict[str, Any]:
+    return runs.heartbeat(ctx(request), workspace, name, _attempt(request, name, attempt))
+
+
+@guarded(router, "POST", PREFIX + "/status", Permission.WRITE)
+def post_status(
+    request: Request, workspace: str, name: str, event: dict[str, Any] = Body(...), attempt: int | None = None
+) -> dict[str, Any]:
+    return runs.report(
+        ctx(request),
+        workspace,
+        name,
+        _attempt(request, name, attempt),
+        str(event.get("status")),
+        exit_code=event.get("exit_code"),
+        error=event.get("error"),
+    )
+
+
+@guarded(router, "POST", PREFIX + "/logs", Permission.WRITE)
+async def post_log_chunk(
+    request: Request, workspace: str, name: str, path: str, offset: int, attempt: int | None = None
+) -> dict[str, Any]:
+    data = await request.body()
+    chosen = _attempt(request, name, attempt)
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(
+        lambda: runs.append_log(ctx(request), workspace, name, chosen, path, offset, data)
+    )

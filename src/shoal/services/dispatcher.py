@@ -1,0 +1,232 @@
+"""The dispatcher: a server thread that starts queued jobs within compute capacity, stops the
+ones asked to cancel, and notices runners that died or went quiet.
+
+Capacity: an ``amlcompute`` runs at most ``max_instances`` nodes' worth of jobs at once (a job
+takes ``resources.instance_count`` nodes); the rest wait in ``Queued``, first in, first out.
+Local, instance and Kubernetes computes have no cap here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from shoal.compute.local import LocalBackend
+from shoal.entities.status import OCCUPYING, JobStatus
+from shoal.jobtokens import JobTokenSigner
+from shoal.services import jobs
+from shoal.services.context import ServiceContext
+from shoal.store import resources as resource_rows
+from shoal.store.tables import JobRow, WorkspaceRow
+
+logger = logging.getLogger(__name__)
+S = JobStatus
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        server_url: str,
+        signer: JobTokenSigner,
+        *,
+        backend: LocalBackend | None = None,
+        poll_seconds: float = 0.5,
+        heartbeat_timeout: float = 30.0,
+        cancel_grace: float = 15.0,
+    ) -> None:
+        self.ctx = ctx
+        self.server_url = server_url
+        self.signer = signer
+        self.backend = backend or LocalBackend()
+        self.poll_seconds = poll_seconds
+        self.heartbeat_timeout = heartbeat_timeout
+        self.cancel_grace = cancel_grace
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cancel_sent: dict[tuple[int, int], float] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="shoal-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.ctx.jobs_changed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must survive any one bad tick
+                logger.exception("dispatcher tick failed")
+            self.ctx.jobs_changed.wait(self.poll_seconds)
+            self.ctx.jobs_changed.clear()
+
+    def tick(self) -> None:
+        self._handle_cancels()
+        self._check_liveness()
+        self._schedule()
+        self.backend.reap()
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        with self.ctx.db.read() as session:
+            queued = list(session.scalars(select(JobRow).where(JobRow.status == S.QUEUED).order_by(JobRow.id)))
+            if not queued:
+                return
+            busy: dict[tuple[int, str], int] = {}
+            for row in session.scalars(select(JobRow).where(JobRow.status.in_([str(s) for s in OCCUPYING]))):
+                key = (row.workspace_id, row.compute)
+                busy[key] = busy.get(key, 0) + _nodes(row)
+            capacity = {key: _capacity(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
+        blocked: set[tuple[int, str]] = set()
+        for row in queued:
+            key = (row.workspace_id, row.compute)
+            if key in blocked:
+                continue  # first in, first out: nobody overtakes a job waiting for this compute
+            cap = capacity[key]
+            if cap is not None and busy.get(key, 0) + _nodes(row) > cap:
+                blocked.add(key)
+                continue
+            if self._claim_and_launch(row.id):
+                busy[key] = busy.get(key, 0) + _nodes(row)
+
+    def _claim_and_launch(self, job_id: int) -> bool:
+        with self.ctx.db.write() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or row.status != S.QUEUED:
+                return False
+            row.attempt += 1
+            row.heartbeat_at = jobs.now()
+            jobs.transition(row, S.PREPARING)
+            workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
+            name, attempt = row.name, row.attempt
+        try:
+            pid = self._launch(workspace, name, attempt)
+        except OSError as exc:
+            with self.ctx.db.write() as session:
+                row = session.get(JobRow, job_id)
+                if row is not None and row.status == S.PREPARING:
+                    jobs.transition(
+                        row, S.FAILED, error={"code": "RUNNER_START_FAILED", "message": f"cannot start runner: {exc}"}
+                    )
+            return False
+        with self.ctx.db.write() as session:
+            row = session.get(JobRow, job_id)
+            if row is not None and row.attempt == attempt:
+                row.runner_pid = pid
+        return True
+
+    def _launch(self, workspace: str, name: str, attempt: int) -> int:
+        home = self.ctx.settings.resolved_home()
+        run_dir = home / "runs" / workspace / name / str(attempt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        env.update(
+            SHOAL_HOME=str(home),
+            SHOAL_SERVER_URL=self.server_url,
+            SHOAL_JOB_TOKEN=self.signer.issue(workspace, name, attempt),
+            SHOAL_RUN_DIR=str(run_dir),
+            SHOAL_HEARTBEAT_SECONDS=str(max(0.5, min(5.0, self.heartbeat_timeout / 6))),
+        )
+        argv = [sys.executable, "-m", "shoal.runtime", "--workspace", workspace, "--job", name]
+        argv += ["--attempt", str(attempt)]
+        return self.backend.launch(argv, env, run_dir, run_dir / "runner.log")
+
+    # -- cancel and liveness ---------------------------------------------------------------
+
+    def _handle_cancels(self) -> None:
+        with self.ctx.db.read() as session:
+            rows = list(session.scalars(select(JobRow).where(JobRow.status == S.CANCEL_REQUESTED)))
+        for row in rows:
+            key = (row.id, row.attempt)
+            pid = row.runner_pid
+            if pid is None or not self.backend.alive(pid):
+                self._finish(row.id, row.attempt, S.CANCELED, None)
+                continue
+            sent = self._cancel_sent.get(key)
+            if sent is None:
+                self.backend.signal(pid, signal.SIGTERM)
+                self._cancel_sent[key] = time.monotonic()
+            elif time.monotonic() - sent > self.cancel_grace + 10:
+                # The runner did not wind down: end it and its job's process group.
+                self.backend.signal(pid, signal.SIGKILL)
+                self._finish(row.id, row.attempt, S.CANCELED, None)
+
+    def _check_liveness(self) -> None:
+        timeout = timedelta(seconds=self.heartbeat_timeout)
+        now = jobs.now()
+        with self.ctx.db.read() as session:
+            rows = list(
+                session.scalars(
+                    select(JobRow).where(
+                        JobRow.status.in_([str(S.PREPARING), str(S.RUNNING), str(S.FINALIZING), str(S.NOT_RESPONDING)])
+                    )
+                )
+            )
+        for row in rows:
+            last = row.heartbeat_at
+            if last is not None and last.tzinfo is None:
+                last = last.replace(tzinfo=now.tzinfo)
+            quiet = now - last if last else timeout * 3
+            runner_gone = row.runner_pid is not None and not self.backend.alive(row.runner_pid)
+            if runner_gone and quiet > timedelta(seconds=2):
+                error = {"code": "RUNNER_LOST", "message": "the job's runner exited without reporting an outcome"}
+                self._finish(row.id, row.attempt, S.FAILED, error)
+            elif row.status != S.NOT_RESPONDING and quiet > timeout:
+                self._set(row.id, row.attempt, S.NOT_RESPONDING)
+            elif row.status == S.NOT_RESPONDING and quiet > timeout * 2:
+                error = {
+                    "code": "NOT_RESPONDING",
+                    "message": f"no heartbeat from the job's runner for {int(quiet.total_seconds())} s",
+                }
+                self._finish(row.id, row.attempt, S.FAILED, error)
+
+    def _set(self, job_id: int, attempt: int, status: JobStatus) -> None:
+        with self.ctx.db.write() as session:
+            row = session.get(JobRow, job_id)
+            if row is not None and row.attempt == attempt and row.status != status:
+                jobs.transition(row, status)
+
+    def _finish(self, job_id: int, attempt: int, status: JobStatus, error: dict[str, Any] | None) -> None:
+        with self.ctx.db.write() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or row.attempt != attempt or row.status in (S.COMPLETED, S.FAILED, S.CANCELED):
+                return
+            if row.status == S.NOT_RESPONDING and status == S.CANCELED:
+                jobs.transition(row, S.CANCEL_REQUESTED)
+            jobs.transition(row, status, error=error)
+        self._cancel_sent.pop((job_id, attempt), None)
+
+
+def _nodes(row: JobRow) -> int:
+    resources = row.spec.get("resources") or {}
+    return max(1, int(resources.get("instance_count") or 1))
+
+
+def _capacity(session: Any, workspace_id: int, compute: str) -> int | None:
+    if compute == "local":
+        return None
+    row = resource_rows.find_row(session, workspace_id, "compute", compute)
+    if row is None or row.type != "amlcompute":
+        return None
+    return max(1, int(row.spec.get("max_instances") or 1))
+
+
+def runner_log(home: Path, workspace: str, job: str, attempt: int) -> Path:
+    return home / "runs" / workspace / job / str(attempt) / "runner.log"

@@ -1,0 +1,199 @@
+"""What runners call: the run spec of their attempt, status reports, heartbeats and log chunks.
+
+Every call carries the attempt of the runner's token; a runner whose attempt was replaced is
+refused (409), so a stale runner can never overwrite the state of the job's current attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shoal.entities.status import TERMINAL, JobStatus, can_move
+from shoal.errors import ConflictError, InvalidStateError, NotFoundError, ShoalError, UserError
+from shoal.services import assets, files, jobs
+from shoal.services.context import ServiceContext
+from shoal.services.workspaces import workspace_id
+from shoal.storage.paths import safe_relpath
+from shoal.store.tables import JobRow
+
+logger = logging.getLogger(__name__)
+S = JobStatus
+RUNNER_REPORTS = {S.RUNNING, S.FINALIZING, S.COMPLETED, S.FAILED, S.CANCELED}
+MODEL_TYPES = {"mlflow_model", "custom_model", "triton_model"}
+MAX_LOG_CHUNK = 8 * 1024 * 1024
+
+
+def _current(session: Any, workspace: str, name: str, attempt: int) -> JobRow:
+    row = jobs.get_row(session, workspace_id(session, workspace), name)
+    if attempt != row.attempt:
+        raise ConflictError(
+            f"job '{name}': attempt {attempt} was replaced by attempt {row.attempt}; this runner must stop",
+            details={"attempt": row.attempt},
+        )
+    return row
+
+
+def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, server_url: str) -> dict[str, Any]:
+    with ctx.db.read() as session:
+        row = _current(session, workspace, name, attempt)
+        spec, resolved = row.spec, row.resolved
+        return {
+            "workspace": workspace,
+            "job": name,
+            "attempt": attempt,
+            "status": row.status,
+            "display_name": spec.get("display_name"),
+            "experiment_name": row.experiment_name,
+            "command": spec["command"],
+            "environment_variables": spec.get("environment_variables") or {},
+            "distribution": spec.get("distribution"),
+            "resources": spec.get("resources") or {},
+            "limits": spec.get("limits") or {},
+            "inputs": resolved.get("inputs") or {},
+            "outputs": resolved.get("outputs") or {},
+            "code": resolved.get("code"),
+            "environment": resolved.get("environment"),
+            "artifacts": resolved.get("artifacts"),
+            "mlflow_tracking_uri": f"{server_url.rstrip('/')}/api/v1/workspaces/{workspace}/mlflow",
+        }
+
+
+def heartbeat(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> dict[str, Any]:
+    with ctx.db.write() as session:
+        row = _current(session, workspace, name, attempt)
+        row.heartbeat_at = jobs.now()
+        if row.status == S.NOT_RESPONDING:
+            # The runner is back: return to the state it had before it went quiet.
+            previous = _last_state_before(row, S.NOT_RESPONDING)
+            jobs.transition(row, previous)
+        return {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
+
+
+def _last_state_before(row: JobRow, skip: JobStatus) -> JobStatus:
+    times = sorted((t, s) for s, t in (row.status_times or {}).items() if s != skip)
+    for _, state in reversed(times):
+        if state in (S.PREPARING, S.RUNNING, S.FINALIZING):
+            return JobStatus(state)
+    return S.RUNNING
+
+
+def report(
+    ctx: ServiceContext,
+    workspace: str,
+    name: str,
+    attempt: int,
+    status: str,
+    *,
+    exit_code: int | None = None,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    try:
+        target = JobStatus(status)
+    except ValueError as exc:
+        raise UserError(f"unknown job status {status!r}") from exc
+    if target not in RUNNER_REPORTS:
+        raise UserError(f"a runner cannot report {status}")
+    if target == S.COMPLETED:
+        try:
+            _register_outputs(ctx, workspace, name, attempt)
+        except ShoalError as exc:
+            target, exit_code = S.FAILED, exit_code
+            error = {"code": "OUTPUT_REGISTRATION_FAILED", "message": f"registering outputs failed: {exc.message}"}
+    with ctx.db.write() as session:
+        row = _current(session, workspace, name, attempt)
+        row.heartbeat_at = jobs.now()
+        if row.status in TERMINAL:
+            if row.status == target:
+                return {"status": row.status, "cancel_requested": False}
+            raise InvalidStateError(f"job '{name}' already finished ({row.status})")
+        if row.status == S.CANCEL_REQUESTED and target in (S.RUNNING, S.FINALIZING):
+            return {"status": row.status, "cancel_requested": True}
+        if row.status == S.NOT_RESPONDING and not can_move(row.status, target):
+            jobs.transition(row, S.RUNNING)
+        if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
+            jobs.transition(row, S.CANCEL_REQUESTED)  # the runner stopped it (limits.timeout)
+        jobs.transition(row, target, error=error, exit_code=exit_code)
+        return {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
+
+
+def _register_outputs(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> None:
+    """Outputs with a ``name`` become data or model assets when the job completes."""
+    with ctx.db.read() as session:
+        row = _current(session, workspace, name, attempt)
+        outputs = dict(row.resolved.get("outputs") or {})
+    for out_name, out in outputs.items():
+        if not out.get("name"):
+            continue
+        kind = "model" if out["type"] in MODEL_TYPES else "data"
+        body = {"type": out["type"], "path": out["path"], "description": f"Output '{out_name}' of job {name}"}
+        if kind == "model":
+            body["job_name"] = name
+        assets.create(ctx, workspace, kind, out["name"], body, out.get("version"))
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+
+def _log_rel(name: str, path: str) -> str:
+    rel = safe_relpath(path)
+    return f"{jobs.artifacts_prefix(name)}/{rel}"
+
+
+def append_log(
+    ctx: ServiceContext, workspace: str, name: str, attempt: int, path: str, offset: int, data: bytes
+) -> dict[str, Any]:
+    """Append ``data`` at ``offset``; a replayed chunk is accepted once, a gap is refused."""
+    if len(data) > MAX_LOG_CHUNK:
+        raise UserError(f"log chunk over {MAX_LOG_CHUNK} bytes")
+    with ctx.db.read() as session:
+        _current(session, workspace, name, attempt)
+    store = files.store_for(ctx, workspace, jobs.ARTIFACTS_DATASTORE)
+    rel = _log_rel(name, path)
+    size = _size(store, rel)
+    if offset > size:
+        raise ConflictError(f"log {path}: chunk at offset {offset} leaves a gap (size {size})", details={"size": size})
+    if offset + len(data) <= size:
+        return {"size": size}  # already have it: the runner retried
+    data = data[size - offset :]
+    local = store.local_path(rel)
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with open(local, "ab") as fh:
+            fh.write(data)
+    else:  # remote stores have no append: rewrite (logs there are a later concern)
+        old = b""
+        if store.exists(rel):
+            with store.open_read(rel) as fh:
+                old = fh.read()
+        store.write_stream(rel, [old, data])
+    return {"size": size + len(data)}
+
+
+def _size(store: Any, rel: str) -> int:
+    local = store.local_path(rel)
+    if local is not None:
+        try:
+            return local.stat().st_size
+        except FileNotFoundError:
+            return 0
+    if not store.exists(rel):
+        return 0
+    return sum(f.size for f in store.list_files(rel))
+
+
+def read_log(ctx: ServiceContext, workspace: str, name: str, path: str, offset: int, limit: int) -> tuple[bytes, int]:
+    """Bytes of a job log from ``offset``; returns (data, total size)."""
+    with ctx.db.read() as session:
+        jobs.get_row(session, workspace_id(session, workspace), name)
+    store = files.store_for(ctx, workspace, jobs.ARTIFACTS_DATASTORE)
+    rel = _log_rel(name, path)
+    size = _size(store, rel)
+    if offset >= size:
+        return b"", size
+    try:
+        with store.open_read(rel) as fh:
+            fh.seek(offset)
+            return fh.read(min(limit, size - offset)), size
+    except NotFoundError:
+        return b"", 0

@@ -1,0 +1,301 @@
+"""Command jobs end to end: a real server, real runner processes, the real CLI and SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Cli
+
+
+@pytest.fixture(scope="module")
+def jobs_cli(tmp_path_factory: pytest.TempPathFactory):
+    """A server whose heartbeat timeout is short, so lost runners are noticed quickly."""
+    home = tmp_path_factory.mktemp("jobs-home")
+    runner = Cli(home)
+    runner.env["SHOAL_HEARTBEAT_TIMEOUT"] = "3"
+    runner("server", "start", "--detach")
+    try:
+        yield runner
+    finally:
+        runner("server", "stop", check=False)
+
+
+def write_job(folder: Path, body: str, name: str = "job.yml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def submit(cli: Cli, path: Path, *extra: str) -> str:
+    return cli("job", "create", "--file", str(path), "--query", "name", "-o", "tsv", *extra).out.strip()
+
+
+def wait_for(
+    cli: Cli, name: str, statuses: tuple[str, ...] = ("Completed", "Failed", "Canceled"), timeout=90.0
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = json.loads(cli("job", "show", "-n", name).out)
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {name} still {job['status']} after {timeout} s")
+
+
+def test_hello_world_streams_and_completes(jobs_cli, tmp_path):
+    path = write_job(
+        tmp_path,
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        command: echo "hello world"
+        environment:
+          image: library/python:latest
+        """,
+    )
+    result = jobs_cli("job", "create", "--file", str(path), "--stream")
+    assert "RunId:" in result.out and "hello world" in result.out
+    assert "Execution Summary" in result.out and "Status: Completed" in result.out
+
+
+def test_code_inputs_outputs_env_and_download(jobs_cli, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(
+        textwrap.dedent(
+            """
+            import os, sys, pathlib
+            data, lr, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+            print("rows", len(open(data).read().splitlines()), "lr", lr)
+            (out / "model.txt").write_text(f"lr={lr}")
+            pathlib.Path("outputs").mkdir(exist_ok=True)
+            pathlib.Path("outputs/metrics.json").write_text('{"acc": 1}')
+            keys = ["AZUREML_RUN_ID", "AZUREML_PARAMETER_lr", "AZURE_ML_OUTPUT_model", "MLFLOW_RUN_ID", "GREETING"]
+            for k in keys:
+                print(k, os.environ.get(k))
+            """
+        )
+    )
+    (src / ".amlignore").write_text("secret.txt\n")
+    (src / "secret.txt").write_text("not uploaded")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n")
+    path = write_job(
+        tmp_path,
+        """
+        command: python train.py ${{inputs.data}} ${{inputs.lr}} ${{outputs.model}}
+        code: ./src
+        environment:
+          image: python:3.11
+        environment_variables:
+          GREETING: lr is ${{inputs.lr}}
+        inputs:
+          lr: 0.5
+          data:
+            type: uri_file
+            path: ./data.csv
+        outputs:
+          model:
+        experiment_name: e2e
+        """,
+    )
+    name = submit(jobs_cli, path)
+    job = wait_for(jobs_cli, name)
+    assert job["status"] == "Completed", job
+    assert job["experiment_name"] == "e2e"
+    assert job["outputs"]["model"]["path"] == f"azureml://datastores/workspaceblobstore/paths/azureml/{name}/model/"
+    out = tmp_path / "dl"
+    jobs_cli("job", "download", "-n", name, "--all", "--download-path", str(out))
+    log = (out / "artifacts" / "user_logs" / "std_log.txt").read_text()
+    assert "rows 3 lr 0.5" in log
+    assert f"AZUREML_RUN_ID {name}" in log and "AZUREML_PARAMETER_lr 0.5" in log and f"MLFLOW_RUN_ID {name}" in log
+    assert "GREETING lr is 0.5" in log
+    assert (out / "named-outputs" / "model" / "model.txt").read_text() == "lr=0.5"
+    assert json.loads((out / "artifacts" / "outputs" / "metrics.json").read_text()) == {"acc": 1}
+    snapshot = json.loads(jobs_cli("job", "show", "-n", name, "--query", "code", "-o", "json").out)
+    assert snapshot.startswith("azureml:")
+
+
+def test_failing_command_fails_with_its_exit_code(jobs_cli, tmp_path):
+    path = write_job(tmp_path, "command: echo about to fail; exit 3\nenvironment:\n  image: python:3.11\n")
+    result = jobs_cli("job", "create", "--file", str(path), "--stream", check=False)
+    assert result.code == 1 and "about to fail" in result.out and "Status: Failed" in result.out
+    name = result.out.split("RunId:", 1)[1].split()[0]
+    job = json.loads(jobs_cli("job", "show", "-n", name).out)
+    assert job["status"] == "Failed" and job["exit_code"] == 3 and "3" in job["error"]["message"]
+
+
+def test_cancel_stops_the_whole_process_group(jobs_cli, tmp_path):
+    pidfile = tmp_path / "pids"
+    path = write_job(
+        tmp_path,
+        f"command: sleep 60 & echo $! > {pidfile}; echo $$ >> {pidfile}; wait\nenvironment:\n  image: python:3.11\n",
+    )
+    name = submit(jobs_cli, path)
+    wait_for(jobs_cli, name, ("Running",))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(pidfile.read_text().split() if pidfile.exists() else []) < 2:
+        time.sleep(0.1)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    jobs_cli("job", "cancel", "-n", name)
+    job = wait_for(jobs_cli, name)
+    assert job["status"] == "Canceled"
+    time.sleep(0.5)
+    for pid in pids:
+        assert not _running(pid), f"process {pid} of the canceled job is still running"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (in a container, PID 1 may never reap orphans)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_timeout_stops_the_job(jobs_cli, tmp_path):
+    path = write_job(tmp_path, "command: sleep 30\nenvironment:\n  image: python:3.11\nlimits:\n  timeout: 1\n")
+    job = wait_for(jobs_cli, submit(jobs_cli, path))
+    assert job["status"] == "Canceled" and job["error"]["code"] == "JOB_TIMEOUT"
+
+
+def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
+    jobs_cli("compute", "create", "--name", "one-node", "--type", "amlcompute", "--max-instances", "1")
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    names = []
+    for i in range(3):
+        path = write_job(
+            tmp_path / f"j{i}",
+            f"command: echo start $(date +%s.%N) > {stamps}/{i}; sleep 1; echo end $(date +%s.%N) >> {stamps}/{i}\n"
+            "environment:\n  image: python:3.11\ncompute: azureml:one-node\n",
+        )
+        names.append(submit(jobs_cli, path))
+    jobs = [wait_for(jobs_cli, n) for n in names]
+    assert [j["status"] for j in jobs] == ["Completed"] * 3
+    spans = []
+    for i in range(3):
+        lines = (stamps / str(i)).read_text().split("\n")
+        spans.append((float(lines[0].split()[1]), float(lines[1].split()[1])))
+    assert spans == sorted(spans), "jobs must start in submission order"
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end, "a one-node cluster must never run two jobs at once"
+
+
+def test_bad_jobs_are_refused_and_leave_nothing(jobs_cli, tmp_path):
+    before = len(json.loads(jobs_cli("job", "list", "--all-results").out))
+    cases = {
+        "command: echo ${{inputs.nope}}\nenvironment:\n  image: python:3.11\n": ("INVALID_SPEC", "nope"),
+        "command: echo hi\ncode: ./missing-folder\nenvironment:\n  image: python:3.11\n": ("NOT_FOUND", "missing"),
+        "command: echo hi\ncompute: azureml:no-such-cluster\nenvironment:\n  image: python:3.11\n": (
+            "NOT_FOUND",
+            "no-such-cluster",
+        ),
+        "command: echo hi\nenvironment: azureml:no-such-env:1\n": ("NOT_FOUND", "no-such-env"),
+        "command: echo ${{inputs.x}}\ninputs:\n  x:\n    type: uri_folder\nenvironment:\n  image: python:3.11\n": (
+            "INVALID_SPEC",
+            "x",
+        ),
+    }
+    for i, (body, (code, word)) in enumerate(cases.items()):
+        path = write_job(tmp_path / f"bad{i}", body)
+        result = jobs_cli("job", "create", "--file", str(path), check=False)
+        assert result.code == 1, body
+        assert f"Error [{code}]" in result.err and word in result.err, (body, result.err)
+    assert len(json.loads(jobs_cli("job", "list", "--all-results").out)) == before
+
+
+def test_killed_runner_fails_the_job_within_the_heartbeat_timeout(jobs_cli, tmp_path):
+    path = write_job(tmp_path, "command: sleep 60\nenvironment:\n  image: python:3.11\n")
+    name = submit(jobs_cli, path)
+    wait_for(jobs_cli, name, ("Running",))
+    runner_pid = _runner_pid(jobs_cli.home, name)
+    os.kill(runner_pid, signal.SIGKILL)
+    job = wait_for(jobs_cli, name, timeout=30)
+    assert job["status"] == "Failed" and job["error"]["code"] in ("RUNNER_LOST", "NOT_RESPONDING")
+
+
+def _runner_pid(home: Path, job: str) -> int:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"shoal.runtime" in cmd and job.encode() in cmd:
+            return int(proc.name)
+    raise AssertionError(f"no runner process for {job}")
+
+
+def test_server_restart_while_a_job_runs(jobs_cli, tmp_path):
+    path = write_job(tmp_path, "command: sleep 3; echo survived\nenvironment:\n  image: python:3.11\n")
+    name = submit(jobs_cli, path)
+    wait_for(jobs_cli, name, ("Running",))
+    jobs_cli("server", "stop")
+    time.sleep(1)
+    jobs_cli("server", "start", "--detach")
+    job = wait_for(jobs_cli, name)
+    assert job["status"] == "Completed"
+    data, _ = _log(jobs_cli, name)
+    assert "survived" in data
+
+
+def _log(cli: Cli, name: str) -> tuple[str, int]:
+    out = cli("job", "stream", "-n", name, check=False).out
+    return out, len(out)
+
+
+def test_distributed_pytorch_ranks(jobs_cli, tmp_path):
+    path = write_job(
+        tmp_path,
+        """
+        command: echo rank $RANK of $WORLD_SIZE local $LOCAL_RANK master $MASTER_ADDR
+        environment:
+          image: python:3.11
+        distribution:
+          type: pytorch
+          process_count_per_instance: 2
+        resources:
+          instance_count: 1
+        """,
+    )
+    name = submit(jobs_cli, path)
+    assert wait_for(jobs_cli, name)["status"] == "Completed"
+    out = tmp_path / "dl"
+    jobs_cli("job", "download", "-n", name, "--download-path", str(out))
+    logs = sorted((out / "artifacts" / "user_logs").glob("std_log_process_*.txt"))
+    assert [p.read_text().strip() for p in logs] == [
+        "rank 0 of 2 local 0 master 127.0.0.1",
+        "rank 1 of 2 local 1 master 127.0.0.1",
+    ]
+
+
+def test_named_output_is_registered_on_completion(jobs_cli, tmp_path):
+    path = write_job(
+        tmp_path,
+        """
+        command: echo weights > ${{outputs.model}}/w.txt
+        environment:
+          image: python:3.11
+        outputs:
+          model:
+            type: custom_model
+            name: job-made-model
+            version: "1"
+        """,
+    )
+    name = submit(jobs_cli, path)
+    assert wait_for(jobs_cli, name)["status"] == "Completed"
+    model = json.loads(jobs_cli("model", "show", "-n", "job-made-model", "-v", "1").out)
+    assert model["path"] == f"azureml://datastores/workspaceblobstore/paths/azureml/{name}/model/"
+    out = tmp_path / "m"
+    jobs_cli("model", "download", "-n", "job-made-model", "-v", "1", "--download-path", str(out))
+    assert (out / "job-made-model" / "model" / "w.txt").read_text().strip() == "weights"
