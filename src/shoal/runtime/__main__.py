@@ -138,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         prepared = prepare_environment(spec["environment"], build_log, home or run_dir)
         workdir = run_dir / "wd"
         fetch_code(client, spec.get("code"), workdir)
+        for sub in ("outputs", "logs"):  # Azure ML gives every job these, kept as its artifacts
+            (workdir / sub).mkdir(exist_ok=True)
         inputs = materialize_inputs(client, spec["inputs"], run_dir, (home / "cache" / "http") if home else None)
         outputs = prepare_outputs(spec["outputs"], run_dir)
         from shoal.entities.expressions import resolve_command
@@ -176,10 +178,13 @@ def run(args: argparse.Namespace) -> int:
     except ServerGone:
         return 3
     except Exception as exc:  # noqa: BLE001 - every failure becomes the job's error
-        code = getattr(exc, "code", None) or "RUNNER_ERROR"
+        from shoal.envs import EnvironmentBuildError
+
+        building = isinstance(exc, EnvironmentBuildError)
+        code = "ENVIRONMENT_BUILD_FAILED" if building else getattr(exc, "code", None) or "RUNNER_ERROR"
         message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         error = {"code": code, "message": message}
-        with open(build_log if code == "ENVIRONMENT_BUILD_FAILED" else user_log, "a", encoding="utf-8") as fh:
+        with open(build_log if building else user_log, "a", encoding="utf-8") as fh:
             fh.write(f"\n[shoal] {message}\n")
         traceback.print_exc()
     finally:
