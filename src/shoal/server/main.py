@@ -25,6 +25,9 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Uvicorn serving a socket it did not bind leaves Nagle on (the uvicorn #3149 path): every
+    # response then waits ~44 ms for a delayed ACK. Accepted sockets inherit this option.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
     # Runners call back on this URL; a wildcard bind is reached through loopback.
