@@ -178,6 +178,14 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
             "environment:\n  image: python:3.11\ncompute: azureml:one-node\n",
         )
         names.append(submit(jobs_cli, path))
+    seen_running = set()
+    for _ in range(10):
+        nodes = json.loads(jobs_cli("compute", "list-nodes", "-n", "one-node").out)
+        assert len(nodes) == 1, nodes
+        if nodes[0]["run_id"]:
+            seen_running.add(nodes[0]["run_id"])
+        time.sleep(0.2)
+    assert seen_running <= set(names) and seen_running
     jobs = [wait_for(jobs_cli, n) for n in names]
     assert [j["status"] for j in jobs] == ["Completed"] * 3
     spans = []

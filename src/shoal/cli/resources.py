@@ -232,6 +232,18 @@ def compute_delete(name: RequiredName, yes: YesOpt = False, workspace_name: Work
 compute_app.command("detach", help="Detach an attached compute (same as delete).")(compute_delete)
 
 
+@compute_app.command("list-nodes")
+def compute_list_nodes(
+    name: RequiredName,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """What runs where: a cluster's nodes, their state and the job on each."""
+    nodes = client(workspace_name).compute.list_nodes(name)
+    show(nodes, output, query, columns=["node_id", "node_state", "run_id", "private_ip_address"])
+
+
 def _power(action: str) -> None:
     def command(
         name: RequiredName,

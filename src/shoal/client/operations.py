@@ -135,6 +135,10 @@ class ComputeOperations(_Group):
     def _action(self, name: str, action: str) -> Poller:
         return Poller(_entity("compute", self._t.request("POST", f"{self._wsp}/computes/{name}/{action}")))
 
+    def list_nodes(self, name: str) -> list[dict[str, Any]]:
+        """One entry per node: its state and the job it runs."""
+        return list(self._t.paged(f"{self._wsp}/computes/{name}/nodes"))
+
     def begin_start(self, name: str) -> Poller:
         return self._action(name, "start")
 

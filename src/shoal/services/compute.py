@@ -159,3 +159,53 @@ def delete(ctx: ServiceContext, workspace: str, name: str) -> None:
     with ctx.db.write() as session:
         ws_id = workspace_id(session, workspace)
         rows.delete(session, rows.get_row(session, ws_id, KIND, name))
+
+
+def list_nodes(ctx: ServiceContext, workspace: str, name: str) -> list[dict[str, Any]]:
+    """What runs where: one entry per node of a cluster (``az ml compute list-nodes``).
+
+    Shoal runs a cluster's jobs on this machine; its nodes are the ``max_instances`` slots those
+    jobs take (a job takes ``resources.instance_count`` of them), filled in start order.
+    """
+    from sqlalchemy import select
+
+    from shoal.entities.status import OCCUPYING
+    from shoal.store.tables import JobRow
+
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        if name == LOCAL:
+            slots = None
+        else:
+            row = rows.get_row(session, ws_id, KIND, name)
+            if row.type != "amlcompute":
+                raise UnsupportedError(f"compute '{name}' is of type '{row.type}': list-nodes is for clusters")
+            slots = int(row.spec.get("max_instances") or 1)
+        running = list(
+            session.scalars(
+                select(JobRow)
+                .where(JobRow.workspace_id == ws_id, JobRow.compute == name)
+                .where(JobRow.status.in_([str(s) for s in OCCUPYING]))
+                .order_by(JobRow.start_time, JobRow.id)
+            )
+        )
+    nodes: list[dict[str, Any]] = []
+    for job in running:
+        count = max(1, int((job.spec.get("resources") or {}).get("instance_count") or 1))
+        for _ in range(count):
+            nodes.append(_node(len(nodes), "running" if job.status == "Running" else "preparing", job.name))
+    if slots is not None:
+        while len(nodes) < slots:
+            nodes.append(_node(len(nodes), "idle", None))
+    return nodes
+
+
+def _node(index: int, state: str, run_id: str | None) -> dict[str, Any]:
+    return {
+        "node_id": f"node-{index}",
+        "node_state": state,
+        "run_id": run_id,
+        "private_ip_address": "127.0.0.1",
+        "public_ip_address": None,
+        "port": None,
+    }

@@ -44,6 +44,11 @@ def patch_compute(request: Request, workspace: str, name: str, patch: dict[str, 
     return compute.update(ctx(request), workspace, name, patch)
 
 
+@guarded(router, "GET", PREFIX + "/{name}/nodes", Permission.READ)
+def list_compute_nodes(request: Request, workspace: str, name: str) -> dict[str, Any]:
+    return {"value": compute.list_nodes(ctx(request), workspace, name), "next_page_token": None}
+
+
 @guarded(router, "POST", PREFIX + "/{name}/{action}", Permission.WRITE)
 def compute_action(
     request: Request, workspace: str, name: str, action: Literal["start", "stop", "restart"]
