@@ -54,3 +54,41 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         yield runner
     finally:
         runner("server", "stop", check=False)
+
+
+@pytest.fixture(scope="module")
+def jobs_cli(tmp_path_factory: pytest.TempPathFactory):
+    """A server whose heartbeat timeout is short, so lost runners are noticed quickly."""
+    home = tmp_path_factory.mktemp("jobs-home")
+    runner = Cli(home)
+    runner.env["SHOAL_HEARTBEAT_TIMEOUT"] = "3"
+    runner("server", "start", "--detach")
+    try:
+        yield runner
+    finally:
+        runner("server", "stop", check=False)
+
+
+def write_job(folder: Path, body: str, name: str = "job.yml") -> Path:
+    import textwrap
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def wait_for(
+    cli: Cli, name: str, statuses: tuple[str, ...] = ("Completed", "Failed", "Canceled"), timeout=90.0
+) -> dict:
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = json.loads(cli("job", "show", "-n", name).out)
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {name} still {job.get('status')} after {timeout} s")

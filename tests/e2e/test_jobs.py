@@ -9,45 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.conftest import Cli
-
-
-@pytest.fixture(scope="module")
-def jobs_cli(tmp_path_factory: pytest.TempPathFactory):
-    """A server whose heartbeat timeout is short, so lost runners are noticed quickly."""
-    home = tmp_path_factory.mktemp("jobs-home")
-    runner = Cli(home)
-    runner.env["SHOAL_HEARTBEAT_TIMEOUT"] = "3"
-    runner("server", "start", "--detach")
-    try:
-        yield runner
-    finally:
-        runner("server", "stop", check=False)
-
-
-def write_job(folder: Path, body: str, name: str = "job.yml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
+from tests.e2e.conftest import Cli, wait_for, write_job
 
 
 def submit(cli: Cli, path: Path, *extra: str) -> str:
     return cli("job", "create", "--file", str(path), "--query", "name", "-o", "tsv", *extra).out.strip()
-
-
-def wait_for(
-    cli: Cli, name: str, statuses: tuple[str, ...] = ("Completed", "Failed", "Canceled"), timeout=90.0
-) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = json.loads(cli("job", "show", "-n", name).out)
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {name} still {job['status']} after {timeout} s")
 
 
 def test_hello_world_streams_and_completes(jobs_cli, tmp_path):
