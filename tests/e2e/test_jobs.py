@@ -77,7 +77,9 @@ def test_code_inputs_outputs_env_and_download(jobs_cli, tmp_path):
     assert job["experiment_name"] == "e2e"
     assert job["outputs"]["model"]["path"] == f"azureml://datastores/workspaceblobstore/paths/azureml/{name}/model/"
     out = tmp_path / "dl"
-    jobs_cli("job", "download", "-n", name, "--all", "--download-path", str(out))
+    jobs_cli("job", "download", "-n", name, "--all", "--snapshot", "--download-path", str(out))
+    assert (out / "snapshot" / "train.py").read_text() == (src / "train.py").read_text()
+    assert not (out / "snapshot" / "secret.txt").exists(), ".amlignore must keep secret.txt out of the snapshot"
     log = (out / "artifacts" / "user_logs" / "std_log.txt").read_text()
     assert "rows 3 lr 0.5" in log
     assert f"AZUREML_RUN_ID {name}" in log and "AZUREML_PARAMETER_lr 0.5" in log and f"MLFLOW_RUN_ID {name}" in log

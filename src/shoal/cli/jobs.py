@@ -129,10 +129,13 @@ def download_job(
     download_path: Annotated[Path, typer.Option("--download-path", "-p")] = Path("."),
     output_name: Annotated[str | None, typer.Option("--output-name")] = None,
     all: Annotated[bool, typer.Option("--all", help="Artifacts and every named output.")] = False,
+    snapshot: Annotated[bool, typer.Option("--snapshot", help="Also the code that ran, to snapshot/.")] = False,
     workspace_name: WorkspaceOpt = None,
 ) -> None:
     """Download artifacts/ (logs, ./outputs) and named-outputs/<name>/."""
-    root = client(workspace_name).jobs.download(name, download_path=download_path, output_name=output_name, all=all)
+    root = client(workspace_name).jobs.download(
+        name, download_path=download_path, output_name=output_name, all=all, snapshot=snapshot
+    )
     typer.echo(f"Downloaded job {name} to {root}", err=True)
 
 

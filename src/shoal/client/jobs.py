@@ -188,11 +188,20 @@ class JobOperations(_Group):
         self._t.request("POST", f"{self._base}/{name}/restore")
 
     def download(
-        self, name: str, *, download_path: str | Path = ".", output_name: str | None = None, all: bool = False
+        self,
+        name: str,
+        *,
+        download_path: str | Path = ".",
+        output_name: str | None = None,
+        all: bool = False,
+        snapshot: bool = False,
     ) -> Path:
         """``artifacts/`` (logs and ./outputs) and, with ``all`` or ``output_name``,
-        ``named-outputs/<output>/`` under ``download_path``, as azure-ai-ml lays them out."""
+        ``named-outputs/<output>/`` under ``download_path``, as azure-ai-ml lays them out.
+        ``snapshot`` (Shoal's addition) also writes the code that ran to ``snapshot/``."""
         job = self.get(name)
+        if snapshot:
+            self._download_snapshot(job, Path(download_path) / "snapshot")
         if job.status not in TERMINAL:
             raise InvalidStateError(f"job {name} is {job.status}: download it once it has finished")
         root = Path(download_path)
@@ -214,6 +223,15 @@ class JobOperations(_Group):
                 except NotFoundError:
                     (root / "named-outputs" / out_name).mkdir(parents=True, exist_ok=True)
         return root
+
+    def _download_snapshot(self, job: Any, destination: Path) -> None:
+        code = job.code
+        if not code:
+            raise NotFoundError(f"job {job.name} ran without a code folder: there is no snapshot")
+        if code.startswith("azureml:") and not code.startswith("azureml://"):
+            name, _, version = code.split(":", 1)[1].partition(":")
+            code = self._code_ops.get(name, version=version or "1").path
+        _download_contents(self._t, self._ws, code, destination)
 
 
 def _output_path(output: Any) -> str | None:
