@@ -23,13 +23,15 @@ test: install
 	$(PY) -m compileall -q src
 	$(VENV)/bin/pytest
 
+CODE := $(wildcard src tests benchmarks)
+
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 
 format: install
-	$(VENV)/bin/ruff format src tests benchmarks
-	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format $(CODE)
+	$(VENV)/bin/ruff check --fix $(CODE)
 
 bench: install
 	$(PY) benchmarks/assets.py
