@@ -1,0 +1,265 @@
+"""Inputs in and outputs out on the runner side, and the environment the user command sees."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.runtime.__main__ import job_environment
+from shoal.runtime.materialize import (
+    format_literal,
+    materialize_inputs,
+    parse_datastore_uri,
+    prepare_outputs,
+    upload_artifacts,
+    upload_outputs,
+)
+
+BLOB = "azureml://datastores/workspaceblobstore/paths"
+
+
+class FakeClient:
+    """The runner client's file calls, over a folder per datastore."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uploads: list[tuple[str, str, bytes]] = []
+
+    def list_files(self, datastore: str, path: str) -> dict[str, Any]:
+        base = self.root / datastore / path
+        if base.is_file():
+            return {"is_dir": False, "value": [{"path": base.name}]}
+        files = sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+        return {"is_dir": True, "value": [{"path": f} for f in files]}
+
+    def download(self, datastore: str, path: str, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((self.root / datastore / path).read_bytes())
+
+    def upload(self, datastore: str, path: str, source: Path) -> None:
+        self.uploads.append((datastore, path, source.read_bytes()))
+
+    def upload_tree(self, datastore: str, prefix: str, folder: Path, files: list[Path]) -> int:
+        for f in files:
+            self.upload(datastore, f"{prefix.rstrip('/')}/{f.relative_to(folder).as_posix()}", f)
+        return len(files)
+
+
+# -- small pieces ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(True, "True"), (False, "False"), (3, "3"), (0, "0"), (0.25, "0.25"), ("x y", "x y"), ("", "")],
+)
+def test_format_literal(value, text):
+    assert format_literal(value) == text
+
+
+@pytest.mark.parametrize(
+    ("uri", "parsed"),
+    [
+        (f"{BLOB}/a/b.csv", ("workspaceblobstore", "a/b.csv")),
+        (f"{BLOB}/a/b/", ("workspaceblobstore", "a/b/")),
+        (f"{BLOB}/", ("workspaceblobstore", "")),
+        ("azureml://datastores/mine/paths/x", ("mine", "x")),
+        ("azureml://datastores/mine", None),
+        ("https://example.com/a.csv", None),
+        ("azureml:data:1", None),
+        ("./local/file", None),
+    ],
+)
+def test_parse_datastore_uri(uri, parsed):
+    assert parse_datastore_uri(uri) == parsed
+
+
+# -- outputs -----------------------------------------------------------------------------------
+
+
+def test_prepare_outputs_gives_empty_folders_and_file_paths(tmp_path):
+    stale = tmp_path / "outputs" / "model"
+    stale.mkdir(parents=True)
+    (stale / "left-over.txt").write_text("from an earlier attempt")
+    outputs = {
+        "model": {"type": "uri_folder", "path": f"{BLOB}/azureml/j/model/"},
+        "mlflow": {"type": "mlflow_model", "path": f"{BLOB}/azureml/j/mlflow/"},
+        "report": {"type": "uri_file", "path": f"{BLOB}/azureml/j/report/result.csv"},
+        "other_file": {"type": "uri_file", "path": "https://example.com/x"},
+        "count": {"type": "integer"},
+    }
+    paths = prepare_outputs(outputs, tmp_path)
+    assert set(paths) == {"model", "mlflow", "report", "other_file"}
+    for name in ("model", "mlflow"):
+        assert paths[name] == str(tmp_path / "outputs" / name)
+        assert Path(paths[name]).is_dir() and not any(Path(paths[name]).iterdir())
+    report = Path(paths["report"])
+    assert report == tmp_path / "outputs" / "report" / "result.csv"
+    assert report.parent.is_dir() and not report.exists()
+    assert Path(paths["other_file"]) == tmp_path / "outputs" / "other_file" / "other_file"
+
+
+def test_upload_outputs_and_artifacts(tmp_path):
+    client = FakeClient(tmp_path / "stores")
+    outputs = {
+        "model": {"type": "uri_folder", "path": f"{BLOB}/azureml/j/model/"},
+        "report": {"type": "uri_file", "path": f"{BLOB}/azureml/j/report.csv"},
+        "empty": {"type": "uri_folder", "path": f"{BLOB}/azureml/j/empty/"},
+        "count": {"type": "integer"},
+    }
+    run_dir = tmp_path / "run"
+    paths = prepare_outputs(outputs, run_dir)
+    (Path(paths["model"]) / "sub").mkdir()
+    (Path(paths["model"]) / "sub" / "w.bin").write_bytes(b"weights")
+    (Path(paths["model"]) / "a.txt").write_text("a")
+    Path(paths["report"]).write_text("x,y\n")
+    upload_outputs(client, outputs, run_dir)
+    assert sorted(client.uploads) == [
+        ("workspaceblobstore", "azureml/j/model/a.txt", b"a"),
+        ("workspaceblobstore", "azureml/j/model/sub/w.bin", b"weights"),
+        ("workspaceblobstore", "azureml/j/report.csv", b"x,y\n"),
+    ]
+
+    client.uploads.clear()
+    workdir = tmp_path / "wd"
+    (workdir / "outputs").mkdir(parents=True)
+    (workdir / "logs").mkdir()
+    (workdir / "outputs" / "metrics.json").write_text("{}")
+    (workdir / "logs" / "extra.log").write_text("log")
+    (workdir / "train.py").write_text("not an artifact")
+    upload_artifacts(client, {"datastore": "workspaceartifactstore", "path": "ExperimentRun/dcid.j"}, workdir)
+    assert sorted(client.uploads) == [
+        ("workspaceartifactstore", "ExperimentRun/dcid.j/logs/extra.log", b"log"),
+        ("workspaceartifactstore", "ExperimentRun/dcid.j/outputs/metrics.json", b"{}"),
+    ]
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def test_materialize_inputs(tmp_path):
+    stores = tmp_path / "stores"
+    (stores / "workspaceblobstore" / "data" / "sub").mkdir(parents=True)
+    (stores / "workspaceblobstore" / "data" / "a.csv").write_text("a\n")
+    (stores / "workspaceblobstore" / "data" / "sub" / "b.csv").write_text("b\n")
+    client = FakeClient(stores)
+    inputs = {
+        "folder": {"type": "uri_folder", "mode": "ro_mount", "uri": f"{BLOB}/data/"},
+        "copy": {"type": "uri_folder", "mode": "download", "uri": f"{BLOB}/data"},
+        "file": {"type": "uri_file", "mode": "ro_mount", "uri": f"{BLOB}/data/a.csv"},
+        "direct": {"type": "uri_folder", "mode": "direct", "uri": f"{BLOB}/data/"},
+        "placed": {"type": "uri_file", "uri": f"{BLOB}/data/a.csv", "path_on_compute": str(tmp_path / "here")},
+        "unset": {"type": "uri_folder", "mode": "ro_mount"},
+        "lr": {"type": "number", "value": 0.5},
+        "flag": {"type": "boolean", "value": False},
+        "none": {"type": "string", "value": None},
+    }
+    run_dir = tmp_path / "run"
+    values = materialize_inputs(client, inputs, run_dir, None)
+    assert values["direct"] == f"{BLOB}/data/"
+    assert (values["lr"], values["flag"], values["none"], values["unset"]) == ("0.5", "False", None, None)
+    folder = Path(values["folder"])
+    assert folder == run_dir / "inputs" / "folder"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "a.csv",
+        "sub/b.csv",
+    ]
+    assert Path(values["file"]) == run_dir / "inputs" / "file" / "a.csv"
+    assert Path(values["file"]).read_text() == "a\n"
+    assert Path(values["placed"]) == tmp_path / "here" / "a.csv"
+    for ro in (folder / "a.csv", folder / "sub" / "b.csv", Path(values["file"])):
+        assert not ro.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH), ro
+    assert (Path(values["copy"]) / "a.csv").stat().st_mode & stat.S_IWUSR
+
+    with pytest.raises(ValueError, match="cannot fetch"):
+        materialize_inputs(client, {"x": {"type": "uri_folder", "uri": "s3://bucket/x"}}, run_dir, None)
+
+
+def test_http_inputs_are_downloaded_once_into_the_cache(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "data.csv").write_text("1,2\n")
+    hits: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            hits.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/data.csv"
+        spec = {"d": {"type": "uri_file", "mode": "download", "uri": url}}
+        cache = tmp_path / "cache"
+        first = materialize_inputs(FakeClient(tmp_path), spec, tmp_path / "run1", cache)
+        second = materialize_inputs(FakeClient(tmp_path), spec, tmp_path / "run2", cache)
+        assert Path(first["d"]).read_text() == Path(second["d"]).read_text() == "1,2\n"
+        assert Path(first["d"]) == tmp_path / "run1" / "inputs" / "d" / "data.csv"
+        assert hits == ["/data.csv"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- the user command's environment ----------------------------------------------------------
+
+
+def test_job_environment(monkeypatch):
+    monkeypatch.setenv("SHOAL_JOB_TOKEN", "secret-token")
+    monkeypatch.setenv("SHOAL_SERVER_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("KEEP_ME", "kept")
+    spec = {
+        "job": "brave_otter_x7kq2mzr9d",
+        "workspace": "default",
+        "experiment_name": "exp",
+        "mlflow_tracking_uri": "http://127.0.0.1:8080/api/v1/workspaces/default/mlflow",
+        "inputs": {
+            "lr": {"type": "number", "value": 0.5},
+            "data": {"type": "uri_folder", "uri": f"{BLOB}/d/"},
+            "unset": {"type": "string", "value": None},
+        },
+        "environment_variables": {
+            "GREETING": "lr is ${{inputs.lr}}",
+            "DATA": "${{inputs.data}}",
+            "MODEL_DIR": "${{outputs.model}}",
+            "OPTIONAL": "x$[[ --u ${{inputs.unset}}]]",
+            "PLAIN": "value",
+        },
+    }
+    inputs = {"lr": "0.5", "data": "/run/inputs/data", "unset": None}
+    outputs = {"model": "/run/outputs/model"}
+    env = job_environment(spec, "job-token", inputs, outputs)
+
+    assert not [k for k in env if k.startswith("SHOAL_")]
+    assert "secret-token" not in env.values()
+    assert env["KEEP_ME"] == "kept" and env["PYTHONUNBUFFERED"] == "1"
+    assert env["AZUREML_RUN_ID"] == env["MLFLOW_RUN_ID"] == "brave_otter_x7kq2mzr9d"
+    assert env["AZUREML_ARM_WORKSPACE_NAME"] == "default"
+    assert env["AZUREML_EXPERIMENT_NAME"] == env["AZUREML_ARM_PROJECT_NAME"] == env["MLFLOW_EXPERIMENT_NAME"] == "exp"
+    assert env["AZUREML_ARM_SUBSCRIPTION"] and env["AZUREML_ARM_RESOURCEGROUP"]
+    assert env["MLFLOW_TRACKING_URI"] == spec["mlflow_tracking_uri"]
+    assert env["MLFLOW_TRACKING_TOKEN"] == "job-token"
+    assert env["AZUREML_PARAMETER_lr"] == "0.5"
+    assert env["AZURE_ML_INPUT_data"] == "/run/inputs/data"
+    assert "AZUREML_PARAMETER_unset" not in env and "AZURE_ML_INPUT_unset" not in env
+    assert "AZURE_ML_INPUT_lr" not in env and "AZUREML_PARAMETER_data" not in env
+    assert env["AZURE_ML_OUTPUT_model"] == "/run/outputs/model"
+    assert env["GREETING"] == "lr is 0.5"
+    assert env["DATA"] == "/run/inputs/data"
+    assert env["MODEL_DIR"] == "/run/outputs/model"
+    assert env["OPTIONAL"] == "x"
+    assert env["PLAIN"] == "value"
+    assert os.environ["SHOAL_JOB_TOKEN"] == "secret-token"  # the runner's own environment is untouched
