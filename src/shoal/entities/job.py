@@ -189,6 +189,8 @@ class Job(Entity):
         "exit_code",
         "log_files",
         "archived",
+        "params",
+        "metrics",
     )
 
     type: str
@@ -206,6 +208,9 @@ class Job(Entity):
     exit_code: int | None = None
     log_files: dict[str, Any] | None = None
     archived: bool = False
+    # read-only: what the job logged through MLflow (its params, the last value of each metric)
+    params: dict[str, str] | None = None
+    metrics: dict[str, float | str] | None = None
 
     @field_validator("name")
     @classmethod
@@ -316,4 +321,13 @@ class SweepJob(Job):
         return {} if value is None else value
 
 
-JOB_TYPES: tuple[type[Job], ...] = (CommandJob, PipelineJob, SweepJob)
+class MlflowRunJob(Job):
+    """``type: mlflow_run``: a run created through the MLflow API from outside any job.
+
+    The server creates these (``runs/create``); nothing runs them, and they cannot be submitted."""
+
+    type: Literal["mlflow_run"] = "mlflow_run"
+    parent_job_name: str | None = None
+
+
+JOB_TYPES: tuple[type[Job], ...] = (CommandJob, PipelineJob, SweepJob, MlflowRunJob)

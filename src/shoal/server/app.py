@@ -129,9 +129,9 @@ def create_app(
     _install_error_handlers(app)
     _install_body_guards(app)
 
-    from shoal.server.routes import assets, compute, datastores, health, jobs, runner
+    from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, runner
     from shoal.server.routes import workspaces as ws_routes
 
-    for module in (health, ws_routes, compute, datastores, assets, jobs, runner):
+    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -30,6 +30,7 @@ from shoal.store.tables import JobRow, WorkspaceRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
+MLFLOW_RUN = "mlflow_run"  # jobs created through the MLflow API: never scheduled, never watched
 
 
 class Dispatcher:
@@ -90,7 +91,8 @@ class Dispatcher:
             if not queued:
                 return
             busy: dict[tuple[int, str], int] = {}
-            for row in session.scalars(select(JobRow).where(JobRow.status.in_([str(s) for s in OCCUPYING]))):
+            occupying = JobRow.status.in_([str(s) for s in OCCUPYING])
+            for row in session.scalars(select(JobRow).where(occupying, JobRow.type != MLFLOW_RUN)):
                 key = (row.workspace_id, row.compute)
                 busy[key] = busy.get(key, 0) + _nodes(row)
             capacity = {key: _capacity(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
@@ -175,7 +177,9 @@ class Dispatcher:
             rows = list(
                 session.scalars(
                     select(JobRow).where(
-                        JobRow.status.in_([str(S.PREPARING), str(S.RUNNING), str(S.FINALIZING), str(S.NOT_RESPONDING)])
+                        JobRow.status.in_([str(S.PREPARING), str(S.RUNNING), str(S.FINALIZING), str(S.NOT_RESPONDING)]),
+                        # Runs created through the MLflow API have no runner to watch.
+                        JobRow.type != MLFLOW_RUN,
                     )
                 )
             )

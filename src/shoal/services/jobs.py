@@ -3,6 +3,7 @@ cancel, and the one function that moves a job between states."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context, iso
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
 from shoal.store import resources as resource_rows
+from shoal.store import tracking as tracking_rows
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
 from shoal.store.tables import JobRow, WorkspaceRow, utcnow
 
@@ -79,6 +81,13 @@ def to_body(workspace: str, row: JobRow, base_url: str | None = None) -> dict[st
     return body
 
 
+def _json_float(value: float) -> float | str:
+    """JSON has no NaN or infinity: they travel as MLflow writes them, "NaN", "Infinity"."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
 def get_row(session: Session, ws_id: int, name: str) -> JobRow:
     row = session.scalar(select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.name == name))
     if row is None:
@@ -87,8 +96,16 @@ def get_row(session: Session, ws_id: int, name: str) -> JobRow:
 
 
 def get(ctx: ServiceContext, workspace: str, name: str, base_url: str | None = None) -> dict[str, Any]:
+    """One job, with the params it logged and the last value of each of its metrics."""
     with ctx.db.read() as session:
-        return to_body(workspace, get_row(session, workspace_id(session, workspace), name), base_url)
+        row = get_row(session, workspace_id(session, workspace), name)
+        body = to_body(workspace, row, base_url)
+        params, metrics = tracking_rows.run_summary(session, row.id)
+    if params:
+        body["params"] = params
+    if metrics:
+        body["metrics"] = {k: _json_float(v) for k, v in metrics.items()}
+    return body
 
 
 def list_page(
@@ -211,6 +228,7 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
     try:
         with ctx.db.write() as session:
             ws_id = workspace_id(session, workspace)
+            exp = tracking_rows.get_or_create_experiment(session, ws_id, experiment)
             row = JobRow(
                 workspace_id=ws_id,
                 name=name,
@@ -218,6 +236,8 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
                 status=str(S.NOT_STARTED),
                 compute=compute["name"],
                 experiment_name=experiment,
+                experiment_id=exp.id,
+                run_name=data.get("display_name"),
                 parent_job_name=data.get("parent_job_name"),
                 spec=data,
                 resolved=resolved,
@@ -406,12 +426,15 @@ def update(ctx: ServiceContext, workspace: str, name: str, patch: dict[str, Any]
         for key, value in patch.items():
             if key == "experiment_name":
                 row.experiment_name = str(value)
+                row.experiment_id = tracking_rows.get_or_create_experiment(session, row.workspace_id, str(value)).id
             elif key in ("tags", "properties"):
                 if not isinstance(value, dict):
                     raise UserError(f"{key} must be a mapping")
                 spec[key] = {str(k): str(v) for k, v in value.items()}
             else:
                 spec[key] = value
+                if key == "display_name":
+                    row.run_name = value if isinstance(value, str) and value else None
         row.spec = spec
         row.updated_at = utcnow()
         return to_body(workspace, row)

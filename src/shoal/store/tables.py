@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -121,6 +122,13 @@ class JobRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
+    # The MLflow side of the job (a job is an MLflow run whose run id is the job name).
+    experiment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("experiment.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active", server_default="active")
+    run_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     compute: Mapped[str] = mapped_column(String(255))
     experiment_name: Mapped[str] = mapped_column(String(255))
     parent_job_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -139,3 +147,87 @@ class JobRow(Base):
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# -- MLflow tracking --------------------------------------------------------------------------
+
+
+class ExperimentRow(Base):
+    """An MLflow experiment. Its MLflow id is ``str(id)``, except the workspace's Default: "0"."""
+
+    __tablename__ = "experiment"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_experiment_name"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    artifact_location: Mapped[str] = mapped_column(Text)
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
+    tags: Mapped[dict] = mapped_column(JSON, default=dict)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class MetricRow(Base):
+    """One point of a metric. The unique key makes a replayed batch insert nothing."""
+
+    __tablename__ = "metric"
+    __table_args__ = (
+        UniqueConstraint("job_id", "key", "timestamp", "step", "value", "is_nan", name="uq_metric_point"),
+        # History pages are keyset-ordered on (step, timestamp, id) within one metric of one run.
+        Index("ix_metric_history", "job_id", "key", "step", "timestamp", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    value: Mapped[float] = mapped_column(Double)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(BigInteger, default=0)
+    # NaN is stored as value 0 with this flag (neither database orders or compares NaN well).
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LatestMetricRow(Base):
+    """The last value of each metric of a run: max step, then max timestamp, then max value."""
+
+    __tablename__ = "latest_metric"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(BigInteger)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ParamRow(Base):
+    __tablename__ = "param"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunTagRow(Base):
+    __tablename__ = "run_tag"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunInputRow(Base):
+    """A dataset a run used (``log-inputs``), kept as MLflow's JSON; one row per (name, digest, context)."""
+
+    __tablename__ = "run_input"
+    __table_args__ = (UniqueConstraint("job_id", "name", "digest", "context", name="uq_run_input_dataset"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    digest: Mapped[str] = mapped_column(String(64))
+    context: Mapped[str] = mapped_column(String(255), default="")
+    dataset: Mapped[dict] = mapped_column(JSON)
+    tags: Mapped[list] = mapped_column(JSON, default=list)

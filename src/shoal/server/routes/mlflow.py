@@ -1,0 +1,140 @@
+"""The MLflow REST API (2.0) of a workspace: ``MLFLOW_TRACKING_URI=<server>/api/v1/workspaces/<ws>/mlflow``.
+
+Errors on these routes use MLflow's own format, ``{"error_code": ..., "message": ...}``, because
+the MLflow client reads that one; every other route keeps Shoal's ``{"error": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from shoal.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ShoalError,
+    UserError,
+)
+from shoal.server.auth import Permission
+from shoal.server.routes.common import ctx, guarded
+from shoal.services import tracking
+
+logger = logging.getLogger(__name__)
+PREFIX = "/workspaces/{workspace}/mlflow"
+BASES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
+
+
+def mlflow_error(exc: Exception) -> JSONResponse:
+    """MLflow's error body and status for any exception a route raised."""
+    if isinstance(exc, NotFoundError):
+        code, status = "RESOURCE_DOES_NOT_EXIST", 404
+    elif isinstance(exc, ConflictError):
+        code, status = "RESOURCE_ALREADY_EXISTS", 400
+    elif isinstance(exc, AuthError):
+        code, status = "UNAUTHENTICATED", 401
+    elif isinstance(exc, PermissionDeniedError):
+        code, status = "PERMISSION_DENIED", 403
+    elif isinstance(exc, (UserError, RequestValidationError)):
+        code, status = "INVALID_PARAMETER_VALUE", 400
+    elif isinstance(exc, ShoalError):
+        code, status = "INTERNAL_ERROR", exc.http_status
+    else:
+        logger.exception("unhandled error in an MLflow route", exc_info=exc)
+        return JSONResponse({"error_code": "INTERNAL_ERROR", "message": "internal server error"}, status_code=500)
+    message = exc.message if isinstance(exc, ShoalError) else str(exc)
+    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+
+class MlflowRoute(APIRoute):
+    """Translates every error of the route (auth included) into MLflow's format."""
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def translated(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # noqa: BLE001 - every error leaves in MLflow's format
+                return mlflow_error(exc)
+
+        return translated
+
+
+router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
+
+R, W = Permission.READ, Permission.WRITE
+ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
+    ("experiments/create", "POST", tracking.create_experiment, W),
+    ("experiments/get", "GET", tracking.get_experiment, R),
+    ("experiments/get-by-name", "GET", tracking.get_experiment_by_name, R),
+    ("experiments/search", "POST", tracking.search_experiments, R),
+    ("experiments/search", "GET", tracking.search_experiments, R),
+    ("experiments/update", "POST", tracking.update_experiment, W),
+    ("experiments/delete", "POST", tracking.delete_experiment, W),
+    ("experiments/restore", "POST", tracking.restore_experiment, W),
+    ("experiments/set-experiment-tag", "POST", tracking.set_experiment_tag, W),
+    ("runs/create", "POST", tracking.create_run, W),
+    ("runs/get", "GET", tracking.get_run, R),
+    ("runs/update", "POST", tracking.update_run, W),
+    ("runs/delete", "POST", tracking.delete_run, W),
+    ("runs/restore", "POST", tracking.restore_run, W),
+    ("runs/search", "POST", tracking.search_runs, R),
+    ("runs/log-metric", "POST", tracking.log_metric, W),
+    ("runs/log-batch", "POST", tracking.log_batch, W),
+    ("runs/log-parameter", "POST", tracking.log_param, W),
+    ("runs/set-tag", "POST", tracking.set_tag, W),
+    ("runs/delete-tag", "POST", tracking.delete_tag, W),
+    ("runs/log-inputs", "POST", tracking.log_inputs, W),
+    ("metrics/get-history", "GET", tracking.get_metric_history, R),
+]
+
+
+async def _payload(request: Request) -> dict[str, Any]:
+    if request.method == "GET":
+        data: dict[str, Any] = {}
+        for key in request.query_params:
+            values = request.query_params.getlist(key)
+            data[key] = values if len(values) > 1 or key in ("experiment_ids", "order_by") else values[0]
+        return data
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise UserError(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UserError("the request body must be a JSON object")
+    return data
+
+
+def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permission: Permission, base: str) -> None:
+    route_name = f"mlflow_{base.strip('/').split('/')[0]}_{method.lower()}_{path.replace('/', '_').replace('-', '_')}"
+
+    @guarded(
+        router,
+        method,
+        PREFIX + base + path,
+        permission,
+        name=route_name,
+        operation_id=route_name,
+        include_in_schema=base == BASES[0],
+    )
+    async def endpoint(request: Request, workspace: str) -> Response:
+        data = await _payload(request)
+        return JSONResponse(await run_in_threadpool(fn, ctx(request), workspace, data))
+
+
+for _base in BASES:
+    for _path, _method, _fn, _perm in ENDPOINTS:
+        _register(_path, _method, _fn, _perm, _base)

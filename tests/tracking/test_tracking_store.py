@@ -1,0 +1,57 @@
+"""The metric store on SQLite and PostgreSQL: replayed batches add nothing, history pages in order,
+the latest value follows MLflow's rule (max step, then max timestamp)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoal.config import ShoalSettings
+from shoal.errors import UserError
+from shoal.services import jobs, tracking
+from shoal.services.context import ServiceContext
+from shoal.services.workspaces import ensure_default
+
+
+@pytest.fixture
+def ctx(database_url, shoal_home, monkeypatch):
+    monkeypatch.setenv("SHOAL_DATABASE_URL", database_url)
+    context = ServiceContext.from_settings(ShoalSettings())
+    context.db.migrate()
+    ensure_default(context)
+    yield context
+    context.close()
+
+
+def test_replayed_batch_history_paging_and_latest(ctx):
+    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    batch = {
+        "run_id": run,
+        "metrics": [{"key": "loss", "value": 10.0 - i / 100, "timestamp": 1000 + i, "step": i} for i in range(999)],
+        "params": [{"key": "p", "value": "1"}],
+    }
+    tracking.log_batch(ctx, "default", batch)
+    tracking.log_batch(ctx, "default", batch)
+    tracking.log_batch(
+        ctx, "default", {"run_id": run, "metrics": [{"key": "loss", "value": "NaN", "timestamp": 1, "step": 0}]}
+    )
+    # an older step never replaces the latest value
+    tracking.log_metric(ctx, "default", {"run_id": run, "key": "loss", "value": 99, "timestamp": 5000, "step": 3})
+    seen, token = [], None
+    while True:
+        page = tracking.get_metric_history(
+            ctx, "default", {"run_id": run, "metric_key": "loss", "max_results": 300, "page_token": token}
+        )
+        seen += [(m["step"], m["timestamp"]) for m in page["metrics"]]
+        token = page.get("next_page_token")
+        if not token:
+            break
+    assert len(seen) == 1001 and seen == sorted(seen)
+    assert seen[0] == (0, 1)  # the NaN point
+    body = jobs.get(ctx, "default", run)
+    assert body["metrics"] == {"loss": pytest.approx(10.0 - 998 / 100)} and body["params"] == {"p": "1"}
+    with pytest.raises(UserError):
+        tracking.log_param(ctx, "default", {"run_id": run, "key": "p", "value": "2"})
+    found = tracking.search_runs(
+        ctx, "default", {"experiment_ids": ["0"], "filter": "metrics.loss < 9 AND params.p = '1'"}
+    )
+    assert [r["info"]["run_id"] for r in found["runs"]] == [run]
