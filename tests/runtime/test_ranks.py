@@ -145,11 +145,6 @@ def test_a_failing_rank_fails_the_job_and_stops_its_peers(tmp_path):
     assert not any(running(p) for p in wait_for_pids(tmp_path / "pids", 2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: UserProcesses.wait returns the first non-zero code in rank order, "
-    "so a peer killed by SIGTERM (-15) hides the failing rank's exit code",
-)
 def test_the_failing_ranks_exit_code_is_reported_not_its_stopped_peers(tmp_path):
     ranks = plan_ranks({"type": "pytorch", "process_count_per_instance": 2}, {}, tmp_path / "logs")
     procs, code, took = run('if [ "$RANK" = 1 ]; then exit 2; fi; sleep 30', tmp_path, ranks)

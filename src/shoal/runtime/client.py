@@ -56,13 +56,16 @@ class RunnerClient:
                 response = self.http.request(method, f"{self.url}/api/v1{path}", **kwargs)
             except httpx.TransportError:
                 if time.monotonic() > deadline:
+                    self._rediscover()  # the next call (a heartbeat, say) tries the new address
                     raise ServerGone(f"cannot reach the Shoal server at {self.url}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._rediscover()
                 continue
-            if response.status_code == 409 and "attempt" in response.text and "replaced" in response.text:
-                raise Stale(response.text)
+            if response.status_code == 409 and (
+                ("attempt" in response.text and "replaced" in response.text) or "already finished" in response.text
+            ):
+                raise Stale(response.text)  # the server ended or replaced this attempt: stop quietly
             if response.status_code >= 500 and time.monotonic() < deadline:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)

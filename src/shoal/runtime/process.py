@@ -115,6 +115,7 @@ class UserProcesses:
     def wait(self, *, timeout: float | None, should_stop: threading.Event) -> int:
         """Exit code of the first failing rank (0 when all succeed)."""
         deadline = time.monotonic() + timeout if timeout else None
+        first_failure: int | None = None
         while any(p.poll() is None for p in self.procs):
             if should_stop.is_set():
                 self.stop("canceled")
@@ -124,10 +125,13 @@ class UserProcesses:
                 break
             failed = [p for p in self.procs if p.poll() not in (None, 0)]
             if failed and len(self.procs) > 1:
+                first_failure = failed[0].returncode  # its code, not that of the peers stopped for it
                 self.stop("rank failed")  # one failed rank fails the job: do not leave peers hanging
                 break
             time.sleep(0.05)
         codes = [p.wait() for p in self.procs]
+        if first_failure is not None:
+            return first_failure
         return next((c for c in codes if c != 0), 0)
 
     def stop(self, reason: str) -> None:

@@ -55,6 +55,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cancel_sent: dict[tuple[int, int], float] = {}
+        # Runners could not reach a server that was down: silence counts from its start only.
+        self._started_at = jobs.now()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -187,9 +189,10 @@ class Dispatcher:
             last = row.heartbeat_at
             if last is not None and last.tzinfo is None:
                 last = last.replace(tzinfo=now.tzinfo)
-            quiet = now - last if last else timeout * 3
+            raw_quiet = now - last if last else timeout * 3
+            quiet = now - max(last, self._started_at) if last else now - self._started_at
             runner_gone = row.runner_pid is not None and not self.backend.alive(row.runner_pid)
-            if runner_gone and quiet > timedelta(seconds=2):
+            if runner_gone and raw_quiet > timedelta(seconds=2):
                 error = {"code": "RUNNER_LOST", "message": "the job's runner exited without reporting an outcome"}
                 self._finish(row.id, row.attempt, S.FAILED, error)
             elif row.status != S.NOT_RESPONDING and quiet > timeout:
@@ -200,6 +203,20 @@ class Dispatcher:
                     "message": f"no heartbeat from the job's runner for {int(quiet.total_seconds())} s",
                 }
                 self._finish(row.id, row.attempt, S.FAILED, error)
+                if row.runner_pid is not None and self.backend.alive(row.runner_pid):
+                    # A runner that is alive but silent must not keep a freed slot busy: it stops
+                    # its process groups on SIGTERM; SIGKILL follows if it does not.
+                    self.backend.signal(row.runner_pid, signal.SIGTERM)
+                    self._kill_later(row.runner_pid)
+
+    def _kill_later(self, pid: int) -> None:
+        def kill() -> None:
+            if self.backend.alive(pid):
+                self.backend.signal(pid, signal.SIGKILL)
+
+        timer = threading.Timer(self.cancel_grace + 10, kill)
+        timer.daemon = True
+        timer.start()
 
     def _set(self, job_id: int, attempt: int, status: JobStatus) -> None:
         with self.ctx.db.write() as session:

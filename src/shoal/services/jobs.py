@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from shoal.entities.expressions import check_command, resolve_output_path
 from shoal.entities.names import generate_job_name
-from shoal.entities.refs import parse_asset_ref, parse_path
+from shoal.entities.refs import format_datastore_uri, parse_asset_ref, parse_path
 from shoal.entities.registry import parse_entity
 from shoal.entities.status import ACTIVE, TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, SpecError, UnsupportedError, UserError
@@ -193,6 +193,12 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
         data.pop(key, None)
 
     compute = _resolve_compute(ctx, workspace, data.get("compute"))
+    nodes = max(1, int((data.get("resources") or {}).get("instance_count") or 1))
+    if compute.get("capacity") is not None and nodes > compute["capacity"]:
+        raise UserError(
+            f"the job asks for {nodes} nodes (resources.instance_count); compute '{compute['name']}' "
+            f"has max_instances {compute['capacity']}"
+        )
     data["compute"] = compute["name"] if compute["name"] != "local" else data.get("compute") or "local"
     resolved: dict[str, Any] = {"compute": compute}
     resolved["environment"] = _resolve_environment(ctx, workspace, data.get("environment"))
@@ -310,7 +316,19 @@ def _resolve_code(ctx: ServiceContext, workspace: str, code: str | None) -> dict
         raise UserError(f"job code {code!r} is a local path: it must be uploaded first (the SDK and CLI do this)")
     if ref.scheme == "datastore":
         _require_datastore(ctx, workspace, ref.datastore, f"job code {code!r}")
+        return {"uri": _short_uri(workspace, ref, code)}
     return {"uri": code}
+
+
+def _short_uri(workspace: str, ref: Any, raw: str) -> str:
+    """Long-form datastore URIs become the short form the runner reads; another workspace's
+    datastore is not this job's to use."""
+    if ref.workspace and ref.workspace != workspace:
+        raise UserError(f"{raw!r} names workspace '{ref.workspace}'; this job runs in '{workspace}'")
+    uri = format_datastore_uri(ref.datastore, ref.path or "")
+    if raw.endswith("/") and not uri.endswith("/"):
+        uri += "/"
+    return uri
 
 
 def _require_datastore(ctx: ServiceContext, workspace: str, datastore: str, where: str) -> None:
@@ -371,7 +389,8 @@ def _resolve_input_uri(ctx: ServiceContext, workspace: str, name: str, kind: str
         raise UserError(f"{where}: local path {path!r} must be uploaded first (the SDK and CLI do this)")
     if ref.scheme == "datastore":
         _require_datastore(ctx, workspace, ref.datastore, where)
-    elif ref.scheme in ("job_output", "runs"):
+        return _short_uri(workspace, ref, path)
+    if ref.scheme in ("job_output", "runs"):
         job = ref.job or ref.run_id
         with ctx.db.read() as session:
             ws_id = workspace_id(session, workspace)
@@ -402,6 +421,7 @@ def _resolve_outputs(ctx: ServiceContext, workspace: str, job: str, outputs: dic
             if ref.scheme != "datastore":
                 raise SpecError(f"job output '{name}': path {path!r} must be a datastore URI (azureml://datastores/…)")
             _require_datastore(ctx, workspace, ref.datastore, f"job output '{name}'")
+            path = _short_uri(workspace, ref, path)
         else:
             suffix = "" if kind in ("uri_file",) else "/"
             path = f"azureml://datastores/{DEFAULT_DATASTORE}/paths/azureml/{job}/{name}{suffix}"
@@ -425,8 +445,9 @@ def update(ctx: ServiceContext, workspace: str, name: str, patch: dict[str, Any]
         spec = dict(row.spec)
         for key, value in patch.items():
             if key == "experiment_name":
-                row.experiment_name = str(value)
-                row.experiment_id = tracking_rows.get_or_create_experiment(session, row.workspace_id, str(value)).id
+                if isinstance(value, str) and value:
+                    row.experiment_name = value
+                    row.experiment_id = tracking_rows.get_or_create_experiment(session, row.workspace_id, value).id
             elif key in ("tags", "properties"):
                 if not isinstance(value, dict):
                     raise UserError(f"{key} must be a mapping")
@@ -435,6 +456,13 @@ def update(ctx: ServiceContext, workspace: str, name: str, patch: dict[str, Any]
                 spec[key] = value
                 if key == "display_name":
                     row.run_name = value if isinstance(value, str) and value else None
+        for key in ("display_name", "description"):
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                raise UserError(f"{key} must be a string")
+        if "experiment_name" in patch and (
+            not isinstance(patch["experiment_name"], str) or not patch["experiment_name"]
+        ):
+            raise UserError("experiment_name must be a non-empty string")
         row.spec = spec
         row.updated_at = utcnow()
         return to_body(workspace, row)

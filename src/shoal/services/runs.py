@@ -67,7 +67,9 @@ def heartbeat(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> d
             # The runner is back: return to the state it had before it went quiet.
             previous = _last_state_before(row, S.NOT_RESPONDING)
             jobs.transition(row, previous)
-        return {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
+        # A job that ended without this runner (failed for silence, say) must stop it too.
+        stop = row.status == S.CANCEL_REQUESTED or row.status in TERMINAL
+        return {"status": row.status, "cancel_requested": stop}
 
 
 def _last_state_before(row: JobRow, skip: JobStatus) -> JobStatus:
@@ -76,6 +78,38 @@ def _last_state_before(row: JobRow, skip: JobStatus) -> JobStatus:
         if state in (S.PREPARING, S.RUNNING, S.FINALIZING):
             return JobStatus(state)
     return S.RUNNING
+
+
+def _check_report(exit_code: Any, error: Any) -> None:
+    if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
+        raise UserError(f"exit_code must be an integer, got {exit_code!r}")
+    if error is not None and not (
+        isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str)
+    ):
+        raise UserError("error must be an object with string 'code' and 'message'")
+
+
+def _effective_path(current: JobStatus, target: JobStatus) -> list[JobStatus]:
+    """The moves a runner's report makes from ``current``; empty when it changes nothing."""
+    if current == target:
+        return []  # a retried report
+    if current == S.CANCEL_REQUESTED and target in (S.RUNNING, S.FINALIZING):
+        return []  # the runner has not seen the cancel yet: it will
+    path = []
+    if current == S.NOT_RESPONDING and not can_move(current, target):
+        path.append(S.RUNNING)
+    last = path[-1] if path else current
+    if target == S.CANCELED and last != S.CANCEL_REQUESTED:
+        path.append(S.CANCEL_REQUESTED)  # the runner stopped it (limits.timeout)
+    path.append(target)
+    walk = current
+    for step in path:
+        if not can_move(walk, step):
+            raise InvalidStateError(
+                f"job cannot go from {current} to {target}", details={"from": str(current), "to": str(target)}
+            )
+        walk = step
+    return path
 
 
 def report(
@@ -94,11 +128,20 @@ def report(
         raise UserError(f"unknown job status {status!r}") from exc
     if target not in RUNNER_REPORTS:
         raise UserError(f"a runner cannot report {status}")
+    _check_report(exit_code, error)
+    with ctx.db.read() as session:
+        row = _current(session, workspace, name, attempt)
+        current = JobStatus(row.status)
+    if current in TERMINAL:
+        if current == target:  # a retried report: already recorded, nothing registered twice
+            return {"status": str(current), "cancel_requested": False}
+        raise InvalidStateError(f"job '{name}' already finished ({current})")
+    _effective_path(current, target)  # refuse an impossible move before registering anything
     if target == S.COMPLETED:
         try:
             _register_outputs(ctx, workspace, name, attempt)
         except ShoalError as exc:
-            target, exit_code = S.FAILED, exit_code
+            target = S.FAILED
             error = {"code": "OUTPUT_REGISTRATION_FAILED", "message": f"registering outputs failed: {exc.message}"}
     with ctx.db.write() as session:
         row = _current(session, workspace, name, attempt)
@@ -107,13 +150,10 @@ def report(
             if row.status == target:
                 return {"status": row.status, "cancel_requested": False}
             raise InvalidStateError(f"job '{name}' already finished ({row.status})")
-        if row.status == S.CANCEL_REQUESTED and target in (S.RUNNING, S.FINALIZING):
-            return {"status": row.status, "cancel_requested": True}
-        if row.status == S.NOT_RESPONDING and not can_move(row.status, target):
-            jobs.transition(row, S.RUNNING)
-        if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
-            jobs.transition(row, S.CANCEL_REQUESTED)  # the runner stopped it (limits.timeout)
-        jobs.transition(row, target, error=error, exit_code=exit_code)
+        steps = _effective_path(JobStatus(row.status), target)
+        for step in steps:
+            final = step == steps[-1]
+            jobs.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
         return {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
 
 
@@ -146,6 +186,8 @@ def append_log(
     """Append ``data`` at ``offset``; a replayed chunk is accepted once, a gap is refused."""
     if len(data) > MAX_LOG_CHUNK:
         raise UserError(f"log chunk over {MAX_LOG_CHUNK} bytes")
+    if offset < 0:
+        raise UserError(f"offset must be >= 0, got {offset}")
     with ctx.db.read() as session:
         _current(session, workspace, name, attempt)
     store = files.store_for(ctx, workspace, jobs.ARTIFACTS_DATASTORE)
@@ -158,9 +200,12 @@ def append_log(
     data = data[size - offset :]
     local = store.local_path(rel)
     if local is not None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        with open(local, "ab") as fh:
-            fh.write(data)
+        try:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with open(local, "ab") as fh:
+                fh.write(data)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+            raise UserError(f"log path '{path}' cannot be written: {exc.strerror}") from exc
     else:  # remote stores have no append: rewrite (logs there are a later concern)
         old = b""
         if store.exists(rel):
@@ -174,8 +219,12 @@ def _size(store: Any, rel: str) -> int:
     local = store.local_path(rel)
     if local is not None:
         try:
+            if local.is_dir():
+                raise UserError(f"log path '{rel}' is a folder, not a file")
             return local.stat().st_size
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            if any(p.is_file() for p in local.parents):
+                raise UserError(f"log path '{rel}' lies below a file") from None
             return 0
     if not store.exists(rel):
         return 0
