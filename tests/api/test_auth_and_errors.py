@@ -90,7 +90,7 @@ def test_every_route_but_health_is_guarded(sqlite_api):
         if r.path.endswith(("/mlflow/experiments/search", "/mlflow/runs/search")):
             continue
         if req is not None and r.methods & {"PUT", "POST", "PATCH", "DELETE"}:
-            assert req.permission in (Permission.WRITE, Permission.ADMIN), r.path
+            assert req.permission in (Permission.WRITE, Permission.ADMIN, Permission.TRACK), r.path
 
 
 def test_guarded_routes_refuse_missing_and_wrong_tokens(sqlite_api):

@@ -919,3 +919,23 @@ def test_update_values_are_validated(api):
     assert r.status_code in (400, 422)
     got = api.ml.jobs.get(name)
     assert got.display_name == name and got.experiment_name == "exp"
+
+
+def test_job_tokens_cannot_change_the_workspace_and_expire_with_their_job(api):
+    """Code in a job holds its token (MLFLOW_TRACKING_TOKEN): it may read and track its run, but
+    not submit jobs, change resources or assets, and the token is worthless once the job ends."""
+    name = submitted(api)["name"]
+    headers = start_attempt(api, name, attempt=1)
+    assert api.anon.get(api.url("/datastores"), headers=headers).status_code == 200
+    refused = {
+        "submit": api.anon.post(api.url("/jobs"), headers=headers, json={"command": "echo", "environment": "x"}),
+        "cancel": api.anon.post(api.url(f"/jobs/{name}/cancel"), headers=headers),
+        "compute": api.anon.put(api.url("/computes/c1"), headers=headers, json={"type": "amlcompute"}),
+        "delete datastore": api.anon.delete(api.url("/datastores/workspaceblobstore"), headers=headers),
+        "model": api.anon.post(api.url("/models/m/versions"), headers=headers, json={"path": "https://x/y"}),
+    }
+    assert {k: r.status_code for k, r in refused.items()} == dict.fromkeys(refused, 403)
+    report(api, name, headers, "Running")
+    report(api, name, headers, "Completed", exit_code=0)
+    assert api.anon.get(api.url("/datastores"), headers=headers).status_code == 401
+    assert report(api, name, headers, "Completed", exit_code=0).status_code == 200  # its runner's replay still works

@@ -189,13 +189,19 @@ def test_bad_jobs_are_refused_and_leave_nothing(jobs_cli, tmp_path):
 
 
 def test_killed_runner_fails_the_job_within_the_heartbeat_timeout(jobs_cli, tmp_path):
-    path = write_job(tmp_path, "command: sleep 60\nenvironment:\n  image: python:3.11\n")
+    pidfile = tmp_path / "pid"
+    path = write_job(tmp_path, f"command: sleep 60 & echo $! > {pidfile}; wait\nenvironment:\n  image: python:3.11\n")
     name = submit(jobs_cli, path)
     wait_for(jobs_cli, name, ("Running",))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text().strip()):
+        time.sleep(0.1)
     runner_pid = _runner_pid(jobs_cli.home, name)
     os.kill(runner_pid, signal.SIGKILL)
     job = wait_for(jobs_cli, name, timeout=30)
     assert job["status"] == "Failed" and job["error"]["code"] in ("RUNNER_LOST", "NOT_RESPONDING")
+    time.sleep(0.5)
+    assert not _running(int(pidfile.read_text())), "the lost runner's command must not be left running"
 
 
 def _runner_pid(home: Path, job: str) -> int:

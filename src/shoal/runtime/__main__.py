@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         client.report("Running")
         procs = UserProcesses(command, workdir, env, ranks)
         procs.start()
+        # If this runner dies, the server ends these process groups (they would be orphans).
+        (run_dir / "user_pgids").write_text("\n".join(str(p.pid) for p in procs.procs))
         timeout = (spec.get("limits") or {}).get("timeout")
         exit_code = procs.wait(timeout=float(timeout) if timeout else None, should_stop=cancel)
         if beat.stale.is_set():
@@ -162,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
         if procs.stop_reason == "canceled":
             raise _Canceled()
         client.report("Finalizing")
+        # Outputs first: a job whose outputs did not reach their datastore has not completed.
+        upload_outputs(client, spec["outputs"], run_dir)
+        upload_artifacts(client, spec["artifacts"], workdir)
         if procs.stop_reason == "timeout":
             status = "Canceled"
             error = {"code": "JOB_TIMEOUT", "message": f"the job ran past limits.timeout ({timeout} s) and was stopped"}
@@ -169,8 +174,6 @@ def run(args: argparse.Namespace) -> int:
             status = "Completed"
         else:
             error = {"code": "USER_ERROR", "message": f"the command exited with code {exit_code}"}
-        upload_outputs(client, spec["outputs"], run_dir)
-        upload_artifacts(client, spec["artifacts"], workdir)
     except _Canceled:
         status, error = "Canceled", None
     except Stale:

@@ -18,6 +18,24 @@ class ServerGone(Exception):
     pass
 
 
+class ServerRefused(Exception):
+    """The server said no; ``code`` and ``message`` are its own words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+    @classmethod
+    def from_response(cls, method: str, path: str, response: httpx.Response) -> ServerRefused:
+        try:
+            err = response.json().get("error") or {}
+        except ValueError:
+            err = {}
+        code = str(err.get("code") or f"HTTP_{response.status_code}")
+        message = str(err.get("message") or response.text[:300])
+        return cls(code, f"{message} ({method} {path.split('?')[0]})")
+
+
 class Stale(Exception):
     """The server replaced this attempt: stop without reporting anything."""
 
@@ -71,7 +89,7 @@ class RunnerClient:
                 delay = min(delay * 2, 5.0)
                 continue
             if response.status_code >= 400:
-                raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
+                raise ServerRefused.from_response(method, path, response)
             return response
 
     @property
@@ -115,9 +133,7 @@ class RunnerClient:
         with self.http.stream("GET", f"{self.url}/api/v1{ds}/content", params={"path": path}) as response:
             if response.status_code >= 400:
                 response.read()
-                raise RuntimeError(
-                    f"download of {datastore}:{path} failed: {response.status_code} {response.text[:300]}"
-                )
+                raise ServerRefused.from_response("GET", f"{ds}/content", response)
             with open(tmp, "wb") as fh:
                 for chunk in response.iter_bytes(1024 * 1024):
                     fh.write(chunk)

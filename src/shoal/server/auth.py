@@ -25,6 +25,9 @@ class Permission(StrEnum):
     WRITE = "write"
     # Reading datastore credentials back is its own permission (Azure: list secrets).
     SECRETS = "secrets"
+    # Recording what a run does: MLflow writes, runner reports and logs, job outputs. Job tokens
+    # hold this and READ only, so code in a job cannot submit jobs or change resources.
+    TRACK = "track"
     ADMIN = "admin"
 
 
@@ -39,6 +42,8 @@ class Principal:
     workspace: str | None = None
     job: str | None = None
     attempt: int | None = None
+    # A job token whose attempt has ended: good only for its runner's last calls (replayed reports).
+    ended: bool = False
 
 
 def _digest(token: str) -> bytes:
@@ -93,6 +98,8 @@ class Require:
         principal = tokens.lookup(token.strip()) or _job_principal(request, token.strip())
         if principal is None:
             raise AuthError("the bearer token is not valid for this server")
+        if principal.ended and not _is_own_runner_route(request, principal):
+            raise AuthError("this job token expired when its job ended")
         if self.permission not in principal.permissions:
             raise PermissionDeniedError(f"this token lacks the '{self.permission}' permission")
         workspace = request.path_params.get("workspace")
@@ -102,7 +109,7 @@ class Require:
         return principal
 
 
-JOB_PERMISSIONS = frozenset({Permission.READ, Permission.WRITE})
+JOB_PERMISSIONS = frozenset({Permission.READ, Permission.TRACK})
 
 
 def _job_principal(request: Request, token: str) -> Principal | None:
@@ -110,4 +117,36 @@ def _job_principal(request: Request, token: str) -> Principal | None:
     claim = signer.verify(token) if signer is not None else None
     if claim is None:
         return None
-    return Principal(f"job:{claim.workspace}/{claim.job}", JOB_PERMISSIONS, claim.workspace, claim.job, claim.attempt)
+    state = _attempt_state(request, claim.workspace, claim.job, claim.attempt)
+    if state is None:
+        return None
+    name = f"job:{claim.workspace}/{claim.job}"
+    return Principal(name, JOB_PERMISSIONS, claim.workspace, claim.job, claim.attempt, ended=state == "ended")
+
+
+def _is_own_runner_route(request: Request, principal: Principal) -> bool:
+    own = f"/workspaces/{principal.workspace}/jobs/{principal.job}/"
+    path = request.url.path
+    return own in path and path.rsplit("/", 1)[-1] in ("status", "heartbeat", "logs", "runspec")
+
+
+def _attempt_state(request: Request, workspace: str, job: str, attempt: int) -> str | None:
+    """"live"; "ended" when its job finished or was started again (only its runner's own last
+    calls pass); None when the job is gone. A token printed in a log is worth nothing after its
+    run."""
+    from sqlalchemy import select
+
+    from shoal.entities.status import TERMINAL
+    from shoal.store.tables import JobRow, WorkspaceRow
+
+    with request.app.state.ctx.db.read() as session:
+        row = session.execute(
+            select(JobRow.status, JobRow.attempt)
+            .join(WorkspaceRow, WorkspaceRow.id == JobRow.workspace_id)
+            .where(WorkspaceRow.name == workspace, JobRow.name == job)
+        ).first()
+    if row is None:
+        return None
+    # A replaced attempt is "ended" too: its runner's calls reach the service, which answers 409
+    # ("replaced") so the runner stops quietly; everything else refuses the token.
+    return "ended" if row.status in TERMINAL or row.attempt != attempt else "live"

@@ -168,8 +168,9 @@ class Dispatcher:
                 self.backend.signal(pid, signal.SIGTERM)
                 self._cancel_sent[key] = time.monotonic()
             elif time.monotonic() - sent > self.cancel_grace + 10:
-                # The runner did not wind down: end it and its job's process group.
+                # The runner did not wind down: end it and its job's process groups.
                 self.backend.signal(pid, signal.SIGKILL)
+                self._end_user_processes(row)
                 self._finish(row.id, row.attempt, S.CANCELED, None)
 
     def _check_liveness(self) -> None:
@@ -195,6 +196,7 @@ class Dispatcher:
             if runner_gone and raw_quiet > timedelta(seconds=2):
                 error = {"code": "RUNNER_LOST", "message": "the job's runner exited without reporting an outcome"}
                 self._finish(row.id, row.attempt, S.FAILED, error)
+                self._end_user_processes(row)
             elif row.status != S.NOT_RESPONDING and quiet > timeout:
                 self._set(row.id, row.attempt, S.NOT_RESPONDING)
             elif row.status == S.NOT_RESPONDING and quiet > timeout * 2:
@@ -208,6 +210,21 @@ class Dispatcher:
                     # its process groups on SIGTERM; SIGKILL follows if it does not.
                     self.backend.signal(row.runner_pid, signal.SIGTERM)
                     self._kill_later(row.runner_pid)
+
+    def _end_user_processes(self, row: JobRow) -> None:
+        """The process groups a lost runner left behind (it wrote their ids in its run folder)."""
+        with self.ctx.db.read() as session:
+            workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
+        pgids = self.ctx.settings.resolved_home() / "runs" / workspace / row.name / str(row.attempt) / "user_pgids"
+        try:
+            groups = [int(p) for p in pgids.read_text().split()]
+        except (OSError, ValueError):
+            return
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def _kill_later(self, pid: int) -> None:
         def kill() -> None:

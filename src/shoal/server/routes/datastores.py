@@ -143,7 +143,7 @@ def commit_upload(request: Request, workspace: str, name: str, upload_id: str) -
     return {"path": f"azureml://datastores/{name}/paths/{final_rel}"}
 
 
-@guarded(router, "PUT", PREFIX + "/{name}/content", Permission.WRITE)
+@guarded(router, "PUT", PREFIX + "/{name}/content", Permission.TRACK)
 async def write_file(request: Request, workspace: str, name: str, path: str) -> dict[str, Any]:
     """Write one file (job outputs): streamed to a temporary name, then renamed into place."""
     rel = safe_relpath(path)

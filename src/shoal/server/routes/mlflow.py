@@ -72,7 +72,7 @@ class MlflowRoute(APIRoute):
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
-R, W = Permission.READ, Permission.WRITE
+R, W = Permission.READ, Permission.TRACK
 ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("experiments/create", "POST", tracking.create_experiment, W),
     ("experiments/get", "GET", tracking.get_experiment, R),

@@ -32,12 +32,12 @@ def get_run_spec(request: Request, workspace: str, name: str, attempt: int | Non
     return runs.run_spec(ctx(request), workspace, name, _attempt(request, name, attempt), base_url(request))
 
 
-@guarded(router, "POST", PREFIX + "/heartbeat", Permission.WRITE)
+@guarded(router, "POST", PREFIX + "/heartbeat", Permission.TRACK)
 def post_heartbeat(request: Request, workspace: str, name: str, attempt: int | None = None) -> dict[str, Any]:
     return runs.heartbeat(ctx(request), workspace, name, _attempt(request, name, attempt))
 
 
-@guarded(router, "POST", PREFIX + "/status", Permission.WRITE)
+@guarded(router, "POST", PREFIX + "/status", Permission.TRACK)
 def post_status(
     request: Request, workspace: str, name: str, event: dict[str, Any] = Body(...), attempt: int | None = None
 ) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def post_status(
     )
 
 
-@guarded(router, "POST", PREFIX + "/logs", Permission.WRITE)
+@guarded(router, "POST", PREFIX + "/logs", Permission.TRACK)
 async def post_log_chunk(
     request: Request, workspace: str, name: str, path: str, offset: int, attempt: int | None = None
 ) -> dict[str, Any]:
