@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shoal.entities.io import PRIMITIVE_TYPES, Input
 from shoal.errors import SpecError
 
 EXPRESSION_RE = re.compile(r"\$\{\{\s*(\S*?)\s*\}\}")
@@ -242,6 +241,8 @@ def bind_inputs(declared_ports: Mapping[str, Any] | None, given: Mapping[str, An
             bound[name] = value
         elif default is not None:
             port_type = getattr(port, "type", "string")
+            from shoal.entities.io import PRIMITIVE_TYPES, Input  # pydantic: not on the runner's path
+
             if port_type in PRIMITIVE_TYPES:
                 bound[name] = default
             else:

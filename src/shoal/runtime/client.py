@@ -1,21 +1,43 @@
-"""The runner's HTTP client: job token, retries, and finding the server again after a restart."""
+"""The runner's HTTP client: job token, retries, and finding the server again after a restart.
+
+Built on ``http.client`` rather than httpx: the runner starts for every job, and importing
+httpx alone costs it about 90 ms. One keep-alive connection per thread (heartbeat, log shipper
+and the main thread each have theirs).
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying this long
+TIMEOUT = 60.0
+CHUNK = 1024 * 1024
 
 
 class ServerGone(Exception):
     pass
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
 
 
 class ServerRefused(Exception):
@@ -26,18 +48,18 @@ class ServerRefused(Exception):
         self.code, self.message = code, message
 
     @classmethod
-    def from_response(cls, method: str, path: str, response: httpx.Response) -> ServerRefused:
+    def from_reply(cls, method: str, path: str, reply: Reply) -> ServerRefused:
         try:
-            err = response.json().get("error") or {}
-        except ValueError:
+            err = reply.json().get("error") or {}
+        except (ValueError, AttributeError):
             err = {}
-        code = str(err.get("code") or f"HTTP_{response.status_code}")
-        message = str(err.get("message") or response.text[:300])
+        code = str(err.get("code") or f"HTTP_{reply.status}")
+        message = str(err.get("message") or reply.text[:300])
         return cls(code, f"{message} ({method} {path.split('?')[0]})")
 
 
 class Stale(Exception):
-    """The server replaced this attempt: stop without reporting anything."""
+    """The server ended or replaced this attempt: stop without reporting anything."""
 
 
 class RunnerClient:
@@ -47,7 +69,7 @@ class RunnerClient:
         self.workspace = workspace
         self.job = job
         self.home = home
-        self.http = httpx.Client(timeout=60.0, headers={"Authorization": f"Bearer {token}"})
+        self._local = threading.local()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -60,37 +82,92 @@ class RunnerClient:
         except (OSError, ValueError):
             return
         url = info.get("url")
-        if isinstance(url, str) and url:
+        if isinstance(url, str) and url and url.rstrip("/") != self.url:
             self.url = url.rstrip("/")
 
-    def request(self, method: str, path: str, *, retry_for: float = RETRY_FOR, **kwargs: Any) -> httpx.Response:
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "url", None) != self.url:
+            if conn is not None:
+                conn.close()
+            parts = urllib.parse.urlsplit(self.url)
+            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=TIMEOUT)
+            self._local.conn, self._local.url = conn, self.url
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: bytes | Iterable[bytes] | None,
+        headers: dict[str, str],
+        sink: Any = None,
+    ) -> Reply:
+        target = f"{urllib.parse.urlsplit(self.url).path.rstrip('/')}/api/v1{path}"
+        if params:
+            target += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        conn = self._connection()
+        all_headers = {"Authorization": f"Bearer {self.token}", **headers}
+        chunked = body is not None and not isinstance(body, bytes)
+        conn.request(method, target, body=body, headers=all_headers, encode_chunked=chunked)
+        response = conn.getresponse()
+        if sink is not None and response.status < 400:
+            while block := response.read(CHUNK):
+                sink(block)
+            return Reply(response.status, b"")
+        return Reply(response.status, response.read())
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        content_factory: Any = None,
+        headers: dict[str, str] | None = None,
+        sink: Any = None,
+        retry_for: float = RETRY_FOR,
+    ) -> Reply:
         deadline = time.monotonic() + retry_for
         delay = 0.2
-        factory = kwargs.pop("content_factory", None)
+        headers = dict(headers or {})
+        if json_body is not None:
+            content = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
         while True:
-            if factory is not None:
-                kwargs["content"] = factory()  # a streamed body cannot be replayed: make it anew
+            # A streamed body cannot be replayed: make it anew for every try.
+            body = content_factory() if content_factory is not None else content
             try:
-                response = self.http.request(method, f"{self.url}/api/v1{path}", **kwargs)
-            except httpx.TransportError:
+                reply = self._send(method, path, params, body, headers, sink)
+            except (OSError, http.client.HTTPException):  # timeouts are OSErrors too
+                self._drop_connection()
+                self._rediscover()
                 if time.monotonic() > deadline:
-                    self._rediscover()  # the next call (a heartbeat, say) tries the new address
                     raise ServerGone(f"cannot reach the Shoal server at {self.url}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                self._rediscover()
                 continue
-            if response.status_code == 409 and (
-                ("attempt" in response.text and "replaced" in response.text) or "already finished" in response.text
+            if reply.status == 409 and (
+                ("attempt" in reply.text and "replaced" in reply.text) or "already finished" in reply.text
             ):
-                raise Stale(response.text)  # the server ended or replaced this attempt: stop quietly
-            if response.status_code >= 500 and time.monotonic() < deadline:
+                raise Stale(reply.text)
+            if reply.status >= 500 and time.monotonic() < deadline:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if response.status_code >= 400:
-                raise ServerRefused.from_response(method, path, response)
-            return response
+            if reply.status >= 400:
+                raise ServerRefused.from_reply(method, path, reply)
+            return reply
 
     @property
     def _job(self) -> str:
@@ -108,51 +185,49 @@ class RunnerClient:
         self, status: str, *, exit_code: int | None = None, error: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         body = {"status": status, "exit_code": exit_code, "error": error}
-        return self.request("POST", f"{self._job}/status", json=body).json()
+        return self.request("POST", f"{self._job}/status", json_body=body).json()
 
     def append_log(self, path: str, offset: int, data: bytes) -> int:
-        response = self.request(
+        reply = self.request(
             "POST",
             f"{self._job}/logs",
             params={"path": path, "offset": offset},
             content=data,
-            headers={"content-type": "application/octet-stream"},
+            headers={"Content-Type": "application/octet-stream"},
         )
-        return int(response.json()["size"])
+        return int(reply.json()["size"])
 
     # -- files ------------------------------------------------------------------------------
 
+    def _ds(self, datastore: str) -> str:
+        return f"/workspaces/{self.workspace}/datastores/{datastore}"
+
     def list_files(self, datastore: str, path: str) -> dict[str, Any]:
-        ds = f"/workspaces/{self.workspace}/datastores/{datastore}"
-        return self.request("GET", f"{ds}/files", params={"path": path}).json()
+        return self.request("GET", f"{self._ds(datastore)}/files", params={"path": path}).json()
 
     def download(self, datastore: str, path: str, target: Path) -> None:
-        ds = f"/workspaces/{self.workspace}/datastores/{datastore}"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part")
-        with self.http.stream("GET", f"{self.url}/api/v1{ds}/content", params={"path": path}) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise ServerRefused.from_response("GET", f"{ds}/content", response)
-            with open(tmp, "wb") as fh:
-                for chunk in response.iter_bytes(1024 * 1024):
-                    fh.write(chunk)
+        with open(tmp, "wb") as fh:
+
+            def sink(block: bytes) -> None:
+                fh.write(block)
+
+            self.request("GET", f"{self._ds(datastore)}/content", params={"path": path}, sink=sink)
         os.replace(tmp, target)
 
     def upload(self, datastore: str, path: str, source: Path) -> None:
-        ds = f"/workspaces/{self.workspace}/datastores/{datastore}"
-
         def chunks() -> Iterator[bytes]:
             with open(source, "rb") as fh:
-                while block := fh.read(1024 * 1024):
+                while block := fh.read(CHUNK):
                     yield block
 
         self.request(
             "PUT",
-            f"{ds}/content",
+            f"{self._ds(datastore)}/content",
             params={"path": path},
             content_factory=chunks,
-            headers={"content-type": "application/octet-stream"},
+            headers={"Content-Type": "application/octet-stream"},
         )
 
     def upload_tree(self, datastore: str, prefix: str, folder: Path, files: Iterable[Path]) -> int:

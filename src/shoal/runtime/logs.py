@@ -13,7 +13,7 @@ CHUNK = 1024 * 1024
 class LogShipper:
     """Tails files under the run folder and appends new bytes to the job's logs on the server."""
 
-    def __init__(self, client: RunnerClient, root: Path, interval: float = 0.25) -> None:
+    def __init__(self, client: RunnerClient, root: Path, interval: float = 0.1) -> None:
         self.client = client
         self.root = root
         self.interval = interval

@@ -10,8 +10,6 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from shoal.runtime.client import RunnerClient
 
 PRIMITIVES = ("string", "integer", "number", "boolean")
@@ -65,6 +63,8 @@ def fetch_url(url: str, target_dir: Path, cache_dir: Path | None) -> Path:
         dest = cached or (target_dir / name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        import httpx  # only jobs with URL inputs pay for it
+
         with httpx.stream("GET", url, follow_redirects=True, timeout=120.0) as response:
             response.raise_for_status()
             with open(tmp, "wb") as fh:

@@ -131,7 +131,7 @@ def _is_own_runner_route(request: Request, principal: Principal) -> bool:
 
 
 def _attempt_state(request: Request, workspace: str, job: str, attempt: int) -> str | None:
-    """"live"; "ended" when its job finished or was started again (only its runner's own last
+    """ "live"; "ended" when its job finished or was started again (only its runner's own last
     calls pass); None when the job is gone. A token printed in a log is worth nothing after its
     run."""
     from sqlalchemy import select

@@ -154,7 +154,10 @@ def report(
         for step in steps:
             final = step == steps[-1]
             jobs.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
-        return {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
+        body = {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
+    if target in TERMINAL:
+        ctx.notify_jobs()  # a slot of its compute is free: the next queued job need not wait a poll
+    return body
 
 
 def _register_outputs(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> None:
