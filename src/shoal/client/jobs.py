@@ -138,7 +138,7 @@ class JobOperations(_Group):
         """Print the job's log as it grows until the job ends (Ctrl-C stops streaming, not the job)."""
         out = out or sys.stdout
         job = self.get(name)
-        out.write(f"RunId: {name}\nWeb View: {self._t.base_url}/studio/workspaces/{self._ws}/jobs/{name}\n\n")
+        out.write(f"RunId: {name}\nWeb View: {self._t.base_url}/api/v1/workspaces/{self._ws}/jobs/{name}\n\n")
         out.flush()
         logs = _log_files(job)
         offsets = dict.fromkeys(logs, 0)

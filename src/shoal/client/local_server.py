@@ -62,7 +62,6 @@ def start_server(settings: ShoalSettings, *, host: str | None = None, port: int 
         url = running_server(settings)
         if url:
             return url
-        settings.server_file.unlink(missing_ok=True)
         log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, "SHOAL_HOME": str(home)}
         cmd = [sys.executable, "-m", "shoal.server.main", "--host", host or settings.host]
@@ -91,6 +90,7 @@ def ensure_server(settings: ShoalSettings) -> tuple[str, str | None]:
 
 
 def stop_server(settings: ShoalSettings, timeout: float = 15.0) -> bool:
+    """Stop this home's server; it removes its own server.json when it exits."""
     info = read_server_file(settings.server_file)
     pid = info.get("pid") if info else None
     if not isinstance(pid, int):
@@ -98,19 +98,26 @@ def stop_server(settings: ShoalSettings, timeout: float = 15.0) -> bool:
     try:
         os.kill(pid, 15)
     except ProcessLookupError:
-        settings.server_file.unlink(missing_ok=True)
+        _forget(settings, pid)
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            settings.server_file.unlink(missing_ok=True)
+            _forget(settings, pid)
             return True
         time.sleep(0.05)
     os.kill(pid, 9)
-    settings.server_file.unlink(missing_ok=True)
+    _forget(settings, pid)
     return True
+
+
+def _forget(settings: ShoalSettings, pid: int) -> None:
+    """Remove server.json only while it still names this (dead) server, never a newer one's."""
+    info = read_server_file(settings.server_file)
+    if info and info.get("pid") == pid:
+        settings.server_file.unlink(missing_ok=True)
 
 
 def server_log(settings: ShoalSettings) -> Path:

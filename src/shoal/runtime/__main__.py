@@ -197,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
         client.report(status, exit_code=exit_code, error=error)
     except Stale:
         return 0
+    if status == "Completed":
+        # Everything was uploaded: drop the copies (code, inputs, outputs), keep the logs. A
+        # failed run's folder stays for a look at what it left.
+        for sub in ("wd", "inputs", "outputs", "code-download"):
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
     return 0
 
 

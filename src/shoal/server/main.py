@@ -7,6 +7,7 @@ SHOAL_HOME with its pid and URL once it answers, and removes the file when it st
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
@@ -23,6 +24,16 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     from shoal.server.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    home = settings.resolved_home()
+    home.mkdir(parents=True, exist_ok=True)
+    # One server per SHOAL_HOME, for the server's whole life: two dispatchers on one store would
+    # start jobs twice and break compute capacity.
+    running_lock = open(home / "server.running", "w")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(running_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another Shoal server is running on SHOAL_HOME={home}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Uvicorn serving a socket it did not bind leaves Nagle on (the uvicorn #3149 path): every

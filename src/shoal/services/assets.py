@@ -193,9 +193,18 @@ def _check_asset_path(ctx: ServiceContext, workspace: str, kind: str, name: str,
     ref = parse_path(uri)
     if ref.scheme == "local":
         raise UserError(f"{what}: local path {uri!r} must be uploaded first (the SDK and CLI do this)")
-    if ref.scheme in ("job_output", "runs"):
-        job = ref.job or ref.run_id
-        raise NotFoundError(f"{what}: path {uri!r} refers to job '{job}', which does not exist")
+    if ref.scheme in ("job_output", "runs", "asset") or (uri.startswith("azureml:") and "://" not in uri):
+        # Registering what a job wrote (azureml://jobs/<job>/outputs/…, runs:/<job>/…) or another
+        # asset's files: the path becomes the datastore path they live at, so the asset can be
+        # downloaded and used like any other; where it came from stays in its properties.
+        from shoal.services.jobs import resolve_path_reference
+
+        resolved, job = resolve_path_reference(ctx, workspace, kind, uri, what)
+        spec["path"] = resolved
+        spec["properties"] = {**(spec.get("properties") or {}), "shoal.source_path": uri}
+        if job and kind == "model":
+            spec["job_name"] = job
+        ref = parse_path(resolved)
     if ref.scheme != "datastore":
         return  # http(s) and cloud URLs are kept as references
     _require_datastore(ctx, workspace, ref.datastore, what)

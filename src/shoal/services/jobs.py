@@ -21,6 +21,7 @@ from shoal.services import assets
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context, iso
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
+from shoal.storage.paths import safe_relpath
 from shoal.store import resources as resource_rows
 from shoal.store import tracking as tracking_rows
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
@@ -74,9 +75,10 @@ def to_body(workspace: str, row: JobRow, base_url: str | None = None) -> dict[st
             for name, out in outputs.items()
         }
     if base_url:
+        # Until the studio exists, the job's page is its REST resource.
         body["services"] = {
             **(body.get("services") or {}),
-            "Studio": {"endpoint": f"{base_url.rstrip('/')}/studio/workspaces/{workspace}/jobs/{row.name}"},
+            "Studio": {"endpoint": f"{base_url.rstrip('/')}/api/v1/workspaces/{workspace}/jobs/{row.name}"},
         }
     return body
 
@@ -290,6 +292,9 @@ def _resolve_environment(ctx: ServiceContext, workspace: str, env: Any) -> dict[
         return {"inline": entity.to_dict()}
     ref = str(env)
     if assets.is_curated_environment(ref):
+        from shoal.envs import normalize_environment
+
+        normalize_environment(ref)  # an unknown curated name fails now, not in Preparing
         return {"curated": ref}
     parsed = parse_asset_ref(ref, kind="environment")
     label = None if parsed.version else (parsed.label or "latest")
@@ -325,6 +330,9 @@ def _short_uri(workspace: str, ref: Any, raw: str) -> str:
     datastore is not this job's to use."""
     if ref.workspace and ref.workspace != workspace:
         raise UserError(f"{raw!r} names workspace '{ref.workspace}'; this job runs in '{workspace}'")
+    rel = (ref.path or "").rstrip("/")
+    if rel:
+        safe_relpath(rel)  # no `..`, encoded separators or other escapes in a datastore path
     uri = format_datastore_uri(ref.datastore, ref.path or "")
     if raw.endswith("/") and not uri.endswith("/"):
         uri += "/"
@@ -373,8 +381,22 @@ def _resolve_inputs(ctx: ServiceContext, workspace: str, inputs: dict[str, Any])
     return out
 
 
-def _resolve_input_uri(ctx: ServiceContext, workspace: str, name: str, kind: str, path: str) -> str:
-    where = f"job input '{name}'"
+def resolve_path_reference(
+    ctx: ServiceContext, workspace: str, kind: str, uri: str, where: str
+) -> tuple[str, str | None]:
+    """An asset path that names a job's output, a run's artifacts or another asset, as the
+    datastore URI it stands for, and the job it came from (if any)."""
+    ref = parse_path(uri)
+    job = (ref.job or ref.run_id) if ref.scheme in ("job_output", "runs") else None
+    asset_type = "custom_model" if kind == "model" else "uri_folder"
+    resolved = _resolve_input_uri(ctx, workspace, "path", asset_type, uri, where=where)
+    return resolved, job
+
+
+def _resolve_input_uri(
+    ctx: ServiceContext, workspace: str, name: str, kind: str, path: str, *, where: str | None = None
+) -> str:
+    where = where or f"job input '{name}'"
     if path.startswith("azureml:") and not path.startswith("azureml://"):
         asset_kind = "model" if kind in ENV_ASSET_TYPES else "data"
         parsed = parse_asset_ref(path, kind=asset_kind)
