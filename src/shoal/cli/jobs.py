@@ -27,6 +27,7 @@ from shoal.cli.output import OutputFormat
 from shoal.errors import UserError
 
 job_app = typer.Typer(help="Submit and manage jobs.", no_args_is_help=True)
+METRIC_COLUMNS = ["name", "step", "value", "timestamp"]
 COLUMNS = ["name", "display_name", "status", "compute", "experiment_name", "creation_context.created_at"]
 
 
@@ -108,6 +109,27 @@ def list_jobs(
         )
     )
     show(items, output, query, columns=COLUMNS)
+
+
+@job_app.command("metrics")
+def job_metrics(
+    name: RequiredName,
+    metric: Annotated[
+        str | None, typer.Option("--metric-name", "--metric", help="Only this metric (default: every metric).")
+    ] = None,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """The history of each metric the job logged (name, step, value, timestamp in ms), every point."""
+    import math
+
+    rows = client(workspace_name).jobs.get_metrics(name, metric)
+    for row in rows:
+        value = row["value"]
+        if isinstance(value, float) and not math.isfinite(value):
+            row["value"] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    show(rows, output, query, columns=METRIC_COLUMNS)
 
 
 @job_app.command("stream")

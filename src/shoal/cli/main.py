@@ -7,6 +7,7 @@ import sys
 import typer
 
 from shoal import __version__
+from shoal.cli.account import account_app
 from shoal.cli.assets import build
 from shoal.cli.jobs import job_app
 from shoal.cli.resources import compute_app, datastore_app, workspace_app
@@ -26,6 +27,7 @@ for _kind in ("model", "data", "environment", "component"):
     app.add_typer(build(_kind), name=_kind)
 app.add_typer(job_app, name="job")
 app.add_typer(server_app, name="server")
+app.add_typer(account_app, name="account")
 
 
 @app.command("version")

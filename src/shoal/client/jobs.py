@@ -1,7 +1,8 @@
-"""``ml_client.jobs``: submit, get, list, stream, cancel, download, update, archive."""
+"""``ml_client.jobs``: submit, get, list, stream, cancel, download, update, archive, metrics."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -15,9 +16,19 @@ from shoal.client.uploads import upload_path
 from shoal.entities.base import Entity
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.entities.registry import parse_entity
-from shoal.errors import InvalidStateError, NotFoundError, ShoalError, SpecError
+from shoal.errors import (
+    AuthError,
+    InternalError,
+    InvalidStateError,
+    NotFoundError,
+    PermissionDeniedError,
+    ShoalError,
+    SpecError,
+    UserError,
+)
 
 TERMINAL = ("Completed", "Failed", "Canceled")
+HISTORY_PAGE = 25000  # points per get-history request, as the MLflow client asks
 ARTIFACTS_DATASTORE = "workspaceartifactstore"
 
 
@@ -172,6 +183,40 @@ class JobOperations(_Group):
             raise JobFailedError(f"job {name} {job.status}: {message}", details={"status": job.status})
         return job
 
+    def get_metrics(
+        self, name: str, metric: str | None = None, *, page_size: int = HISTORY_PAGE
+    ) -> list[dict[str, Any]]:
+        """Every point the job logged, of each metric (or only ``metric``), as rows
+        ``{"name", "step", "value", "timestamp"}`` (timestamp in ms), ordered by name, then by
+        step and timestamp. Paged through the workspace's MLflow ``metrics/get-history`` route."""
+        logged = sorted((self.get(name).metrics or {}).keys())
+        if metric is not None:
+            if metric not in logged:
+                known = ", ".join(logged) if logged else "none"
+                raise NotFoundError(f"job {name} has no metric '{metric}' (its metrics: {known})")
+            logged = [metric]
+        rows: list[dict[str, Any]] = []
+        for key in logged:
+            rows.extend({"name": key, **point} for point in self.get_metric_history(name, key, page_size=page_size))
+        return rows
+
+    def get_metric_history(self, name: str, metric: str, *, page_size: int = HISTORY_PAGE) -> Iterator[dict[str, Any]]:
+        """The points of one metric, ``{"step", "value", "timestamp"}``, page after page."""
+        path = f"{self._wsp}/mlflow/api/2.0/mlflow/metrics/get-history"
+        params: dict[str, Any] = {"run_id": name, "metric_key": metric, "max_results": page_size}
+        while True:
+            body = _mlflow_reply(self._t.http.get(f"/api/v1{path}", params=params))
+            for point in body.get("metrics") or []:
+                yield {
+                    "step": point.get("step", 0),
+                    "value": _float(point.get("value")),
+                    "timestamp": point["timestamp"],
+                }
+            token = body.get("next_page_token")
+            if not token:
+                return
+            params["page_token"] = token
+
     # -- change ------------------------------------------------------------------------------
 
     def begin_cancel(self, name: str) -> Poller:
@@ -205,7 +250,7 @@ class JobOperations(_Group):
         if job.status not in TERMINAL:
             raise InvalidStateError(f"job {name} is {job.status}: download it once it has finished")
         root = Path(download_path)
-        outputs = {k: v for k, v in (job.outputs or {}).items() if v is not None}
+        outputs = {k: v for k, v in (getattr(job, "outputs", None) or {}).items() if v is not None}
         if output_name is not None and output_name not in outputs and output_name != "artifacts":
             raise NotFoundError(f"job {name} has no output '{output_name}'")
         if output_name in (None, "artifacts") or all:
@@ -261,3 +306,31 @@ def _log_files(job: Any) -> list[str]:
     distribution = job.distribution.model_dump() if hasattr(job.distribution, "model_dump") else job.distribution
     main = "user_logs/std_log_process_0.txt" if distribution else "user_logs/std_log.txt"
     return ["system_logs/environment_build.txt", main]
+
+
+def _float(value: Any) -> float:
+    """MLflow's JSON spells non-finite values as strings."""
+    return float(value) if value is not None else math.nan
+
+
+def _mlflow_reply(response: Any) -> dict[str, Any]:
+    """The JSON of an MLflow route, its ``{"error_code", "message"}`` errors as Shoal's."""
+    if response.status_code < 400:
+        return response.json() if response.content else {}
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {}
+    message = str(payload.get("message") or f"the server answered {response.status_code}")
+    code = payload.get("error_code")
+    if code == "RESOURCE_DOES_NOT_EXIST" or response.status_code == 404:
+        raise NotFoundError(message)
+    if code == "INVALID_PARAMETER_VALUE":
+        raise UserError(message)
+    if code == "UNAUTHENTICATED":
+        raise AuthError(message)
+    if code == "PERMISSION_DENIED":
+        raise PermissionDeniedError(message)
+    if "error" in payload:
+        Transport._decode(response)
+    raise InternalError(f"{code or response.status_code}: {message}")
