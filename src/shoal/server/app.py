@@ -28,7 +28,8 @@ API_VERSION = "v1"
 MAX_JSON_BODY = 4 * 1024 * 1024
 # The one route whose body is raw file content, streamed to storage; every other body is JSON.
 RAW_BODY_ROUTES = re.compile(
-    r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/content|jobs/[^/]+/logs)$"
+    r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/content|jobs/[^/]+/logs"
+    r"|mlflow/api/2\.0/mlflow-artifacts/artifacts/.*)$"
 )
 
 
@@ -129,9 +130,9 @@ def create_app(
     _install_error_handlers(app)
     _install_body_guards(app)
 
-    from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, runner
+    from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
     from shoal.server.routes import workspaces as ws_routes
 
-    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow):
+    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -92,8 +92,15 @@ def _str(data: dict[str, Any], key: str, *, required: bool = True) -> str:
     return value
 
 
+def _no_separator(value: str, what: str) -> str:
+    # Ids become path segments (ExperimentRun/dcid.<run id>): a separator in one is refused.
+    if "/" in value or "\\" in value:
+        raise UserError(f"Invalid value {value[:200]!r} for parameter '{what}': it must not contain '/' or '\\'")
+    return value
+
+
 def _run_id(data: dict[str, Any]) -> str:
-    return str(data.get("run_id") or data.get("run_uuid") or _str(data, "run_id"))
+    return _no_separator(str(data.get("run_id") or data.get("run_uuid") or _str(data, "run_id")), "run_id")
 
 
 def _check_key(key: Any, what: str) -> str:
@@ -143,6 +150,7 @@ def _exp_body(row: ExperimentRow) -> dict[str, Any]:
 
 
 def _experiment(session: Session, ws_id: int, exp_id: str) -> ExperimentRow:
+    _no_separator(str(exp_id), "experiment_id")
     row = rows.find_experiment(session, ws_id, str(exp_id))
     if row is None and str(exp_id) == rows.DEFAULT_EXPERIMENT_ID:
         row = rows.ensure_default_experiment(session, ws_id)
@@ -182,7 +190,7 @@ def create_experiment(ctx: ServiceContext, workspace: str, data: dict[str, Any])
 
 
 def get_experiment(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
-    exp_id = _str(data, "experiment_id")
+    exp_id = _no_separator(_str(data, "experiment_id"), "experiment_id")
     with ctx.db.read() as session:
         row = rows.find_experiment(session, workspace_id(session, workspace), exp_id)
     if row is None and exp_id == rows.DEFAULT_EXPERIMENT_ID:

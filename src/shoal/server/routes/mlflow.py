@@ -27,7 +27,7 @@ from shoal.errors import (
 )
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded
-from shoal.services import tracking
+from shoal.services import logged_models, tracking
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -96,6 +96,7 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("runs/delete-tag", "POST", tracking.delete_tag, W),
     ("runs/log-inputs", "POST", tracking.log_inputs, W),
     ("metrics/get-history", "GET", tracking.get_metric_history, R),
+    ("logged-models/search", "POST", logged_models.search_logged_models, R),
 ]
 
 
@@ -132,6 +133,8 @@ def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permiss
     )
     async def endpoint(request: Request, workspace: str) -> Response:
         data = await _payload(request)
+        # Path parameters ({model_id}, {tag_key}) win over the body's.
+        data.update({k: v for k, v in request.path_params.items() if k != "workspace"})
         return JSONResponse(await run_in_threadpool(fn, ctx(request), workspace, data))
 
 
