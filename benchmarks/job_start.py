@@ -245,7 +245,7 @@ def segments(timelines: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 RUNNER_PROBE = (
-    "import time; t0 = time.perf_counter(); import httpx; t1 = time.perf_counter(); "
+    "import time; t0 = time.perf_counter(); import shoal.runtime.client; t1 = time.perf_counter(); "
     "import shoal.runtime.__main__; t2 = time.perf_counter(); import shoal.envs; t3 = time.perf_counter(); "
     "import shoal.entities.expressions; t4 = time.perf_counter(); "
     "print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)"
@@ -598,8 +598,8 @@ def breakdown_table(timelines: list[dict[str, Any]]) -> str:
 def cold_table(cold: dict[str, list[float]]) -> str:
     rows = [
         ("`python -c pass` (the runner's interpreter, whole process)", "start"),
-        ("`import httpx` (runtime.client)", "httpx"),
-        ("`import shoal.runtime.__main__` (rest, after httpx)", "runtime"),
+        ("`import shoal.runtime.client` (its HTTP client, on `http.client`)", "httpx"),
+        ("`import shoal.runtime.__main__` (the rest of the runner)", "runtime"),
         ("`import shoal.envs` (lazy, in prepare_environment)", "envs"),
         ("`import shoal.entities.expressions` (lazy; loads the `shoal.entities` package)", "expressions"),
         ("all of it: whole process", "wall"),
@@ -674,11 +674,10 @@ def reading(
         parts.append(
             f"That is the runner, `python -m shoal.runtime`, starting cold for every job: a fresh interpreter "
             f"({ms(median(cold['start']))} ms) plus {ms(imports)} ms of imports (measured in fresh processes) — "
-            f"`httpx` {ms(median(cold['httpx']))} ms and the rest of `shoal.runtime` {ms(median(cold['runtime']))} ms "
-            f"at start-up, then inside `run()` `shoal.envs` {ms(median(cold['envs']))} ms and "
-            f"`shoal.entities.expressions` {ms(median(cold['expressions']))} ms, imported only to substitute "
-            "`${{inputs.*}}` in the command but loading the whole `shoal.entities` package (pydantic models, the "
-            f"YAML loader) through its `__init__`. The remaining ~{ms(max(rest, 0.0))} ms of the segment are the "
+            f"its HTTP client {ms(median(cold['httpx']))} ms and the rest of `shoal.runtime` "
+            f"{ms(median(cold['runtime']))} ms at start-up, then inside `run()` `shoal.envs` "
+            f"{ms(median(cold['envs']))} ms and `shoal.entities.expressions` {ms(median(cold['expressions']))} ms "
+            f"(pydantic is kept off this path). The remaining ~{ms(max(rest, 0.0))} ms of the segment are the "
             "runner's own work: its requests (run spec, then Running), threads, the working folder."
         )
     pickup = segs["pickup"]
@@ -704,7 +703,7 @@ def reading(
         lag = median(poll.seen) - median(poll.printed)
         parts.append(
             f"A client sees the line through `read_log` {ms(lag)} ms after it is printed (median): the runner "
-            "ships log files every 0.25 s (`LogShipper(interval=0.25)` in `src/shoal/runtime/logs.py`)."
+            "ships log files every 0.1 s (`LogShipper(interval=0.1)` in `src/shoal/runtime/logs.py`)."
         )
         perturb = median(poll.printed) - sdk
         if abs(perturb) > 0.03:
