@@ -57,11 +57,15 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 
 
 @pytest.fixture(scope="module")
-def jobs_cli(tmp_path_factory: pytest.TempPathFactory):
-    """A server whose heartbeat timeout is short, so lost runners are noticed quickly."""
+def jobs_cli(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """A server whose heartbeat timeout is short, so lost runners are noticed quickly.
+
+    A test module may set ``SERVER_ENV = {...}`` for more of the server's (and runners') settings.
+    """
     home = tmp_path_factory.mktemp("jobs-home")
     runner = Cli(home)
     runner.env["SHOAL_HEARTBEAT_TIMEOUT"] = "3"
+    runner.env.update(getattr(request.module, "SERVER_ENV", {}))
     runner("server", "start", "--detach")
     try:
         yield runner

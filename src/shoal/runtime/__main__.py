@@ -26,6 +26,7 @@ from shoal.runtime.materialize import (
     upload_outputs,
 )
 from shoal.runtime.process import UserProcesses, plan_ranks
+from shoal.runtime.sysmetrics import SystemMetrics, interval_from_env
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
@@ -157,8 +158,13 @@ def run(args: argparse.Namespace) -> int:
         procs.start()
         # If this runner dies, the server ends these process groups (they would be orphans).
         (run_dir / "user_pgids").write_text("\n".join(str(p.pid) for p in procs.procs))
+        sampler = _start_system_metrics(client, [p.pid for p in procs.procs])
         timeout = (spec.get("limits") or {}).get("timeout")
-        exit_code = procs.wait(timeout=float(timeout) if timeout else None, should_stop=cancel)
+        try:
+            exit_code = procs.wait(timeout=float(timeout) if timeout else None, should_stop=cancel)
+        finally:
+            if sampler is not None:
+                sampler.stop()
         if beat.stale.is_set():
             return 0
         if procs.stop_reason == "canceled":
@@ -203,6 +209,19 @@ def run(args: argparse.Namespace) -> int:
         for sub in ("wd", "inputs", "outputs", "code-download"):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
     return 0
+
+
+def _start_system_metrics(client: RunnerClient, sessions: list[int]) -> SystemMetrics | None:
+    """CPU, memory and GPU of the job's sessions as ``system/…`` metrics (best effort)."""
+    interval = interval_from_env()
+    if interval <= 0:
+        return None
+    try:
+        sampler = SystemMetrics(client.log_metrics, sessions, interval)
+        sampler.start()
+    except Exception:  # noqa: BLE001 - system metrics never fail the job
+        return None
+    return sampler
 
 
 class _Canceled(Exception):

@@ -197,6 +197,11 @@ class RunnerClient:
         )
         return int(reply.json()["size"])
 
+    def log_metrics(self, metrics: list[dict[str, Any]]) -> None:
+        """One MLflow ``runs/log-batch`` of this job's run; no retries (system metrics are best effort)."""
+        path = f"/workspaces/{self.workspace}/mlflow/api/2.0/mlflow/runs/log-batch"
+        self.request("POST", path, json_body={"run_id": self.job, "metrics": metrics}, retry_for=0)
+
     # -- files ------------------------------------------------------------------------------
 
     def _ds(self, datastore: str) -> str:
