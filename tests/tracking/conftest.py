@@ -35,4 +35,6 @@ def mlflow_env(tracking_cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Cli:
     import mlflow
 
     mlflow.set_tracking_uri(f"{url}/api/v1/workspaces/default/mlflow")
+    # An experiment set by an earlier module's set_experiment() belongs to another server.
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     return tracking_cli

@@ -242,6 +242,8 @@ def test_client_artifacts_roundtrip_byte_for_byte(mlflow_env, tmp_path):
     one = Path(client.download_artifacts(rid, "tree/a.bin", str(tmp_path / "one")))
     assert one.read_bytes() == blobs["a.bin"]
     assert json.loads(Path(client.download_artifacts(rid, "d.json", str(tmp_path / "d"))).read_text()) == {"x": [1, 2]}
+    assert mlflow.artifacts.load_text(f"runs:/{rid}/notes/a.txt") == "some notes"
+    assert mlflow.artifacts.load_dict(f"runs:/{rid}/d.json") == {"x": [1, 2]}
 
     # Stored where Shoal keeps a job's artifacts, so `shoal job download --all` sees them.
     store = _store(mlflow_env.home) / "ExperimentRun" / f"dcid.{rid}"

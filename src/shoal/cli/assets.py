@@ -47,6 +47,7 @@ StageOpt = Annotated[str | None, typer.Option("--stage", "-s", help="Model stage
 def load_from(kind: str, file: Path | None, overrides: list[str], flags: dict[str, Any]) -> Any:
     """The entity from ``--file`` plus ``--set``, or from flags alone where az allows that."""
     from shoal.entities.loader import load_entity
+    from shoal.entities.refs import is_local_path, strip_file_prefix
     from shoal.entities.registry import parse_entity
 
     given = {k: v for k, v in flags.items() if v is not None}
@@ -58,8 +59,9 @@ def load_from(kind: str, file: Path | None, overrides: list[str], flags: dict[st
         raise UserError("--set needs --file")
     if "name" not in given:
         raise UserError(f"give --file, or at least --name to describe the {kind} with flags")
-    if "path" in given and "://" not in given["path"] and not given["path"].startswith("azureml:"):
-        given["path"] = str(Path(given["path"]).expanduser().resolve())
+    if "path" in given and is_local_path(given["path"]) and not given["path"].startswith("azureml:"):
+        # Only local paths are made absolute: runs:/<job>/<path>, azureml:… and URLs stay as given.
+        given["path"] = str(Path(strip_file_prefix(given["path"])).expanduser().resolve())
     return parse_entity(kind, given, source="command-line flags")
 
 

@@ -423,8 +423,27 @@ def _resolve_input_uri(
             if out is not None:
                 return str(out["path"]).rstrip("/") + ("/" + ref.path if ref.path else "/")
             art = source.resolved["artifacts"]
-            return f"azureml://datastores/{art['datastore']}/paths/{art['path']}/{ref.path or ''}"
+        if ref.scheme == "runs" and ref.path:
+            model = _logged_model_path(ctx, workspace, str(job), art, ref.path)
+            if model is not None:
+                return f"azureml://datastores/{art['datastore']}/paths/{model}"
+        return f"azureml://datastores/{art['datastore']}/paths/{art['path']}/{ref.path or ''}"
     return path
+
+
+def _logged_model_path(ctx: ServiceContext, workspace: str, job: str, art: dict[str, Any], path: str) -> str | None:
+    """``runs:/<job>/<name>/…`` where <name> is a model the run logged with MLflow 3 (whose files
+    live at the logged model's own location) rather than a folder of the run's artifacts."""
+    from shoal.services import files, logged_models
+
+    name, _, rest = path.strip("/").partition("/")
+    store = files.readable_store(ctx, workspace, art["datastore"])
+    if store is not None and store.exists(f"{art['path']}/{name}"):
+        return None
+    location = logged_models.model_location(ctx, workspace, job, name)
+    if location is None:
+        return None
+    return f"{location}/{rest}" if rest else f"{location}/"
 
 
 def _resolve_outputs(ctx: ServiceContext, workspace: str, job: str, outputs: dict[str, Any]) -> dict[str, Any]:

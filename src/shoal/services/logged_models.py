@@ -1,11 +1,312 @@
-"""MLflow 3 logged models (``/mlflow/logged-models``)."""
+"""MLflow 3 logged models (``/mlflow/logged-models``), what ``mlflow.<flavor>.log_model`` creates.
+
+A model logged from a run keeps its files under that run's artifact root,
+``ExperimentRun/dcid.<run>/models/<model id>/artifacts`` (so the job's artifacts include it); one
+logged without a run under ``experiments/<id>/models/<model id>/artifacts``, as MLflow's server
+lays it out. Both are paths of the workspace's ``workspaceartifactstore``.
+"""
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shoal.entities.names import generate_job_name
+from shoal.errors import NotFoundError, UserError
+from shoal.services import jobs
+from shoal.services import tracking as tr
 from shoal.services.context import ServiceContext
+from shoal.services.mlflow_search import parse_filter
+from shoal.services.workspaces import workspace_id
+from shoal.store import tracking as rows
+from shoal.store.paging import encode_token
+from shoal.store.tables import ExperimentRow, JobRow, LoggedModelRow, RunTagRow
+
+STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
+STATUS_NUMBERS = {"1": STATUSES[0], "2": STATUSES[1], "3": STATUSES[2]}
+MAX_RESULTS = 1000
+ARTIFACTS_PREFIX = "mlflow-artifacts:/"
+
+
+def _kv_map(items: Any, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in tr._kv(items):
+        key = tr._check_key(item.get("key"), what)
+        out[key] = tr._value(item.get("value"), tr.MAX_PARAM_VALUE if what == "param" else tr.MAX_TAG_VALUE, what, key)
+    return out
+
+
+def _model_id(data: dict[str, Any]) -> str:
+    value = tr._no_separator(tr._str(data, "model_id"), "model_id")
+    return value
+
+
+def _row(session: Session, ws_id: int, model_id: str, *, allow_deleted: bool = False) -> LoggedModelRow:
+    row = session.scalar(
+        select(LoggedModelRow).where(LoggedModelRow.workspace_id == ws_id, LoggedModelRow.model_id == model_id)
+    )
+    if row is None or (row.lifecycle_stage == "deleted" and not allow_deleted):
+        raise NotFoundError(f"Logged model with ID '{model_id}' not found.")
+    return row
+
+
+def _body(session: Session, row: LoggedModelRow) -> dict[str, Any]:
+    exp = session.get(ExperimentRow, row.experiment_id)
+    run = session.scalar(select(JobRow.name).where(JobRow.id == row.job_id)) if row.job_id is not None else None
+    info: dict[str, Any] = {
+        "model_id": row.model_id,
+        "experiment_id": rows.experiment_id(exp) if exp is not None else rows.DEFAULT_EXPERIMENT_ID,
+        "name": row.name,
+        "creation_timestamp_ms": row.creation_time,
+        "last_updated_timestamp_ms": row.last_update_time,
+        "artifact_uri": row.artifact_location,
+        "status": row.status,
+        "tags": [{"key": k, "value": v} for k, v in (row.tags or {}).items()],
+    }
+    if row.model_type:
+        info["model_type"] = row.model_type
+    if run is not None:
+        info["source_run_id"] = run
+    if row.status_message:
+        info["status_message"] = row.status_message
+    return {"info": info, "data": {"params": [{"key": k, "value": v} for k, v in (row.params or {}).items()]}}
+
+
+def create_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    params = _kv_map(data.get("params"), "param")
+    tags = _kv_map(data.get("tags"), "tag")
+    name = str(data.get("name") or generate_job_name())
+    model_id = f"m-{uuid.uuid4().hex}"
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        exp = tr._experiment(session, ws_id, str(data.get("experiment_id") or rows.DEFAULT_EXPERIMENT_ID))
+        if exp.lifecycle_stage != "active":
+            raise UserError(f"The experiment {rows.experiment_id(exp)} must be in the 'active' state.")
+        job = None
+        if data.get("source_run_id"):
+            job = tr._active_run(session, ws_id, tr._run_id({"run_id": data["source_run_id"]}))
+            location = f"{ARTIFACTS_PREFIX}{jobs.artifacts_prefix(job.name)}/models/{model_id}/artifacts"
+        else:
+            location = f"{ARTIFACTS_PREFIX}experiments/{rows.experiment_id(exp)}/models/{model_id}/artifacts"
+        stamp = rows.now_ms()
+        row = LoggedModelRow(
+            workspace_id=ws_id,
+            model_id=model_id,
+            experiment_id=exp.id,
+            job_id=job.id if job is not None else None,
+            name=name,
+            model_type=str(data.get("model_type") or ""),
+            status=STATUSES[0],
+            status_message="",
+            artifact_location=location,
+            lifecycle_stage="active",
+            creator_id=(job.user_id if job is not None else "") or "",
+            params=params,
+            tags=tags,
+            creation_time=stamp,
+            last_update_time=stamp,
+        )
+        session.add(row)
+        session.flush()
+        return {"model": _body(session, row)}
+
+
+def get_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    allow_deleted = str(data.get("allow_deleted", "")).lower() == "true"
+    with ctx.db.read() as session:
+        row = _row(session, workspace_id(session, workspace), _model_id(data), allow_deleted=allow_deleted)
+        return {"model": _body(session, row)}
+
+
+def finalize_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    status = str(data.get("status") or "")
+    status = STATUS_NUMBERS.get(status, status)
+    if status not in STATUSES[1:]:
+        raise UserError(f"Invalid value {data.get('status')!r} for parameter 'status': use {', '.join(STATUSES[1:])}")
+    with ctx.db.write() as session:
+        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row.status = status
+        row.last_update_time = rows.now_ms()
+        return {"model": _body(session, row)}
+
+
+def delete_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.write() as session:
+        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row.lifecycle_stage = "deleted"
+        row.last_update_time = rows.now_ms()
+    return {}
+
+
+def log_logged_model_params(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    params = _kv_map(data.get("params"), "param")
+    with ctx.db.write() as session:
+        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row.params = {**(row.params or {}), **params}
+        row.last_update_time = rows.now_ms()
+    return {}
+
+
+def set_logged_model_tags(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    tags = _kv_map(data.get("tags"), "tag")
+    with ctx.db.write() as session:
+        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row.tags = {**(row.tags or {}), **tags}
+        row.last_update_time = rows.now_ms()
+    return {}
+
+
+def delete_logged_model_tag(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    key = tr._str(data, "tag_key")
+    with ctx.db.write() as session:
+        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        if key not in (row.tags or {}):
+            raise NotFoundError(f"No tag with key '{key}' found for logged model '{row.model_id}'.")
+        row.tags = {k: v for k, v in row.tags.items() if k != key}
+        row.last_update_time = rows.now_ms()
+    return {}
+
+
+_ATTRS = {
+    "name": lambda r, run: r.name,
+    "model_id": lambda r, run: r.model_id,
+    "model_type": lambda r, run: r.model_type,
+    "status": lambda r, run: r.status,
+    "source_run_id": lambda r, run: run,
+    "creation_timestamp": lambda r, run: r.creation_time,
+    "creation_time": lambda r, run: r.creation_time,
+    "last_updated_timestamp": lambda r, run: r.last_update_time,
+}
+
+
+def _match_num(value: float, c: Any) -> bool:
+    ops = {
+        "=": value == c.value,
+        "!=": value != c.value,
+        ">": value > c.value,
+        ">=": value >= c.value,
+        "<": value < c.value,
+        "<=": value <= c.value,
+    }
+    if c.op not in ops:
+        raise UserError(f"Invalid comparator '{c.op}' for attribute '{c.key}'")
+    return ops[c.op]
+
+
+def _matches(row: LoggedModelRow, run: str | None, clauses: list[Any]) -> bool:
+    for c in clauses:
+        if c.kind == "attribute" and c.key in _ATTRS:
+            value = _ATTRS[c.key](row, run)
+        elif c.kind == "tag":
+            value = (row.tags or {}).get(c.key)
+        elif c.kind == "param":
+            value = (row.params or {}).get(c.key)
+        else:
+            raise UserError(f"Invalid filter key '{c.kind}.{c.key}' for logged models")
+        if isinstance(value, int) and isinstance(c.value, float):
+            ok = _match_num(value, c)
+        else:
+            ok = value is not None and tr._match_py(str(value), c)
+        if not ok:
+            return False
+    return True
 
 
 def search_logged_models(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"models": []}
+    limit = tr._int(data, "max_results", 100) or 100
+    if not 1 <= limit <= MAX_RESULTS:
+        raise UserError(f"Invalid value {limit} for parameter 'max_results': it must be 1..{MAX_RESULTS}")
+    clauses = parse_filter(data.get("filter"))
+    offset = tr._offset(data.get("page_token"))
+    orders = data.get("order_by") or []
+    if not isinstance(orders, list):
+        raise UserError("Invalid value for 'order_by': expected a list")
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        exp_ids = []
+        for exp_id in tr._list(data.get("experiment_ids")):
+            exp = rows.find_experiment(session, ws_id, exp_id)
+            if exp is not None:
+                exp_ids.append(exp.id)
+        query = (
+            select(LoggedModelRow, JobRow.name)
+            .outerjoin(JobRow, JobRow.id == LoggedModelRow.job_id)
+            .where(
+                LoggedModelRow.workspace_id == ws_id,
+                LoggedModelRow.experiment_id.in_(exp_ids),
+                LoggedModelRow.lifecycle_stage == "active",
+            )
+            .order_by(LoggedModelRow.creation_time.desc(), LoggedModelRow.id.desc())
+        )
+        found = [(r, run) for r, run in session.execute(query) if _matches(r, run, clauses)]
+        for order in reversed(orders):
+            field = str((order or {}).get("field_name") or "")
+            if field not in _ATTRS:
+                raise UserError(f"Invalid order_by field '{field}' for logged models")
+            found.sort(key=lambda pair, f=field: _ATTRS[f](*pair) or "", reverse=not order.get("ascending", True))
+        page = found[offset : offset + limit]
+        body: dict[str, Any] = {"models": [_body(session, r) for r, _ in page]}
+    if offset + limit < len(found):
+        body["next_page_token"] = encode_token([offset + limit])
+    return body
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def log_outputs(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``runs/outputs``: the models a run produced. The link is the model's source run."""
+    models = data.get("models") or []
+    if not isinstance(models, list):
+        raise UserError("Invalid value for 'models': expected a list")
+    with ctx.db.write() as session:
+        ws_id = workspace_id(session, workspace)
+        run = tr._active_run(session, ws_id, tr._run_id(data))
+        for item in models:
+            row = _row(session, ws_id, _model_id(item or {}))
+            if row.job_id is None:
+                row.job_id = run.id
+    return {}
+
+
+def log_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``runs/log-model`` (MLflow 2's record of a model in the run's artifacts): appended to the
+    run's ``mlflow.log-model.history`` tag, as MLflow's own store does."""
+    raw = tr._str(data, "model_json")
+    try:
+        model = json.loads(raw)
+    except ValueError as exc:
+        raise UserError(f"Invalid value for 'model_json': {exc}") from exc
+    key = "mlflow.log-model.history"
+    with ctx.db.write() as session:
+        run = tr._active_run(session, workspace_id(session, workspace), tr._run_id(data))
+        tag = session.get(RunTagRow, (run.id, key))
+        history = json.loads(tag.value) if tag is not None else []
+        history.append(model)
+        rows.set_tags(session, run.id, {key: json.dumps(history)})
+    return {}
+
+
+def model_location(ctx: ServiceContext, workspace: str, run: str, name: str) -> str | None:
+    """The store path of the newest model named ``name`` logged by run ``run``, or None."""
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        row = session.scalar(
+            select(LoggedModelRow)
+            .join(JobRow, JobRow.id == LoggedModelRow.job_id)
+            .where(
+                LoggedModelRow.workspace_id == ws_id,
+                JobRow.name == run,
+                LoggedModelRow.name == name,
+                LoggedModelRow.lifecycle_stage == "active",
+            )
+            .order_by(LoggedModelRow.id.desc())
+            .limit(1)
+        )
+    if row is None or not row.artifact_location.startswith(ARTIFACTS_PREFIX):
+        return None
+    return row.artifact_location[len(ARTIFACTS_PREFIX) :]

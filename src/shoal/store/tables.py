@@ -231,3 +231,31 @@ class RunInputRow(Base):
     context: Mapped[str] = mapped_column(String(255), default="")
     dataset: Mapped[dict] = mapped_column(JSON)
     tags: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class LoggedModelRow(Base):
+    """An MLflow 3 logged model (``mlflow.<flavor>.log_model``): its files live at
+    ``artifact_location`` in the workspace's artifact store; params and tags are small maps."""
+
+    __tablename__ = "logged_model"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "model_id", name="uq_logged_model_id"),
+        Index("ix_logged_model_run_name", "job_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(String(64))
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiment.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"), nullable=True)
+    name: Mapped[str] = mapped_column(String(500))
+    model_type: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(32))
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    artifact_location: Mapped[str] = mapped_column(Text)
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
+    creator_id: Mapped[str] = mapped_column(String(255), default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    tags: Mapped[dict] = mapped_column(JSON, default=dict)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)

@@ -97,6 +97,15 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("runs/log-inputs", "POST", tracking.log_inputs, W),
     ("metrics/get-history", "GET", tracking.get_metric_history, R),
     ("logged-models/search", "POST", logged_models.search_logged_models, R),
+    ("logged-models", "POST", logged_models.create_logged_model, W),
+    ("logged-models/{model_id}", "GET", logged_models.get_logged_model, R),
+    ("logged-models/{model_id}", "PATCH", logged_models.finalize_logged_model, W),
+    ("logged-models/{model_id}", "DELETE", logged_models.delete_logged_model, W),
+    ("logged-models/{model_id}/params", "POST", logged_models.log_logged_model_params, W),
+    ("logged-models/{model_id}/tags", "PATCH", logged_models.set_logged_model_tags, W),
+    ("logged-models/{model_id}/tags/{tag_key}", "DELETE", logged_models.delete_logged_model_tag, W),
+    ("runs/outputs", "POST", logged_models.log_outputs, W),
+    ("runs/log-model", "POST", logged_models.log_model, W),
 ]
 
 
@@ -120,7 +129,8 @@ async def _payload(request: Request) -> dict[str, Any]:
 
 
 def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permission: Permission, base: str) -> None:
-    route_name = f"mlflow_{base.strip('/').split('/')[0]}_{method.lower()}_{path.replace('/', '_').replace('-', '_')}"
+    slug = path.replace("/", "_").replace("-", "_").replace("{", "").replace("}", "")
+    route_name = f"mlflow_{base.strip('/').split('/')[0]}_{method.lower()}_{slug}"
 
     @guarded(
         router,
