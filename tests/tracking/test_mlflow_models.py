@@ -61,6 +61,20 @@ def test_pyfunc_log_model_load_and_register(mlflow_env, tmp_path):
     )
     assert created["type"] == "mlflow_model" and "python_function" in created["flavors"]
     assert created["path"].rstrip("/").endswith(f"ExperimentRun/dcid.{rid}/models/{info.model_id}/artifacts")
+    # And from the job's artifacts output, as Azure ML writes it.
+    again = json.loads(
+        mlflow_env(
+            "model",
+            "create",
+            "-n",
+            "addn",
+            "--path",
+            f"azureml://jobs/{rid}/outputs/artifacts/paths/model/",
+            "--type",
+            "mlflow_model",
+        ).out
+    )
+    assert again["path"] == created["path"] and again["version"] != created["version"]
     dl = tmp_path / "dl"
     mlflow_env("model", "download", "-n", "addn", "-v", str(created["version"]), "--download-path", str(dl))
     assert [p for p in dl.rglob("MLmodel")]

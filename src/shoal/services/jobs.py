@@ -423,7 +423,7 @@ def _resolve_input_uri(
             if out is not None:
                 return str(out["path"]).rstrip("/") + ("/" + ref.path if ref.path else "/")
             art = source.resolved["artifacts"]
-        if ref.scheme == "runs" and ref.path:
+        if ref.path and (ref.scheme == "runs" or ref.output == "artifacts"):
             model = _logged_model_path(ctx, workspace, str(job), art, ref.path)
             if model is not None:
                 return f"azureml://datastores/{art['datastore']}/paths/{model}"
