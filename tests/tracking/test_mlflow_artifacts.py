@@ -272,3 +272,31 @@ def test_artifact_routes_need_a_token(mlflow_env):
     r = httpx.put(f"{uri}/api/2.0/mlflow-artifacts/artifacts/ExperimentRun/dcid.{rid}/x.txt", content=b"x")
     assert r.status_code == 401 and r.json()["error_code"] == "UNAUTHENTICATED"
     assert not (_store(mlflow_env.home) / "ExperimentRun" / f"dcid.{rid}" / "x.txt").exists()
+
+
+def test_symlinks_planted_in_a_run_lead_nowhere(run_and_canaries):
+    raw, run_id, canaries = run_and_canaries
+    home = raw_home(canaries)
+    run_dir = _store(home) / "ExperimentRun" / f"dcid.{run_id}"
+    (run_dir / "outside").symlink_to(home, target_is_directory=True)
+    (run_dir / "secret.txt").symlink_to(home / "canary.txt")
+    try:
+        for method, tail, body in (
+            ("GET", "outside/canary.txt", None),
+            ("PUT", "outside/canary.txt", b"pwned"),
+            ("PUT", "outside/new.txt", b"pwned"),
+            ("DELETE", "outside/canary.txt", None),
+            ("GET", "secret.txt", None),
+            ("PUT", "secret.txt", b"pwned"),
+            ("DELETE", "secret.txt", None),
+        ):
+            status, answer = raw(method, _prefix(run_id) + tail, body)
+            assert status in (400, 404), (method, tail, status, answer)
+            assert SECRET not in answer
+        status, answer = raw("GET", f"/api/2.0/mlflow-artifacts/artifacts?path=ExperimentRun/dcid.{run_id}/outside")
+        assert SECRET not in answer and b"canary" not in answer
+        assert all(c.read_bytes() == SECRET for c in canaries)
+        assert not (home / "new.txt").exists()
+    finally:
+        (run_dir / "outside").unlink()
+        (run_dir / "secret.txt").unlink()
