@@ -207,8 +207,11 @@ def mlflow_version(exe: str) -> str:
 
 
 @contextlib.contextmanager
-def mlflow_server(exe: str, tmp: Path) -> Iterator[Server]:
+def mlflow_server(exe: str, tmp: Path, *, proxied_artifacts: bool = False) -> Iterator[Server]:
     """``mlflow server --workers 1`` on SQLite under ``tmp``, in its own session (stopped as a group).
+
+    ``proxied_artifacts`` serves artifacts through MLflow's own proxy (``mlflow-artifacts:``
+    URIs, ``--artifacts-destination``), the path Shoal's tracking API is compared with.
 
     One worker: the multi-worker default never sets TCP_NODELAY and stalls ~44 ms per request
     (uvicorn issue 3149), which would flatter Shoal. The background job
@@ -231,7 +234,7 @@ def mlflow_server(exe: str, tmp: Path) -> Iterator[Server]:
             "server",
             "--backend-store-uri",
             f"sqlite:///{home / 'mlflow.db'}",
-            "--default-artifact-root",
+            "--artifacts-destination" if proxied_artifacts else "--default-artifact-root",
             str(home / "artifacts"),
             "--host",
             "127.0.0.1",

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +43,11 @@ import httpx
 from _common import (
     DOCS,
     Server,
-    _stop,
     find_mlflow,
-    free_port,
     load_average,
     machine,
     median,
+    mlflow_server,
     mlflow_version,
     ms,
     p95,
@@ -83,59 +82,6 @@ class Side:
 
     def add(self, key: str, value: float) -> None:
         self.samples.setdefault(key, []).append(value)
-
-
-# -- the peer, with proxied artifacts -------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def mlflow_server(exe: str, tmp: Path) -> Iterator[Server]:
-    """``mlflow server --workers 1`` on SQLite; artifacts through its proxy (``mlflow-artifacts:``)."""
-    home = tmp / "mlflow-home"
-    home.mkdir()
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log = (tmp / "mlflow-server.log").open("wb")
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            exe,
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{home / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(home / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--uvicorn-opts",
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=home,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {proc.returncode}; see {tmp}/mlflow-server.log")
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not answer /health within 120 s")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        yield Server(url, {}, proc.pid, time.perf_counter() - started, home)
-    finally:
-        _stop(proc, group=True)
-        log.close()
 
 
 # -- measurements ---------------------------------------------------------------------------------
@@ -534,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         peer: Side | None = None
         if exe is not None:
             print(f"starting mlflow server ({exe})", flush=True)
-            pserver = stack.enter_context(mlflow_server(exe, tmp))
+            pserver = stack.enter_context(mlflow_server(exe, tmp, proxied_artifacts=True))
             peer = Side("MLflow", pserver, pserver.url)
             peer.version = mlflow_version(exe)  # type: ignore[attr-defined]
             sides.append(peer)
