@@ -19,6 +19,8 @@ rm -rf ./out
 run shoal model download -n credit-model -v 1 --download-path ./out
 run find ./out -type f
 run shoal data show -n iris -v 1 --query path -o tsv
+run shoal job create --file examples/jobs/train-job.yml --stream
+run shoal job list --max-results 5 -o table
 run shoal server status
 echo
 echo "The server keeps running in the background: 'shoal server stop' ends it."

@@ -48,7 +48,12 @@ def _our_examples() -> list:
 def test_our_examples_create(sqlite_api, path):
     if path.parent.name == "component":
         create(sqlite_api.ml, ROOT / "examples/environment/sklearn-conda.yml")
+    if path.parent.name == "jobs":
+        create(sqlite_api.ml, ROOT / "examples/data/iris-mltable.yml")
     kind, created = create(sqlite_api.ml, path)
+    if kind == "job":
+        assert created.status == "Queued"  # no dispatcher in-process: e2e tests run jobs
+        return
     if kind in ("model", "data", "environment", "component"):
         group = {"model": "models", "data": "data", "environment": "environments", "component": "components"}[kind]
         again = getattr(sqlite_api.ml, group).get(created.name, version=created.version)
