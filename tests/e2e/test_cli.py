@@ -193,3 +193,9 @@ def test_state_survives_a_server_restart(cli):
     shown = json.loads(cli("model", "show", "-n", "restart-model", "-v", "1").out)
     assert shown["type"] == "mlflow_model"
     assert "running at" in cli("server", "status").out
+
+
+def test_the_demo_job_runs(cli):
+    cli("data", "create", "--file", "examples/data/iris-mltable.yml")
+    out = cli("job", "create", "--file", "examples/jobs/train-job.yml", "--stream").out
+    assert "trained on 2 files" in out and "Status: Completed" in out
