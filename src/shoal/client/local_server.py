@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
@@ -118,7 +117,3 @@ def _forget(settings: ShoalSettings, pid: int) -> None:
     info = read_server_file(settings.server_file)
     if info and info.get("pid") == pid:
         settings.server_file.unlink(missing_ok=True)
-
-
-def server_log(settings: ShoalSettings) -> Path:
-    return settings.resolved_home() / "server.log"

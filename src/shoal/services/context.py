@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shoal.config import ShoalSettings
+from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.secrets import SecretBox
 from shoal.store import Database
 
@@ -17,7 +19,8 @@ class ServiceContext:
     db: Database
     secrets: SecretBox
     artifact_root: str
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Datastore file trees, built on first use (see services.files.store_for).
+    stores: dict[Any, ArtifactStore] = field(default_factory=dict, repr=False)
     # Set whenever a job is submitted or asked to stop, so the dispatcher looks at once.
     jobs_changed: threading.Event = field(default_factory=threading.Event, repr=False)
 

@@ -136,9 +136,13 @@ class Dispatcher:
                 row.runner_pid = pid
         return True
 
+    def run_dir(self, workspace: str, job: str, attempt: int) -> Path:
+        """Where an attempt's runner works: its log, logs, copies and the ids of its process groups."""
+        return self.ctx.settings.resolved_home() / "runs" / workspace / job / str(attempt)
+
     def _launch(self, workspace: str, name: str, attempt: int) -> int:
         home = self.ctx.settings.resolved_home()
-        run_dir = home / "runs" / workspace / name / str(attempt)
+        run_dir = self.run_dir(workspace, name, attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
         env.update(
@@ -217,7 +221,7 @@ class Dispatcher:
         """The process groups a lost runner left behind (it wrote their ids in its run folder)."""
         with self.ctx.db.read() as session:
             workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
-        pgids = self.ctx.settings.resolved_home() / "runs" / workspace / row.name / str(row.attempt) / "user_pgids"
+        pgids = self.run_dir(workspace, row.name, row.attempt) / "user_pgids"
         try:
             groups = [int(p) for p in pgids.read_text().split()]
         except (OSError, ValueError):
@@ -266,7 +270,3 @@ def _capacity(session: Any, workspace_id: int, compute: str) -> int | None:
     if row is None or row.type != "amlcompute":
         return None
     return max(1, int(row.spec.get("max_instances") or 1))
-
-
-def runner_log(home: Path, workspace: str, job: str, attempt: int) -> Path:
-    return home / "runs" / workspace / job / str(attempt) / "runner.log"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from shoal.errors import NotFoundError
 from shoal.services import datastores
 from shoal.services.context import ServiceContext
@@ -16,7 +14,7 @@ def store_for(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactSt
     """The file tree behind a datastore; cached per (workspace, datastore, spec)."""
     row = datastores.get_row(ctx, workspace, datastore)
     key = (workspace, datastore, row.updated_at.isoformat())
-    cache: dict[Any, ArtifactStore] = ctx.__dict__.setdefault("_stores", {})
+    cache = ctx.stores
     store = cache.get(key)
     if store is None:
         secrets = ctx.secrets.decrypt(row.secrets) if row.secrets else {}

@@ -15,7 +15,7 @@ from shoal.entities.expressions import check_command, resolve_output_path
 from shoal.entities.names import generate_job_name
 from shoal.entities.refs import format_datastore_uri, parse_asset_ref, parse_path
 from shoal.entities.registry import parse_entity
-from shoal.entities.status import ACTIVE, TERMINAL, JobStatus, can_move
+from shoal.entities.status import TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, SpecError, UnsupportedError, UserError
 from shoal.services import assets
 from shoal.services.context import ServiceContext
@@ -25,7 +25,7 @@ from shoal.storage.paths import safe_relpath
 from shoal.store import resources as resource_rows
 from shoal.store import tracking as tracking_rows
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
-from shoal.store.tables import JobRow, WorkspaceRow, utcnow
+from shoal.store.tables import JobRow, utcnow
 
 S = JobStatus
 LOCAL_COMPUTES = (None, "", "local", "serverless")
@@ -532,11 +532,3 @@ def request_cancel(ctx: ServiceContext, workspace: str, name: str) -> dict[str, 
         body = to_body(workspace, row)
     ctx.notify_jobs()
     return body
-
-
-def workspace_of(session: Session, row: JobRow) -> str:
-    return session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
-
-
-def active_statuses() -> list[str]:
-    return [str(s) for s in ACTIVE]
