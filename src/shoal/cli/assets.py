@@ -25,6 +25,7 @@ from shoal.cli.common import (
     client,
     list_view,
     parse_tags,
+    patch_from_sets,
     set_overrides,
     show,
 )
@@ -257,14 +258,7 @@ def build(kind: str) -> typer.Typer:
         """Change metadata (description, tags, model stage); versions are otherwise immutable."""
         group = ops(workspace_name)
         current = group.get(name, version=version, label=label or (None if version else "latest"))
-        patch: dict[str, Any] = {}
-        for item in set_overrides(set):
-            key, _, value = item.partition("=")
-            head, _, rest = key.partition(".")
-            if rest and head in ("tags", "properties"):
-                patch.setdefault(head, dict(getattr(current, head) or {}))[rest] = value
-            else:
-                patch[key] = value
+        patch = patch_from_sets(set, current)
         if description is not None:
             patch["description"] = description
         if tags:

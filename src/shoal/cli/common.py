@@ -57,6 +57,22 @@ def set_overrides(values: list[str] | None) -> list[str]:
     return list(values or [])
 
 
+def patch_from_sets(values: list[str] | None, current: Any = None, *, typed: bool = False) -> dict[str, Any]:
+    """``--set key=value`` for update commands. ``tags.k=v`` / ``properties.k=v`` change one entry of
+    the object's current mapping; ``typed`` reads values as YAML scalars (``--set max_instances=3``)."""
+    import yaml
+
+    patch: dict[str, Any] = {}
+    for item in set_overrides(values):
+        key, _, value = item.partition("=")
+        head, _, rest = key.partition(".")
+        if rest and head in ("tags", "properties"):
+            patch.setdefault(head, dict(getattr(current, head, None) or {}))[rest] = value
+        else:
+            patch[key] = yaml.safe_load(value) if typed and value else value
+    return patch
+
+
 def list_view(include_archived: bool, archived_only: bool) -> str:
     if include_archived and archived_only:
         raise UserError("give --include-archived or --archived-only, not both")

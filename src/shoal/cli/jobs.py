@@ -20,6 +20,7 @@ from shoal.cli.common import (
     WorkspaceOpt,
     client,
     list_view,
+    patch_from_sets,
     set_overrides,
     show,
 )
@@ -172,14 +173,7 @@ def update_job(
     """Change display_name, description, tags, properties or experiment_name."""
     ops = client(workspace_name).jobs
     current = ops.get(name)
-    patch: dict[str, Any] = {}
-    for item in set_overrides(set):
-        key, _, value = item.partition("=")
-        head, _, rest = key.partition(".")
-        if rest and head in ("tags", "properties"):
-            patch.setdefault(head, dict(getattr(current, head) or {}))[rest] = value
-        else:
-            patch[key] = value
+    patch = patch_from_sets(set, current)
     if not patch:
         raise UserError("nothing to update: give --set field=value")
     show(ops.update(name, **patch), output, query)

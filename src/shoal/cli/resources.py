@@ -20,6 +20,7 @@ from shoal.cli.common import (
     WorkspaceOpt,
     client,
     parse_tags,
+    patch_from_sets,
     set_overrides,
     show,
 )
@@ -97,10 +98,7 @@ def workspace_update(
     query: QueryOpt = None,
 ) -> None:
     """Update a workspace's description, display name, tags and settings."""
-    patch: dict[str, Any] = {}
-    for item in set_overrides(set):
-        key, _, value = item.partition("=")
-        patch[key] = value
+    patch = patch_from_sets(set)
     if description is not None:
         patch["description"] = description
     if display_name is not None:
@@ -201,12 +199,8 @@ def compute_update(
     query: QueryOpt = None,
 ) -> None:
     """Change a cluster's scale settings, description or tags."""
-    import yaml
 
-    patch: dict[str, Any] = {}
-    for item in set_overrides(set):
-        key, _, value = item.partition("=")
-        patch[key] = yaml.safe_load(value) if value else value
+    patch = patch_from_sets(set, typed=True)
     for key, value in dict(
         min_instances=min_instances,
         max_instances=max_instances,
