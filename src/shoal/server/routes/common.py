@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, StreamingResponse
 
 from shoal.server.auth import Permission, Require
 from shoal.services.context import ServiceContext
@@ -26,3 +29,33 @@ def base_url(request: Request) -> str:
 
 def page_body(page: Page[Any]) -> dict[str, Any]:
     return {"value": page.items, "next_page_token": page.next_page_token}
+
+
+CHUNK = 1024 * 1024
+
+
+def body_chunks(request: Request) -> Iterator[bytes]:
+    """The request body as a plain iterator, for a writer running in a worker thread: each chunk
+    is pulled from the event loop as the writer asks for it, so nothing is buffered whole."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        if chunk:
+            yield chunk
+
+
+def file_response(store: Any, rel: str) -> FileResponse | StreamingResponse:
+    """A stored file as a response: sent by the OS when it is on local disk, else streamed."""
+    local = store.local_path(rel)
+    if local is not None:
+        return FileResponse(local, media_type="application/octet-stream")
+
+    def chunks() -> Iterator[bytes]:
+        with store.open_read(rel) as fh:
+            while block := fh.read(CHUNK):
+                yield block
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")

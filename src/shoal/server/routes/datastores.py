@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import FileResponse, StreamingResponse
 
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
 from shoal.server.auth import Permission, Principal
-from shoal.server.routes.common import ctx, guarded, page_body
+from shoal.server.routes.common import body_chunks, ctx, file_response, guarded, page_body
 from shoal.services import datastores, files
 from shoal.services.workspaces import DEFAULT_DATASTORE
 from shoal.storage.paths import safe_relpath
 
 router = APIRouter(tags=["datastores"])
 PREFIX = "/workspaces/{workspace}/datastores"
-CHUNK = 1024 * 1024
-
-
-def body_chunks(request: Request) -> Iterator[bytes]:
-    """The request body as a plain iterator, for a writer running in a worker thread: each chunk
-    is pulled from the event loop as the writer asks for it, so nothing is buffered whole."""
-    stream = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = anyio.from_thread.run(stream.__anext__)
-        except StopAsyncIteration:
-            return
-        if chunk:
-            yield chunk
 
 
 def _check_secrets_permission(request: Request, include_secrets: bool) -> None:
@@ -109,16 +93,7 @@ def read_file(request: Request, workspace: str, name: str, path: str) -> Any:
     store = files.store_for(ctx(request), workspace, name)
     if not store.exists(rel) or store.isdir(rel):
         raise NotFoundError(f"file '{rel}' not found in datastore '{name}'")
-    local = store.local_path(rel)
-    if local is not None:
-        return FileResponse(local, media_type="application/octet-stream")
-
-    def chunks() -> Iterator[bytes]:
-        with store.open_read(rel) as fh:
-            while block := fh.read(CHUNK):
-                yield block
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream")
+    return file_response(store, rel)
 
 
 @guarded(router, "POST", PREFIX + "/{name}/uploads", Permission.WRITE)

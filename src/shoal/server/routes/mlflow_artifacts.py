@@ -8,17 +8,14 @@ streams one ``PUT`` per file, which is written to a temporary name and renamed i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio.to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import UserError
 from shoal.server.auth import Permission
-from shoal.server.routes.common import ctx, guarded
-from shoal.server.routes.datastores import CHUNK, body_chunks
+from shoal.server.routes.common import body_chunks, ctx, file_response, guarded
 from shoal.server.routes.mlflow import PREFIX, MlflowRoute
 from shoal.services import mlflow_artifacts as artifacts
 
@@ -53,16 +50,7 @@ async def upload_artifact(request: Request, workspace: str, path: str) -> JSONRe
 async def download_artifact(request: Request, workspace: str, path: str) -> Response:
     rel = _path_param(request, path)
     store, rel = await run_in_threadpool(artifacts.locate, ctx(request), workspace, rel)
-    local = store.local_path(rel)
-    if local is not None:
-        return FileResponse(local, media_type="application/octet-stream")
-
-    def chunks() -> Iterator[bytes]:
-        with store.open_read(rel) as fh:
-            while block := fh.read(CHUNK):
-                yield block
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream")
+    return file_response(store, rel)
 
 
 @guarded(router, "DELETE", ARTIFACTS + "/{path:path}", W, name="mlflow_artifacts_delete")
