@@ -206,6 +206,22 @@ def mlflow_version(exe: str) -> str:
         return "unknown"
 
 
+def wait_until_answers(
+    proc: subprocess.Popen[bytes], url: str, what: str, log: Path, *, limit: float, every: float = 0.2
+) -> None:
+    """Wait until ``url`` answers 200; fail early, naming the log, if the process exits first."""
+    deadline = time.monotonic() + limit
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer {url} within {limit:.0f} s")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(every)
+
+
 @contextlib.contextmanager
 def mlflow_server(exe: str, tmp: Path, *, proxied_artifacts: bool = False) -> Iterator[Server]:
     """``mlflow server --workers 1`` on SQLite under ``tmp``, in its own session (stopped as a group).
@@ -253,16 +269,7 @@ def mlflow_server(exe: str, tmp: Path, *, proxied_artifacts: bool = False) -> It
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {proc.returncode}; see {tmp}/mlflow-server.log")
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not answer /health within 120 s")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
+        wait_until_answers(proc, url + "/health", "mlflow server", tmp / "mlflow-server.log", limit=120)
         yield Server(url, {}, proc.pid, time.perf_counter() - started, home)
     finally:
         _stop(proc, group=True)

@@ -59,6 +59,7 @@ from _common import (
     scratch,
     shoal_server,
     today,
+    wait_until_answers,
     write_section,
 )
 
@@ -460,16 +461,7 @@ def ray_head(exe: str, tmp: Path, python: Path) -> Iterator[tuple[str, float]]:
     proc = subprocess.Popen(argv, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{ports['dash']}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {proc.returncode}; see {tmp}/ray-head.log")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Ray dashboard did not answer within 180 s")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/api/version", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.25)
+        wait_until_answers(proc, url + "/api/version", "ray start", tmp / "ray-head.log", limit=180, every=0.25)
         yield url, time.perf_counter() - started
     finally:
         stop_session(proc)
