@@ -75,3 +75,17 @@ def test_from_config_reads_an_arm_scope(tmp_path):
 def test_from_config_without_a_file_names_the_folder(tmp_path):
     with pytest.raises(shoal.NotFoundError, match="config.json"):
         shoal.MLClient.from_config(path=tmp_path, base_url="http://127.0.0.1:9", token="t")
+
+
+def test_jobs_validate_reports_problems_without_submitting():
+    from shoal.client.jobs import JobOperations
+    from shoal.errors import SpecError
+
+    ops = JobOperations(None, "default", None)  # validate never talks to the server
+    good = shoal.command(command="echo ${{inputs.x}}", inputs={"x": 1}, environment={"image": "python:3.11"})
+    assert ops.validate(good) == []
+    bad = {"type": "command", "command": "echo ${{inputs.nope}}", "environment": {"image": "python:3.11"}}
+    problems = ops.validate(bad)
+    assert problems and "nope" in " ".join(problems)
+    with pytest.raises(SpecError, match="nope"):
+        ops.validate(bad, raise_on_failure=True)

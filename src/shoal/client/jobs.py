@@ -117,8 +117,19 @@ class JobOperations(_Group):
                 env["build"] = {**build, "path": upload_path(self._t, self._ws, strip_file_prefix(build["path"]))}
         return body
 
-    def validate(self, job: Any, *, raise_on_failure: bool = False) -> Any:
-        return job
+    def validate(self, job: Any, *, raise_on_failure: bool = False) -> list[str]:
+        """Check a job's spec without submitting it (fields, types, ``${{…}}`` references).
+
+        Returns the problems found (empty when valid); with ``raise_on_failure`` raises the
+        SpecError instead. References to workspace objects are checked at submission."""
+        body = job.to_dict() if isinstance(job, Entity) else dict(job)
+        try:
+            parse_entity("job", body, source="job")
+        except SpecError as exc:
+            if raise_on_failure:
+                raise
+            return [str(e.get("message", e)) for e in exc.details.get("errors", [])] or [exc.message]
+        return []
 
     # -- read --------------------------------------------------------------------------------
 
