@@ -252,7 +252,7 @@ def test_bad_jobs_are_refused_and_leave_nothing(api):
         ({"inputs": {"d": {"path": f"azureml://jobs/{existing}/outputs/o"}}}, 404, "NOT_FOUND", "'o'"),
         ({"name": existing}, 409, "CONFLICT", existing),
         ({"name": "bad name!"}, 422, "INVALID_SPEC", "name"),
-        ({"type": "pipeline", "jobs": {}}, 400, "UNSUPPORTED", "pipeline"),
+        ({"type": "pipeline", "jobs": {}}, 422, "INVALID_SPEC", "environment"),
         ({"type": "sweep"}, 400, "UNSUPPORTED", "sweep"),
     ]
     for extra, status, code, word in cases:

@@ -26,7 +26,7 @@ from shoal.entities.environment import Environment
 from shoal.entities.expressions import command_problem
 from shoal.entities.io import JobInputs, JobOutputs, Output, output_or_default
 from shoal.entities.names import JOB_NAME
-from shoal.entities.validation import FieldIssue, StrDict
+from shoal.entities.validation import FieldIssue, StrDict, scalar_to_str
 
 IO_NAME = re.compile(r"[A-Za-z0-9_]+")
 SHM_SIZE = re.compile(r"\d+[bkmg]?", re.IGNORECASE)
@@ -196,7 +196,8 @@ class Job(Entity):
     type: str
     display_name: str | None = None
     experiment_name: str | None = None
-    properties: StrDict = Field(default_factory=dict)
+    # str -> str as in Azure ML; the server adds structured read-only entries (a step's `reuse`).
+    properties: dict[str, Any] = Field(default_factory=dict)
     compute: str | None = None
     identity: JobIdentity | None = None
     services: dict[str, Any] | None = None
@@ -216,6 +217,15 @@ class Job(Entity):
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
         return None if value is None else JOB_NAME.check(value)
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _properties(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):
+            return {str(k): v if isinstance(v, Mapping | list) else scalar_to_str(v) for k, v in value.items()}
+        return value
 
 
 def _check_io_names(names: Mapping[str, Any], what: str) -> None:

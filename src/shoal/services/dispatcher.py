@@ -23,7 +23,7 @@ from sqlalchemy import select
 from shoal.compute.local import LocalBackend
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
-from shoal.services import jobs
+from shoal.services import jobs, pipelines
 from shoal.services.context import ServiceContext
 from shoal.store import resources as resource_rows
 from shoal.store.tables import JobRow, WorkspaceRow
@@ -31,6 +31,8 @@ from shoal.store.tables import JobRow, WorkspaceRow
 logger = logging.getLogger(__name__)
 S = JobStatus
 MLFLOW_RUN = "mlflow_run"  # jobs created through the MLflow API: never scheduled, never watched
+# Jobs without a runner of their own: pipelines follow their steps (services/pipelines.py).
+NO_RUNNER = (MLFLOW_RUN, "pipeline")
 
 
 class Dispatcher:
@@ -82,6 +84,7 @@ class Dispatcher:
     def tick(self) -> None:
         self._handle_cancels()
         self._check_liveness()
+        pipelines.advance(self.ctx)
         self._schedule()
         self.backend.reap()
 
@@ -89,12 +92,16 @@ class Dispatcher:
 
     def _schedule(self) -> None:
         with self.ctx.db.read() as session:
-            queued = list(session.scalars(select(JobRow).where(JobRow.status == S.QUEUED).order_by(JobRow.id)))
+            queued = list(
+                session.scalars(
+                    select(JobRow).where(JobRow.status == S.QUEUED, JobRow.type.not_in(NO_RUNNER)).order_by(JobRow.id)
+                )
+            )
             if not queued:
                 return
             busy: dict[tuple[int, str], int] = {}
             occupying = JobRow.status.in_([str(s) for s in OCCUPYING])
-            for row in session.scalars(select(JobRow).where(occupying, JobRow.type != MLFLOW_RUN)):
+            for row in session.scalars(select(JobRow).where(occupying, JobRow.type.not_in(NO_RUNNER))):
                 key = (row.workspace_id, row.compute)
                 busy[key] = busy.get(key, 0) + _nodes(row)
             capacity = {key: _capacity(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
@@ -162,7 +169,11 @@ class Dispatcher:
 
     def _handle_cancels(self) -> None:
         with self.ctx.db.read() as session:
-            rows = list(session.scalars(select(JobRow).where(JobRow.status == S.CANCEL_REQUESTED)))
+            rows = list(
+                session.scalars(
+                    select(JobRow).where(JobRow.status == S.CANCEL_REQUESTED, JobRow.type.not_in(NO_RUNNER))
+                )
+            )
         for row in rows:
             key = (row.id, row.attempt)
             pid = row.runner_pid
@@ -187,8 +198,8 @@ class Dispatcher:
                 session.scalars(
                     select(JobRow).where(
                         JobRow.status.in_([str(S.PREPARING), str(S.RUNNING), str(S.FINALIZING), str(S.NOT_RESPONDING)]),
-                        # Runs created through the MLflow API have no runner to watch.
-                        JobRow.type != MLFLOW_RUN,
+                        # Runs created through the MLflow API and pipelines have no runner to watch.
+                        JobRow.type.not_in(NO_RUNNER),
                     )
                 )
             )

@@ -185,11 +185,77 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
     """Validate and resolve a job, then store it Queued; a bad job leaves nothing behind."""
     clean = {k: v for k, v in spec.items() if k not in ("id", "status", "creation_context", "services_status")}
     clean.setdefault("type", "command")
+    if clean["type"] == "pipeline":
+        from shoal.services import pipelines
+
+        return pipelines.submit(ctx, workspace, clean, base_url)
     if clean["type"] != "command":
-        raise UnsupportedError(f"job type '{clean['type']}' is not supported yet; command jobs are")
+        raise UnsupportedError(f"job type '{clean['type']}' is not supported yet; command and pipeline jobs are")
     name = clean.get("name") or generate_job_name()
     clean["name"] = name
-    job = parse_entity("job", clean, source="job")
+    data, resolved = prepare_command(ctx, workspace, name, clean)
+    experiment = data.pop("experiment_name", None) or "Default"
+    try:
+        with ctx.db.write() as session:
+            ws_id = workspace_id(session, workspace)
+            row = new_row(session, ws_id, name, "command", data, resolved, experiment)
+            session.flush()
+            transition(row, S.QUEUED)
+            body = to_body(workspace, row, base_url)
+    except IntegrityError as exc:
+        raise ConflictError(f"a job named '{name}' already exists in workspace '{workspace}'") from exc
+    ctx.notify_jobs()
+    return body
+
+
+def new_row(
+    session: Session,
+    ws_id: int,
+    name: str,
+    type_name: str,
+    data: dict[str, Any],
+    resolved: dict[str, Any],
+    experiment: str,
+    *,
+    parent: str | None = None,
+) -> JobRow:
+    """A job row in NotStarted (the caller moves it on), added to the session."""
+    exp = tracking_rows.get_or_create_experiment(session, ws_id, experiment)
+    row = JobRow(
+        workspace_id=ws_id,
+        name=name,
+        type=type_name,
+        status=str(S.NOT_STARTED),
+        compute=(resolved.get("compute") or {}).get("name") or "local",
+        experiment_name=experiment,
+        experiment_id=exp.id,
+        run_name=data.get("display_name"),
+        parent_job_name=parent or data.get("parent_job_name"),
+        spec=data,
+        resolved=resolved,
+        status_times={str(S.NOT_STARTED): now().isoformat()},
+        attempt=0,
+    )
+    session.add(row)
+    return row
+
+
+def prepare_command(
+    ctx: ServiceContext,
+    workspace: str,
+    name: str,
+    clean: dict[str, Any],
+    *,
+    pending: dict[str, dict[str, Any]] | None = None,
+    default_datastore: str = DEFAULT_DATASTORE,
+    where: str = "job",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A command job's spec checked and every reference in it resolved (nothing stored).
+
+    ``pending`` inputs (pipeline steps) are bound to outputs of steps that have not run yet:
+    they are filled in when the step is started and count as given here."""
+    pending = pending or {}
+    job = parse_entity("job", clean, source=where)
     data = job.to_dict()
     for key in ("status", "start_time", "end_time", "error", "exit_code", "archived"):
         data.pop(key, None)
@@ -198,68 +264,33 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
     nodes = max(1, int((data.get("resources") or {}).get("instance_count") or 1))
     if compute.get("capacity") is not None and nodes > compute["capacity"]:
         raise UserError(
-            f"the job asks for {nodes} nodes (resources.instance_count); compute '{compute['name']}' "
+            f"{where}: the job asks for {nodes} nodes (resources.instance_count); compute '{compute['name']}' "
             f"has max_instances {compute['capacity']}"
         )
     data["compute"] = compute["name"] if compute["name"] != "local" else data.get("compute") or "local"
     resolved: dict[str, Any] = {"compute": compute}
     resolved["environment"] = _resolve_environment(ctx, workspace, data.get("environment"))
     resolved["code"] = _resolve_code(ctx, workspace, data.get("code"))
-    resolved["inputs"] = _resolve_inputs(ctx, workspace, data.get("inputs") or {})
-    resolved["outputs"] = _resolve_outputs(ctx, workspace, name, data.get("outputs") or {})
+    given_inputs = {k: v for k, v in (data.get("inputs") or {}).items() if k not in pending}
+    resolved["inputs"] = _resolve_inputs(ctx, workspace, given_inputs)
+    resolved["inputs"].update(pending)
+    resolved["outputs"] = _resolve_outputs(ctx, workspace, name, data.get("outputs") or {}, default_datastore)
     data["outputs"] = {
         k: {kk: vv for kk, vv in v.items() if kk in ("type", "mode", "path", "name", "version")}
         for k, v in resolved["outputs"].items()
     } or data.get("outputs")
     if not data["outputs"]:
         data.pop("outputs", None)
-    given = {k: v for k, v in resolved["inputs"].items() if v.get("value") is not None or v.get("uri")}
-    check_command(
-        data["command"],
-        inputs=set(resolved["inputs"]),
-        outputs=set(resolved["outputs"]),
-        given=set(given),
-        where=f"job '{name}' command",
+    given = {k for k, v in resolved["inputs"].items() if v.get("value") is not None or v.get("uri") or k in pending}
+    texts = {f"{where} command": data["command"]}
+    texts.update(
+        {f"{where} environment variable {k}": str(v) for k, v in (data.get("environment_variables") or {}).items()}
     )
-    for key, value in (data.get("environment_variables") or {}).items():
-        check_command(
-            str(value),
-            inputs=set(resolved["inputs"]),
-            outputs=set(resolved["outputs"]),
-            given=set(given),
-            where=f"job '{name}' environment variable {key}",
-        )
+    for label, text in texts.items():
+        check_command(text, inputs=set(resolved["inputs"]), outputs=set(resolved["outputs"]), given=given, where=label)
     resolved["artifacts"] = {"datastore": ARTIFACTS_DATASTORE, "path": artifacts_prefix(name)}
-    experiment = data.pop("experiment_name", None) or "Default"
     data.setdefault("display_name", name)
-
-    try:
-        with ctx.db.write() as session:
-            ws_id = workspace_id(session, workspace)
-            exp = tracking_rows.get_or_create_experiment(session, ws_id, experiment)
-            row = JobRow(
-                workspace_id=ws_id,
-                name=name,
-                type="command",
-                status=str(S.NOT_STARTED),
-                compute=compute["name"],
-                experiment_name=experiment,
-                experiment_id=exp.id,
-                run_name=data.get("display_name"),
-                parent_job_name=data.get("parent_job_name"),
-                spec=data,
-                resolved=resolved,
-                status_times={str(S.NOT_STARTED): now().isoformat()},
-                attempt=0,
-            )
-            session.add(row)
-            session.flush()
-            transition(row, S.QUEUED)
-            body = to_body(workspace, row, base_url)
-    except IntegrityError as exc:
-        raise ConflictError(f"a job named '{name}' already exists in workspace '{workspace}'") from exc
-    ctx.notify_jobs()
-    return body
+    return data, resolved
 
 
 def _resolve_compute(ctx: ServiceContext, workspace: str, compute: str | None) -> dict[str, Any]:
@@ -446,7 +477,9 @@ def _logged_model_path(ctx: ServiceContext, workspace: str, job: str, art: dict[
     return f"{location}/{rest}" if rest else f"{location}/"
 
 
-def _resolve_outputs(ctx: ServiceContext, workspace: str, job: str, outputs: dict[str, Any]) -> dict[str, Any]:
+def _resolve_outputs(
+    ctx: ServiceContext, workspace: str, job: str, outputs: dict[str, Any], default_datastore: str = DEFAULT_DATASTORE
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in outputs.items():
         value = value or {}
@@ -457,7 +490,7 @@ def _resolve_outputs(ctx: ServiceContext, workspace: str, job: str, outputs: dic
         entry = {"type": kind, "mode": value.get("mode") or "rw_mount"}
         path = value.get("path")
         if path:
-            path = resolve_output_path(str(path), name=job, output_name=name, default_datastore=DEFAULT_DATASTORE)
+            path = resolve_output_path(str(path), name=job, output_name=name, default_datastore=default_datastore)
             ref = parse_path(path)
             if ref.scheme != "datastore":
                 raise SpecError(f"job output '{name}': path {path!r} must be a datastore URI (azureml://datastores/…)")
@@ -465,7 +498,7 @@ def _resolve_outputs(ctx: ServiceContext, workspace: str, job: str, outputs: dic
             path = _short_uri(workspace, ref, path)
         else:
             suffix = "" if kind in ("uri_file",) else "/"
-            path = f"azureml://datastores/{DEFAULT_DATASTORE}/paths/azureml/{job}/{name}{suffix}"
+            path = f"azureml://datastores/{default_datastore}/paths/azureml/{job}/{name}{suffix}"
         entry["path"] = path
         for key in ("name", "version", "description"):
             if value.get(key) is not None:
@@ -525,7 +558,10 @@ def request_cancel(ctx: ServiceContext, workspace: str, name: str) -> dict[str, 
         row = get_row(session, workspace_id(session, workspace), name)
         if row.status in TERMINAL:
             raise InvalidStateError(f"job '{name}' already finished ({row.status})")
-        if row.status in (S.NOT_STARTED, S.QUEUED):
+        if row.type == "pipeline":
+            # Its steps are canceled by the controller; the pipeline ends when they have.
+            transition(row, S.CANCEL_REQUESTED)
+        elif row.status in (S.NOT_STARTED, S.QUEUED):
             transition(row, S.CANCELED)
         elif row.status != S.CANCEL_REQUESTED:
             transition(row, S.CANCEL_REQUESTED)

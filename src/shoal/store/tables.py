@@ -115,6 +115,7 @@ class JobRow(Base):
         UniqueConstraint("workspace_id", "name", name="uq_job_name"),
         Index("ix_job_schedule", "status", "compute", "id"),
         Index("ix_job_parent", "workspace_id", "parent_job_name", "id"),
+        Index("ix_job_reuse", "workspace_id", "reuse_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
@@ -142,6 +143,8 @@ class JobRow(Base):
     # Each start of a runner takes a new attempt; writes carrying an older one are refused.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     runner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Pipeline steps: the hash of what determines their outputs (see services/reuse.py).
+    reuse_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

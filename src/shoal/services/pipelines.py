@@ -1,0 +1,541 @@
+"""Pipeline jobs: submission and the controller that runs their steps.
+
+Submission expands the pipeline (``entities.pipeline_graph``), checks and resolves every command
+step as a command job (compute, environment, code, inputs, outputs), and stores in one
+transaction: the pipeline job, one child pipeline job per nested pipeline, and one child command
+job per step, in ``NotStarted``. A bad pipeline leaves nothing behind.
+
+The controller runs in the dispatcher's tick. A step whose upstream steps have all completed gets
+its inputs (their outputs' locations), its reuse key, and then either completes at once from an
+earlier job with the same key or is queued for the dispatcher like any command job. A step whose
+upstream failed or was canceled is canceled, saying which. Each pipeline's state follows its
+children's; a failed step cancels the rest of its pipeline unless ``continue_on_step_failure``;
+cancel of a pipeline cancels every step. Everything lives in the database, so a server restart
+mid-pipeline picks up where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from shoal.entities.expressions import resolve_output_path
+from shoal.entities.names import generate_job_name
+from shoal.entities.pipeline_graph import Graph, Leaf, Value, expand, field_of
+from shoal.entities.refs import parse_asset_ref
+from shoal.entities.registry import parse_entity
+from shoal.entities.status import TERMINAL, JobStatus
+from shoal.errors import ConflictError, NotFoundError, ShoalError
+from shoal.services import assets, jobs, reuse
+from shoal.services.context import ServiceContext
+from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
+from shoal.store.tables import JobRow, WorkspaceRow
+
+logger = logging.getLogger(__name__)
+S = JobStatus
+PIPELINE = "pipeline"
+STEP_PROPERTY = "shoal.step"
+
+
+# -- submission -----------------------------------------------------------------------------
+
+
+def _component(ctx: ServiceContext, workspace: str, ref: str, where: str) -> dict[str, Any]:
+    """A registered component, by ``azureml:name:version`` / ``name@label`` / ``name:version``."""
+    parsed = parse_asset_ref(ref, kind="component")
+    label = None if parsed.version else (parsed.label or "latest")
+    try:
+        body = assets.resolve(ctx, workspace, "component", parsed.name, version=parsed.version, label=label)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{where}: {exc.message}", details=exc.details) from exc
+    return body
+
+
+def _strip(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(":", 1)[1] if value.startswith("azureml:") else value
+
+
+def _step_error(exc: ShoalError, where: str) -> ShoalError:
+    """The same error, naming the step it came from."""
+    if exc.message.startswith(where):
+        return exc
+    exc.message = f"{where}: {exc.message}"
+    exc.args = (exc.message,)
+    return exc
+
+
+def validate(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) -> Graph:
+    """Expand and check a pipeline job against the workspace's registered components."""
+    return expand(spec, lambda ref, where: _component(ctx, workspace, ref, where))
+
+
+def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
+    name = clean.get("name") or generate_job_name()
+    clean["name"] = name
+    data = parse_entity("job", clean, source="pipeline job").to_dict()
+    for key in ("status", "start_time", "end_time", "error", "exit_code", "archived"):
+        data.pop(key, None)
+    # A pipeline-level output path's ${{name}} is the pipeline's name.
+    for out_name, out in (data.get("outputs") or {}).items():
+        if isinstance(out, dict) and out.get("path"):
+            out["path"] = resolve_output_path(
+                str(out["path"]), name=name, output_name=out_name, default_datastore=DEFAULT_DATASTORE
+            )
+    graph = validate(ctx, workspace, data)
+    settings = graph.settings
+    default_ds = _strip(settings.get("default_datastore")) or DEFAULT_DATASTORE
+    jobs._require_datastore(ctx, workspace, default_ds, "settings.default_datastore")
+    continue_on_failure = bool(settings.get("continue_on_step_failure"))
+    force_rerun = bool(settings.get("force_rerun"))
+    experiment = data.pop("experiment_name", None) or "Default"
+    data.setdefault("display_name", name)
+
+    names = {"": name}
+    for path in [*graph.nodes, *graph.leaves]:
+        names.setdefault(path, generate_job_name())
+    root_inputs = _resolve_values(ctx, workspace, graph.root.inputs, "inputs")
+    steps: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for path in graph.order():
+        steps[path] = _prepare_leaf(ctx, workspace, graph.leaves[path], names, default_ds, force_rerun)
+
+    try:
+        with ctx.db.write() as session:
+            ws_id = workspace_id(session, workspace)
+            root_resolved = {
+                "inputs": root_inputs,
+                "outputs": _bound_outputs(graph.root.outputs, graph.root.bound_outputs, names),
+                "continue_on_step_failure": continue_on_failure,
+                "force_rerun": force_rerun,
+                "warnings": graph.warnings,
+                "steps": {path: names[path] for path in graph.root.steps},
+            }
+            root = jobs.new_row(session, ws_id, name, PIPELINE, data, root_resolved, experiment)
+            for path, node in graph.nodes.items():
+                if not path:
+                    continue
+                node_spec = {
+                    "type": PIPELINE,
+                    "display_name": node.spec.get("display_name") or node.name,
+                    "description": node.spec.get("description"),
+                    "properties": {STEP_PROPERTY: path},
+                    "component": node.spec.get("name"),
+                }
+                node_resolved = {
+                    "inputs": {},
+                    "outputs": _bound_outputs(node.outputs, node.bound_outputs, names),
+                    "continue_on_step_failure": continue_on_failure,
+                    "steps": {p: names[p] for p in node.steps},
+                }
+                row = jobs.new_row(
+                    session,
+                    ws_id,
+                    names[path],
+                    PIPELINE,
+                    {k: v for k, v in node_spec.items() if v is not None},
+                    node_resolved,
+                    experiment,
+                    parent=names[node.parent or ""],
+                )
+                jobs.transition(row, S.QUEUED)
+            for path, (spec, resolved) in steps.items():
+                leaf = graph.leaves[path]
+                jobs.new_row(
+                    session, ws_id, names[path], "command", spec, resolved, experiment, parent=names[leaf.parent]
+                )
+            session.flush()
+            jobs.transition(root, S.QUEUED)
+            body = jobs.to_body(workspace, root, base_url)
+    except IntegrityError as exc:
+        raise ConflictError(f"a job named '{name}' already exists in workspace '{workspace}'") from exc
+    if graph.warnings:
+        body["warnings"] = list(graph.warnings)
+    ctx.notify_jobs()
+    return body
+
+
+def _resolve_values(ctx: ServiceContext, workspace: str, values: dict[str, Value], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if value.kind == "literal":
+            out[name] = {"type": jobs._literal_type(value.literal), "value": value.literal}
+        elif value.kind == "data" and value.path:
+            uri = jobs._resolve_input_uri(
+                ctx, workspace, name, value.type or "uri_folder", value.path, where=f"{where}.{name}"
+            )
+            out[name] = {"type": value.type or "uri_folder", "uri": uri, "mode": value.mode or "ro_mount"}
+    return out
+
+
+def _bound_outputs(declared: dict[str, Any], bound: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    out = {}
+    for name, settings in declared.items():
+        entry = {"type": settings.get("type") or "uri_folder", "mode": settings.get("mode") or "rw_mount"}
+        ref = bound.get(name)
+        if ref is not None:
+            entry["bound"] = {"job": names[ref.step], "output": ref.output}
+        out[name] = entry
+    return out
+
+
+def _prepare_leaf(
+    ctx: ServiceContext,
+    workspace: str,
+    leaf: Leaf,
+    names: dict[str, str],
+    default_ds: str,
+    force_rerun: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    where = field_of(leaf.path)
+    job_name = names[leaf.path]
+    spec = dict(leaf.job)
+    spec.update(type="command", name=job_name)
+    inputs: dict[str, Any] = {}
+    pending: dict[str, dict[str, Any]] = {}
+    for name, value in leaf.inputs.items():
+        if value.kind == "literal":
+            inputs[name] = value.literal
+        elif value.kind == "data":
+            inputs[name] = {"type": value.type or "uri_folder", "path": value.path}
+            if value.mode:
+                inputs[name]["mode"] = value.mode
+        elif value.kind == "output" and value.ref is not None:
+            producer = names[value.ref.step]
+            inputs[name] = {
+                "type": value.type or "uri_folder",
+                "path": f"azureml://jobs/{producer}/outputs/{value.ref.output}",
+            }
+            if value.mode:
+                inputs[name]["mode"] = value.mode
+            pending[name] = {
+                "type": value.type or "uri_folder",
+                "mode": value.mode or "ro_mount",
+                "pending": {"job": names[value.ref.step], "output": value.ref.output},
+            }
+        else:
+            inputs[name] = None
+    spec["inputs"] = inputs
+    spec["outputs"] = {
+        name: {k: v for k, v in out.items() if k in ("type", "mode", "path", "name", "version", "description")}
+        for name, out in leaf.outputs.items()
+    }
+    props = dict(spec.get("properties") or {})
+    props[STEP_PROPERTY] = leaf.path
+    if leaf.component_ref:
+        props["shoal.component"] = leaf.component_ref
+    spec["properties"] = props
+    try:
+        data, resolved = jobs.prepare_command(
+            ctx, workspace, job_name, spec, pending=pending, default_datastore=default_ds, where=where
+        )
+    except ShoalError as exc:
+        raise _step_error(exc, where) from None
+    for name, out in leaf.outputs.items():
+        if out.get("path") and name in resolved["outputs"]:
+            resolved["outputs"][name]["chosen_path"] = True
+    resolved["depends_on"] = sorted({names[dep] for dep in leaf.depends_on})
+    resolved["reuse"] = {
+        "enabled": leaf.deterministic and not force_rerun,
+        "reason": (
+            "settings.force_rerun is true"
+            if force_rerun
+            else "the component is not deterministic (is_deterministic: false)"
+            if not leaf.deterministic
+            else None
+        ),
+        "static": reuse.static_parts(resolved, leaf.component, ctx, workspace),
+    }
+    return data, resolved
+
+
+# -- the controller -------------------------------------------------------------------------
+
+
+def advance(ctx: ServiceContext) -> None:
+    """Start ready steps and roll states up until nothing changes (reused chains finish in one call)."""
+    for _ in range(1000):
+        changed = _start_ready_steps(ctx)
+        changed = _roll_up(ctx) or changed
+        if not changed:
+            return
+
+
+def _output_location(row: JobRow, output: str) -> str | None:
+    if output == "artifacts":
+        art = row.resolved.get("artifacts") or {}
+        if not art:
+            return None
+        return f"azureml://datastores/{art['datastore']}/paths/{art['path']}/"
+    out = (row.resolved.get("outputs") or {}).get(output) or {}
+    path = out.get("path")
+    if path is None:
+        return None
+    if out.get("type") != "uri_file" and not str(path).endswith("/"):
+        path = f"{path}/"
+    return str(path)
+
+
+def _start_ready_steps(ctx: ServiceContext) -> bool:
+    with ctx.db.read() as session:
+        waiting = [
+            r
+            for r in session.scalars(
+                select(JobRow).where(JobRow.status == str(S.NOT_STARTED), JobRow.parent_job_name.is_not(None))
+            )
+            if "depends_on" in (r.resolved or {})
+        ]
+        if not waiting:
+            return False
+        wanted = {d for r in waiting for d in r.resolved["depends_on"]}
+        producers: dict[tuple[int, str], JobRow] = {}
+        if wanted:
+            for r in session.scalars(select(JobRow).where(JobRow.name.in_(sorted(wanted)))):
+                producers[(r.workspace_id, r.name)] = r
+        ws_names = {w.id: w.name for w in session.scalars(select(WorkspaceRow))}
+        plans: list[tuple[str, int, Any]] = []
+        for row in waiting:
+            deps = [producers.get((row.workspace_id, d)) for d in row.resolved["depends_on"]]
+            gone = [d for d, p in zip(row.resolved["depends_on"], deps, strict=True) if p is None]
+            ended = [p for p in deps if p is not None and p.status in (S.FAILED, S.CANCELED)]
+            if gone or ended:
+                what = f"job '{gone[0]}' no longer exists" if gone else f"job '{ended[0].name}' ended {ended[0].status}"
+                plans.append(("skip", row.id, what))
+                continue
+            if all(p is not None and p.status == S.COMPLETED for p in deps):
+                inputs = {}
+                for name, entry in row.resolved.get("inputs", {}).items():
+                    if "pending" in entry:
+                        src = entry["pending"]
+                        producer = producers[(row.workspace_id, src["job"])]
+                        uri = _output_location(producer, src["output"])
+                        entry = {k: v for k, v in entry.items() if k != "pending"}
+                        entry["uri"] = uri
+                        entry["source"] = f"azureml://jobs/{src['job']}/outputs/{src['output']}"
+                    inputs[name] = entry
+                plans.append(("start", row.id, (ws_names[row.workspace_id], inputs)))
+    for action, job_id, detail in plans:
+        if action == "skip":
+            _skip(ctx, job_id, detail)
+        else:
+            try:
+                _start(ctx, job_id, *detail)
+            except Exception as exc:  # noqa: BLE001 - one bad step must not stall every pipeline
+                logger.exception("cannot start pipeline step %s", job_id)
+                _fail(ctx, job_id, {"code": "STEP_START_FAILED", "message": f"cannot start the step: {exc}"})
+    return bool(plans)
+
+
+def _skip(ctx: ServiceContext, job_id: int, why: str) -> None:
+    with ctx.db.write() as session:
+        row = session.get(JobRow, job_id)
+        if row is not None and row.status == S.NOT_STARTED:
+            jobs.transition(
+                row, S.CANCELED, error={"code": "UPSTREAM_NOT_COMPLETED", "message": f"not run: upstream {why}"}
+            )
+
+
+def _fail(ctx: ServiceContext, job_id: int, error: dict[str, Any]) -> None:
+    with ctx.db.write() as session:
+        row = session.get(JobRow, job_id)
+        if row is not None and row.status not in TERMINAL:
+            jobs.transition(row, S.FAILED, error=error)
+
+
+def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, Any]) -> None:
+    with ctx.db.read() as session:
+        row = session.get(JobRow, job_id)
+        if row is None or row.status != S.NOT_STARTED:
+            return
+        settings = dict(row.resolved.get("reuse") or {})
+        ws_id = row.workspace_id
+    input_parts = reuse.input_parts(ctx, workspace, inputs)
+    parts = {**settings.get("static", {}), "inputs": input_parts}
+    key = reuse.key_of(settings.get("static", {}), input_parts)
+    source: JobRow | None = None
+    reason = settings.get("reason")
+    if settings.get("enabled"):
+        source, reason = _reusable(ctx, workspace, ws_id, key, job_id)
+    with ctx.db.write() as session:
+        row = session.get(JobRow, job_id)
+        if row is None or row.status != S.NOT_STARTED:
+            return
+        resolved = dict(row.resolved)
+        resolved["inputs"] = inputs
+        spec = dict(row.spec)
+        spec_inputs = dict(spec.get("inputs") or {})
+        for name, entry in inputs.items():
+            if entry.get("source"):
+                spec_inputs[name] = {"type": entry["type"], "path": entry["source"], "mode": entry.get("mode")}
+        spec["inputs"] = spec_inputs
+        info: dict[str, Any] = {"reused": source is not None, "key": key, "reason": reason, "parts": parts}
+        row.reuse_key = key
+        jobs.transition(row, S.QUEUED)
+        if source is not None:
+            info["from_job"] = source.name
+            resolved["outputs"] = source.resolved.get("outputs") or {}
+            resolved["artifacts"] = source.resolved.get("artifacts") or resolved.get("artifacts")
+            resolved["reused_from"] = source.name
+            spec["outputs"] = {
+                k: {kk: vv for kk, vv in v.items() if kk in ("type", "mode", "path", "name", "version")}
+                for k, v in resolved["outputs"].items()
+            }
+        spec["properties"] = {**(spec.get("properties") or {}), "reuse": info}
+        row.spec = spec
+        row.resolved = resolved
+        if source is not None:
+            jobs.transition(row, S.COMPLETED)
+    if source is None:
+        ctx.notify_jobs()
+
+
+def _reusable(ctx: ServiceContext, workspace: str, ws_id: int, key: str, job_id: int) -> tuple[JobRow | None, str]:
+    """The newest completed job with this key whose outputs are all still there."""
+    with ctx.db.read() as session:
+        candidates = list(
+            session.scalars(
+                select(JobRow)
+                .where(
+                    JobRow.workspace_id == ws_id,
+                    JobRow.reuse_key == key,
+                    JobRow.status == str(S.COMPLETED),
+                    JobRow.id != job_id,
+                )
+                .order_by(JobRow.id.desc())
+                .limit(5)
+            )
+        )
+    if not candidates:
+        return None, "no earlier completed job has the same component, code, environment, inputs and parameters"
+    for candidate in candidates:
+        if _outputs_exist(ctx, workspace, candidate):
+            return candidate, (
+                f"job '{candidate.name}' completed with the same component, code, environment, inputs and parameters"
+            )
+    return None, f"job '{candidates[0].name}' had the same key, but its outputs are gone"
+
+
+def _outputs_exist(ctx: ServiceContext, workspace: str, row: JobRow) -> bool:
+    from shoal.entities.refs import parse_path
+    from shoal.services import files
+
+    for out in (row.resolved.get("outputs") or {}).values():
+        path = out.get("path")
+        if not path:
+            continue
+        ref = parse_path(str(path))
+        if ref.scheme != "datastore":
+            continue
+        try:
+            store = files.readable_store(ctx, workspace, ref.datastore)
+        except ShoalError:
+            return False
+        if store is not None and not store.exists((ref.path or "").strip("/")):
+            return False
+    return True
+
+
+# -- pipeline states ------------------------------------------------------------------------
+
+
+def _roll_up(ctx: ServiceContext) -> bool:
+    with ctx.db.read() as session:
+        pipes = list(
+            session.scalars(
+                select(JobRow)
+                .where(JobRow.type == PIPELINE, JobRow.status.not_in([str(s) for s in TERMINAL]))
+                .order_by(JobRow.id.desc())
+            )
+        )
+        if not pipes:
+            return False
+        plans = []
+        for pipe in pipes:
+            children = list(
+                session.scalars(
+                    select(JobRow).where(JobRow.workspace_id == pipe.workspace_id, JobRow.parent_job_name == pipe.name)
+                )
+            )
+            plans.append((pipe.id, _plan(pipe, children)))
+    changed = False
+    for pipe_id, (target, cancel_ids, error) in plans:
+        if cancel_ids:
+            _cancel_children(ctx, cancel_ids)
+            changed = True
+        if target is not None:
+            changed = _move_pipeline(ctx, pipe_id, target, error) or changed
+    if changed:
+        ctx.notify_jobs()
+    return changed
+
+
+def _plan(pipe: JobRow, children: list[JobRow]) -> tuple[JobStatus | None, list[int], dict[str, Any] | None]:
+    canceling = pipe.status == S.CANCEL_REQUESTED
+    failed = [c for c in children if c.status == S.FAILED]
+    stop = canceling or (failed and not pipe.resolved.get("continue_on_step_failure"))
+    cancel_ids = [c.id for c in children if stop and c.status not in TERMINAL and c.status != S.CANCEL_REQUESTED]
+    if children and all(c.status in TERMINAL for c in children):
+        if canceling:
+            return S.CANCELED, [], None
+        if failed:
+            step = failed[0]
+            label = (step.spec.get("properties") or {}).get(STEP_PROPERTY) or step.name
+            return S.FAILED, [], {"code": "STEP_FAILED", "message": f"step '{label}' (job {step.name}) failed"}
+        if any(c.status == S.CANCELED for c in children):
+            return S.CANCELED, [], None
+        return S.COMPLETED, [], None
+    if not children:
+        return (S.CANCELED if canceling else S.COMPLETED), [], None
+    started = any(c.status not in (S.NOT_STARTED, S.QUEUED) for c in children)
+    if started and pipe.status == S.QUEUED:
+        return S.RUNNING, cancel_ids, None
+    return None, cancel_ids, None
+
+
+def _cancel_children(ctx: ServiceContext, ids: list[int]) -> None:
+    with ctx.db.write() as session:
+        for job_id in ids:
+            row = session.get(JobRow, job_id)
+            if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
+                continue
+            if row.type != PIPELINE and row.status in (S.NOT_STARTED, S.QUEUED):
+                jobs.transition(row, S.CANCELED)
+            else:
+                jobs.transition(row, S.CANCEL_REQUESTED)
+
+
+def _move_pipeline(ctx: ServiceContext, pipe_id: int, target: JobStatus, error: dict[str, Any] | None) -> bool:
+    with ctx.db.write() as session:
+        row = session.get(JobRow, pipe_id)
+        if row is None or row.status in TERMINAL or row.status == target:
+            return False
+        if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
+            jobs.transition(row, S.CANCEL_REQUESTED)
+        if target == S.COMPLETED:
+            row.resolved = {**row.resolved, "outputs": _final_outputs(session, row)}
+        jobs.transition(row, target, error=error)
+        return True
+
+
+def _final_outputs(session: Any, row: JobRow) -> dict[str, Any]:
+    """The pipeline's outputs: where the step outputs they are bound to ended up."""
+    out = {}
+    for name, entry in (row.resolved.get("outputs") or {}).items():
+        entry = dict(entry)
+        bound = entry.get("bound")
+        if bound:
+            producer = session.scalar(
+                select(JobRow).where(JobRow.workspace_id == row.workspace_id, JobRow.name == bound["job"])
+            )
+            if producer is not None:
+                location = _output_location(producer, bound["output"])
+                if location is None and producer.type == PIPELINE:
+                    inner = (producer.resolved.get("outputs") or {}).get(bound["output"]) or {}
+                    location = inner.get("path")
+                if location:
+                    entry["path"] = location
+        out[name] = entry
+    return out
