@@ -6,6 +6,8 @@ The public SDK surface mirrors azure-ai-ml::
     ml_client = MLClient()              # the local server of ~/.shoal, started when needed
     ml_client.models.create_or_update(load_model("model.yml"))
 
+    from shoal import dsl               # pipelines as functions: @dsl.pipeline
+
 Names are imported on first use so that ``import shoal`` (done by the server and the runner too)
 stays cheap.
 """
@@ -31,11 +33,12 @@ _EXPORTS: dict[str, str] = {
             "SasTokenConfiguration ServicePrincipalConfiguration CertificateConfiguration "
             "NoneCredentialConfiguration S3KeyConfiguration IdentityConfiguration Model Data "
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
-            "SparkComponent Code CommandJob Input Output MpiDistribution PyTorchDistribution "
+            "SparkComponent Code CommandJob PipelineJob Input Output MpiDistribution PyTorchDistribution "
             "TensorFlowDistribution RayDistribution"
         ).split()
     },
     "command": "shoal.sdk_builders",
+    "dsl": "shoal.dsl",  # the module: `from shoal import dsl`, then `@dsl.pipeline`
     **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},
     **{
         name: "shoal.errors"
@@ -54,7 +57,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'shoal' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -2,6 +2,10 @@
 
 Local paths given to a builder (``code``, data inputs) are made absolute against the caller's
 working directory, as YAML paths are made absolute against the YAML file's folder.
+
+In a ``@dsl.pipeline`` function, ``command(...)`` is a pipeline step (its inputs may be the
+pipeline's inputs or other steps' outputs); a ``command(...)`` made outside one can be called
+there, ``train(data=prep.outputs.clean)``, to make a step of it.
 """
 
 from __future__ import annotations
@@ -9,11 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal.entities.io import Input
 from shoal.entities.job import CommandJob
 from shoal.entities.refs import is_local_path, strip_file_prefix
+
+if TYPE_CHECKING:
+    from shoal.dsl import Node
 
 
 def _absolute(value: str) -> str:
@@ -31,6 +38,37 @@ def _local_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
             value = value.model_copy(update={"path": _absolute(value.path)})
         out[name] = value
     return out
+
+
+class Command(CommandJob):
+    """What :func:`command` returns: a command job that a pipeline function can call as a step.
+
+    ``train(data=x)`` is a step with these inputs inside a ``@dsl.pipeline`` function, and a new
+    command job with these inputs outside one. It equals the plain CommandJob of the same fields."""
+
+    def __call__(self, *args: Any, **inputs: Any) -> Any:
+        from shoal import dsl
+
+        if args:
+            raise dsl.PipelineArgumentError("a command takes its inputs by name, e.g. job(lr=0.1)")
+        if dsl.in_pipeline():
+            return dsl.command_step(self, inputs)
+        if any(dsl.is_binding(v) for v in inputs.values()):
+            raise dsl.PipelineArgumentError("step outputs and pipeline inputs are inputs only inside a @dsl.pipeline")
+        body = self.model_dump(by_alias=True, exclude_none=True)
+        return _as_command(CommandJob(**{**body, "inputs": {**self.inputs, **_local_inputs(inputs)}}))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CommandJob):
+            return self.__dict__ == other.__dict__
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _as_command(job: CommandJob) -> Command:
+    """The validated job as a :class:`Command` (errors name CommandJob, as before)."""
+    return Command.model_construct(_fields_set=set(job.model_fields_set), **dict(job))
 
 
 def _drop_none(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +102,7 @@ def command(
     job_tier: str | None = None,
     priority: str | None = None,
     parent_job_name: str | None = None,
-) -> CommandJob:
+) -> Command | Node:
     """A command job, as ``azure.ai.ml.command`` builds one; submit it with ``ml_client.jobs.create_or_update``.
 
     ``inputs`` take literals and :class:`~shoal.entities.io.Input` objects, ``outputs`` take
@@ -72,7 +110,17 @@ def command(
     ``{"type": "pytorch", "process_count_per_instance": 4}`` or a distribution object.
     ``is_deterministic`` only matters for pipeline steps and is accepted for compatibility.
     Errors are SpecErrors naming the field.
+
+    Inside a ``@dsl.pipeline`` function the result is a pipeline step (``shoal.dsl.Node``), and
+    ``inputs`` may hold the pipeline's inputs and other steps' outputs.
     """
+    from shoal import dsl
+
+    bindings = {k: v for k, v in (inputs or {}).items() if dsl.is_binding(v)}
+    if bindings and not dsl.in_pipeline():
+        raise dsl.PipelineArgumentError("step outputs and pipeline inputs are inputs only inside a @dsl.pipeline")
+    if bindings and inputs:
+        inputs = {**inputs, **{k: dsl.placeholder(v) for k, v in bindings.items()}}
     del is_deterministic  # step reuse is a pipeline matter; a standalone job always runs
     if isinstance(code, os.PathLike):
         code = os.fspath(code)
@@ -112,4 +160,5 @@ def command(
             "parent_job_name": parent_job_name,
         }
     )
-    return CommandJob(**data)
+    job = _as_command(CommandJob(**data))
+    return dsl.command_step(job, bindings) if dsl.in_pipeline() else job

@@ -46,6 +46,13 @@ class Component(Asset):
     inputs: InputPorts = Field(default_factory=dict)
     outputs: OutputPorts = Field(default_factory=dict)
 
+    def __call__(self, *args: Any, **inputs: Any) -> Any:
+        """A pipeline step running this component with these inputs (``shoal.dsl.Node``); inside
+        a ``@dsl.pipeline`` function the step is added to the pipeline being built."""
+        from shoal.dsl import component_step
+
+        return component_step(self, args, inputs)
+
 
 class CommandComponent(Component):
     type: Literal["command"] = "command"
