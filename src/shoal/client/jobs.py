@@ -11,10 +11,9 @@ from typing import Any, TextIO
 
 from shoal.client.downloads import download_uri
 from shoal.client.operations import Poller, _Group, _list_view
+from shoal.client.pipelines import LocalPaths, stream_pipeline
 from shoal.client.transport import Transport
-from shoal.client.uploads import upload_path
 from shoal.entities.base import Entity
-from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.entities.registry import parse_entity
 from shoal.errors import (
     AuthError,
@@ -43,6 +42,20 @@ def _job(body: dict[str, Any]) -> Any:
     return parse_entity("job", body, source="server response")
 
 
+def _job_body(job: Any) -> dict[str, Any]:
+    if isinstance(job, Entity):
+        return job.to_dict()
+    if isinstance(job, dict):
+        return dict(job)
+    from shoal import dsl
+
+    if isinstance(job, dsl.PipelineFunction):
+        raise UserError(f"{job!r} is a pipeline function: call it, and submit the PipelineJob it returns")
+    if isinstance(job, dsl.Node):
+        raise UserError(f"{job!r} is a pipeline step: build it inside a @dsl.pipeline function and submit that")
+    raise UserError(f"expected a job, got {type(job).__name__}")
+
+
 class JobOperations(_Group):
     def __init__(self, transport: Transport, workspace: str, code_ops: Any) -> None:
         super().__init__(transport, workspace)
@@ -65,7 +78,7 @@ class JobOperations(_Group):
         skip_validation: bool = False,
         **_: Any,
     ) -> Any:
-        body = job.to_dict() if isinstance(job, Entity) else dict(job)
+        body = _job_body(job)
         for key, value in (("description", description), ("compute", compute), ("experiment_name", experiment_name)):
             if value is not None:
                 body[key] = value
@@ -78,44 +91,9 @@ class JobOperations(_Group):
         return _job(self._t.request("POST", self._base, json=body))
 
     def _upload_local_paths(self, body: dict[str, Any]) -> dict[str, Any]:
-        code = body.get("code")
-        if isinstance(code, str) and is_local_path(code):
-            local = Path(strip_file_prefix(code))
-            if not local.is_dir():
-                raise NotFoundError(f"job code folder '{code}' does not exist")
-            uri = upload_path(self._t, self._ws, local, ignore_files=True)
-            digest = uri.split("/LocalUpload/", 1)[1].split("/", 1)[0]
-            self._t.request(
-                "PUT", f"{self._wsp}/codes/{digest}/versions/1", json={"name": digest, "version": "1", "path": uri}
-            )
-            body["code"] = f"azureml:{digest}:1"
-        inputs = dict(body.get("inputs") or {})
-        for name, value in inputs.items():
-            if isinstance(value, dict) and isinstance(value.get("path"), str) and is_local_path(value["path"]):
-                local = Path(strip_file_prefix(value["path"]))
-                if not local.exists():
-                    raise NotFoundError(f"job input '{name}': local path '{value['path']}' does not exist")
-                kind = value.get("type") or "uri_folder"
-                if kind == "uri_file" and not local.is_file():
-                    raise SpecError(
-                        f"job input '{name}': type uri_file needs a file, but '{value['path']}' is a folder"
-                    )
-                if kind in ("uri_folder", "mltable") and not local.is_dir():
-                    raise SpecError(f"job input '{name}': type {kind} needs a folder, but '{value['path']}' is a file")
-                inputs[name] = {
-                    **value,
-                    "path": upload_path(
-                        self._t, self._ws, local, datastore=value.get("datastore") or "workspaceblobstore"
-                    ),
-                }
-        if inputs:
-            body["inputs"] = inputs
-        env = body.get("environment")
-        if isinstance(env, dict) and isinstance(env.get("build"), dict):
-            build = env["build"]
-            if build.get("path") and is_local_path(build["path"]):
-                env["build"] = {**build, "path": upload_path(self._t, self._ws, strip_file_prefix(build["path"]))}
-        return body
+        """Command and pipeline jobs alike: code, data inputs, build contexts and local component
+        files (``client/pipelines.py``); every path is checked before anything is uploaded."""
+        return LocalPaths(self._t, self._ws).prepare(body)
 
     def validate(self, job: Any, *, raise_on_failure: bool = False) -> list[str]:
         """Check a job's spec without submitting it (fields, types, ``${{…}}`` references).
@@ -157,9 +135,15 @@ class JobOperations(_Group):
         return response.content, int(response.headers.get("X-Log-Size", "0"))
 
     def stream(self, name: str, *, out: TextIO | None = None, poll: float = 0.25, raise_on_failure: bool = True) -> Any:
-        """Print the job's log as it grows until the job ends (Ctrl-C stops streaming, not the job)."""
+        """Print the job's log as it grows until the job ends (Ctrl-C stops streaming, not the job).
+
+        For a pipeline: each step's status changes (``[train_job] Queued → Running``), reused
+        steps, then the pipeline's end; nested pipelines' steps included."""
         out = out or sys.stdout
-        job = self.get(name)
+        body = self._t.request("GET", f"{self._base}/{name}")
+        if body.get("type") == "pipeline":
+            return self._stream_pipeline(name, out, max(poll, 0.5), raise_on_failure)
+        job = _job(body)
         out.write(f"RunId: {name}\nWeb View: {self._t.base_url}/api/v1/workspaces/{self._ws}/jobs/{name}\n\n")
         out.flush()
         logs = _log_files(job)
@@ -193,6 +177,17 @@ class JobOperations(_Group):
             message = (job.error or {}).get("message") or f"job {name} ended {job.status}"
             raise JobFailedError(f"job {name} {job.status}: {message}", details={"status": job.status})
         return job
+
+    def _stream_pipeline(self, name: str, out: TextIO, poll: float, raise_on_failure: bool) -> Any:
+        body, steps = stream_pipeline(self._t, self._ws, name, out=out, poll=poll)
+        status = body.get("status")
+        if raise_on_failure and status != "Completed":
+            message = (body.get("error") or {}).get("message")
+            if not message:
+                failed = [s.get("display_name") or s["name"] for s in steps if s.get("status") == "Failed"]
+                message = f"step {', '.join(failed)} failed" if failed else f"job {name} ended {status}"
+            raise JobFailedError(f"job {name} {status}: {message}", details={"status": status})
+        return _job(body)
 
     def get_metrics(
         self, name: str, metric: str | None = None, *, page_size: int = HISTORY_PAGE
