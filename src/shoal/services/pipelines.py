@@ -17,6 +17,7 @@ mid-pipeline picks up where it was.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -264,7 +265,7 @@ def advance(ctx: ServiceContext) -> None:
             return
 
 
-def _output_location(row: JobRow, output: str) -> str | None:
+def _output_location(row: JobRow | _Step, output: str) -> str | None:
     if output == "artifacts":
         art = row.resolved.get("artifacts") or {}
         if not art:
@@ -279,10 +280,27 @@ def _output_location(row: JobRow, output: str) -> str | None:
     return str(path)
 
 
+@dataclass
+class _Step:
+    """What the controller needs of a job, read once per pass."""
+
+    id: int
+    name: str
+    workspace_id: int
+    status: str
+    resolved: dict[str, Any]
+
+
+def _snapshot(row: JobRow) -> _Step:
+    return _Step(row.id, row.name, row.workspace_id, row.status, row.resolved or {})
+
+
 def _start_ready_steps(ctx: ServiceContext) -> bool:
+    """One pass over the waiting steps. A reused step counts as completed at once, so a chain of
+    reused steps is settled in this one pass, not one pass per step."""
     with ctx.db.read() as session:
         waiting = [
-            r
+            _snapshot(r)
             for r in session.scalars(
                 select(JobRow).where(JobRow.status == str(S.NOT_STARTED), JobRow.parent_job_name.is_not(None))
             )
@@ -291,65 +309,80 @@ def _start_ready_steps(ctx: ServiceContext) -> bool:
         if not waiting:
             return False
         wanted = {d for r in waiting for d in r.resolved["depends_on"]}
-        producers: dict[tuple[int, str], JobRow] = {}
+        known: dict[tuple[int, str], _Step] = {}
         if wanted:
             for r in session.scalars(select(JobRow).where(JobRow.name.in_(sorted(wanted)))):
-                producers[(r.workspace_id, r.name)] = r
+                known[(r.workspace_id, r.name)] = _snapshot(r)
         ws_names = {w.id: w.name for w in session.scalars(select(WorkspaceRow))}
-        plans: list[tuple[str, int, Any]] = []
-        for row in waiting:
-            deps = [producers.get((row.workspace_id, d)) for d in row.resolved["depends_on"]]
-            gone = [d for d, p in zip(row.resolved["depends_on"], deps, strict=True) if p is None]
+    changed = False
+    progress = True
+    while progress and waiting:
+        progress = False
+        for step in list(waiting):
+            deps = [known.get((step.workspace_id, d)) for d in step.resolved["depends_on"]]
+            gone = [d for d, p in zip(step.resolved["depends_on"], deps, strict=True) if p is None]
             ended = [p for p in deps if p is not None and p.status in (S.FAILED, S.CANCELED)]
             if gone or ended:
                 what = f"job '{gone[0]}' no longer exists" if gone else f"job '{ended[0].name}' ended {ended[0].status}"
-                plans.append(("skip", row.id, what))
+                step.status = _skip(ctx, step.id, what)
+            elif all(p is not None and p.status == S.COMPLETED for p in deps):
+                inputs = _ready_inputs(step, known)
+                try:
+                    step.status, step.resolved = _start(ctx, step.id, ws_names[step.workspace_id], inputs)
+                except Exception as exc:  # noqa: BLE001 - one bad step must not stall every pipeline
+                    logger.exception("cannot start pipeline step %s", step.name)
+                    error = {"code": "STEP_START_FAILED", "message": f"cannot start the step: {exc}"}
+                    step.status = _fail(ctx, step.id, error)
+            else:
                 continue
-            if all(p is not None and p.status == S.COMPLETED for p in deps):
-                inputs = {}
-                for name, entry in row.resolved.get("inputs", {}).items():
-                    if "pending" in entry:
-                        src = entry["pending"]
-                        producer = producers[(row.workspace_id, src["job"])]
-                        uri = _output_location(producer, src["output"])
-                        entry = {k: v for k, v in entry.items() if k != "pending"}
-                        entry["uri"] = uri
-                        entry["source"] = f"azureml://jobs/{src['job']}/outputs/{src['output']}"
-                    inputs[name] = entry
-                plans.append(("start", row.id, (ws_names[row.workspace_id], inputs)))
-    for action, job_id, detail in plans:
-        if action == "skip":
-            _skip(ctx, job_id, detail)
-        else:
-            try:
-                _start(ctx, job_id, *detail)
-            except Exception as exc:  # noqa: BLE001 - one bad step must not stall every pipeline
-                logger.exception("cannot start pipeline step %s", job_id)
-                _fail(ctx, job_id, {"code": "STEP_START_FAILED", "message": f"cannot start the step: {exc}"})
-    return bool(plans)
+            waiting.remove(step)
+            known[(step.workspace_id, step.name)] = step
+            progress = changed = True
+    return changed
 
 
-def _skip(ctx: ServiceContext, job_id: int, why: str) -> None:
+def _ready_inputs(step: _Step, known: dict[tuple[int, str], _Step]) -> dict[str, Any]:
+    """The step's inputs with each upstream output's location filled in."""
+    inputs = {}
+    for name, entry in step.resolved.get("inputs", {}).items():
+        if "pending" in entry:
+            src = entry["pending"]
+            producer = known[(step.workspace_id, src["job"])]
+            entry = {k: v for k, v in entry.items() if k != "pending"}
+            entry["uri"] = _output_location(producer, src["output"])
+            entry["source"] = f"azureml://jobs/{src['job']}/outputs/{src['output']}"
+        inputs[name] = entry
+    return inputs
+
+
+def _skip(ctx: ServiceContext, job_id: int, why: str) -> str:
     with ctx.db.write() as session:
         row = session.get(JobRow, job_id)
-        if row is not None and row.status == S.NOT_STARTED:
+        if row is None:
+            return str(S.CANCELED)
+        if row.status == S.NOT_STARTED:
             jobs.transition(
                 row, S.CANCELED, error={"code": "UPSTREAM_NOT_COMPLETED", "message": f"not run: upstream {why}"}
             )
+        return row.status
 
 
-def _fail(ctx: ServiceContext, job_id: int, error: dict[str, Any]) -> None:
+def _fail(ctx: ServiceContext, job_id: int, error: dict[str, Any]) -> str:
     with ctx.db.write() as session:
         row = session.get(JobRow, job_id)
-        if row is not None and row.status not in TERMINAL:
+        if row is None:
+            return str(S.FAILED)
+        if row.status not in TERMINAL:
             jobs.transition(row, S.FAILED, error=error)
+        return row.status
 
 
-def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, Any]) -> None:
+def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Queue the step, or complete it from an earlier job with the same reuse key."""
     with ctx.db.read() as session:
         row = session.get(JobRow, job_id)
         if row is None or row.status != S.NOT_STARTED:
-            return
+            return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         settings = dict(row.resolved.get("reuse") or {})
         ws_id = row.workspace_id
     input_parts = reuse.input_parts(ctx, workspace, inputs)
@@ -362,7 +395,7 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
     with ctx.db.write() as session:
         row = session.get(JobRow, job_id)
         if row is None or row.status != S.NOT_STARTED:
-            return
+            return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         resolved = dict(row.resolved)
         resolved["inputs"] = inputs
         spec = dict(row.spec)
@@ -388,8 +421,10 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
         row.resolved = resolved
         if source is not None:
             jobs.transition(row, S.COMPLETED)
+        outcome = (row.status, resolved)
     if source is None:
         ctx.notify_jobs()
+    return outcome
 
 
 def _reusable(ctx: ServiceContext, workspace: str, ws_id: int, key: str, job_id: int) -> tuple[JobRow | None, str]:
