@@ -88,6 +88,9 @@ class Value:
 
 
 UNSET = Value("unset")
+FAILED = Value("unset")
+"""A binding that failed, its error already reported: compared by identity, so that the input it
+was given to is not also reported as missing."""
 
 
 @dataclass
@@ -269,13 +272,14 @@ class _Expander:
                         inner = Value("literal", literal=_coerce_literal(type_name, inner.literal))
                     except ValueError as exc:
                         self.error(where, str(exc))
+                        return FAILED
                 return inner
             path = data.get("path")
             if path is None:
                 if type_name is not None or data.get("mode") is not None:
                     return Value("unset", type=type_name, mode=data.get("mode"))
                 self.error(where, "a data input needs a 'path'")
-                return UNSET
+                return FAILED
             inner = self.bind(path, where, node, siblings)
             if inner.kind == "literal":
                 inner = Value("data", path=str(inner.literal), type=type_name or "uri_folder")
@@ -294,7 +298,7 @@ class _Expander:
         if isinstance(value, bool | int | float | str):
             return Value("literal", literal=value)
         self.error(where, f"unsupported input value {value!r}")
-        return UNSET
+        return FAILED
 
     def follow(self, expr: str, where: str, node: Node, siblings: Mapping[str, Leaf | Node]) -> Value:
         parts = expr.split(".")
@@ -303,7 +307,7 @@ class _Expander:
             if name not in node.inputs:
                 declared = ", ".join(sorted(node.inputs)) or "none"
                 self.error(where, f"binds to pipeline input '{name}', which is not declared (inputs: {declared})")
-                return UNSET
+                return FAILED
             return node.inputs[name]
         if parts[:2] == ["parent", "jobs"] and len(parts) == 5 and parts[3] in ("outputs", "inputs"):
             step, kind, port = parts[2], parts[3], parts[4]
@@ -311,24 +315,24 @@ class _Expander:
             if target is None:
                 known = ", ".join(sorted(node.spec.get("jobs") or {})) or "none"
                 if step in (node.spec.get("jobs") or {}):
-                    return UNSET  # the step exists but failed to expand; its own error says why
+                    return FAILED  # the step exists but failed to expand (or is in a cycle); its error says why
                 self.error(where, f"binds to step '{step}', which is not a step of this pipeline (steps: {known})")
-                return UNSET
+                return FAILED
             if kind == "inputs":
                 if port not in target.inputs:
                     self.error(where, f"binds to input '{port}' of step '{step}', which it does not have")
-                    return UNSET
+                    return FAILED
                 return target.inputs[port]
             return self.output_of(target, step, port, where)
         if parts[:2] == ["parent", "outputs"]:
             self.error(where, f"${{{{{expr}}}}} can bind an output, not an input")
-            return UNSET
+            return FAILED
         self.error(
             where,
             f"unsupported binding ${{{{{expr}}}}}; use ${{{{parent.inputs.<name>}}}} or "
             "${{parent.jobs.<step>.outputs.<name>}}",
         )
-        return UNSET
+        return FAILED
 
     def output_of(self, target: Leaf | Node, step: str, port: str, where: str) -> Value:
         if isinstance(target, Leaf):
@@ -340,10 +344,10 @@ class _Expander:
                 self.error(
                     where, f"binds to output '{port}' of step '{step}', which it does not have (outputs: {have})"
                 )
-                return UNSET
+                return FAILED
             if out.get("type") in PRIMITIVE_TYPES:
                 self.error(where, f"output '{port}' of step '{step}' is a {out['type']}; Shoal binds data outputs only")
-                return UNSET
+                return FAILED
             return Value("output", ref=OutputRef(target.path, port), type=out.get("type") or "uri_folder")
         ref = target.bound_outputs.get(port)
         if ref is None:
@@ -354,7 +358,7 @@ class _Expander:
                 self.error(
                     where, f"binds to output '{port}' of step '{step}', which it does not have (outputs: {have})"
                 )
-            return UNSET
+            return FAILED
         return Value("output", ref=ref, type=target.outputs[port].get("type") or "uri_folder")
 
     def interpolate(self, text: str, where: str, node: Node) -> str:
@@ -388,8 +392,9 @@ class _Expander:
                     bound = self.follow(expr, at, node, {})
                     if bound.kind == "literal":
                         return bound.literal
-                    if bound.kind != "unset" or expr.startswith("parent.inputs."):
-                        self.error(at, f"${{{{{expr}}}}} is not a literal value; only parameters fit here")
+                    if bound is not FAILED:
+                        why = "has no value" if bound.kind == "unset" else "is not a literal value"
+                        self.error(at, f"${{{{{expr}}}}} {why}; only parameters fit here")
                     return None
                 return self.interpolate(value, at, node) if EXPRESSION_RE.search(value) else value
             if isinstance(value, dict):
@@ -415,12 +420,12 @@ class _Expander:
         if declared in PRIMITIVE_TYPES:
             if value.is_data:
                 self.error(where, f"the input is declared {declared}, but it is bound to data ({value.type})")
-                return UNSET
+                return FAILED
             try:
                 literal = _coerce_literal(declared, value.literal)
             except ValueError as exc:
                 self.error(where, f"{exc} (the input is declared {declared})")
-                return UNSET
+                return FAILED
             if port.get("enum") is not None and literal not in port["enum"]:
                 self.error(where, f"{literal!r} is not one of {port['enum']}")
             if port.get("min") is not None and literal < port["min"]:
@@ -432,12 +437,12 @@ class _Expander:
             if isinstance(value.literal, str) and _looks_like_path(value.literal):
                 return Value("data", path=value.literal, type=declared, mode=port.get("mode"))
             self.error(where, f"the input is declared {declared}, but it is given the literal {value.literal!r}")
-            return UNSET
+            return FAILED
         given = value.type or "uri_folder"
         verdict = data_compatibility(given, declared)
         if verdict == "error":
             self.error(where, f"a {given} cannot be bound to an input declared {declared}")
-            return UNSET
+            return FAILED
         if verdict == "warn":
             self.warnings.append(
                 f"{where}: a {given} is bound to an input declared {declared} (accepted, as Azure ML does)"
@@ -457,6 +462,9 @@ class _Expander:
             port = dict(port or {})
             at = _join(where, name)
             value = given.get(name, UNSET)
+            if value is FAILED:
+                bound[name] = FAILED
+                continue
             if value.kind == "unset" and port.get("default") is not None:
                 default = port["default"]
                 if (port.get("type") or "uri_folder") in PRIMITIVE_TYPES:
@@ -668,8 +676,11 @@ class _Expander:
                     self.error(at, f"pipeline output '{target}' is already bound to another step's output")
                     continue
                 node.bound_outputs[target] = OutputRef(path, str(name))
-                parent_settings = {k: v for k, v in node.outputs[target].items() if v is not None}
-                settings.update(parent_settings)
+                parent_out = node.outputs[target]
+                settings.update({k: v for k, v in parent_out.items() if v is not None})
+                settings.setdefault("type", "uri_folder")
+                if parent_out.get("type") is None:  # an untyped pipeline output is what it is bound to
+                    parent_out["type"] = settings["type"]
             elif isinstance(value, Mapping):
                 settings.update({k: v for k, v in value.items() if v is not None})
             elif value is not None:
@@ -678,7 +689,9 @@ class _Expander:
             settings.setdefault("type", "uri_folder")
             outputs[str(name)] = settings
         for name, settings in outputs.items():
-            if settings.get("type") not in (*DATA_TYPES, *PRIMITIVE_TYPES):
+            if settings.get("type") is None:
+                settings["type"] = "uri_folder"
+            elif settings["type"] not in (*DATA_TYPES, *PRIMITIVE_TYPES):
                 self.error(_join(_join(where, "outputs"), name), f"unknown output type {settings.get('type')!r}")
         return outputs
 
@@ -734,7 +747,17 @@ class _Expander:
                 self.error(_join(_join(where, "outputs"), out_name), f"pipeline output '{target}' is already bound")
             else:
                 node.bound_outputs[target] = bound
+                if node.outputs[target].get("type") is None:
+                    node.outputs[target]["type"] = child.outputs[out_name].get("type")
+        _default_output_types(child.outputs)
         return child
+
+
+def _default_output_types(outputs: Mapping[str, dict[str, Any]]) -> None:
+    """Outputs still untyped once their bindings are followed are folders."""
+    for out in outputs.values():
+        if out.get("type") is None:
+            out["type"] = "uri_folder"
 
 
 def _strings(value: Any) -> list[str]:
@@ -774,8 +797,6 @@ def expand(spec: Mapping[str, Any], resolve: ComponentResolver) -> Graph:
     if "services" in spec:
         ex.warnings.append("services: accepted and ignored on Shoal")
     outputs = {str(k): dict(v) if isinstance(v, Mapping) else {} for k, v in (spec.get("outputs") or {}).items()}
-    for out in outputs.values():
-        out.setdefault("type", "uri_folder")
     inputs = _pipeline_inputs(ex, spec)
     jobs = spec.get("jobs") or {}
     root = Node(path="", name=str(spec.get("name") or ""), parent=None, inputs=inputs, outputs=outputs, spec=dict(spec))
@@ -789,11 +810,13 @@ def expand(spec: Mapping[str, Any], resolve: ComponentResolver) -> Graph:
                     component.get("inputs") or {}, inputs, "inputs", _comp_label(component, ref)
                 )
                 for name, out in (component.get("outputs") or {}).items():
-                    root.outputs.setdefault(str(name), dict(out or {"type": "uri_folder"}))
+                    given = {k: v for k, v in root.outputs.get(str(name), {}).items() if v is not None}
+                    root.outputs[str(name)] = {**dict(out or {}), **given}
                 jobs = component.get("jobs") or {}
                 root.spec = {**root.spec, "jobs": jobs}
     ex.nodes[""] = root
     ex.pipeline(root, jobs, _strip_azureml(settings.get("default_compute")))
+    _default_output_types(root.outputs)
     for name in root.outputs:
         if name not in root.bound_outputs:
             ex.warnings.append(f"outputs.{name}: no step output is bound to this pipeline output")
