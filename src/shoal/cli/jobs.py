@@ -29,7 +29,9 @@ from shoal.errors import UserError
 
 job_app = typer.Typer(help="Submit and manage jobs.", no_args_is_help=True)
 METRIC_COLUMNS = ["name", "step", "value", "timestamp"]
-COLUMNS = ["name", "display_name", "status", "compute", "experiment_name", "creation_context.created_at"]
+COLUMNS = ["name", "display_name", "status", "type", "compute", "experiment_name", "creation_context.created_at"]
+# `job list --parent-job-name <pipeline>`: a pipeline's steps, and whether each one ran or was reused.
+STEP_COLUMNS = ["name", "display_name", "status", "type", "reuse", "compute", "creation_context.created_at"]
 
 
 def _stream(ops: Any, name: str) -> None:
@@ -109,6 +111,12 @@ def list_jobs(
             max_results=None if all_results else max_results,
         )
     )
+    if output == OutputFormat.table and parent_job_name:
+        from shoal.client.pipelines import reuse_text
+
+        rows = [job.to_dict() for job in items]
+        show([{**row, "reuse": reuse_text(row)} for row in rows], output, query, columns=STEP_COLUMNS)
+        return
     show(items, output, query, columns=COLUMNS)
 
 
