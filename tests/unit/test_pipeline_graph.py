@@ -1051,3 +1051,24 @@ def test_example_pipeline_expands(path: Path) -> None:
         assert all(order.index(dep) < position for dep in graph.leaves[step].depends_on)
     for name in graph.root.outputs:
         assert name in graph.root.bound_outputs, (name, graph.warnings)
+
+
+def test_the_older_binding_form_without_parent_is_accepted():
+    from shoal.entities.pipeline_graph import expand
+
+    graph = expand(
+        {
+            "inputs": {"n": 3},
+            "jobs": {
+                "b": {
+                    "command": "echo ${{inputs.n}} ${{inputs.x}}",
+                    "environment": "azureml:e:1",
+                    "inputs": {"n": "${{inputs.n}}", "x": "${{jobs.a.outputs.o}}"},
+                },
+                "a": {"command": "echo", "environment": "azureml:e:1", "outputs": {"o": None}},
+            },
+        },
+        lambda ref, where: {},
+    )
+    assert graph.leaves["b"].inputs["n"].literal == 3
+    assert graph.leaves["b"].depends_on == {"a"}

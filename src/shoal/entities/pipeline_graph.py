@@ -302,6 +302,8 @@ class _Expander:
 
     def follow(self, expr: str, where: str, node: Node, siblings: Mapping[str, Leaf | Node]) -> Value:
         parts = expr.split(".")
+        if parts[0] in ("inputs", "jobs") and len(parts) >= 2:
+            parts = ["parent", *parts]  # the older form, still accepted by Azure ML: ${{inputs.x}}
         if parts[:2] == ["parent", "inputs"] and len(parts) == 3:
             name = parts[2]
             if name not in node.inputs:
@@ -506,6 +508,8 @@ class _Expander:
             for text in _strings(step.get("inputs") if isinstance(step, Mapping) else None):
                 for match in EXPRESSION_RE.finditer(text):
                     parts = match.group(1).split(".")
+                    if parts[0] == "jobs":
+                        parts = ["parent", *parts]
                     if parts[:2] == ["parent", "jobs"] and len(parts) >= 3 and parts[2] in jobs:
                         found.add(parts[2])
             deps[name] = found

@@ -226,8 +226,6 @@ def _prepare_leaf(
     }
     props = dict(spec.get("properties") or {})
     props[STEP_PROPERTY] = leaf.path
-    if leaf.component_ref:
-        props["shoal.component"] = leaf.component_ref
     spec["properties"] = props
     try:
         data, resolved = jobs.prepare_command(
@@ -235,6 +233,10 @@ def _prepare_leaf(
         )
     except ShoalError as exc:
         raise _step_error(exc, where) from None
+    static = reuse.static_parts(resolved, leaf.component, ctx, workspace)
+    # Registered components by reference; inline and local-file ones (anonymous) by content.
+    label = leaf.component.get("name") or leaf.name
+    data["properties"]["shoal.component"] = leaf.component_ref or f"anonymous:{label}:{static['component'][:16]}"
     for name, out in leaf.outputs.items():
         if out.get("path") and name in resolved["outputs"]:
             resolved["outputs"][name]["chosen_path"] = True
@@ -248,7 +250,7 @@ def _prepare_leaf(
             if not leaf.deterministic
             else None
         ),
-        "static": reuse.static_parts(resolved, leaf.component, ctx, workspace),
+        "static": static,
     }
     return data, resolved
 
