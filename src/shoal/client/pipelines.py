@@ -58,6 +58,8 @@ class LocalPaths:
         if body.get("type") == "pipeline":
             self._pipeline(body, "")
         else:
+            if body.get("type") == "sweep" and body.get("trial") is not None:
+                body["trial"] = self._component(body["trial"], "trial")
             self._definition(body, "")
             self._inputs(body.get("inputs"), "inputs")
         for upload in self._uploads:
@@ -134,8 +136,7 @@ class LocalPaths:
         for key in ("component", "trial"):  # a sweep step's trial is a component too
             if step.get(key) is not None:
                 step[key] = self._component(step[key], f"{prefix}.{key}")
-        if step.get("component") is None:
-            self._definition(step, prefix)  # an inline command step
+        self._definition(step, prefix)  # an inline command step, or a step overriding code or environment
         self._inputs(step.get("inputs"), f"{prefix}.inputs")
 
     def _component(self, value: Any, field: str) -> Any:
