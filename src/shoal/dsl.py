@@ -40,6 +40,7 @@ from shoal.entities.io import Input, Output
 from shoal.entities.job import CommandJob, PipelineJob
 from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.refs import is_local_path
+from shoal.entities.validation import scalar_to_str
 from shoal.errors import UserError
 
 __all__ = ["pipeline", "Node", "NodeInput", "NodeOutput", "PipelineInput", "PipelineArgumentError"]
@@ -391,7 +392,7 @@ class Node:
                 continue
             step[key] = _serialize_value(value, builder, f"{self._label()}.{key}")
             if key == "environment_variables":
-                step[key] = {k: str(v) for k, v in step[key].items()}
+                step[key] = {k: scalar_to_str(v) for k, v in step[key].items()}
         return step
 
 
