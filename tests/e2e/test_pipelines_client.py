@@ -5,6 +5,7 @@ and a ``@dsl.pipeline`` submitted and streamed through the SDK."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -172,3 +173,82 @@ def test_a_dsl_pipeline_through_the_sdk(jobs_cli, project: Path, monkeypatch: py
         with pytest.raises(JobFailedError, match="command"):
             ml.jobs.stream(failing.name, out=buffer)
         assert "[command] " in buffer.getvalue(), buffer.getvalue()
+
+
+def test_show_query_reuse_of_a_step(jobs_cli, project: Path) -> None:
+    run = jobs_cli("job", "create", "--file", str(project / "pipeline.yml"), "--stream")
+    listed = json.loads(jobs_cli("job", "list", "-p", run_id(run.out), "-o", "json").out)
+    first = next(j for j in listed if j["display_name"] == "first")
+    reuse = json.loads(jobs_cli("job", "show", "-n", first["name"], "--query", "properties.reuse", "-o", "json").out)
+    assert set(reuse) >= {"reused", "key", "reason", "parts"}
+    assert reuse["reused"] is True and reuse["from_job"] in reuse["reason"]
+    assert set(reuse["parts"]) == {"component", "code", "environment", "outputs", "inputs"}
+
+
+def test_validate_finds_errors_before_submitting(jobs_cli, project: Path, tmp_path: Path) -> None:
+    assert (
+        "valid"
+        in jobs_cli("job", "validate", "--file", str(project / "pipeline.yml")).err
+        + jobs_cli("job", "validate", "--file", str(project / "pipeline.yml")).out
+    )
+    bad = project / "bad.yml"
+    bad.write_text(
+        PIPELINE.replace("${{parent.jobs.first.outputs.loud}}", "${{parent.jobs.frist.outputs.loud}}").replace(
+            "times: 2", "times: many"
+        )
+    )
+    before = jobs_cli("job", "list", "-o", "json").out
+    result = jobs_cli("job", "validate", "--file", str(bad), check=False)
+    assert result.code == 1
+    assert "jobs.second.inputs.text" in result.err and "frist" in result.err, result.err
+    assert "jobs.second.inputs.times" in result.err and "integer" in result.err, result.err
+    # Warnings too: an input the component does not declare.
+    odd = project / "odd.yml"
+    odd.write_text(PIPELINE.replace("times: 2}", "times: 2, extra: 1}"))
+    odd_result = jobs_cli("job", "validate", "--file", str(odd))
+    assert "does not declare input 'extra'" in odd_result.err, odd_result.err
+    assert jobs_cli("job", "list", "-o", "json").out == before  # nothing was submitted
+
+
+def test_a_registered_pipeline_component_with_local_steps(jobs_cli, project: Path, tmp_path: Path) -> None:
+    (project / "twice.yml").write_text(
+        textwrap.dedent(
+            """\
+            name: shout_twice_component
+            type: pipeline
+            inputs:
+              words: {type: uri_folder}
+            outputs:
+              result: {type: uri_folder}
+            jobs:
+              one:
+                component: ./shout.yml
+                inputs: {text: "${{parent.inputs.words}}"}
+              two:
+                component: ./shout.yml
+                inputs: {text: "${{parent.jobs.one.outputs.loud}}"}
+                outputs: {loud: "${{parent.outputs.result}}"}
+            """
+        )
+    )
+    jobs_cli("component", "create", "--file", str(project / "twice.yml"))
+    stored = json.loads(jobs_cli("component", "show", "-n", "shout_twice_component", "-l", "latest").out)
+    inner = stored["jobs"]["one"]["component"]
+    assert isinstance(inner, dict) and inner["code"].startswith("azureml:"), inner
+    job = tmp_path / "use.yml"
+    job.write_text(
+        textwrap.dedent(
+            f"""\
+            type: pipeline
+            inputs:
+              words: {{type: uri_folder, path: {project / "words"}}}
+            jobs:
+              loud:
+                type: pipeline
+                component: azureml:shout_twice_component@latest
+                inputs: {{words: "${{{{parent.inputs.words}}}}"}}
+            """
+        )
+    )
+    run = jobs_cli("job", "create", "--file", str(job), "--stream")
+    assert "Status: Completed" in run.out and "[loud/two]" in run.out, run.out

@@ -202,9 +202,19 @@ def restore_job(name: RequiredName, workspace_name: WorkspaceOpt = None) -> None
 
 
 @job_app.command("validate")
-def validate_job(file: Annotated[Path, typer.Option("--file", "-f")], set: SetOpt = None) -> None:
-    """Load and check a job YAML without submitting it."""
+def validate_job(
+    file: Annotated[Path, typer.Option("--file", "-f")], set: SetOpt = None, workspace_name: WorkspaceOpt = None
+) -> None:
+    """Load and check a job YAML without submitting it (a pipeline: its whole graph)."""
     from shoal.entities.loader import load_entity
 
-    load_entity("job", file, params_override=list(set_overrides(set)))
+    job = load_entity("job", file, params_override=list(set_overrides(set)))
+    if job.type == "pipeline":
+        problems, warnings = client(workspace_name).jobs.validate_with_warnings(job)
+        for warning in warnings:
+            typer.echo(f"Warning: {warning}", err=True)
+        if problems:
+            for problem in problems:
+                typer.echo(f"Error: {problem}", err=True)
+            raise typer.Exit(1)
     typer.echo(f"{file}: valid", err=sys.stderr.isatty())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -88,7 +89,12 @@ class JobOperations(_Group):
             # Azure ML's default: the name of the folder the job was submitted from.
             body["experiment_name"] = Path.cwd().name or "Default"
         body = self._upload_local_paths(body)
-        return _job(self._t.request("POST", self._base, json=body))
+        created = self._t.request("POST", self._base, json=body)
+        # What the server accepted but flagged (a pipeline's unknown setting, an undeclared input):
+        # shown as az ml shows its warnings, not part of the job.
+        for warning in created.pop("warnings", None) or []:
+            warnings.warn(str(warning), UserWarning, stacklevel=2)
+        return _job(created)
 
     def _upload_local_paths(self, body: dict[str, Any]) -> dict[str, Any]:
         """Command and pipeline jobs alike: code, data inputs, build contexts and local component
@@ -100,14 +106,47 @@ class JobOperations(_Group):
 
         Returns the problems found (empty when valid); with ``raise_on_failure`` raises the
         SpecError instead. References to workspace objects are checked at submission."""
-        body = job.to_dict() if isinstance(job, Entity) else dict(job)
+        return self.validate_with_warnings(job, raise_on_failure=raise_on_failure)[0]
+
+    def validate_with_warnings(self, job: Any, *, raise_on_failure: bool = False) -> tuple[list[str], list[str]]:
+        """:meth:`validate`, plus the warnings Azure ML would give and accept (pipelines).
+
+        A pipeline is expanded as the server will: local component files are loaded (nothing is
+        uploaded), registered components are fetched, and every binding, type and required input
+        is checked; all problems are reported together, each naming its step and field."""
+        body = _job_body(job)
         try:
             parse_entity("job", body, source="job")
+            if body.get("type") != "pipeline":
+                return [], []
+            from shoal.entities.pipeline_graph import expand
+
+            inlined = LocalPaths(self._t, self._ws).inline(body)
+            graph = expand(inlined, self._registered_component)
         except SpecError as exc:
             if raise_on_failure:
                 raise
-            return [str(e.get("message", e)) for e in exc.details.get("errors", [])] or [exc.message]
-        return []
+            problems = [str(e.get("message", e)) for e in exc.details.get("errors", [])] or [exc.message]
+            return problems, [str(w) for w in exc.details.get("warnings", [])]
+        except NotFoundError as exc:
+            if raise_on_failure:
+                raise
+            return [exc.message], []
+        return [], list(graph.warnings)
+
+    def _registered_component(self, ref: str, where: str) -> dict[str, Any]:
+        from shoal.entities.refs import parse_asset_ref
+
+        parsed = parse_asset_ref(ref, kind="component")
+        path = f"{self._wsp}/components/{parsed.name}"
+        if parsed.version:
+            path += f"/versions/{parsed.version}"
+        else:
+            path += f"/labels/{parsed.label or 'latest'}"
+        try:
+            return dict(self._t.request("GET", path))
+        except NotFoundError as exc:
+            raise SpecError(f"{where}: component {ref!r} not found ({exc.message})") from None
 
     # -- read --------------------------------------------------------------------------------
 

@@ -336,6 +336,12 @@ class ComponentOperations(AssetOperations):
     kind = "component"
 
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("type") == "pipeline":
+            # Its steps' local component files are inlined and their code uploaded, as for a
+            # pipeline job, so the registered version needs nothing from this machine.
+            from shoal.client.pipelines import LocalPaths
+
+            return LocalPaths(self._t, self._ws).prepare(body)
         code = body.get("code")
         if isinstance(code, str) and is_local_path(code):
             local = Path(strip_file_prefix(code))

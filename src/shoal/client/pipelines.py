@@ -53,6 +53,14 @@ class LocalPaths:
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``body`` with nothing local left in it."""
+        body = self.inline(body)
+        for upload in self._uploads:
+            upload()
+        return body
+
+    def inline(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``body`` with every local path checked and local component files inlined,
+        uploading nothing (what ``validate`` looks at); ``prepare`` then uploads."""
         body = copy.deepcopy(body)
         self._uploads = []
         if body.get("type") == "pipeline":
@@ -62,8 +70,6 @@ class LocalPaths:
                 body["trial"] = self._component(body["trial"], "trial")
             self._definition(body, "")
             self._inputs(body.get("inputs"), "inputs")
-        for upload in self._uploads:
-            upload()
         return body
 
     # -- checking: each check queues its upload -----------------------------------------------
