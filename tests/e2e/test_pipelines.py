@@ -130,6 +130,9 @@ def test_a_diamond_runs_in_dependency_order_and_fills_the_pipeline_output(ml, tm
     # A step's input shows where it came from.
     assert steps["b"]["inputs"]["x"]["path"] == f"azureml://jobs/{steps['a']['name']}/outputs/o"
     assert pipeline["type"] == "pipeline" and pipeline["experiment_name"] == "pipelines-e2e"
+    # The workspace's job list shows the pipeline, not its steps (they list under their parent).
+    top = {j.name for j in ml.jobs.list(max_results=200)}
+    assert pipeline["name"] in top and not top & {s["name"] for s in steps.values()}
 
 
 # -- reuse -----------------------------------------------------------------------------------

@@ -127,6 +127,10 @@ def list_page(
         query = select(JobRow).where(JobRow.workspace_id == ws_id)
         if parent_job_name:
             query = query.where(JobRow.parent_job_name == parent_job_name)
+        else:
+            # As in Azure ML: the workspace's jobs; pipeline steps and nested runs are listed
+            # under their parent (--parent-job-name).
+            query = query.where(JobRow.parent_job_name.is_(None))
         if list_view_type == "ActiveOnly":
             query = query.where(JobRow.archived.is_(False))
         elif list_view_type == "ArchivedOnly":
