@@ -12,7 +12,7 @@ from shoal.client.uploads import upload_path
 from shoal.entities.base import Entity
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.entities.registry import KINDS, parse_entity
-from shoal.errors import NotFoundError, SpecError, UserError
+from shoal.errors import ConflictError, NotFoundError, SpecError, UserError
 
 LIST_VIEW_TYPES = ("ActiveOnly", "ArchivedOnly", "All")
 
@@ -354,11 +354,16 @@ class ComponentOperations(AssetOperations):
             uri = self._upload(code, None, extra_folders=includes, ignore_files=True)
             # As in Azure ML, the snapshot becomes an anonymous code asset named by its hash.
             digest = uri.split("/LocalUpload/", 1)[1].split("/", 1)[0]
-            self._t.request(
-                "PUT",
-                f"{self._wsp}/codes/{digest}/versions/1",
-                json={"name": digest, "version": "1", "path": uri},
-            )
+            try:
+                self._t.request(
+                    "PUT",
+                    f"{self._wsp}/codes/{digest}/versions/1",
+                    json={"name": digest, "version": "1", "path": uri},
+                )
+            except ConflictError:
+                # The same files uploaded before from a folder of another name (the hash is of
+                # the contents only): that asset is this snapshot, and Azure ML reuses it too.
+                pass
             body["code"] = f"azureml:{digest}:1"
             if includes:  # merged into the snapshot; keep only their names, not local paths
                 body["additional_includes"] = [inc.name for inc in includes]
