@@ -92,8 +92,14 @@ def prepare_environment(resolved: dict[str, Any], build_log: Path, home: Path) -
     from shoal.envs import EnvBuilder, normalize_environment
 
     source = resolved.get("curated") or resolved.get("inline") or resolved.get("spec")
+    # SHOAL_ENV_CACHE: one cache of built environments for several homes (test suites, CI);
+    # SHOAL_PYTHON_MISMATCH=host: an environment pinning another Python than the host's (a conda
+    # file's python=3.8) is built on the host's, with a warning in its build log, instead of on
+    # one uv finds or downloads (the default, "error", fails the build when there is none).
+    cache = Path(os.environ["SHOAL_ENV_CACHE"]) if os.environ.get("SHOAL_ENV_CACHE") else home / "envs"
+    mismatch = "host" if os.environ.get("SHOAL_PYTHON_MISMATCH") == "host" else "error"
     with open(build_log, "a", encoding="utf-8") as log:
-        return EnvBuilder(home / "envs").prepare(normalize_environment(source), log=log)
+        return EnvBuilder(cache, python_mismatch=mismatch).prepare(normalize_environment(source), log=log)
 
 
 def fetch_code(client: RunnerClient, code: dict[str, Any] | None, workdir: Path) -> None:

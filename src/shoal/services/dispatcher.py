@@ -159,8 +159,10 @@ class Dispatcher:
             SHOAL_RUN_DIR=str(run_dir),
             SHOAL_HEARTBEAT_SECONDS=str(max(0.5, min(5.0, self.heartbeat_timeout / 6))),
         )
-        if os.environ.get("SHOAL_SYSTEM_METRICS_SECONDS"):  # the runner's sampling interval
-            env["SHOAL_SYSTEM_METRICS_SECONDS"] = os.environ["SHOAL_SYSTEM_METRICS_SECONDS"]
+        # The runner's own settings: its sampling interval, and how it builds environments.
+        for key in ("SHOAL_SYSTEM_METRICS_SECONDS", "SHOAL_ENV_CACHE", "SHOAL_PYTHON_MISMATCH"):
+            if os.environ.get(key):
+                env[key] = os.environ[key]
         argv = [sys.executable, "-m", "shoal.runtime", "--workspace", workspace, "--job", name]
         argv += ["--attempt", str(attempt)]
         return self.backend.launch(argv, env, run_dir, run_dir / "runner.log")
