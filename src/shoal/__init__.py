@@ -37,6 +37,14 @@ _EXPORTS: dict[str, str] = {
             "TensorFlowDistribution RayDistribution"
         ).split()
     },
+    **{
+        name: "shoal.entities.sweep"  # azure.ai.ml.sweep's classes (the search space, sampling, policies)
+        for name in (
+            "Choice Randint Uniform LogUniform QUniform QLogUniform Normal LogNormal QNormal QLogNormal "
+            "RandomSamplingAlgorithm GridSamplingAlgorithm BayesianSamplingAlgorithm BanditPolicy "
+            "MedianStoppingPolicy TruncationSelectionPolicy Objective SweepJobLimits"
+        ).split()
+    },
     "command": "shoal.sdk_builders",
     "dsl": "shoal.dsl",  # the module: `from shoal import dsl`, then `@dsl.pipeline`
     **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},
