@@ -253,7 +253,7 @@ def test_bad_jobs_are_refused_and_leave_nothing(api):
         ({"name": existing}, 409, "CONFLICT", existing),
         ({"name": "bad name!"}, 422, "INVALID_SPEC", "name"),
         ({"type": "pipeline", "jobs": {}}, 422, "INVALID_SPEC", "environment"),
-        ({"type": "sweep"}, 400, "UNSUPPORTED", "sweep"),
+        ({"type": "sweep"}, 422, "INVALID_SPEC", "trial"),
     ]
     for extra, status, code, word in cases:
         r = submit(api, **extra)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from shoal.compute.local import LocalBackend
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
-from shoal.services import jobs, pipelines
+from shoal.services import jobs, pipelines, sweeps
 from shoal.services.context import ServiceContext
 from shoal.store import resources as resource_rows
 from shoal.store.tables import JobRow, WorkspaceRow
@@ -31,8 +31,9 @@ from shoal.store.tables import JobRow, WorkspaceRow
 logger = logging.getLogger(__name__)
 S = JobStatus
 MLFLOW_RUN = "mlflow_run"  # jobs created through the MLflow API: never scheduled, never watched
-# Jobs without a runner of their own: pipelines follow their steps (services/pipelines.py).
-NO_RUNNER = (MLFLOW_RUN, "pipeline")
+# Jobs without a runner of their own: pipelines and sweeps follow their children
+# (services/pipelines.py, services/sweeps.py).
+NO_RUNNER = (MLFLOW_RUN, "pipeline", "sweep")
 
 
 class Dispatcher:
@@ -85,6 +86,7 @@ class Dispatcher:
         self._handle_cancels()
         self._check_liveness()
         pipelines.advance(self.ctx)
+        sweeps.advance(self.ctx)
         self._schedule()
         self.backend.reap()
 

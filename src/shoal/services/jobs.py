@@ -193,8 +193,14 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
         from shoal.services import pipelines
 
         return pipelines.submit(ctx, workspace, clean, base_url)
+    if clean["type"] == "sweep":
+        from shoal.services import sweeps
+
+        return sweeps.submit(ctx, workspace, clean, base_url)
     if clean["type"] != "command":
-        raise UnsupportedError(f"job type '{clean['type']}' is not supported yet; command and pipeline jobs are")
+        raise UnsupportedError(
+            f"job type '{clean['type']}' is not supported yet; command, pipeline and sweep jobs are"
+        )
     name = clean.get("name") or generate_job_name()
     clean["name"] = name
     data, resolved = prepare_command(ctx, workspace, name, clean)
@@ -562,8 +568,8 @@ def request_cancel(ctx: ServiceContext, workspace: str, name: str) -> dict[str, 
         row = get_row(session, workspace_id(session, workspace), name)
         if row.status in TERMINAL:
             raise InvalidStateError(f"job '{name}' already finished ({row.status})")
-        if row.type == "pipeline":
-            # Its steps are canceled by the controller; the pipeline ends when they have.
+        if row.type in ("pipeline", "sweep"):
+            # Its steps or trials are canceled by its controller; it ends when they have.
             transition(row, S.CANCEL_REQUESTED)
         elif row.status in (S.NOT_STARTED, S.QUEUED):
             transition(row, S.CANCELED)
