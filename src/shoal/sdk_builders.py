@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import PrivateAttr
+
 from shoal.entities.io import Input
 from shoal.entities.job import CommandJob
 from shoal.entities.refs import is_local_path, strip_file_prefix
@@ -46,8 +48,11 @@ class Command(CommandJob):
     ``train(data=x)`` is a step with these inputs inside a ``@dsl.pipeline`` function, and a new
     command job with these inputs outside one. It equals the plain CommandJob of the same fields."""
 
+    _search_space: dict[str, Any] = PrivateAttr(default_factory=dict)
+
     def __call__(self, *args: Any, **inputs: Any) -> Any:
         from shoal import dsl
+        from shoal.entities.sweep import SweepDistribution
 
         if args:
             raise dsl.PipelineArgumentError("a command takes its inputs by name, e.g. job(lr=0.1)")
@@ -55,8 +60,87 @@ class Command(CommandJob):
             return dsl.command_step(self, inputs)
         if any(dsl.is_binding(v) for v in inputs.values()):
             raise dsl.PipelineArgumentError("step outputs and pipeline inputs are inputs only inside a @dsl.pipeline")
+        # Inputs given a distribution (``lr=Uniform(0.01, 0.1)``) are the search space of a sweep.
+        space = {k: v for k, v in inputs.items() if isinstance(v, SweepDistribution)}
+        given = {k: v for k, v in inputs.items() if k not in space}
         body = self.model_dump(by_alias=True, exclude_none=True)
-        return _as_command(CommandJob(**{**body, "inputs": {**self.inputs, **_local_inputs(inputs)}}))
+        # The inputs keep their plain values (the command still declares them); sweep() swaps them.
+        made = _as_command(CommandJob(**{**body, "inputs": {**self.inputs, **_local_inputs(given)}}))
+        made._search_space = {**self._search_space, **space}
+        return made
+
+    def sweep(
+        self,
+        *,
+        primary_metric: str,
+        goal: str,
+        sampling_algorithm: Any = "random",
+        compute: str | None = None,
+        max_concurrent_trials: int | None = None,
+        max_total_trials: int | None = None,
+        timeout: int | None = None,
+        trial_timeout: int | None = None,
+        early_termination_policy: Any = None,
+        search_space: dict[str, Any] | None = None,
+        identity: Any = None,
+        queue_settings: Any = None,
+        job_tier: str | None = None,
+        priority: str | None = None,
+    ) -> Any:
+        """A sweep job over this command, as azure-ai-ml's ``Command.sweep`` builds one.
+
+        The search space is the inputs this command was called with as distributions
+        (``job(lr=Uniform(0.01, 0.1)).sweep(...)``), plus ``search_space``; the trial reads them
+        as ``${{inputs.<name>}}``. Submit it with ``ml_client.jobs.create_or_update``."""
+        from shoal.entities.job import SweepJob
+        from shoal.errors import UserError
+
+        space = {**self._search_space, **(search_space or {})}
+        if not space:
+            raise UserError(
+                "a sweep needs a search space: call the command with distributions, e.g. job(lr=Uniform(0.01, 0.1))"
+            )
+
+        def plain(value: Any) -> Any:
+            if value is None or isinstance(value, str | dict):
+                return value
+            if hasattr(value, "to_dict"):
+                return value.to_dict()
+            return value.model_dump(mode="json", exclude_none=True)
+
+        body = self.to_dict()
+        trial = {
+            k: body[k]
+            for k in ("command", "code", "environment", "environment_variables", "distribution", "resources")
+            if body.get(k) not in (None, {}, [])
+        }
+        limits = {
+            "max_total_trials": max_total_trials,
+            "max_concurrent_trials": max_concurrent_trials,
+            "timeout": timeout,
+            "trial_timeout": trial_timeout,
+        }
+        queue = plain(queue_settings) or (
+            {"job_tier": job_tier, "priority": priority} if job_tier or priority else None
+        )
+        data = {
+            "type": "sweep",
+            "trial": trial,
+            "search_space": {k: plain(v) for k, v in space.items()},
+            "sampling_algorithm": plain(sampling_algorithm),
+            "objective": {"goal": goal, "primary_metric": primary_metric},
+            "limits": {k: v for k, v in limits.items() if v is not None},
+            "early_termination": plain(early_termination_policy),
+            "inputs": {k: v for k, v in (body.get("inputs") or {}).items() if k not in space},
+            "outputs": body.get("outputs") or {},
+            "compute": compute or body.get("compute"),
+            "identity": plain(identity) or body.get("identity"),
+            "queue_settings": queue,
+        }
+        for key in ("name", "display_name", "description", "tags", "properties", "experiment_name"):
+            if body.get(key):
+                data[key] = body[key]
+        return SweepJob(**{k: v for k, v in data.items() if v not in (None, {})} | {"inputs": data["inputs"]})
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, CommandJob):

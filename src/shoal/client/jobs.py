@@ -180,7 +180,7 @@ class JobOperations(_Group):
         steps, then the pipeline's end; nested pipelines' steps included."""
         out = out or sys.stdout
         body = self._t.request("GET", f"{self._base}/{name}")
-        if body.get("type") == "pipeline":
+        if body.get("type") in ("pipeline", "sweep"):
             return self._stream_pipeline(name, out, max(poll, 0.5), raise_on_failure)
         job = _job(body)
         out.write(f"RunId: {name}\nWeb View: {self._t.base_url}/api/v1/workspaces/{self._ws}/jobs/{name}\n\n")
@@ -299,7 +299,9 @@ class JobOperations(_Group):
         if output_name is not None and output_name not in outputs and output_name != "artifacts":
             raise NotFoundError(f"job {name} has no output '{output_name}'")
         if output_name in (None, "artifacts") or all:
-            uri = f"azureml://datastores/{ARTIFACTS_DATASTORE}/paths/ExperimentRun/dcid.{name}/"
+            # A sweep's outputs and artifacts are its best trial's, as in Azure ML.
+            run = (job.properties or {}).get("best_child_run_id") if job.type == "sweep" else None
+            uri = f"azureml://datastores/{ARTIFACTS_DATASTORE}/paths/ExperimentRun/dcid.{run or name}/"
             try:
                 _download_contents(self._t, self._ws, uri, root / "artifacts")
             except NotFoundError:

@@ -252,6 +252,10 @@ class _PipelineWatch:
         steps = self.steps(parent)
         for step in steps:
             name, status, label = step["name"], step.get("status") or "?", step_label(step)
+            params = (step.get("properties") or {}).get("shoal.sweep.params")
+            if params is not None:
+                self._trial(step, name, status, label, params)
+                continue
             reuse = reuse_of(step)
             if reuse and reuse.get("reused") and name not in self.reused:
                 self.reused.add(name)
@@ -269,6 +273,29 @@ class _PipelineWatch:
         self._out.flush()
         return steps
 
+    def _trial(self, step: dict[str, Any], name: str, status: str, label: str, params: Any) -> None:
+        """A sweep trial: its parameters when it appears, its metric or why it stopped when it ends."""
+        before = self.seen.get(name)
+        if before is None:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) if isinstance(params, dict) else params
+            self._out.write(f"[{label}] {status}  {shown}\n")
+        elif before != status:
+            extra = ""
+            if status in TERMINAL:
+                full = self._t.request("GET", f"{self._base}/{name}")
+                stopped = (full.get("properties") or {}).get("shoal.sweep.early_termination")
+                metric = self.primary_metric
+                if stopped:
+                    extra = f"  stopped early: {stopped}"
+                elif metric and metric in (full.get("metrics") or {}):
+                    extra = f"  {metric}={full['metrics'][metric]}"
+                elif metric and status == "Completed":
+                    extra = f"  (never logged {metric})"
+            self._out.write(f"[{label}] {before} → {status}{extra}\n")
+        self.seen[name] = status
+
+    primary_metric: str | None = None
+
 
 def stream_pipeline(
     transport: Transport, workspace: str, name: str, *, out: TextIO | None = None, poll: float = 1.0
@@ -279,6 +306,8 @@ def stream_pipeline(
     out.write(f"RunId: {name}\nWeb View: {transport.base_url}/api/v1{base}/{name}\n\n")
     out.flush()
     watch = _PipelineWatch(transport, base, out)
+    first = transport.request("GET", f"{base}/{name}")
+    watch.primary_metric = (first.get("objective") or {}).get("primary_metric")
     while True:
         job = transport.request("GET", f"{base}/{name}")
         steps = watch.report(name)
@@ -290,6 +319,10 @@ def stream_pipeline(
     for step in steps:
         suffix = f" ({reuse_text(step)})" if reuse_text(step) else ""
         out.write(f"  {step_label(step)}: {step.get('status')}{suffix}\n")
+    best = (job.get("properties") or {}).get("best_child_run_id")
+    if best:
+        value = (job.get("properties") or {}).get("best_metric_value")
+        out.write(f"Best trial: {best} ({watch.primary_metric}={value})\n")
     if job.get("error"):
         out.write(f"Error: {job['error'].get('message', job['error'])}\n")
     out.flush()

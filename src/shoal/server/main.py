@@ -39,8 +39,7 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     # Uvicorn serving a socket it did not bind leaves Nagle on (the uvicorn #3149 path): every
     # response then waits ~44 ms for a delayed ACK. Accepted sockets inherit this option.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
+    bound_port = _bind(sock, host, port, home / "server.port")
     # Runners call back on this URL; a wildcard bind is reached through loopback.
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{client_host}:{bound_port}"
@@ -66,6 +65,30 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
         current = read_server_file(server_file)
         if current and current.get("pid") == os.getpid():
             server_file.unlink(missing_ok=True)
+
+
+def _bind(sock: socket.socket, host: str, port: int, remembered: os.PathLike[str] | str) -> int:
+    """Bind ``port``; port 0 first tries the port this home's server had last time.
+
+    Jobs' scripts hold the server's URL (``MLFLOW_TRACKING_URI``) for their whole run: a server
+    restarted on the same port is found again by them, not only by their runners."""
+    from pathlib import Path
+
+    path = Path(remembered)
+    if port == 0:
+        try:
+            last = int(path.read_text().strip())
+            sock.bind((host, last))
+        except (OSError, ValueError):
+            sock.bind((host, 0))
+    else:
+        sock.bind((host, port))
+    bound = int(sock.getsockname()[1])
+    try:
+        path.write_text(str(bound))
+    except OSError:
+        pass
+    return bound
 
 
 def main(argv: list[str] | None = None) -> None:
