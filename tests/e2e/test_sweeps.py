@@ -292,6 +292,54 @@ def test_bad_sweeps_are_refused_naming_the_rule(ml, extra: dict[str, Any], word:
     assert {j.name for j in ml.jobs.list(max_results=200)} == before
 
 
+def test_a_sweep_step_in_a_pipeline_feeds_its_best_trial_to_the_next_step(ml, project: Path) -> None:
+    trial = {
+        "type": "command",
+        "name": "trial_component",
+        "inputs": {"x": {"type": "number", "default": 0.5}, "steps": {"type": "integer", "default": 2}},
+        "outputs": {"model": {"type": "uri_folder"}},
+        "code": str(project / "src"),
+        "environment": ENV_DICT,
+        "command": "python trial.py --x ${{inputs.x}} --steps ${{inputs.steps}} --out ${{outputs.model}}",
+    }
+    job = ml.jobs.create_or_update(
+        {
+            "type": "pipeline",
+            "jobs": {
+                "tune": {
+                    "type": "sweep",
+                    "trial": trial,
+                    "inputs": {"steps": 2},
+                    "outputs": {"model": None},
+                    "sampling_algorithm": "grid",
+                    "search_space": {"x": {"type": "choice", "values": [0.9, 0.3, 0.6]}},
+                    "objective": {"goal": "minimize", "primary_metric": "loss"},
+                    "limits": {"max_total_trials": 3, "max_concurrent_trials": 3},
+                },
+                "use": {
+                    "command": "cat ${{inputs.model}}/x.txt > ${{outputs.o}}/best.txt",
+                    "environment": {"image": "python:3.11"},
+                    "inputs": {"model": "${{parent.jobs.tune.outputs.model}}"},
+                    "outputs": {"o": None},
+                },
+            },
+        }
+    )
+    done = wait(ml, job.name, timeout=240)
+    steps = {
+        s["display_name"]: s
+        for s in ml.jobs._t.request("GET", ml.jobs._base, params={"parent_job_name": job.name})["value"]
+    }
+    assert done["status"] == "Completed", {k: (v["status"], v.get("error")) for k, v in steps.items()}
+    assert steps["tune"]["type"] == "sweep" and len(trials(ml, steps["tune"]["name"])) == 3
+    best = full(ml, steps["tune"]["name"])["properties"]["best_child_run_id"]
+    assert full(ml, best)["properties"]["shoal.sweep.params"] == {"x": 0.3}
+    from shoal.client.downloads import download_uri
+
+    folder = download_uri(ml.jobs._t, ml.jobs._ws, steps["use"]["outputs"]["o"]["path"], project / "best-dl")
+    assert (folder / "best.txt").read_text() == "0.3"
+
+
 # Last: it restarts the module's server.
 def test_the_server_restarts_mid_sweep_and_no_trial_runs_twice(jobs_cli: Cli, ml, project: Path) -> None:
     job = ml.jobs.create_or_update(

@@ -1072,3 +1072,42 @@ def test_the_older_binding_form_without_parent_is_accepted():
     )
     assert graph.leaves["b"].inputs["n"].literal == 3
     assert graph.leaves["b"].depends_on == {"a"}
+
+
+def test_a_sweep_step_is_a_leaf_whose_trial_ports_minus_the_search_space_are_bound():
+    from shoal.entities.pipeline_graph import expand
+
+    trial = {
+        "type": "command",
+        "inputs": {"data": {"type": "uri_folder"}, "lr": {"type": "number"}, "epochs": {"type": "integer"}},
+        "outputs": {"model": {"type": "uri_folder"}},
+        "command": "python t.py ${{inputs.data}} ${{inputs.lr}} ${{inputs.epochs}} ${{outputs.model}}",
+        "environment": "azureml:e:1",
+    }
+    graph = expand(
+        {
+            "jobs": {
+                "prep": {"command": "echo", "environment": "azureml:e:1", "outputs": {"o": None}},
+                "tune": {
+                    "type": "sweep",
+                    "trial": trial,
+                    "inputs": {"data": "${{parent.jobs.prep.outputs.o}}", "epochs": 3},
+                    "search_space": {"lr": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}},
+                    "objective": {"goal": "maximize", "primary_metric": "acc"},
+                    "sampling_algorithm": "random",
+                },
+                "use": {
+                    "command": "echo ${{inputs.m}}",
+                    "environment": "azureml:e:1",
+                    "inputs": {"m": "${{parent.jobs.tune.outputs.model}}"},
+                },
+            }
+        },
+        lambda ref, where: {},
+    )
+    tune = graph.leaves["tune"]
+    assert tune.kind == "sweep" and tune.depends_on == {"prep"}
+    assert set(tune.inputs) == {"data", "epochs"}  # lr is sampled, not bound
+    assert tune.job["search_space"]["lr"]["type"] == "uniform" and tune.job["trial"]["command"] == trial["command"]
+    assert graph.leaves["use"].depends_on == {"tune"}
+    assert graph.order().index("tune") < graph.order().index("use")

@@ -41,7 +41,9 @@ KNOWN_SETTINGS = {
     "on_finalize",
     "timeout",
 }
-STEP_TYPES = ("command", "pipeline")
+STEP_TYPES = ("command", "pipeline", "sweep")
+# A sweep step's own fields, kept as given for the sweep job it becomes.
+SWEEP_FIELDS = ("search_space", "sampling_algorithm", "objective", "limits", "early_termination")
 # Fields of a step that override its component's, and are copied into the command job that runs.
 STEP_JOB_FIELDS = (
     "compute",
@@ -107,6 +109,7 @@ class Leaf:
     component_ref: str | None
     deterministic: bool
     depends_on: set[str] = field(default_factory=set)
+    kind: str = "command"  # or "sweep": a sweep job whose trial is ``component``
 
 
 @dataclass
@@ -573,7 +576,62 @@ class _Expander:
                 self.error(_join(where, "component"), "a pipeline step needs a pipeline component")
                 return None
             return self.nested(node, name, path, step, fields, component, ref, given, where, compute)
+        if type_name == "sweep":
+            return self.sweep(node, name, path, step, fields, given, where, compute)
         return self.leaf(node, name, path, step, fields, component, ref, given, where, compute)
+
+    def sweep(
+        self,
+        node: Node,
+        name: str,
+        path: str,
+        step: dict[str, Any],
+        fields: dict[str, Any],
+        given: dict[str, Value],
+        where: str,
+        compute: Any,
+    ) -> Leaf | None:
+        """A sweep step: its trial (a command component) runs as the trials of a sweep job; the
+        sweep's outputs (its best trial's) feed the next steps."""
+        if step.get("trial") is None:
+            self.error(_join(where, "trial"), "a sweep step needs a trial (a command component)")
+            return None
+        trial, ref = self.component(step["trial"], _join(where, "trial"))
+        if trial is None:
+            return None
+        if (trial.get("type") or "command") != "command":
+            self.error(_join(where, "trial"), f"a sweep's trial must be a command component, not {trial.get('type')!r}")
+            return None
+        space = step.get("search_space") if isinstance(step.get("search_space"), Mapping) else {}
+        ports = {k: v for k, v in (trial.get("inputs") or {}).items() if k not in space}
+        inputs = self.bind_ports(ports, given, _join(where, "inputs"), _comp_label(trial, ref))
+        declared_outputs = {k: dict(v or {}) for k, v in (trial.get("outputs") or {}).items()}
+        outputs = self.leaf_outputs(node, path, step.get("outputs") or {}, declared_outputs, where, True)
+        job: dict[str, Any] = {"type": "sweep", "trial": trial}
+        for key in SWEEP_FIELDS:
+            if step.get(key) is not None:
+                job[key] = step[key]
+        for key in STEP_JOB_FIELDS:
+            if fields.get(key) is not None and key not in ("code", "environment", "distribution"):
+                job[key] = fields[key]
+        if compute:
+            job["compute"] = compute
+        job.setdefault("display_name", name)
+        leaf = Leaf(
+            path=path,
+            name=name,
+            parent=node.path,
+            job=job,
+            inputs=inputs,
+            outputs=outputs,
+            component=trial,
+            component_ref=ref,
+            deterministic=False,
+            kind="sweep",
+        )
+        leaf.depends_on = {v.ref.step for v in inputs.values() if v.kind == "output" and v.ref is not None}
+        self.leaves[path] = leaf
+        return leaf
 
     def leaf(
         self,

@@ -146,7 +146,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
             for path, (spec, resolved) in steps.items():
                 leaf = graph.leaves[path]
                 jobs.new_row(
-                    session, ws_id, names[path], "command", spec, resolved, experiment, parent=names[leaf.parent]
+                    session, ws_id, names[path], leaf.kind, spec, resolved, experiment, parent=names[leaf.parent]
                 )
             session.flush()
             jobs.transition(root, S.QUEUED)
@@ -227,6 +227,8 @@ def _prepare_leaf(
     props = dict(spec.get("properties") or {})
     props[STEP_PROPERTY] = leaf.path
     spec["properties"] = props
+    if leaf.kind == "sweep":
+        return _prepare_sweep(ctx, workspace, leaf, job_name, spec, pending, default_ds)
     try:
         data, resolved = jobs.prepare_command(
             ctx, workspace, job_name, spec, pending=pending, default_datastore=default_ds, where=where
@@ -252,6 +254,31 @@ def _prepare_leaf(
         ),
         "static": static,
     }
+    return data, resolved
+
+
+def _prepare_sweep(
+    ctx: ServiceContext,
+    workspace: str,
+    leaf: Leaf,
+    job_name: str,
+    spec: dict[str, Any],
+    pending: dict[str, dict[str, Any]],
+    default_ds: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from shoal.services import sweeps
+
+    spec["type"] = "sweep"
+    where = field_of(leaf.path)
+    try:
+        data, resolved = sweeps.prepare(
+            ctx, workspace, job_name, spec, pending=pending, default_datastore=default_ds, where=where
+        )
+    except ShoalError as exc:
+        raise _step_error(exc, where) from None
+    resolved["depends_on"] = sorted(pending_job["pending"]["job"] for pending_job in pending.values())
+    # Trials sample at random: what a sweep finds is not a function of its inputs.
+    resolved["reuse"] = {"enabled": False, "reason": "sweep steps always run", "static": {}}
     return data, resolved
 
 
@@ -387,6 +414,9 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
             return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         settings = dict(row.resolved.get("reuse") or {})
         ws_id = row.workspace_id
+        kind = row.type
+    if kind == "sweep":
+        return _start_sweep(ctx, job_id, inputs)
     input_parts = reuse.input_parts(ctx, workspace, inputs)
     parts = {**settings.get("static", {}), "inputs": input_parts}
     key = reuse.key_of(settings.get("static", {}), input_parts)
@@ -426,6 +456,21 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
         outcome = (row.status, resolved)
     if source is None:
         ctx.notify_jobs()
+    return outcome
+
+
+def _start_sweep(ctx: ServiceContext, job_id: int, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A sweep step's inputs are ready: its trials may start (the sweep controller takes over)."""
+    from shoal.services import sweeps
+
+    with ctx.db.write() as session:
+        row = session.get(JobRow, job_id)
+        if row is None or row.status != S.NOT_STARTED:
+            return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
+        row.resolved = sweeps.fill_inputs(row.resolved, inputs)
+        jobs.transition(row, S.QUEUED)
+        outcome = (row.status, row.resolved)
+    ctx.notify_jobs()
     return outcome
 
 
@@ -538,7 +583,7 @@ def _cancel_children(ctx: ServiceContext, ids: list[int]) -> None:
             row = session.get(JobRow, job_id)
             if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
                 continue
-            if row.type != PIPELINE and row.status in (S.NOT_STARTED, S.QUEUED):
+            if row.type not in (PIPELINE, "sweep") and row.status in (S.NOT_STARTED, S.QUEUED):
                 jobs.transition(row, S.CANCELED)
             else:
                 jobs.transition(row, S.CANCEL_REQUESTED)

@@ -34,6 +34,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from shoal.entities.expressions import EXPRESSION_RE
 from shoal.entities.names import generate_job_name
@@ -149,10 +150,22 @@ def _with_params(template: dict[str, Any], params: dict[str, Any], limits: Sweep
     return spec
 
 
-def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
-    name = clean.get("name") or generate_job_name()
-    clean["name"] = name
-    data = parse_entity("job", clean, source="sweep job").to_dict()
+def prepare(
+    ctx: ServiceContext,
+    workspace: str,
+    name: str,
+    clean: dict[str, Any],
+    *,
+    pending: dict[str, dict[str, Any]] | None = None,
+    default_datastore: str | None = None,
+    where: str = "sweep job",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A sweep's spec checked and its trial resolved once (nothing stored).
+
+    ``pending`` inputs (a sweep step of a pipeline) come from steps that have not run yet; they
+    are filled into the trial template when the step starts."""
+    pending = pending or {}
+    data = parse_entity("job", clean, source=where).to_dict()
     for key in ("status", "start_time", "end_time", "error", "exit_code", "archived"):
         data.pop(key, None)
     space = parse_search_space(data.get("search_space"))
@@ -163,7 +176,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
         objective = Objective.model_validate(data.get("objective") or {})
         limits = SweepJobLimits.model_validate(data.get("limits") or {})
     except ValueError as exc:
-        raise SpecError(f"sweep job: objective or limits: {exc}") from None
+        raise SpecError(f"{where}: objective or limits: {exc}") from None
     trial = _trial_definition(ctx, workspace, data.get("trial"))
     template = _template(data, trial, space)
     seed = secrets.randbelow(2**31)
@@ -171,9 +184,10 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
     if first is None:
         raise SpecError("search_space: it has no point to try")
     # Resolve the trial once now: a missing environment, code, input or compute fails the submit.
+    extra = {"default_datastore": default_datastore} if default_datastore else {}
     try:
-        trial_data, trial_resolved = jobs.prepare_command(
-            ctx, workspace, f"{name}_0", _with_params(template, first, limits), where="trial"
+        _, trial_resolved = jobs.prepare_command(
+            ctx, workspace, f"{name}_0", _with_params(template, first, limits), pending=pending, where="trial", **extra
         )
     except ShoalError as exc:
         raise _field_error(exc, "trial") from None
@@ -184,7 +198,6 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
     code = trial_resolved.get("code") or {}
     if code.get("asset"):
         template["code"] = f"azureml:{code['asset']}"
-    experiment = data.pop("experiment_name", None) or "Default"
     data.setdefault("display_name", name)
     resolved = {
         "compute": trial_resolved["compute"],
@@ -199,8 +212,31 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
         "max_concurrent_trials": limits.effective_max_concurrent_trials,
         "timeout": limits.effective_timeout,
         "artifacts": trial_resolved["artifacts"] | {"path": jobs.artifacts_prefix(name)},
+        "inputs": {k: v for k, v in trial_resolved["inputs"].items() if k in pending},
     }
-    del trial_data
+    if default_datastore:
+        resolved["default_datastore"] = default_datastore
+    return data, resolved
+
+
+def fill_inputs(resolved: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """A sweep step's template with its upstream outputs' locations, once they are known."""
+    template = dict(resolved["template"])
+    template_inputs = dict(template.get("inputs") or {})
+    for name, entry in inputs.items():
+        if entry.get("uri"):
+            template_inputs[name] = {"type": entry.get("type") or "uri_folder", "path": entry["uri"]}
+            if entry.get("mode"):
+                template_inputs[name]["mode"] = entry["mode"]
+    template["inputs"] = template_inputs
+    return {**resolved, "template": template, "inputs": inputs}
+
+
+def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
+    name = clean.get("name") or generate_job_name()
+    clean["name"] = name
+    data, resolved = prepare(ctx, workspace, name, clean)
+    experiment = data.pop("experiment_name", None) or "Default"
     try:
         with ctx.db.write() as session:
             ws_id = workspace_id(session, workspace)
@@ -208,12 +244,8 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
             session.flush()
             jobs.transition(row, S.QUEUED)
             body = jobs.to_body(workspace, row, base_url)
-    except Exception as exc:
-        from sqlalchemy.exc import IntegrityError
-
-        if isinstance(exc, IntegrityError):
-            raise ConflictError(f"a job named '{name}' already exists in workspace '{workspace}'") from exc
-        raise
+    except IntegrityError as exc:
+        raise ConflictError(f"a job named '{name}' already exists in workspace '{workspace}'") from exc
     ctx.notify_jobs()
     return body
 
@@ -225,7 +257,11 @@ def advance(ctx: ServiceContext) -> None:
     with ctx.db.read() as session:
         sweeps = list(
             session.scalars(
-                select(JobRow).where(JobRow.type == SWEEP, JobRow.status.not_in([str(s) for s in TERMINAL]))
+                select(JobRow).where(
+                    JobRow.type == SWEEP,
+                    # A sweep step of a pipeline waits NotStarted for its inputs.
+                    JobRow.status.not_in([*(str(s) for s in TERMINAL), str(S.NOT_STARTED)]),
+                )
             )
         )
         ws_names = {w.id: w.name for w in session.scalars(select(WorkspaceRow))} if sweeps else {}
@@ -355,7 +391,8 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
     spec["display_name"] = name
     spec["properties"] = {"shoal.sweep.index": str(index), "shoal.sweep.params": params}
     try:
-        data, resolved = jobs.prepare_command(ctx, workspace, name, spec, where=f"trial {index}")
+        extra = {"default_datastore": conf["default_datastore"]} if conf.get("default_datastore") else {}
+        data, resolved = jobs.prepare_command(ctx, workspace, name, spec, where=f"trial {index}", **extra)
     except ShoalError as exc:
         # The environment or compute went away since submission: the trial fails, saying why.
         data, resolved = spec, {"compute": conf["compute"], "artifacts": {}}
