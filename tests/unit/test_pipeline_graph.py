@@ -874,7 +874,7 @@ def test_primitive_output_cannot_feed_a_step() -> None:
     assert_problem(exc, "jobs.b.inputs.x", "is a integer", "data outputs only")
 
 
-@pytest.mark.parametrize("step_type", ["sweep", "parallel", "spark", "automl"])
+@pytest.mark.parametrize("step_type", ["parallel", "spark", "automl"])
 def test_unsupported_step_types_are_named(step_type: str) -> None:
     exc = fail({"jobs": {"s": {"type": step_type, "command": "x"}, "ok": cmd()}})
     assert_problem(exc, "jobs.s.type", f"step type '{step_type}' is not supported", "command, pipeline")
@@ -929,7 +929,7 @@ def test_several_problems_are_reported_together() -> None:
         [
             "jobs.a.inputs.data",
             "jobs.a.inputs.epochs",
-            "jobs.b.type",
+            "jobs.b.trial",
             "jobs.c.inputs.m",
             "jobs.c.outputs.o",
             "jobs.d.component",

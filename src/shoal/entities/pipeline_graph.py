@@ -599,6 +599,9 @@ class _Expander:
         trial, ref = self.component(step["trial"], _join(where, "trial"))
         if trial is None:
             return None
+        if not trial.get("command"):
+            self.error(_join(where, "trial"), "a sweep's trial needs a command")
+            return None
         if (trial.get("type") or "command") != "command":
             self.error(_join(where, "trial"), f"a sweep's trial must be a command component, not {trial.get('type')!r}")
             return None
