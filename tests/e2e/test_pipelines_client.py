@@ -176,6 +176,7 @@ def test_a_dsl_pipeline_through_the_sdk(jobs_cli, project: Path, monkeypatch: py
 
 
 def test_show_query_reuse_of_a_step(jobs_cli, project: Path) -> None:
+    jobs_cli("job", "create", "--file", str(project / "pipeline.yml"), "--stream")  # a first run, or reused
     run = jobs_cli("job", "create", "--file", str(project / "pipeline.yml"), "--stream")
     listed = json.loads(jobs_cli("job", "list", "-p", run_id(run.out), "-o", "json").out)
     first = next(j for j in listed if j["display_name"] == "first")
@@ -183,6 +184,11 @@ def test_show_query_reuse_of_a_step(jobs_cli, project: Path) -> None:
     assert set(reuse) >= {"reused", "key", "reason", "parts"}
     assert reuse["reused"] is True and reuse["from_job"] in reuse["reason"]
     assert set(reuse["parts"]) == {"component", "code", "environment", "outputs", "inputs"}
+    # A reused step's download has the logs and artifacts of the job it was reused from.
+    dest = project / f"dl-{first['name']}"
+    jobs_cli("job", "download", "-n", first["name"], "--all", "--download-path", str(dest))
+    assert "shouted hello" in (dest / "artifacts" / "user_logs" / "std_log.txt").read_text()
+    assert (dest / "named-outputs" / "loud" / "words.txt").read_text() == "HELLO!"
 
 
 def test_validate_finds_errors_before_submitting(jobs_cli, project: Path, tmp_path: Path) -> None:
@@ -207,6 +213,9 @@ def test_validate_finds_errors_before_submitting(jobs_cli, project: Path, tmp_pa
     odd.write_text(PIPELINE.replace("times: 2}", "times: 2, extra: 1}"))
     odd_result = jobs_cli("job", "validate", "--file", str(odd))
     assert "does not declare input 'extra'" in odd_result.err, odd_result.err
+    created = jobs_cli("job", "create", "--file", str(odd), "--query", "name", "-o", "tsv")
+    assert "Warning: jobs.second.inputs.extra" in created.err, created.err
+    before = jobs_cli("job", "list", "-o", "json").out
     assert jobs_cli("job", "list", "-o", "json").out == before  # nothing was submitted
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,7 +70,11 @@ def create(
         overrides.append({"name": name})
     job = load_entity("job", file, params_override=overrides)
     ops = client(workspace_name).jobs
-    created = ops.create_or_update(job)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        created = ops.create_or_update(job)
+    for warning in caught:
+        typer.echo(f"Warning: {warning.message}", err=True)
     if save_as is not None:
         import yaml
 

@@ -300,7 +300,10 @@ class JobOperations(_Group):
             raise NotFoundError(f"job {name} has no output '{output_name}'")
         if output_name in (None, "artifacts") or all:
             # A sweep's outputs and artifacts are its best trial's, as in Azure ML.
-            run = (job.properties or {}).get("best_child_run_id") if job.type == "sweep" else None
+            # A reused pipeline step's, the job it was reused from.
+            props = job.properties or {}
+            reuse = props.get("reuse") if isinstance(props.get("reuse"), dict) else {}
+            run = props.get("best_child_run_id") if job.type == "sweep" else reuse.get("from_job")
             uri = f"azureml://datastores/{ARTIFACTS_DATASTORE}/paths/ExperimentRun/dcid.{run or name}/"
             try:
                 _download_contents(self._t, self._ws, uri, root / "artifacts")
