@@ -440,10 +440,12 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
         row.reuse_key = key
         jobs.transition(row, S.QUEUED)
         if source is not None:
-            info["from_job"] = source.name
+            # A reused job's own origin: the job that ran (its logs and artifacts are there).
+            origin = source.resolved.get("reused_from") or source.name
+            info["from_job"] = origin
             resolved["outputs"] = source.resolved.get("outputs") or {}
             resolved["artifacts"] = source.resolved.get("artifacts") or resolved.get("artifacts")
-            resolved["reused_from"] = source.name
+            resolved["reused_from"] = origin
             spec["outputs"] = {
                 k: {kk: vv for kk, vv in v.items() if kk in ("type", "mode", "path", "name", "version")}
                 for k, v in resolved["outputs"].items()
@@ -494,8 +496,9 @@ def _reusable(ctx: ServiceContext, workspace: str, ws_id: int, key: str, job_id:
         return None, "no earlier completed job has the same component, code, environment, inputs and parameters"
     for candidate in candidates:
         if _outputs_exist(ctx, workspace, candidate):
+            origin = candidate.resolved.get("reused_from") or candidate.name
             return candidate, (
-                f"job '{candidate.name}' completed with the same component, code, environment, inputs and parameters"
+                f"job '{origin}' completed with the same component, code, environment, inputs and parameters"
             )
     return None, f"job '{candidates[0].name}' had the same key, but its outputs are gone"
 
