@@ -133,6 +133,9 @@ def test_random_sweep_through_the_cli(jobs_cli: Cli, ml, project: Path, tmp_path
     assert float((tmp_path / "dl" / "named-outputs" / "model" / "x.txt").read_text()) == params[best]["x"]
     table = jobs_cli("job", "list", "--parent-job-name", name, "-o", "table").out
     assert all(r["name"] in table for r in rows)
+    for header in ("Params", "Primary Metric", "Best"):
+        assert header in table, table
+    assert table.count("loss=") == 4 and table.count("kind=") == 4 and "best" in table, table
 
 
 def test_grid_tries_every_combination_once(ml, project: Path) -> None:
@@ -338,6 +341,34 @@ def test_a_sweep_step_in_a_pipeline_feeds_its_best_trial_to_the_next_step(ml, pr
 
     folder = download_uri(ml.jobs._t, ml.jobs._ws, steps["use"]["outputs"]["o"]["path"], project / "best-dl")
     assert (folder / "best.txt").read_text() == "0.3"
+
+
+def test_timeouts_of_the_sweep_and_of_each_trial(ml, project: Path) -> None:
+    slow = {
+        "type": "sweep",
+        "trial": {
+            "code": str(project / "src"),
+            "command": "python trial.py --x ${{search_space.x}} --steps 1 --sleep ${{search_space.sleep}}",
+            "environment": ENV_DICT,
+        },
+        "sampling_algorithm": "grid",
+        "search_space": {"x": {"type": "choice", "values": [0.3]}, "sleep": {"type": "choice", "values": [0, 120]}},
+        "objective": {"goal": "minimize", "primary_metric": "loss"},
+        "limits": {"max_concurrent_trials": 2, "trial_timeout": 25},
+    }
+    # trial_timeout: the sleeping trial is ended; the quick one wins.
+    job = ml.jobs.create_or_update(slow)
+    done = wait(ml, job.name, timeout=120)
+    rows = {r["properties"]["shoal.sweep.params"]["sleep"]: full(ml, r["name"]) for r in trials(ml, job.name)}
+    assert rows[120]["status"] in ("Failed", "Canceled") and rows[0]["status"] == "Completed", {
+        k: (v["status"], v.get("error")) for k, v in rows.items()
+    }
+    assert done["status"] == "Completed" and done["properties"]["best_child_run_id"] == rows[0]["name"]
+    # The sweep's own timeout cancels whatever still runs, then the sweep.
+    job = ml.jobs.create_or_update({**slow, "limits": {"max_concurrent_trials": 2, "timeout": 12}})
+    done = wait(ml, job.name, timeout=120)
+    assert done["status"] == "Canceled" and done["error"]["code"] == "SWEEP_TIMEOUT", done.get("error")
+    assert all(r["status"] in ("Completed", "Canceled") for r in trials(ml, job.name))
 
 
 # Last: it restarts the module's server.

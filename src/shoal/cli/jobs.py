@@ -33,6 +33,8 @@ METRIC_COLUMNS = ["name", "step", "value", "timestamp"]
 COLUMNS = ["name", "display_name", "status", "type", "compute", "experiment_name", "creation_context.created_at"]
 # `job list --parent-job-name <pipeline>`: a pipeline's steps, and whether each one ran or was reused.
 STEP_COLUMNS = ["name", "display_name", "status", "type", "reuse", "compute", "creation_context.created_at"]
+# `job list --parent-job-name <sweep>`: its trials.
+TRIAL_COLUMNS = ["name", "status", "params", "primary_metric", "best", "stopped"]
 
 
 def _stream(ops: Any, name: str) -> None:
@@ -119,10 +121,42 @@ def list_jobs(
     if output == OutputFormat.table and parent_job_name:
         from shoal.client.pipelines import reuse_text
 
+        from shoal.errors import NotFoundError
+
+        try:
+            parent = ops.get(parent_job_name)
+        except NotFoundError:
+            parent = None
+        if parent is not None and parent.type == "sweep":
+            show(_trial_rows(ops, parent, items), output, query, columns=TRIAL_COLUMNS)
+            return
+
         rows = [job.to_dict() for job in items]
         show([{**row, "reuse": reuse_text(row)} for row in rows], output, query, columns=STEP_COLUMNS)
         return
     show(items, output, query, columns=COLUMNS)
+
+
+def _trial_rows(ops: Any, sweep: Any, trials: list[Any]) -> list[dict[str, Any]]:
+    """A sweep's trials with their parameters, the primary metric's last value and early stops."""
+    metric = (sweep.objective or {}).get("primary_metric")
+    rows = []
+    for trial in trials:
+        full = ops.get(trial.name)
+        props = full.properties or {}
+        params = props.get("shoal.sweep.params") or {}
+        value = (full.metrics or {}).get(metric) if metric else None
+        rows.append(
+            {
+                "name": full.name,
+                "status": full.status,
+                "params": ", ".join(f"{k}={v}" for k, v in sorted(params.items())) if isinstance(params, dict) else "",
+                "primary_metric": "" if value is None else f"{metric}={value}",
+                "best": "best" if props and sweep.properties.get("best_child_run_id") == full.name else "",
+                "stopped": "early" if props.get("shoal.sweep.early_termination") else "",
+            }
+        )
+    return rows
 
 
 @job_app.command("metrics")
