@@ -371,6 +371,23 @@ def test_timeouts_of_the_sweep_and_of_each_trial(ml, project: Path) -> None:
     assert all(r["status"] in ("Completed", "Canceled") for r in trials(ml, job.name))
 
 
+def test_validate_a_sweep_file_names_the_broken_rule(jobs_cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad-sweep.yml"
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "type": "sweep",
+                "trial": {"command": "echo ${{search_space.x}}", "environment": {"image": "python:3.11"}},
+                "sampling_algorithm": "grid",
+                "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+                "objective": {"goal": "minimize", "primary_metric": "loss"},
+            }
+        )
+    )
+    result = jobs_cli("job", "validate", "--file", str(bad), check=False)
+    assert result.code == 1 and "search_space.x" in result.err and "grid sampling" in result.err, result.err
+
+
 # Last: it restarts the module's server.
 def test_the_server_restarts_mid_sweep_and_no_trial_runs_twice(jobs_cli: Cli, ml, project: Path) -> None:
     job = ml.jobs.create_or_update(

@@ -120,7 +120,6 @@ def list_jobs(
     )
     if output == OutputFormat.table and parent_job_name:
         from shoal.client.pipelines import reuse_text
-
         from shoal.errors import NotFoundError
 
         try:
@@ -248,7 +247,7 @@ def validate_job(
     from shoal.entities.loader import load_entity
 
     job = load_entity("job", file, params_override=list(set_overrides(set)))
-    if job.type == "pipeline":
+    if job.type in ("pipeline", "sweep"):
         problems, warnings = client(workspace_name).jobs.validate_with_warnings(job)
         for warning in warnings:
             typer.echo(f"Warning: {warning}", err=True)

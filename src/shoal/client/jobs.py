@@ -43,6 +43,28 @@ def _job(body: dict[str, Any]) -> Any:
     return parse_entity("job", body, source="server response")
 
 
+def _check_sweep(body: dict[str, Any]) -> None:
+    """A sweep's search space, sampling, policy, objective and limits, and Azure's rules across them."""
+    from shoal.entities.sweep import (
+        Objective,
+        SweepJobLimits,
+        check_sweep_rules,
+        parse_early_termination,
+        parse_sampling_algorithm,
+        parse_search_space,
+    )
+
+    space = parse_search_space(body.get("search_space"))
+    algorithm = parse_sampling_algorithm(body.get("sampling_algorithm"))
+    policy = parse_early_termination(body.get("early_termination"))
+    check_sweep_rules(space, algorithm, policy)
+    try:
+        Objective.model_validate(body.get("objective") or {})
+        SweepJobLimits.model_validate(body.get("limits") or {})
+    except ValueError as exc:
+        raise SpecError(f"sweep job: objective or limits: {exc}") from None
+
+
 def _job_body(job: Any) -> dict[str, Any]:
     if isinstance(job, Entity):
         return job.to_dict()
@@ -117,6 +139,9 @@ class JobOperations(_Group):
         body = _job_body(job)
         try:
             parse_entity("job", body, source="job")
+            if body.get("type") == "sweep":
+                _check_sweep(body)
+                return [], []
             if body.get("type") != "pipeline":
                 return [], []
             from shoal.entities.pipeline_graph import expand
