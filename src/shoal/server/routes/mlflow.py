@@ -27,7 +27,7 @@ from shoal.errors import (
 )
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded
-from shoal.services import logged_models, tracking
+from shoal.services import logged_models, model_registry, tracking
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -73,6 +73,9 @@ class MlflowRoute(APIRoute):
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
 R, W = Permission.READ, Permission.TRACK
+# Registry changes beyond registering a new model or version need the ``write`` permission (job
+# tokens lack it): a job may register what it produced, not move another model's aliases.
+A = Permission.WRITE
 ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("experiments/create", "POST", tracking.create_experiment, W),
     ("experiments/get", "GET", tracking.get_experiment, R),
@@ -106,7 +109,34 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("logged-models/{model_id}/tags/{tag_key}", "DELETE", logged_models.delete_logged_model_tag, W),
     ("runs/outputs", "POST", logged_models.log_outputs, W),
     ("runs/log-model", "POST", logged_models.log_model, W),
+    # The model registry, on model assets (services/model_registry.py).
+    ("registered-models/create", "POST", model_registry.create_registered_model, W),
+    ("registered-models/get", "GET", model_registry.get_registered_model, R),
+    ("registered-models/update", "PATCH", model_registry.update_registered_model, A),
+    ("registered-models/rename", "POST", model_registry.rename_registered_model, A),
+    ("registered-models/delete", "DELETE", model_registry.delete_registered_model, A),
+    ("registered-models/search", "GET", model_registry.search_registered_models, R),
+    ("registered-models/get-latest-versions", "GET", model_registry.get_latest_versions, R),
+    ("registered-models/get-latest-versions", "POST", model_registry.get_latest_versions, R),
+    ("registered-models/set-tag", "POST", model_registry.set_registered_model_tag, A),
+    ("registered-models/delete-tag", "DELETE", model_registry.delete_registered_model_tag, A),
+    ("registered-models/alias", "POST", model_registry.set_registered_model_alias, A),
+    ("registered-models/alias", "DELETE", model_registry.delete_registered_model_alias, A),
+    ("registered-models/alias", "GET", model_registry.get_model_version_by_alias, R),
+    ("model-versions/create", "POST", model_registry.create_model_version, W),
+    ("model-versions/get", "GET", model_registry.get_model_version, R),
+    ("model-versions/update", "PATCH", model_registry.update_model_version, A),
+    ("model-versions/transition-stage", "POST", model_registry.transition_model_version_stage, A),
+    ("model-versions/delete", "DELETE", model_registry.delete_model_version, A),
+    ("model-versions/search", "GET", model_registry.search_model_versions, R),
+    ("model-versions/get-download-uri", "GET", model_registry.get_model_version_download_uri, R),
+    ("model-versions/set-tag", "POST", model_registry.set_model_version_tag, A),
+    ("model-versions/delete-tag", "DELETE", model_registry.delete_model_version_tag, A),
 ]
+
+
+# Repeated query parameters: a list even when given once.
+LIST_PARAMS = ("experiment_ids", "order_by", "run_ids", "stages")
 
 
 async def _payload(request: Request) -> dict[str, Any]:
@@ -114,7 +144,7 @@ async def _payload(request: Request) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for key in request.query_params:
             values = request.query_params.getlist(key)
-            data[key] = values if len(values) > 1 or key in ("experiment_ids", "order_by") else values[0]
+            data[key] = values if len(values) > 1 or key in LIST_PARAMS else values[0]
         return data
     raw = await request.body()
     if not raw.strip():
