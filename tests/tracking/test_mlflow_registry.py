@@ -72,7 +72,7 @@ def test_log_model_registers_a_model_asset_that_loads_back(mlflow_env):
     assert client.get_model_version_by_alias("reg-addn", "champion").version == "1"
     assert client.get_model_version("reg-addn", "1").aliases == ["champion"]
     uri = client.get_model_version_download_uri("reg-addn", "2")
-    assert uri.startswith(f"mlflow-artifacts:/ExperimentRun/dcid.") and uri.endswith("/artifacts")
+    assert uri.startswith("mlflow-artifacts:/ExperimentRun/dcid.") and uri.endswith("/artifacts")
 
     model = client.get_registered_model("reg-addn")
     assert model.aliases == {"champion": "1"}
@@ -126,9 +126,7 @@ def test_registry_crud_and_search(mlflow_env):
     assert len(paged) == 1 and paged.token
 
     # A model made with `shoal model create` is a registered model too.
-    mlflow_env(
-        "model", "create", "-n", "from-shoal", "--path", f"runs:/{rid}/model", "--type", "mlflow_model"
-    )
+    mlflow_env("model", "create", "-n", "from-shoal", "--path", f"runs:/{rid}/model", "--type", "mlflow_model")
     assert [v.version for v in client.search_model_versions("name = 'from-shoal'")] == ["1"]
     assert list(mlflow.pyfunc.load_model("models:/from-shoal/1").predict([0])) == [5]
 
