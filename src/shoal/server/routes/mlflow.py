@@ -27,7 +27,7 @@ from shoal.errors import (
 )
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded
-from shoal.services import logged_models, model_registry, tracking
+from shoal.services import logged_models, metric_sampling, model_registry, tracking
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -99,6 +99,7 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("runs/delete-tag", "POST", tracking.delete_tag, W),
     ("runs/log-inputs", "POST", tracking.log_inputs, W),
     ("metrics/get-history", "GET", tracking.get_metric_history, R),
+    ("metrics/get-history-bulk-interval", "GET", metric_sampling.get_metric_history_bulk_interval, R),
     ("logged-models/search", "POST", logged_models.search_logged_models, R),
     ("logged-models", "POST", logged_models.create_logged_model, W),
     ("logged-models/{model_id}", "GET", logged_models.get_logged_model, R),
