@@ -26,7 +26,7 @@ from shoal.errors import (
     UserError,
 )
 from shoal.server.auth import Permission
-from shoal.server.routes.common import ctx, guarded
+from shoal.server.routes.common import ctx, file_response, guarded
 from shoal.services import logged_models, metric_sampling, model_registry, tracking
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("logged-models/{model_id}/params", "POST", logged_models.log_logged_model_params, W),
     ("logged-models/{model_id}/tags", "PATCH", logged_models.set_logged_model_tags, W),
     ("logged-models/{model_id}/tags/{tag_key}", "DELETE", logged_models.delete_logged_model_tag, W),
+    ("logged-models/{model_id}/artifacts/directories", "GET", logged_models.list_logged_model_artifacts, R),
     ("runs/outputs", "POST", logged_models.log_outputs, W),
     ("runs/log-model", "POST", logged_models.log_model, W),
     # The model registry, on model assets (services/model_registry.py).
@@ -182,3 +183,23 @@ def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permiss
 for _base in BASES:
     for _path, _method, _fn, _perm in ENDPOINTS:
         _register(_path, _method, _fn, _perm, _base)
+
+
+# A logged model's files, as MLflow's server offers them to its UI (under both bases here).
+for _base in BASES:
+
+    @guarded(
+        router,
+        "GET",
+        PREFIX + _base + "logged-models/{model_id}/artifacts/files",
+        R,
+        name=f"mlflow_{_base.strip('/').split('/')[0]}_get_logged_model_artifact_file",
+        include_in_schema=_base == BASES[0],
+    )
+    async def logged_model_file(
+        request: Request, workspace: str, model_id: str, artifact_file_path: str | None = None
+    ) -> Response:
+        store, rel = await run_in_threadpool(
+            logged_models.logged_model_artifact, ctx(request), workspace, model_id, artifact_file_path
+        )
+        return file_response(store, rel)
