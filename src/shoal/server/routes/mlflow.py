@@ -27,7 +27,7 @@ from shoal.errors import (
 )
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, file_response, guarded
-from shoal.services import logged_models, metric_sampling, model_registry, tracking
+from shoal.services import logged_models, metric_sampling, model_registry, run_scope, tracking
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -177,6 +177,10 @@ def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permiss
         data = await _payload(request)
         # Path parameters ({model_id}, {tag_key}) win over the body's.
         data.update({k: v for k, v in request.path_params.items() if k != "workspace"})
+        principal = getattr(request.state, "principal", None)
+        if permission == Permission.TRACK and principal is not None and principal.job is not None:
+            # A job token writes its own run and what it creates only (services/run_scope.py).
+            await run_in_threadpool(run_scope.check_mlflow, ctx(request), workspace, principal.job, path, data)
         return JSONResponse(await run_in_threadpool(fn, ctx(request), workspace, data))
 
 
