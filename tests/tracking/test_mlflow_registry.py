@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,21 @@ def test_registry_errors(mlflow_env, tmp_path):
     assert _code(lambda: client.transition_model_version_stage("err-m", "1", "Prod")) == "INVALID_PARAMETER_VALUE"
     client.set_registered_model_tag("err-m", "x", "1")
     assert client.get_registered_model("err-m").tags == {"x": "1"}
+
+
+def test_a_model_uploaded_with_shoal_loads_through_the_registry(mlflow_env, tmp_path):
+    """A model asset on the blob datastore (``shoal model create`` from a local folder) is a
+    registered model too; its download URI is this server's read-only file routes."""
+    folder = tmp_path / "addn"
+    mlflow.pyfunc.save_model(str(folder), python_model=AddN(7), pip_requirements=["mlflow-skinny"])
+    mlflow_env("model", "create", "-n", "uploaded-m", "--path", str(folder), "--type", "mlflow_model")
+    client = MlflowClient()
+    version = client.get_model_version("uploaded-m", "1")
+    assert version.source.startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
+    uri = client.get_model_version_download_uri("uploaded-m", "1")
+    assert uri.startswith("http://127.0.0.1:") and "/mlflow/model-files/uploaded-m/1/" in uri
+    assert list(mlflow.pyfunc.load_model("models:/uploaded-m/1").predict([1])) == [8]
+    dl = mlflow.artifacts.download_artifacts("models:/uploaded-m/1/MLmodel", dst_path=str(tmp_path / "dl"))
+    assert "python_function" in Path(dl).read_text()
+    with pytest.raises(MlflowException):
+        mlflow.artifacts.download_artifacts("models:/uploaded-m/1/nope.txt", dst_path=str(tmp_path / "dl2"))

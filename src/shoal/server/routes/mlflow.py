@@ -26,7 +26,7 @@ from shoal.errors import (
     UserError,
 )
 from shoal.server.auth import Permission
-from shoal.server.routes.common import ctx, file_response, guarded
+from shoal.server.routes.common import base_url, ctx, file_response, guarded
 from shoal.services import logged_models, metric_sampling, model_registry, run_scope, tracking
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,6 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("model-versions/transition-stage", "POST", model_registry.transition_model_version_stage, A),
     ("model-versions/delete", "DELETE", model_registry.delete_model_version, A),
     ("model-versions/search", "GET", model_registry.search_model_versions, R),
-    ("model-versions/get-download-uri", "GET", model_registry.get_model_version_download_uri, R),
     ("model-versions/set-tag", "POST", model_registry.set_model_version_tag, A),
     ("model-versions/delete-tag", "DELETE", model_registry.delete_model_version_tag, A),
 ]
@@ -207,3 +206,43 @@ for _base in BASES:
             logged_models.logged_model_artifact, ctx(request), workspace, model_id, artifact_file_path
         )
         return file_response(store, rel)
+
+
+# The download URI of a model version: it names this server when the files are on a datastore
+# other than the artifact store, so it needs the request's base URL.
+for _base in BASES:
+
+    @guarded(
+        router,
+        "GET",
+        PREFIX + _base + "model-versions/get-download-uri",
+        R,
+        name=f"mlflow_{_base.strip('/').split('/')[0]}_get_model_version_download_uri",
+        include_in_schema=_base == BASES[0],
+    )
+    async def model_version_download_uri(request: Request, workspace: str) -> Response:
+        data = await _payload(request)
+        tracking_uri = f"{base_url(request)}/api/v1/workspaces/{workspace}/mlflow"
+        body = await run_in_threadpool(
+            model_registry.get_model_version_download_uri, ctx(request), workspace, data, tracking_uri
+        )
+        return JSONResponse(body)
+
+
+# A registered version's files on any datastore, read-only, in the artifact proxy's protocol
+# (what the download URI above points an MLflow client at).
+FILES = PREFIX + "/" + model_registry.FILES + "/{name}/{version}/api/2.0/mlflow-artifacts/artifacts"
+
+
+@guarded(router, "GET", FILES, R, name="mlflow_model_version_files_list")
+async def list_model_version_files(
+    request: Request, workspace: str, name: str, version: str, path: str | None = None
+) -> Response:
+    body = await run_in_threadpool(model_registry.list_version_files, ctx(request), workspace, name, version, path)
+    return JSONResponse(body)
+
+
+@guarded(router, "GET", FILES + "/{path:path}", R, name="mlflow_model_version_files_download")
+async def download_model_version_file(request: Request, workspace: str, name: str, version: str, path: str) -> Response:
+    store, rel = await run_in_threadpool(model_registry.version_file, ctx(request), workspace, name, version, path)
+    return file_response(store, rel)
