@@ -69,11 +69,22 @@ with mlflow.start_run() as run:  # the job's own run (MLFLOW_RUN_ID)
     with mlflow.start_run(nested=True) as child:
         mlflow.log_metric("child", 2.0)
     print("CHILD", child.info.run_id, "PARENT", run.info.run_id)
+    mlflow.log_text("weights", "model/weights.txt")
 try:
     MlflowClient().log_metric(other, "stolen", 3.0)
     print("NOT DENIED")
 except MlflowException as exc:
     print("DENIED", exc.error_code)
+# A job registers what it produced; moving an alias needs more than a job token.
+client = MlflowClient()
+client.create_registered_model("from-job")
+version = client.create_model_version("from-job", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+print("REGISTERED", version.version)
+try:
+    client.set_registered_model_alias("from-job", "prod", version.version)
+    print("ALIAS SET")
+except MlflowException as exc:
+    print("ALIAS", exc.error_code)
 """
 
 
@@ -112,3 +123,6 @@ def test_job_token_logs_to_its_own_and_nested_runs_only(jobs_cli, tmp_path, monk
     assert client.get_run(child).data.metrics == {"child": 2.0}
     assert client.get_run(child).data.tags["mlflow.parentRunId"] == name
     assert "stolen" not in client.get_run(other).data.metrics
+    assert "REGISTERED 1" in logs and "ALIAS PERMISSION_DENIED" in logs, logs
+    shown = json.loads(jobs_cli("model", "show", "-n", "from-job", "-v", "1").out)
+    assert shown["job_name"] == name and shown["path"].rstrip("/").endswith(f"dcid.{name}/model")
