@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from shoal.entities.names import generate_job_name
 from shoal.entities.status import TERMINAL, JobStatus
 from shoal.errors import ConflictError, NotFoundError, UserError
-from shoal.services import jobs, logged_model_metrics
+from shoal.services import jobs
 from shoal.services.context import ServiceContext
 from shoal.services.mlflow_search import Clause, Order, parse_filter, parse_order_by
 from shoal.services.workspaces import workspace_id
@@ -564,7 +564,6 @@ def _log(
 ) -> dict[str, Any]:
     """Validate everything first, then write it all in one transaction."""
     points = [_metric_point(m) for m in metrics]
-    model_points = logged_model_metrics.model_points(metrics, points)
     new_params: dict[str, str] = {}
     for p in params:
         key = _check_key(p.get("key"), "param")
@@ -590,7 +589,6 @@ def _log(
                 )
         rows.insert_params(session, row.id, {k: v for k, v in new_params.items() if k not in old})
         rows.insert_metrics(session, row.id, points)
-        logged_model_metrics.insert(session, row, model_points)
         rows.set_tags(session, row.id, new_tags)
         if "mlflow.runName" in new_tags:
             row.run_name = new_tags["mlflow.runName"]

@@ -27,7 +27,7 @@ from shoal.errors import (
 )
 from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, file_response, guarded
-from shoal.services import logged_models, metric_sampling, model_registry, run_scope, tracking
+from shoal.services import logged_model_metrics, logged_models, metric_sampling, model_registry, run_scope, tracking
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -92,8 +92,9 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("runs/delete", "POST", tracking.delete_run, W),
     ("runs/restore", "POST", tracking.restore_run, W),
     ("runs/search", "POST", tracking.search_runs, R),
-    ("runs/log-metric", "POST", tracking.log_metric, W),
-    ("runs/log-batch", "POST", tracking.log_batch, W),
+    # Points with a model_id also go to that logged model (services/logged_model_metrics.py).
+    ("runs/log-metric", "POST", logged_model_metrics.log_metric, W),
+    ("runs/log-batch", "POST", logged_model_metrics.log_batch, W),
     ("runs/log-parameter", "POST", tracking.log_param, W),
     ("runs/set-tag", "POST", tracking.set_tag, W),
     ("runs/delete-tag", "POST", tracking.delete_tag, W),
@@ -136,16 +137,12 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
 ]
 
 
-# Repeated query parameters: a list even when given once.
-LIST_PARAMS = ("experiment_ids", "order_by", "run_ids", "stages")
-
-
 async def _payload(request: Request) -> dict[str, Any]:
     if request.method == "GET":
         data: dict[str, Any] = {}
         for key in request.query_params:
             values = request.query_params.getlist(key)
-            data[key] = values if len(values) > 1 or key in LIST_PARAMS else values[0]
+            data[key] = values if len(values) > 1 or key in ("experiment_ids", "order_by") else values[0]
         return data
     raw = await request.body()
     if not raw.strip():
@@ -221,7 +218,7 @@ for _base in BASES:
         include_in_schema=_base == BASES[0],
     )
     async def model_version_download_uri(request: Request, workspace: str) -> Response:
-        data = await _payload(request)
+        data = dict(request.query_params)
         tracking_uri = f"{base_url(request)}/api/v1/workspaces/{workspace}/mlflow"
         body = await run_in_threadpool(
             model_registry.get_model_version_download_uri, ctx(request), workspace, data, tracking_uri

@@ -49,8 +49,8 @@ def list_artifacts(request: Request, workspace: str, path: str | None = None) ->
 @guarded(router, "PUT", ARTIFACTS + "/{path:path}", W, name="mlflow_artifacts_upload")
 async def upload_artifact(request: Request, workspace: str, path: str) -> JSONResponse:
     rel = _path_param(request, path)
-    context = ctx(request)
     await _check_scope(request, workspace, rel)
+    context = ctx(request)
     body = await anyio.to_thread.run_sync(lambda: artifacts.upload(context, workspace, rel, body_chunks(request)))
     return JSONResponse(body)
 
