@@ -491,6 +491,10 @@ def test_runner_lifecycle(api):
     assert (spec["job"], spec["attempt"], spec["status"], spec["workspace"]) == (name, 1, "Preparing", "default")
     assert spec["command"] == "echo ${{inputs.n}}" and spec["environment_variables"] == {"K": "v"}
     assert spec["mlflow_tracking_uri"] == "http://testserver/api/v1/workspaces/default/mlflow"
+    exp = api.http.get(
+        api.url("/mlflow/api/2.0/mlflow/experiments/get-by-name"), params={"experiment_name": spec["experiment_name"]}
+    )
+    assert spec["experiment_id"] == exp.json()["experiment"]["experiment_id"]  # MLFLOW_EXPERIMENT_ID of the job
 
     before = row_of(api, name)["heartbeat_at"]
     r = api.anon.post(api.url(f"/jobs/{name}/heartbeat"), headers=headers)

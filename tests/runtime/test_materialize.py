@@ -221,10 +221,14 @@ def test_job_environment(monkeypatch):
     monkeypatch.setenv("SHOAL_JOB_TOKEN", "secret-token")
     monkeypatch.setenv("SHOAL_SERVER_URL", "http://127.0.0.1:1")
     monkeypatch.setenv("KEEP_ME", "kept")
+    # The server's own MLflow settings must not steer the job's client.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "5")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://elsewhere")
     spec = {
         "job": "brave_otter_x7kq2mzr9d",
         "workspace": "default",
         "experiment_name": "exp",
+        "experiment_id": "3",
         "mlflow_tracking_uri": "http://127.0.0.1:8080/api/v1/workspaces/default/mlflow",
         "inputs": {
             "lr": {"type": "number", "value": 0.5},
@@ -252,6 +256,7 @@ def test_job_environment(monkeypatch):
     assert env["AZUREML_ARM_SUBSCRIPTION"] and env["AZUREML_ARM_RESOURCEGROUP"]
     assert env["MLFLOW_TRACKING_URI"] == spec["mlflow_tracking_uri"]
     assert env["MLFLOW_TRACKING_TOKEN"] == "job-token"
+    assert env["MLFLOW_EXPERIMENT_ID"] == "3" and "MLFLOW_REGISTRY_URI" not in env
     assert env["AZUREML_PARAMETER_lr"] == "0.5"
     assert env["AZURE_ML_INPUT_data"] == "/run/inputs/data"
     assert "AZUREML_PARAMETER_unset" not in env and "AZURE_ML_INPUT_unset" not in env

@@ -53,6 +53,9 @@ class Heartbeat(threading.Thread):
                 continue
 
 
+INHERITED_MLFLOW = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI", "MLFLOW_ACTIVE_MODEL_ID", "_MLFLOW_ACTIVE_MODEL_ID")
+
+
 def job_environment(
     spec: dict[str, Any], token: str, inputs: dict[str, str | None], outputs: dict[str, str]
 ) -> dict[str, str]:
@@ -60,6 +63,12 @@ def job_environment(
     from shoal.entities.expressions import resolve_command
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    # MLflow settings of the runner's own environment (the server's) must not point the job's
+    # client at another experiment, registry or model than its own.
+    for var in INHERITED_MLFLOW:
+        env.pop(var, None)
+    if spec.get("experiment_id"):
+        env["MLFLOW_EXPERIMENT_ID"] = str(spec["experiment_id"])
     env.update(
         PYTHONUNBUFFERED="1",
         AZUREML_RUN_ID=spec["job"],

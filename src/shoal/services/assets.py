@@ -61,9 +61,19 @@ def to_body(workspace: str, container: AssetContainerRow, row: AssetVersionRow) 
 
 
 def create(
-    ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any], version: str | None
+    ctx: ServiceContext,
+    workspace: str,
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    version: str | None,
+    *,
+    server_fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Create a version; ``version=None`` takes the next integer (safe under concurrency)."""
+    """Create a version; ``version=None`` takes the next integer (safe under concurrency).
+
+    ``server_fields`` are read-only fields the server itself sets (a model's ``job_name`` when
+    the MLflow registry registers a run's model); clients' values for them are dropped."""
     check_kind(kind)
     clean = {k: v for k, v in spec.items() if k not in READ_ONLY}
     clean["name"] = name
@@ -76,6 +86,7 @@ def create(
     for key in ("name", "version", *READ_ONLY):
         stored.pop(key, None)
     stage = stored.pop("stage", None)
+    stored.update(server_fields or {})
     _check_references(ctx, workspace, kind, name, stored)
     digest = spec_hash({**stored, "stage": stage})
 

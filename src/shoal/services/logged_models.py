@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from shoal.entities.names import generate_job_name
 from shoal.errors import NotFoundError, UserError
-from shoal.services import jobs
+from shoal.services import jobs, logged_model_metrics
 from shoal.services import tracking as tr
 from shoal.services.context import ServiceContext
 from shoal.services.mlflow_search import parse_filter
@@ -54,7 +54,7 @@ def _row(session: Session, ws_id: int, model_id: str, *, allow_deleted: bool = F
     return row
 
 
-def _body(session: Session, row: LoggedModelRow) -> dict[str, Any]:
+def _body(session: Session, row: LoggedModelRow, metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     exp = session.get(ExperimentRow, row.experiment_id)
     run = session.scalar(select(JobRow.name).where(JobRow.id == row.job_id)) if row.job_id is not None else None
     info: dict[str, Any] = {
@@ -73,7 +73,10 @@ def _body(session: Session, row: LoggedModelRow) -> dict[str, Any]:
         info["source_run_id"] = run
     if row.status_message:
         info["status_message"] = row.status_message
-    return {"info": info, "data": {"params": [{"key": k, "value": v} for k, v in (row.params or {}).items()]}}
+    if metrics is None:
+        metrics = logged_model_metrics.metrics_of(session, [row.id])[row.id]
+    params = [{"key": k, "value": v} for k, v in (row.params or {}).items()]
+    return {"info": info, "data": {"params": params, "metrics": metrics}}
 
 
 def create_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +200,9 @@ def _match_num(value: float, c: Any) -> bool:
     return ops[c.op]
 
 
-def _matches(row: LoggedModelRow, run: str | None, clauses: list[Any]) -> bool:
+def _matches(
+    row: LoggedModelRow, run: str | None, clauses: list[Any], metrics: list[dict[str, Any]] | None = None
+) -> bool:
     for c in clauses:
         if c.kind == "attribute" and c.key in _ATTRS:
             value = _ATTRS[c.key](row, run)
@@ -205,6 +210,11 @@ def _matches(row: LoggedModelRow, run: str | None, clauses: list[Any]) -> bool:
             value = (row.tags or {}).get(c.key)
         elif c.kind == "param":
             value = (row.params or {}).get(c.key)
+        elif c.kind == "metric":
+            number = logged_model_metrics.latest_value(metrics or [], c.key)
+            if number is None or not _match_num(number, c):  # type: ignore[arg-type]
+                return False
+            continue
         else:
             raise UserError(f"Invalid filter key '{c.kind}.{c.key}' for logged models")
         if isinstance(value, int) and isinstance(c.value, float):
@@ -242,14 +252,20 @@ def search_logged_models(ctx: ServiceContext, workspace: str, data: dict[str, An
             )
             .order_by(LoggedModelRow.creation_time.desc(), LoggedModelRow.id.desc())
         )
-        found = [(r, run) for r, run in session.execute(query) if _matches(r, run, clauses)]
+        candidates = list(session.execute(query))
+        # Metric filters need every candidate's metrics; otherwise only the page's are read.
+        by_metric = any(c.kind == "metric" for c in clauses)
+        metrics = logged_model_metrics.metrics_of(session, [r.id for r, _ in candidates]) if by_metric else {}
+        found = [(r, run) for r, run in candidates if _matches(r, run, clauses, metrics.get(r.id))]
         for order in reversed(orders):
             field = str((order or {}).get("field_name") or "")
             if field not in _ATTRS:
                 raise UserError(f"Invalid order_by field '{field}' for logged models")
             found.sort(key=lambda pair, f=field: _ATTRS[f](*pair) or "", reverse=not order.get("ascending", True))
         page = found[offset : offset + limit]
-        body: dict[str, Any] = {"models": [_body(session, r) for r, _ in page]}
+        if not by_metric:
+            metrics = logged_model_metrics.metrics_of(session, [r.id for r, _ in page])
+        body: dict[str, Any] = {"models": [_body(session, r, metrics[r.id]) for r, _ in page]}
     if offset + limit < len(found):
         body["next_page_token"] = encode_token([offset + limit])
     return body
@@ -310,3 +326,41 @@ def model_location(ctx: ServiceContext, workspace: str, run: str, name: str) -> 
     if row is None or not row.artifact_location.startswith(ARTIFACTS_PREFIX):
         return None
     return row.artifact_location[len(ARTIFACTS_PREFIX) :]
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _files_root(ctx: ServiceContext, workspace: str, model_id: str) -> tuple[str, str]:
+    """The model's artifact URI and its folder in the artifact store."""
+    with ctx.db.read() as session:
+        row = _row(session, workspace_id(session, workspace), tr._no_separator(model_id, "model_id"))
+        location = row.artifact_location
+    if not location.startswith(ARTIFACTS_PREFIX):
+        raise NotFoundError(f"Logged model '{model_id}' has no files in this workspace.")
+    return location, location[len(ARTIFACTS_PREFIX) :].strip("/")
+
+
+def list_logged_model_artifacts(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``logged-models/{id}/artifacts/directories``: one folder of the model, paths relative to
+    the model's root (what the MLflow UI's model page lists)."""
+    from shoal.services import mlflow_artifacts
+
+    location, root = _files_root(ctx, workspace, _model_id(data))
+    sub = str(data.get("artifact_directory_path") or "").strip("/")
+    listed = mlflow_artifacts.list_dir(ctx, workspace, f"{root}/{sub}" if sub else root)
+    files = [{**f, "path": f"{sub}/{f['path']}" if sub else f["path"]} for f in listed.get("files", [])]
+    body: dict[str, Any] = {"root_uri": location}
+    if files:
+        body["files"] = files
+    return body
+
+
+def logged_model_artifact(ctx: ServiceContext, workspace: str, model_id: str, path: str | None) -> tuple[Any, str]:
+    """The store and path of one file of a logged model (``…/artifacts/files?artifact_file_path=``)."""
+    from shoal.services import mlflow_artifacts
+
+    if not path:
+        raise UserError('Request must include the "artifact_file_path" query parameter.')
+    _, root = _files_root(ctx, workspace, model_id)
+    return mlflow_artifacts.locate(ctx, workspace, f"{root}/{path.strip('/')}")

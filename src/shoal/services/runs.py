@@ -15,7 +15,8 @@ from shoal.services import assets, files, jobs
 from shoal.services.context import ServiceContext
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
-from shoal.store.tables import JobRow
+from shoal.store import tracking as tracking_rows
+from shoal.store.tables import ExperimentRow, JobRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -34,6 +35,12 @@ def _current(session: Any, workspace: str, name: str, attempt: int) -> JobRow:
     return row
 
 
+def _experiment_id(session: Any, row: JobRow) -> str:
+    """The MLflow id of the job's experiment ("0" for the workspace's Default)."""
+    exp = session.get(ExperimentRow, row.experiment_id) if row.experiment_id is not None else None
+    return tracking_rows.experiment_id(exp) if exp is not None else tracking_rows.DEFAULT_EXPERIMENT_ID
+
+
 def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, server_url: str) -> dict[str, Any]:
     with ctx.db.read() as session:
         row = _current(session, workspace, name, attempt)
@@ -45,6 +52,7 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
             "status": row.status,
             "display_name": spec.get("display_name"),
             "experiment_name": row.experiment_name,
+            "experiment_id": _experiment_id(session, row),
             "command": spec["command"],
             "environment_variables": spec.get("environment_variables") or {},
             "distribution": spec.get("distribution"),

@@ -262,3 +262,50 @@ class LoggedModelRow(Base):
     tags: Mapped[dict] = mapped_column(JSON, default=dict)
     creation_time: Mapped[int] = mapped_column(BigInteger)
     last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoggedModelMetricRow(Base):
+    """A metric point logged with a ``model_id`` (``log_metric(..., model_id=…)``): besides the
+    run's own history it belongs to that logged model, as MLflow's ``logged_model_metrics``."""
+
+    __tablename__ = "logged_model_metric"
+    __table_args__ = (
+        UniqueConstraint(
+            "model_id",
+            "job_id",
+            "key",
+            "timestamp",
+            "step",
+            "value",
+            "is_nan",
+            "dataset_name",
+            "dataset_digest",
+            name="uq_logged_model_metric_point",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    # The logged model's row id (not its "m-…" id).
+    model_id: Mapped[int] = mapped_column(ForeignKey("logged_model.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    value: Mapped[float] = mapped_column(Double)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(BigInteger, default=0)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+    dataset_name: Mapped[str] = mapped_column(String(500), default="")
+    dataset_digest: Mapped[str] = mapped_column(String(64), default="")
+
+
+# -- MLflow model registry --------------------------------------------------------------------
+
+
+class ModelAliasRow(Base):
+    """An MLflow registered-model alias (``models:/<name>@<alias>``): a name for one version of a
+    model asset. Registered models and their versions are the model assets themselves."""
+
+    __tablename__ = "model_alias"
+
+    container_id: Mapped[int] = mapped_column(ForeignKey("asset_container.id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("asset_version.id", ondelete="CASCADE"), index=True)

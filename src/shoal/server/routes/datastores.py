@@ -8,11 +8,13 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 from fastapi import APIRouter, Body, Request
+from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import body_chunks, ctx, file_response, guarded, page_body
 from shoal.services import datastores, files
+from shoal.services.run_scope import check_datastore_write
 from shoal.services.workspaces import DEFAULT_DATASTORE
 from shoal.storage.paths import safe_relpath
 
@@ -122,6 +124,9 @@ def commit_upload(request: Request, workspace: str, name: str, upload_id: str) -
 async def write_file(request: Request, workspace: str, name: str, path: str) -> dict[str, Any]:
     """Write one file (job outputs): streamed to a temporary name, then renamed into place."""
     rel = safe_relpath(path)
+    job = getattr(getattr(request.state, "principal", None), "job", None)
+    if job is not None:  # a runner writes its own outputs and artifacts only
+        await run_in_threadpool(check_datastore_write, ctx(request), workspace, job, name, rel)
     store = files.store_for(ctx(request), workspace, name)
     entry = await anyio.to_thread.run_sync(lambda: store.write_stream(rel, body_chunks(request)))
     return {"path": rel, "size": entry.size, "sha256": entry.sha256}

@@ -26,8 +26,8 @@ from shoal.errors import (
     UserError,
 )
 from shoal.server.auth import Permission
-from shoal.server.routes.common import ctx, guarded
-from shoal.services import logged_models, tracking
+from shoal.server.routes.common import base_url, ctx, file_response, guarded
+from shoal.services import logged_model_metrics, logged_models, metric_sampling, model_registry, run_scope, tracking
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -73,6 +73,9 @@ class MlflowRoute(APIRoute):
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
 R, W = Permission.READ, Permission.TRACK
+# Registry changes beyond registering a new model or version need the ``write`` permission (job
+# tokens lack it): a job may register what it produced, not move another model's aliases.
+A = Permission.WRITE
 ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("experiments/create", "POST", tracking.create_experiment, W),
     ("experiments/get", "GET", tracking.get_experiment, R),
@@ -89,13 +92,15 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("runs/delete", "POST", tracking.delete_run, W),
     ("runs/restore", "POST", tracking.restore_run, W),
     ("runs/search", "POST", tracking.search_runs, R),
-    ("runs/log-metric", "POST", tracking.log_metric, W),
-    ("runs/log-batch", "POST", tracking.log_batch, W),
+    # Points with a model_id also go to that logged model (services/logged_model_metrics.py).
+    ("runs/log-metric", "POST", logged_model_metrics.log_metric, W),
+    ("runs/log-batch", "POST", logged_model_metrics.log_batch, W),
     ("runs/log-parameter", "POST", tracking.log_param, W),
     ("runs/set-tag", "POST", tracking.set_tag, W),
     ("runs/delete-tag", "POST", tracking.delete_tag, W),
     ("runs/log-inputs", "POST", tracking.log_inputs, W),
     ("metrics/get-history", "GET", tracking.get_metric_history, R),
+    ("metrics/get-history-bulk-interval", "GET", metric_sampling.get_metric_history_bulk_interval, R),
     ("logged-models/search", "POST", logged_models.search_logged_models, R),
     ("logged-models", "POST", logged_models.create_logged_model, W),
     ("logged-models/{model_id}", "GET", logged_models.get_logged_model, R),
@@ -104,8 +109,31 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("logged-models/{model_id}/params", "POST", logged_models.log_logged_model_params, W),
     ("logged-models/{model_id}/tags", "PATCH", logged_models.set_logged_model_tags, W),
     ("logged-models/{model_id}/tags/{tag_key}", "DELETE", logged_models.delete_logged_model_tag, W),
+    ("logged-models/{model_id}/artifacts/directories", "GET", logged_models.list_logged_model_artifacts, R),
     ("runs/outputs", "POST", logged_models.log_outputs, W),
     ("runs/log-model", "POST", logged_models.log_model, W),
+    # The model registry, on model assets (services/model_registry.py).
+    ("registered-models/create", "POST", model_registry.create_registered_model, W),
+    ("registered-models/get", "GET", model_registry.get_registered_model, R),
+    ("registered-models/update", "PATCH", model_registry.update_registered_model, A),
+    ("registered-models/rename", "POST", model_registry.rename_registered_model, A),
+    ("registered-models/delete", "DELETE", model_registry.delete_registered_model, A),
+    ("registered-models/search", "GET", model_registry.search_registered_models, R),
+    ("registered-models/get-latest-versions", "GET", model_registry.get_latest_versions, R),
+    ("registered-models/get-latest-versions", "POST", model_registry.get_latest_versions, R),
+    ("registered-models/set-tag", "POST", model_registry.set_registered_model_tag, A),
+    ("registered-models/delete-tag", "DELETE", model_registry.delete_registered_model_tag, A),
+    ("registered-models/alias", "POST", model_registry.set_registered_model_alias, A),
+    ("registered-models/alias", "DELETE", model_registry.delete_registered_model_alias, A),
+    ("registered-models/alias", "GET", model_registry.get_model_version_by_alias, R),
+    ("model-versions/create", "POST", model_registry.create_model_version, W),
+    ("model-versions/get", "GET", model_registry.get_model_version, R),
+    ("model-versions/update", "PATCH", model_registry.update_model_version, A),
+    ("model-versions/transition-stage", "POST", model_registry.transition_model_version_stage, A),
+    ("model-versions/delete", "DELETE", model_registry.delete_model_version, A),
+    ("model-versions/search", "GET", model_registry.search_model_versions, R),
+    ("model-versions/set-tag", "POST", model_registry.set_model_version_tag, A),
+    ("model-versions/delete-tag", "DELETE", model_registry.delete_model_version_tag, A),
 ]
 
 
@@ -145,9 +173,73 @@ def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permiss
         data = await _payload(request)
         # Path parameters ({model_id}, {tag_key}) win over the body's.
         data.update({k: v for k, v in request.path_params.items() if k != "workspace"})
+        principal = getattr(request.state, "principal", None)
+        if permission == Permission.TRACK and principal is not None and principal.job is not None:
+            # A job token writes its own run and what it creates only (services/run_scope.py).
+            await run_in_threadpool(run_scope.check_mlflow, ctx(request), workspace, principal.job, path, data)
         return JSONResponse(await run_in_threadpool(fn, ctx(request), workspace, data))
 
 
 for _base in BASES:
     for _path, _method, _fn, _perm in ENDPOINTS:
         _register(_path, _method, _fn, _perm, _base)
+
+
+# A logged model's files, as MLflow's server offers them to its UI (under both bases here).
+for _base in BASES:
+
+    @guarded(
+        router,
+        "GET",
+        PREFIX + _base + "logged-models/{model_id}/artifacts/files",
+        R,
+        name=f"mlflow_{_base.strip('/').split('/')[0]}_get_logged_model_artifact_file",
+        include_in_schema=_base == BASES[0],
+    )
+    async def logged_model_file(
+        request: Request, workspace: str, model_id: str, artifact_file_path: str | None = None
+    ) -> Response:
+        store, rel = await run_in_threadpool(
+            logged_models.logged_model_artifact, ctx(request), workspace, model_id, artifact_file_path
+        )
+        return file_response(store, rel)
+
+
+# The download URI of a model version: it names this server when the files are on a datastore
+# other than the artifact store, so it needs the request's base URL.
+for _base in BASES:
+
+    @guarded(
+        router,
+        "GET",
+        PREFIX + _base + "model-versions/get-download-uri",
+        R,
+        name=f"mlflow_{_base.strip('/').split('/')[0]}_get_model_version_download_uri",
+        include_in_schema=_base == BASES[0],
+    )
+    async def model_version_download_uri(request: Request, workspace: str) -> Response:
+        data = dict(request.query_params)
+        tracking_uri = f"{base_url(request)}/api/v1/workspaces/{workspace}/mlflow"
+        body = await run_in_threadpool(
+            model_registry.get_model_version_download_uri, ctx(request), workspace, data, tracking_uri
+        )
+        return JSONResponse(body)
+
+
+# A registered version's files on any datastore, read-only, in the artifact proxy's protocol
+# (what the download URI above points an MLflow client at).
+FILES = PREFIX + "/" + model_registry.FILES + "/{name}/{version}/api/2.0/mlflow-artifacts/artifacts"
+
+
+@guarded(router, "GET", FILES, R, name="mlflow_model_version_files_list")
+async def list_model_version_files(
+    request: Request, workspace: str, name: str, version: str, path: str | None = None
+) -> Response:
+    body = await run_in_threadpool(model_registry.list_version_files, ctx(request), workspace, name, version, path)
+    return JSONResponse(body)
+
+
+@guarded(router, "GET", FILES + "/{path:path}", R, name="mlflow_model_version_files_download")
+async def download_model_version_file(request: Request, workspace: str, name: str, version: str, path: str) -> Response:
+    store, rel = await run_in_threadpool(model_registry.version_file, ctx(request), workspace, name, version, path)
+    return file_response(store, rel)

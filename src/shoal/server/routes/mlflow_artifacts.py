@@ -18,6 +18,7 @@ from shoal.server.auth import Permission
 from shoal.server.routes.common import body_chunks, ctx, file_response, guarded
 from shoal.server.routes.mlflow import PREFIX, MlflowRoute
 from shoal.services import mlflow_artifacts as artifacts
+from shoal.services import run_scope
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 ARTIFACTS = PREFIX + "/api/2.0/mlflow-artifacts/artifacts"
@@ -33,6 +34,13 @@ def _path_param(request: Request, path: str) -> str:
     return path
 
 
+async def _check_scope(request: Request, workspace: str, rel: str) -> None:
+    """A job token writes under its own runs and models only (services/run_scope.py)."""
+    job = getattr(getattr(request.state, "principal", None), "job", None)
+    if job is not None:
+        await run_in_threadpool(run_scope.check_artifact_write, ctx(request), workspace, job, rel)
+
+
 @guarded(router, "GET", ARTIFACTS, R, name="mlflow_artifacts_list")
 def list_artifacts(request: Request, workspace: str, path: str | None = None) -> JSONResponse:
     return JSONResponse(artifacts.list_dir(ctx(request), workspace, path))
@@ -41,6 +49,7 @@ def list_artifacts(request: Request, workspace: str, path: str | None = None) ->
 @guarded(router, "PUT", ARTIFACTS + "/{path:path}", W, name="mlflow_artifacts_upload")
 async def upload_artifact(request: Request, workspace: str, path: str) -> JSONResponse:
     rel = _path_param(request, path)
+    await _check_scope(request, workspace, rel)
     context = ctx(request)
     body = await anyio.to_thread.run_sync(lambda: artifacts.upload(context, workspace, rel, body_chunks(request)))
     return JSONResponse(body)
@@ -56,6 +65,7 @@ async def download_artifact(request: Request, workspace: str, path: str) -> Resp
 @guarded(router, "DELETE", ARTIFACTS + "/{path:path}", W, name="mlflow_artifacts_delete")
 async def delete_artifact(request: Request, workspace: str, path: str) -> JSONResponse:
     rel = _path_param(request, path)
+    await _check_scope(request, workspace, rel)
     return JSONResponse(await run_in_threadpool(artifacts.delete, ctx(request), workspace, rel))
 
 

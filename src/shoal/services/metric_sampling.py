@@ -1,0 +1,122 @@
+"""``metrics/get-history-bulk-interval``: one metric of several runs, sampled, for charts.
+
+MLflow's semantics (its SQL store): each run is sampled on its own, over its points of that
+metric in ``(step, timestamp, value)`` order, restricted to ``[start_step, end_step]`` when both
+are given. The ordered points are cut into ``max_results`` buckets as evenly as possible (SQL's
+``NTILE``: the first ``n % max_results`` buckets hold one point more) and the first point of each
+bucket is kept; the run's last point is always kept too, replacing the last sample when the
+sample is already full. A run with at most ``max_results`` points is returned whole. Unknown runs
+return nothing, as in MLflow.
+
+The sampling happens in the database (window functions, on SQLite and PostgreSQL alike), so a run
+with millions of points costs the server ``max_results`` rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shoal.errors import UserError
+from shoal.services import tracking as tr
+from shoal.services.workspaces import workspace_id
+from shoal.store.tables import JobRow, MetricRow
+
+MAX_RUNS = 100
+MAX_RESULTS_PER_RUN = 2500
+
+
+def _sample(session: Session, job_id: int, key: str, limit: int, steps: tuple[int, int] | None) -> list[Any]:
+    filters = [MetricRow.job_id == job_id, MetricRow.key == key]
+    if steps is not None:
+        filters += [MetricRow.step >= steps[0], MetricRow.step <= steps[1]]
+    order = (MetricRow.step, MetricRow.timestamp, MetricRow.value, MetricRow.is_nan)
+    bucketed = (
+        select(
+            MetricRow.step,
+            MetricRow.timestamp,
+            MetricRow.value,
+            MetricRow.is_nan,
+            func.ntile(limit).over(order_by=order).label("bucket"),
+        )
+        .where(*filters)
+        .subquery()
+    )
+    b = bucketed.c
+    ranked = select(
+        b.step,
+        b.timestamp,
+        b.value,
+        b.is_nan,
+        func.row_number().over(partition_by=b.bucket, order_by=(b.step, b.timestamp, b.value, b.is_nan)).label("rn"),
+    ).subquery()
+    r = ranked.c
+    rows = list(
+        session.execute(
+            select(r.step, r.timestamp, r.value, r.is_nan)
+            .where(r.rn == 1)
+            .order_by(r.step, r.timestamp, r.value, r.is_nan)
+        ).all()
+    )
+    last = session.execute(
+        select(MetricRow.step, MetricRow.timestamp, MetricRow.value, MetricRow.is_nan)
+        .where(*filters)
+        .order_by(MetricRow.step.desc(), MetricRow.timestamp.desc(), MetricRow.value.desc(), MetricRow.is_nan.desc())
+        .limit(1)
+    ).first()
+    if last is not None and (not rows or tuple(rows[-1]) != tuple(last)):
+        if len(rows) >= limit:
+            rows[-1] = last
+        else:
+            rows.append(last)
+    return rows
+
+
+def get_metric_history_bulk_interval(ctx: Any, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
+    run_ids = tr._list(data.get("run_ids"))
+    if not run_ids:
+        raise UserError("GetMetricHistoryBulkInterval request must specify at least one run_id.")
+    if len(run_ids) > MAX_RUNS:
+        raise UserError(
+            f"GetMetricHistoryBulkInterval request must specify at most {MAX_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids."
+        )
+    key = tr._str(data, "metric_key")
+    limit = tr._int(data, "max_results", MAX_RESULTS_PER_RUN)
+    assert limit is not None
+    if not 1 <= limit <= MAX_RESULTS_PER_RUN:
+        raise UserError(f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}.")
+    start, end = tr._int(data, "start_step"), tr._int(data, "end_step")
+    if (start is None) != (end is None):
+        raise UserError("If either start step or end step are specified, both must be specified.")
+    steps = None
+    if start is not None and end is not None:
+        if start > end:
+            raise UserError(f"end_step must be greater than start_step. Found start_step={start} and end_step={end}.")
+        steps = (start, end)
+    out: list[dict[str, Any]] = []
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        names = [tr._no_separator(r, "run_id") for r in dict.fromkeys(run_ids)]
+        ids = dict(
+            session.execute(
+                select(JobRow.name, JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.name.in_(names))
+            ).all()
+        )
+        for name in names:
+            if name not in ids:
+                continue
+            for p in _sample(session, ids[name], key, limit, steps):
+                value = float("nan") if p.is_nan else p.value
+                out.append(
+                    {
+                        "key": key,
+                        "value": tr.json_float(value),
+                        "timestamp": p.timestamp,
+                        "step": p.step,
+                        "run_id": name,
+                    }
+                )
+    return {"metrics": out}
