@@ -1,7 +1,7 @@
 """mlflow model registry aliases and logged-model metrics
 
 Revision ID: 0006
-Revises: 0004 (0005 once the perf branch's 0005_metric_point_key is merged: set down_revision)
+Revises: 0005
 Create Date: 2026-12-02 10:00:00.000000
 """
 
@@ -9,9 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-# The perf branch adds revision 0005 (metric points keyed by themselves) on 0004 too. Whichever
-# branch merges second: set this to "0005" so the chain stays linear (two heads stop migrate).
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
