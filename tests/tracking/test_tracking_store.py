@@ -55,3 +55,47 @@ def test_replayed_batch_history_paging_and_latest(ctx):
         ctx, "default", {"experiment_ids": ["0"], "filter": "metrics.loss < 9 AND params.p = '1'"}
     )
     assert [r["info"]["run_id"] for r in found["runs"]] == [run]
+
+
+def test_history_pages_of_a_large_metric_lose_and_repeat_nothing(ctx):
+    """25,000 points, page boundaries inside groups of points that share step and timestamp (they
+    differ by value; some are NaN, one is infinite): every point comes back exactly once, in
+    order, at any page size, and a replayed batch adds nothing."""
+    import math
+
+    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+
+    def point(i: int) -> dict:
+        value: float | str = float((i % 10) // 2) + 0.25
+        if i % 997 == 0:
+            value = "NaN"
+        elif i == 12_345:
+            value = "Infinity"
+        return {"key": "big", "value": value, "timestamp": 1000 + i % 2, "step": i // 10}
+
+    batches = [[point(i) for i in range(b, b + 1000)] for b in range(0, 25_000, 1000)]
+    for metrics in batches:
+        tracking.log_batch(ctx, "default", {"run_id": run, "metrics": metrics})
+    tracking.log_batch(ctx, "default", {"run_id": run, "metrics": batches[7]})  # a replay
+
+    def order(m: dict) -> tuple:
+        nan = m["value"] == "NaN"
+        value = 0.0 if nan else (math.inf if m["value"] == "Infinity" else m["value"])
+        return (m["step"], m["timestamp"], value, nan)
+
+    expected = sorted(order(point(i)) for i in range(25_000))
+    for size in (997, 5000):
+        seen, token, pages = [], None, 0
+        while True:
+            query = {"run_id": run, "metric_key": "big", "max_results": size, "page_token": token}
+            page = tracking.get_metric_history(ctx, "default", query)
+            pages += 1
+            seen += [order(m) for m in page["metrics"]]
+            token = page.get("next_page_token")
+            if not token:
+                break
+        assert pages == -(-25_000 // size)
+        assert len(seen) == len(set(seen)) == 25_000
+        assert seen == expected
+    whole = tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "big"})["metrics"]
+    assert [order(m) for m in whole] == expected

@@ -170,23 +170,21 @@ class ExperimentRow(Base):
 
 
 class MetricRow(Base):
-    """One point of a metric. The unique key makes a replayed batch insert nothing."""
+    """One point of a metric. The point is its own primary key: a replayed batch inserts nothing,
+    and a history page is one range of that key, read in order (step, timestamp, value, is_nan)
+    within one metric of one run. On SQLite the table is ``WITHOUT ROWID``: the key is the table,
+    so a point is written once, not into a table plus two indexes."""
 
     __tablename__ = "metric"
-    __table_args__ = (
-        UniqueConstraint("job_id", "key", "timestamp", "step", "value", "is_nan", name="uq_metric_point"),
-        # History pages are keyset-ordered on (step, timestamp, id) within one metric of one run.
-        Index("ix_metric_history", "job_id", "key", "step", "timestamp", "id"),
-    )
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(250))
-    value: Mapped[float] = mapped_column(Double)
-    timestamp: Mapped[int] = mapped_column(BigInteger)
-    step: Mapped[int] = mapped_column(BigInteger, default=0)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(Double, primary_key=True)
     # NaN is stored as value 0 with this flag (neither database orders or compares NaN well).
-    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_nan: Mapped[bool] = mapped_column(Boolean, primary_key=True)
 
 
 class LatestMetricRow(Base):
