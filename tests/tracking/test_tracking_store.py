@@ -99,3 +99,32 @@ def test_history_pages_of_a_large_metric_lose_and_repeat_nothing(ctx):
         assert seen == expected
     whole = tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "big"})["metrics"]
     assert [order(m) for m in whole] == expected
+
+
+def test_search_ordered_by_a_metric_with_and_without_a_filter_on_it(ctx):
+    """Ordered by a metric the filter also names (an inner join walked in value order) or not (an
+    outer join: runs without the metric come last); pages follow each other without gaps."""
+    exp = tracking.create_experiment(ctx, "default", {"name": "order"})["experiment_id"]
+    names = {}
+    for i, acc in enumerate([0.3, 0.9, None, 0.6, 0.1, None, 0.75]):
+        run = tracking.create_run(ctx, "default", {"experiment_id": exp, "start_time": 1000 + i})["run"]["info"]
+        names[run["run_id"]] = acc
+        if acc is not None:
+            tracking.log_metric(ctx, "default", {"run_id": run["run_id"], "key": "acc", "value": acc, "timestamp": 1})
+
+    def search(**extra) -> list:
+        out, token = [], None
+        while True:
+            page = tracking.search_runs(
+                ctx, "default", {"experiment_ids": [exp], "max_results": 2, "page_token": token, **extra}
+            )
+            out += [names[r["info"]["run_id"]] for r in page["runs"]]
+            token = page.get("next_page_token")
+            if not token:
+                return out
+
+    assert search(order_by=["metrics.acc DESC"]) == [0.9, 0.75, 0.6, 0.3, 0.1, None, None]
+    assert search(order_by=["metrics.acc ASC"]) == [0.1, 0.3, 0.6, 0.75, 0.9, None, None]
+    assert search(order_by=["metrics.acc DESC"], filter="metrics.acc > 0.2") == [0.9, 0.75, 0.6, 0.3]
+    assert search(order_by=["metrics.acc ASC"], filter="metrics.acc < 0.8") == [0.1, 0.3, 0.6, 0.75]
+    assert len(search()) == 7

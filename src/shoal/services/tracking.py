@@ -848,10 +848,14 @@ def _condition(c: Clause) -> Any:
     raise UserError(f"Searching runs by {c.kind} is not supported")
 
 
-def _order_column(query: Any, o: Order, n: int) -> tuple[Any, Any]:
+def _order_column(query: Any, o: Order, n: int, *, present: bool = False) -> tuple[Any, Any]:
+    """The query joined to what ``o`` orders by, and the column. ``present``: the filter already
+    requires this metric (so every run has it): an inner join then lets the database walk the
+    metric's values in index order instead of sorting every run."""
     if o.kind == "metric":
         lm = aliased(LatestMetricRow, name=f"o{n}")
-        query = query.outerjoin(lm, and_(lm.job_id == JobRow.id, lm.key == o.key))
+        join = query.join if present else query.outerjoin
+        query = join(lm, and_(lm.job_id == JobRow.id, lm.key == o.key))
         return query, lm.value
     if o.kind in ("param", "tag"):
         table = ParamRow if o.kind == "param" else RunTagRow
@@ -880,19 +884,31 @@ def search_runs(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> di
             exp = rows.find_experiment(session, ws_id, exp_id)
             if exp is not None:
                 exp_ids.append(exp.id)
-        query = select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.lifecycle_stage.in_(stages))
+        # Ids first, whole rows for the page only: sorting 100,000 runs with their JSON columns cost
+        # several times more than sorting their ids.
+        query = select(JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.lifecycle_stage.in_(stages))
         query = query.where(JobRow.experiment_id.in_(exp_ids))
         for c in clauses:
             query = query.where(_condition(c))
+        filtered = {c.key for c in clauses if c.kind == "metric"}
         order_cols = []
         for n, o in enumerate(orders):
-            query, col = _order_column(query, o, n)
-            order_cols.append(col.asc().nulls_last() if o.ascending else col.desc().nulls_last())
+            present = o.kind == "metric" and o.key in filtered
+            query, col = _order_column(query, o, n, present=present)
+            if present:  # never NULL: plain order, which an index walked either way gives
+                order_cols.append(col.asc() if o.ascending else col.desc())
+            else:
+                order_cols.append(col.asc().nulls_last() if o.ascending else col.desc().nulls_last())
         if not any(o.kind == "attribute" and o.key in ("start_time", "created") for o in orders):
             order_cols.append(_attr("start_time").desc())
         query = query.order_by(*order_cols, JobRow.id.desc()).offset(offset).limit(limit + 1)
-        found = list(session.scalars(query))
-        body: dict[str, Any] = {"runs": _runs(session, found[:limit])}
-    if len(found) > limit:
+        ids = list(session.scalars(query))
+        by_id: dict[int, JobRow] = {}
+        for start in range(0, min(len(ids), limit), 10_000):  # SQLite caps bound parameters at 32,766
+            chunk = ids[start : min(start + 10_000, limit)]
+            by_id.update((r.id, r) for r in session.scalars(select(JobRow).where(JobRow.id.in_(chunk))))
+        found = [by_id[i] for i in ids[:limit]]
+        body: dict[str, Any] = {"runs": _runs(session, found)}
+    if len(ids) > limit:
         body["next_page_token"] = encode_token([offset + limit])
     return body

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -115,6 +116,8 @@ class JobRow(Base):
         UniqueConstraint("workspace_id", "name", name="uq_job_name"),
         Index("ix_job_schedule", "status", "compute", "id"),
         Index("ix_job_parent", "workspace_id", "parent_job_name", "id"),
+        # `job list`: a workspace's jobs newest first (keyset on id), read in index order.
+        Index("ix_job_list", "workspace_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
@@ -123,9 +126,8 @@ class JobRow(Base):
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
     # The MLflow side of the job (a job is an MLflow run whose run id is the job name).
-    experiment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("experiment.id", ondelete="SET NULL"), nullable=True, index=True
-    )
+    # Indexed by ix_job_run_order (below), which leads with it.
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiment.id", ondelete="SET NULL"), nullable=True)
     lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active", server_default="active")
     run_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -147,6 +149,15 @@ class JobRow(Base):
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# MLflow's run search, newest first within experiments (its default order): read in index order.
+Index(
+    "ix_job_run_order",
+    JobRow.experiment_id,
+    func.coalesce(JobRow.start_time, JobRow.created_at),
+    JobRow.id,
+)
 
 
 # -- MLflow tracking --------------------------------------------------------------------------
@@ -191,6 +202,8 @@ class LatestMetricRow(Base):
     """The last value of each metric of a run: max step, then max timestamp, then max value."""
 
     __tablename__ = "latest_metric"
+    # A search ordered by a metric it also filters on walks the runs in that metric's value order.
+    __table_args__ = (Index("ix_latest_metric_value", "key", "value"),)
 
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)

@@ -1,9 +1,14 @@
-"""metric points keyed by themselves
+"""tracking at scale: metric points keyed by themselves, indexes for search and job lists
 
 The ``metric`` table loses its surrogate ``id``: the point, ``(job_id, key, step, timestamp, value,
 is_nan)``, becomes the primary key (``WITHOUT ROWID`` on SQLite). It replaces the unique key that
 made replays idempotent and the index that history pages were read by, so a point is written into
 one B-tree instead of three, and a history page is a range of the key. Rows are copied over.
+
+Three indexes keep a workspace of 100,000 runs responsive: ``ix_job_list`` (a workspace's jobs by
+id, for ``job list``), ``ix_job_run_order`` (MLflow's default run order, newest first, within an
+experiment; it replaces ``ix_job_experiment_id``, which it leads with) and
+``ix_latest_metric_value`` (a search ordered by a metric it filters on walks that metric's values).
 
 Revision ID: 0005
 Revises: 0004
@@ -59,8 +64,20 @@ def upgrade() -> None:
     op.execute(f"INSERT INTO metric ({COLUMNS}) SELECT {COLUMNS} FROM metric_0004 ORDER BY {COLUMNS}")
     op.drop_table("metric_0004")
 
+    op.create_index("ix_job_list", "job", ["workspace_id", "id"], unique=False)
+    op.create_index(
+        "ix_job_run_order", "job", ["experiment_id", sa.text("coalesce(start_time, created_at)"), "id"], unique=False
+    )
+    op.drop_index("ix_job_experiment_id", table_name="job")
+    op.create_index("ix_latest_metric_value", "latest_metric", ["key", "value"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index("ix_latest_metric_value", table_name="latest_metric")
+    op.create_index("ix_job_experiment_id", "job", ["experiment_id"], unique=False)
+    op.drop_index("ix_job_run_order", table_name="job")
+    op.drop_index("ix_job_list", table_name="job")
+
     op.rename_table("metric", "metric_0005")
     _rename_constraints(
         "metric_0005",
