@@ -128,3 +128,29 @@ def test_search_ordered_by_a_metric_with_and_without_a_filter_on_it(ctx):
     assert search(order_by=["metrics.acc DESC"], filter="metrics.acc > 0.2") == [0.9, 0.75, 0.6, 0.3]
     assert search(order_by=["metrics.acc ASC"], filter="metrics.acc < 0.8") == [0.1, 0.3, 0.6, 0.75]
     assert len(search()) == 7
+
+
+def test_metric_validation_is_the_same_on_the_fast_lane_and_off_it(ctx):
+    """The usual point shape (float value, int or numeric-string timestamp and step) takes a fast
+    lane; every point is still checked with MLflow's messages, and a batch with one bad point
+    stores nothing."""
+    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    good = {"key": "m", "value": 1.5, "timestamp": "1000", "step": "2"}
+    bad = [
+        ({"key": "bad*key", "value": 1.0, "timestamp": 1, "step": 0}, "Invalid metric name"),
+        ({"key": "/abs", "value": 1.0, "timestamp": 1, "step": 0}, "Invalid metric name"),
+        ({"key": "m", "value": True, "timestamp": 1, "step": 0}, "Got invalid value True"),
+        ({"key": "m", "value": "x", "timestamp": 1, "step": 0}, "Got invalid value 'x'"),
+        ({"key": "m", "value": 1.0, "timestamp": "", "step": 0}, "Missing value for required parameter 'timestamp'"),
+        ({"key": "m", "value": 1.0, "timestamp": "soon", "step": 0}, "Got invalid timestamp or step"),
+        ({"key": "m", "value": 1.0, "timestamp": 1, "step": "later"}, "Got invalid timestamp or step"),
+        ({"key": "m", "value": 1.0, "step": 0}, "Missing value for required parameter 'timestamp'"),
+    ]
+    for point, message in bad:
+        with pytest.raises(UserError, match=message):
+            tracking.log_batch(ctx, "default", {"run_id": run, "metrics": [good, point]})
+    assert tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})["metrics"] == []
+    nan = {"key": "m", "value": float("nan"), "timestamp": 5, "step": None}
+    tracking.log_batch(ctx, "default", {"run_id": run, "metrics": [good, nan, {**good, "value": 7}]})
+    got = tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})["metrics"]
+    assert [(m["step"], m["timestamp"], m["value"]) for m in got] == [(0, 5, "NaN"), (2, 1000, 1.5), (2, 1000, 7.0)]
