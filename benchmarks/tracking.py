@@ -14,7 +14,10 @@ both on 127.0.0.1, and drives both with the same real ``MlflowClient`` (this ven
    connections, within ``--create-budget`` seconds per system (past it both are measured at the
    count MLflow reached, and the section says so);
 5. a ``--artifact-mb`` MB ``log_artifact`` (MB/s), where Shoal's artifact proxy answers, and a plain
-   ``cp`` of the same bytes as the physical limit.
+   ``cp`` of the same bytes as the physical limit;
+6. the client alone: 1, 2, 3 and 5 through the same ``MlflowClient`` against ``_nullserver.py`` (its own
+   process, answering at once), in the same rounds: the floor under any server's figure through that
+   client, and so the best ratio any server could show against MLflow's.
 
 Timed operations alternate between the systems round by round. The run prints a table and
 rewrites only its own section of ``docs/benchmarks.md`` (``<!-- tracking:begin -->`` … ``end``).
@@ -461,8 +464,9 @@ def report(
     if floor is not None:
         out += [
             "",
-            "*MlflowClient alone*: the same client calls against a null HTTP server in this process that reads "
-            "each request and answers at once with a canned body (for the history, the bytes Shoal sent): the "
+            "*MlflowClient alone*: the same client calls, in the same rounds, against a null HTTP server in its own "
+            "process (`benchmarks/_nullserver.py`) that reads each request and answers at once with a canned body "
+            "(for the history, the bytes Shoal sent): the "
             "client's own cost, which any server's figure through `MlflowClient` includes. *Best possible*: "
             "MLflow's figure over that floor, the ratio an instant server would show.",
         ]

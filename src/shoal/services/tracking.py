@@ -848,14 +848,17 @@ def _condition(c: Clause) -> Any:
     raise UserError(f"Searching runs by {c.kind} is not supported")
 
 
-def _order_column(query: Any, o: Order, n: int, *, present: bool = False) -> tuple[Any, Any]:
-    """The query joined to what ``o`` orders by, and the column. ``present``: the filter already
-    requires this metric (so every run has it): an inner join then lets the database walk the
-    metric's values in index order instead of sorting every run."""
+def _order_column(query: Any, o: Order, n: int, *, present: Any = None) -> tuple[Any, Any]:
+    """The query joined to what ``o`` orders by, and the column. ``present``: the filter's clauses
+    on this metric, which every run found must then have: they go on an inner join, which lets
+    the database walk the metric's values in index order instead of sorting every run."""
     if o.kind == "metric":
         lm = aliased(LatestMetricRow, name=f"o{n}")
-        join = query.join if present else query.outerjoin
-        query = join(lm, and_(lm.job_id == JobRow.id, lm.key == o.key))
+        if present is None:
+            return query.outerjoin(lm, and_(lm.job_id == JobRow.id, lm.key == o.key)), lm.value
+        query = query.join(lm, and_(lm.job_id == JobRow.id, lm.key == o.key))
+        for c in present:  # the filter's EXISTS on this metric, said on the joined row instead
+            query = query.where(lm.is_nan.is_(False), _compare(lm.value, c.op, c.value))
         return query, lm.value
     if o.kind in ("param", "tag"):
         table = ParamRow if o.kind == "param" else RunTagRow
@@ -888,14 +891,21 @@ def search_runs(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> di
         # several times more than sorting their ids.
         query = select(JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.lifecycle_stage.in_(stages))
         query = query.where(JobRow.experiment_id.in_(exp_ids))
+        # A metric both filtered on and ordered by is joined once, with its clauses on the join.
+        on_join: dict[str, list[Clause]] = {}
+        for o in orders:
+            if o.kind == "metric" and o.key not in on_join:
+                named = [c for c in clauses if c.kind == "metric" and c.key == o.key]
+                if named:
+                    on_join[o.key] = named
         for c in clauses:
-            query = query.where(_condition(c))
-        filtered = {c.key for c in clauses if c.kind == "metric"}
+            if not (c.kind == "metric" and c.key in on_join):
+                query = query.where(_condition(c))
         order_cols = []
         for n, o in enumerate(orders):
-            present = o.kind == "metric" and o.key in filtered
+            present = on_join.pop(o.key, None) if o.kind == "metric" else None
             query, col = _order_column(query, o, n, present=present)
-            if present:  # never NULL: plain order, which an index walked either way gives
+            if present is not None:  # never NULL: plain order, which an index walked either way gives
                 order_cols.append(col.asc() if o.ascending else col.desc())
             else:
                 order_cols.append(col.asc().nulls_last() if o.ascending else col.desc().nulls_last())
