@@ -38,7 +38,8 @@ format: install
 bench: install
 	$(PY) benchmarks/assets.py
 	$(PY) benchmarks/job_start.py
-	@if [ -f benchmarks/tracking.py ]; then $(PY) benchmarks/tracking.py; fi
+	$(PY) benchmarks/tracking.py
+	$(PY) benchmarks/tracking_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -141,13 +141,16 @@ class Server:
 
 
 @contextlib.contextmanager
-def shoal_server(tmp: Path) -> Iterator[Server]:
-    """A real ``python -m shoal.server.main`` process with its own SHOAL_HOME under ``tmp``."""
+def shoal_server(tmp: Path, *, database_url: str | None = None) -> Iterator[Server]:
+    """A real ``python -m shoal.server.main`` process with its own SHOAL_HOME, ``tmp/shoal-home``
+    (which a caller may have filled beforehand), on SQLite there or on ``database_url``."""
     home = tmp / "shoal-home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     env = {**os.environ, "SHOAL_HOME": str(home)}
     for key in ("SHOAL_DATABASE_URL", "SHOAL_ARTIFACT_ROOT", "SHOAL_SERVER_URL", "SHOAL_TOKEN"):
         env.pop(key, None)
+    if database_url:
+        env["SHOAL_DATABASE_URL"] = database_url
     log = (tmp / "shoal-server.log").open("wb")
     started = time.perf_counter()
     proc = subprocess.Popen(

@@ -14,7 +14,10 @@ both on 127.0.0.1, and drives both with the same real ``MlflowClient`` (this ven
    connections, within ``--create-budget`` seconds per system (past it both are measured at the
    count MLflow reached, and the section says so);
 5. a ``--artifact-mb`` MB ``log_artifact`` (MB/s), where Shoal's artifact proxy answers, and a plain
-   ``cp`` of the same bytes as the physical limit.
+   ``cp`` of the same bytes as the physical limit;
+6. the client alone: 1, 2, 3 and 5 through the same ``MlflowClient`` against ``_nullserver.py`` (its own
+   process, answering at once), in the same rounds: the floor under any server's figure through that
+   client, and so the best ratio any server could show against MLflow's.
 
 Timed operations alternate between the systems round by round. The run prints a table and
 rewrites only its own section of ``docs/benchmarks.md`` (``<!-- tracking:begin -->`` … ``end``).
@@ -79,6 +82,8 @@ class Side:
     runs: int = 0
     create_s: float = math.nan
     http: httpx.Client | None = None
+    # The floor: MlflowClient against a null server (no raw-HTTP rows, no search for it).
+    null: NullServer | None = None
 
     def add(self, key: str, value: float) -> None:
         self.samples.setdefault(key, []).append(value)
@@ -127,6 +132,8 @@ def measure_batch(sides: list[Side], batches: int) -> None:
             t0 = time.perf_counter()
             side.client.log_batch(runs[side.label], metrics=metrics)
             side.add("batch", time.perf_counter() - t0)
+            if side.null is not None:
+                continue
             # The same kind of batch as ready JSON over raw HTTP: the server's share alone.
             now = int(time.time() * 1000)
             body = json.dumps(
@@ -158,6 +165,10 @@ def measure_history(sides: list[Side], points: int, samples: int) -> None:
     for side in sides:
         print(f"  {side.label}: logging {points:,} points", flush=True)
         runs[side.label] = fill_history(side, points)
+    for side in sides:  # the null server answers with the bytes Shoal sends
+        if side.null is not None:
+            reply = _raw(sides[0]).get("/metrics/get-history", params={"run_id": runs["Shoal"], "metric_key": "hist"})
+            side.null.set_history(reply.raise_for_status().content)
     for r in range(samples):
         for side in sides if r % 2 == 0 else reversed(sides):
             t0 = time.perf_counter()
@@ -165,6 +176,8 @@ def measure_history(sides: list[Side], points: int, samples: int) -> None:
             side.add("history", time.perf_counter() - t0)
             if len(got) != points:
                 raise RuntimeError(f"{side.label}: history has {len(got)} points, not {points}")
+            if side.null is not None:
+                continue
             t0 = time.perf_counter()
             reply = _raw(side).get("/metrics/get-history", params={"run_id": runs[side.label], "metric_key": "hist"})
             side.add("history_raw", time.perf_counter() - t0)
@@ -224,6 +237,9 @@ def measure_artifacts(sides: list[Side], path: Path, samples: int, mb: int, cp: 
     small.write_text("probe")
     for side in sides:
         run = side.client.create_run(side.exp).info.run_id
+        if side.null is not None:
+            usable.append((side, run))
+            continue
         try:
             side.client.log_artifact(run, str(small), "probe")
             names = [f.path for f in side.client.list_artifacts(run, "probe")]
@@ -246,6 +262,32 @@ def measure_artifacts(sides: list[Side], path: Path, samples: int, mb: int, cp: 
         target.unlink()
 
 
+# -- the client's own floor ----------------------------------------------------------------------
+
+
+class NullServer:
+    """``_nullserver.py`` in its own process (not sharing this interpreter's lock): it answers
+    instantly with canned bodies (``{}``; a run; the history bytes Shoal sent), so ``MlflowClient``
+    against it costs only the client's own work (building and encoding requests, sending, parsing
+    answers), the floor under any server's figure through that client."""
+
+    def __init__(self) -> None:
+        script = Path(__file__).with_name("_nullserver.py")
+        self.proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().decode().strip()
+        if not self.url.startswith("http://"):
+            self.close()
+            raise RuntimeError("the null server did not start")
+
+    def set_history(self, body: bytes) -> None:
+        httpx.put(self.url + "/__history", content=body, timeout=60).raise_for_status()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -259,9 +301,18 @@ def _times(x: float) -> str:
     return "—" if math.isnan(x) else f"{x:.2f}×"
 
 
-def rows(shoal: Side, peer: Side | None, cp: list[float]) -> list[tuple[str, str, str, float, str]]:
-    """(operation, Shoal, MLflow, Shoal-is-better-by, target key)."""
+@dataclass
+class Row:
+    op: str
+    shoal: str
+    mlflow: str
+    better: float  # how many times faster Shoal is
+    key: str  # target key ("" for none)
+    floor: str = ""  # MlflowClient against the null server
+    ceiling: float = math.nan  # the best ratio any server could show through MlflowClient
 
+
+def rows(shoal: Side, peer: Side | None, floor: Side | None, cp: list[float]) -> list[Row]:
     def med(side: Side | None, key: str) -> float:
         return median(side.samples.get(key, [])) if side is not None else math.nan
 
@@ -271,14 +322,30 @@ def rows(shoal: Side, peer: Side | None, cp: list[float]) -> list[tuple[str, str
         pb = p95(peer.samples.get(key, [])) if peer else math.nan
         return f"{ms(a)} ms ({ms(pa)})", (f"{ms(b)} ms ({ms(pb)})" if peer else "—"), b / a
 
+    def floor_ms(key: str) -> tuple[str, float]:
+        f = med(floor, key)
+        return ("—", math.nan) if math.isnan(f) else (f"{ms(f)} ms", med(peer, key) / f)
+
     out = []
-    a, b = med(shoal, "single_rate"), med(peer, "single_rate")
-    out.append(("single `log_metric`, calls/s", _rate(a, "/s"), _rate(b, "/s"), a / b, "single"))
-    a, b = 1000 / med(shoal, "batch"), 1000 / med(peer, "batch")
-    out.append(("`log_batch` of 1,000 metrics, metrics/s", _rate(a, "/s"), _rate(b, "/s"), a / b, "batch"))
+    a, b, f = med(shoal, "single_rate"), med(peer, "single_rate"), med(floor, "single_rate")
+    out.append(
+        Row("single `log_metric`, calls/s", _rate(a, "/s"), _rate(b, "/s"), a / b, "single", _rate(f, "/s"), f / b)
+    )
+    a, b, f = 1000 / med(shoal, "batch"), 1000 / med(peer, "batch"), 1000 / med(floor, "batch")
+    out.append(
+        Row(
+            "`log_batch` of 1,000 metrics, metrics/s",
+            _rate(a, "/s"),
+            _rate(b, "/s"),
+            a / b,
+            "batch",
+            _rate(f, "/s"),
+            f / b,
+        )
+    )
     a, b = 1000 / med(shoal, "batch_raw"), 1000 / med(peer, "batch_raw")
     out.append(
-        (
+        Row(
             "… the same over raw HTTP (ready JSON, no client work), metrics/s",
             _rate(a, "/s"),
             _rate(b, "/s"),
@@ -287,33 +354,54 @@ def rows(shoal: Side, peer: Side | None, cp: list[float]) -> list[tuple[str, str
         )
     )
     s, m, x = both_ms("history")
-    out.append(("`get_metric_history`, ms (p95)", s, m, x, "history"))
+    out.append(Row("`get_metric_history`, ms (p95)", s, m, x, "history", *floor_ms("history")))
     s, m, x = both_ms("history_raw")
-    out.append(("… the same over raw HTTP (bytes received, no parsing), ms (p95)", s, m, x, "history"))
+    out.append(Row("… the same over raw HTTP (bytes received, no parsing), ms (p95)", s, m, x, "history"))
     s, m, x = both_ms("search")
-    out.append(("`search_runs` with a filter, first 100, ms (p95)", s, m, x, "search"))
-    a, b = med(shoal, "artifact"), med(peer, "artifact")
-    out.append(("`log_artifact` upload, MB/s", _rate(a, "MB/s"), _rate(b, "MB/s"), a / b, "artifact"))
-    out.append(("plain `cp` of the same bytes, MB/s", _rate(median(cp), "MB/s"), "", math.nan, ""))
+    out.append(Row("`search_runs` with a filter, first 100, ms (p95)", s, m, x, "search"))
+    a, b, f = med(shoal, "artifact"), med(peer, "artifact"), med(floor, "artifact")
+    out.append(
+        Row(
+            "`log_artifact` upload, MB/s",
+            _rate(a, "MB/s"),
+            _rate(b, "MB/s"),
+            a / b,
+            "artifact",
+            _rate(f, "MB/s"),
+            f / b,
+        )
+    )
+    out.append(Row("plain `cp` of the same bytes, MB/s", _rate(median(cp), "MB/s"), "", math.nan, ""))
     return out
 
 
 def report(
-    shoal: Side, peer: Side | None, peer_skip: str, cp: list[float], args: argparse.Namespace, total: float
+    shoal: Side,
+    peer: Side | None,
+    floor: Side | None,
+    peer_skip: str,
+    cp: list[float],
+    args: argparse.Namespace,
+    total: float,
 ) -> str:
     table = [
-        "| operation | Shoal | MLflow | Shoal vs MLflow | target | met |",
-        "|---|---:|---:|---:|---:|---|",
+        "| operation | Shoal | MLflow | Shoal vs MLflow | target | met | MlflowClient alone (null server) "
+        "| best possible through MlflowClient |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     verdicts = []
-    for op, s, m, better, key in rows(shoal, peer, cp):
-        target = TARGETS.get(key)
+    for row in rows(shoal, peer, floor, cp):
+        target = TARGETS.get(row.key)
+        ceiling = "" if math.isnan(row.ceiling) else _times(row.ceiling)
         if target is None:
-            table.append(f"| {op} | {s} | {m} | | | |")
+            table.append(f"| {row.op} | {row.shoal} | {row.mlflow} | | | | {row.floor} | {ceiling} |")
             continue
-        met = "—" if math.isnan(better) else ("yes" if better >= target else "**no**")
-        table.append(f"| {op} | {s} | {m} | {_times(better)} | ≥ {target:g}× | {met} |")
-        verdicts.append((op, better, target, met))
+        met = "—" if math.isnan(row.better) else ("yes" if row.better >= target else "**no**")
+        table.append(
+            f"| {row.op} | {row.shoal} | {row.mlflow} | {_times(row.better)} | ≥ {target:g}× | {met} "
+            f"| {row.floor} | {ceiling} |"
+        )
+        verdicts.append((row, target, met))
     cmd = "`.venv/bin/python benchmarks/tracking.py"
     for flag, default in (("runs", 10000), ("points", 100000), ("artifact_mb", 100)):
         if getattr(args, flag) != default:
@@ -373,7 +461,16 @@ def report(
             out.append(
                 f"{side.label}'s artifact upload was not measured: `log_artifact` failed with {side.notes['artifact']}."
             )
-    out += ["", "### Reading", "", reading(verdicts, shoal, peer)]
+    if floor is not None:
+        out += [
+            "",
+            "*MlflowClient alone*: the same client calls, in the same rounds, against a null HTTP server in its own "
+            "process (`benchmarks/_nullserver.py`) that reads each request and answers at once with a canned body "
+            "(for the history, the bytes Shoal sent): the "
+            "client's own cost, which any server's figure through `MlflowClient` includes. *Best possible*: "
+            "MLflow's figure over that floor, the ratio an instant server would show.",
+        ]
+    out += ["", "### Reading", "", reading(verdicts, shoal, peer, floor)]
     return "\n".join(out)
 
 
@@ -394,35 +491,44 @@ def _made(side: Side) -> str:
     return f"{side.runs:,} runs in {side.create_s:.0f} s, {side.runs / side.create_s:,.0f} runs/s"
 
 
-def reading(verdicts: list[tuple[str, float, float, str]], shoal: Side, peer: Side | None) -> str:
+def reading(verdicts: list[tuple[Row, float, str]], shoal: Side, peer: Side | None, floor: Side | None) -> str:
     if peer is None:
         return "No peer was measured: the ratios and targets are empty."
-    met = [v for v in verdicts if v[3] == "yes"]
-    missed = [v for v in verdicts if v[3] == "**no**"]
+    met = [v for v in verdicts if v[2] == "yes"]
+    missed = [v for v in verdicts if v[2] == "**no**"]
     parts = [f"Targets met: {len(met)} of {len(met) + len(missed)}."]
     if missed:
         parts.append(
             "Missed: "
-            + "; ".join(f"{op} ({better:.2f}×, target {target:g}×)" for op, better, target, _ in missed)
+            + "; ".join(f"{row.op} ({row.better:.2f}×, target {target:g}×)" for row, target, _ in missed)
             + "."
         )
-
-    def med(side: Side, key: str) -> float:
-        return median(side.samples.get(key, []))
-
-    # The client's own work (building and serialising protobuf messages, parsing the answer) is
-    # paid by both systems alike and caps every ratio measured through MlflowClient.
-    batch_client = med(shoal, "batch") - med(shoal, "batch_raw")
-    hist_client = med(shoal, "history") - med(shoal, "history_raw")
-    if not math.isnan(batch_client) and not math.isnan(hist_client):
+    # The client's own work (building and encoding protobuf messages, parsing the answer) is paid
+    # by both systems alike: through MlflowClient no server can look faster than the client alone.
+    capped = [(row, target) for row, target, _ in missed if not math.isnan(row.ceiling) and row.ceiling < target]
+    if capped:
         parts.append(
-            f"Through `MlflowClient`, the client's own work is a fixed cost both systems pay: about "
-            f"{ms(batch_client)} ms of a 1,000-metric `log_batch` (Shoal's {ms(med(shoal, 'batch'))} ms through the "
-            f"client against {ms(med(shoal, 'batch_raw'))} ms as ready JSON over raw HTTP) and about "
-            f"{ms(hist_client)} ms of the history read (its protobuf parsing of every point). At MLflow's "
-            f"{ms(med(peer, 'batch'))} ms a batch, a 10× batch target leaves "
-            f"{ms(med(peer, 'batch') / 10)} ms for client and server together; the raw-HTTP rows show the "
-            "servers' own ratio."
+            "Out of reach through `MlflowClient` whatever the server does: "
+            + "; ".join(
+                f"{row.op.split(',')[0]} (the client alone, against a server that answers instantly, "
+                f"is {row.floor}, {row.ceiling:.2f}× MLflow's figure: below the {target:g}× target)"
+                for row, target in capped
+            )
+            + ". The raw-HTTP rows measure the servers without that fixed cost."
+        )
+
+    def med(side: Side | None, key: str) -> float:
+        return median(side.samples.get(key, [])) if side is not None else math.nan
+
+    share = [
+        (label, med(floor, key), med(shoal, key))
+        for label, key in (("a 1,000-metric `log_batch`", "batch"), ("the history read", "history"))
+    ]
+    if floor is not None and all(not math.isnan(f) for _, f, _ in share):
+        parts.append(
+            "Of Shoal's time through the client, the client's own share is "
+            + " and ".join(f"{ms(f)} of {ms(t)} ms for {label}" for label, f, t in share)
+            + "."
         )
     return " ".join(parts)
 
@@ -484,13 +590,18 @@ def main(argv: list[str] | None = None) -> int:
             peer = Side("MLflow", pserver, pserver.url)
             peer.version = mlflow_version(exe)  # type: ignore[attr-defined]
             sides.append(peer)
-        for side in sides:
+        # The floor takes its turn in every round, so noise on the shared machine hits it alike.
+        null = NullServer()
+        stack.callback(null.close)
+        floor = Side("client alone", Server(null.url, {}, os.getpid(), 0.0, tmp), null.url, null=null)
+        timed = [*sides, floor]
+        for side in timed:
             side.client = MlflowClient(tracking_uri=side.uri)
             side.exp = side.client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")  # type: ignore[attr-defined]
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("single log_metric", lambda: measure_single(sides, args.rounds, args.calls)),
-            ("log_batch", lambda: measure_batch(sides, args.batches)),
-            ("history", lambda: measure_history(sides, args.points, args.history_samples)),
+            ("single log_metric", lambda: measure_single(timed, args.rounds, args.calls)),
+            ("log_batch", lambda: measure_batch(timed, args.batches)),
+            ("history", lambda: measure_history(timed, args.points, args.history_samples)),
         ]
         for name, fn in steps:
             print(f"{name}…", flush=True)
@@ -504,9 +615,10 @@ def main(argv: list[str] | None = None) -> int:
         print("search…", flush=True)
         measure_search(sides, args.samples)
         print("artifacts…", flush=True)
-        measure_artifacts(sides, artifact_file(tmp, args.artifact_mb), args.artifact_samples, args.artifact_mb, cp)
+        artifact = artifact_file(tmp, args.artifact_mb)
+        measure_artifacts(timed, artifact, args.artifact_samples, args.artifact_mb, cp)
     total = time.perf_counter() - started
-    text = report(shoal, peer, peer_skip, cp, args, total)
+    text = report(shoal, peer, floor, peer_skip, cp, args, total)
     print()
     print(text)
     write_section("tracking", text, args.out)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoal import __version__
 from shoal.config import ShoalSettings
@@ -72,21 +73,38 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(InternalError("internal server error; see the server log"))
 
 
-def _install_body_guards(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Any) -> Any:
-        if request.method in ("POST", "PUT", "PATCH") and not RAW_BODY_ROUTES.match(request.url.path):
-            length = request.headers.get("content-length")
-            if length and length.isdigit() and int(length) > MAX_JSON_BODY:
-                return _error(PayloadTooLargeError(f"request body over {MAX_JSON_BODY} bytes"))
-            ctype = request.headers.get("content-type", "")
-            if length not in (None, "0") and not ctype.startswith("application/json"):
-                err = UserError(f"request bodies must be application/json, got {ctype or 'no content type'!r}")
-                return JSONResponse(
-                    {**err.to_wire(), "error": {**err.to_wire()["error"], "code": "UNSUPPORTED_MEDIA_TYPE"}},
-                    status_code=415,
-                )
-        return await call_next(request)
+class BodyGuard:
+    """JSON bodies at most ``MAX_JSON_BODY`` (413) and ``application/json`` (415), except on the
+    routes that stream raw bytes. A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs
+    every request a task group and a memory stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            refusal = self._check(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _check(scope: Scope) -> JSONResponse | None:
+        if RAW_BODY_ROUTES.match(scope["path"]):
+            return None
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_JSON_BODY:
+            return _error(PayloadTooLargeError(f"request body over {MAX_JSON_BODY} bytes"))
+        ctype = headers.get("content-type", "")
+        if length not in (None, "0") and not ctype.startswith("application/json"):
+            err = UserError(f"request bodies must be application/json, got {ctype or 'no content type'!r}")
+            return JSONResponse(
+                {**err.to_wire(), "error": {**err.to_wire()["error"], "code": "UNSUPPORTED_MEDIA_TYPE"}},
+                status_code=415,
+            )
+        return None
 
 
 def create_app(
@@ -128,7 +146,7 @@ def create_app(
     app.state.job_signer = signer
     app.state.dispatcher = dispatcher
     _install_error_handlers(app)
-    _install_body_guards(app)
+    app.add_middleware(BodyGuard)
 
     from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
     from shoal.server.routes import workspaces as ws_routes

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import AuthError, PermissionDeniedError
 
@@ -89,13 +90,17 @@ class Require:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(self, request: Request) -> Principal:
+    async def __call__(self, request: Request) -> Principal:
+        # Async on purpose: a sync dependency costs every request a hop to the thread pool. Only a
+        # job token needs the database (is its attempt still live?), and only that goes to a thread.
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("a bearer token is required (Authorization: Bearer <token>)")
         tokens: TokenTable = request.app.state.tokens
-        principal = tokens.lookup(token.strip()) or _job_principal(request, token.strip())
+        principal = tokens.lookup(token.strip())
+        if principal is None:
+            principal = await run_in_threadpool(_job_principal, request, token.strip())
         if principal is None:
             raise AuthError("the bearer token is not valid for this server")
         if principal.ended and not _is_own_runner_route(request, principal):

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -27,7 +27,15 @@ from shoal.services.mlflow_search import Clause, Order, parse_filter, parse_orde
 from shoal.services.workspaces import workspace_id
 from shoal.store import tracking as rows
 from shoal.store.paging import decode_token, encode_token
-from shoal.store.tables import ExperimentRow, JobRow, LatestMetricRow, ParamRow, RunInputRow, RunTagRow
+from shoal.store.tables import (
+    ExperimentRow,
+    JobRow,
+    LatestMetricRow,
+    ParamRow,
+    RunInputRow,
+    RunTagRow,
+    WorkspaceRow,
+)
 
 S = JobStatus
 MLFLOW_RUN = "mlflow_run"
@@ -534,7 +542,7 @@ def restore_run(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> di
 # -- runs: logging --------------------------------------------------------------------------
 
 
-def _metric_point(m: dict[str, Any]) -> dict[str, Any]:
+def _metric_point(m: dict[str, Any]) -> rows.Point:
     key = _check_key(m.get("key"), "metric")
     raw = m.get("value")
     try:
@@ -551,7 +559,58 @@ def _metric_point(m: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise UserError(f"Got invalid timestamp or step for metric '{key}'") from exc
     nan = math.isnan(value)
-    return {"key": key, "value": 0.0 if nan else value, "timestamp": stamp, "step": step, "is_nan": nan}
+    return (key, 0.0 if nan else value, stamp, step, nan)
+
+
+def _metric_points(metrics: list[dict[str, Any]]) -> list[rows.Point]:
+    """``_metric_point`` for each metric, with a fast lane for the usual shape (a float value, an
+    integer or numeric-string timestamp and step, as MLflow's client sends them) that checks each
+    distinct key once per batch. Anything else takes ``_metric_point``, whose errors are MLflow's."""
+    checked: set[str] = set()
+    out: list[rows.Point] = []
+    for m in metrics:
+        key, raw, stamp, step = m.get("key"), m.get("value"), m.get("timestamp"), m.get("step")
+        if type(key) is str and type(raw) is float and type(stamp) in (int, str) and type(step) in _STEP_TYPES:
+            try:
+                point = (key, raw, int(stamp), int(step) if step else 0, False)
+            except ValueError:
+                point = _metric_point(m)  # raises MLflow's message
+            if key not in checked:
+                _check_key(key, "metric")
+                checked.add(key)
+            if raw != raw:  # NaN: stored as 0 with the flag
+                point = (key, 0.0, point[2], point[3], True)
+            out.append(point)
+        else:
+            out.append(_metric_point(m))
+    return out
+
+
+_STEP_TYPES = (int, str, type(None))
+# The run a write goes to, in one query: its id and whether it is active.
+_RUN_REF = (
+    select(JobRow.id, JobRow.lifecycle_stage)
+    .join(WorkspaceRow, WorkspaceRow.id == JobRow.workspace_id)
+    .where(WorkspaceRow.name == bindparam("workspace"), JobRow.name == bindparam("run"))
+)
+
+
+def _run_ref(session: Session, workspace: str, run_id: str) -> tuple[int, str]:
+    """A run's job id and lifecycle stage in one query, without loading the job; the errors of
+    ``_run_row``."""
+    found = session.execute(_RUN_REF, {"workspace": workspace, "run": run_id}).first()
+    if found is None:
+        workspace_id(session, workspace)  # a missing workspace is named as such
+        raise NotFoundError(f"Run with id={run_id} not found")
+    return int(found[0]), str(found[1])
+
+
+def _active_run_id(session: Session, workspace: str, run_id: str) -> int:
+    """``_active_run(...).id``, in one query."""
+    job_id, stage = _run_ref(session, workspace, run_id)
+    if stage != "active":
+        raise UserError(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
+    return job_id
 
 
 def _log(
@@ -563,7 +622,7 @@ def _log(
     tags: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Validate everything first, then write it all in one transaction."""
-    points = [_metric_point(m) for m in metrics]
+    points = _metric_points(metrics)
     new_params: dict[str, str] = {}
     for p in params:
         key = _check_key(p.get("key"), "param")
@@ -579,19 +638,21 @@ def _log(
         key = _check_key(t.get("key"), "tag")
         new_tags[key] = _value(t.get("value"), MAX_TAG_VALUE, "tag", key)
     with ctx.db.write() as session:
-        row = _active_run(session, workspace_id(session, workspace), run_id)
-        old = rows.existing_params(session, row.id, list(new_params))
-        for key, value in new_params.items():
-            if key in old and old[key] != value:
-                raise UserError(
-                    "Changing param values is not allowed. Params were already logged='"
-                    f"[{{'key': '{key}', 'old_value': '{old[key]}', 'new_value': '{value}'}}]' for run ID='{run_id}'."
-                )
-        rows.insert_params(session, row.id, {k: v for k, v in new_params.items() if k not in old})
-        rows.insert_metrics(session, row.id, points)
-        rows.set_tags(session, row.id, new_tags)
+        job_id = _active_run_id(session, workspace, run_id)
+        if new_params:
+            old = rows.existing_params(session, job_id, list(new_params))
+            for key, value in new_params.items():
+                if key in old and old[key] != value:
+                    raise UserError(
+                        "Changing param values is not allowed. Params were already logged='"
+                        f"[{{'key': '{key}', 'old_value': '{old[key]}', 'new_value': '{value}'}}]' "
+                        f"for run ID='{run_id}'."
+                    )
+            rows.insert_params(session, job_id, {k: v for k, v in new_params.items() if k not in old})
+        rows.insert_metrics(session, job_id, points)
+        rows.set_tags(session, job_id, new_tags)
         if "mlflow.runName" in new_tags:
-            row.run_name = new_tags["mlflow.runName"]
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(run_name=new_tags["mlflow.runName"]))
     return {}
 
 
@@ -675,22 +736,24 @@ def get_metric_history(ctx: ServiceContext, workspace: str, data: dict[str, Any]
         raise UserError("Invalid value for 'max_results': it must be a positive integer")
     after = None
     if data.get("page_token"):
+        # The token is the (step, timestamp, value, is_nan) key of the last point returned.
         try:
-            step, stamp, last_id = (int(v) for v in decode_token(str(data["page_token"])) or [])
+            step, stamp, value, nan = decode_token(str(data["page_token"])) or []
+            after = (int(step), int(stamp), float(value), bool(nan))
         except Exception as exc:  # noqa: BLE001 - a malformed token is the caller's error
             raise UserError("Invalid page token") from exc
-        after = (step, stamp, last_id)
     with ctx.db.read() as session:
-        row = _run_row(session, workspace_id(session, workspace), _run_id(data))
-        points = rows.history_page(session, row.id, key, None if limit is None else limit + 1, after)
+        job_id, _ = _run_ref(session, workspace, _run_id(data))
+        points = rows.history_page(session, job_id, key, None if limit is None else limit + 1, after)
     body: dict[str, Any] = {}
     if limit is not None and len(points) > limit:
         points = points[:limit]
-        last = points[-1]
-        body["next_page_token"] = encode_token([last.step, last.timestamp, last.id])
+        step, stamp, value, nan = points[-1]
+        body["next_page_token"] = encode_token([step, stamp, value, int(bool(nan))])
+    finite = math.isfinite
     body["metrics"] = [
-        {"key": key, "value": json_float(rows.metric_value(p)), "timestamp": p.timestamp, "step": p.step}
-        for p in points
+        {"key": key, "value": "NaN" if nan else (v if finite(v) else json_float(v)), "timestamp": t, "step": s}
+        for s, t, v, nan in points
     ]
     return body
 
@@ -785,10 +848,17 @@ def _condition(c: Clause) -> Any:
     raise UserError(f"Searching runs by {c.kind} is not supported")
 
 
-def _order_column(query: Any, o: Order, n: int) -> tuple[Any, Any]:
+def _order_column(query: Any, o: Order, n: int, *, present: Any = None) -> tuple[Any, Any]:
+    """The query joined to what ``o`` orders by, and the column. ``present``: the filter's clauses
+    on this metric, which every run found must then have: they go on an inner join, which lets
+    the database walk the metric's values in index order instead of sorting every run."""
     if o.kind == "metric":
         lm = aliased(LatestMetricRow, name=f"o{n}")
-        query = query.outerjoin(lm, and_(lm.job_id == JobRow.id, lm.key == o.key))
+        if present is None:
+            return query.outerjoin(lm, and_(lm.job_id == JobRow.id, lm.key == o.key)), lm.value
+        query = query.join(lm, and_(lm.job_id == JobRow.id, lm.key == o.key))
+        for c in present:  # the filter's EXISTS on this metric, said on the joined row instead
+            query = query.where(lm.is_nan.is_(False), _compare(lm.value, c.op, c.value))
         return query, lm.value
     if o.kind in ("param", "tag"):
         table = ParamRow if o.kind == "param" else RunTagRow
@@ -817,19 +887,38 @@ def search_runs(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> di
             exp = rows.find_experiment(session, ws_id, exp_id)
             if exp is not None:
                 exp_ids.append(exp.id)
-        query = select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.lifecycle_stage.in_(stages))
+        # Ids first, whole rows for the page only: sorting 100,000 runs with their JSON columns cost
+        # several times more than sorting their ids.
+        query = select(JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.lifecycle_stage.in_(stages))
         query = query.where(JobRow.experiment_id.in_(exp_ids))
+        # A metric both filtered on and ordered by is joined once, with its clauses on the join.
+        on_join: dict[str, list[Clause]] = {}
+        for o in orders:
+            if o.kind == "metric" and o.key not in on_join:
+                named = [c for c in clauses if c.kind == "metric" and c.key == o.key]
+                if named:
+                    on_join[o.key] = named
         for c in clauses:
-            query = query.where(_condition(c))
+            if not (c.kind == "metric" and c.key in on_join):
+                query = query.where(_condition(c))
         order_cols = []
         for n, o in enumerate(orders):
-            query, col = _order_column(query, o, n)
-            order_cols.append(col.asc().nulls_last() if o.ascending else col.desc().nulls_last())
+            present = on_join.pop(o.key, None) if o.kind == "metric" else None
+            query, col = _order_column(query, o, n, present=present)
+            if present is not None:  # never NULL: plain order, which an index walked either way gives
+                order_cols.append(col.asc() if o.ascending else col.desc())
+            else:
+                order_cols.append(col.asc().nulls_last() if o.ascending else col.desc().nulls_last())
         if not any(o.kind == "attribute" and o.key in ("start_time", "created") for o in orders):
             order_cols.append(_attr("start_time").desc())
         query = query.order_by(*order_cols, JobRow.id.desc()).offset(offset).limit(limit + 1)
-        found = list(session.scalars(query))
-        body: dict[str, Any] = {"runs": _runs(session, found[:limit])}
-    if len(found) > limit:
+        ids = list(session.scalars(query))
+        by_id: dict[int, JobRow] = {}
+        for start in range(0, min(len(ids), limit), 10_000):  # SQLite caps bound parameters at 32,766
+            chunk = ids[start : min(start + 10_000, limit)]
+            by_id.update((r.id, r) for r in session.scalars(select(JobRow).where(JobRow.id.in_(chunk))))
+        found = [by_id[i] for i in ids[:limit]]
+        body: dict[str, Any] = {"runs": _runs(session, found)}
+    if len(ids) > limit:
         body["next_page_token"] = encode_token([offset + limit])
     return body

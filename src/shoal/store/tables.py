@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -116,6 +117,8 @@ class JobRow(Base):
         Index("ix_job_schedule", "status", "compute", "id"),
         Index("ix_job_parent", "workspace_id", "parent_job_name", "id"),
         Index("ix_job_reuse", "workspace_id", "reuse_key", "id"),
+        # `job list`: a workspace's jobs newest first (keyset on id), read in index order.
+        Index("ix_job_list", "workspace_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
@@ -124,9 +127,8 @@ class JobRow(Base):
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
     # The MLflow side of the job (a job is an MLflow run whose run id is the job name).
-    experiment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("experiment.id", ondelete="SET NULL"), nullable=True, index=True
-    )
+    # Indexed by ix_job_run_order (below), which leads with it.
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiment.id", ondelete="SET NULL"), nullable=True)
     lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active", server_default="active")
     run_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -152,6 +154,15 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# MLflow's run search, newest first within experiments (its default order): read in index order.
+Index(
+    "ix_job_run_order",
+    JobRow.experiment_id,
+    func.coalesce(JobRow.start_time, JobRow.created_at),
+    JobRow.id,
+)
+
+
 # -- MLflow tracking --------------------------------------------------------------------------
 
 
@@ -173,29 +184,29 @@ class ExperimentRow(Base):
 
 
 class MetricRow(Base):
-    """One point of a metric. The unique key makes a replayed batch insert nothing."""
+    """One point of a metric. The point is its own primary key: a replayed batch inserts nothing,
+    and a history page is one range of that key, read in order (step, timestamp, value, is_nan)
+    within one metric of one run. On SQLite the table is ``WITHOUT ROWID``: the key is the table,
+    so a point is written once, not into a table plus two indexes."""
 
     __tablename__ = "metric"
-    __table_args__ = (
-        UniqueConstraint("job_id", "key", "timestamp", "step", "value", "is_nan", name="uq_metric_point"),
-        # History pages are keyset-ordered on (step, timestamp, id) within one metric of one run.
-        Index("ix_metric_history", "job_id", "key", "step", "timestamp", "id"),
-    )
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(250))
-    value: Mapped[float] = mapped_column(Double)
-    timestamp: Mapped[int] = mapped_column(BigInteger)
-    step: Mapped[int] = mapped_column(BigInteger, default=0)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(Double, primary_key=True)
     # NaN is stored as value 0 with this flag (neither database orders or compares NaN well).
-    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_nan: Mapped[bool] = mapped_column(Boolean, primary_key=True)
 
 
 class LatestMetricRow(Base):
     """The last value of each metric of a run: max step, then max timestamp, then max value."""
 
     __tablename__ = "latest_metric"
+    # A search ordered by a metric it also filters on walks the runs in that metric's value order.
+    __table_args__ = (Index("ix_latest_metric_value", "key", "value"),)
 
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
-import anyio.from_thread
-import anyio.to_thread
 from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
 from shoal.server.auth import Permission, Principal
-from shoal.server.routes.common import body_chunks, ctx, file_response, guarded, page_body
+from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body
 from shoal.services import datastores, files
 from shoal.services.run_scope import check_datastore_write
 from shoal.services.workspaces import DEFAULT_DATASTORE
@@ -109,7 +106,7 @@ def begin_upload(request: Request, workspace: str, name: str, manifest: dict[str
 @guarded(router, "PUT", PREFIX + "/{name}/uploads/{upload_id}/files", Permission.WRITE)
 async def put_upload_file(request: Request, workspace: str, name: str, upload_id: str, path: str) -> dict[str, Any]:
     manager = files.uploads_for(ctx(request), workspace, name)
-    entry = await anyio.to_thread.run_sync(lambda: manager.put_file(upload_id, path, body_chunks(request)))
+    entry = await write_body(request, lambda chunks: manager.put_file(upload_id, path, chunks))
     return {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
 
 
@@ -128,5 +125,5 @@ async def write_file(request: Request, workspace: str, name: str, path: str) -> 
     if job is not None:  # a runner writes its own outputs and artifacts only
         await run_in_threadpool(check_datastore_write, ctx(request), workspace, job, name, rel)
     store = files.store_for(ctx(request), workspace, name)
-    entry = await anyio.to_thread.run_sync(lambda: store.write_stream(rel, body_chunks(request)))
+    entry = await write_body(request, lambda chunks: store.write_stream(rel, chunks))
     return {"path": rel, "size": entry.size, "sha256": entry.sha256}

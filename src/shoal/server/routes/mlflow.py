@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -28,6 +29,7 @@ from shoal.errors import (
 from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, file_response, guarded
 from shoal.services import logged_model_metrics, logged_models, metric_sampling, model_registry, run_scope, tracking
+from shoal.services.context import ServiceContext
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -137,23 +139,63 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
 ]
 
 
-async def _payload(request: Request) -> dict[str, Any]:
-    if request.method == "GET":
-        data: dict[str, Any] = {}
-        for key in request.query_params:
-            values = request.query_params.getlist(key)
-            data[key] = values if len(values) > 1 or key in ("experiment_ids", "order_by") else values[0]
-        return data
-    raw = await request.body()
+def _query(request: Request) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        data[key] = values if len(values) > 1 or key in ("experiment_ids", "order_by") else values[0]
+    return data
+
+
+def loads(raw: bytes) -> Any:
+    """orjson, and the standard parser for what orjson refuses but MLflow's server accepts (bare
+    ``NaN``/``Infinity`` literals, as Python's ``json.dumps`` writes them)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def dumps(body: Any) -> bytes:
+    """orjson (a 100,000-point history is encoded several times faster), else the standard encoder
+    for what orjson cannot encode (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _payload(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except ValueError as exc:
         raise UserError(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise UserError("the request body must be a JSON object")
     return data
+
+
+def _serve(
+    fn: Callable[..., dict[str, Any]],
+    context: ServiceContext,
+    workspace: str,
+    data: dict[str, Any] | None,
+    raw: bytes,
+    path_params: dict[str, Any],
+    job: str | None = None,
+    path: str = "",
+) -> bytes:
+    """The whole request in one worker thread: parse, check a job token's scope, run the
+    service, encode the answer."""
+    if data is None:
+        data = _payload(raw)
+    # Path parameters ({model_id}, {tag_key}) win over the body's.
+    data.update(path_params)
+    if job is not None:
+        run_scope.check_mlflow(context, workspace, job, path, data)
+    return dumps(fn(context, workspace, data))
 
 
 def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permission: Permission, base: str) -> None:
@@ -170,14 +212,16 @@ def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permiss
         include_in_schema=base == BASES[0],
     )
     async def endpoint(request: Request, workspace: str) -> Response:
-        data = await _payload(request)
-        # Path parameters ({model_id}, {tag_key}) win over the body's.
-        data.update({k: v for k, v in request.path_params.items() if k != "workspace"})
+        if request.method == "GET":
+            data, raw = _query(request), b""
+        else:
+            data, raw = None, await request.body()
+        path_params = {k: v for k, v in request.path_params.items() if k != "workspace"}
         principal = getattr(request.state, "principal", None)
-        if permission == Permission.TRACK and principal is not None and principal.job is not None:
-            # A job token writes its own run and what it creates only (services/run_scope.py).
-            await run_in_threadpool(run_scope.check_mlflow, ctx(request), workspace, principal.job, path, data)
-        return JSONResponse(await run_in_threadpool(fn, ctx(request), workspace, data))
+        # A job token writes its own run and what it creates only (services/run_scope.py).
+        job = principal.job if permission == Permission.TRACK and principal is not None else None
+        body = await run_in_threadpool(_serve, fn, ctx(request), workspace, data, raw, path_params, job, path)
+        return Response(body, media_type="application/json")
 
 
 for _base in BASES:

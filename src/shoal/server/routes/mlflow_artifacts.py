@@ -8,14 +8,13 @@ streams one ``PUT`` per file, which is written to a temporary name and renamed i
 
 from __future__ import annotations
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import UserError
 from shoal.server.auth import Permission
-from shoal.server.routes.common import body_chunks, ctx, file_response, guarded
+from shoal.server.routes.common import ctx, file_response, guarded, write_body
 from shoal.server.routes.mlflow import PREFIX, MlflowRoute
 from shoal.services import mlflow_artifacts as artifacts
 from shoal.services import run_scope
@@ -51,7 +50,7 @@ async def upload_artifact(request: Request, workspace: str, path: str) -> JSONRe
     rel = _path_param(request, path)
     await _check_scope(request, workspace, rel)
     context = ctx(request)
-    body = await anyio.to_thread.run_sync(lambda: artifacts.upload(context, workspace, rel, body_chunks(request)))
+    body = await write_body(request, lambda chunks: artifacts.upload(context, workspace, rel, chunks))
     return JSONResponse(body)
 
 
