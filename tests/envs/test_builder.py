@@ -262,3 +262,40 @@ def test_run_streaming_times_out() -> None:
     assert result.returncode != 0
     assert lines == ["start"]
     assert time.monotonic() - started < 10
+
+
+def _wheel(folder: Path, name: str, version: str) -> Path:
+    """A one-module wheel, built by hand (no network, no build backend)."""
+    import zipfile
+
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": f"__version__ = {version!r}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{dist}/RECORD"])
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as whl:
+        for member, text in files.items():
+            whl.writestr(member, text)
+    return path
+
+
+def test_a_jobs_pip_installs_into_its_layer_not_the_shared_environment(builder: EnvBuilder, tmp_path: Path) -> None:
+    prepared = builder.prepare(SIX)
+    layer = prepared.layered(tmp_path / "job" / "pyenv")
+    env = layer.environ({k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+    assert env["PATH"].split(os.pathsep)[:2] == [str(layer.bin_dir), str(prepared.bin_dir)]
+    # The layer sees the shared packages, and is its own prefix.
+    result = run_in(layer.python, "import six, sys; print(six.__version__, sys.prefix)")
+    assert result.stdout.split() == ["1.16.0", str(tmp_path / "job" / "pyenv")], result.stderr
+    # `pip` on the job's PATH is the layer's (bootstrapped on first use), never one further along.
+    wheel = _wheel(tmp_path, "six", "9.9.9")
+    pip = subprocess.run(
+        ["pip", "install", "--no-index", str(wheel)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    assert run_in(layer.python, "import six; print(six.__version__)").stdout.strip() == "9.9.9"
+    assert run_in(prepared.python, "import six; print(six.__version__)").stdout.strip() == "1.16.0"
+    assert builder.prepare(SIX).bin_dir == prepared.bin_dir  # the cache is untouched and still whole

@@ -297,6 +297,16 @@ def test_command_component() -> None:
     assert c.resources == {"instance_count": 1}
 
 
+def test_numeric_defaults_yaml_reads_as_strings() -> None:
+    # `default: 1e-3` has no dot, so YAML 1.1 reads a string; Azure ML takes it as the number
+    # (azureml-examples' pipeline_with_hyperparameter_sweep/train.yml).
+    tol = ParameterInput.model_validate({"type": "number", "default": "1e-3"})
+    assert tol.default == 0.001
+    assert ParameterInput.model_validate({"type": "integer", "default": "-1"}).default == -1
+    with pytest.raises(ValueError, match="'ten' is not a valid integer"):
+        ParameterInput.model_validate({"type": "integer", "default": "ten"})
+
+
 def test_component_type_defaults_to_command() -> None:
     c = load_component(YAML_DIR / "component/no-type.yml")
     assert isinstance(c, CommandComponent)

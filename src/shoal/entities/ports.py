@@ -43,6 +43,15 @@ class ParameterInput(ShoalModel):
             default = data.get("default")
             if isinstance(default, int | float) and not isinstance(default, bool):
                 return {**data, "default": str(default)}
+        # `default: 1e-3` is a string to YAML 1.1 (no dot); Azure ML reads it as the number.
+        if isinstance(data, Mapping) and data.get("type") in ("number", "integer"):
+            default = data.get("default")
+            if isinstance(default, str):
+                try:
+                    parsed = (float if data["type"] == "number" else int)(default.strip())
+                except ValueError:
+                    return data  # refused below, naming the value
+                return {**data, "default": parsed}
         return data
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
@@ -45,6 +46,20 @@ BUILD_LOG = "build.log"
 VENV_DIR = "venv"
 
 LogSink = TextIO | Callable[[str], None] | None
+
+# `pip` in a job's layer: pip from the layer or the environment under it, else ensurepip's into the layer.
+_PIP_SHIM = """\
+import importlib, runpy, subprocess, sys
+try:
+    import pip
+except ImportError:
+    done = subprocess.run([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        sys.exit("pip: this environment has no pip, and ensurepip could not install one")
+    importlib.invalidate_caches()
+sys.argv[0] = "pip"
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"""
 
 
 def default_host_python() -> Path:
@@ -66,6 +81,7 @@ class PreparedEnv:
     reused: bool
     build_log_path: Path | None
     spec: EnvSpec
+    shared_bin: Path | None = None  # a layer's: the cached environment's bin/, on PATH after the layer's
 
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Process variables that make ``python`` on PATH this interpreter (for a job's command line)."""
@@ -73,10 +89,50 @@ class PreparedEnv:
         env.pop("PYTHONHOME", None)
         env.pop("VIRTUAL_ENV", None)
         first = self.bin_dir or self.python.parent
+        if self.shared_bin is not None:
+            first = f"{first}{os.pathsep}{self.shared_bin}"
         env["PATH"] = f"{first}{os.pathsep}{env['PATH']}" if env.get("PATH") else str(first)
         if self.bin_dir is not None:
             env["VIRTUAL_ENV"] = str(self.bin_dir.parent)
         return env
+
+    def layered(self, root: Path) -> PreparedEnv:
+        """This built environment behind a job's own layer at ``root``, where its ``pip install`` goes.
+
+        A cached environment is shared by every job of the same spec (a sweep's trials run at once),
+        and in Azure ML each job has its own container: a command's ``pip install`` must change
+        neither the cache nor, through PATH, whatever ``pip`` comes next (Shoal's own venv). The
+        layer is a virtual environment on the same base interpreter whose site-packages come first
+        and whose ``.pth`` adds the cached site-packages after them; pip run there installs what it
+        is asked for into the layer and leaves the cached packages alone ("outside environment").
+        ``pip`` bootstraps itself into the layer (ensurepip) the first time a command runs it.
+        Host interpreters are returned as they are.
+        """
+        if self.bin_dir is None:
+            return self
+        venv = self.bin_dir.parent
+        shared_site = next(iter(sorted((venv / "lib").glob("python3*/site-packages"))), None)
+        if shared_site is None:
+            return self
+        site = root / "lib" / shared_site.parent.name / "site-packages"
+        site.mkdir(parents=True, exist_ok=True)
+        (site / "_shoal_environment.pth").write_text(
+            f"import site; site.addsitedir({str(shared_site)!r})\n", encoding="utf-8"
+        )
+        shutil.copyfile(venv / "pyvenv.cfg", root / "pyvenv.cfg")
+        bin_dir = root / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        for exe in self.bin_dir.glob("python*"):
+            link = bin_dir / exe.name
+            if not link.exists() and exe.is_file():
+                link.symlink_to(os.path.realpath(exe))
+        python = bin_dir / "python"
+        # One line that execs at once: ensurepip replaces this very file with pip's own script.
+        shim = f'#!/bin/sh\nexec {shlex.quote(str(python))} -c {shlex.quote(_PIP_SHIM)} "$@"\n'
+        for name in ("pip", "pip3", f"pip{shared_site.parent.name.removeprefix('python')}"):
+            (bin_dir / name).write_text(shim, encoding="utf-8")
+            (bin_dir / name).chmod(0o755)
+        return replace(self, python=python, bin_dir=bin_dir, shared_bin=self.bin_dir)
 
 
 class EnvBuilder:

@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     shipper.start()
     status, exit_code, error = "Failed", None, None
     try:
-        prepared = prepare_environment(spec["environment"], build_log, home or run_dir)
+        # The job's own layer over the shared environment: its `pip install` goes there.
+        prepared = prepare_environment(spec["environment"], build_log, home or run_dir).layered(run_dir / "pyenv")
         workdir = run_dir / "wd"
         fetch_code(client, spec.get("code"), workdir)
         for sub in ("outputs", "logs"):  # Azure ML gives every job these, kept as its artifacts
@@ -221,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     if status == "Completed":
         # Everything was uploaded: drop the copies (code, inputs, outputs), keep the logs. A
         # failed run's folder stays for a look at what it left.
-        for sub in ("wd", "inputs", "outputs", "code-download"):
+        for sub in ("wd", "inputs", "outputs", "code-download", "pyenv"):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
     return 0
 

@@ -198,9 +198,7 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
 
         return sweeps.submit(ctx, workspace, clean, base_url)
     if clean["type"] != "command":
-        raise UnsupportedError(
-            f"job type '{clean['type']}' is not supported yet; command, pipeline and sweep jobs are"
-        )
+        raise UnsupportedError(f"job type '{clean['type']}' is not supported yet; command, pipeline and sweep jobs are")
     name = clean.get("name") or generate_job_name()
     clean["name"] = name
     data, resolved = prepare_command(ctx, workspace, name, clean)
