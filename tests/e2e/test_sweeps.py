@@ -149,11 +149,11 @@ def test_grid_tries_every_combination_once(ml, project: Path) -> None:
             },
             "sampling_algorithm": "grid",
             "search_space": {
-                "x": {"type": "choice", "values": [0.1, 0.3, 0.9]},
+                "x": {"type": "choice", "values": [0.1, 0.3]},
                 "kind": {"type": "choice", "values": ["a", "b"]},
             },
             "objective": {"goal": "minimize", "primary_metric": "loss"},
-            "limits": {"max_total_trials": 10, "max_concurrent_trials": 3},
+            "limits": {"max_total_trials": 10, "max_concurrent_trials": 2},
         }
     )
     done = wait(ml, job.name)
@@ -161,7 +161,7 @@ def test_grid_tries_every_combination_once(ml, project: Path) -> None:
     combos = sorted(
         (r["properties"]["shoal.sweep.params"]["x"], r["properties"]["shoal.sweep.params"]["kind"]) for r in rows
     )
-    assert combos == sorted((x, k) for x in (0.1, 0.3, 0.9) for k in ("a", "b"))
+    assert combos == sorted((x, k) for x in (0.1, 0.3) for k in ("a", "b"))
     assert done["status"] == "Completed"
     assert full(ml, done["properties"]["best_child_run_id"])["properties"]["shoal.sweep.params"]["x"] == 0.3
 
@@ -178,14 +178,14 @@ def test_bayesian_sweep_from_the_sdk(ml, project: Path, monkeypatch) -> None:
         primary_metric="loss",
         goal="minimize",
         sampling_algorithm="bayesian",
-        max_total_trials=6,
+        max_total_trials=4,
         max_concurrent_trials=2,
     )
     job = ml.jobs.create_or_update(sweep)
     buffer = io.StringIO()
     ml.jobs.stream(job.name, out=buffer)
     rows = trials(ml, job.name)
-    assert len(rows) == 6 and all(0.0 <= r["properties"]["shoal.sweep.params"]["x"] <= 1.0 for r in rows)
+    assert len(rows) == 4 and all(0.0 <= r["properties"]["shoal.sweep.params"]["x"] <= 1.0 for r in rows)
     assert "Best trial" in buffer.getvalue()
 
 
@@ -195,7 +195,7 @@ def test_bandit_stops_poor_trials_and_says_why(ml, project: Path) -> None:
             "type": "sweep",
             "trial": {
                 "code": str(project / "src"),
-                "command": "python trial.py --x ${{search_space.x}} --steps 12 --sleep 0.4",
+                "command": "python trial.py --x ${{search_space.x}} --steps 10 --sleep 0.3",
                 "environment": ENV_DICT,
             },
             "sampling_algorithm": "grid",
@@ -354,7 +354,7 @@ def test_timeouts_of_the_sweep_and_of_each_trial(ml, project: Path) -> None:
         "sampling_algorithm": "grid",
         "search_space": {"x": {"type": "choice", "values": [0.3]}, "sleep": {"type": "choice", "values": [0, 120]}},
         "objective": {"goal": "minimize", "primary_metric": "loss"},
-        "limits": {"max_concurrent_trials": 2, "trial_timeout": 25},
+        "limits": {"max_concurrent_trials": 2, "trial_timeout": 15},
     }
     # trial_timeout: the sleeping trial is ended; the quick one wins.
     job = ml.jobs.create_or_update(slow)
@@ -365,7 +365,7 @@ def test_timeouts_of_the_sweep_and_of_each_trial(ml, project: Path) -> None:
     }
     assert done["status"] == "Completed" and done["properties"]["best_child_run_id"] == rows[0]["name"]
     # The sweep's own timeout cancels whatever still runs, then the sweep.
-    job = ml.jobs.create_or_update({**slow, "limits": {"max_concurrent_trials": 2, "timeout": 12}})
+    job = ml.jobs.create_or_update({**slow, "limits": {"max_concurrent_trials": 2, "timeout": 8}})
     done = wait(ml, job.name, timeout=120)
     assert done["status"] == "Canceled" and done["error"]["code"] == "SWEEP_TIMEOUT", done.get("error")
     assert all(r["status"] in ("Completed", "Canceled") for r in trials(ml, job.name))
@@ -395,7 +395,7 @@ def test_the_server_restarts_mid_sweep_and_no_trial_runs_twice(jobs_cli: Cli, ml
             "type": "sweep",
             "trial": {
                 "code": str(project / "src"),
-                "command": "python trial.py --x ${{search_space.x}} --steps 4 --sleep 0.5",
+                "command": "python trial.py --x ${{search_space.x}} --steps 3 --sleep 0.5",
                 "environment": ENV_DICT,
             },
             "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
