@@ -58,6 +58,12 @@ def run(ml: MLClient, spec: dict[str, Any], timeout: float = 90.0) -> tuple[dict
     return done, children(ml, body["name"])
 
 
+def until_running(ml: MLClient, pipeline: str, step: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while children(ml, pipeline)[step]["status"] != "Running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def step_times(step: dict[str, Any], status: str) -> str:
     return step["properties"][f"shoal.status_time.{status}"]
 
@@ -324,9 +330,7 @@ def test_cancel_of_a_pipeline_cancels_every_step(ml):
         },
     )
     name = body["name"]
-    deadline = time.monotonic() + 30
-    while children(ml, name)["first"]["status"] != "Running" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    until_running(ml, name, "first")
     ml.jobs.begin_cancel(name)
     done = wait(ml, name, timeout=40)
     steps = children(ml, name)
@@ -459,9 +463,7 @@ def test_the_server_restarts_mid_pipeline_and_the_pipeline_finishes(ml, jobs_cli
         },
     )
     name = body["name"]
-    deadline = time.monotonic() + 30
-    while children(ml, name)["first"]["status"] != "Running" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    until_running(ml, name, "first")
     jobs_cli("server", "stop")
     time.sleep(0.5)
     jobs_cli("server", "start", "--detach")

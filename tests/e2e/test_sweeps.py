@@ -68,6 +68,12 @@ def full(ml: MLClient, name: str) -> dict[str, Any]:
     return ml.jobs._t.request("GET", f"{ml.jobs._base}/{name}")
 
 
+def until_a_trial_runs(ml: MLClient, sweep: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(r["status"] == "Running" for r in trials(ml, sweep)) and time.monotonic() < deadline:
+        time.sleep(0.3)
+
+
 def wait(ml: MLClient, name: str, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -256,9 +262,7 @@ def test_cancel_of_a_sweep_cancels_its_trials(ml, project: Path) -> None:
             "limits": {"max_total_trials": 6, "max_concurrent_trials": 2},
         }
     )
-    deadline = time.monotonic() + 60
-    while not any(r["status"] == "Running" for r in trials(ml, job.name)) and time.monotonic() < deadline:
-        time.sleep(0.3)
+    until_a_trial_runs(ml, job.name)
     ml.jobs.begin_cancel(job.name)
     done = wait(ml, job.name, timeout=60)
     assert done["status"] == "Canceled"
@@ -404,9 +408,7 @@ def test_the_server_restarts_mid_sweep_and_no_trial_runs_twice(jobs_cli: Cli, ml
             "limits": {"max_total_trials": 4, "max_concurrent_trials": 2},
         }
     )
-    deadline = time.monotonic() + 60
-    while not any(r["status"] == "Running" for r in trials(ml, job.name)) and time.monotonic() < deadline:
-        time.sleep(0.3)
+    until_a_trial_runs(ml, job.name)
     jobs_cli("server", "stop")
     time.sleep(0.5)
     jobs_cli("server", "start", "--detach")

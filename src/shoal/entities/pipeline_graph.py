@@ -620,20 +620,14 @@ class _Expander:
         if compute:
             job["compute"] = compute
         job.setdefault("display_name", name)
-        leaf = Leaf(
-            path=path,
-            name=name,
-            parent=node.path,
-            job=job,
-            inputs=inputs,
-            outputs=outputs,
-            component=trial,
-            component_ref=ref,
-            deterministic=False,
-            kind="sweep",
+        return self.add_leaf(
+            Leaf(path, name, node.path, job, inputs, outputs, trial, ref, deterministic=False, kind="sweep")
         )
-        leaf.depends_on = {v.ref.step for v in inputs.values() if v.kind == "output" and v.ref is not None}
-        self.leaves[path] = leaf
+
+    def add_leaf(self, leaf: Leaf) -> Leaf:
+        """Record a leaf; it waits for the leaves whose outputs its inputs are bound to."""
+        leaf.depends_on = {v.ref.step for v in leaf.inputs.values() if v.kind == "output" and v.ref is not None}
+        self.leaves[leaf.path] = leaf
         return leaf
 
     def leaf(
@@ -689,20 +683,7 @@ class _Expander:
         outputs = self.leaf_outputs(
             node, path, step.get("outputs") or {}, declared_outputs, where, component is not None
         )
-        leaf = Leaf(
-            path=path,
-            name=name,
-            parent=node.path,
-            job=job,
-            inputs=inputs,
-            outputs=outputs,
-            component=component,
-            component_ref=ref,
-            deterministic=deterministic,
-        )
-        leaf.depends_on = {v.ref.step for v in inputs.values() if v.kind == "output" and v.ref is not None}
-        self.leaves[path] = leaf
-        return leaf
+        return self.add_leaf(Leaf(path, name, node.path, job, inputs, outputs, component, ref, deterministic))
 
     def leaf_outputs(
         self,

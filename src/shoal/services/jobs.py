@@ -202,11 +202,24 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
     name = clean.get("name") or generate_job_name()
     clean["name"] = name
     data, resolved = prepare_command(ctx, workspace, name, clean)
+    return store_queued(ctx, workspace, name, "command", data, resolved, base_url)
+
+
+def store_queued(
+    ctx: ServiceContext,
+    workspace: str,
+    name: str,
+    type_name: str,
+    data: dict[str, Any],
+    resolved: dict[str, Any],
+    base_url: str | None,
+) -> dict[str, Any]:
+    """Store a checked and resolved job as Queued and wake the dispatcher; its body."""
     experiment = data.pop("experiment_name", None) or "Default"
     try:
         with ctx.db.write() as session:
             ws_id = workspace_id(session, workspace)
-            row = new_row(session, ws_id, name, "command", data, resolved, experiment)
+            row = new_row(session, ws_id, name, type_name, data, resolved, experiment)
             session.flush()
             transition(row, S.QUEUED)
             body = to_body(workspace, row, base_url)

@@ -34,7 +34,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from shoal.entities.expressions import EXPRESSION_RE
 from shoal.entities.names import generate_job_name
@@ -48,10 +47,9 @@ from shoal.entities.sweep import (
     parse_sampling_algorithm,
     parse_search_space,
 )
-from shoal.errors import ConflictError, ShoalError, SpecError
+from shoal.errors import ShoalError, SpecError
 from shoal.services import jobs, sweep_sampling
 from shoal.services.context import ServiceContext
-from shoal.services.workspaces import workspace_id
 from shoal.store.tables import JobRow, MetricRow, WorkspaceRow
 
 logger = logging.getLogger(__name__)
@@ -236,18 +234,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
     name = clean.get("name") or generate_job_name()
     clean["name"] = name
     data, resolved = prepare(ctx, workspace, name, clean)
-    experiment = data.pop("experiment_name", None) or "Default"
-    try:
-        with ctx.db.write() as session:
-            ws_id = workspace_id(session, workspace)
-            row = jobs.new_row(session, ws_id, name, SWEEP, data, resolved, experiment)
-            session.flush()
-            jobs.transition(row, S.QUEUED)
-            body = jobs.to_body(workspace, row, base_url)
-    except IntegrityError as exc:
-        raise ConflictError(f"a job named '{name}' already exists in workspace '{workspace}'") from exc
-    ctx.notify_jobs()
-    return body
+    return jobs.store_queued(ctx, workspace, name, SWEEP, data, resolved, base_url)
 
 
 # -- the controller -------------------------------------------------------------------------
