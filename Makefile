@@ -40,6 +40,8 @@ bench: install
 	$(PY) benchmarks/job_start.py
 	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/tracking_scale.py
+	$(PY) benchmarks/pipelines.py
+	$(PY) benchmarks/sweeps.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
