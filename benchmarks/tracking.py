@@ -57,6 +57,7 @@ from _common import (
     scratch,
     shoal_server,
     today,
+    wait_until_answers,
     write_section,
 )
 
@@ -271,14 +272,17 @@ class NullServer:
     against it costs only the client's own work (building and encoding requests, sending, parsing
     answers), the floor under any server's figure through that client."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, uvicorn: bool = False) -> None:
         script = Path(__file__).with_name("_nullserver.py")
-        self.proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+        argv = [sys.executable, str(script), "--run-id", "uvicorn" if uvicorn else "floor"]
+        argv += ["--uvicorn"] if uvicorn else []
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().decode().strip()
         if not self.url.startswith("http://"):
             self.close()
             raise RuntimeError("the null server did not start")
+        wait_until_answers(self.proc, self.url + "/health", "the null server", Path(script), limit=30)  # type: ignore[arg-type]
 
     def set_history(self, body: bytes) -> None:
         httpx.put(self.url + "/__history", content=body, timeout=60).raise_for_status()
@@ -302,17 +306,33 @@ def _times(x: float) -> str:
 
 
 @dataclass
+class Floor:
+    """The same client calls against a null server: its figure and MLflow's over it (the best
+    ratio a server on that floor could show)."""
+
+    figure: str = ""
+    ceiling: float = math.nan
+
+    def cells(self) -> str:
+        return f"{self.figure} | {'' if math.isnan(self.ceiling) else _times(self.ceiling)}"
+
+
+@dataclass
 class Row:
     op: str
     shoal: str
     mlflow: str
     better: float  # how many times faster Shoal is
     key: str  # target key ("" for none)
-    floor: str = ""  # MlflowClient against the null server
-    ceiling: float = math.nan  # the best ratio any server could show through MlflowClient
+    client: Floor = field(default_factory=Floor)  # MlflowClient against _nullserver.py
+    uvicorn: Floor = field(default_factory=Floor)  # … against a bare uvicorn app
+
+    @property
+    def name(self) -> str:
+        return self.op.rsplit(", ", 1)[0]
 
 
-def rows(shoal: Side, peer: Side | None, floor: Side | None, cp: list[float]) -> list[Row]:
+def rows(shoal: Side, peer: Side | None, floors: list[Side], cp: list[float]) -> list[Row]:
     def med(side: Side | None, key: str) -> float:
         return median(side.samples.get(key, [])) if side is not None else math.nan
 
@@ -322,16 +342,35 @@ def rows(shoal: Side, peer: Side | None, floor: Side | None, cp: list[float]) ->
         pb = p95(peer.samples.get(key, [])) if peer else math.nan
         return f"{ms(a)} ms ({ms(pa)})", (f"{ms(b)} ms ({ms(pb)})" if peer else "—"), b / a
 
-    def floor_ms(key: str) -> tuple[str, float]:
-        f = med(floor, key)
-        return ("—", math.nan) if math.isnan(f) else (f"{ms(f)} ms", med(peer, key) / f)
+    def rate_floors(key: str, unit: str, per: float = 1.0) -> list[Floor]:
+        out = []
+        for side in floors:
+            f = per / med(side, key) if per != 1.0 else med(side, key)
+            b = per / med(peer, key) if per != 1.0 else med(peer, key)
+            out.append(Floor() if math.isnan(f) else Floor(_rate(f, unit), f / b))
+        return out
+
+    def time_floors(key: str) -> list[Floor]:
+        return [
+            Floor()
+            if math.isnan(med(side, key))
+            else Floor(f"{ms(med(side, key))} ms", med(peer, key) / med(side, key))
+            for side in floors
+        ]
 
     out = []
-    a, b, f = med(shoal, "single_rate"), med(peer, "single_rate"), med(floor, "single_rate")
+    a, b = med(shoal, "single_rate"), med(peer, "single_rate")
     out.append(
-        Row("single `log_metric`, calls/s", _rate(a, "/s"), _rate(b, "/s"), a / b, "single", _rate(f, "/s"), f / b)
+        Row(
+            "single `log_metric`, calls/s",
+            _rate(a, "/s"),
+            _rate(b, "/s"),
+            a / b,
+            "single",
+            *rate_floors("single_rate", "/s"),
+        )
     )
-    a, b, f = 1000 / med(shoal, "batch"), 1000 / med(peer, "batch"), 1000 / med(floor, "batch")
+    a, b = 1000 / med(shoal, "batch"), 1000 / med(peer, "batch")
     out.append(
         Row(
             "`log_batch` of 1,000 metrics, metrics/s",
@@ -339,8 +378,7 @@ def rows(shoal: Side, peer: Side | None, floor: Side | None, cp: list[float]) ->
             _rate(b, "/s"),
             a / b,
             "batch",
-            _rate(f, "/s"),
-            f / b,
+            *rate_floors("batch", "/s", per=1000.0),
         )
     )
     a, b = 1000 / med(shoal, "batch_raw"), 1000 / med(peer, "batch_raw")
@@ -354,12 +392,12 @@ def rows(shoal: Side, peer: Side | None, floor: Side | None, cp: list[float]) ->
         )
     )
     s, m, x = both_ms("history")
-    out.append(Row("`get_metric_history`, ms (p95)", s, m, x, "history", *floor_ms("history")))
+    out.append(Row("`get_metric_history`, ms (p95)", s, m, x, "history", *time_floors("history")))
     s, m, x = both_ms("history_raw")
     out.append(Row("… the same over raw HTTP (bytes received, no parsing), ms (p95)", s, m, x, "history"))
     s, m, x = both_ms("search")
     out.append(Row("`search_runs` with a filter, first 100, ms (p95)", s, m, x, "search"))
-    a, b, f = med(shoal, "artifact"), med(peer, "artifact"), med(floor, "artifact")
+    a, b = med(shoal, "artifact"), med(peer, "artifact")
     out.append(
         Row(
             "`log_artifact` upload, MB/s",
@@ -367,8 +405,7 @@ def rows(shoal: Side, peer: Side | None, floor: Side | None, cp: list[float]) ->
             _rate(b, "MB/s"),
             a / b,
             "artifact",
-            _rate(f, "MB/s"),
-            f / b,
+            *rate_floors("artifact", "MB/s"),
         )
     )
     out.append(Row("plain `cp` of the same bytes, MB/s", _rate(median(cp), "MB/s"), "", math.nan, ""))
@@ -378,28 +415,27 @@ def rows(shoal: Side, peer: Side | None, floor: Side | None, cp: list[float]) ->
 def report(
     shoal: Side,
     peer: Side | None,
-    floor: Side | None,
+    floors: list[Side],
     peer_skip: str,
     cp: list[float],
     args: argparse.Namespace,
     total: float,
 ) -> str:
     table = [
-        "| operation | Shoal | MLflow | Shoal vs MLflow | target | met | MlflowClient alone (null server) "
-        "| best possible through MlflowClient |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| operation | Shoal | MLflow | Shoal vs MLflow | target | met | MlflowClient alone (null server) | best "
+        "possible through MlflowClient | MlflowClient + bare uvicorn app | best possible on uvicorn |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     verdicts = []
-    for row in rows(shoal, peer, floor, cp):
+    for row in rows(shoal, peer, floors, cp):
         target = TARGETS.get(row.key)
-        ceiling = "" if math.isnan(row.ceiling) else _times(row.ceiling)
+        floors_cells = f"{row.client.cells()} | {row.uvicorn.cells()}"
         if target is None:
-            table.append(f"| {row.op} | {row.shoal} | {row.mlflow} | | | | {row.floor} | {ceiling} |")
+            table.append(f"| {row.op} | {row.shoal} | {row.mlflow} | | | | {floors_cells} |")
             continue
         met = "—" if math.isnan(row.better) else ("yes" if row.better >= target else "**no**")
         table.append(
-            f"| {row.op} | {row.shoal} | {row.mlflow} | {_times(row.better)} | ≥ {target:g}× | {met} "
-            f"| {row.floor} | {ceiling} |"
+            f"| {row.op} | {row.shoal} | {row.mlflow} | {_times(row.better)} | ≥ {target:g}× | {met} | {floors_cells} |"
         )
         verdicts.append((row, target, met))
     cmd = "`.venv/bin/python benchmarks/tracking.py"
@@ -461,16 +497,18 @@ def report(
             out.append(
                 f"{side.label}'s artifact upload was not measured: `log_artifact` failed with {side.notes['artifact']}."
             )
-    if floor is not None:
+    if floors:
         out += [
             "",
             "*MlflowClient alone*: the same client calls, in the same rounds, against a null HTTP server in its own "
             "process (`benchmarks/_nullserver.py`) that reads each request and answers at once with a canned body "
-            "(for the history, the bytes Shoal sent): the "
-            "client's own cost, which any server's figure through `MlflowClient` includes. *Best possible*: "
-            "MLflow's figure over that floor, the ratio an instant server would show.",
+            "(for the history, the bytes Shoal sent): the client's own cost, which any server's figure through "
+            "`MlflowClient` includes. *MlflowClient + bare uvicorn app*: the same answers from a bare ASGI app under "
+            "uvicorn as Shoal runs it (one worker, uvloop, httptools): what any server built on uvicorn pays before "
+            "its own code runs. *Best possible*: MLflow's figure over that floor, the ratio a server with no cost "
+            "of its own would show.",
         ]
-    out += ["", "### Reading", "", reading(verdicts, shoal, peer, floor)]
+    out += ["", "### Reading", "", reading(verdicts, shoal, peer, floors)]
     return "\n".join(out)
 
 
@@ -491,7 +529,7 @@ def _made(side: Side) -> str:
     return f"{side.runs:,} runs in {side.create_s:.0f} s, {side.runs / side.create_s:,.0f} runs/s"
 
 
-def reading(verdicts: list[tuple[Row, float, str]], shoal: Side, peer: Side | None, floor: Side | None) -> str:
+def reading(verdicts: list[tuple[Row, float, str]], shoal: Side, peer: Side | None, floors: list[Side]) -> str:
     if peer is None:
         return "No peer was measured: the ratios and targets are empty."
     met = [v for v in verdicts if v[2] == "yes"]
@@ -504,30 +542,51 @@ def reading(verdicts: list[tuple[Row, float, str]], shoal: Side, peer: Side | No
             + "."
         )
     # The client's own work (building and encoding protobuf messages, parsing the answer) is paid
-    # by both systems alike: through MlflowClient no server can look faster than the client alone.
-    capped = [(row, target) for row, target, _ in missed if not math.isnan(row.ceiling) and row.ceiling < target]
+    # by both systems alike: through MlflowClient no server can look faster than the client alone;
+    # a server on uvicorn also pays uvicorn's own handling of each request and its body.
+    capped = [(row, target) for row, target, _ in missed if row.client.ceiling < target]
     if capped:
         parts.append(
-            "Out of reach through `MlflowClient` whatever the server does: "
+            "Out of reach through `MlflowClient` whatever the server does (the client alone, against a server "
+            "that answers at once, is already below the target): "
             + "; ".join(
-                f"{row.op.split(',')[0]} (the client alone, against a server that answers instantly, "
-                f"is {row.floor}, {row.ceiling:.2f}× MLflow's figure: below the {target:g}× target)"
+                f"{row.name} ({row.client.figure}, {row.client.ceiling:.2f}× MLflow's figure, target {target:g}×)"
                 for row, target in capped
             )
-            + ". The raw-HTTP rows measure the servers without that fixed cost."
+            + "."
         )
+    for row, _target, _ in missed:
+        if any(row is r for r, _ in capped) or math.isnan(row.uvicorn.ceiling):
+            continue
+        of_bare = row.better / row.uvicorn.ceiling
+        parts.append(
+            f"{row.name}: a bare uvicorn app that only reads the request and answers gets {row.uvicorn.figure} "
+            f"through the same client in the same rounds ({row.uvicorn.ceiling:.2f}× MLflow's figure), Shoal "
+            f"{row.shoal} ({row.better:.2f}×, {of_bare:.0%} of the bare app's figure)"
+            + (
+                ": most of what is left is uvicorn's own request path, which MLflow's server (also on uvicorn) "
+                "pays too."
+                if of_bare >= 0.75
+                else "."
+            )
+        )
+    if any(not math.isnan(row.client.ceiling) for row, _, _ in verdicts):
+        parts.append("The raw-HTTP rows measure the servers without the client's fixed cost.")
 
     def med(side: Side | None, key: str) -> float:
         return median(side.samples.get(key, [])) if side is not None else math.nan
 
+    client = floors[0] if floors else None
     share = [
-        (label, med(floor, key), med(shoal, key))
+        (label, med(client, key), med(shoal, key))
         for label, key in (("a 1,000-metric `log_batch`", "batch"), ("the history read", "history"))
     ]
-    if floor is not None and all(not math.isnan(f) for _, f, _ in share):
+    if client is not None and all(not math.isnan(f) for _, f, _ in share):
         parts.append(
-            "Of Shoal's time through the client, the client's own share is "
-            + " and ".join(f"{ms(f)} of {ms(t)} ms for {label}" for label, f, t in share)
+            "Through the client, "
+            + "; ".join(
+                f"{label} takes {ms(t)} ms on Shoal and {ms(f)} ms against the null server" for label, f, t in share
+            )
             + "."
         )
     return " ".join(parts)
@@ -558,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=20, help="timed log_batch calls per system")
     parser.add_argument("--samples", type=int, default=15, help="timed search reads per system")
     parser.add_argument("--history-samples", type=int, default=5, help="timed history reads per system")
-    parser.add_argument("--artifact-samples", type=int, default=3)
+    parser.add_argument("--artifact-samples", type=int, default=5)
     parser.add_argument("--threads", type=int, default=8, help="connections that create the runs")
     parser.add_argument("--create-budget", type=float, default=200, help="seconds each system may spend creating runs")
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=None)
@@ -594,7 +653,10 @@ def main(argv: list[str] | None = None) -> int:
         null = NullServer()
         stack.callback(null.close)
         floor = Side("client alone", Server(null.url, {}, os.getpid(), 0.0, tmp), null.url, null=null)
-        timed = [*sides, floor]
+        bare = NullServer(uvicorn=True)
+        stack.callback(bare.close)
+        asgi = Side("bare uvicorn", Server(bare.url, {}, os.getpid(), 0.0, tmp), bare.url, null=bare)
+        timed = [*sides, floor, asgi]
         for side in timed:
             side.client = MlflowClient(tracking_uri=side.uri)
             side.exp = side.client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")  # type: ignore[attr-defined]
@@ -618,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         artifact = artifact_file(tmp, args.artifact_mb)
         measure_artifacts(timed, artifact, args.artifact_samples, args.artifact_mb, cp)
     total = time.perf_counter() - started
-    text = report(shoal, peer, floor, peer_skip, cp, args, total)
+    text = report(shoal, peer, [floor, asgi], peer_skip, cp, args, total)
     print()
     print(text)
     write_section("tracking", text, args.out)

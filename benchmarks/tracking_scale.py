@@ -355,6 +355,11 @@ def report(results: list[Result], args: argparse.Namespace, total: float) -> str
             f" **Scaled down** by flags from the issue's 100,000 runs / 1,000,000 points to {args.runs:,} runs and "
             f"{args.points:,} points."
         )
+    deeper = "; ".join(
+        f"{r.label}: page {depth} {ms(median(r.samples.get('search_page10', [])))} ms, the first "
+        f"{ms(median(r.samples.get('search_first', [])))} ms"
+        for r in results
+    )
     verdict = (
         f"Every operation answered within {RESPONSIVE_MS:g} ms at the median."
         if not slow
@@ -390,7 +395,7 @@ def report(results: list[Result], args: argparse.Namespace, total: float) -> str
         "points. Search sorts run ids only and loads whole rows for the page; MLflow's default order (newest first) "
         "and `job list` are read in index order (`ix_job_run_order`, `ix_job_list`); a search ordered by a metric "
         "it also filters on walks that metric's values (`ix_latest_metric_value`) until the page is full. MLflow's "
-        "search page token is an offset, so a deeper page walks further: page 10 costs about ten first pages. "
+        f"search page token is an offset, so a deeper page walks further ({deeper}). "
         "A search by run name compares every run of the experiment (no index serves `coalesce(run_name, name)`).",
     ]
     return "\n".join(out)
