@@ -109,7 +109,8 @@ def list_jobs(
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
 ) -> None:
-    """List jobs, newest first (50 unless --max-results or --all-results)."""
+    """List jobs, newest first (50 unless --max-results or --all-results). Pipeline steps and sweep
+    trials are listed with --parent-job-name (with -o table: reuse, or params and primary metric)."""
     ops = client(workspace_name).jobs
     items = list(
         ops.list(
@@ -243,7 +244,8 @@ def restore_job(name: RequiredName, workspace_name: WorkspaceOpt = None) -> None
 def validate_job(
     file: Annotated[Path, typer.Option("--file", "-f")], set: SetOpt = None, workspace_name: WorkspaceOpt = None
 ) -> None:
-    """Load and check a job YAML without submitting it (a pipeline: its whole graph)."""
+    """Load and check a job YAML without submitting it (a pipeline: its whole graph; a sweep: its
+    search space, sampling, policy and Azure's rules across them)."""
     from shoal.entities.loader import load_entity
 
     job = load_entity("job", file, params_override=list(set_overrides(set)))

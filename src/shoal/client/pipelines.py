@@ -234,6 +234,7 @@ class _PipelineWatch:
         self._out = out
         self.seen: dict[str, str] = {}  # step job name -> last status printed
         self.reused: set[str] = set()
+        self.primary_metric: str | None = None  # a sweep's, to show each trial's value
 
     def steps(self, parent: str) -> list[dict[str, Any]]:
         """Every step under ``parent``, nested pipelines' steps included, oldest first."""
@@ -293,8 +294,6 @@ class _PipelineWatch:
                     extra = f"  (never logged {metric})"
             self._out.write(f"[{label}] {before} → {status}{extra}\n")
         self.seen[name] = status
-
-    primary_metric: str | None = None
 
 
 def stream_pipeline(

@@ -50,6 +50,7 @@ from shoal.entities.sweep import (
 from shoal.errors import ShoalError, SpecError
 from shoal.services import jobs, sweep_sampling
 from shoal.services.context import ServiceContext
+from shoal.store import tracking as tracking_rows
 from shoal.store.tables import JobRow, MetricRow, WorkspaceRow
 
 logger = logging.getLogger(__name__)
@@ -294,7 +295,11 @@ def _advance_one(ctx: ServiceContext, workspace: str, sweep_id: int) -> None:
         conf = sweep.resolved
         goal = conf["objective"]["goal"]
         metric = conf["objective"]["primary_metric"]
-        histories = _histories(session, trials, metric)
+        values = _last_values(session, trials, metric)
+        running = [t for t in trials if t.status in (S.RUNNING, S.FINALIZING)]
+        # Every point is read only when a policy must judge running trials; ranking needs the
+        # last value alone, which the latest-metric table keeps.
+        histories = _histories(session, trials, metric) if conf.get("early_termination") and running else {}
     unfinished = [t for t in trials if t.status not in TERMINAL]
     # 1. cancel or timeout
     stopping = sweep.status == S.CANCEL_REQUESTED
@@ -325,7 +330,7 @@ def _advance_one(ctx: ServiceContext, workspace: str, sweep_id: int) -> None:
         history = [
             sweep_sampling.Trial(
                 params=(t.resolved or {}).get("sweep_params") or {},
-                value=_value(histories.get(t.name, []), goal) if t.status == S.COMPLETED else None,
+                value=values.get(t.name) if t.status == S.COMPLETED else None,
                 running=t.status not in TERMINAL,
             )
             for t in trials
@@ -354,14 +359,24 @@ def _advance_one(ctx: ServiceContext, workspace: str, sweep_id: int) -> None:
         _move(ctx, sweep_id, S.RUNNING)
     # 4. the end
     if not new_trials and not unfinished and trials and (exhausted or created >= limit_total or stopping or timed_out):
-        _finish(ctx, workspace, sweep_id, trials, histories, goal, metric, stopping, timed_out)
+        _finish(ctx, workspace, sweep_id, trials, values, goal, metric, stopping, timed_out)
     elif not trials and (stopping or timed_out):
         _move(ctx, sweep_id, S.CANCELED)
 
 
-def _value(points: list[tuple[int, float]], goal: str) -> float | None:
-    value = sweep_sampling.primary_value(points, goal, "last")
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+def _last_values(session: Any, trials: list[JobRow], metric: str) -> dict[str, float]:
+    """Each trial's last value of the primary metric (MLflow's latest: highest step, then newest);
+    trials that never logged it, or whose last value is NaN, are absent."""
+    names = {t.id: t.name for t in trials}
+    if not names:
+        return {}
+    out = {}
+    for job_id, rows in tracking_rows.latest_metrics_of(session, list(names)).items():
+        for row in rows:
+            value = tracking_rows.metric_value(row)
+            if row.key == metric and not math.isnan(value):
+                out[names[job_id]] = value
+    return out
 
 
 def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int, params: dict[str, Any]) -> None:
@@ -452,7 +467,7 @@ def _finish(
     workspace: str,
     sweep_id: int,
     trials: list[JobRow],
-    histories: dict[str, list[tuple[int, float]]],
+    values: dict[str, float],
     goal: str,
     metric: str,
     stopping: bool,
@@ -461,7 +476,7 @@ def _finish(
     ranked: list[tuple[float, JobRow]] = []
     never_logged: list[str] = []
     for trial in trials:
-        value = _value(histories.get(trial.name, []), goal)
+        value = values.get(trial.name)
         early = trial.error and trial.error.get("code") == "EARLY_TERMINATED"
         if value is None:
             if trial.status == S.COMPLETED:
