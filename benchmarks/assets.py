@@ -281,7 +281,7 @@ class InProcess:
 
     def __init__(self, home: Path) -> None:
         from shoal.config import ShoalSettings
-        from shoal.services import assets
+        from shoal.services.assets import versions as assets
         from shoal.services.context import ServiceContext
 
         self.assets = assets

@@ -73,8 +73,9 @@ def fill(home: Path, database_url: str | None, runs: int, points: int, seed: int
     from sqlalchemy import insert, select, text
 
     from shoal.config import ShoalSettings
-    from shoal.services import tracking, workspaces
+    from shoal.services import workspaces
     from shoal.services.context import ServiceContext
+    from shoal.services.tracking import runs as tracking
     from shoal.store import tracking as rows
     from shoal.store.tables import JobRow, LatestMetricRow, MetricRow, ParamRow, RunTagRow
 

@@ -19,8 +19,8 @@ import pytest
 from shoal import Input, Output, command
 from shoal.errors import InvalidStateError
 from shoal.runtime.materialize import parse_datastore_uri
-from shoal.services import jobs as job_service
-from shoal.services.dispatcher import Dispatcher
+from shoal.services.jobs import state as job_service
+from shoal.services.jobs.dispatcher import Dispatcher
 from shoal.services.workspaces import workspace_id
 
 from .conftest import error_of

@@ -57,8 +57,8 @@ def test_metric_points_survive_the_0007_rekey_both_ways(database_url, shoal_home
     from sqlalchemy import text
 
     from shoal.config import ShoalSettings
-    from shoal.services import tracking
     from shoal.services.context import ServiceContext
+    from shoal.services.tracking import runs as tracking
     from shoal.services.workspaces import ensure_default
     from shoal.store.db import MIGRATIONS_DIR
 

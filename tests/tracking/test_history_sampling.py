@@ -12,9 +12,9 @@ import pytest
 
 from shoal.config import ShoalSettings
 from shoal.errors import UserError
-from shoal.services import tracking
 from shoal.services.context import ServiceContext
-from shoal.services.metric_sampling import get_metric_history_bulk_interval as bulk
+from shoal.services.tracking import runs as tracking
+from shoal.services.tracking.history_sampling import get_metric_history_bulk_interval as bulk
 from shoal.services.workspaces import ensure_default
 
 

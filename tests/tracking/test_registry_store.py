@@ -7,9 +7,9 @@ import pytest
 
 from shoal.config import ShoalSettings
 from shoal.errors import ConflictError, NotFoundError, UserError
-from shoal.services import assets
-from shoal.services import model_registry as reg
+from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
+from shoal.services.registry import models as reg
 from shoal.services.workspaces import ensure_default
 
 WS = "default"

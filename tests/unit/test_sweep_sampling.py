@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 from shoal.entities.sweep import parse_search_space
-from shoal.services.sweep_sampling import (
+from shoal.services.jobs.sweep_sampling import (
     Trial,
     flatten_params,
     grid_size,

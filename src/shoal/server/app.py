@@ -20,7 +20,7 @@ from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
 from shoal.services import workspaces
 from shoal.services.context import ServiceContext
-from shoal.services.dispatcher import Dispatcher
+from shoal.services.jobs.dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
 

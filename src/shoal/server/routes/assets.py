@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
-from shoal.services import assets
+from shoal.services.assets import versions as assets
 
 router = APIRouter()
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Request
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
-from shoal.services import compute
+from shoal.services.compute import targets as compute_targets
 
 router = APIRouter(tags=["compute"])
 PREFIX = "/workspaces/{workspace}/computes"
@@ -23,7 +23,9 @@ def list_computes(
     max_results: int | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    page = compute.list_page(ctx(request), workspace, compute_type=type, max_results=max_results, page_token=page_token)
+    page = compute_targets.list_page(
+        ctx(request), workspace, compute_type=type, max_results=max_results, page_token=page_token
+    )
     return page_body(page)
 
 
@@ -31,31 +33,31 @@ def list_computes(
 def put_compute(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     if spec.get("name", name) != name:
         raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
-    return compute.create_or_update(ctx(request), workspace, {**spec, "name": name})
+    return compute_targets.create_or_update(ctx(request), workspace, {**spec, "name": name})
 
 
 @guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
 def get_compute(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return compute.get(ctx(request), workspace, name)
+    return compute_targets.get(ctx(request), workspace, name)
 
 
 @guarded(router, "PATCH", PREFIX + "/{name}", Permission.WRITE)
 def patch_compute(request: Request, workspace: str, name: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    return compute.update(ctx(request), workspace, name, patch)
+    return compute_targets.update(ctx(request), workspace, name, patch)
 
 
 @guarded(router, "GET", PREFIX + "/{name}/nodes", Permission.READ)
 def list_compute_nodes(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return {"value": compute.list_nodes(ctx(request), workspace, name), "next_page_token": None}
+    return {"value": compute_targets.list_nodes(ctx(request), workspace, name), "next_page_token": None}
 
 
 @guarded(router, "POST", PREFIX + "/{name}/{action}", Permission.WRITE)
 def compute_action(
     request: Request, workspace: str, name: str, action: Literal["start", "stop", "restart"]
 ) -> dict[str, Any]:
-    return compute.instance_action(ctx(request), workspace, name, action)
+    return compute_targets.instance_action(ctx(request), workspace, name, action)
 
 
 @guarded(router, "DELETE", PREFIX + "/{name}", Permission.WRITE, status_code=204)
 def delete_compute(request: Request, workspace: str, name: str) -> None:
-    compute.delete(ctx(request), workspace, name)
+    compute_targets.delete(ctx(request), workspace, name)

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body
-from shoal.services import datastores, files
-from shoal.services.run_scope import check_datastore_write
+from shoal.services.access.job_token_scope import check_datastore_write
+from shoal.services.storage import datastores, files
 from shoal.services.workspaces import DEFAULT_DATASTORE
 from shoal.storage.paths import safe_relpath
 

@@ -28,8 +28,11 @@ from shoal.errors import (
 )
 from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, file_response, guarded
-from shoal.services import logged_model_metrics, logged_models, metric_sampling, model_registry, run_scope, tracking
+from shoal.services.access import job_token_scope
 from shoal.services.context import ServiceContext
+from shoal.services.registry import models as model_registry
+from shoal.services.tracking import history_sampling, logged_model_metrics, logged_models
+from shoal.services.tracking import runs as tracking
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -102,7 +105,7 @@ ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
     ("runs/delete-tag", "POST", tracking.delete_tag, W),
     ("runs/log-inputs", "POST", tracking.log_inputs, W),
     ("metrics/get-history", "GET", tracking.get_metric_history, R),
-    ("metrics/get-history-bulk-interval", "GET", metric_sampling.get_metric_history_bulk_interval, R),
+    ("metrics/get-history-bulk-interval", "GET", history_sampling.get_metric_history_bulk_interval, R),
     ("logged-models/search", "POST", logged_models.search_logged_models, R),
     ("logged-models", "POST", logged_models.create_logged_model, W),
     ("logged-models/{model_id}", "GET", logged_models.get_logged_model, R),
@@ -194,7 +197,7 @@ def _serve(
     # Path parameters ({model_id}, {tag_key}) win over the body's.
     data.update(path_params)
     if job is not None:
-        run_scope.check_mlflow(context, workspace, job, path, data)
+        job_token_scope.check_mlflow(context, workspace, job, path, data)
     return dumps(fn(context, workspace, data))
 
 
@@ -218,7 +221,7 @@ def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permiss
             data, raw = None, await request.body()
         path_params = {k: v for k, v in request.path_params.items() if k != "workspace"}
         principal = getattr(request.state, "principal", None)
-        # A job token writes its own run and what it creates only (services/run_scope.py).
+        # A job token writes its own run and what it creates only (services/job_token_scope.py).
         job = principal.job if permission == Permission.TRACK and principal is not None else None
         body = await run_in_threadpool(_serve, fn, ctx(request), workspace, data, raw, path_params, job, path)
         return Response(body, media_type="application/json")

@@ -16,8 +16,8 @@ from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, file_response, guarded, write_body
 from shoal.server.routes.mlflow import PREFIX, MlflowRoute
-from shoal.services import mlflow_artifacts as artifacts
-from shoal.services import run_scope
+from shoal.services.access import job_token_scope
+from shoal.services.tracking import artifacts
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 ARTIFACTS = PREFIX + "/api/2.0/mlflow-artifacts/artifacts"
@@ -34,10 +34,10 @@ def _path_param(request: Request, path: str) -> str:
 
 
 async def _check_scope(request: Request, workspace: str, rel: str) -> None:
-    """A job token writes under its own runs and models only (services/run_scope.py)."""
+    """A job token writes under its own runs and models only (services/job_token_scope.py)."""
     job = getattr(getattr(request.state, "principal", None), "job", None)
     if job is not None:
-        await run_in_threadpool(run_scope.check_artifact_write, ctx(request), workspace, job, rel)
+        await run_in_threadpool(job_token_scope.check_artifact_write, ctx(request), workspace, job, rel)
 
 
 @guarded(router, "GET", ARTIFACTS, R, name="mlflow_artifacts_list")

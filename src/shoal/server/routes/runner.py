@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Request
 from shoal.errors import PermissionDeniedError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import base_url, ctx, guarded
-from shoal.services import runs
+from shoal.services.jobs import runner_api
 
 router = APIRouter(tags=["runner"])
 PREFIX = "/workspaces/{workspace}/jobs/{name}"
@@ -29,19 +29,19 @@ def _attempt(request: Request, name: str, attempt: int | None) -> int:
 
 @guarded(router, "GET", PREFIX + "/runspec", Permission.READ)
 def get_run_spec(request: Request, workspace: str, name: str, attempt: int | None = None) -> dict[str, Any]:
-    return runs.run_spec(ctx(request), workspace, name, _attempt(request, name, attempt), base_url(request))
+    return runner_api.run_spec(ctx(request), workspace, name, _attempt(request, name, attempt), base_url(request))
 
 
 @guarded(router, "POST", PREFIX + "/heartbeat", Permission.TRACK)
 def post_heartbeat(request: Request, workspace: str, name: str, attempt: int | None = None) -> dict[str, Any]:
-    return runs.heartbeat(ctx(request), workspace, name, _attempt(request, name, attempt))
+    return runner_api.heartbeat(ctx(request), workspace, name, _attempt(request, name, attempt))
 
 
 @guarded(router, "POST", PREFIX + "/status", Permission.TRACK)
 def post_status(
     request: Request, workspace: str, name: str, event: dict[str, Any] = Body(...), attempt: int | None = None
 ) -> dict[str, Any]:
-    return runs.report(
+    return runner_api.report(
         ctx(request),
         workspace,
         name,
@@ -61,5 +61,5 @@ async def post_log_chunk(
     import anyio.to_thread
 
     return await anyio.to_thread.run_sync(
-        lambda: runs.append_log(ctx(request), workspace, name, chosen, path, offset, data)
+        lambda: runner_api.append_log(ctx(request), workspace, name, chosen, path, offset, data)
     )

@@ -25,7 +25,7 @@ MAX_DATASET_NAME, MAX_DATASET_DIGEST = 500, 64
 
 def _point(raw: dict[str, Any]) -> dict[str, Any]:
     """One metric validated as the run's own log validates it, with its model and dataset."""
-    from shoal.services import tracking
+    from shoal.services.tracking import runs as tracking
 
     point = tracking._metric_point(raw)
     if not isinstance(point, dict):  # a (key, value, timestamp, step, is_nan) tuple
@@ -102,14 +102,14 @@ def _with_models(
 
 def log_metric(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     """``runs/log-metric``: the run's ``log_metric``, and the model's when ``model_id`` is given."""
-    from shoal.services import tracking
+    from shoal.services.tracking import runs as tracking
 
     return _with_models(ctx, workspace, data, [data], tracking.log_metric)
 
 
 def log_batch(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     """``runs/log-batch``: the run's ``log_batch``, and each model's points of it."""
-    from shoal.services import tracking
+    from shoal.services.tracking import runs as tracking
 
     return _with_models(ctx, workspace, data, data.get("metrics"), tracking.log_batch)
 

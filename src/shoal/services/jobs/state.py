@@ -17,7 +17,7 @@ from shoal.entities.refs import format_datastore_uri, parse_asset_ref, parse_pat
 from shoal.entities.registry import parse_entity
 from shoal.entities.status import TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, SpecError, UnsupportedError, UserError
-from shoal.services import assets
+from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context, iso
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
@@ -190,11 +190,11 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
     clean = {k: v for k, v in spec.items() if k not in ("id", "status", "creation_context", "services_status")}
     clean.setdefault("type", "command")
     if clean["type"] == "pipeline":
-        from shoal.services import pipelines
+        from shoal.services.jobs import pipelines
 
         return pipelines.submit(ctx, workspace, clean, base_url)
     if clean["type"] == "sweep":
-        from shoal.services import sweeps
+        from shoal.services.jobs import sweeps
 
         return sweeps.submit(ctx, workspace, clean, base_url)
     if clean["type"] != "command":
@@ -486,7 +486,8 @@ def _resolve_input_uri(
 def _logged_model_path(ctx: ServiceContext, workspace: str, job: str, art: dict[str, Any], path: str) -> str | None:
     """``runs:/<job>/<name>/…`` where <name> is a model the run logged with MLflow 3 (whose files
     live at the logged model's own location) rather than a folder of the run's artifacts."""
-    from shoal.services import files, logged_models
+    from shoal.services.storage import files
+    from shoal.services.tracking import logged_models
 
     name, _, rest = path.strip("/").partition("/")
     store = files.readable_store(ctx, workspace, art["datastore"])

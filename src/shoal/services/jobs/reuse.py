@@ -26,8 +26,8 @@ import threading
 from typing import Any
 
 from shoal.entities.refs import parse_path
-from shoal.services import files
 from shoal.services.context import ServiceContext
+from shoal.services.storage import files
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}  # (local file, size, mtime_ns) -> sha256
 _DIGESTS_LOCK = threading.Lock()

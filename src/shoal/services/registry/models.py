@@ -27,11 +27,13 @@ from sqlalchemy.orm import Session
 from shoal.entities.refs import parse_path
 from shoal.entities.validation import ASSET_NAME
 from shoal.errors import ConflictError, NotFoundError, ShoalError, SpecError, UserError
-from shoal.services import assets, files, jobs
-from shoal.services import logged_models as lm
-from shoal.services import tracking as tr
+from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
-from shoal.services.mlflow_search import Clause, parse_filter, parse_order_by
+from shoal.services.jobs import state as job_state
+from shoal.services.storage import files
+from shoal.services.tracking import logged_models as lm
+from shoal.services.tracking import runs as tr
+from shoal.services.tracking.search_grammar import Clause, parse_filter, parse_order_by
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import assets as asset_rows
@@ -412,7 +414,7 @@ def _artifact_path(source: str) -> str | None:
 
 
 def _store_uri(path: str) -> str:
-    return f"azureml://datastores/{jobs.ARTIFACTS_DATASTORE}/paths/{path.strip('/')}"
+    return f"azureml://datastores/{job_state.ARTIFACTS_DATASTORE}/paths/{path.strip('/')}"
 
 
 def _within(path: str, root: str) -> bool:
@@ -498,7 +500,9 @@ def lineage(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> Lineag
         if run_id and ref.run_id != run_id:
             raise _invalid_source(source, "The run_id request parameter must name the run of the runs:/ URI.")
         try:
-            path, job = jobs.resolve_path_reference(ctx, workspace, KIND, source, f"model version source {source!r}")
+            path, job = job_state.resolve_path_reference(
+                ctx, workspace, KIND, source, f"model version source {source!r}"
+            )
         except NotFoundError as exc:
             raise _invalid_source(source, exc.message) from exc
         return Lineage(source, path, job, model_id)
@@ -506,7 +510,7 @@ def lineage(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> Lineag
     if artifact is not None:
         if model_id and _within(artifact, model_root):
             return Lineage(source, _store_uri(artifact), run_id, model_id)
-        if run_row is not None and _within(artifact, jobs.artifacts_prefix(run_row.name)):
+        if run_row is not None and _within(artifact, job_state.artifacts_prefix(run_row.name)):
             return Lineage(source, _store_uri(artifact), run_id, model_id)
         raise _invalid_source(
             source,
@@ -523,7 +527,7 @@ def lineage(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> Lineag
             "runs:/<run id>/<path> or models:/<model id>.",
         )
     if ref.scheme in ("job_output", "datastore", "asset"):
-        path, job = jobs.resolve_path_reference(ctx, workspace, KIND, source, f"model version source {source!r}")
+        path, job = job_state.resolve_path_reference(ctx, workspace, KIND, source, f"model version source {source!r}")
         return Lineage(source, path, run_id or job, model_id)
     return Lineage(source, source, run_id, model_id)  # http(s) and cloud URLs are kept as references
 
@@ -644,7 +648,7 @@ def download_uri(path: str, name: str, version: str, tracking_uri: str | None = 
         ref = parse_path(path)
     except SpecError:
         return path
-    if ref.scheme == "datastore" and ref.datastore == jobs.ARTIFACTS_DATASTORE:
+    if ref.scheme == "datastore" and ref.datastore == job_state.ARTIFACTS_DATASTORE:
         return f"{ARTIFACTS}:/{ref.path.strip('/')}"
     if ref.scheme == "datastore" and tracking_uri:
         quoted = f"{urllib.parse.quote(name, safe='')}/{urllib.parse.quote(version, safe='')}"

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, aliased
 from shoal.entities.names import generate_job_name
 from shoal.entities.status import TERMINAL, JobStatus
 from shoal.errors import ConflictError, NotFoundError, UserError
-from shoal.services import jobs
 from shoal.services.context import ServiceContext
-from shoal.services.mlflow_search import Clause, Order, parse_filter, parse_order_by
+from shoal.services.jobs import state as job_state
+from shoal.services.tracking.search_grammar import Clause, Order, parse_filter, parse_order_by
 from shoal.services.workspaces import workspace_id
 from shoal.store import tracking as rows
 from shoal.store.paging import decode_token, encode_token
@@ -383,7 +383,7 @@ def _run_info(row: JobRow, exp_id: str) -> dict[str, Any]:
         "experiment_id": exp_id,
         "user_id": row.user_id or "",
         "status": RUN_STATUS.get(JobStatus(row.status), "RUNNING"),
-        "artifact_uri": f"mlflow-artifacts:/{jobs.artifacts_prefix(row.name)}",
+        "artifact_uri": f"mlflow-artifacts:/{job_state.artifacts_prefix(row.name)}",
         "lifecycle_stage": row.lifecycle_stage,
     }
     if start is not None:
@@ -449,7 +449,7 @@ def create_run(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dic
     run_name = data.get("run_name") or tags.get("mlflow.runName") or generate_job_name()
     tags["mlflow.runName"] = run_name
     user_id = data.get("user_id") or tags.get("mlflow.user") or ""
-    start = _dt(data["start_time"]) if data.get("start_time") not in (None, "") else jobs.now()
+    start = _dt(data["start_time"]) if data.get("start_time") not in (None, "") else job_state.now()
     name = uuid.uuid4().hex
     parent = tags.get("mlflow.parentRunId")
     with ctx.db.write() as session:
@@ -473,7 +473,9 @@ def create_run(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dic
             run_name=run_name,
             user_id=user_id,
             spec=spec,
-            resolved={"artifacts": {"datastore": jobs.ARTIFACTS_DATASTORE, "path": jobs.artifacts_prefix(name)}},
+            resolved={
+                "artifacts": {"datastore": job_state.ARTIFACTS_DATASTORE, "path": job_state.artifacts_prefix(name)}
+            },
             status_times={str(S.RUNNING): start.isoformat()},
             start_time=start,
             attempt=0,
@@ -514,11 +516,11 @@ def update_run(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dic
         if row.type == MLFLOW_RUN and status in TERMINAL_TARGET and row.status not in TERMINAL:
             target = TERMINAL_TARGET[status]
             if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
-                jobs.transition(row, S.CANCEL_REQUESTED)
-            jobs.transition(row, target)
+                job_state.transition(row, S.CANCEL_REQUESTED)
+            job_state.transition(row, target)
             if data.get("end_time") not in (None, ""):
                 row.end_time = _dt(data["end_time"])
-        row.updated_at = jobs.now()
+        row.updated_at = job_state.now()
         exp_id = _exp_ids(session, [row]).get(row.experiment_id, rows.DEFAULT_EXPERIMENT_ID)
         return {"run_info": _run_info(row, exp_id)}
 
@@ -527,7 +529,7 @@ def _set_run_stage(ctx: ServiceContext, workspace: str, data: dict[str, Any], st
     with ctx.db.write() as session:
         row = _run_row(session, workspace_id(session, workspace), _run_id(data))
         row.lifecycle_stage = stage
-        row.updated_at = jobs.now()
+        row.updated_at = job_state.now()
     return {}
 
 

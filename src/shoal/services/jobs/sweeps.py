@@ -48,8 +48,9 @@ from shoal.entities.sweep import (
     parse_search_space,
 )
 from shoal.errors import ShoalError, SpecError
-from shoal.services import jobs, sweep_sampling
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import state as job_state
+from shoal.services.jobs import sweep_sampling
 from shoal.store import tracking as tracking_rows
 from shoal.store.tables import JobRow, MetricRow, WorkspaceRow
 
@@ -72,7 +73,7 @@ def _field_error(exc: ShoalError, field: str) -> ShoalError:
 def _trial_definition(ctx: ServiceContext, workspace: str, trial: Any) -> dict[str, Any]:
     """The trial as a command definition: inline, or a registered command component."""
     if isinstance(trial, str):
-        from shoal.services.pipelines import _component
+        from shoal.services.jobs.pipelines import _component
 
         trial = _component(ctx, workspace, trial, "trial")
     if not isinstance(trial, dict):
@@ -185,7 +186,7 @@ def prepare(
     # Resolve the trial once now: a missing environment, code, input or compute fails the submit.
     extra = {"default_datastore": default_datastore} if default_datastore else {}
     try:
-        _, trial_resolved = jobs.prepare_command(
+        _, trial_resolved = job_state.prepare_command(
             ctx, workspace, f"{name}_0", _with_params(template, first, limits), pending=pending, where="trial", **extra
         )
     except ShoalError as exc:
@@ -210,7 +211,7 @@ def prepare(
         "max_total_trials": limits.effective_max_total_trials,
         "max_concurrent_trials": limits.effective_max_concurrent_trials,
         "timeout": limits.effective_timeout,
-        "artifacts": trial_resolved["artifacts"] | {"path": jobs.artifacts_prefix(name)},
+        "artifacts": trial_resolved["artifacts"] | {"path": job_state.artifacts_prefix(name)},
         "inputs": {k: v for k, v in trial_resolved["inputs"].items() if k in pending},
     }
     if default_datastore:
@@ -235,7 +236,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
     name = clean.get("name") or generate_job_name()
     clean["name"] = name
     data, resolved = prepare(ctx, workspace, name, clean)
-    return jobs.store_queued(ctx, workspace, name, SWEEP, data, resolved, base_url)
+    return job_state.store_queued(ctx, workspace, name, SWEEP, data, resolved, base_url)
 
 
 # -- the controller -------------------------------------------------------------------------
@@ -306,8 +307,8 @@ def _advance_one(ctx: ServiceContext, workspace: str, sweep_id: int) -> None:
     stopping = sweep.status == S.CANCEL_REQUESTED
     started = sweep.start_time or sweep.created_at
     if started is not None and started.tzinfo is None:
-        started = started.replace(tzinfo=jobs.now().tzinfo)
-    timed_out = started is not None and jobs.now() - started > timedelta(seconds=int(conf["timeout"]))
+        started = started.replace(tzinfo=job_state.now().tzinfo)
+    timed_out = started is not None and job_state.now() - started > timedelta(seconds=int(conf["timeout"]))
     if (stopping or timed_out) and unfinished:
         why = "the sweep was canceled" if stopping else f"the sweep's timeout ({conf['timeout']} s) was reached"
         _cancel_trials(ctx, [t.id for t in unfinished], why)
@@ -395,7 +396,7 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
     spec["properties"] = {"shoal.sweep.index": str(index), "shoal.sweep.params": params}
     try:
         extra = {"default_datastore": conf["default_datastore"]} if conf.get("default_datastore") else {}
-        data, resolved = jobs.prepare_command(ctx, workspace, name, spec, where=f"trial {index}", **extra)
+        data, resolved = job_state.prepare_command(ctx, workspace, name, spec, where=f"trial {index}", **extra)
     except ShoalError as exc:
         # The environment or compute went away since submission: the trial fails, saying why.
         data, resolved = spec, {"compute": conf["compute"], "artifacts": {}}
@@ -409,12 +410,14 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
             return
         if session.scalar(select(JobRow.id).where(JobRow.workspace_id == sweep.workspace_id, JobRow.name == name)):
             return  # created before a restart
-        row = jobs.new_row(session, sweep.workspace_id, name, "command", data, resolved, experiment, parent=sweep.name)
+        row = job_state.new_row(
+            session, sweep.workspace_id, name, "command", data, resolved, experiment, parent=sweep.name
+        )
         session.flush()
         if error is not None:
-            jobs.transition(row, S.FAILED, error=error)
+            job_state.transition(row, S.FAILED, error=error)
         else:
-            jobs.transition(row, S.QUEUED)
+            job_state.transition(row, S.QUEUED)
     ctx.notify_jobs()
 
 
@@ -428,7 +431,7 @@ def _terminate(ctx: ServiceContext, trial_id: int, reason: str) -> None:
             "properties": {**(row.spec.get("properties") or {}), "shoal.sweep.early_termination": reason},
         }
         row.error = {"code": "EARLY_TERMINATED", "message": reason}
-        jobs.transition(row, S.CANCEL_REQUESTED)
+        job_state.transition(row, S.CANCEL_REQUESTED)
     ctx.notify_jobs()
 
 
@@ -440,9 +443,9 @@ def _cancel_trials(ctx: ServiceContext, ids: list[int], why: str) -> None:
                 continue
             row.error = row.error or {"code": "SWEEP_STOPPED", "message": why}
             if row.status in (S.NOT_STARTED, S.QUEUED):
-                jobs.transition(row, S.CANCELED)
+                job_state.transition(row, S.CANCELED)
             else:
-                jobs.transition(row, S.CANCEL_REQUESTED)
+                job_state.transition(row, S.CANCEL_REQUESTED)
     ctx.notify_jobs()
 
 
@@ -459,8 +462,8 @@ def _move(ctx: ServiceContext, sweep_id: int, target: JobStatus, error: dict[str
         if row is None or row.status in TERMINAL or row.status == target:
             return
         if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
-            jobs.transition(row, S.CANCEL_REQUESTED)
-        jobs.transition(row, target, error=error)
+            job_state.transition(row, S.CANCEL_REQUESTED)
+        job_state.transition(row, target, error=error)
 
 
 def _finish(
@@ -518,7 +521,7 @@ def _finish(
         else:
             target, error = S.COMPLETED, None
         if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
-            jobs.transition(row, S.CANCEL_REQUESTED)
+            job_state.transition(row, S.CANCEL_REQUESTED)
         if row.status == S.QUEUED and target == S.COMPLETED:
-            jobs.transition(row, S.RUNNING)
-        jobs.transition(row, target, error=error)
+            job_state.transition(row, S.RUNNING)
+        job_state.transition(row, target, error=error)

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shoal.errors import UserError
-from shoal.services import tracking as tr
+from shoal.services.tracking import runs as tr
 from shoal.services.workspaces import workspace_id
 from shoal.store.tables import JobRow, MetricRow
 

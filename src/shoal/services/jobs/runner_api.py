@@ -11,8 +11,10 @@ from typing import Any
 
 from shoal.entities.status import TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, ShoalError, UserError
-from shoal.services import assets, files, jobs
+from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import state as job_state
+from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import tracking as tracking_rows
@@ -26,7 +28,7 @@ MAX_LOG_CHUNK = 8 * 1024 * 1024
 
 
 def _current(session: Any, workspace: str, name: str, attempt: int) -> JobRow:
-    row = jobs.get_row(session, workspace_id(session, workspace), name)
+    row = job_state.get_row(session, workspace_id(session, workspace), name)
     if attempt != row.attempt:
         raise ConflictError(
             f"job '{name}': attempt {attempt} was replaced by attempt {row.attempt}; this runner must stop",
@@ -70,11 +72,11 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
 def heartbeat(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> dict[str, Any]:
     with ctx.db.write() as session:
         row = _current(session, workspace, name, attempt)
-        row.heartbeat_at = jobs.now()
+        row.heartbeat_at = job_state.now()
         if row.status == S.NOT_RESPONDING:
             # The runner is back: return to the state it had before it went quiet.
             previous = _last_state_before(row, S.NOT_RESPONDING)
-            jobs.transition(row, previous)
+            job_state.transition(row, previous)
         # A job that ended without this runner (failed for silence, say) must stop it too.
         stop = row.status == S.CANCEL_REQUESTED or row.status in TERMINAL
         return {"status": row.status, "cancel_requested": stop}
@@ -153,7 +155,7 @@ def report(
             error = {"code": "OUTPUT_REGISTRATION_FAILED", "message": f"registering outputs failed: {exc.message}"}
     with ctx.db.write() as session:
         row = _current(session, workspace, name, attempt)
-        row.heartbeat_at = jobs.now()
+        row.heartbeat_at = job_state.now()
         if row.status in TERMINAL:
             if row.status == target:
                 return {"status": row.status, "cancel_requested": False}
@@ -161,7 +163,7 @@ def report(
         steps = _effective_path(JobStatus(row.status), target)
         for step in steps:
             final = step == steps[-1]
-            jobs.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
+            job_state.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
         body = {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
     if target in TERMINAL:
         ctx.notify_jobs()  # a slot of its compute is free: the next queued job need not wait a poll
@@ -188,7 +190,7 @@ def _register_outputs(ctx: ServiceContext, workspace: str, name: str, attempt: i
 
 def _log_rel(name: str, path: str) -> str:
     rel = safe_relpath(path)
-    return f"{jobs.artifacts_prefix(name)}/{rel}"
+    return f"{job_state.artifacts_prefix(name)}/{rel}"
 
 
 def append_log(
@@ -201,7 +203,7 @@ def append_log(
         raise UserError(f"offset must be >= 0, got {offset}")
     with ctx.db.read() as session:
         _current(session, workspace, name, attempt)
-    store = files.store_for(ctx, workspace, jobs.ARTIFACTS_DATASTORE)
+    store = files.store_for(ctx, workspace, job_state.ARTIFACTS_DATASTORE)
     rel = _log_rel(name, path)
     size = _size(store, rel)
     if offset > size:
@@ -245,8 +247,8 @@ def _size(store: Any, rel: str) -> int:
 def read_log(ctx: ServiceContext, workspace: str, name: str, path: str, offset: int, limit: int) -> tuple[bytes, int]:
     """Bytes of a job log from ``offset``; returns (data, total size)."""
     with ctx.db.read() as session:
-        jobs.get_row(session, workspace_id(session, workspace), name)
-    store = files.store_for(ctx, workspace, jobs.ARTIFACTS_DATASTORE)
+        job_state.get_row(session, workspace_id(session, workspace), name)
+    store = files.store_for(ctx, workspace, job_state.ARTIFACTS_DATASTORE)
     rel = _log_rel(name, path)
     size = _size(store, rel)
     if offset >= size:

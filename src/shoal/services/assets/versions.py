@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from shoal.entities.refs import parse_asset_ref, parse_path
 from shoal.entities.registry import KINDS, parse_entity
 from shoal.errors import ConflictError, NotFoundError, SpecError, UserError
-from shoal.services import files
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
+from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.store import assets as rows
 from shoal.store import resources as resource_rows
@@ -208,7 +208,7 @@ def _check_asset_path(ctx: ServiceContext, workspace: str, kind: str, name: str,
         # Registering what a job wrote (azureml://jobs/<job>/outputs/…, runs:/<job>/…) or another
         # asset's files: the path becomes the datastore path they live at, so the asset can be
         # downloaded and used like any other; where it came from stays in its properties.
-        from shoal.services.jobs import resolve_path_reference
+        from shoal.services.jobs.state import resolve_path_reference
 
         resolved, job = resolve_path_reference(ctx, workspace, kind, uri, what)
         spec["path"] = resolved

@@ -23,8 +23,9 @@ from sqlalchemy import select
 from shoal.compute.local import LocalBackend
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
-from shoal.services import jobs, pipelines, sweeps
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import pipelines, sweeps
+from shoal.services.jobs import state as job_state
 from shoal.store import resources as resource_rows
 from shoal.store.tables import JobRow, WorkspaceRow
 
@@ -59,7 +60,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._cancel_sent: dict[tuple[int, int], float] = {}
         # Runners could not reach a server that was down: silence counts from its start only.
-        self._started_at = jobs.now()
+        self._started_at = job_state.now()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -125,8 +126,8 @@ class Dispatcher:
             if row is None or row.status != S.QUEUED:
                 return False
             row.attempt += 1
-            row.heartbeat_at = jobs.now()
-            jobs.transition(row, S.PREPARING)
+            row.heartbeat_at = job_state.now()
+            job_state.transition(row, S.PREPARING)
             workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
             name, attempt = row.name, row.attempt
         try:
@@ -135,7 +136,7 @@ class Dispatcher:
             with self.ctx.db.write() as session:
                 row = session.get(JobRow, job_id)
                 if row is not None and row.status == S.PREPARING:
-                    jobs.transition(
+                    job_state.transition(
                         row, S.FAILED, error={"code": "RUNNER_START_FAILED", "message": f"cannot start runner: {exc}"}
                     )
             return False
@@ -196,7 +197,7 @@ class Dispatcher:
 
     def _check_liveness(self) -> None:
         timeout = timedelta(seconds=self.heartbeat_timeout)
-        now = jobs.now()
+        now = job_state.now()
         with self.ctx.db.read() as session:
             rows = list(
                 session.scalars(
@@ -260,7 +261,7 @@ class Dispatcher:
         with self.ctx.db.write() as session:
             row = session.get(JobRow, job_id)
             if row is not None and row.attempt == attempt and row.status != status:
-                jobs.transition(row, status)
+                job_state.transition(row, status)
 
     def _finish(self, job_id: int, attempt: int, status: JobStatus, error: dict[str, Any] | None) -> None:
         with self.ctx.db.write() as session:
@@ -268,8 +269,8 @@ class Dispatcher:
             if row is None or row.attempt != attempt or row.status in (S.COMPLETED, S.FAILED, S.CANCELED):
                 return
             if row.status == S.NOT_RESPONDING and status == S.CANCELED:
-                jobs.transition(row, S.CANCEL_REQUESTED)
-            jobs.transition(row, status, error=error)
+                job_state.transition(row, S.CANCEL_REQUESTED)
+            job_state.transition(row, status, error=error)
         self._cancel_sent.pop((job_id, attempt), None)
 
 

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from shoal.entities.refs import parse_path
 from shoal.errors import PermissionDeniedError, SpecError
-from shoal.services import jobs
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import state as job_state
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import tracking as tracking_rows
@@ -158,7 +158,7 @@ def check_mlflow(ctx: ServiceContext, workspace: str, job: str, endpoint: str, d
     elif endpoint == "experiments/set-experiment-tag":
         _require_own_experiment(ctx, workspace, job, str(data.get("experiment_id") or ""))
     elif endpoint == "model-versions/create":
-        from shoal.services import model_registry
+        from shoal.services.registry import models as model_registry
 
         found = model_registry.lineage(ctx, workspace, data)
         try:
@@ -209,7 +209,7 @@ def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datasto
     or the artifacts of a run it may write."""
     parts = rel.split("/")
     is_run_folder = len(parts) >= 2 and parts[0] == "ExperimentRun" and parts[1].startswith("dcid.")
-    if datastore == jobs.ARTIFACTS_DATASTORE and is_run_folder:
+    if datastore == job_state.ARTIFACTS_DATASTORE and is_run_folder:
         require_runs(ctx, workspace, job, [parts[1][len("dcid.") :]])
         return
     with ctx.db.read() as session:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shoal.errors import NotFoundError
-from shoal.services import datastores
 from shoal.services.context import ServiceContext
+from shoal.services.storage import datastores
 from shoal.storage.datastores import resolve_datastore_fs
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.uploads import UploadManager

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from shoal.entities.names import generate_job_name
 from shoal.errors import NotFoundError, UserError
-from shoal.services import jobs, logged_model_metrics
-from shoal.services import tracking as tr
 from shoal.services.context import ServiceContext
-from shoal.services.mlflow_search import parse_filter
+from shoal.services.jobs import state as job_state
+from shoal.services.tracking import logged_model_metrics
+from shoal.services.tracking import runs as tr
+from shoal.services.tracking.search_grammar import parse_filter
 from shoal.services.workspaces import workspace_id
 from shoal.store import tracking as rows
 from shoal.store.paging import encode_token
@@ -92,7 +93,7 @@ def create_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any
         job = None
         if data.get("source_run_id"):
             job = tr._active_run(session, ws_id, tr._run_id({"run_id": data["source_run_id"]}))
-            location = f"{ARTIFACTS_PREFIX}{jobs.artifacts_prefix(job.name)}/models/{model_id}/artifacts"
+            location = f"{ARTIFACTS_PREFIX}{job_state.artifacts_prefix(job.name)}/models/{model_id}/artifacts"
         else:
             location = f"{ARTIFACTS_PREFIX}experiments/{rows.experiment_id(exp)}/models/{model_id}/artifacts"
         stamp = rows.now_ms()
@@ -344,7 +345,7 @@ def _files_root(ctx: ServiceContext, workspace: str, model_id: str) -> tuple[str
 def list_logged_model_artifacts(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     """``logged-models/{id}/artifacts/directories``: one folder of the model, paths relative to
     the model's root (what the MLflow UI's model page lists)."""
-    from shoal.services import mlflow_artifacts
+    from shoal.services.tracking import artifacts as mlflow_artifacts
 
     location, root = _files_root(ctx, workspace, _model_id(data))
     sub = str(data.get("artifact_directory_path") or "").strip("/")
@@ -358,7 +359,7 @@ def list_logged_model_artifacts(ctx: ServiceContext, workspace: str, data: dict[
 
 def logged_model_artifact(ctx: ServiceContext, workspace: str, model_id: str, path: str | None) -> tuple[Any, str]:
     """The store and path of one file of a logged model (``…/artifacts/files?artifact_file_path=``)."""
-    from shoal.services import mlflow_artifacts
+    from shoal.services.tracking import artifacts as mlflow_artifacts
 
     if not path:
         raise UserError('Request must include the "artifact_file_path" query parameter.')

@@ -30,8 +30,10 @@ from shoal.entities.refs import parse_asset_ref
 from shoal.entities.registry import parse_entity
 from shoal.entities.status import ACTIVE, TERMINAL, JobStatus
 from shoal.errors import ConflictError, NotFoundError, ShoalError
-from shoal.services import assets, jobs, reuse
+from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import reuse
+from shoal.services.jobs import state as job_state
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
 from shoal.store.tables import JobRow, WorkspaceRow
 
@@ -90,7 +92,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
     graph = validate(ctx, workspace, data)
     settings = graph.settings
     default_ds = _strip(settings.get("default_datastore")) or DEFAULT_DATASTORE
-    jobs._require_datastore(ctx, workspace, default_ds, "settings.default_datastore")
+    job_state._require_datastore(ctx, workspace, default_ds, "settings.default_datastore")
     continue_on_failure = bool(settings.get("continue_on_step_failure"))
     force_rerun = bool(settings.get("force_rerun"))
     experiment = data.pop("experiment_name", None) or "Default"
@@ -115,7 +117,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
                 "warnings": graph.warnings,
                 "steps": {path: names[path] for path in graph.root.steps},
             }
-            root = jobs.new_row(session, ws_id, name, PIPELINE, data, root_resolved, experiment)
+            root = job_state.new_row(session, ws_id, name, PIPELINE, data, root_resolved, experiment)
             for path, node in graph.nodes.items():
                 if not path:
                     continue
@@ -132,7 +134,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
                     "continue_on_step_failure": continue_on_failure,
                     "steps": {p: names[p] for p in node.steps},
                 }
-                row = jobs.new_row(
+                row = job_state.new_row(
                     session,
                     ws_id,
                     names[path],
@@ -142,15 +144,15 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
                     experiment,
                     parent=names[node.parent or ""],
                 )
-                jobs.transition(row, S.QUEUED)
+                job_state.transition(row, S.QUEUED)
             for path, (spec, resolved) in steps.items():
                 leaf = graph.leaves[path]
-                jobs.new_row(
+                job_state.new_row(
                     session, ws_id, names[path], leaf.kind, spec, resolved, experiment, parent=names[leaf.parent]
                 )
             session.flush()
-            jobs.transition(root, S.QUEUED)
-            body = jobs.to_body(workspace, root, base_url)
+            job_state.transition(root, S.QUEUED)
+            body = job_state.to_body(workspace, root, base_url)
     except IntegrityError as exc:
         raise ConflictError(f"a job named '{name}' already exists in workspace '{workspace}'") from exc
     if graph.warnings:
@@ -163,9 +165,9 @@ def _resolve_values(ctx: ServiceContext, workspace: str, values: dict[str, Value
     out: dict[str, Any] = {}
     for name, value in values.items():
         if value.kind == "literal":
-            out[name] = {"type": jobs._literal_type(value.literal), "value": value.literal}
+            out[name] = {"type": job_state._literal_type(value.literal), "value": value.literal}
         elif value.kind == "data" and value.path:
-            uri = jobs._resolve_input_uri(
+            uri = job_state._resolve_input_uri(
                 ctx, workspace, name, value.type or "uri_folder", value.path, where=f"{where}.{name}"
             )
             out[name] = {"type": value.type or "uri_folder", "uri": uri, "mode": value.mode or "ro_mount"}
@@ -230,7 +232,7 @@ def _prepare_leaf(
     if leaf.kind == "sweep":
         return _prepare_sweep(ctx, workspace, leaf, job_name, spec, pending, default_ds)
     try:
-        data, resolved = jobs.prepare_command(
+        data, resolved = job_state.prepare_command(
             ctx, workspace, job_name, spec, pending=pending, default_datastore=default_ds, where=where
         )
     except ShoalError as exc:
@@ -266,7 +268,7 @@ def _prepare_sweep(
     pending: dict[str, dict[str, Any]],
     default_ds: str,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from shoal.services import sweeps
+    from shoal.services.jobs import sweeps
 
     spec["type"] = "sweep"
     where = field_of(leaf.path)
@@ -390,7 +392,7 @@ def _skip(ctx: ServiceContext, job_id: int, why: str) -> str:
         if row is None:
             return str(S.CANCELED)
         if row.status == S.NOT_STARTED:
-            jobs.transition(
+            job_state.transition(
                 row, S.CANCELED, error={"code": "UPSTREAM_NOT_COMPLETED", "message": f"not run: upstream {why}"}
             )
         return row.status
@@ -402,7 +404,7 @@ def _fail(ctx: ServiceContext, job_id: int, error: dict[str, Any]) -> str:
         if row is None:
             return str(S.FAILED)
         if row.status not in TERMINAL:
-            jobs.transition(row, S.FAILED, error=error)
+            job_state.transition(row, S.FAILED, error=error)
         return row.status
 
 
@@ -438,7 +440,7 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
         spec["inputs"] = spec_inputs
         info: dict[str, Any] = {"reused": source is not None, "key": key, "reason": reason, "parts": parts}
         row.reuse_key = key
-        jobs.transition(row, S.QUEUED)
+        job_state.transition(row, S.QUEUED)
         if source is not None:
             # A reused job's own origin: the job that ran (its logs and artifacts are there).
             origin = source.resolved.get("reused_from") or source.name
@@ -454,7 +456,7 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
         row.spec = spec
         row.resolved = resolved
         if source is not None:
-            jobs.transition(row, S.COMPLETED)
+            job_state.transition(row, S.COMPLETED)
         outcome = (row.status, resolved)
     if source is None:
         ctx.notify_jobs()
@@ -463,14 +465,14 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
 
 def _start_sweep(ctx: ServiceContext, job_id: int, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A sweep step's inputs are ready: its trials may start (the sweep controller takes over)."""
-    from shoal.services import sweeps
+    from shoal.services.jobs import sweeps
 
     with ctx.db.write() as session:
         row = session.get(JobRow, job_id)
         if row is None or row.status != S.NOT_STARTED:
             return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         row.resolved = sweeps.fill_inputs(row.resolved, inputs)
-        jobs.transition(row, S.QUEUED)
+        job_state.transition(row, S.QUEUED)
         outcome = (row.status, row.resolved)
     ctx.notify_jobs()
     return outcome
@@ -505,7 +507,7 @@ def _reusable(ctx: ServiceContext, workspace: str, ws_id: int, key: str, job_id:
 
 def _outputs_exist(ctx: ServiceContext, workspace: str, row: JobRow) -> bool:
     from shoal.entities.refs import parse_path
-    from shoal.services import files
+    from shoal.services.storage import files
 
     for out in (row.resolved.get("outputs") or {}).values():
         path = out.get("path")
@@ -588,9 +590,9 @@ def _cancel_children(ctx: ServiceContext, ids: list[int]) -> None:
             if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
                 continue
             if row.type not in (PIPELINE, "sweep") and row.status in (S.NOT_STARTED, S.QUEUED):
-                jobs.transition(row, S.CANCELED)
+                job_state.transition(row, S.CANCELED)
             else:
-                jobs.transition(row, S.CANCEL_REQUESTED)
+                job_state.transition(row, S.CANCEL_REQUESTED)
 
 
 def _move_pipeline(ctx: ServiceContext, pipe_id: int, target: JobStatus, error: dict[str, Any] | None) -> bool:
@@ -599,10 +601,10 @@ def _move_pipeline(ctx: ServiceContext, pipe_id: int, target: JobStatus, error: 
         if row is None or row.status in TERMINAL or row.status == target:
             return False
         if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
-            jobs.transition(row, S.CANCEL_REQUESTED)
+            job_state.transition(row, S.CANCEL_REQUESTED)
         if target == S.COMPLETED:
             row.resolved = {**row.resolved, "outputs": _final_outputs(session, row)}
-        jobs.transition(row, target, error=error)
+        job_state.transition(row, target, error=error)
         return True
 
 

@@ -15,8 +15,9 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from shoal.errors import NotFoundError, UserError
-from shoal.services import files, jobs
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import state as job_state
+from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.paths import safe_relpath
@@ -71,7 +72,7 @@ def resolve(ctx: ServiceContext, workspace: str, raw: str | None, *, allow_root:
 
 
 def store(ctx: ServiceContext, workspace: str) -> ArtifactStore:
-    return files.store_for(ctx, workspace, jobs.ARTIFACTS_DATASTORE)
+    return files.store_for(ctx, workspace, job_state.ARTIFACTS_DATASTORE)
 
 
 def upload(ctx: ServiceContext, workspace: str, raw: str, chunks: Iterable[bytes]) -> dict[str, Any]:
