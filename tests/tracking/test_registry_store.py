@@ -7,7 +7,7 @@ import pytest
 
 from shoal.config import ShoalSettings
 from shoal.errors import ConflictError, NotFoundError, UserError
-from shoal.services.assets import versions as assets
+from shoal.services.assets import lookup as asset_lookup
 from shoal.services.context import ServiceContext
 from shoal.services.registry import models as reg
 from shoal.services.workspaces import ensure_default
@@ -41,7 +41,7 @@ def test_registry_lifecycle(ctx):
     v2 = _version(ctx, "m")
     assert (v1["version"], v2["version"]) == ("1", "2") and v1["source"] == URL and v1["current_stage"] == "None"
     # Model assets underneath.
-    asset = assets.resolve(ctx, WS, "model", "m", version="1")
+    asset = asset_lookup.resolve(ctx, WS, "model", "m", version="1")
     assert asset["path"] == URL and asset["tags"] == {"t": "x"} and asset["description"] == "first"
     assert asset["properties"]["mlflow.source"] == URL
 
@@ -61,7 +61,7 @@ def test_registry_lifecycle(ctx):
         v["version"]: v["current_stage"] for v in reg.get_latest_versions(ctx, WS, {"name": "m"})["model_versions"]
     }
     assert stages == {"1": "Archived", "2": "Staging"}
-    assert assets.resolve(ctx, WS, "model", "m", version="1")["stage"] == "Archived"
+    assert asset_lookup.resolve(ctx, WS, "model", "m", version="1")["stage"] == "Archived"
 
     found = reg.search_model_versions(ctx, WS, {"filter": "name = 'm' AND tags.t = 'x'"})["model_versions"]
     assert [v["version"] for v in found] == ["1"]
@@ -77,7 +77,7 @@ def test_registry_lifecycle(ctx):
     with pytest.raises(NotFoundError):
         reg.get_registered_model(ctx, WS, {"name": "m2"})
     with pytest.raises(NotFoundError):
-        assets.resolve(ctx, WS, "model", "m2", version="1")
+        asset_lookup.resolve(ctx, WS, "model", "m2", version="1")
     # A new model of the same name starts over at version 1, as in MLflow.
     reg.create_registered_model(ctx, WS, {"name": "m2"})
     assert _version(ctx, "m2")["version"] == "1"

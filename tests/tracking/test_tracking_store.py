@@ -8,7 +8,7 @@ import pytest
 from shoal.config import ShoalSettings
 from shoal.errors import UserError
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import state as job_state
+from shoal.services.jobs import queries as job_queries
 from shoal.services.tracking import runs as tracking
 from shoal.services.workspaces import ensure_default
 
@@ -48,7 +48,7 @@ def test_replayed_batch_history_paging_and_latest(ctx):
             break
     assert len(seen) == 1001 and seen == sorted(seen)
     assert seen[0] == (0, 1)  # the NaN point
-    body = job_state.get(ctx, "default", run)
+    body = job_queries.get(ctx, "default", run)
     assert body["metrics"] == {"loss": pytest.approx(10.0 - 998 / 100)} and body["params"] == {"p": "1"}
     with pytest.raises(UserError):
         tracking.log_param(ctx, "default", {"run_id": run, "key": "p", "value": "2"})

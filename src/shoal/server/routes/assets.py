@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
+from shoal.services.assets import lookup as asset_lookup
 from shoal.services.assets import versions as assets
 
 router = APIRouter()
@@ -80,11 +81,11 @@ def _add_routes(kind: str, plural: str) -> None:
 
     @guarded(router, "GET", prefix + "/{name}/versions/{version}", Permission.READ, tags=tags, name=f"get_{kind}")
     def get_version(request: Request, workspace: str, name: str, version: str) -> dict[str, Any]:
-        return assets.resolve(ctx(request), workspace, kind, name, version=version)
+        return asset_lookup.resolve(ctx(request), workspace, kind, name, version=version)
 
     @guarded(router, "GET", prefix + "/{name}/labels/{label}", Permission.READ, tags=tags, name=f"get_{kind}_label")
     def get_label(request: Request, workspace: str, name: str, label: str) -> dict[str, Any]:
-        return assets.resolve(ctx(request), workspace, kind, name, label=label)
+        return asset_lookup.resolve(ctx(request), workspace, kind, name, label=label)
 
     @guarded(
         router,

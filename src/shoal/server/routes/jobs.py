@@ -10,8 +10,7 @@ from fastapi.responses import Response
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, guarded, page_body
-from shoal.services.jobs import runner_api
-from shoal.services.jobs import state as job_state
+from shoal.services.jobs import changes, queries, runner_api, submission
 
 router = APIRouter(tags=["jobs"])
 PREFIX = "/workspaces/{workspace}/jobs"
@@ -21,7 +20,7 @@ MAX_LOG_READ = 4 * 1024 * 1024
 @guarded(router, "POST", PREFIX, Permission.WRITE)
 def submit_job(request: Request, workspace: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     """Submit a job; the name is generated when the body has none."""
-    return job_state.submit(ctx(request), workspace, spec, base_url(request))
+    return submission.submit(ctx(request), workspace, spec, base_url(request))
 
 
 @guarded(router, "GET", PREFIX, Permission.READ)
@@ -34,7 +33,7 @@ def list_jobs(
     max_results: int | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    page = job_state.list_page(
+    page = queries.list_page(
         ctx(request),
         workspace,
         parent_job_name=parent_job_name,
@@ -48,27 +47,27 @@ def list_jobs(
 
 @guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
 def get_job(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return job_state.get(ctx(request), workspace, name, base_url(request))
+    return queries.get(ctx(request), workspace, name, base_url(request))
 
 
 @guarded(router, "PATCH", PREFIX + "/{name}", Permission.WRITE)
 def update_job(request: Request, workspace: str, name: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    return job_state.update(ctx(request), workspace, name, patch)
+    return changes.update(ctx(request), workspace, name, patch)
 
 
 @guarded(router, "POST", PREFIX + "/{name}/cancel", Permission.WRITE)
 def cancel_job(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return job_state.request_cancel(ctx(request), workspace, name)
+    return changes.request_cancel(ctx(request), workspace, name)
 
 
 @guarded(router, "POST", PREFIX + "/{name}/archive", Permission.WRITE)
 def archive_job(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return job_state.set_archived(ctx(request), workspace, name, True)
+    return changes.set_archived(ctx(request), workspace, name, True)
 
 
 @guarded(router, "POST", PREFIX + "/{name}/restore", Permission.WRITE)
 def restore_job(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return job_state.set_archived(ctx(request), workspace, name, False)
+    return changes.set_archived(ctx(request), workspace, name, False)
 
 
 @guarded(router, "GET", PREFIX + "/{name}/logs", Permission.READ)

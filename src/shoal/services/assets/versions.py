@@ -3,27 +3,27 @@ archive and restore, with references checked on the server before anything is st
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 import yaml
 from sqlalchemy.exc import IntegrityError
 
-from shoal.entities.refs import parse_asset_ref, parse_path
-from shoal.entities.registry import KINDS, parse_entity
-from shoal.errors import ConflictError, NotFoundError, SpecError, UserError
+from shoal.entities.refs import parse_path
+from shoal.entities.registry import parse_entity
+from shoal.errors import ConflictError, SpecError, UserError
+from shoal.services.assets.lookup import check_asset_reference, check_kind, spec_hash, to_body
 from shoal.services.context import ServiceContext
-from shoal.services.records import arm_id, creation_context
+from shoal.services.jobs.references import resolve_path_reference
 from shoal.services.storage import files
+from shoal.services.storage.datastores import require_datastore
 from shoal.services.workspaces import workspace_id
 from shoal.store import assets as rows
-from shoal.store import resources as resource_rows
 from shoal.store.paging import Page
-from shoal.store.tables import AssetContainerRow, AssetVersionRow, utcnow
+from shoal.store.tables import AssetVersionRow, utcnow
 
-VERSIONED_KINDS = ("model", "data", "environment", "component", "code")
 READ_ONLY = ("id", "creation_context", "latest_version", "archived", "job_name", "utc_time_created")
+
+
 # Metadata that `update` may change; an asset version is otherwise immutable.
 UPDATABLE = {
     "model": {"description", "tags", "stage", "properties"},
@@ -32,32 +32,9 @@ UPDATABLE = {
     "component": {"description", "tags", "display_name", "properties"},
     "code": {"description", "tags", "properties"},
 }
+
+
 CREATE_RETRIES = 20
-
-
-def check_kind(kind: str) -> None:
-    if kind not in VERSIONED_KINDS:
-        raise NotFoundError(f"unknown asset kind '{kind}'; known: {', '.join(VERSIONED_KINDS)}")
-
-
-def spec_hash(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def to_body(workspace: str, container: AssetContainerRow, row: AssetVersionRow) -> dict[str, Any]:
-    body = dict(row.spec)
-    body["name"] = container.name
-    body["version"] = row.version
-    if row.stage is not None:
-        body["stage"] = row.stage
-    body["id"] = arm_id(workspace, KINDS[container.kind].plural, container.name, "versions", row.version)
-    body["creation_context"] = creation_context(row.created_at, row.updated_at)
-    if row.archived or container.archived:
-        body["archived"] = True
-    return body
-
-
-# -- create ---------------------------------------------------------------------------------
 
 
 def create(
@@ -127,9 +104,6 @@ def _conflict(
     )
 
 
-# -- references -----------------------------------------------------------------------------
-
-
 def _check_references(ctx: ServiceContext, workspace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
     if kind in ("model", "data") and spec.get("path"):
         _check_asset_path(ctx, workspace, kind, name, spec)
@@ -153,36 +127,7 @@ def _check_references(ctx: ServiceContext, workspace: str, kind: str, name: str,
         ds = spec.get(field)
         if ds:
             ds_name = ds.split(":", 1)[1] if ds.startswith("azureml:") else ds
-            _require_datastore(ctx, workspace, ds_name, f"{kind} '{name}'")
-
-
-def is_curated_environment(ref: str) -> bool:
-    bare = ref.split(":", 1)[1] if ref.startswith("azureml:") and not ref.startswith("azureml://") else ref
-    return bare.startswith("AzureML-") or ref.startswith("azureml://registries/")
-
-
-def check_asset_reference(ctx: ServiceContext, workspace: str, kind: str, ref: str, where: str) -> None:
-    """A reference to an asset of this workspace must name something that exists."""
-    if kind == "environment" and is_curated_environment(ref):
-        return  # curated and registry environments are resolved when a job prepares them
-    parsed = parse_asset_ref(ref, kind=kind)
-    if parsed.registry:
-        return
-    try:
-        label = None if parsed.version else (parsed.label or "latest")
-        resolve(ctx, workspace, kind, parsed.name, version=parsed.version, label=label)
-    except NotFoundError as exc:
-        raise NotFoundError(f"{where} refers to {ref!r}: {exc.message}", details=exc.details) from exc
-
-
-def _require_datastore(ctx: ServiceContext, workspace: str, datastore: str, where: str) -> None:
-    with ctx.db.read() as session:
-        ws_id = workspace_id(session, workspace)
-        if resource_rows.find_row(session, ws_id, "datastore", datastore) is None:
-            raise NotFoundError(
-                f"{where} refers to datastore '{datastore}', which does not exist",
-                details={"kind": "datastore", "name": datastore},
-            )
+            require_datastore(ctx, workspace, ds_name, f"{kind} '{name}'")
 
 
 def _check_storage_uri(ctx: ServiceContext, workspace: str, what: str, uri: str) -> None:
@@ -190,7 +135,7 @@ def _check_storage_uri(ctx: ServiceContext, workspace: str, what: str, uri: str)
     if ref.scheme == "local":
         raise UserError(f"{what}: local path {uri!r} must be uploaded first (the SDK and CLI do this)")
     if ref.scheme == "datastore":
-        _require_datastore(ctx, workspace, ref.datastore, what)
+        require_datastore(ctx, workspace, ref.datastore, what)
         store = files.readable_store(ctx, workspace, ref.datastore)
         if store is not None:
             files.require_path(store, ref.path.rstrip("/"), what, ref.datastore)
@@ -208,8 +153,6 @@ def _check_asset_path(ctx: ServiceContext, workspace: str, kind: str, name: str,
         # Registering what a job wrote (azureml://jobs/<job>/outputs/…, runs:/<job>/…) or another
         # asset's files: the path becomes the datastore path they live at, so the asset can be
         # downloaded and used like any other; where it came from stays in its properties.
-        from shoal.services.jobs.state import resolve_path_reference
-
         resolved, job = resolve_path_reference(ctx, workspace, kind, uri, what)
         spec["path"] = resolved
         spec["properties"] = {**(spec.get("properties") or {}), "shoal.source_path": uri}
@@ -218,7 +161,7 @@ def _check_asset_path(ctx: ServiceContext, workspace: str, kind: str, name: str,
         ref = parse_path(resolved)
     if ref.scheme != "datastore":
         return  # http(s) and cloud URLs are kept as references
-    _require_datastore(ctx, workspace, ref.datastore, what)
+    require_datastore(ctx, workspace, ref.datastore, what)
     store = files.readable_store(ctx, workspace, ref.datastore)
     if store is None:
         return
@@ -250,38 +193,6 @@ def _read_flavors(store: Any, rel: str, what: str) -> dict[str, Any]:
             raise SpecError(f"{what}: MLmodel is not valid YAML: {exc}") from exc
     flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
     return flavors if isinstance(flavors, dict) else {}
-
-
-# -- read -----------------------------------------------------------------------------------
-
-
-def resolve(
-    ctx: ServiceContext,
-    workspace: str,
-    kind: str,
-    name: str,
-    *,
-    version: str | None = None,
-    label: str | None = None,
-) -> dict[str, Any]:
-    """Get one version by number or by label (``latest``; ``default`` for components)."""
-    check_kind(kind)
-    if version is not None and label is not None:
-        raise UserError("give either a version or a label, not both")
-    if version is None and label is None:
-        raise UserError(f"{kind} '{name}': a version or a label is required")
-    with ctx.db.read() as session:
-        ws_id = workspace_id(session, workspace)
-        container = rows.get_container(session, ws_id, kind, name)
-        if version is not None:
-            row = rows.get_version(session, container, version)
-        elif label == "latest" or (label == "default" and kind == "component"):
-            row = rows.latest_version(session, container)
-        else:
-            raise UserError(
-                f"unknown label '{label}'; supported: latest" + (", default" if kind == "component" else "")
-            )
-        return to_body(workspace, container, row)
 
 
 def list_page(
@@ -327,9 +238,6 @@ def list_page(
             body["latest_version"] = row.version
             items.append(body)
         return Page(items, latest.next_page_token)
-
-
-# -- change ---------------------------------------------------------------------------------
 
 
 def update(

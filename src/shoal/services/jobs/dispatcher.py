@@ -24,7 +24,7 @@ from shoal.compute.local import LocalBackend
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import pipelines, sweeps
+from shoal.services.jobs import pipeline_controller, sweeps
 from shoal.services.jobs import state as job_state
 from shoal.store import resources as resource_rows
 from shoal.store.tables import JobRow, WorkspaceRow
@@ -86,7 +86,7 @@ class Dispatcher:
     def tick(self) -> None:
         self._handle_cancels()
         self._check_liveness()
-        pipelines.advance(self.ctx)
+        pipeline_controller.advance(self.ctx)
         sweeps.advance(self.ctx)
         self._schedule()
         self.backend.reap()

@@ -49,8 +49,9 @@ from shoal.entities.sweep import (
 )
 from shoal.errors import ShoalError, SpecError
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import references, sweep_sampling
 from shoal.services.jobs import state as job_state
-from shoal.services.jobs import sweep_sampling
+from shoal.services.jobs.command import prepare_command
 from shoal.store import tracking as tracking_rows
 from shoal.store.tables import JobRow, MetricRow, WorkspaceRow
 
@@ -73,9 +74,7 @@ def _field_error(exc: ShoalError, field: str) -> ShoalError:
 def _trial_definition(ctx: ServiceContext, workspace: str, trial: Any) -> dict[str, Any]:
     """The trial as a command definition: inline, or a registered command component."""
     if isinstance(trial, str):
-        from shoal.services.jobs.pipelines import _component
-
-        trial = _component(ctx, workspace, trial, "trial")
+        trial = references.resolve_component(ctx, workspace, trial, "trial")
     if not isinstance(trial, dict):
         raise SpecError("trial: must be a command (command, environment, code) or a command component")
     if (trial.get("type") or "command") != "command":
@@ -186,7 +185,7 @@ def prepare(
     # Resolve the trial once now: a missing environment, code, input or compute fails the submit.
     extra = {"default_datastore": default_datastore} if default_datastore else {}
     try:
-        _, trial_resolved = job_state.prepare_command(
+        _, trial_resolved = prepare_command(
             ctx, workspace, f"{name}_0", _with_params(template, first, limits), pending=pending, where="trial", **extra
         )
     except ShoalError as exc:
@@ -396,7 +395,7 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
     spec["properties"] = {"shoal.sweep.index": str(index), "shoal.sweep.params": params}
     try:
         extra = {"default_datastore": conf["default_datastore"]} if conf.get("default_datastore") else {}
-        data, resolved = job_state.prepare_command(ctx, workspace, name, spec, where=f"trial {index}", **extra)
+        data, resolved = prepare_command(ctx, workspace, name, spec, where=f"trial {index}", **extra)
     except ShoalError as exc:
         # The environment or compute went away since submission: the trial fails, saying why.
         data, resolved = spec, {"compute": conf["compute"], "artifacts": {}}

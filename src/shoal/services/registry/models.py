@@ -29,6 +29,7 @@ from shoal.entities.validation import ASSET_NAME
 from shoal.errors import ConflictError, NotFoundError, ShoalError, SpecError, UserError
 from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import references as job_references
 from shoal.services.jobs import state as job_state
 from shoal.services.storage import files
 from shoal.services.tracking import logged_models as lm
@@ -500,7 +501,7 @@ def lineage(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> Lineag
         if run_id and ref.run_id != run_id:
             raise _invalid_source(source, "The run_id request parameter must name the run of the runs:/ URI.")
         try:
-            path, job = job_state.resolve_path_reference(
+            path, job = job_references.resolve_path_reference(
                 ctx, workspace, KIND, source, f"model version source {source!r}"
             )
         except NotFoundError as exc:
@@ -527,7 +528,9 @@ def lineage(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> Lineag
             "runs:/<run id>/<path> or models:/<model id>.",
         )
     if ref.scheme in ("job_output", "datastore", "asset"):
-        path, job = job_state.resolve_path_reference(ctx, workspace, KIND, source, f"model version source {source!r}")
+        path, job = job_references.resolve_path_reference(
+            ctx, workspace, KIND, source, f"model version source {source!r}"
+        )
         return Lineage(source, path, run_id or job, model_id)
     return Lineage(source, source, run_id, model_id)  # http(s) and cloud URLs are kept as references
 

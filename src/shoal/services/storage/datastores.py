@@ -91,3 +91,13 @@ def delete(ctx: ServiceContext, workspace: str, name: str) -> None:
     with ctx.db.write() as session:
         ws_id = workspace_id(session, workspace)
         rows.delete(session, rows.get_row(session, ws_id, KIND, name))
+
+
+def require_datastore(ctx: ServiceContext, workspace: str, datastore: str, where: str) -> None:
+    """A reference (``where`` names it) to a datastore of this workspace must name one that exists."""
+    with ctx.db.read() as session:
+        if rows.find_row(session, workspace_id(session, workspace), KIND, datastore) is None:
+            raise NotFoundError(
+                f"{where} refers to datastore '{datastore}', which does not exist",
+                details={"kind": KIND, "name": datastore},
+            )

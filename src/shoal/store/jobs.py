@@ -1,0 +1,103 @@
+"""Job rows: the only place that queries ``JobRow``. Services ask here by name, by status or by
+parent; what a job *means* (its states, its body) stays in ``services/jobs``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from shoal.store.tables import JobRow, LoggedModelRow, WorkspaceRow
+
+
+def find(session: Session, ws_id: int, name: str) -> JobRow | None:
+    return session.scalar(select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.name == name))
+
+
+def exists(session: Session, ws_id: int, name: str) -> bool:
+    return session.scalar(select(JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.name == name)) is not None
+
+
+def by_id(session: Session, job_id: int) -> JobRow | None:
+    return session.get(JobRow, job_id)
+
+
+def workspace_name(session: Session, row: JobRow) -> str:
+    return session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
+
+
+def status_and_attempt(session: Session, workspace: str, name: str) -> tuple[str, int] | None:
+    """A job's status and current attempt, by workspace and job name (the token check's read)."""
+    found = session.execute(
+        select(JobRow.status, JobRow.attempt)
+        .join(WorkspaceRow, WorkspaceRow.id == JobRow.workspace_id)
+        .where(WorkspaceRow.name == workspace, JobRow.name == name)
+    ).first()
+    return (found[0], found[1]) if found is not None else None
+
+
+def list_page_rows(
+    session: Session,
+    ws_id: int,
+    *,
+    parent_job_name: str | None,
+    archived: bool | None,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[JobRow]:
+    """Newest first (keyset on the row id). Without a parent: the workspace's top-level jobs."""
+    query = select(JobRow).where(JobRow.workspace_id == ws_id)
+    if parent_job_name:
+        query = query.where(JobRow.parent_job_name == parent_job_name)
+    else:
+        query = query.where(JobRow.parent_job_name.is_(None))
+    if archived is not None:
+        query = query.where(JobRow.archived.is_(archived))
+    if status:
+        query = query.where(JobRow.status == status)
+    if before_id is not None:
+        query = query.where(JobRow.id < before_id)
+    return list(session.scalars(query.order_by(JobRow.id.desc()).limit(limit)))
+
+
+def with_status(
+    session: Session,
+    statuses: Iterable[str],
+    *,
+    types: Iterable[str] | None = None,
+    exclude_types: Iterable[str] | None = None,
+) -> list[JobRow]:
+    """Jobs in any of these states (the status index), oldest first."""
+    query: Select[Any] = select(JobRow).where(JobRow.status.in_([str(s) for s in statuses]))
+    if types is not None:
+        query = query.where(JobRow.type.in_(list(types)))
+    if exclude_types is not None:
+        query = query.where(JobRow.type.not_in(list(exclude_types)))
+    return list(session.scalars(query.order_by(JobRow.id)))
+
+
+def children(session: Session, ws_id: int, parent: str) -> list[JobRow]:
+    return list(
+        session.scalars(
+            select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.parent_job_name == parent).order_by(JobRow.id)
+        )
+    )
+
+
+def newest_logged_model(session: Session, ws_id: int, run: str, name: str) -> LoggedModelRow | None:
+    """The newest active model called ``name`` that run ``run`` logged."""
+    return session.scalar(
+        select(LoggedModelRow)
+        .join(JobRow, JobRow.id == LoggedModelRow.job_id)
+        .where(
+            LoggedModelRow.workspace_id == ws_id,
+            JobRow.name == run,
+            LoggedModelRow.name == name,
+            LoggedModelRow.lifecycle_stage == "active",
+        )
+        .order_by(LoggedModelRow.id.desc())
+        .limit(1)
+    )
