@@ -260,3 +260,14 @@ def test_an_unknown_backend_is_refused_naming_the_known_ones(tmp_path: Path) -> 
     for name in available_backends():
         assert name in message
     assert "local" in available_backends()
+
+
+def test_backends_never_import_the_store_or_the_services() -> None:
+    """Compute sits below the services: loading every backend pulls in neither layer."""
+    code = (
+        "import sys, shoal.compute as c\n"
+        "for name in c.available_backends(): c.backend_class(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('shoal.store', 'shoal.services'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
