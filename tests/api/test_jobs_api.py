@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from shoal import Input, Output, command
+from shoal.compute import AttemptKey, Capabilities, RunnerAttempt
 from shoal.errors import InvalidStateError
 from shoal.runtime.materialize import parse_datastore_uri
 from shoal.services.jobs import state as job_service
@@ -736,25 +737,38 @@ def test_a_replayed_completed_report_registers_once(api):
 
 
 class FakeBackend:
+    """The compute contract (``shoal.compute.base``) with nothing started: cancels are recorded as
+    the signals the local backend sends (SIGTERM, or SIGKILL when forced)."""
+
+    name = "fake"
+    capabilities = Capabilities(max_nodes=None, multi_node=False, survives_restart=True)
+
     def __init__(self) -> None:
-        self.launched: list[tuple[list[str], dict[str, str]]] = []
+        self.launched: list[RunnerAttempt] = []
         self.running: set[int] = set()
         self.signals: list[tuple[int, int]] = []
+        self.cleaned: list[AttemptKey] = []
 
-    def launch(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> int:
+    def submit(self, attempt: RunnerAttempt) -> int:
         pid = 100000 + len(self.launched)
-        self.launched.append((argv, env))
+        self.launched.append(attempt)
         self.running.add(pid)
         return pid
 
-    def alive(self, pid: int) -> bool:
-        return pid in self.running
+    def poll(self, handle: int) -> bool:
+        return handle in self.running
 
-    def signal(self, pid: int, sig: int = signal.SIGTERM) -> None:
-        self.signals.append((pid, sig))
+    def cancel(self, handle: int, attempt: AttemptKey, *, force: bool = False) -> None:
+        self.signals.append((handle, signal.SIGKILL if force else signal.SIGTERM))
+
+    def end_user_processes(self, attempt: AttemptKey) -> None:
+        self.cleaned.append(attempt)
 
     def reap(self) -> None:
         pass
+
+    def logs_location(self, attempt: AttemptKey) -> Path:
+        return Path("/nonexistent") / attempt.job / "runner.log"
 
 
 @pytest.fixture
@@ -794,17 +808,20 @@ def test_dispatcher_starts_jobs_within_capacity_first_in_first_out(api, dispatch
     assert statuses(api, a, b, c, local) == ["Preparing", "Queued", "Queued", "Preparing"]  # c must not overtake b
     row = row_of(api, a)
     assert row["attempt"] == 1 and row["runner_pid"] is not None
-    argv, env = dispatcher.fake.launched[0]
-    assert argv[-6:] == ["--workspace", "default", "--job", "a", "--attempt", "1"]
-    claim = api.app.state.job_signer.verify(env["SHOAL_JOB_TOKEN"])
+    launched = dispatcher.fake.launched[0]
+    assert (launched.workspace, launched.job, launched.attempt, launched.nodes) == ("default", "a", 1, 1)
+    assert launched.argv is None
+    claim = api.app.state.job_signer.verify(launched.token)
     assert (claim.workspace, claim.job, claim.attempt) == ("default", "a", 1)
-    assert env["SHOAL_SERVER_URL"] == "http://testserver"
+    assert launched.server_url == "http://testserver"
+    assert float(launched.env["SHOAL_HEARTBEAT_SECONDS"]) == 5.0
 
-    headers = bearer(env["SHOAL_JOB_TOKEN"])
+    headers = bearer(launched.token)
     report(api, a, headers, "Running")
     report(api, a, headers, "Completed", exit_code=0)
     dispatcher.tick()
     assert statuses(api, b, c) == ["Preparing", "Queued"]
+    assert (dispatcher.fake.launched[-1].job, dispatcher.fake.launched[-1].nodes) == ("b", 2)
     force_status(api, b, "Failed")
     dispatcher.tick()
     assert statuses(api, c) == ["Preparing"]
@@ -840,6 +857,7 @@ def test_dispatcher_liveness_and_cancel(api, dispatcher):
     api.http.post(api.url(f"/jobs/{canceled}/cancel"))
     dispatcher.tick()
     assert job(api, lost)["error"]["code"] == "RUNNER_LOST"
+    assert dispatcher.fake.cleaned == [AttemptKey("default", lost, 1)]  # the groups it left are ended
     assert statuses(api, lost, quiet, canceled) == ["Failed", "NotResponding", "CancelRequested"]
     assert (pids[canceled], signal.SIGTERM) in dispatcher.fake.signals
     dispatcher.tick()
@@ -866,7 +884,7 @@ def test_dispatcher_fails_silent_jobs_and_failed_launches(api, dispatcher):
     def refuse(*_: Any) -> int:
         raise OSError("no such interpreter")
 
-    dispatcher.fake.launch = refuse
+    dispatcher.fake.submit = refuse
     broken = submitted(api, name="broken")["name"]
     dispatcher.tick()
     got = job(api, broken)

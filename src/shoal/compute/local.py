@@ -1,36 +1,46 @@
-"""The local backend: each job's runner is a detached process group on this machine."""
+"""The local backend: each job's runner is a detached process group on this machine.
+
+Run folders are ``<home>/runs/<workspace>/<job>/<attempt>``: the runner works there, writes its
+own output to ``runner.log`` and the ids of its job's process groups to ``user_pgids``. The
+handle is the runner's pid. Ranks of a multi-node job are processes on this host (the runner
+emulates them), so ``capabilities.multi_node`` is False.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
+from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+
 RUNNER_MARK = b"shoal.runtime"
+RUNNER_LOG = "runner.log"
+USER_PGIDS = "user_pgids"
 
 
 class LocalBackend:
-    def __init__(self) -> None:
+    name = "local"
+    capabilities = Capabilities(max_nodes=None, multi_node=False, survives_restart=True)
+
+    def __init__(self, *, home: str | Path, python: str | None = None) -> None:
+        self.home = Path(home).expanduser().resolve()
+        self.python = python or sys.executable
         # Runners this server started: polled so they are reaped, never left as zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
-    def launch(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> int:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._children[proc.pid] = proc
-        return proc.pid
+    # -- the contract ------------------------------------------------------------------------
 
-    def alive(self, pid: int) -> bool:
+    def submit(self, attempt: RunnerAttempt) -> Handle:
+        run_dir = self.run_dir(attempt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        argv, env = self.command(attempt)
+        return self._launch(argv, env, run_dir, self.logs_location(attempt))
+
+    def poll(self, handle: Handle) -> bool:
+        pid = handle
         child = self._children.get(pid)
         if child is not None:
             if child.poll() is None:
@@ -49,13 +59,74 @@ class LocalBackend:
         except OSError:
             return True
 
-    def signal(self, pid: int, sig: int = signal.SIGTERM) -> None:
+    def cancel(self, handle: Handle, attempt: AttemptKey, *, force: bool = False) -> None:
+        _kill(handle, signal.SIGKILL if force else signal.SIGTERM)
+        if force:
+            self.end_user_processes(attempt)
+
+    def end_user_processes(self, attempt: AttemptKey) -> None:
+        """The process groups a runner left behind (it wrote their ids in its run folder)."""
         try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+            groups = [int(p) for p in (self.run_dir(attempt) / USER_PGIDS).read_text().split()]
+        except (OSError, ValueError):
+            return
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def reap(self) -> None:
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
                 del self._children[pid]
+
+    def logs_location(self, attempt: AttemptKey) -> Path:
+        return self.run_dir(attempt) / RUNNER_LOG
+
+    # -- local specifics ---------------------------------------------------------------------
+
+    def run_dir(self, attempt: AttemptKey) -> Path:
+        """Where an attempt's runner works: its log, logs, copies and the ids of its process groups."""
+        return self.home / "runs" / attempt.workspace / attempt.job / str(attempt.attempt)
+
+    def command(self, attempt: RunnerAttempt) -> tuple[list[str], dict[str, str]]:
+        """The runner's argv (``attempt.argv`` where a test gives one) and environment: the
+        server's environment without its ``SHOAL_*`` settings, then ``attempt.env``, then the
+        runner's own (home, server, token, run folder)."""
+        if attempt.argv is not None:
+            argv = list(attempt.argv)
+        else:
+            argv = [self.python, "-m", "shoal.runtime", "--workspace", attempt.workspace, "--job", attempt.job]
+            argv += ["--attempt", str(attempt.attempt)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        env.update(attempt.env)
+        env.update(
+            SHOAL_HOME=str(self.home),
+            SHOAL_SERVER_URL=attempt.server_url,
+            SHOAL_JOB_TOKEN=attempt.token,
+            SHOAL_RUN_DIR=str(self.run_dir(attempt)),
+        )
+        return argv, env
+
+    def _launch(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> int:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children[proc.pid] = proc
+        return proc.pid
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -9,18 +9,14 @@ Local, instance and Kubernetes computes have no cap here.
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from shoal.compute.local import LocalBackend
+from shoal.compute import DEFAULT_BACKEND, AttemptKey, ComputeBackend, RunnerAttempt, get_backend, runner_environment
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
 from shoal.services.context import ServiceContext
@@ -44,7 +40,8 @@ class Dispatcher:
         server_url: str,
         signer: JobTokenSigner,
         *,
-        backend: LocalBackend | None = None,
+        backend: ComputeBackend | None = None,
+        backend_name: str = DEFAULT_BACKEND,
         poll_seconds: float = 0.5,
         heartbeat_timeout: float = 30.0,
         cancel_grace: float = 15.0,
@@ -52,7 +49,7 @@ class Dispatcher:
         self.ctx = ctx
         self.server_url = server_url
         self.signer = signer
-        self.backend = backend or LocalBackend()
+        self.backend = backend or get_backend(backend_name, home=ctx.settings.resolved_home())
         self.poll_seconds = poll_seconds
         self.heartbeat_timeout = heartbeat_timeout
         self.cancel_grace = cancel_grace
@@ -129,9 +126,9 @@ class Dispatcher:
             row.heartbeat_at = job_state.now()
             job_state.transition(row, S.PREPARING)
             workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
-            name, attempt = row.name, row.attempt
+            name, attempt, nodes = row.name, row.attempt, _nodes(row)
         try:
-            pid = self._launch(workspace, name, attempt)
+            pid = self._launch(workspace, name, attempt, nodes)
         except OSError as exc:
             with self.ctx.db.write() as session:
                 row = session.get(JobRow, job_id)
@@ -146,29 +143,17 @@ class Dispatcher:
                 row.runner_pid = pid
         return True
 
-    def run_dir(self, workspace: str, job: str, attempt: int) -> Path:
-        """Where an attempt's runner works: its log, logs, copies and the ids of its process groups."""
-        return self.ctx.settings.resolved_home() / "runs" / workspace / job / str(attempt)
-
-    def _launch(self, workspace: str, name: str, attempt: int) -> int:
-        home = self.ctx.settings.resolved_home()
-        run_dir = self.run_dir(workspace, name, attempt)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
-        env.update(
-            SHOAL_HOME=str(home),
-            SHOAL_SERVER_URL=self.server_url,
-            SHOAL_JOB_TOKEN=self.signer.issue(workspace, name, attempt),
-            SHOAL_RUN_DIR=str(run_dir),
-            SHOAL_HEARTBEAT_SECONDS=str(max(0.5, min(5.0, self.heartbeat_timeout / 6))),
+    def _launch(self, workspace: str, name: str, attempt: int, nodes: int) -> int:
+        runner = RunnerAttempt(
+            workspace,
+            name,
+            attempt,
+            server_url=self.server_url,
+            token=self.signer.issue(workspace, name, attempt),
+            env=runner_environment(max(0.5, min(5.0, self.heartbeat_timeout / 6))),
+            nodes=nodes,
         )
-        # The runner's own settings: its sampling interval, and how it builds environments.
-        for key in ("SHOAL_SYSTEM_METRICS_SECONDS", "SHOAL_ENV_CACHE", "SHOAL_PYTHON_MISMATCH"):
-            if os.environ.get(key):
-                env[key] = os.environ[key]
-        argv = [sys.executable, "-m", "shoal.runtime", "--workspace", workspace, "--job", name]
-        argv += ["--attempt", str(attempt)]
-        return self.backend.launch(argv, env, run_dir, run_dir / "runner.log")
+        return self.backend.submit(runner)
 
     # -- cancel and liveness ---------------------------------------------------------------
 
@@ -182,17 +167,16 @@ class Dispatcher:
         for row in rows:
             key = (row.id, row.attempt)
             pid = row.runner_pid
-            if pid is None or not self.backend.alive(pid):
+            if pid is None or not self.backend.poll(pid):
                 self._finish(row.id, row.attempt, S.CANCELED, None)
                 continue
             sent = self._cancel_sent.get(key)
             if sent is None:
-                self.backend.signal(pid, signal.SIGTERM)
+                self.backend.cancel(pid, self._attempt_key(row))
                 self._cancel_sent[key] = time.monotonic()
             elif time.monotonic() - sent > self.cancel_grace + 10:
                 # The runner did not wind down: end it and its job's process groups.
-                self.backend.signal(pid, signal.SIGKILL)
-                self._end_user_processes(row)
+                self.backend.cancel(pid, self._attempt_key(row), force=True)
                 self._finish(row.id, row.attempt, S.CANCELED, None)
 
     def _check_liveness(self) -> None:
@@ -214,11 +198,11 @@ class Dispatcher:
                 last = last.replace(tzinfo=now.tzinfo)
             raw_quiet = now - last if last else timeout * 3
             quiet = now - max(last, self._started_at) if last else now - self._started_at
-            runner_gone = row.runner_pid is not None and not self.backend.alive(row.runner_pid)
+            runner_gone = row.runner_pid is not None and not self.backend.poll(row.runner_pid)
             if runner_gone and raw_quiet > timedelta(seconds=2):
                 error = {"code": "RUNNER_LOST", "message": "the job's runner exited without reporting an outcome"}
                 self._finish(row.id, row.attempt, S.FAILED, error)
-                self._end_user_processes(row)
+                self.backend.end_user_processes(self._attempt_key(row))
             elif row.status != S.NOT_RESPONDING and quiet > timeout:
                 self._set(row.id, row.attempt, S.NOT_RESPONDING)
             elif row.status == S.NOT_RESPONDING and quiet > timeout * 2:
@@ -227,31 +211,22 @@ class Dispatcher:
                     "message": f"no heartbeat from the job's runner for {int(quiet.total_seconds())} s",
                 }
                 self._finish(row.id, row.attempt, S.FAILED, error)
-                if row.runner_pid is not None and self.backend.alive(row.runner_pid):
+                if row.runner_pid is not None and self.backend.poll(row.runner_pid):
                     # A runner that is alive but silent must not keep a freed slot busy: it stops
                     # its process groups on SIGTERM; SIGKILL follows if it does not.
-                    self.backend.signal(row.runner_pid, signal.SIGTERM)
-                    self._kill_later(row.runner_pid)
+                    attempt = self._attempt_key(row)
+                    self.backend.cancel(row.runner_pid, attempt)
+                    self._kill_later(row.runner_pid, attempt)
 
-    def _end_user_processes(self, row: JobRow) -> None:
-        """The process groups a lost runner left behind (it wrote their ids in its run folder)."""
+    def _attempt_key(self, row: JobRow) -> AttemptKey:
         with self.ctx.db.read() as session:
             workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
-        pgids = self.run_dir(workspace, row.name, row.attempt) / "user_pgids"
-        try:
-            groups = [int(p) for p in pgids.read_text().split()]
-        except (OSError, ValueError):
-            return
-        for pgid in groups:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        return AttemptKey(workspace, row.name, row.attempt)
 
-    def _kill_later(self, pid: int) -> None:
+    def _kill_later(self, pid: int, attempt: AttemptKey) -> None:
         def kill() -> None:
-            if self.backend.alive(pid):
-                self.backend.signal(pid, signal.SIGKILL)
+            if self.backend.poll(pid):
+                self.backend.cancel(pid, attempt, force=True)
 
         timer = threading.Timer(self.cancel_grace + 10, kill)
         timer.daemon = True
