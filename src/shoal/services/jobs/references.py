@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.compute import LOCAL_COMPUTE_NAMES, RUNNABLE_COMPUTE_TYPES
 from shoal.entities.expressions import resolve_output_path
 from shoal.entities.refs import format_datastore_uri, parse_asset_ref, parse_path
 from shoal.entities.registry import parse_entity
@@ -23,9 +24,6 @@ from shoal.store import resources as resource_rows
 
 ENV_ASSET_TYPES = {"mlflow_model", "custom_model", "triton_model"}
 MLFLOW_ARTIFACTS = "mlflow-artifacts:/"
-LOCAL_COMPUTES = (None, "", "local", "serverless")
-# Compute types whose jobs Shoal runs on this machine; amlcompute caps them at max_instances.
-RUNNABLE_COMPUTE_TYPES = ("amlcompute", "computeinstance", "kubernetes")
 
 
 def resolve_component(ctx: ServiceContext, workspace: str, ref: str, where: str) -> dict[str, Any]:
@@ -42,7 +40,7 @@ def resolve_compute(ctx: ServiceContext, workspace: str, compute: str | None) ->
     ref = (compute or "").strip()
     if ref.startswith("azureml:"):
         ref = ref.split(":", 1)[1]
-    if ref in LOCAL_COMPUTES:
+    if ref in LOCAL_COMPUTE_NAMES:
         return {"name": "local", "type": "local", "capacity": None}
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
