@@ -19,6 +19,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import AuthError, PermissionDeniedError
+from shoal.services.access import job_attempts
 
 
 class Permission(StrEnum):
@@ -136,22 +137,4 @@ def _is_own_runner_route(request: Request, principal: Principal) -> bool:
 
 
 def _attempt_state(request: Request, workspace: str, job: str, attempt: int) -> str | None:
-    """ "live"; "ended" when its job finished or was started again (only its runner's own last
-    calls pass); None when the job is gone. A token printed in a log is worth nothing after its
-    run."""
-    from sqlalchemy import select
-
-    from shoal.entities.status import TERMINAL
-    from shoal.store.tables import JobRow, WorkspaceRow
-
-    with request.app.state.ctx.db.read() as session:
-        row = session.execute(
-            select(JobRow.status, JobRow.attempt)
-            .join(WorkspaceRow, WorkspaceRow.id == JobRow.workspace_id)
-            .where(WorkspaceRow.name == workspace, JobRow.name == job)
-        ).first()
-    if row is None:
-        return None
-    # A replaced attempt is "ended" too: its runner's calls reach the service, which answers 409
-    # ("replaced") so the runner stops quietly; everything else refuses the token.
-    return "ended" if row.status in TERMINAL or row.attempt != attempt else "live"
+    return job_attempts.attempt_state(request.app.state.ctx, workspace, job, attempt)

@@ -69,14 +69,54 @@ def with_status(
     *,
     types: Iterable[str] | None = None,
     exclude_types: Iterable[str] | None = None,
+    newest_first: bool = False,
 ) -> list[JobRow]:
-    """Jobs in any of these states (the status index), oldest first."""
-    query: Select[Any] = select(JobRow).where(JobRow.status.in_([str(s) for s in statuses]))
+    """Jobs in any of these states, in submission order (or newest first). ``status IN (…)``
+    leads with the indexed column, so a controller's tick never scans the whole job table."""
+    query: Select[Any] = select(JobRow).where(JobRow.status.in_(sorted(str(s) for s in statuses)))
     if types is not None:
         query = query.where(JobRow.type.in_(list(types)))
     if exclude_types is not None:
         query = query.where(JobRow.type.not_in(list(exclude_types)))
-    return list(session.scalars(query.order_by(JobRow.id)))
+    return list(session.scalars(query.order_by(JobRow.id.desc() if newest_first else JobRow.id)))
+
+
+def waiting_steps(session: Session, status: str) -> list[JobRow]:
+    """Child jobs (pipeline steps, trials) in ``status``."""
+    return list(session.scalars(select(JobRow).where(JobRow.status == status, JobRow.parent_job_name.is_not(None))))
+
+
+def named(session: Session, names: Iterable[str]) -> list[JobRow]:
+    """Jobs with any of these names, in every workspace (the caller keys them by workspace)."""
+    return list(session.scalars(select(JobRow).where(JobRow.name.in_(sorted(names)))))
+
+
+def completed_with_reuse_key(session: Session, ws_id: int, key: str, status: str, *, not_id: int) -> list[JobRow]:
+    """The newest few jobs with this reuse key in ``status`` (a reuse source is among them)."""
+    return list(
+        session.scalars(
+            select(JobRow)
+            .where(JobRow.workspace_id == ws_id, JobRow.reuse_key == key, JobRow.status == status, JobRow.id != not_id)
+            .order_by(JobRow.id.desc())
+            .limit(5)
+        )
+    )
+
+
+def on_compute(session: Session, ws_id: int, compute: str, statuses: Iterable[str]) -> list[JobRow]:
+    """Jobs on a compute in these states, in the order they started."""
+    return list(
+        session.scalars(
+            select(JobRow)
+            .where(JobRow.workspace_id == ws_id, JobRow.compute == compute)
+            .where(JobRow.status.in_([str(s) for s in statuses]))
+            .order_by(JobRow.start_time, JobRow.id)
+        )
+    )
+
+
+def workspace_names(session: Session) -> dict[int, str]:
+    return {w.id: w.name for w in session.scalars(select(WorkspaceRow))}
 
 
 def children(session: Session, ws_id: int, parent: str) -> list[JobRow]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.entities.registry import parse_entity, split_secrets
+from shoal.entities.status import OCCUPYING
 from shoal.errors import ConflictError, InvalidStateError, UnsupportedError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context, iso
 from shoal.services.workspaces import workspace_id
+from shoal.store import jobs as job_rows
 from shoal.store import resources as rows
 from shoal.store.paging import Page
 from shoal.store.tables import ResourceRow, utcnow
@@ -167,11 +169,6 @@ def list_nodes(ctx: ServiceContext, workspace: str, name: str) -> list[dict[str,
     Shoal runs a cluster's jobs on this machine; its nodes are the ``max_instances`` slots those
     jobs take (a job takes ``resources.instance_count`` of them), filled in start order.
     """
-    from sqlalchemy import select
-
-    from shoal.entities.status import OCCUPYING
-    from shoal.store.tables import JobRow
-
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
         if name == LOCAL:
@@ -181,14 +178,7 @@ def list_nodes(ctx: ServiceContext, workspace: str, name: str) -> list[dict[str,
             if row.type != "amlcompute":
                 raise UnsupportedError(f"compute '{name}' is of type '{row.type}': list-nodes is for clusters")
             slots = int(row.spec.get("max_instances") or 1)
-        running = list(
-            session.scalars(
-                select(JobRow)
-                .where(JobRow.workspace_id == ws_id, JobRow.compute == name)
-                .where(JobRow.status.in_([str(s) for s in OCCUPYING]))
-                .order_by(JobRow.start_time, JobRow.id)
-            )
-        )
+        running = job_rows.on_compute(session, ws_id, name, OCCUPYING)
     nodes: list[dict[str, Any]] = []
     for job in running:
         count = max(1, int((job.spec.get("resources") or {}).get("instance_count") or 1))

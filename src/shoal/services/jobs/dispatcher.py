@@ -14,16 +14,15 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from shoal.compute import DEFAULT_BACKEND, AttemptKey, ComputeBackend, RunnerAttempt, get_backend, runner_environment
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import pipeline_controller, sweeps
 from shoal.services.jobs import state as job_state
+from shoal.store import jobs as job_rows
 from shoal.store import resources as resource_rows
-from shoal.store.tables import JobRow, WorkspaceRow
+from shoal.store.tables import JobRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -92,16 +91,11 @@ class Dispatcher:
 
     def _schedule(self) -> None:
         with self.ctx.db.read() as session:
-            queued = list(
-                session.scalars(
-                    select(JobRow).where(JobRow.status == S.QUEUED, JobRow.type.not_in(NO_RUNNER)).order_by(JobRow.id)
-                )
-            )
+            queued = job_rows.with_status(session, [S.QUEUED], exclude_types=NO_RUNNER)
             if not queued:
                 return
             busy: dict[tuple[int, str], int] = {}
-            occupying = JobRow.status.in_([str(s) for s in OCCUPYING])
-            for row in session.scalars(select(JobRow).where(occupying, JobRow.type.not_in(NO_RUNNER))):
+            for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
                 key = (row.workspace_id, row.compute)
                 busy[key] = busy.get(key, 0) + _nodes(row)
             capacity = {key: _capacity(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
@@ -119,26 +113,26 @@ class Dispatcher:
 
     def _claim_and_launch(self, job_id: int) -> bool:
         with self.ctx.db.write() as session:
-            row = session.get(JobRow, job_id)
+            row = job_rows.by_id(session, job_id)
             if row is None or row.status != S.QUEUED:
                 return False
             row.attempt += 1
             row.heartbeat_at = job_state.now()
             job_state.transition(row, S.PREPARING)
-            workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
+            workspace = job_rows.workspace_name(session, row)
             name, attempt, nodes = row.name, row.attempt, _nodes(row)
         try:
             pid = self._launch(workspace, name, attempt, nodes)
         except OSError as exc:
             with self.ctx.db.write() as session:
-                row = session.get(JobRow, job_id)
+                row = job_rows.by_id(session, job_id)
                 if row is not None and row.status == S.PREPARING:
                     job_state.transition(
                         row, S.FAILED, error={"code": "RUNNER_START_FAILED", "message": f"cannot start runner: {exc}"}
                     )
             return False
         with self.ctx.db.write() as session:
-            row = session.get(JobRow, job_id)
+            row = job_rows.by_id(session, job_id)
             if row is not None and row.attempt == attempt:
                 row.runner_pid = pid
         return True
@@ -159,11 +153,7 @@ class Dispatcher:
 
     def _handle_cancels(self) -> None:
         with self.ctx.db.read() as session:
-            rows = list(
-                session.scalars(
-                    select(JobRow).where(JobRow.status == S.CANCEL_REQUESTED, JobRow.type.not_in(NO_RUNNER))
-                )
-            )
+            rows = job_rows.with_status(session, [S.CANCEL_REQUESTED], exclude_types=NO_RUNNER)
         for row in rows:
             key = (row.id, row.attempt)
             pid = row.runner_pid
@@ -183,15 +173,9 @@ class Dispatcher:
         timeout = timedelta(seconds=self.heartbeat_timeout)
         now = job_state.now()
         with self.ctx.db.read() as session:
-            rows = list(
-                session.scalars(
-                    select(JobRow).where(
-                        JobRow.status.in_([str(S.PREPARING), str(S.RUNNING), str(S.FINALIZING), str(S.NOT_RESPONDING)]),
-                        # Runs created through the MLflow API and pipelines have no runner to watch.
-                        JobRow.type.not_in(NO_RUNNER),
-                    )
-                )
-            )
+            # Runs created through the MLflow API and pipelines have no runner to watch.
+            watched = [S.PREPARING, S.RUNNING, S.FINALIZING, S.NOT_RESPONDING]
+            rows = job_rows.with_status(session, watched, exclude_types=NO_RUNNER)
         for row in rows:
             last = row.heartbeat_at
             if last is not None and last.tzinfo is None:
@@ -220,7 +204,7 @@ class Dispatcher:
 
     def _attempt_key(self, row: JobRow) -> AttemptKey:
         with self.ctx.db.read() as session:
-            workspace = session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
+            workspace = job_rows.workspace_name(session, row)
         return AttemptKey(workspace, row.name, row.attempt)
 
     def _kill_later(self, pid: int, attempt: AttemptKey) -> None:
@@ -234,13 +218,13 @@ class Dispatcher:
 
     def _set(self, job_id: int, attempt: int, status: JobStatus) -> None:
         with self.ctx.db.write() as session:
-            row = session.get(JobRow, job_id)
+            row = job_rows.by_id(session, job_id)
             if row is not None and row.attempt == attempt and row.status != status:
                 job_state.transition(row, status)
 
     def _finish(self, job_id: int, attempt: int, status: JobStatus, error: dict[str, Any] | None) -> None:
         with self.ctx.db.write() as session:
-            row = session.get(JobRow, job_id)
+            row = job_rows.by_id(session, job_id)
             if row is None or row.attempt != attempt or row.status in (S.COMPLETED, S.FAILED, S.CANCELED):
                 return
             if row.status == S.NOT_RESPONDING and status == S.CANCELED:

@@ -15,8 +15,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from shoal.entities.refs import parse_path
 from shoal.entities.status import ACTIVE, TERMINAL, JobStatus
 from shoal.errors import ShoalError
@@ -25,7 +23,8 @@ from shoal.services.jobs import reuse, sweeps
 from shoal.services.jobs import state as job_state
 from shoal.services.jobs.pipeline_submission import PIPELINE, STEP_PROPERTY
 from shoal.services.storage import files
-from shoal.store.tables import JobRow, WorkspaceRow
+from shoal.store import jobs as job_rows
+from shoal.store.tables import JobRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -76,9 +75,7 @@ def _start_ready_steps(ctx: ServiceContext) -> bool:
     with ctx.db.read() as session:
         waiting = [
             _snapshot(r)
-            for r in session.scalars(
-                select(JobRow).where(JobRow.status == str(S.NOT_STARTED), JobRow.parent_job_name.is_not(None))
-            )
+            for r in job_rows.waiting_steps(session, str(S.NOT_STARTED))
             if "depends_on" in (r.resolved or {})
         ]
         if not waiting:
@@ -86,9 +83,9 @@ def _start_ready_steps(ctx: ServiceContext) -> bool:
         wanted = {d for r in waiting for d in r.resolved["depends_on"]}
         known: dict[tuple[int, str], _Step] = {}
         if wanted:
-            for r in session.scalars(select(JobRow).where(JobRow.name.in_(sorted(wanted)))):
+            for r in job_rows.named(session, wanted):
                 known[(r.workspace_id, r.name)] = _snapshot(r)
-        ws_names = {w.id: w.name for w in session.scalars(select(WorkspaceRow))}
+        ws_names = job_rows.workspace_names(session)
     changed = False
     progress = True
     while progress and waiting:
@@ -132,7 +129,7 @@ def _ready_inputs(step: _Step, known: dict[tuple[int, str], _Step]) -> dict[str,
 
 def _skip(ctx: ServiceContext, job_id: int, why: str) -> str:
     with ctx.db.write() as session:
-        row = session.get(JobRow, job_id)
+        row = job_rows.by_id(session, job_id)
         if row is None:
             return str(S.CANCELED)
         if row.status == S.NOT_STARTED:
@@ -144,7 +141,7 @@ def _skip(ctx: ServiceContext, job_id: int, why: str) -> str:
 
 def _fail(ctx: ServiceContext, job_id: int, error: dict[str, Any]) -> str:
     with ctx.db.write() as session:
-        row = session.get(JobRow, job_id)
+        row = job_rows.by_id(session, job_id)
         if row is None:
             return str(S.FAILED)
         if row.status not in TERMINAL:
@@ -155,7 +152,7 @@ def _fail(ctx: ServiceContext, job_id: int, error: dict[str, Any]) -> str:
 def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Queue the step, or complete it from an earlier job with the same reuse key."""
     with ctx.db.read() as session:
-        row = session.get(JobRow, job_id)
+        row = job_rows.by_id(session, job_id)
         if row is None or row.status != S.NOT_STARTED:
             return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         settings = dict(row.resolved.get("reuse") or {})
@@ -171,7 +168,7 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
     if settings.get("enabled"):
         source, reason = _reusable(ctx, workspace, ws_id, key, job_id)
     with ctx.db.write() as session:
-        row = session.get(JobRow, job_id)
+        row = job_rows.by_id(session, job_id)
         if row is None or row.status != S.NOT_STARTED:
             return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         resolved = dict(row.resolved)
@@ -210,7 +207,7 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
 def _start_sweep(ctx: ServiceContext, job_id: int, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A sweep step's inputs are ready: its trials may start (the sweep controller takes over)."""
     with ctx.db.write() as session:
-        row = session.get(JobRow, job_id)
+        row = job_rows.by_id(session, job_id)
         if row is None or row.status != S.NOT_STARTED:
             return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         row.resolved = sweeps.fill_inputs(row.resolved, inputs)
@@ -223,19 +220,7 @@ def _start_sweep(ctx: ServiceContext, job_id: int, inputs: dict[str, Any]) -> tu
 def _reusable(ctx: ServiceContext, workspace: str, ws_id: int, key: str, job_id: int) -> tuple[JobRow | None, str]:
     """The newest completed job with this key whose outputs are all still there."""
     with ctx.db.read() as session:
-        candidates = list(
-            session.scalars(
-                select(JobRow)
-                .where(
-                    JobRow.workspace_id == ws_id,
-                    JobRow.reuse_key == key,
-                    JobRow.status == str(S.COMPLETED),
-                    JobRow.id != job_id,
-                )
-                .order_by(JobRow.id.desc())
-                .limit(5)
-            )
-        )
+        candidates = job_rows.completed_with_reuse_key(session, ws_id, key, str(S.COMPLETED), not_id=job_id)
     if not candidates:
         return None, "no earlier completed job has the same component, code, environment, inputs and parameters"
     for candidate in candidates:
@@ -266,23 +251,12 @@ def _outputs_exist(ctx: ServiceContext, workspace: str, row: JobRow) -> bool:
 
 def _roll_up(ctx: ServiceContext) -> bool:
     with ctx.db.read() as session:
-        pipes = list(
-            session.scalars(
-                select(JobRow)
-                # status IN (…) leads with the indexed column: the tick never scans every job.
-                .where(JobRow.status.in_(sorted(str(s) for s in ACTIVE)), JobRow.type == PIPELINE)
-                .order_by(JobRow.id.desc())
-            )
-        )
+        pipes = job_rows.with_status(session, ACTIVE, types=[PIPELINE], newest_first=True)
         if not pipes:
             return False
         plans = []
         for pipe in pipes:
-            children = list(
-                session.scalars(
-                    select(JobRow).where(JobRow.workspace_id == pipe.workspace_id, JobRow.parent_job_name == pipe.name)
-                )
-            )
+            children = job_rows.children(session, pipe.workspace_id, pipe.name)
             plans.append((pipe.id, _plan(pipe, children)))
     changed = False
     for pipe_id, (target, cancel_ids, error) in plans:
@@ -322,7 +296,7 @@ def _plan(pipe: JobRow, children: list[JobRow]) -> tuple[JobStatus | None, list[
 def _cancel_children(ctx: ServiceContext, ids: list[int]) -> None:
     with ctx.db.write() as session:
         for job_id in ids:
-            row = session.get(JobRow, job_id)
+            row = job_rows.by_id(session, job_id)
             if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
                 continue
             if row.type not in (PIPELINE, "sweep") and row.status in (S.NOT_STARTED, S.QUEUED):
@@ -333,7 +307,7 @@ def _cancel_children(ctx: ServiceContext, ids: list[int]) -> None:
 
 def _move_pipeline(ctx: ServiceContext, pipe_id: int, target: JobStatus, error: dict[str, Any] | None) -> bool:
     with ctx.db.write() as session:
-        row = session.get(JobRow, pipe_id)
+        row = job_rows.by_id(session, pipe_id)
         if row is None or row.status in TERMINAL or row.status == target:
             return False
         if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
@@ -351,9 +325,7 @@ def _final_outputs(session: Any, row: JobRow) -> dict[str, Any]:
         entry = dict(entry)
         bound = entry.get("bound")
         if bound:
-            producer = session.scalar(
-                select(JobRow).where(JobRow.workspace_id == row.workspace_id, JobRow.name == bound["job"])
-            )
+            producer = job_rows.find(session, row.workspace_id, bound["job"])
             if producer is not None:
                 location = _output_location(producer, bound["output"])
                 if location is None and producer.type == PIPELINE:

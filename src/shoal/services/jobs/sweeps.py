@@ -52,8 +52,9 @@ from shoal.services.context import ServiceContext
 from shoal.services.jobs import references, sweep_sampling
 from shoal.services.jobs import state as job_state
 from shoal.services.jobs.command import prepare_command
+from shoal.store import jobs as job_rows
 from shoal.store import tracking as tracking_rows
-from shoal.store.tables import JobRow, MetricRow, WorkspaceRow
+from shoal.store.tables import JobRow, MetricRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -243,17 +244,9 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
 
 def advance(ctx: ServiceContext) -> None:
     with ctx.db.read() as session:
-        sweeps = list(
-            session.scalars(
-                select(JobRow).where(
-                    JobRow.type == SWEEP,
-                    # A sweep step of a pipeline waits NotStarted for its inputs. status IN (…)
-                    # uses the status index: the tick never scans every job.
-                    JobRow.status.in_(sorted(str(s) for s in ACTIVE - {S.NOT_STARTED})),
-                )
-            )
-        )
-        ws_names = {w.id: w.name for w in session.scalars(select(WorkspaceRow))} if sweeps else {}
+        # A sweep step of a pipeline waits NotStarted for its inputs.
+        sweeps = job_rows.with_status(session, ACTIVE - {S.NOT_STARTED}, types=[SWEEP])
+        ws_names = job_rows.workspace_names(session) if sweeps else {}
     for sweep in sweeps:
         try:
             _advance_one(ctx, ws_names[sweep.workspace_id], sweep.id)
@@ -283,16 +276,10 @@ def _histories(session: Any, trials: list[JobRow], metric: str) -> dict[str, lis
 
 def _advance_one(ctx: ServiceContext, workspace: str, sweep_id: int) -> None:
     with ctx.db.read() as session:
-        sweep = session.get(JobRow, sweep_id)
+        sweep = job_rows.by_id(session, sweep_id)
         if sweep is None or sweep.status in TERMINAL:
             return
-        trials = list(
-            session.scalars(
-                select(JobRow)
-                .where(JobRow.workspace_id == sweep.workspace_id, JobRow.parent_job_name == sweep.name)
-                .order_by(JobRow.id)
-            )
-        )
+        trials = job_rows.children(session, sweep.workspace_id, sweep.name)
         conf = sweep.resolved
         goal = conf["objective"]["goal"]
         metric = conf["objective"]["primary_metric"]
@@ -382,7 +369,7 @@ def _last_values(session: Any, trials: list[JobRow], metric: str) -> dict[str, f
 
 def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int, params: dict[str, Any]) -> None:
     with ctx.db.read() as session:
-        sweep = session.get(JobRow, sweep_id)
+        sweep = job_rows.by_id(session, sweep_id)
         if sweep is None:
             return
         conf = sweep.resolved
@@ -404,10 +391,10 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
         error = None
     resolved["sweep_params"] = params
     with ctx.db.write() as session:
-        sweep = session.get(JobRow, sweep_id)
+        sweep = job_rows.by_id(session, sweep_id)
         if sweep is None or sweep.status in TERMINAL:
             return
-        if session.scalar(select(JobRow.id).where(JobRow.workspace_id == sweep.workspace_id, JobRow.name == name)):
+        if job_rows.exists(session, sweep.workspace_id, name):
             return  # created before a restart
         row = job_state.new_row(
             session, sweep.workspace_id, name, "command", data, resolved, experiment, parent=sweep.name
@@ -422,7 +409,7 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
 
 def _terminate(ctx: ServiceContext, trial_id: int, reason: str) -> None:
     with ctx.db.write() as session:
-        row = session.get(JobRow, trial_id)
+        row = job_rows.by_id(session, trial_id)
         if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
             return
         row.spec = {
@@ -437,7 +424,7 @@ def _terminate(ctx: ServiceContext, trial_id: int, reason: str) -> None:
 def _cancel_trials(ctx: ServiceContext, ids: list[int], why: str) -> None:
     with ctx.db.write() as session:
         for trial_id in ids:
-            row = session.get(JobRow, trial_id)
+            row = job_rows.by_id(session, trial_id)
             if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
                 continue
             row.error = row.error or {"code": "SWEEP_STOPPED", "message": why}
@@ -450,14 +437,14 @@ def _cancel_trials(ctx: ServiceContext, ids: list[int], why: str) -> None:
 
 def _update_resolved(ctx: ServiceContext, sweep_id: int, patch: dict[str, Any]) -> None:
     with ctx.db.write() as session:
-        row = session.get(JobRow, sweep_id)
+        row = job_rows.by_id(session, sweep_id)
         if row is not None:
             row.resolved = {**row.resolved, **patch}
 
 
 def _move(ctx: ServiceContext, sweep_id: int, target: JobStatus, error: dict[str, Any] | None = None) -> None:
     with ctx.db.write() as session:
-        row = session.get(JobRow, sweep_id)
+        row = job_rows.by_id(session, sweep_id)
         if row is None or row.status in TERMINAL or row.status == target:
             return
         if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
@@ -491,7 +478,7 @@ def _finish(
     if ranked:
         best = (max if goal == "maximize" else min)(ranked, key=lambda pair: pair[0])
     with ctx.db.write() as session:
-        row = session.get(JobRow, sweep_id)
+        row = job_rows.by_id(session, sweep_id)
         if row is None or row.status in TERMINAL:
             return
         props = dict(row.spec.get("properties") or {})
