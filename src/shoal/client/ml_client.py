@@ -24,7 +24,8 @@ from shoal.client.operations import (
 from shoal.client.transport import Transport
 from shoal.config import ShoalSettings, load_settings
 from shoal.entities.base import Entity
-from shoal.entities.registry import KINDS, VERSIONED_KINDS
+from shoal.entities.kind_names import VERSIONED_KINDS
+from shoal.entities.registry import KINDS
 from shoal.errors import NotFoundError, UserError
 
 # Kind → the class of its operation group; MLClient binds each at the kind's ``sdk_group``

@@ -43,6 +43,9 @@ KIND_NAMES: dict[str, KindNames] = {
     )
 }
 
+# The versioned assets (model, data, environment, component, code), in table order.
+VERSIONED_KINDS: tuple[str, ...] = tuple(kind for kind, names in KIND_NAMES.items() if names.versioned)
+
 # The kinds a registry holds, in the order error messages list them.
 REGISTRY_KINDS: tuple[str, ...] = ("model", "environment", "component", "data")
 

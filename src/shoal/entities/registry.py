@@ -110,7 +110,6 @@ KINDS: dict[str, KindSpec] = {
 }
 
 KIND_BY_PLURAL: dict[str, str] = {spec.plural: spec.name for spec in KINDS.values()}
-VERSIONED_KINDS: tuple[str, ...] = tuple(kind for kind, spec in KINDS.items() if spec.versioned)
 
 
 def get_kind(kind: str) -> KindSpec:

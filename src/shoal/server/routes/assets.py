@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict
 
-from shoal.entities.registry import KINDS, VERSIONED_KINDS
+from shoal.entities.kind_names import VERSIONED_KINDS
+from shoal.entities.registry import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
