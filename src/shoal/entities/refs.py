@@ -60,7 +60,7 @@ class AssetRef:
 
     def __str__(self) -> str:
         if self.registry:
-            plural = KIND_NAMES[self.kind].plural if self.kind in KIND_NAMES else "models"
+            plural = KIND_NAMES[self.kind if self.kind in KIND_NAMES else "model"].plural
             tail = f"/versions/{self.version}" if self.version else f"/labels/{self.label}" if self.label else ""
             return f"azureml://registries/{self.registry}/{plural}/{self.name}{tail}"
         if self.version:
