@@ -189,3 +189,17 @@ def test_create_flags_become_entity_fields(tmp_path: Path):
     compute = CREATE_FLAGS["compute"]
     fields = compute.fields({**{f.param: None for f in compute.flags}, "name": "c", "type": "AmlCompute"}, None)
     assert fields["type"] == "amlcompute"
+
+
+def test_mlclient_create_or_update_picks_the_kinds_group():
+    from shoal.client.ml_client import MLClient
+    from shoal.errors import UserError
+
+    with MLClient(http_client=httpx.Client(), base_url="http://shoal", token="t") as client:
+        for kind, spec in KINDS.items():
+            entity: Any = type("Stub", (), {"KIND": kind})()
+            if kind in ("workspace", "compute"):  # created through begin_create_or_update
+                with pytest.raises(UserError):
+                    client._group_for(entity)
+            else:
+                assert client._group_for(entity) is getattr(client, str(spec.sdk_group))

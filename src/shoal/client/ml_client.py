@@ -147,6 +147,7 @@ class MLClient:
         group = KINDS[kind].sdk_group if kind in KINDS and kind not in _BEGIN_KINDS else None
         if group is None:
             raise UserError(f"create_or_update does not take a {kind}; use begin_create_or_update")
+        return getattr(self, group)
 
     def close(self) -> None:
         self._transport.close()
