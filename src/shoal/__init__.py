@@ -60,6 +60,11 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
+# The SDK modules that implement the entity layer's hooks (entities import no SDK module).
+from shoal.entities import hooks as _hooks  # noqa: E402 - imports nothing but shoal.errors
+
+_hooks.PROVIDERS[_hooks.COMPONENT_CALL] = "shoal.dsl"  # Component.__call__: a pipeline step
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)

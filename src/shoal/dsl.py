@@ -34,6 +34,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from shoal.entities import hooks
 from shoal.entities.component import Component
 from shoal.entities.environment import Environment
 from shoal.entities.io import Input, Output
@@ -532,6 +533,9 @@ def component_step(component: Component, args: tuple[Any, ...], inputs: Mapping[
         default_name=label,
     )
     return _register(node)
+
+
+hooks.register(hooks.COMPONENT_CALL, component_step)  # Component.__call__ (entities import no SDK module)
 
 
 # Command job fields that are node keys; the rest of the job (command, code, environment) defines the step.

@@ -8,10 +8,11 @@ import typer
 
 from shoal import __version__
 from shoal.cli.account import account_app
-from shoal.cli.assets import build
+from shoal.cli.assets import ASSET_NOUNS, build
 from shoal.cli.jobs import job_app
 from shoal.cli.resources import compute_app, datastore_app, workspace_app
 from shoal.cli.server import server_app
+from shoal.entities.kind_names import KIND_NAMES
 from shoal.errors import ShoalError
 
 app = typer.Typer(
@@ -20,12 +21,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(workspace_app, name="workspace")
-app.add_typer(compute_app, name="compute")
-app.add_typer(datastore_app, name="datastore")
-for _kind in ("model", "data", "environment", "component"):
-    app.add_typer(build(_kind), name=_kind)
-app.add_typer(job_app, name="job")
+# One noun per kind with a ``cli_noun`` in the kind registry, in its order.
+NOUN_APPS: dict[str, typer.Typer] = {
+    "workspace": workspace_app,
+    "compute": compute_app,
+    "datastore": datastore_app,
+    **{kind: build(kind) for kind in ASSET_NOUNS},
+    "job": job_app,
+}
+for _kind, _names in KIND_NAMES.items():
+    if _names.cli_noun:
+        app.add_typer(NOUN_APPS[_kind], name=_names.cli_noun)
 app.add_typer(server_app, name="server")
 app.add_typer(account_app, name="account")
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from shoal.cli.assets import load_from
 from shoal.cli.common import (
     DescriptionOpt,
-    FileOpt,
     MaxResultsOpt,
-    NameOpt,
     OutputOpt,
     QueryOpt,
     RequiredName,
@@ -21,9 +18,9 @@ from shoal.cli.common import (
     client,
     parse_tags,
     patch_from_sets,
-    set_overrides,
     show,
 )
+from shoal.cli.kind_flags import create_command
 from shoal.cli.output import OutputFormat
 from shoal.errors import UserError
 
@@ -40,28 +37,9 @@ def _confirm(what: str, yes: bool) -> None:
 workspace_app = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
 
 
-@workspace_app.command("create")
-def workspace_create(
-    file: FileOpt = None,
-    name: NameOpt = None,
-    location: Annotated[str | None, typer.Option("--location", "-l")] = None,
-    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
-    description: DescriptionOpt = None,
-    tags: TagsOpt = None,
-    set: SetOpt = None,
-    output: OutputOpt = OutputFormat.json,
-    query: QueryOpt = None,
-) -> None:
-    """Create a workspace (with its workspaceblobstore and workspaceartifactstore datastores)."""
-    flags = dict(
-        name=name,
-        location=location,
-        display_name=display_name,
-        description=description,
-        tags=parse_tags(tags),
-    )
-    entity = load_from("workspace", file, set_overrides(set), flags)
-    show(client(None).workspaces.begin_create(entity).result(), output, query)
+workspace_app.command("create")(
+    create_command("workspace", lambda _workspace, entity: client(None).workspaces.begin_create(entity).result())
+)
 
 
 @workspace_app.command("show")
@@ -123,41 +101,10 @@ def workspace_delete(name: RequiredName, yes: YesOpt = False) -> None:
 compute_app = typer.Typer(help="Manage compute targets.", no_args_is_help=True)
 
 
-@compute_app.command("create")
-def compute_create(
-    file: FileOpt = None,
-    name: NameOpt = None,
-    type: Annotated[str | None, typer.Option("--type", "-t", help="amlcompute or computeinstance.")] = None,
-    size: Annotated[str | None, typer.Option("--size")] = None,
-    min_instances: Annotated[int | None, typer.Option("--min-instances")] = None,
-    max_instances: Annotated[int | None, typer.Option("--max-instances")] = None,
-    idle_time_before_scale_down: Annotated[int | None, typer.Option("--idle-time-before-scale-down")] = None,
-    tier: Annotated[str | None, typer.Option("--tier", help="dedicated or low_priority.")] = None,
-    location: Annotated[str | None, typer.Option("--location")] = None,
-    description: DescriptionOpt = None,
-    tags: TagsOpt = None,
-    set: SetOpt = None,
-    workspace_name: WorkspaceOpt = None,
-    output: OutputOpt = OutputFormat.json,
-    query: QueryOpt = None,
-) -> None:
-    """Create a compute cluster, instance, Kubernetes or attached compute."""
-    flags = dict(
-        name=name,
-        type=type and type.lower(),
-        size=size,
-        min_instances=min_instances,
-        max_instances=max_instances,
-        idle_time_before_scale_down=idle_time_before_scale_down,
-        tier=tier,
-        location=location,
-        description=description,
-        tags=parse_tags(tags),
-    )
-    entity = load_from("compute", file, set_overrides(set), flags)
-    show(client(workspace_name).compute.begin_create_or_update(entity).result(), output, query)
-
-
+compute_create = create_command(
+    "compute", lambda workspace, entity: client(workspace).compute.begin_create_or_update(entity).result()
+)
+compute_app.command("create")(compute_create)
 compute_app.command("attach", help="Attach Kubernetes or a virtual machine (same as create).")(compute_create)
 
 
@@ -261,22 +208,10 @@ for _action in ("start", "stop", "restart"):
 datastore_app = typer.Typer(help="Manage datastores (credentials are never shown).", no_args_is_help=True)
 
 
-@datastore_app.command("create")
-def datastore_create(
-    file: Annotated[Any, typer.Option("--file", "-f", help="Datastore YAML.")],
-    name: NameOpt = None,
-    set: SetOpt = None,
-    workspace_name: WorkspaceOpt = None,
-    output: OutputOpt = OutputFormat.json,
-    query: QueryOpt = None,
-) -> None:
-    """Create or update a datastore from YAML."""
-    from pathlib import Path
-
-    entity = load_from("datastore", Path(file), set_overrides(set), dict(name=name))
-    show(client(workspace_name).datastores.create_or_update(entity), output, query)
-
-
+datastore_create = create_command(
+    "datastore", lambda workspace, entity: client(workspace).datastores.create_or_update(entity)
+)
+datastore_app.command("create")(datastore_create)
 datastore_app.command("update", help="Update a datastore from YAML (same as create).")(datastore_create)
 
 

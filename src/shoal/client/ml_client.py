@@ -24,15 +24,29 @@ from shoal.client.operations import (
 from shoal.client.transport import Transport
 from shoal.config import ShoalSettings, load_settings
 from shoal.entities.base import Entity
+from shoal.entities.kind_names import VERSIONED_KINDS
+from shoal.entities.registry import KINDS
 from shoal.errors import NotFoundError, UserError
 
-ASSET_GROUPS = {
-    "model": "models",
-    "data": "data",
-    "environment": "environments",
-    "component": "components",
-    "code": "_code",
+# Kind → the class of its operation group; MLClient binds each at the kind's ``sdk_group``
+# (``KindSpec.sdk_group``: models, data, environments, components, _code, compute, …).
+GROUP_CLASSES: dict[str, type] = {
+    "workspace": WorkspaceOperations,
+    "compute": ComputeOperations,
+    "datastore": DatastoreOperations,
+    "model": ModelOperations,
+    "data": DataOperations,
+    "environment": EnvironmentOperations,
+    "component": ComponentOperations,
+    "code": CodeOperations,
+    "job": JobOperations,  # after code: the job group uploads code through the code group
 }
+if set(GROUP_CLASSES) != {kind for kind, spec in KINDS.items() if spec.sdk_group}:  # pragma: no cover
+    raise RuntimeError("MLClient's operation groups and the kind registry's sdk_group disagree")
+
+ASSET_GROUPS: dict[str, str] = {kind: str(KINDS[kind].sdk_group) for kind in VERSIONED_KINDS}
+# Kinds created through a long-running ``begin_…`` call, not ``create_or_update``.
+_BEGIN_KINDS = ("workspace", "compute")
 
 
 class MLClient:
@@ -43,6 +57,17 @@ class MLClient:
         >>> ml_client = MLClient(base_url="http://127.0.0.1:8080", token="…", workspace_name="team")
         >>> ml_client.models.get("credit-model", label="latest")
     """
+
+    # One attribute per kind with an ``sdk_group`` in the kind registry (bound in ``_bind``).
+    workspaces: WorkspaceOperations
+    compute: ComputeOperations
+    datastores: DatastoreOperations
+    models: ModelOperations
+    data: DataOperations
+    environments: EnvironmentOperations
+    components: ComponentOperations
+    _code: CodeOperations
+    jobs: JobOperations
 
     def __init__(
         self,
@@ -72,16 +97,9 @@ class MLClient:
         self._bind(self.workspace_name)
 
     def _bind(self, workspace: str) -> None:
-        t = self._transport
-        self.workspaces = WorkspaceOperations(t, workspace)
-        self.compute = ComputeOperations(t, workspace)
-        self.datastores = DatastoreOperations(t, workspace)
-        self.models = ModelOperations(t, workspace)
-        self.data = DataOperations(t, workspace)
-        self.environments = EnvironmentOperations(t, workspace)
-        self.components = ComponentOperations(t, workspace)
-        self._code = CodeOperations(t, workspace)
-        self.jobs = JobOperations(t, workspace, self._code)
+        for kind, cls in GROUP_CLASSES.items():
+            extra = (self._code,) if kind == "job" else ()
+            setattr(self, str(KINDS[kind].sdk_group), cls(self._transport, workspace, *extra))
 
     @classmethod
     def from_config(
@@ -126,13 +144,10 @@ class MLClient:
 
     def _group_for(self, entity: Entity) -> Any:
         kind = _kind_of(entity)
-        if kind == "job":
-            return self.jobs
-        if kind == "datastore":
-            return self.datastores
-        if kind in ASSET_GROUPS:
-            return getattr(self, ASSET_GROUPS[kind])
-        raise UserError(f"create_or_update does not take a {kind}; use begin_create_or_update")
+        group = KINDS[kind].sdk_group if kind in KINDS and kind not in _BEGIN_KINDS else None
+        if group is None:
+            raise UserError(f"create_or_update does not take a {kind}; use begin_create_or_update")
+        return getattr(self, group)
 
     def close(self) -> None:
         self._transport.close()

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag
 
+from shoal.entities import hooks
 from shoal.entities.base import Asset
 from shoal.entities.environment import Environment
 from shoal.entities.ports import InputPorts, OutputPorts
@@ -47,11 +48,10 @@ class Component(Asset):
     outputs: OutputPorts = Field(default_factory=dict)
 
     def __call__(self, *args: Any, **inputs: Any) -> Any:
-        """A pipeline step running this component with these inputs (``shoal.dsl.Node``); inside
-        a ``@dsl.pipeline`` function the step is added to the pipeline being built."""
-        from shoal.dsl import component_step
-
-        return component_step(self, args, inputs)
+        """A pipeline step running this component with these inputs (a ``Node`` of the SDK's
+        pipeline builder); inside a ``@dsl.pipeline`` function the step is added to the pipeline
+        being built. The builder implements the call through :mod:`shoal.entities.hooks`."""
+        return hooks.call(hooks.COMPONENT_CALL, self, args, inputs)
 
 
 class CommandComponent(Component):

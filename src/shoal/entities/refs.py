@@ -9,24 +9,8 @@ import re
 from dataclasses import dataclass
 
 from shoal.constants import AZUREML_PREFIX, SHOAL_RESOURCE_GROUP, SHOAL_SUBSCRIPTION_ID
+from shoal.entities.kind_names import KIND_NAMES, PLURAL_KINDS, REGISTRY_PLURALS
 from shoal.errors import SpecError
-
-# REST plural → kind, for the kinds an id can name.
-PLURAL_KINDS: dict[str, str] = {
-    "workspaces": "workspace",
-    "computes": "compute",
-    "datastores": "datastore",
-    "models": "model",
-    "data": "data",
-    "environments": "environment",
-    "components": "component",
-    "codes": "code",
-    "jobs": "job",
-    "onlineEndpoints": "online_endpoint",
-    "batchEndpoints": "batch_endpoint",
-    "schedules": "schedule",
-}
-_REGISTRY_PLURALS = ("models", "environments", "components", "data")
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_.]*")
 _VERSION = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,63}")
@@ -76,7 +60,7 @@ class AssetRef:
 
     def __str__(self) -> str:
         if self.registry:
-            plural = next((p for p, k in PLURAL_KINDS.items() if k == self.kind), "models")
+            plural = KIND_NAMES[self.kind if self.kind in KIND_NAMES else "model"].plural
             tail = f"/versions/{self.version}" if self.version else f"/labels/{self.label}" if self.label else ""
             return f"azureml://registries/{self.registry}/{plural}/{self.name}{tail}"
         if self.version:
@@ -113,8 +97,8 @@ def parse_asset_ref(text: str, kind: str | None = None) -> AssetRef:
         raise _bad(str(text), "it is empty")
     text = text.strip()
     if m := _REGISTRY_RE.fullmatch(text):
-        if m.group("plural") not in _REGISTRY_PLURALS:
-            raise _bad(text, f"registries hold only {', '.join(_REGISTRY_PLURALS)}")
+        if m.group("plural") not in REGISTRY_PLURALS:
+            raise _bad(text, f"registries hold only {', '.join(REGISTRY_PLURALS)}")
         return _from_match(text, m, kind, registry=m.group("reg"))
     if m := _LOCATION_RE.fullmatch(text):
         return _from_match(text, m, kind, workspace=m.group("ws"))

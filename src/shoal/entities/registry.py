@@ -17,6 +17,7 @@ from shoal.entities.data import Data
 from shoal.entities.datastore import DATASTORE_TYPES
 from shoal.entities.environment import Environment
 from shoal.entities.job import JOB_TYPES
+from shoal.entities.kind_names import KIND_NAMES, KindNames
 from shoal.entities.model import Model
 from shoal.entities.validation import single_issue
 from shoal.entities.workspace import Workspace
@@ -38,21 +39,49 @@ _DATASTORE_SECRETS = tuple(
 
 @dataclass(frozen=True)
 class KindSpec:
+    """A kind Shoal loads: its entity classes, plus its edge names (plural, SDK group, CLI noun)
+    from :data:`~shoal.entities.kind_names.KIND_NAMES`."""
+
     name: str
-    plural: str  # REST path segment
-    versioned: bool
     entity_types: tuple[type[Entity], ...]
     default_type: str | None = None  # used when a multi-type kind's spec has no `type`
     secret_paths: tuple[str, ...] = ()
+    names: KindNames = field(init=False, repr=False, compare=False)
     adapter: TypeAdapter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "names", KIND_NAMES[self.name])
         if len(self.entity_types) == 1:
             adapter = TypeAdapter(self.entity_types[0])
         else:
             union = Union[self.entity_types]  # noqa: UP007 - a runtime tuple of classes
             adapter = TypeAdapter(Annotated[union, Field(discriminator="type")])
         object.__setattr__(self, "adapter", adapter)
+
+    @property
+    def plural(self) -> str:
+        """The REST path segment (``models``, ``data``, ``computes``…)."""
+        return self.names.plural
+
+    @property
+    def versioned(self) -> bool:
+        """A versioned asset, served by the asset routes (``/{plural}/{name}/versions/{version}``)."""
+        return self.names.versioned
+
+    @property
+    def sdk_group(self) -> str | None:
+        """The ``MLClient`` attribute that holds this kind's operations."""
+        return self.names.sdk_group
+
+    @property
+    def cli_noun(self) -> str | None:
+        """``shoal <noun> …``; None where the CLI has no noun for the kind."""
+        return self.names.cli_noun
+
+    @property
+    def in_registry(self) -> bool:
+        """True when a registry can hold this kind."""
+        return self.names.in_registry
 
     @property
     def typed(self) -> bool:
@@ -68,15 +97,15 @@ class KindSpec:
 KINDS: dict[str, KindSpec] = {
     spec.name: spec
     for spec in (
-        KindSpec("workspace", "workspaces", False, (Workspace,)),
-        KindSpec("compute", "computes", False, COMPUTE_TYPES, secret_paths=("ssh_settings.admin_password",)),
-        KindSpec("datastore", "datastores", False, DATASTORE_TYPES, secret_paths=_DATASTORE_SECRETS),
-        KindSpec("model", "models", True, (Model,)),
-        KindSpec("data", "data", True, (Data,)),
-        KindSpec("environment", "environments", True, (Environment,)),
-        KindSpec("component", "components", True, COMPONENT_TYPES, default_type="command"),
-        KindSpec("code", "codes", True, (Code,)),
-        KindSpec("job", "jobs", False, JOB_TYPES, default_type="command"),
+        KindSpec("workspace", (Workspace,)),
+        KindSpec("compute", COMPUTE_TYPES, secret_paths=("ssh_settings.admin_password",)),
+        KindSpec("datastore", DATASTORE_TYPES, secret_paths=_DATASTORE_SECRETS),
+        KindSpec("model", (Model,)),
+        KindSpec("data", (Data,)),
+        KindSpec("environment", (Environment,)),
+        KindSpec("component", COMPONENT_TYPES, default_type="command"),
+        KindSpec("code", (Code,)),
+        KindSpec("job", JOB_TYPES, default_type="command"),
     )
 }
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shoal.entities.kind_names import KIND_NAMES
 from shoal.errors import SpecError, UnsupportedError
 
 CURATED_PREFIX = "azureml-"
@@ -111,7 +112,7 @@ def curated_name(ref: str) -> str | None:
     ref = ref.strip()
     registry = _REGISTRY_RE.fullmatch(ref)
     if registry:
-        if registry["plural"] != "environments":
+        if registry["plural"] != KIND_NAMES["environment"].plural:
             raise SpecError(f"'{ref}' names registry {registry['plural']}, not an environment")
         if registry["reg"].lower() != CURATED_REGISTRY:
             raise UnsupportedError(

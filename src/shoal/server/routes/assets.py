@@ -1,4 +1,5 @@
-"""Versioned assets, one set of routes per kind (models, data, environments, components, codes)."""
+"""Versioned assets: one set of routes per versioned kind of the kind registry (models, data,
+environments, components, codes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict
 
+from shoal.entities.kind_names import VERSIONED_KINDS
+from shoal.entities.registry import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
@@ -14,14 +17,6 @@ from shoal.services.assets import lookup as asset_lookup
 from shoal.services.assets import versions as assets
 
 router = APIRouter()
-
-PLURALS = {
-    "model": "models",
-    "data": "data",
-    "environment": "environments",
-    "component": "components",
-    "code": "codes",
-}
 
 
 class ArchiveTarget(BaseModel):
@@ -120,5 +115,5 @@ def _archive_route(kind: str, archived: bool):  # type: ignore[no-untyped-def]
     return change
 
 
-for _kind, _plural in PLURALS.items():
-    _add_routes(_kind, _plural)
+for _kind in VERSIONED_KINDS:
+    _add_routes(_kind, KINDS[_kind].plural)

@@ -6,13 +6,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Request
 
+from shoal.entities.registry import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
 from shoal.services.compute import targets as compute_targets
 
 router = APIRouter(tags=["compute"])
-PREFIX = "/workspaces/{workspace}/computes"
+PREFIX = f"/workspaces/{{workspace}}/{KINDS['compute'].plural}"
 
 
 @guarded(router, "GET", PREFIX, Permission.READ)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 
+from shoal.entities.registry import KINDS
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body
@@ -16,7 +17,7 @@ from shoal.services.workspaces import DEFAULT_DATASTORE
 from shoal.storage.paths import safe_relpath
 
 router = APIRouter(tags=["datastores"])
-PREFIX = "/workspaces/{workspace}/datastores"
+PREFIX = f"/workspaces/{{workspace}}/{KINDS['datastore'].plural}"
 
 
 def _check_secrets_permission(request: Request, include_secrets: bool) -> None:

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
+from shoal.entities.registry import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, guarded, page_body
 from shoal.services.jobs import changes, queries, runner_api, submission
 
 router = APIRouter(tags=["jobs"])
-PREFIX = "/workspaces/{workspace}/jobs"
+PREFIX = f"/workspaces/{{workspace}}/{KINDS['job'].plural}"
 MAX_LOG_READ = 4 * 1024 * 1024
 
 

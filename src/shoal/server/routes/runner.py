@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request
 
+from shoal.entities.registry import KINDS
 from shoal.errors import PermissionDeniedError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import base_url, ctx, guarded
 from shoal.services.jobs import runner_api
 
 router = APIRouter(tags=["runner"])
-PREFIX = "/workspaces/{workspace}/jobs/{name}"
+PREFIX = f"/workspaces/{{workspace}}/{KINDS['job'].plural}/{{name}}"
 
 
 def _attempt(request: Request, name: str, attempt: int | None) -> int:
