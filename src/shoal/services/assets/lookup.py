@@ -7,6 +7,7 @@ import hashlib
 import json
 from typing import Any
 
+from shoal.entities.kind_names import VERSIONED_KINDS
 from shoal.entities.refs import parse_asset_ref
 from shoal.entities.registry import KINDS
 from shoal.errors import NotFoundError, UserError
@@ -15,8 +16,6 @@ from shoal.services.records import arm_id, creation_context
 from shoal.services.workspaces import workspace_id
 from shoal.store import assets as rows
 from shoal.store.tables import AssetContainerRow, AssetVersionRow
-
-VERSIONED_KINDS = ("model", "data", "environment", "component", "code")
 
 
 def check_kind(kind: str) -> None:
