@@ -9,14 +9,8 @@ import statistics
 import pytest
 
 from shoal.entities.sweep import parse_search_space
-from shoal.services.jobs.sweep_sampling import (
-    Trial,
-    flatten_params,
-    grid_size,
-    next_params,
-    primary_value,
-    should_terminate,
-)
+from shoal.services.jobs.early_termination import primary_value, should_terminate
+from shoal.services.jobs.sweep_sampling import Trial, flatten_params, grid_size, next_params
 
 N = 1500  # samples per distribution check
 

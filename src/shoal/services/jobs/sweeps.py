@@ -49,7 +49,7 @@ from shoal.entities.sweep import (
 )
 from shoal.errors import ShoalError, SpecError
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import references, sweep_sampling
+from shoal.services.jobs import early_termination, references, sweep_sampling
 from shoal.services.jobs import state as job_state
 from shoal.services.jobs.command import prepare_command
 from shoal.store import jobs as job_rows
@@ -304,7 +304,7 @@ def _advance_one(ctx: ServiceContext, workspace: str, sweep_id: int) -> None:
     if policy and not stopping:
         for trial in unfinished:
             if trial.status in (S.RUNNING, S.FINALIZING) and histories.get(trial.name):
-                stop, reason = sweep_sampling.should_terminate(policy, goal, trial=trial.name, histories=histories)
+                stop, reason = early_termination.should_terminate(policy, goal, trial=trial.name, histories=histories)
                 if stop:
                     _terminate(ctx, trial.id, reason)
     # 3. new trials
