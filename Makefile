@@ -28,6 +28,7 @@ CODE := $(wildcard src tests benchmarks)
 lint: install
 	$(VENV)/bin/ruff check $(CODE)
 	$(VENV)/bin/ruff format --check $(CODE)
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format $(CODE)

@@ -40,7 +40,7 @@ from shoal.entities.environment import Environment
 from shoal.entities.io import Input, Output
 from shoal.entities.job import CommandJob, PipelineJob
 from shoal.entities.ports import PRIMITIVE_TYPES
-from shoal.entities.refs import is_local_path
+from shoal.entities.refs import absolute_local_path, is_local_path
 from shoal.entities.validation import scalar_to_str
 from shoal.errors import UserError
 
@@ -450,10 +450,8 @@ def _single_output(node: Node) -> NodeOutput:
 
 
 def _absolute(value: Input) -> Input:
-    from shoal.sdk_builders import _absolute as absolute
-
     if not value.is_literal and value.path and is_local_path(value.path):
-        return value.model_copy(update={"path": absolute(value.path)})
+        return value.model_copy(update={"path": absolute_local_path(value.path)})
     return value
 
 

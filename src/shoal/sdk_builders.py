@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import PrivateAttr
 
+from shoal import dsl
 from shoal.entities.io import Input
-from shoal.entities.job import CommandJob
-from shoal.entities.refs import is_local_path, strip_file_prefix
+from shoal.entities.job import CommandJob, SweepJob
+from shoal.entities.refs import absolute_local_path, is_local_path
+from shoal.entities.sweep import SweepDistribution
+from shoal.errors import UserError
 
 if TYPE_CHECKING:
     from shoal.dsl import Node
-
-
-def _absolute(value: str) -> str:
-    path = os.path.expanduser(strip_file_prefix(value))
-    out = Path(os.path.normpath(Path.cwd() / path)).as_posix()
-    return out + "/" if value.endswith("/") and not out.endswith("/") else out
 
 
 def _local_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,7 +33,7 @@ def _local_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, Mapping):
             value = Input(**value)
         if isinstance(value, Input) and not value.is_literal and value.path and is_local_path(value.path):
-            value = value.model_copy(update={"path": _absolute(value.path)})
+            value = value.model_copy(update={"path": absolute_local_path(value.path)})
         out[name] = value
     return out
 
@@ -51,9 +47,6 @@ class Command(CommandJob):
     _search_space: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __call__(self, *args: Any, **inputs: Any) -> Any:
-        from shoal import dsl
-        from shoal.entities.sweep import SweepDistribution
-
         if args:
             raise dsl.PipelineArgumentError("a command takes its inputs by name, e.g. job(lr=0.1)")
         if dsl.in_pipeline():
@@ -92,9 +85,6 @@ class Command(CommandJob):
         The search space is the inputs this command was called with as distributions
         (``job(lr=Uniform(0.01, 0.1)).sweep(...)``), plus ``search_space``; the trial reads them
         as ``${{inputs.<name>}}``. Submit it with ``ml_client.jobs.create_or_update``."""
-        from shoal.entities.job import SweepJob
-        from shoal.errors import UserError
-
         space = {**self._search_space, **(search_space or {})}
         if not space:
             raise UserError(
@@ -198,8 +188,6 @@ def command(
     Inside a ``@dsl.pipeline`` function the result is a pipeline step (``shoal.dsl.Node``), and
     ``inputs`` may hold the pipeline's inputs and other steps' outputs.
     """
-    from shoal import dsl
-
     bindings = {k: v for k, v in (inputs or {}).items() if dsl.is_binding(v)}
     if bindings and not dsl.in_pipeline():
         raise dsl.PipelineArgumentError("step outputs and pipeline inputs are inputs only inside a @dsl.pipeline")
@@ -209,7 +197,7 @@ def command(
     if isinstance(code, os.PathLike):
         code = os.fspath(code)
     if isinstance(code, str) and is_local_path(code):
-        code = _absolute(code)
+        code = absolute_local_path(code)
     resources = _drop_none(
         {
             "instance_count": instance_count,

@@ -7,8 +7,8 @@ import pytest
 
 from shoal.config import ShoalSettings
 from shoal.errors import ConflictError, NotFoundError, UserError
-from shoal.services.assets import lookup as asset_lookup
 from shoal.services.context import ServiceContext
+from shoal.services.references import assets as asset_lookup
 from shoal.services.registry import models as reg
 from shoal.services.workspaces import ensure_default
 

@@ -76,7 +76,7 @@ def test_refs_read_their_plurals_from_the_table():
 
 
 def test_services_agree_on_the_versioned_kinds():
-    from shoal.services.assets import lookup
+    from shoal.services.references import assets as lookup
 
     assert lookup.VERSIONED_KINDS is VERSIONED_KINDS
 

@@ -6,13 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shoal.client.component_files import upload_component_files
 from shoal.client.downloads import download_uri
+from shoal.client.pipelines import LocalPaths
 from shoal.client.transport import Transport
 from shoal.client.uploads import upload_path
 from shoal.entities.base import Entity
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.entities.registry import KINDS, parse_entity
-from shoal.errors import ConflictError, NotFoundError, SpecError, UserError
+from shoal.errors import NotFoundError, SpecError, UserError
 
 LIST_VIEW_TYPES = ("ActiveOnly", "ArchivedOnly", "All")
 
@@ -339,37 +341,5 @@ class ComponentOperations(AssetOperations):
         if body.get("type") == "pipeline":
             # Its steps' local component files are inlined and their code uploaded, as for a
             # pipeline job, so the registered version needs nothing from this machine.
-            from shoal.client.pipelines import LocalPaths
-
             return LocalPaths(self._t, self._ws).prepare(body)
-        code = body.get("code")
-        if isinstance(code, str) and is_local_path(code):
-            local = Path(strip_file_prefix(code))
-            if not local.is_dir():
-                raise NotFoundError(f"component '{body.get('name')}': code folder '{code}' does not exist")
-            includes = [Path(strip_file_prefix(p)) for p in body.get("additional_includes") or []]
-            for inc in includes:
-                if not inc.exists():
-                    raise NotFoundError(f"component '{body.get('name')}': additional include '{inc}' does not exist")
-            uri = self._upload(code, None, extra_folders=includes, ignore_files=True)
-            # As in Azure ML, the snapshot becomes an anonymous code asset named by its hash.
-            digest = uri.split("/LocalUpload/", 1)[1].split("/", 1)[0]
-            try:
-                self._t.request(
-                    "PUT",
-                    f"{self._wsp}/codes/{digest}/versions/1",
-                    json={"name": digest, "version": "1", "path": uri},
-                )
-            except ConflictError:
-                # The same files uploaded before from a folder of another name (the hash is of
-                # the contents only): that asset is this snapshot, and Azure ML reuses it too.
-                pass
-            body["code"] = f"azureml:{digest}:1"
-            if includes:  # merged into the snapshot; keep only their names, not local paths
-                body["additional_includes"] = [inc.name for inc in includes]
-        env = body.get("environment")
-        if isinstance(env, dict) and isinstance(env.get("build"), dict):
-            build = env["build"]
-            if build.get("path") and is_local_path(build["path"]):
-                env["build"] = {**build, "path": self._upload(build["path"], None)}
-        return body
+        return upload_component_files(self._t, self._ws, body)

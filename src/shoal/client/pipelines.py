@@ -2,7 +2,7 @@
 
 :class:`LocalPaths` turns everything local in a job body into something the server can read, for
 command jobs and pipeline jobs alike: code folders become anonymous code assets
-(``azureml:<hash>:1``, as ``ComponentOperations`` registers them), data inputs become datastore
+(``azureml:<hash>:1``, as component registration does: ``client/component_files.py``), data inputs become datastore
 URIs, environment build contexts are uploaded, and a pipeline step's local component file
 (``component: ./train.yml``) is loaded and inlined, recursively for pipeline components. Every
 local path is checked first, so a missing one fails (naming the field, e.g.
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from shoal.client.operations import ComponentOperations
+from shoal.client.component_files import upload_component_files
 from shoal.client.transport import Transport
 from shoal.client.uploads import upload_path
 from shoal.entities.ports import PRIMITIVE_TYPES
@@ -46,7 +46,6 @@ class LocalPaths:
     def __init__(self, transport: Transport, workspace: str) -> None:
         self._t = transport
         self._ws = workspace
-        self._components = ComponentOperations(transport, workspace)
         self._uploads: list[Callable[[], None]] = []
         self._loading: list[Path] = []
         self._done: dict[str, dict[str, Any]] = {}
@@ -101,7 +100,7 @@ class LocalPaths:
         keys = ("code", "additional_includes", "environment")
         key = json.dumps([node.get(k) for k in keys], sort_keys=True, default=str)
         if key not in self._done:
-            self._components._prepare(node)
+            upload_component_files(self._t, self._ws, node)
             self._done[key] = {k: copy.deepcopy(node[k]) for k in keys if k in node}
         node.update(copy.deepcopy(self._done[key]))
 

@@ -5,8 +5,10 @@ Grammar: azureml-v2-surface.md §3.1 (asset references) and §3.2 (data URIs).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from shoal.constants import AZUREML_PREFIX, SHOAL_RESOURCE_GROUP, SHOAL_SUBSCRIPTION_ID
 from shoal.entities.kind_names import KIND_NAMES, PLURAL_KINDS, REGISTRY_PLURALS
@@ -249,3 +251,11 @@ def format_datastore_uri(datastore: str, path: str = "") -> str:
 
 def format_job_output_uri(job: str, output: str, path: str = "") -> str:
     return f"azureml://jobs/{job}/outputs/{output}/paths/{path.lstrip('/')}"
+
+
+def absolute_local_path(value: str) -> str:
+    """A local path (``file:`` prefix and ``~`` allowed) made absolute against the working folder,
+    keeping a trailing slash: what a job body carries until the client uploads it."""
+    path = os.path.expanduser(strip_file_prefix(value))
+    out = Path(os.path.normpath(Path.cwd() / path)).as_posix()
+    return out + "/" if value.endswith("/") and not out.endswith("/") else out

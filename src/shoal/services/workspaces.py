@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.entities.registry import parse_entity
-from shoal.errors import NotFoundError
+from shoal.errors import NotFoundError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
 from shoal.store import resources as resource_rows
@@ -105,8 +105,6 @@ UPDATABLE = {
 
 
 def update(ctx: ServiceContext, name: str, patch: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
-    from shoal.errors import UserError
-
     bad = sorted(set(patch) - UPDATABLE)
     if bad:
         allowed = ", ".join(sorted(UPDATABLE))

@@ -13,8 +13,8 @@ from shoal.entities.registry import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
-from shoal.services.assets import lookup as asset_lookup
 from shoal.services.assets import versions as assets
+from shoal.services.references import assets as asset_lookup
 
 router = APIRouter()
 

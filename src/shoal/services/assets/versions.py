@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from shoal.entities.refs import parse_path
 from shoal.entities.registry import parse_entity
 from shoal.errors import ConflictError, SpecError, UserError
-from shoal.services.assets.lookup import check_asset_reference, check_kind, spec_hash, to_body
 from shoal.services.context import ServiceContext
-from shoal.services.jobs.references import resolve_path_reference
+from shoal.services.references.assets import check_asset_reference, check_kind, spec_hash, to_body
+from shoal.services.references.resolution import resolve_path_reference
 from shoal.services.storage import files
 from shoal.services.storage.datastores import require_datastore
 from shoal.services.workspaces import workspace_id

@@ -10,8 +10,8 @@ from shoal.entities.names import generate_job_name
 from shoal.entities.registry import parse_entity
 from shoal.errors import UserError
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import references
 from shoal.services.jobs.state import ARTIFACTS_DATASTORE, artifacts_prefix, store_queued
+from shoal.services.references import resolution as references
 from shoal.services.workspaces import DEFAULT_DATASTORE
 
 

@@ -19,9 +19,10 @@ from shoal.entities.registry import parse_entity
 from shoal.entities.status import JobStatus
 from shoal.errors import ConflictError, ShoalError
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import references, reuse, sweeps
+from shoal.services.jobs import reuse, sweeps
 from shoal.services.jobs import state as job_state
 from shoal.services.jobs.command import prepare_command
+from shoal.services.references import resolution as references
 from shoal.services.storage.datastores import require_datastore
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
 

@@ -49,9 +49,10 @@ from shoal.entities.sweep import (
 )
 from shoal.errors import ShoalError, SpecError
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import early_termination, references, sweep_sampling
+from shoal.services.jobs import early_termination, sweep_sampling
 from shoal.services.jobs import state as job_state
 from shoal.services.jobs.command import prepare_command
+from shoal.services.references import resolution as references
 from shoal.store import jobs as job_rows
 from shoal.store import tracking as tracking_rows
 from shoal.store.tables import JobRow, MetricRow

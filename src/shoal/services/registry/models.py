@@ -29,8 +29,8 @@ from shoal.entities.validation import ASSET_NAME
 from shoal.errors import ConflictError, NotFoundError, ShoalError, SpecError, UserError
 from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import references as job_references
 from shoal.services.jobs import state as job_state
+from shoal.services.references import resolution as job_references
 from shoal.services.storage import files
 from shoal.services.tracking import logged_models as lm
 from shoal.services.tracking import runs as tr

@@ -13,8 +13,8 @@ from shoal.entities.refs import format_datastore_uri, parse_asset_ref, parse_pat
 from shoal.entities.registry import parse_entity
 from shoal.envs.spec import normalize_environment
 from shoal.errors import InvalidStateError, NotFoundError, SpecError, UnsupportedError, UserError
-from shoal.services.assets import lookup as asset_lookup
 from shoal.services.context import ServiceContext
+from shoal.services.references import assets as asset_lookup
 from shoal.services.storage import files
 from shoal.services.storage.datastores import require_datastore
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
