@@ -1,5 +1,5 @@
 """Trial parameters (random, sobol, grid, bayesian) and early termination decisions
-(``shoal.services.sweep_sampling``), all pure functions of the sweep's records."""
+(``shoal.services.jobs.sweep_sampling``, ``…jobs.early_termination``), all pure functions of the sweep's records."""
 
 from __future__ import annotations
 

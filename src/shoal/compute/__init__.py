@@ -1,20 +1,11 @@
 """Compute backends: they start and stop runner processes and never touch the store.
 
 ``base`` holds the contract (``ComputeBackend``, ``RunnerAttempt``, ``Capabilities``);
-``registry`` the backends by name and the Azure compute types Shoal runs jobs on. Backend
+``backends`` the backends by name and the Azure compute types Shoal runs jobs on. Backend
 modules (``local``) are imported only when their backend is first asked for.
 """
 
-from shoal.compute.base import (
-    FORWARDED_SETTINGS,
-    AttemptKey,
-    Capabilities,
-    ComputeBackend,
-    Handle,
-    RunnerAttempt,
-    runner_environment,
-)
-from shoal.compute.registry import (
+from shoal.compute.backends import (
     DEFAULT_BACKEND,
     LOCAL_COMPUTE_NAMES,
     RUNNABLE_COMPUTE_TYPES,
@@ -24,6 +15,15 @@ from shoal.compute.registry import (
     is_local_compute,
     register_backend,
     runs_jobs,
+)
+from shoal.compute.base import (
+    FORWARDED_SETTINGS,
+    AttemptKey,
+    Capabilities,
+    ComputeBackend,
+    Handle,
+    RunnerAttempt,
+    runner_environment,
 )
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Everything here is declarative: the YAML forms, the SDK classes with Azure's names and
 constructor arguments, and Azure's rules about which parts go together. Sampling and early
-termination live in ``shoal.services.sweep_sampling``.
+termination live in ``shoal.services.jobs.sweep_sampling`` and ``…jobs.early_termination``.
 
 Nested choice (Azure's recursive search space): a ``choice`` value may be a dict of name → literal
 or expression, so one value picks a sub-space, e.g. ``{type: choice, values: [{kernel: rbf,

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 S = JobStatus
 MLFLOW_RUN = "mlflow_run"  # jobs created through the MLflow API: never scheduled, never watched
 # Jobs without a runner of their own: pipelines and sweeps follow their children
-# (services/pipelines.py, services/sweeps.py).
+# (pipeline_controller.py, sweeps.py).
 NO_RUNNER = (MLFLOW_RUN, "pipeline", "sweep")
 
 
