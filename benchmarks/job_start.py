@@ -716,7 +716,8 @@ def reading(
             f"of the run's {CAPACITY_MAX * cap.wall_s:.0f}) before the next queued job is claimed: a runner's "
             "final status "
             "report does not wake the dispatcher "
-            "(`runner_api.report` in `src/shoal/services/jobs/runner_api.py` never calls `ctx.notify_jobs()`), so the queue "
+            "(`runner_api.report` in `src/shoal/services/jobs/runner_api.py` never calls "
+            "`ctx.notify_jobs()`), so the queue "
             "moves on the 0.5 s poll (`Dispatcher.poll_seconds`)."
         )
     peers = [p for k, p in paths.items() if k in (MLFLOW, RAY_SDK, RAY_CLI) and p.printed]
