@@ -75,7 +75,8 @@ def fill(home: Path, database_url: str | None, runs: int, points: int, seed: int
     from shoal.config import ShoalSettings
     from shoal.services import workspaces
     from shoal.services.context import ServiceContext
-    from shoal.services.tracking import runs as tracking
+    from shoal.services.tracking import experiments as tracking_experiments
+    from shoal.services.tracking import runs as tracking_runs
     from shoal.store import tracking as rows
     from shoal.store.tables import JobRow, LatestMetricRow, MetricRow, ParamRow, RunTagRow
 
@@ -87,8 +88,8 @@ def fill(home: Path, database_url: str | None, runs: int, points: int, seed: int
     try:
         ctx.db.migrate()
         workspaces.ensure_default(ctx)
-        exp_id = tracking.create_experiment(ctx, "default", {"name": "scale"})["experiment_id"]
-        big = tracking.create_run(ctx, "default", {"experiment_id": exp_id, "run_name": "big"})["run"]["info"]
+        exp_id = tracking_experiments.create_experiment(ctx, "default", {"name": "scale"})["experiment_id"]
+        big = tracking_runs.create_run(ctx, "default", {"experiment_id": exp_id, "run_name": "big"})["run"]["info"]
         big_run = big["run_id"]
 
         # 1. The big run: `points` points of "loss" through the log-batch write path.

@@ -58,7 +58,8 @@ def test_metric_points_survive_the_0007_rekey_both_ways(database_url, shoal_home
 
     from shoal.config import ShoalSettings
     from shoal.services.context import ServiceContext
-    from shoal.services.tracking import runs as tracking
+    from shoal.services.tracking import metrics as tracking_metrics
+    from shoal.services.tracking import runs as tracking_runs
     from shoal.services.workspaces import ensure_default
     from shoal.store.db import MIGRATIONS_DIR
 
@@ -66,16 +67,16 @@ def test_metric_points_survive_the_0007_rekey_both_ways(database_url, shoal_home
     ctx = ServiceContext.from_settings(ShoalSettings())
     ctx.db.migrate()
     ensure_default(ctx)
-    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    run = tracking_runs.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
     batch = {
         "run_id": run,
         "metrics": [{"key": "m", "value": i / 3, "timestamp": 1000, "step": i // 2} for i in range(50)]
         + [{"key": "m", "value": "NaN", "timestamp": 7, "step": 0}],
     }
-    tracking.log_batch(ctx, "default", batch)
+    tracking_metrics.log_batch(ctx, "default", batch)
 
     def history() -> list[tuple]:
-        page = tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})
+        page = tracking_metrics.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})
         return [(m["step"], m["timestamp"], m["value"]) for m in page["metrics"]]
 
     before = history()
@@ -88,6 +89,6 @@ def test_metric_points_survive_the_0007_rekey_both_ways(database_url, shoal_home
         assert conn.execute(text("SELECT count(*) FROM metric")).scalar() == 51
     ctx.db.migrate()
     assert history() == before and len(before) == 51
-    tracking.log_batch(ctx, "default", batch)  # a replay after the copy adds nothing
+    tracking_metrics.log_batch(ctx, "default", batch)  # a replay after the copy adds nothing
     assert history() == before
     ctx.close()

@@ -13,7 +13,8 @@ import pytest
 from shoal.config import ShoalSettings
 from shoal.errors import UserError
 from shoal.services.context import ServiceContext
-from shoal.services.tracking import runs as tracking
+from shoal.services.tracking import metrics as tracking_metrics
+from shoal.services.tracking import runs as tracking_runs
 from shoal.services.tracking.history_sampling import get_metric_history_bulk_interval as bulk
 from shoal.services.workspaces import ensure_default
 
@@ -41,10 +42,10 @@ def expected(points: list[tuple[int, int, float]], n: int) -> list[tuple[int, in
 
 
 def _run(ctx, points: list[tuple[int, int, float]], key: str = "loss") -> str:
-    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    run = tracking_runs.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
     for i in range(0, len(points), 1000):
         metrics = [{"key": key, "value": v, "timestamp": t, "step": s} for s, t, v in points[i : i + 1000]]
-        tracking.log_batch(ctx, "default", {"run_id": run, "metrics": metrics})
+        tracking_metrics.log_batch(ctx, "default", {"run_id": run, "metrics": metrics})
     return run
 
 

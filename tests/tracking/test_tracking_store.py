@@ -9,7 +9,10 @@ from shoal.config import ShoalSettings
 from shoal.errors import UserError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import queries as job_queries
-from shoal.services.tracking import runs as tracking
+from shoal.services.tracking import experiments as tracking_experiments
+from shoal.services.tracking import metrics as tracking_metrics
+from shoal.services.tracking import run_search as tracking_search
+from shoal.services.tracking import runs as tracking_runs
 from shoal.services.workspaces import ensure_default
 
 
@@ -24,22 +27,24 @@ def ctx(database_url, shoal_home, monkeypatch):
 
 
 def test_replayed_batch_history_paging_and_latest(ctx):
-    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    run = tracking_runs.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
     batch = {
         "run_id": run,
         "metrics": [{"key": "loss", "value": 10.0 - i / 100, "timestamp": 1000 + i, "step": i} for i in range(999)],
         "params": [{"key": "p", "value": "1"}],
     }
-    tracking.log_batch(ctx, "default", batch)
-    tracking.log_batch(ctx, "default", batch)
-    tracking.log_batch(
+    tracking_metrics.log_batch(ctx, "default", batch)
+    tracking_metrics.log_batch(ctx, "default", batch)
+    tracking_metrics.log_batch(
         ctx, "default", {"run_id": run, "metrics": [{"key": "loss", "value": "NaN", "timestamp": 1, "step": 0}]}
     )
     # an older step never replaces the latest value
-    tracking.log_metric(ctx, "default", {"run_id": run, "key": "loss", "value": 99, "timestamp": 5000, "step": 3})
+    tracking_metrics.log_metric(
+        ctx, "default", {"run_id": run, "key": "loss", "value": 99, "timestamp": 5000, "step": 3}
+    )
     seen, token = [], None
     while True:
-        page = tracking.get_metric_history(
+        page = tracking_metrics.get_metric_history(
             ctx, "default", {"run_id": run, "metric_key": "loss", "max_results": 300, "page_token": token}
         )
         seen += [(m["step"], m["timestamp"]) for m in page["metrics"]]
@@ -51,8 +56,8 @@ def test_replayed_batch_history_paging_and_latest(ctx):
     body = job_queries.get(ctx, "default", run)
     assert body["metrics"] == {"loss": pytest.approx(10.0 - 998 / 100)} and body["params"] == {"p": "1"}
     with pytest.raises(UserError):
-        tracking.log_param(ctx, "default", {"run_id": run, "key": "p", "value": "2"})
-    found = tracking.search_runs(
+        tracking_runs.log_param(ctx, "default", {"run_id": run, "key": "p", "value": "2"})
+    found = tracking_search.search_runs(
         ctx, "default", {"experiment_ids": ["0"], "filter": "metrics.loss < 9 AND params.p = '1'"}
     )
     assert [r["info"]["run_id"] for r in found["runs"]] == [run]
@@ -64,7 +69,7 @@ def test_history_pages_of_a_large_metric_lose_and_repeat_nothing(ctx):
     order, at any page size, and a replayed batch adds nothing."""
     import math
 
-    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    run = tracking_runs.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
 
     def point(i: int) -> dict:
         value: float | str = float((i % 10) // 2) + 0.25
@@ -76,8 +81,8 @@ def test_history_pages_of_a_large_metric_lose_and_repeat_nothing(ctx):
 
     batches = [[point(i) for i in range(b, b + 1000)] for b in range(0, 25_000, 1000)]
     for metrics in batches:
-        tracking.log_batch(ctx, "default", {"run_id": run, "metrics": metrics})
-    tracking.log_batch(ctx, "default", {"run_id": run, "metrics": batches[7]})  # a replay
+        tracking_metrics.log_batch(ctx, "default", {"run_id": run, "metrics": metrics})
+    tracking_metrics.log_batch(ctx, "default", {"run_id": run, "metrics": batches[7]})  # a replay
 
     def order(m: dict) -> tuple:
         nan = m["value"] == "NaN"
@@ -89,7 +94,7 @@ def test_history_pages_of_a_large_metric_lose_and_repeat_nothing(ctx):
         seen, token, pages = [], None, 0
         while True:
             query = {"run_id": run, "metric_key": "big", "max_results": size, "page_token": token}
-            page = tracking.get_metric_history(ctx, "default", query)
+            page = tracking_metrics.get_metric_history(ctx, "default", query)
             pages += 1
             seen += [order(m) for m in page["metrics"]]
             token = page.get("next_page_token")
@@ -98,25 +103,27 @@ def test_history_pages_of_a_large_metric_lose_and_repeat_nothing(ctx):
         assert pages == -(-25_000 // size)
         assert len(seen) == len(set(seen)) == 25_000
         assert seen == expected
-    whole = tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "big"})["metrics"]
+    whole = tracking_metrics.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "big"})["metrics"]
     assert [order(m) for m in whole] == expected
 
 
 def test_search_ordered_by_a_metric_with_and_without_a_filter_on_it(ctx):
     """Ordered by a metric the filter also names (an inner join walked in value order) or not (an
     outer join: runs without the metric come last); pages follow each other without gaps."""
-    exp = tracking.create_experiment(ctx, "default", {"name": "order"})["experiment_id"]
+    exp = tracking_experiments.create_experiment(ctx, "default", {"name": "order"})["experiment_id"]
     names = {}
     for i, acc in enumerate([0.3, 0.9, None, 0.6, 0.1, None, 0.75]):
-        run = tracking.create_run(ctx, "default", {"experiment_id": exp, "start_time": 1000 + i})["run"]["info"]
+        run = tracking_runs.create_run(ctx, "default", {"experiment_id": exp, "start_time": 1000 + i})["run"]["info"]
         names[run["run_id"]] = acc
         if acc is not None:
-            tracking.log_metric(ctx, "default", {"run_id": run["run_id"], "key": "acc", "value": acc, "timestamp": 1})
+            tracking_metrics.log_metric(
+                ctx, "default", {"run_id": run["run_id"], "key": "acc", "value": acc, "timestamp": 1}
+            )
 
     def search(**extra) -> list:
         out, token = [], None
         while True:
-            page = tracking.search_runs(
+            page = tracking_search.search_runs(
                 ctx, "default", {"experiment_ids": [exp], "max_results": 2, "page_token": token, **extra}
             )
             out += [names[r["info"]["run_id"]] for r in page["runs"]]
@@ -135,7 +142,7 @@ def test_metric_validation_is_the_same_on_the_fast_lane_and_off_it(ctx):
     """The usual point shape (float value, int or numeric-string timestamp and step) takes a fast
     lane; every point is still checked with MLflow's messages, and a batch with one bad point
     stores nothing."""
-    run = tracking.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    run = tracking_runs.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
     good = {"key": "m", "value": 1.5, "timestamp": "1000", "step": "2"}
     bad = [
         ({"key": "bad*key", "value": 1.0, "timestamp": 1, "step": 0}, "Invalid metric name"),
@@ -149,9 +156,9 @@ def test_metric_validation_is_the_same_on_the_fast_lane_and_off_it(ctx):
     ]
     for point, message in bad:
         with pytest.raises(UserError, match=message):
-            tracking.log_batch(ctx, "default", {"run_id": run, "metrics": [good, point]})
-    assert tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})["metrics"] == []
+            tracking_metrics.log_batch(ctx, "default", {"run_id": run, "metrics": [good, point]})
+    assert tracking_metrics.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})["metrics"] == []
     nan = {"key": "m", "value": float("nan"), "timestamp": 5, "step": None}
-    tracking.log_batch(ctx, "default", {"run_id": run, "metrics": [good, nan, {**good, "value": 7}]})
-    got = tracking.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})["metrics"]
+    tracking_metrics.log_batch(ctx, "default", {"run_id": run, "metrics": [good, nan, {**good, "value": 7}]})
+    got = tracking_metrics.get_metric_history(ctx, "default", {"run_id": run, "metric_key": "m"})["metrics"]
     assert [(m["step"], m["timestamp"], m["value"]) for m in got] == [(0, 5, "NaN"), (2, 1000, 1.5), (2, 1000, 7.0)]

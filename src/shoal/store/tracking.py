@@ -10,11 +10,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shoal.store.tables import ExperimentRow, LatestMetricRow, ParamRow, RunTagRow
+from shoal.errors import UserError
+from shoal.store.dialect import insert
+from shoal.store.tables import (
+    ExperimentRow,
+    JobRow,
+    LatestMetricRow,
+    LoggedModelMetricRow,
+    LoggedModelRow,
+    ParamRow,
+    RunInputRow,
+    RunTagRow,
+)
 
 DEFAULT_EXPERIMENT = "Default"
 DEFAULT_EXPERIMENT_ID = "0"
@@ -24,9 +34,33 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+def compare(col: Any, op: str, value: Any) -> Any:
+    """A search filter's comparison (MLflow's operators) on a column."""
+    if op == "=":
+        return col == value
+    if op == "!=":
+        return col != value
+    if op == ">":
+        return col > value
+    if op == ">=":
+        return col >= value
+    if op == "<":
+        return col < value
+    if op == "<=":
+        return col <= value
+    if op == "LIKE":
+        return col.like(value)
+    if op == "ILIKE":
+        return func.lower(col).like(str(value).lower())
+    if op == "IN":
+        return col.in_(value)
+    if op == "NOT IN":
+        return col.not_in(value)
+    if op == "IS NULL":
+        return col.is_(None)
+    if op == "IS NOT NULL":
+        return col.is_not(None)
+    raise UserError(f"Invalid comparator '{op}'")
 
 
 def experiment_id(row: ExperimentRow) -> str:
@@ -56,7 +90,7 @@ def get_or_create_experiment(session: Session, ws_id: int, name: str) -> Experim
         return row
     stamp = now_ms()
     stmt = (
-        _insert(session, ExperimentRow)
+        insert(session, ExperimentRow)
         .values(
             workspace_id=ws_id,
             name=name,
@@ -78,6 +112,35 @@ def get_or_create_experiment(session: Session, ws_id: int, name: str) -> Experim
 def ensure_default_experiment(session: Session, ws_id: int) -> ExperimentRow:
     row = find_experiment(session, ws_id, DEFAULT_EXPERIMENT_ID)
     return row if row is not None else get_or_create_experiment(session, ws_id, DEFAULT_EXPERIMENT)
+
+
+def experiments_by_id(session: Session, ids: set[int]) -> list[ExperimentRow]:
+    return list(session.scalars(select(ExperimentRow).where(ExperimentRow.id.in_(ids)))) if ids else []
+
+
+EXPERIMENT_COLUMNS = {
+    "name": ExperimentRow.name,
+    "creation_time": ExperimentRow.creation_time,
+    "last_update_time": ExperimentRow.last_update_time,
+    "experiment_id": ExperimentRow.id,
+}
+
+
+def search_experiments(
+    session: Session, ws_id: int, stages: tuple[str, ...], clauses: list[Any], orders: list[Any]
+) -> list[ExperimentRow]:
+    """The workspace's experiments in these stages matching the attribute clauses, in order.
+    The caller has checked the keys are of :data:`EXPERIMENT_COLUMNS`; tag clauses are its own
+    (experiment tags are a JSON map)."""
+    query = select(ExperimentRow).where(ExperimentRow.workspace_id == ws_id, ExperimentRow.lifecycle_stage.in_(stages))
+    columns = EXPERIMENT_COLUMNS
+    for c in clauses:
+        if c.kind == "attribute":
+            value = c.value if c.key == "name" else (int(c.value) if isinstance(c.value, float) else c.value)
+            query = query.where(compare(columns[c.key], c.op, value))
+    order_cols = [columns[o.key].asc() if o.ascending else columns[o.key].desc() for o in orders]
+    query = query.order_by(*order_cols, ExperimentRow.creation_time.desc(), ExperimentRow.id.asc())
+    return list(session.scalars(query))
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -179,12 +242,12 @@ def existing_params(session: Session, job_id: int, keys: list[str]) -> dict[str,
 def insert_params(session: Session, job_id: int, params: dict[str, str]) -> None:
     if params:
         rows = [{"job_id": job_id, "key": k, "value": v} for k, v in params.items()]
-        session.execute(_insert(session, ParamRow).on_conflict_do_nothing(), rows)
+        session.execute(insert(session, ParamRow).on_conflict_do_nothing(), rows)
 
 
 def set_tags(session: Session, job_id: int, tags: dict[str, str]) -> None:
     if tags:
-        stmt = _insert(session, RunTagRow)
+        stmt = insert(session, RunTagRow)
         stmt = stmt.on_conflict_do_update(index_elements=["job_id", "key"], set_={"value": stmt.excluded.value})
         session.execute(stmt, [{"job_id": job_id, "key": k, "value": v} for k, v in tags.items()])
 
@@ -217,6 +280,23 @@ def latest_metrics_of(session: Session, job_ids: list[int]) -> dict[int, list[La
     return out
 
 
+def inputs_of(session: Session, job_ids: list[int]) -> dict[int, list[RunInputRow]]:
+    out: dict[int, list[RunInputRow]] = {i: [] for i in job_ids}
+    for inp in session.scalars(select(RunInputRow).where(RunInputRow.job_id.in_(job_ids)).order_by(RunInputRow.id)):
+        out[inp.job_id].append(inp)
+    return out
+
+
+def add_inputs(session: Session, job_id: int, entries: list[dict[str, Any]]) -> None:
+    """A run's dataset inputs; one already logged is kept as it is."""
+    for e in entries:
+        session.execute(insert(session, RunInputRow).values(job_id=job_id, **e).on_conflict_do_nothing())
+
+
+def find_tag(session: Session, job_id: int, key: str) -> RunTagRow | None:
+    return session.get(RunTagRow, (job_id, key))
+
+
 def metric_value(row: Any) -> float:
     return float("nan") if row.is_nan else row.value
 
@@ -226,3 +306,57 @@ def run_summary(session: Session, job_id: int) -> tuple[dict[str, str], dict[str
     params = params_of(session, [job_id])[job_id]
     metrics = {m.key: metric_value(m) for m in latest_metrics_of(session, [job_id])[job_id]}
     return params, metrics
+
+
+# -- logged models --------------------------------------------------------------------------
+
+
+def find_logged_model(session: Session, ws_id: int, model_id: str) -> LoggedModelRow | None:
+    return session.scalar(
+        select(LoggedModelRow).where(LoggedModelRow.workspace_id == ws_id, LoggedModelRow.model_id == model_id)
+    )
+
+
+def logged_models_with_runs(session: Session, ws_id: int, exp_ids: list[int]) -> list[Any]:
+    """The active logged models of these experiments with the run id of each (or None), newest first."""
+    query = (
+        select(LoggedModelRow, JobRow.name)
+        .outerjoin(JobRow, JobRow.id == LoggedModelRow.job_id)
+        .where(
+            LoggedModelRow.workspace_id == ws_id,
+            LoggedModelRow.experiment_id.in_(exp_ids),
+            LoggedModelRow.lifecycle_stage == "active",
+        )
+        .order_by(LoggedModelRow.creation_time.desc(), LoggedModelRow.id.desc())
+    )
+    return list(session.execute(query))
+
+
+def active_logged_model_ids(session: Session, ws_id: int, model_ids: set[str]) -> dict[str, int]:
+    """Row ids of those of the named logged models that exist and are active."""
+    return dict(
+        session.execute(
+            select(LoggedModelRow.model_id, LoggedModelRow.id).where(
+                LoggedModelRow.workspace_id == ws_id,
+                LoggedModelRow.model_id.in_(model_ids),
+                LoggedModelRow.lifecycle_stage == "active",
+            )
+        ).all()
+    )
+
+
+def insert_logged_model_metrics(session: Session, points: list[dict[str, Any]]) -> None:
+    """Logged-model metric points; a replayed one adds nothing."""
+    session.execute(insert(session, LoggedModelMetricRow.__table__).on_conflict_do_nothing(), points)
+
+
+def logged_model_metric_rows(session: Session, model_row_ids: list[int]) -> list[Any]:
+    """``(point row, run id, model id)`` of each point of these models, oldest first."""
+    query = (
+        select(LoggedModelMetricRow, JobRow.name, LoggedModelRow.model_id)
+        .join(JobRow, JobRow.id == LoggedModelMetricRow.job_id)
+        .join(LoggedModelRow, LoggedModelRow.id == LoggedModelMetricRow.model_id)
+        .where(LoggedModelMetricRow.model_id.in_(model_row_ids))
+        .order_by(LoggedModelMetricRow.timestamp, LoggedModelMetricRow.step, LoggedModelMetricRow.id)
+    )
+    return list(session.execute(query))

@@ -30,9 +30,16 @@ from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, file_response, guarded
 from shoal.services.access import job_token_scope
 from shoal.services.context import ServiceContext
-from shoal.services.registry import models as model_registry
-from shoal.services.tracking import history_sampling, logged_model_metrics, logged_models
-from shoal.services.tracking import runs as tracking
+from shoal.services.registry import model_files, model_versions, registered_models
+from shoal.services.tracking import (
+    experiments,
+    history_sampling,
+    logged_model_metrics,
+    logged_models,
+    metrics,
+    run_search,
+    runs,
+)
 
 logger = logging.getLogger(__name__)
 PREFIX = "/workspaces/{workspace}/mlflow"
@@ -77,68 +84,68 @@ class MlflowRoute(APIRoute):
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
-R, W = Permission.READ, Permission.TRACK
+READ, TRACK = Permission.READ, Permission.TRACK
 # Registry changes beyond registering a new model or version need the ``write`` permission (job
 # tokens lack it): a job may register what it produced, not move another model's aliases.
-A = Permission.WRITE
+WRITE = Permission.WRITE
 ENDPOINTS: list[tuple[str, str, Callable[..., dict[str, Any]], Permission]] = [
-    ("experiments/create", "POST", tracking.create_experiment, W),
-    ("experiments/get", "GET", tracking.get_experiment, R),
-    ("experiments/get-by-name", "GET", tracking.get_experiment_by_name, R),
-    ("experiments/search", "POST", tracking.search_experiments, R),
-    ("experiments/search", "GET", tracking.search_experiments, R),
-    ("experiments/update", "POST", tracking.update_experiment, W),
-    ("experiments/delete", "POST", tracking.delete_experiment, W),
-    ("experiments/restore", "POST", tracking.restore_experiment, W),
-    ("experiments/set-experiment-tag", "POST", tracking.set_experiment_tag, W),
-    ("runs/create", "POST", tracking.create_run, W),
-    ("runs/get", "GET", tracking.get_run, R),
-    ("runs/update", "POST", tracking.update_run, W),
-    ("runs/delete", "POST", tracking.delete_run, W),
-    ("runs/restore", "POST", tracking.restore_run, W),
-    ("runs/search", "POST", tracking.search_runs, R),
-    # Points with a model_id also go to that logged model (services/logged_model_metrics.py).
-    ("runs/log-metric", "POST", logged_model_metrics.log_metric, W),
-    ("runs/log-batch", "POST", logged_model_metrics.log_batch, W),
-    ("runs/log-parameter", "POST", tracking.log_param, W),
-    ("runs/set-tag", "POST", tracking.set_tag, W),
-    ("runs/delete-tag", "POST", tracking.delete_tag, W),
-    ("runs/log-inputs", "POST", tracking.log_inputs, W),
-    ("metrics/get-history", "GET", tracking.get_metric_history, R),
-    ("metrics/get-history-bulk-interval", "GET", history_sampling.get_metric_history_bulk_interval, R),
-    ("logged-models/search", "POST", logged_models.search_logged_models, R),
-    ("logged-models", "POST", logged_models.create_logged_model, W),
-    ("logged-models/{model_id}", "GET", logged_models.get_logged_model, R),
-    ("logged-models/{model_id}", "PATCH", logged_models.finalize_logged_model, W),
-    ("logged-models/{model_id}", "DELETE", logged_models.delete_logged_model, W),
-    ("logged-models/{model_id}/params", "POST", logged_models.log_logged_model_params, W),
-    ("logged-models/{model_id}/tags", "PATCH", logged_models.set_logged_model_tags, W),
-    ("logged-models/{model_id}/tags/{tag_key}", "DELETE", logged_models.delete_logged_model_tag, W),
-    ("logged-models/{model_id}/artifacts/directories", "GET", logged_models.list_logged_model_artifacts, R),
-    ("runs/outputs", "POST", logged_models.log_outputs, W),
-    ("runs/log-model", "POST", logged_models.log_model, W),
-    # The model registry, on model assets (services/model_registry.py).
-    ("registered-models/create", "POST", model_registry.create_registered_model, W),
-    ("registered-models/get", "GET", model_registry.get_registered_model, R),
-    ("registered-models/update", "PATCH", model_registry.update_registered_model, A),
-    ("registered-models/rename", "POST", model_registry.rename_registered_model, A),
-    ("registered-models/delete", "DELETE", model_registry.delete_registered_model, A),
-    ("registered-models/search", "GET", model_registry.search_registered_models, R),
-    ("registered-models/get-latest-versions", "GET", model_registry.get_latest_versions, R),
-    ("registered-models/get-latest-versions", "POST", model_registry.get_latest_versions, R),
-    ("registered-models/set-tag", "POST", model_registry.set_registered_model_tag, A),
-    ("registered-models/delete-tag", "DELETE", model_registry.delete_registered_model_tag, A),
-    ("registered-models/alias", "POST", model_registry.set_registered_model_alias, A),
-    ("registered-models/alias", "DELETE", model_registry.delete_registered_model_alias, A),
-    ("registered-models/alias", "GET", model_registry.get_model_version_by_alias, R),
-    ("model-versions/create", "POST", model_registry.create_model_version, W),
-    ("model-versions/get", "GET", model_registry.get_model_version, R),
-    ("model-versions/update", "PATCH", model_registry.update_model_version, A),
-    ("model-versions/transition-stage", "POST", model_registry.transition_model_version_stage, A),
-    ("model-versions/delete", "DELETE", model_registry.delete_model_version, A),
-    ("model-versions/search", "GET", model_registry.search_model_versions, R),
-    ("model-versions/set-tag", "POST", model_registry.set_model_version_tag, A),
-    ("model-versions/delete-tag", "DELETE", model_registry.delete_model_version_tag, A),
+    ("experiments/create", "POST", experiments.create_experiment, TRACK),
+    ("experiments/get", "GET", experiments.get_experiment, READ),
+    ("experiments/get-by-name", "GET", experiments.get_experiment_by_name, READ),
+    ("experiments/search", "POST", experiments.search_experiments, READ),
+    ("experiments/search", "GET", experiments.search_experiments, READ),
+    ("experiments/update", "POST", experiments.update_experiment, TRACK),
+    ("experiments/delete", "POST", experiments.delete_experiment, TRACK),
+    ("experiments/restore", "POST", experiments.restore_experiment, TRACK),
+    ("experiments/set-experiment-tag", "POST", experiments.set_experiment_tag, TRACK),
+    ("runs/create", "POST", runs.create_run, TRACK),
+    ("runs/get", "GET", runs.get_run, READ),
+    ("runs/update", "POST", runs.update_run, TRACK),
+    ("runs/delete", "POST", runs.delete_run, TRACK),
+    ("runs/restore", "POST", runs.restore_run, TRACK),
+    ("runs/search", "POST", run_search.search_runs, READ),
+    # Points with a model_id also go to that logged model (services/tracking/logged_model_metrics.py).
+    ("runs/log-metric", "POST", logged_model_metrics.log_metric, TRACK),
+    ("runs/log-batch", "POST", logged_model_metrics.log_batch, TRACK),
+    ("runs/log-parameter", "POST", runs.log_param, TRACK),
+    ("runs/set-tag", "POST", runs.set_tag, TRACK),
+    ("runs/delete-tag", "POST", runs.delete_tag, TRACK),
+    ("runs/log-inputs", "POST", runs.log_inputs, TRACK),
+    ("metrics/get-history", "GET", metrics.get_metric_history, READ),
+    ("metrics/get-history-bulk-interval", "GET", history_sampling.get_metric_history_bulk_interval, READ),
+    ("logged-models/search", "POST", logged_models.search_logged_models, READ),
+    ("logged-models", "POST", logged_models.create_logged_model, TRACK),
+    ("logged-models/{model_id}", "GET", logged_models.get_logged_model, READ),
+    ("logged-models/{model_id}", "PATCH", logged_models.finalize_logged_model, TRACK),
+    ("logged-models/{model_id}", "DELETE", logged_models.delete_logged_model, TRACK),
+    ("logged-models/{model_id}/params", "POST", logged_models.log_logged_model_params, TRACK),
+    ("logged-models/{model_id}/tags", "PATCH", logged_models.set_logged_model_tags, TRACK),
+    ("logged-models/{model_id}/tags/{tag_key}", "DELETE", logged_models.delete_logged_model_tag, TRACK),
+    ("logged-models/{model_id}/artifacts/directories", "GET", logged_models.list_logged_model_artifacts, READ),
+    ("runs/outputs", "POST", logged_models.log_outputs, TRACK),
+    ("runs/log-model", "POST", logged_models.log_model, TRACK),
+    # The model registry, on model assets (services/registry/).
+    ("registered-models/create", "POST", registered_models.create_registered_model, TRACK),
+    ("registered-models/get", "GET", registered_models.get_registered_model, READ),
+    ("registered-models/update", "PATCH", registered_models.update_registered_model, WRITE),
+    ("registered-models/rename", "POST", registered_models.rename_registered_model, WRITE),
+    ("registered-models/delete", "DELETE", registered_models.delete_registered_model, WRITE),
+    ("registered-models/search", "GET", registered_models.search_registered_models, READ),
+    ("registered-models/get-latest-versions", "GET", registered_models.get_latest_versions, READ),
+    ("registered-models/get-latest-versions", "POST", registered_models.get_latest_versions, READ),
+    ("registered-models/set-tag", "POST", registered_models.set_registered_model_tag, WRITE),
+    ("registered-models/delete-tag", "DELETE", registered_models.delete_registered_model_tag, WRITE),
+    ("registered-models/alias", "POST", registered_models.set_registered_model_alias, WRITE),
+    ("registered-models/alias", "DELETE", registered_models.delete_registered_model_alias, WRITE),
+    ("registered-models/alias", "GET", registered_models.get_model_version_by_alias, READ),
+    ("model-versions/create", "POST", model_versions.create_model_version, TRACK),
+    ("model-versions/get", "GET", model_versions.get_model_version, READ),
+    ("model-versions/update", "PATCH", model_versions.update_model_version, WRITE),
+    ("model-versions/transition-stage", "POST", model_versions.transition_model_version_stage, WRITE),
+    ("model-versions/delete", "DELETE", model_versions.delete_model_version, WRITE),
+    ("model-versions/search", "GET", model_versions.search_model_versions, READ),
+    ("model-versions/set-tag", "POST", model_versions.set_model_version_tag, WRITE),
+    ("model-versions/delete-tag", "DELETE", model_versions.delete_model_version_tag, WRITE),
 ]
 
 
@@ -221,7 +228,7 @@ def _register(path: str, method: str, fn: Callable[..., dict[str, Any]], permiss
             data, raw = None, await request.body()
         path_params = {k: v for k, v in request.path_params.items() if k != "workspace"}
         principal = getattr(request.state, "principal", None)
-        # A job token writes its own run and what it creates only (services/job_token_scope.py).
+        # A job token writes its own run and what it creates only (services/access/job_token_scope.py).
         job = principal.job if permission == Permission.TRACK and principal is not None else None
         body = await run_in_threadpool(_serve, fn, ctx(request), workspace, data, raw, path_params, job, path)
         return Response(body, media_type="application/json")
@@ -239,7 +246,7 @@ for _base in BASES:
         router,
         "GET",
         PREFIX + _base + "logged-models/{model_id}/artifacts/files",
-        R,
+        READ,
         name=f"mlflow_{_base.strip('/').split('/')[0]}_get_logged_model_artifact_file",
         include_in_schema=_base == BASES[0],
     )
@@ -260,7 +267,7 @@ for _base in BASES:
         router,
         "GET",
         PREFIX + _base + "model-versions/get-download-uri",
-        R,
+        READ,
         name=f"mlflow_{_base.strip('/').split('/')[0]}_get_model_version_download_uri",
         include_in_schema=_base == BASES[0],
     )
@@ -268,25 +275,25 @@ for _base in BASES:
         data = dict(request.query_params)
         tracking_uri = f"{base_url(request)}/api/v1/workspaces/{workspace}/mlflow"
         body = await run_in_threadpool(
-            model_registry.get_model_version_download_uri, ctx(request), workspace, data, tracking_uri
+            model_files.get_model_version_download_uri, ctx(request), workspace, data, tracking_uri
         )
         return JSONResponse(body)
 
 
 # A registered version's files on any datastore, read-only, in the artifact proxy's protocol
 # (what the download URI above points an MLflow client at).
-FILES = PREFIX + "/" + model_registry.FILES + "/{name}/{version}/api/2.0/mlflow-artifacts/artifacts"
+FILES = PREFIX + "/" + model_files.FILES + "/{name}/{version}/api/2.0/mlflow-artifacts/artifacts"
 
 
-@guarded(router, "GET", FILES, R, name="mlflow_model_version_files_list")
+@guarded(router, "GET", FILES, READ, name="mlflow_model_version_files_list")
 async def list_model_version_files(
     request: Request, workspace: str, name: str, version: str, path: str | None = None
 ) -> Response:
-    body = await run_in_threadpool(model_registry.list_version_files, ctx(request), workspace, name, version, path)
+    body = await run_in_threadpool(model_files.list_version_files, ctx(request), workspace, name, version, path)
     return JSONResponse(body)
 
 
-@guarded(router, "GET", FILES + "/{path:path}", R, name="mlflow_model_version_files_download")
+@guarded(router, "GET", FILES + "/{path:path}", READ, name="mlflow_model_version_files_download")
 async def download_model_version_file(request: Request, workspace: str, name: str, version: str, path: str) -> Response:
-    store, rel = await run_in_threadpool(model_registry.version_file, ctx(request), workspace, name, version, path)
+    store, rel = await run_in_threadpool(model_files.version_file, ctx(request), workspace, name, version, path)
     return file_response(store, rel)

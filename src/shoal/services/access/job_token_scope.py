@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.entities.refs import parse_path
 from shoal.errors import PermissionDeniedError, SpecError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import state as job_state
+from shoal.services.registry import model_sources
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
+from shoal.store import jobs as job_rows
+from shoal.store import runs as run_store
 from shoal.store import tracking as tracking_rows
-from shoal.store.tables import JobRow, LoggedModelRow, RunTagRow
 
 CREATOR_TAG = "shoal.createdByJob"
 MAX_DEPTH = 100  # parent chains are short; this only stops a cycle
@@ -67,11 +68,7 @@ def run_in_scope(session: Session, ws_id: int, job: str, run: str) -> bool:
             return False
         if current == job:
             return True
-        found = session.execute(
-            select(JobRow.parent_job_name, RunTagRow.value)
-            .outerjoin(RunTagRow, (RunTagRow.job_id == JobRow.id) & (RunTagRow.key == CREATOR_TAG))
-            .where(JobRow.workspace_id == ws_id, JobRow.name == current)
-        ).first()
+        found = run_store.parent_and_tag(session, ws_id, current, CREATOR_TAG)
         if found is None:
             return False
         parent, creator = found
@@ -82,16 +79,14 @@ def run_in_scope(session: Session, ws_id: int, job: str, run: str) -> bool:
 
 
 def _model_in_scope(session: Session, ws_id: int, job: str, model_id: str) -> bool:
-    row = session.scalar(
-        select(LoggedModelRow).where(LoggedModelRow.workspace_id == ws_id, LoggedModelRow.model_id == model_id)
-    )
+    row = tracking_rows.find_logged_model(session, ws_id, model_id)
     if row is None:
         return True  # nothing to protect: the service answers "does not exist"
     if (row.tags or {}).get(CREATOR_TAG) == job:
         return True
     if row.job_id is None:
         return False
-    run = session.scalar(select(JobRow.name).where(JobRow.id == row.job_id))
+    run = run_store.name_of(session, row.job_id)
     return run is not None and run_in_scope(session, ws_id, job, run)
 
 
@@ -101,11 +96,9 @@ def require_runs(
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
         for run in dict.fromkeys(runs):
-            if not run_in_scope(session, ws_id, job, run):
-                # A run that does not exist is left to the service, which says so.
-                exists = session.scalar(select(JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.name == run))
-                if exists is not None:
-                    raise _denied(job, f"run '{run}'")
+            # A run that does not exist is left to the service, which says so.
+            if not run_in_scope(session, ws_id, job, run) and job_rows.exists(session, ws_id, run):
+                raise _denied(job, f"run '{run}'")
         for model in dict.fromkeys(models or []):
             if not _model_in_scope(session, ws_id, job, model):
                 raise _denied(job, f"logged model '{model}'")
@@ -158,9 +151,7 @@ def check_mlflow(ctx: ServiceContext, workspace: str, job: str, endpoint: str, d
     elif endpoint == "experiments/set-experiment-tag":
         _require_own_experiment(ctx, workspace, job, str(data.get("experiment_id") or ""))
     elif endpoint == "model-versions/create":
-        from shoal.services.registry import models as model_registry
-
-        found = model_registry.lineage(ctx, workspace, data)
+        found = model_sources.lineage(ctx, workspace, data)
         try:
             runs = [found.run_id] if found.run_id else []
             require_runs(ctx, workspace, job, runs, [found.model_id] if found.model_id else [])
@@ -175,7 +166,7 @@ def check_mlflow(ctx: ServiceContext, workspace: str, job: str, endpoint: str, d
 def _require_own_experiment(ctx: ServiceContext, workspace: str, job: str, experiment_id: str) -> None:
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        own = session.scalar(select(JobRow.experiment_id).where(JobRow.workspace_id == ws_id, JobRow.name == job))
+        own = run_store.experiment_of(session, ws_id, job)
         exp = tracking_rows.find_experiment(session, ws_id, experiment_id) if experiment_id else None
     if exp is not None and exp.id != own:
         raise PermissionDeniedError(
@@ -213,9 +204,7 @@ def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datasto
         require_runs(ctx, workspace, job, [parts[1][len("dcid.") :]])
         return
     with ctx.db.read() as session:
-        row = session.scalar(
-            select(JobRow).where(JobRow.workspace_id == workspace_id(session, workspace), JobRow.name == job)
-        )
+        row = job_rows.find(session, workspace_id(session, workspace), job)
         outputs = list(((row.resolved or {}).get("outputs") or {}).values()) if row is not None else []
     for out in outputs:
         path = out.get("path") if isinstance(out, dict) else None

@@ -12,8 +12,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from sqlalchemy import select
-
 from shoal.errors import NotFoundError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import state as job_state
@@ -21,8 +19,8 @@ from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.paths import safe_relpath
+from shoal.store import runs as run_store
 from shoal.store import tracking as rows
-from shoal.store.tables import JobRow
 
 RUN_ROOT = "ExperimentRun"
 RUN_PREFIX = "dcid."
@@ -55,7 +53,7 @@ def resolve(ctx: ServiceContext, workspace: str, raw: str | None, *, allow_root:
         run_id = check_id(segments[1][len(RUN_PREFIX) :], "run")
         with ctx.db.read() as session:
             ws_id = workspace_id(session, workspace)
-            found = session.scalar(select(JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.name == run_id))
+            found = run_store.job_id(session, ws_id, run_id)
         if found is None:
             raise NotFoundError(f"Run with id={run_id} not found")
     elif len(segments) >= 2 and segments[0] == EXPERIMENT_ROOT:

@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shoal.errors import UserError
-from shoal.services.tracking import runs as tr
+from shoal.services.tracking.values import int_arg, json_float, list_arg, no_separator, str_arg
 from shoal.services.workspaces import workspace_id
-from shoal.store.tables import JobRow, MetricRow
+from shoal.store import runs as run_store
+from shoal.store.tables import MetricRow
 
 MAX_RUNS = 100
 MAX_RESULTS_PER_RUN = 2500
@@ -75,7 +76,7 @@ def _sample(session: Session, job_id: int, key: str, limit: int, steps: tuple[in
 
 
 def get_metric_history_bulk_interval(ctx: Any, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
-    run_ids = tr._list(data.get("run_ids"))
+    run_ids = list_arg(data.get("run_ids"))
     if not run_ids:
         raise UserError("GetMetricHistoryBulkInterval request must specify at least one run_id.")
     if len(run_ids) > MAX_RUNS:
@@ -83,12 +84,12 @@ def get_metric_history_bulk_interval(ctx: Any, workspace: str, data: dict[str, A
             f"GetMetricHistoryBulkInterval request must specify at most {MAX_RUNS} run_ids. "
             f"Received {len(run_ids)} run_ids."
         )
-    key = tr._str(data, "metric_key")
-    limit = tr._int(data, "max_results", MAX_RESULTS_PER_RUN)
+    key = str_arg(data, "metric_key")
+    limit = int_arg(data, "max_results", MAX_RESULTS_PER_RUN)
     assert limit is not None
     if not 1 <= limit <= MAX_RESULTS_PER_RUN:
         raise UserError(f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}.")
-    start, end = tr._int(data, "start_step"), tr._int(data, "end_step")
+    start, end = int_arg(data, "start_step"), int_arg(data, "end_step")
     if (start is None) != (end is None):
         raise UserError("If either start step or end step are specified, both must be specified.")
     steps = None
@@ -99,12 +100,8 @@ def get_metric_history_bulk_interval(ctx: Any, workspace: str, data: dict[str, A
     out: list[dict[str, Any]] = []
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        names = [tr._no_separator(r, "run_id") for r in dict.fromkeys(run_ids)]
-        ids = dict(
-            session.execute(
-                select(JobRow.name, JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.name.in_(names))
-            ).all()
-        )
+        names = [no_separator(r, "run_id") for r in dict.fromkeys(run_ids)]
+        ids = run_store.ids_by_name(session, ws_id, names)
         for name in names:
             if name not in ids:
                 continue
@@ -113,7 +110,7 @@ def get_metric_history_bulk_interval(ctx: Any, workspace: str, data: dict[str, A
                 out.append(
                     {
                         "key": key,
-                        "value": tr.json_float(value),
+                        "value": json_float(value),
                         "timestamp": p.timestamp,
                         "step": p.step,
                         "run_id": name,

@@ -3,7 +3,7 @@ model_id=…)``, or a ``log-batch`` whose metrics carry one) is a point of its r
 also one of that model's ``metrics``, as in MLflow's own store (``logged_model_metrics``).
 
 The routes ``runs/log-metric`` and ``runs/log-batch`` go through :func:`log_metric` and
-:func:`log_batch` here, which wrap the run's own logging in ``services/tracking.py``.
+:func:`log_batch` here, which wrap the run's own logging in ``services/tracking/metrics.py``.
 """
 
 from __future__ import annotations
@@ -11,23 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shoal.errors import NotFoundError, UserError
 from shoal.services.context import ServiceContext
+from shoal.services.tracking import metrics as run_metrics
 from shoal.services.workspaces import workspace_id
-from shoal.store.tables import JobRow, LoggedModelMetricRow, LoggedModelRow
+from shoal.store import runs as run_store
+from shoal.store import tracking as tracking_rows
 
 MAX_DATASET_NAME, MAX_DATASET_DIGEST = 500, 64
 
 
 def _point(raw: dict[str, Any]) -> dict[str, Any]:
     """One metric validated as the run's own log validates it, with its model and dataset."""
-    from shoal.services.tracking import runs as tracking
-
-    point = tracking._metric_point(raw)
+    point = run_metrics.metric_point(raw)
     if not isinstance(point, dict):  # a (key, value, timestamp, step, is_nan) tuple
         point = dict(zip(("key", "value", "timestamp", "step", "is_nan"), point, strict=True))
     model_id = raw.get("model_id")
@@ -41,15 +39,7 @@ def _point(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _models(session: Session, ws_id: int, wanted: set[str]) -> dict[str, int]:
     """Row ids of the named logged models; NotFoundError naming the first that does not exist."""
-    ids = dict(
-        session.execute(
-            select(LoggedModelRow.model_id, LoggedModelRow.id).where(
-                LoggedModelRow.workspace_id == ws_id,
-                LoggedModelRow.model_id.in_(wanted),
-                LoggedModelRow.lifecycle_stage == "active",
-            )
-        ).all()
-    )
+    ids = tracking_rows.active_logged_model_ids(session, ws_id, wanted)
     missing = sorted(wanted - set(ids))
     if missing:
         raise NotFoundError(f"Logged model with ID '{missing[0]}' not found.", details={"model_id": missing[0]})
@@ -76,7 +66,7 @@ def _with_models(
     run = str(data.get("run_id") or data.get("run_uuid") or "")
     with ctx.db.write() as session:
         ws_id = workspace_id(session, workspace)
-        job_id = session.scalar(select(JobRow.id).where(JobRow.workspace_id == ws_id, JobRow.name == run))
+        job_id = run_store.job_id(session, ws_id, run)
         if job_id is None:
             raise NotFoundError(f"Run with id={run} not found")
         ids = _models(session, ws_id, {p["model"] for p in points})
@@ -94,24 +84,18 @@ def _with_models(
             }
             for p in points
         ]
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(insert(LoggedModelMetricRow.__table__).on_conflict_do_nothing(), rows)
+        tracking_rows.insert_logged_model_metrics(session, rows)
     return body
 
 
 def log_metric(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     """``runs/log-metric``: the run's ``log_metric``, and the model's when ``model_id`` is given."""
-    from shoal.services.tracking import runs as tracking
-
-    return _with_models(ctx, workspace, data, [data], tracking.log_metric)
+    return _with_models(ctx, workspace, data, [data], run_metrics.log_metric)
 
 
 def log_batch(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     """``runs/log-batch``: the run's ``log_batch``, and each model's points of it."""
-    from shoal.services.tracking import runs as tracking
-
-    return _with_models(ctx, workspace, data, data.get("metrics"), tracking.log_batch)
+    return _with_models(ctx, workspace, data, data.get("metrics"), run_metrics.log_batch)
 
 
 def metrics_of(session: Session, model_row_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -119,14 +103,7 @@ def metrics_of(session: Session, model_row_ids: list[int]) -> dict[int, list[dic
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in model_row_ids}
     if not model_row_ids:
         return out
-    query = (
-        select(LoggedModelMetricRow, JobRow.name, LoggedModelRow.model_id)
-        .join(JobRow, JobRow.id == LoggedModelMetricRow.job_id)
-        .join(LoggedModelRow, LoggedModelRow.id == LoggedModelMetricRow.model_id)
-        .where(LoggedModelMetricRow.model_id.in_(model_row_ids))
-        .order_by(LoggedModelMetricRow.timestamp, LoggedModelMetricRow.step, LoggedModelMetricRow.id)
-    )
-    for m, run, model_id in session.execute(query):
+    for m, run, model_id in tracking_rows.logged_model_metric_rows(session, model_row_ids):
         point: dict[str, Any] = {
             "key": m.key,
             "value": "NaN" if m.is_nan else _finite(m.value),

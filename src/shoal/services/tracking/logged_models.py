@@ -12,20 +12,38 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.entities.names import generate_job_name
 from shoal.errors import NotFoundError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import state as job_state
+from shoal.services.tracking import artifacts as mlflow_artifacts
 from shoal.services.tracking import logged_model_metrics
-from shoal.services.tracking import runs as tr
+from shoal.services.tracking.experiments import experiment
+from shoal.services.tracking.run_rows import active_run
 from shoal.services.tracking.search_grammar import parse_filter
+from shoal.services.tracking.values import (
+    MAX_PARAM_VALUE,
+    MAX_TAG_VALUE,
+    check_key,
+    check_value,
+    int_arg,
+    kv_list,
+    list_arg,
+    match_number,
+    match_text,
+    no_separator,
+    page_offset,
+    run_id_arg,
+    str_arg,
+)
 from shoal.services.workspaces import workspace_id
+from shoal.store import jobs as job_rows
+from shoal.store import runs as run_store
 from shoal.store import tracking as rows
 from shoal.store.paging import encode_token
-from shoal.store.tables import ExperimentRow, JobRow, LoggedModelRow, RunTagRow
+from shoal.store.tables import ExperimentRow, LoggedModelRow
 
 STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 STATUS_NUMBERS = {"1": STATUSES[0], "2": STATUSES[1], "3": STATUSES[2]}
@@ -35,21 +53,20 @@ ARTIFACTS_PREFIX = "mlflow-artifacts:/"
 
 def _kv_map(items: Any, what: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in tr._kv(items):
-        key = tr._check_key(item.get("key"), what)
-        out[key] = tr._value(item.get("value"), tr.MAX_PARAM_VALUE if what == "param" else tr.MAX_TAG_VALUE, what, key)
+    for item in kv_list(items):
+        key = check_key(item.get("key"), what)
+        out[key] = check_value(item.get("value"), MAX_PARAM_VALUE if what == "param" else MAX_TAG_VALUE, what, key)
     return out
 
 
 def _model_id(data: dict[str, Any]) -> str:
-    value = tr._no_separator(tr._str(data, "model_id"), "model_id")
+    value = no_separator(str_arg(data, "model_id"), "model_id")
     return value
 
 
-def _row(session: Session, ws_id: int, model_id: str, *, allow_deleted: bool = False) -> LoggedModelRow:
-    row = session.scalar(
-        select(LoggedModelRow).where(LoggedModelRow.workspace_id == ws_id, LoggedModelRow.model_id == model_id)
-    )
+def logged_model(session: Session, ws_id: int, model_id: str, *, allow_deleted: bool = False) -> LoggedModelRow:
+    """A logged model by id, else NotFoundError (a deleted one too, unless ``allow_deleted``)."""
+    row = rows.find_logged_model(session, ws_id, model_id)
     if row is None or (row.lifecycle_stage == "deleted" and not allow_deleted):
         raise NotFoundError(f"Logged model with ID '{model_id}' not found.")
     return row
@@ -57,7 +74,7 @@ def _row(session: Session, ws_id: int, model_id: str, *, allow_deleted: bool = F
 
 def _body(session: Session, row: LoggedModelRow, metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     exp = session.get(ExperimentRow, row.experiment_id)
-    run = session.scalar(select(JobRow.name).where(JobRow.id == row.job_id)) if row.job_id is not None else None
+    run = run_store.name_of(session, row.job_id)
     info: dict[str, Any] = {
         "model_id": row.model_id,
         "experiment_id": rows.experiment_id(exp) if exp is not None else rows.DEFAULT_EXPERIMENT_ID,
@@ -87,12 +104,12 @@ def create_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any
     model_id = f"m-{uuid.uuid4().hex}"
     with ctx.db.write() as session:
         ws_id = workspace_id(session, workspace)
-        exp = tr._experiment(session, ws_id, str(data.get("experiment_id") or rows.DEFAULT_EXPERIMENT_ID))
+        exp = experiment(session, ws_id, str(data.get("experiment_id") or rows.DEFAULT_EXPERIMENT_ID))
         if exp.lifecycle_stage != "active":
             raise UserError(f"The experiment {rows.experiment_id(exp)} must be in the 'active' state.")
         job = None
         if data.get("source_run_id"):
-            job = tr._active_run(session, ws_id, tr._run_id({"run_id": data["source_run_id"]}))
+            job = active_run(session, ws_id, run_id_arg({"run_id": data["source_run_id"]}))
             location = f"{ARTIFACTS_PREFIX}{job_state.artifacts_prefix(job.name)}/models/{model_id}/artifacts"
         else:
             location = f"{ARTIFACTS_PREFIX}experiments/{rows.experiment_id(exp)}/models/{model_id}/artifacts"
@@ -122,7 +139,7 @@ def create_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any
 def get_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     allow_deleted = str(data.get("allow_deleted", "")).lower() == "true"
     with ctx.db.read() as session:
-        row = _row(session, workspace_id(session, workspace), _model_id(data), allow_deleted=allow_deleted)
+        row = logged_model(session, workspace_id(session, workspace), _model_id(data), allow_deleted=allow_deleted)
         return {"model": _body(session, row)}
 
 
@@ -132,7 +149,7 @@ def finalize_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, A
     if status not in STATUSES[1:]:
         raise UserError(f"Invalid value {data.get('status')!r} for parameter 'status': use {', '.join(STATUSES[1:])}")
     with ctx.db.write() as session:
-        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row = logged_model(session, workspace_id(session, workspace), _model_id(data))
         row.status = status
         row.last_update_time = rows.now_ms()
         return {"model": _body(session, row)}
@@ -140,7 +157,7 @@ def finalize_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, A
 
 def delete_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as session:
-        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row = logged_model(session, workspace_id(session, workspace), _model_id(data))
         row.lifecycle_stage = "deleted"
         row.last_update_time = rows.now_ms()
     return {}
@@ -149,7 +166,7 @@ def delete_logged_model(ctx: ServiceContext, workspace: str, data: dict[str, Any
 def log_logged_model_params(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     params = _kv_map(data.get("params"), "param")
     with ctx.db.write() as session:
-        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row = logged_model(session, workspace_id(session, workspace), _model_id(data))
         row.params = {**(row.params or {}), **params}
         row.last_update_time = rows.now_ms()
     return {}
@@ -158,16 +175,16 @@ def log_logged_model_params(ctx: ServiceContext, workspace: str, data: dict[str,
 def set_logged_model_tags(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     tags = _kv_map(data.get("tags"), "tag")
     with ctx.db.write() as session:
-        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row = logged_model(session, workspace_id(session, workspace), _model_id(data))
         row.tags = {**(row.tags or {}), **tags}
         row.last_update_time = rows.now_ms()
     return {}
 
 
 def delete_logged_model_tag(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
-    key = tr._str(data, "tag_key")
+    key = str_arg(data, "tag_key")
     with ctx.db.write() as session:
-        row = _row(session, workspace_id(session, workspace), _model_id(data))
+        row = logged_model(session, workspace_id(session, workspace), _model_id(data))
         if key not in (row.tags or {}):
             raise NotFoundError(f"No tag with key '{key}' found for logged model '{row.model_id}'.")
         row.tags = {k: v for k, v in row.tags.items() if k != key}
@@ -187,20 +204,6 @@ _ATTRS = {
 }
 
 
-def _match_num(value: float, c: Any) -> bool:
-    ops = {
-        "=": value == c.value,
-        "!=": value != c.value,
-        ">": value > c.value,
-        ">=": value >= c.value,
-        "<": value < c.value,
-        "<=": value <= c.value,
-    }
-    if c.op not in ops:
-        raise UserError(f"Invalid comparator '{c.op}' for attribute '{c.key}'")
-    return ops[c.op]
-
-
 def _matches(
     row: LoggedModelRow, run: str | None, clauses: list[Any], metrics: list[dict[str, Any]] | None = None
 ) -> bool:
@@ -213,47 +216,37 @@ def _matches(
             value = (row.params or {}).get(c.key)
         elif c.kind == "metric":
             number = logged_model_metrics.latest_value(metrics or [], c.key)
-            if number is None or not _match_num(number, c):  # type: ignore[arg-type]
+            if number is None or not match_number(number, c):  # type: ignore[arg-type]
                 return False
             continue
         else:
             raise UserError(f"Invalid filter key '{c.kind}.{c.key}' for logged models")
         if isinstance(value, int) and isinstance(c.value, float):
-            ok = _match_num(value, c)
+            ok = match_number(value, c)
         else:
-            ok = value is not None and tr._match_py(str(value), c)
+            ok = value is not None and match_text(str(value), c)
         if not ok:
             return False
     return True
 
 
 def search_logged_models(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
-    limit = tr._int(data, "max_results", 100) or 100
+    limit = int_arg(data, "max_results", 100) or 100
     if not 1 <= limit <= MAX_RESULTS:
         raise UserError(f"Invalid value {limit} for parameter 'max_results': it must be 1..{MAX_RESULTS}")
     clauses = parse_filter(data.get("filter"))
-    offset = tr._offset(data.get("page_token"))
+    offset = page_offset(data.get("page_token"))
     orders = data.get("order_by") or []
     if not isinstance(orders, list):
         raise UserError("Invalid value for 'order_by': expected a list")
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
         exp_ids = []
-        for exp_id in tr._list(data.get("experiment_ids")):
+        for exp_id in list_arg(data.get("experiment_ids")):
             exp = rows.find_experiment(session, ws_id, exp_id)
             if exp is not None:
                 exp_ids.append(exp.id)
-        query = (
-            select(LoggedModelRow, JobRow.name)
-            .outerjoin(JobRow, JobRow.id == LoggedModelRow.job_id)
-            .where(
-                LoggedModelRow.workspace_id == ws_id,
-                LoggedModelRow.experiment_id.in_(exp_ids),
-                LoggedModelRow.lifecycle_stage == "active",
-            )
-            .order_by(LoggedModelRow.creation_time.desc(), LoggedModelRow.id.desc())
-        )
-        candidates = list(session.execute(query))
+        candidates = rows.logged_models_with_runs(session, ws_id, exp_ids)
         # Metric filters need every candidate's metrics; otherwise only the page's are read.
         by_metric = any(c.kind == "metric" for c in clauses)
         metrics = logged_model_metrics.metrics_of(session, [r.id for r, _ in candidates]) if by_metric else {}
@@ -282,9 +275,9 @@ def log_outputs(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> di
         raise UserError("Invalid value for 'models': expected a list")
     with ctx.db.write() as session:
         ws_id = workspace_id(session, workspace)
-        run = tr._active_run(session, ws_id, tr._run_id(data))
+        run = active_run(session, ws_id, run_id_arg(data))
         for item in models:
-            row = _row(session, ws_id, _model_id(item or {}))
+            row = logged_model(session, ws_id, _model_id(item or {}))
             if row.job_id is None:
                 row.job_id = run.id
     return {}
@@ -293,15 +286,15 @@ def log_outputs(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> di
 def log_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     """``runs/log-model`` (MLflow 2's record of a model in the run's artifacts): appended to the
     run's ``mlflow.log-model.history`` tag, as MLflow's own store does."""
-    raw = tr._str(data, "model_json")
+    raw = str_arg(data, "model_json")
     try:
         model = json.loads(raw)
     except ValueError as exc:
         raise UserError(f"Invalid value for 'model_json': {exc}") from exc
     key = "mlflow.log-model.history"
     with ctx.db.write() as session:
-        run = tr._active_run(session, workspace_id(session, workspace), tr._run_id(data))
-        tag = session.get(RunTagRow, (run.id, key))
+        run = active_run(session, workspace_id(session, workspace), run_id_arg(data))
+        tag = rows.find_tag(session, run.id, key)
         history = json.loads(tag.value) if tag is not None else []
         history.append(model)
         rows.set_tags(session, run.id, {key: json.dumps(history)})
@@ -312,18 +305,7 @@ def model_location(ctx: ServiceContext, workspace: str, run: str, name: str) -> 
     """The store path of the newest model named ``name`` logged by run ``run``, or None."""
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        row = session.scalar(
-            select(LoggedModelRow)
-            .join(JobRow, JobRow.id == LoggedModelRow.job_id)
-            .where(
-                LoggedModelRow.workspace_id == ws_id,
-                JobRow.name == run,
-                LoggedModelRow.name == name,
-                LoggedModelRow.lifecycle_stage == "active",
-            )
-            .order_by(LoggedModelRow.id.desc())
-            .limit(1)
-        )
+        row = job_rows.newest_logged_model(session, ws_id, run, name)
     if row is None or not row.artifact_location.startswith(ARTIFACTS_PREFIX):
         return None
     return row.artifact_location[len(ARTIFACTS_PREFIX) :]
@@ -335,7 +317,7 @@ def model_location(ctx: ServiceContext, workspace: str, run: str, name: str) -> 
 def _files_root(ctx: ServiceContext, workspace: str, model_id: str) -> tuple[str, str]:
     """The model's artifact URI and its folder in the artifact store."""
     with ctx.db.read() as session:
-        row = _row(session, workspace_id(session, workspace), tr._no_separator(model_id, "model_id"))
+        row = logged_model(session, workspace_id(session, workspace), no_separator(model_id, "model_id"))
         location = row.artifact_location
     if not location.startswith(ARTIFACTS_PREFIX):
         raise NotFoundError(f"Logged model '{model_id}' has no files in this workspace.")
@@ -345,8 +327,6 @@ def _files_root(ctx: ServiceContext, workspace: str, model_id: str) -> tuple[str
 def list_logged_model_artifacts(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     """``logged-models/{id}/artifacts/directories``: one folder of the model, paths relative to
     the model's root (what the MLflow UI's model page lists)."""
-    from shoal.services.tracking import artifacts as mlflow_artifacts
-
     location, root = _files_root(ctx, workspace, _model_id(data))
     sub = str(data.get("artifact_directory_path") or "").strip("/")
     listed = mlflow_artifacts.list_dir(ctx, workspace, f"{root}/{sub}" if sub else root)
@@ -359,8 +339,6 @@ def list_logged_model_artifacts(ctx: ServiceContext, workspace: str, data: dict[
 
 def logged_model_artifact(ctx: ServiceContext, workspace: str, model_id: str, path: str | None) -> tuple[Any, str]:
     """The store and path of one file of a logged model (``…/artifacts/files?artifact_file_path=``)."""
-    from shoal.services.tracking import artifacts as mlflow_artifacts
-
     if not path:
         raise UserError('Request must include the "artifact_file_path" query parameter.')
     _, root = _files_root(ctx, workspace, model_id)
