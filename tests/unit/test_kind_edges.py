@@ -1,5 +1,5 @@
 """The kind registry drives the edges: REST routes, the SDK's operation groups and the CLI nouns
-all come from ``shoal.entities.kind_names`` / ``shoal.entities.registry``, and agree with it."""
+all come from ``shoal.entities.kind_names`` / ``shoal.entities.kinds``, and agree with it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer.main
 
 from shoal.entities import kind_names, refs
 from shoal.entities.kind_names import KIND_NAMES, PLURAL_KINDS, REGISTRY_PLURALS, VERSIONED_KINDS
-from shoal.entities.registry import KIND_BY_PLURAL, KINDS
+from shoal.entities.kinds import KIND_BY_PLURAL, KINDS
 
 API = "/api/v1"
 WS = f"{API}/workspaces/{{workspace}}"

@@ -2,7 +2,7 @@
 function (:func:`create_command`) that turns them into a command and the command's flags into
 the entity.
 
-The table is keyed by the kind registry's kind names (``shoal.entities.registry.KINDS``); the
+The table is keyed by the kind registry's kind names (``shoal.entities.kinds.KINDS``); the
 noun each command hangs under is the kind's ``cli_noun``.
 """
 
@@ -36,9 +36,9 @@ from shoal.errors import UserError
 
 def load_from(kind: str, file: Path | None, overrides: list[str], flags: dict[str, Any]) -> Any:
     """The entity from ``--file`` plus ``--set``, or from flags alone where az allows that."""
+    from shoal.entities.kinds import parse_entity
     from shoal.entities.loader import load_entity
     from shoal.entities.refs import is_local_path, strip_file_prefix
-    from shoal.entities.registry import parse_entity
 
     given = {k: v for k, v in flags.items() if v is not None}
     if file is not None:

@@ -15,7 +15,7 @@ from shoal.client.operations import Poller, _Group, _list_view
 from shoal.client.pipelines import LocalPaths, stream_pipeline
 from shoal.client.transport import Transport
 from shoal.entities.base import Entity
-from shoal.entities.registry import parse_entity
+from shoal.entities.kinds import parse_entity
 from shoal.errors import (
     AuthError,
     InternalError,

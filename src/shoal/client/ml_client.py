@@ -25,7 +25,7 @@ from shoal.client.transport import Transport
 from shoal.config import ShoalSettings, load_settings
 from shoal.entities.base import Entity
 from shoal.entities.kind_names import VERSIONED_KINDS
-from shoal.entities.registry import KINDS
+from shoal.entities.kinds import KINDS
 from shoal.errors import NotFoundError, UserError
 
 # Kind → the class of its operation group; MLClient binds each at the kind's ``sdk_group``

@@ -12,8 +12,8 @@ from shoal.client.pipelines import LocalPaths
 from shoal.client.transport import Transport
 from shoal.client.uploads import upload_path
 from shoal.entities.base import Entity
+from shoal.entities.kinds import KINDS, parse_entity
 from shoal.entities.refs import is_local_path, strip_file_prefix
-from shoal.entities.registry import KINDS, parse_entity
 from shoal.errors import NotFoundError, SpecError, UserError
 
 LIST_VIEW_TYPES = ("ActiveOnly", "ArchivedOnly", "All")

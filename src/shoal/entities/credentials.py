@@ -6,7 +6,7 @@ azure-ai-ml ones so ``AzureBlobDatastore(credentials=AccountKeyConfiguration(acc
 works.
 
 Secret fields other than ``account_key``/``sas_token`` are optional so that a redacted spec
-(see ``registry.split_secrets``) still parses: its non-secret keys tell the credential kind.
+(see ``kinds.split_secrets``) still parses: its non-secret keys tell the credential kind.
 A redacted account-key or SAS credential is an empty mapping, which parses as "none".
 """
 

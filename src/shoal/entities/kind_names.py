@@ -1,6 +1,6 @@
 """The names each kind goes by at the edges: REST plural, SDK operation group, CLI noun.
 
-Dependency-free so that string-level modules (``refs``) can use it; ``registry.KindSpec`` reads
+Dependency-free so that string-level modules (``refs``) can use it; ``kinds.KindSpec`` reads
 its names from here, and the server routes, ``MLClient`` and the CLI are built from those.
 Every plural is written here and nowhere else.
 """

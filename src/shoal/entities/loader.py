@@ -33,10 +33,10 @@ from shoal.entities.data import Data
 from shoal.entities.datastore import Datastore
 from shoal.entities.environment import Environment
 from shoal.entities.job import Job
+from shoal.entities.kinds import KINDS, kind_of_schema, parse_entity
 from shoal.entities.model import Model
 from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.refs import is_local_path, strip_file_prefix
-from shoal.entities.registry import KINDS, kind_of_schema, parse_entity
 from shoal.entities.validation import format_path, single_issue, split_path
 from shoal.entities.workspace import Workspace
 from shoal.errors import SpecError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.entities.registry import parse_entity
+from shoal.entities.kinds import parse_entity
 from shoal.errors import NotFoundError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context

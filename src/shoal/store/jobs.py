@@ -1,5 +1,6 @@
-"""Job rows: the only place that queries ``JobRow``. Services ask here by name, by status or by
-parent; what a job *means* (its states, its body) stays in ``services/jobs``."""
+"""Job rows. With ``store/runs.py`` (MLflow runs are jobs), the only place that queries ``JobRow``:
+services ask here by name, by status or by parent; what a job *means* (its states, its body)
+stays in ``services/jobs``."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict
 
 from shoal.entities.kind_names import VERSIONED_KINDS
-from shoal.entities.registry import KINDS
+from shoal.entities.kinds import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body

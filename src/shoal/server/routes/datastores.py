@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 
-from shoal.entities.registry import KINDS
+from shoal.entities.kinds import KINDS
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body

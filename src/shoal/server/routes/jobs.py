@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
-from shoal.entities.registry import KINDS
+from shoal.entities.kinds import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, guarded, page_body

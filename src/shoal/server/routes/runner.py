@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request
 
-from shoal.entities.registry import KINDS
+from shoal.entities.kinds import KINDS
 from shoal.errors import PermissionDeniedError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import base_url, ctx, guarded

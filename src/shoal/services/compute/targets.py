@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.entities.registry import parse_entity, split_secrets
+from shoal.entities.kinds import parse_entity, split_secrets
 from shoal.entities.status import OCCUPYING
 from shoal.errors import ConflictError, InvalidStateError, UnsupportedError, UserError
 from shoal.services.context import ServiceContext

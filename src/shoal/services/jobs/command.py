@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.entities.expressions import check_command
+from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
-from shoal.entities.registry import parse_entity
 from shoal.errors import UserError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs.state import ARTIFACTS_DATASTORE, artifacts_prefix, store_queued

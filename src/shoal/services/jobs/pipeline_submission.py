@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from shoal.entities.expressions import resolve_output_path
+from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
 from shoal.entities.pipeline_graph import Graph, Leaf, Value, expand, field_of
-from shoal.entities.registry import parse_entity
 from shoal.entities.status import JobStatus
 from shoal.errors import ConflictError, ShoalError
 from shoal.services.context import ServiceContext

@@ -36,8 +36,8 @@ from typing import Any
 from sqlalchemy import select
 
 from shoal.entities.expressions import EXPRESSION_RE
+from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
-from shoal.entities.registry import parse_entity
 from shoal.entities.status import ACTIVE, TERMINAL, JobStatus
 from shoal.entities.sweep import (
     Objective,

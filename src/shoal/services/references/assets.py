@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from shoal.entities.kind_names import VERSIONED_KINDS
+from shoal.entities.kinds import KINDS
 from shoal.entities.refs import parse_asset_ref
-from shoal.entities.registry import KINDS
 from shoal.errors import NotFoundError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context

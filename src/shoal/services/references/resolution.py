@@ -9,8 +9,8 @@ from typing import Any
 
 from shoal.compute import LOCAL_COMPUTE_NAMES, RUNNABLE_COMPUTE_TYPES
 from shoal.entities.expressions import resolve_output_path
+from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import format_datastore_uri, parse_asset_ref, parse_path
-from shoal.entities.registry import parse_entity
 from shoal.envs.spec import normalize_environment
 from shoal.errors import InvalidStateError, NotFoundError, SpecError, UnsupportedError, UserError
 from shoal.services.context import ServiceContext

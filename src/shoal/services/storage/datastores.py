@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from shoal.entities.registry import merge_secrets, parse_entity, split_secrets
+from shoal.entities.kinds import merge_secrets, parse_entity, split_secrets
 from shoal.errors import InvalidStateError, NotFoundError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
