@@ -18,6 +18,8 @@ from shoal.config import ShoalSettings
 from shoal.errors import InternalError, NotFoundError, PayloadTooLargeError, ShoalError, SpecError, UserError
 from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
+from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
+from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
 from shoal.services.context import ServiceContext
 from shoal.services.jobs.dispatcher import Dispatcher
@@ -147,9 +149,6 @@ def create_app(
     app.state.dispatcher = dispatcher
     _install_error_handlers(app)
     app.add_middleware(BodyGuard)
-
-    from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
-    from shoal.server.routes import workspaces as ws_routes
 
     for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
