@@ -80,3 +80,24 @@ def test_services_are_grouped_by_area():
     assert loose <= {"context.py", "records.py", "workspaces.py"}, loose
     areas = {p.name for p in (SRC / "services").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert {"jobs", "tracking", "registry", "assets", "compute", "references", "access", "storage"} <= areas
+
+
+def test_queries_live_in_the_store():
+    """The store is the repository layer: services and routes ask it, they build no SQL."""
+    found = []
+    for path in _modules("services", "server"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sqlalchemy":
+                if node.module not in ("sqlalchemy.exc", "sqlalchemy.orm") or any(
+                    a.name != "Session" and node.module == "sqlalchemy.orm" for a in node.names
+                ):
+                    found.append(f"{_rel(path)}:{node.lineno} {ast.unparse(node)}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("execute", "scalar", "scalars", "get", "query")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "session"
+            ):
+                found.append(f"{_rel(path)}:{node.lineno} session.{node.func.attr}(…)")
+    assert not found, "queries outside store/:\n" + "\n".join(found)

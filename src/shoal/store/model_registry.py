@@ -9,7 +9,9 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from shoal.store.tables import AssetVersionRow, ModelAliasRow
+from shoal.store.tables import AssetContainerRow, AssetVersionRow, ModelAliasRow
+
+MODEL = "model"
 
 
 def aliases_of(session: Session, container_ids: list[int]) -> dict[int, list[tuple[str, AssetVersionRow]]]:
@@ -56,3 +58,44 @@ def delete_version(session: Session, version: AssetVersionRow) -> None:
     session.execute(delete(ModelAliasRow).where(ModelAliasRow.version_id == version.id))
     session.delete(version)
     session.flush()
+
+
+def versions_of(session: Session, container_ids: list[int], *, archived: bool = False) -> list[AssetVersionRow]:
+    """The versions of these models, oldest first (archived ones only when asked)."""
+    if not container_ids:
+        return []
+    query = select(AssetVersionRow).where(AssetVersionRow.container_id.in_(container_ids))
+    if not archived:
+        query = query.where(AssetVersionRow.archived.is_(False))
+    return list(session.scalars(query.order_by(AssetVersionRow.id)))
+
+
+def models(session: Session, ws_id: int, *, name: str | None = None) -> list[AssetContainerRow]:
+    """A workspace's registered models (model asset names not archived), or the one named."""
+    query = select(AssetContainerRow).where(
+        AssetContainerRow.workspace_id == ws_id,
+        AssetContainerRow.kind == MODEL,
+        AssetContainerRow.archived.is_(False),
+    )
+    if name is not None:
+        query = query.where(AssetContainerRow.name == name)
+    return list(session.scalars(query))
+
+
+def model_versions(
+    session: Session, ws_id: int, *, name: str | None = None
+) -> list[tuple[AssetContainerRow, AssetVersionRow]]:
+    """Every live version of the workspace's live models (of the one named), with its model."""
+    query = (
+        select(AssetContainerRow, AssetVersionRow)
+        .join(AssetVersionRow, AssetVersionRow.container_id == AssetContainerRow.id)
+        .where(
+            AssetContainerRow.workspace_id == ws_id,
+            AssetContainerRow.kind == MODEL,
+            AssetContainerRow.archived.is_(False),
+            AssetVersionRow.archived.is_(False),
+        )
+    )
+    if name is not None:
+        query = query.where(AssetContainerRow.name == name)
+    return [(container, row) for container, row in session.execute(query)]

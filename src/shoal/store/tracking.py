@@ -21,6 +21,7 @@ from shoal.store.tables import (
     LatestMetricRow,
     LoggedModelMetricRow,
     LoggedModelRow,
+    MetricRow,
     ParamRow,
     RunInputRow,
     RunTagRow,
@@ -360,3 +361,22 @@ def logged_model_metric_rows(session: Session, model_row_ids: list[int]) -> list
         .order_by(LoggedModelMetricRow.timestamp, LoggedModelMetricRow.step, LoggedModelMetricRow.id)
     )
     return list(session.execute(query))
+
+
+def metric_histories(session: Session, job_ids: list[int], key: str) -> dict[int, list[tuple[int, float]]]:
+    """Every ``(step, value)`` point of one metric for each of these jobs, in step order."""
+    out: dict[int, list[tuple[int, float]]] = {}
+    if not job_ids:
+        return out
+    query = (
+        select(MetricRow.job_id, MetricRow.step, MetricRow.value, MetricRow.is_nan)
+        .where(MetricRow.job_id.in_(job_ids), MetricRow.key == key)
+        .order_by(MetricRow.job_id, MetricRow.step, MetricRow.timestamp)
+    )
+    for job_id, step, value, is_nan in session.execute(query):
+        out.setdefault(job_id, []).append((int(step), float("nan") if is_nan else float(value)))
+    return out
+
+
+def experiment_by_row_id(session: Session, row_id: int | None) -> ExperimentRow | None:
+    return session.get(ExperimentRow, row_id) if row_id is not None else None

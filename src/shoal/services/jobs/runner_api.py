@@ -18,7 +18,7 @@ from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import tracking as tracking_rows
-from shoal.store.tables import ExperimentRow, JobRow
+from shoal.store.tables import JobRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -39,7 +39,7 @@ def _current(session: Any, workspace: str, name: str, attempt: int) -> JobRow:
 
 def _experiment_id(session: Any, row: JobRow) -> str:
     """The MLflow id of the job's experiment ("0" for the workspace's Default)."""
-    exp = session.get(ExperimentRow, row.experiment_id) if row.experiment_id is not None else None
+    exp = tracking_rows.experiment_by_row_id(session, row.experiment_id)
     return tracking_rows.experiment_id(exp) if exp is not None else tracking_rows.DEFAULT_EXPERIMENT_ID
 
 

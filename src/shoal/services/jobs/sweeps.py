@@ -33,8 +33,6 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from shoal.entities.expressions import EXPRESSION_RE
 from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
@@ -55,7 +53,7 @@ from shoal.services.jobs.command import prepare_command
 from shoal.services.references import resolution as references
 from shoal.store import jobs as job_rows
 from shoal.store import tracking as tracking_rows
-from shoal.store.tables import JobRow, MetricRow
+from shoal.store.tables import JobRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -256,23 +254,9 @@ def advance(ctx: ServiceContext) -> None:
 
 
 def _histories(session: Any, trials: list[JobRow], metric: str) -> dict[str, list[tuple[int, float]]]:
-    ids = {t.id: t.name for t in trials}
-    out: dict[str, list[tuple[int, float]]] = {t.name: [] for t in trials}
-    if not ids:
-        return out
-    nan_flag = getattr(MetricRow, "is_nan", None)
-    columns = [MetricRow.job_id, MetricRow.step, MetricRow.timestamp, MetricRow.value]
-    if nan_flag is not None:
-        columns.append(nan_flag)
-    query = (
-        select(*columns)
-        .where(MetricRow.job_id.in_(list(ids)), MetricRow.key == metric)
-        .order_by(MetricRow.job_id, MetricRow.step, MetricRow.timestamp)
-    )
-    for row in session.execute(query):
-        value = float("nan") if nan_flag is not None and row[4] else float(row[3])
-        out[ids[row[0]]].append((int(row[1]), value))
-    return out
+    names = {t.id: t.name for t in trials}
+    points = tracking_rows.metric_histories(session, list(names), metric)
+    return {t.name: points.get(t.id, []) for t in trials}
 
 
 def _advance_one(ctx: ServiceContext, workspace: str, sweep_id: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.entities.validation import ASSET_NAME
@@ -31,6 +30,7 @@ from shoal.services.tracking.values import (
 )
 from shoal.store import assets as asset_rows
 from shoal.store import model_registry as model_rows
+from shoal.store.model_registry import versions_of
 from shoal.store.paging import encode_token
 from shoal.store.tables import AssetContainerRow, AssetVersionRow
 
@@ -82,15 +82,6 @@ def version_row(session: Session, container: AssetContainerRow, version: str) ->
             details={"name": container.name, "version": version},
         )
     return row
-
-
-def versions_of(session: Session, container_ids: list[int], *, archived: bool = False) -> list[AssetVersionRow]:
-    if not container_ids:
-        return []
-    query = select(AssetVersionRow).where(AssetVersionRow.container_id.in_(container_ids))
-    if not archived:
-        query = query.where(AssetVersionRow.archived.is_(False))
-    return list(session.scalars(query.order_by(AssetVersionRow.id)))
 
 
 def canonical_stage(stage: str | None) -> str:

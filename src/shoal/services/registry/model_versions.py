@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from shoal.entities.refs import parse_path
 from shoal.errors import NotFoundError, ShoalError, UserError
 from shoal.services.assets import versions as assets
@@ -41,6 +39,7 @@ from shoal.services.tracking.search_grammar import parse_filter, parse_order_by
 from shoal.services.tracking.values import list_arg, str_arg
 from shoal.services.workspaces import workspace_id
 from shoal.store import model_registry as model_rows
+from shoal.store import model_registry as registry_rows
 from shoal.store.tables import AssetContainerRow, AssetVersionRow, utcnow
 
 MAX_VERSIONS, DEFAULT_VERSIONS = 200_000, 10_000
@@ -165,21 +164,10 @@ def search_model_versions(ctx: ServiceContext, workspace: str, data: dict[str, A
             raise UserError(f"Invalid order by key '{o.key}' specified. Valid keys are {list(sortable)}")
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        query = (
-            select(AssetContainerRow, AssetVersionRow)
-            .join(AssetVersionRow, AssetVersionRow.container_id == AssetContainerRow.id)
-            .where(
-                AssetContainerRow.workspace_id == ws_id,
-                AssetContainerRow.kind == KIND,
-                AssetContainerRow.archived.is_(False),
-                AssetVersionRow.archived.is_(False),
-            )
-        )
-        for c in clauses:
-            if c.kind == "attribute" and c.key == "name" and c.op == "=":
-                query = query.where(AssetContainerRow.name == str(c.value))
+        # `name = 'x'` narrows the query; every clause is then checked on each version.
+        exact = [str(c.value) for c in clauses if c.kind == "attribute" and c.key == "name" and c.op == "="]
         found = []
-        for container, row in session.execute(query):
+        for container, row in registry_rows.model_versions(session, ws_id, name=exact[0] if exact else None):
             fields = _version_fields(container, row)
             tags = row.spec.get("tags") or {}
             if all(match_clause(fields.get(c.key) if c.kind == "attribute" else tags.get(c.key), c) for c in clauses):

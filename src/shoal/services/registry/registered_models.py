@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shoal.errors import ConflictError, NotFoundError, UserError
@@ -38,7 +37,8 @@ from shoal.services.tracking.values import list_arg, str_arg
 from shoal.services.workspaces import workspace_id
 from shoal.store import assets as asset_rows
 from shoal.store import model_registry as model_rows
-from shoal.store.tables import AssetContainerRow, AssetVersionRow, utcnow
+from shoal.store import model_registry as registry_rows
+from shoal.store.tables import AssetVersionRow, utcnow
 
 MAX_MODELS, DEFAULT_MODELS = 1000, 100
 
@@ -154,17 +154,14 @@ def search_registered_models(ctx: ServiceContext, workspace: str, data: dict[str
             )
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        query = select(AssetContainerRow).where(
-            AssetContainerRow.workspace_id == ws_id,
-            AssetContainerRow.kind == KIND,
-            AssetContainerRow.archived.is_(False),
+        # `name = 'x'` narrows the query; every clause is then checked on each model.
+        exact = [str(c.value) for c in clauses if c.kind == "attribute" and c.op == "="]
+        candidates = (
+            registry_rows.models(session, ws_id, name=exact[0]) if exact else registry_rows.models(session, ws_id)
         )
-        for c in clauses:
-            if c.kind == "attribute" and c.op == "=":
-                query = query.where(AssetContainerRow.name == str(c.value))
         found = [
             row
-            for row in session.scalars(query)
+            for row in candidates
             if all(match_clause(row.name if c.kind == "attribute" else (row.tags or {}).get(c.key), c) for c in clauses)
         ]
         found.sort(key=lambda r: r.name)

@@ -16,63 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from shoal.errors import UserError
 from shoal.services.tracking.values import int_arg, json_float, list_arg, no_separator, str_arg
 from shoal.services.workspaces import workspace_id
+from shoal.store import metric_sampling
 from shoal.store import runs as run_store
-from shoal.store.tables import MetricRow
 
 MAX_RUNS = 100
 MAX_RESULTS_PER_RUN = 2500
-
-
-def _sample(session: Session, job_id: int, key: str, limit: int, steps: tuple[int, int] | None) -> list[Any]:
-    filters = [MetricRow.job_id == job_id, MetricRow.key == key]
-    if steps is not None:
-        filters += [MetricRow.step >= steps[0], MetricRow.step <= steps[1]]
-    order = (MetricRow.step, MetricRow.timestamp, MetricRow.value, MetricRow.is_nan)
-    bucketed = (
-        select(
-            MetricRow.step,
-            MetricRow.timestamp,
-            MetricRow.value,
-            MetricRow.is_nan,
-            func.ntile(limit).over(order_by=order).label("bucket"),
-        )
-        .where(*filters)
-        .subquery()
-    )
-    b = bucketed.c
-    ranked = select(
-        b.step,
-        b.timestamp,
-        b.value,
-        b.is_nan,
-        func.row_number().over(partition_by=b.bucket, order_by=(b.step, b.timestamp, b.value, b.is_nan)).label("rn"),
-    ).subquery()
-    r = ranked.c
-    rows = list(
-        session.execute(
-            select(r.step, r.timestamp, r.value, r.is_nan)
-            .where(r.rn == 1)
-            .order_by(r.step, r.timestamp, r.value, r.is_nan)
-        ).all()
-    )
-    last = session.execute(
-        select(MetricRow.step, MetricRow.timestamp, MetricRow.value, MetricRow.is_nan)
-        .where(*filters)
-        .order_by(MetricRow.step.desc(), MetricRow.timestamp.desc(), MetricRow.value.desc(), MetricRow.is_nan.desc())
-        .limit(1)
-    ).first()
-    if last is not None and (not rows or tuple(rows[-1]) != tuple(last)):
-        if len(rows) >= limit:
-            rows[-1] = last
-        else:
-            rows.append(last)
-    return rows
 
 
 def get_metric_history_bulk_interval(ctx: Any, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +56,7 @@ def get_metric_history_bulk_interval(ctx: Any, workspace: str, data: dict[str, A
         for name in names:
             if name not in ids:
                 continue
-            for p in _sample(session, ids[name], key, limit, steps):
+            for p in metric_sampling.sampled_points(session, ids[name], key, limit, steps):
                 value = float("nan") if p.is_nan else p.value
                 out.append(
                     {

@@ -43,7 +43,7 @@ from shoal.store import jobs as job_rows
 from shoal.store import runs as run_store
 from shoal.store import tracking as rows
 from shoal.store.paging import encode_token
-from shoal.store.tables import ExperimentRow, LoggedModelRow
+from shoal.store.tables import LoggedModelRow
 
 STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 STATUS_NUMBERS = {"1": STATUSES[0], "2": STATUSES[1], "3": STATUSES[2]}
@@ -73,7 +73,7 @@ def logged_model(session: Session, ws_id: int, model_id: str, *, allow_deleted: 
 
 
 def _body(session: Session, row: LoggedModelRow, metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    exp = session.get(ExperimentRow, row.experiment_id)
+    exp = rows.experiment_by_row_id(session, row.experiment_id)
     run = run_store.name_of(session, row.job_id)
     info: dict[str, Any] = {
         "model_id": row.model_id,
