@@ -24,7 +24,7 @@ from shoal.entities.sweep import SweepDistribution
 from shoal.errors import UserError
 
 if TYPE_CHECKING:
-    from shoal.dsl import Node
+    from shoal.dsl.nodes import Node
 
 
 def _local_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
