@@ -1,7 +1,7 @@
 """Sweep jobs: submission and the controller that runs their trials.
 
 Submission checks the search space, the sampling algorithm, the policy and Azure's rules on how
-they combine (``entities/sweep.py``), and resolves the trial as a command job once (environment,
+they combine (``entities/sweep/``), and resolves the trial as a command job once (environment,
 code, inputs, compute), so a bad sweep is refused before anything is stored. The sweep is stored
 ``Queued``; its trials are created by the controller.
 
