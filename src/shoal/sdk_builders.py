@@ -20,11 +20,11 @@ from shoal import dsl
 from shoal.entities.io import Input
 from shoal.entities.job import CommandJob, SweepJob
 from shoal.entities.refs import absolute_local_path, is_local_path
-from shoal.entities.sweep import SweepDistribution
+from shoal.entities.sweep.search_space import SweepDistribution
 from shoal.errors import UserError
 
 if TYPE_CHECKING:
-    from shoal.dsl import Node
+    from shoal.dsl.nodes import Node
 
 
 def _local_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -144,7 +144,7 @@ class JobOperations(_Group):
                 return [], []
             if body.get("type") != "pipeline":
                 return [], []
-            from shoal.entities.pipeline_graph import expand
+            from shoal.entities.pipeline_graph.expander import expand
 
             inlined = LocalPaths(self._t, self._ws).inline(body)
             graph = expand(inlined, self._registered_component)

@@ -159,7 +159,7 @@ class LocalPaths:
         return value
 
     def _load(self, text: str, field: str) -> dict[str, Any]:
-        from shoal.dsl import inline_component
+        from shoal.dsl.steps import inline_component
         from shoal.entities.loader import load_component
 
         path = _local(text).absolute()

@@ -13,7 +13,12 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shoal.entities.sweep import BanditPolicy, MedianStoppingPolicy, TruncationSelectionPolicy, parse_early_termination
+from shoal.entities.sweep.early_termination import (
+    BanditPolicy,
+    MedianStoppingPolicy,
+    TruncationSelectionPolicy,
+    parse_early_termination,
+)
 
 
 def _finite(x: float) -> bool:

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from shoal.entities.expressions import resolve_output_path
 from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
-from shoal.entities.pipeline_graph import Graph, Leaf, Value, expand, field_of
+from shoal.entities.pipeline_graph.expander import expand
+from shoal.entities.pipeline_graph.model import Graph, Leaf, Value, field_of
 from shoal.entities.status import JobStatus
 from shoal.errors import ConflictError, ShoalError
 from shoal.services.context import ServiceContext

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from shoal.entities.sweep import (
+from shoal.entities.sweep.sampling import RandomSamplingAlgorithm, parse_sampling_algorithm
+from shoal.entities.sweep.search_space import (
     Choice,
     LogNormal,
     LogUniform,
@@ -40,10 +41,8 @@ from shoal.entities.sweep import (
     QNormal,
     QUniform,
     Randint,
-    RandomSamplingAlgorithm,
     SweepDistribution,
     Uniform,
-    parse_sampling_algorithm,
     parse_search_space,
 )
 

@@ -1,7 +1,7 @@
 """Sweep jobs: submission and the controller that runs their trials.
 
 Submission checks the search space, the sampling algorithm, the policy and Azure's rules on how
-they combine (``entities/sweep.py``), and resolves the trial as a command job once (environment,
+they combine (``entities/sweep/``), and resolves the trial as a command job once (environment,
 code, inputs, compute), so a bad sweep is refused before anything is stored. The sweep is stored
 ``Queued``; its trials are created by the controller.
 
@@ -37,14 +37,11 @@ from shoal.entities.expressions import EXPRESSION_RE
 from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
 from shoal.entities.status import ACTIVE, TERMINAL, JobStatus
-from shoal.entities.sweep import (
-    Objective,
-    SweepJobLimits,
-    check_sweep_rules,
-    parse_early_termination,
-    parse_sampling_algorithm,
-    parse_search_space,
-)
+from shoal.entities.sweep.early_termination import parse_early_termination
+from shoal.entities.sweep.objective import Objective, SweepJobLimits
+from shoal.entities.sweep.rules import check_sweep_rules
+from shoal.entities.sweep.sampling import parse_sampling_algorithm
+from shoal.entities.sweep.search_space import parse_search_space
 from shoal.errors import ShoalError, SpecError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import early_termination, sweep_sampling
