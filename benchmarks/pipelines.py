@@ -24,6 +24,7 @@ import argparse
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -97,7 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--out", default=None, help="file whose section to rewrite (default docs/benchmarks.md; - for none)"
+    )
     args = parser.parse_args()
     results: dict[str, dict[str, list[float]]] = {}
     reuse_ok: dict[str, list[int]] = {}
@@ -149,7 +152,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if args.out != "-":
-        write_section("pipelines", body)
+        write_section("pipelines", body, *([Path(args.out)] if args.out else []))
 
 
 if __name__ == "__main__":

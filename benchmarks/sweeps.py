@@ -150,7 +150,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--out", default=None, help="file whose section to rewrite (default docs/benchmarks.md; - for none)"
+    )
     args = parser.parse_args()
     shoal: dict[str, dict[str, list[float]]] = {}
     peer: dict[str, list[float]] = {"optuna random": [], "optuna TPE": []}
@@ -219,7 +221,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if args.out != "-":
-        write_section("sweeps", body)
+        write_section("sweeps", body, *([Path(args.out)] if args.out else []))
 
 
 if __name__ == "__main__":
