@@ -20,6 +20,7 @@ that matches ``code`` so local and remote callers see the same exception.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, ClassVar
 
 
@@ -128,3 +129,49 @@ def error_from_wire(payload: dict[str, Any], status: int) -> ShoalError:
     cls = ERROR_CLASSES.get(str(err.get("code")), ShoalError)
     exc = cls(str(err.get("message", "")), details=err.get("details") or {})
     return exc
+
+
+MAX_HINT_NAMES = 5
+
+
+def not_found(
+    kind: str,
+    name: str,
+    *,
+    known: list[str] | None = None,
+    list_hint: str | None = None,
+    workspace: str | None = None,
+    subject: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> NotFoundError:
+    """A NOT_FOUND that says what exists, as ``az ml`` does.
+
+    The message keeps the ``{kind} '{name}' not found`` prefix, adds ``in workspace 'W'`` when
+    known, then up to five existing names (close matches by ``difflib`` first) or, when the names
+    are not given, the command that lists them: ``list_hint`` or ``shoal {kind} list``.
+    """
+    message = f"{subject or f'{kind} {name!r}'} not found"
+    if workspace:
+        message += f" in workspace {workspace!r}"
+    message += not_found_hint(kind, name, known=known, list_hint=list_hint)
+    return NotFoundError(message, details=details if details is not None else {"kind": kind, "name": name})
+
+
+def not_found_hint(kind: str, name: str, *, known: list[str] | None = None, list_hint: str | None = None) -> str:
+    """``; existing: a, b (see `shoal compute list`)``: the tail of a not-found message."""
+    command = list_hint or f"shoal {kind} list"
+    if known is None:
+        return f"; see `{command}`"
+    names = sorted({str(n) for n in known if str(n) != name})
+    if not names:
+        return f"; there are none yet (see `{command}`)"
+    close = difflib.get_close_matches(name, names, n=MAX_HINT_NAMES, cutoff=0.5)
+    shown = close + [n for n in names if n not in close][: MAX_HINT_NAMES - len(close)]
+    more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+    return f"; existing: {', '.join(shown)}{more} (see `{command}`)"
+
+
+def did_you_mean(word: str, candidates: list[str] | tuple[str, ...] | set[str]) -> str:
+    """`` (did you mean 'command'?)`` when ``word`` is a likely typo of a candidate, else ``""``."""
+    close = difflib.get_close_matches(word, sorted({str(c) for c in candidates}), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -77,8 +77,10 @@ def test_parse_entity_errors() -> None:
     assert "body: field 'type': unknown compute type ['amlcompute']" in str(info.value)
     with pytest.raises(SpecError) as info:
         parse_entity("model", {"name": "m", "path": "p", "pathh": "x"})
-    assert str(info.value) == "unknown field 'pathh'"
-    assert info.value.details["errors"] == [{"path": "pathh", "line": None, "message": "unknown field 'pathh'"}]
+    assert str(info.value) == "unknown field 'pathh' (did you mean 'path'?)"
+    assert info.value.details["errors"] == [
+        {"path": "pathh", "line": None, "message": "unknown field 'pathh' (did you mean 'path'?)"}
+    ]
     assert info.value.code == "INVALID_SPEC" and info.value.http_status == 422
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shoal.entities.validation import (
@@ -27,7 +28,7 @@ class ShoalModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise spec_error_from_validation(exc, data, source=type(self).__name__) from None
+            raise spec_error_from_validation(exc, data, source=type(self).__name__, model=type(self)) from None
 
     # Tell pydantic this is the base __init__: otherwise it would call it for every nested
     # model during model_validate, and errors would surface early as SpecErrors (no paths).
@@ -40,7 +41,9 @@ class ShoalModel(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             kind = getattr(cls, "KIND", None) or None
-            raise spec_error_from_validation(exc, data, source=source, line_map=line_map, kind=kind) from None
+            raise spec_error_from_validation(
+                exc, data, source=source, line_map=line_map, kind=kind, model=cls
+            ) from None
 
 
 class Entity(ShoalModel):
@@ -49,6 +52,8 @@ class Entity(ShoalModel):
     KIND: ClassVar[str] = ""
     # Populated by the server; a server strips or overwrites these on create.
     READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = ("id", "creation_context")
+    # Dotted paths of secrets that print()/str() leave out (the kind registry's secret paths).
+    PRINT_HIDDEN: ClassVar[tuple[str, ...]] = ()
 
     schema_: str | None = Field(None, alias="$schema")
     name: str | None = None
@@ -72,6 +77,25 @@ class Entity(ShoalModel):
             if (out[key] == {} and default == {}) or (name in self.READ_ONLY_FIELDS and out[key] == default):
                 del out[key]
         return out
+
+    def __str__(self) -> str:
+        """The YAML of :meth:`to_dict`, as ``print(job)`` shows in azure-ai-ml; secrets left out."""
+        data = self.to_dict()
+        for path in self.PRINT_HIDDEN:
+            *parents, leaf = path.split(".")
+            node: Any = data
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(leaf, None)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+    def __repr__(self) -> str:
+        """``CommandJob(name='x', type='command', status='Running')``: who it is, no secrets."""
+        keys = ("name", "version", "type", "display_name", "status", "experiment_name")
+        data = {k: getattr(self, k, None) for k in keys}
+        args = ", ".join(f"{k}={v!r}" for k, v in data.items() if v is not None and not callable(v))
+        return f"{type(self).__name__}({args})"
 
     def without_read_only(self) -> Self:
         """A copy with every server-populated field reset to its default."""

@@ -30,6 +30,7 @@ class NetworkSettings(ShoalModel):
 
 class Compute(Entity):
     KIND: ClassVar[str] = "compute"
+    PRINT_HIDDEN: ClassVar[tuple[str, ...]] = ("ssh_settings.admin_password",)
     READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = Entity.READ_ONLY_FIELDS + (
         "provisioning_state",
         "provisioning_errors",

@@ -19,10 +19,20 @@ from pydantic import Discriminator, Tag
 
 from shoal.entities.base import ShoalModel
 
+SECRET_FIELDS = frozenset(
+    {"account_key", "sas_token", "client_secret", "certificate", "secret_access_key"}
+    | {"kerberos_password", "kerberos_keytab"}
+)
+
 
 class Credential(ShoalModel):
     KIND: ClassVar[str] = ""
     LABEL: ClassVar[str] = ""
+
+    def __repr_args__(self) -> Any:
+        # repr() and print() of a credential (or of a datastore holding one) never show a secret.
+        for key, value in super().__repr_args__():
+            yield key, ("***" if key in SECRET_FIELDS and value else value)
 
 
 class AccountKeyConfiguration(Credential):

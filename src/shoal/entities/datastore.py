@@ -8,6 +8,7 @@ from pydantic import field_validator
 
 from shoal.entities.base import Entity, ShoalModel
 from shoal.entities.credentials import (
+    SECRET_FIELDS,
     AccountKeyConfiguration,
     CertificateConfiguration,
     Credential,
@@ -28,6 +29,7 @@ CredentialClasses = tuple[type[Credential], ...]
 class Datastore(Entity):
     KIND: ClassVar[str] = "datastore"
     READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = Entity.READ_ONLY_FIELDS + ("is_default",)
+    PRINT_HIDDEN: ClassVar[tuple[str, ...]] = tuple(sorted(f"credentials.{key}" for key in SECRET_FIELDS))
     # The credential classes a datastore type accepts; ``None`` (absent) is always accepted.
     ALLOWED_CREDENTIALS: ClassVar[CredentialClasses] = (NoneCredentialConfiguration,)
 

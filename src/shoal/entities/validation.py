@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from pydantic import BeforeValidator, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
-from shoal.errors import SpecError
+from shoal.errors import SpecError, did_you_mean
 
 
 class FieldIssue(ValueError):
@@ -172,8 +172,43 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg
 
 
-def issues_from_validation(exc: ValidationError, data: Any, line_map: Any = None) -> list[dict]:
-    """One ``{"path", "line", "message", "type"}`` dict per pydantic error."""
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold: ``X``, ``list[X]``, ``X | Y``, ``dict[str, X]``…"""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        found += _models_in(arg)
+    return found
+
+
+def field_names_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> set[str]:
+    """The field names (and aliases) of the model(s) that ``loc`` (up to its last segment) lands in.
+
+    Segments that are not fields (list indices, dict keys, union tags) leave the models as they are."""
+    if model is None:
+        return set()
+    models: list[type[BaseModel]] = [model]
+    for seg in loc[:-1]:
+        nxt: list[type[BaseModel]] = []
+        for m in models:
+            for fname, info in m.model_fields.items():
+                if seg in (fname, info.alias):
+                    nxt += _models_in(info.annotation)
+        if nxt:
+            models = nxt
+    names: set[str] = set()
+    for m in models:
+        for fname, info in m.model_fields.items():
+            names.add(info.alias or fname)
+    return names
+
+
+def issues_from_validation(
+    exc: ValidationError, data: Any, line_map: Any = None, model: type[BaseModel] | None = None
+) -> list[dict]:
+    """One ``{"path", "line", "message", "type"}`` dict per pydantic error; an unknown field's
+    ``hint`` is ``(did you mean 'x'?)`` when ``model`` has a field of a close name."""
     issues: list[dict] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors():
@@ -194,7 +229,12 @@ def issues_from_validation(exc: ValidationError, data: Any, line_map: Any = None
             continue
         seen.add((path, message))
         line = line_map.find(path) if line_map is not None else None
-        issues.append({"path": path, "line": line, "message": message, "type": kind})
+        issue = {"path": path, "line": line, "message": message, "type": kind}
+        if kind == "unknown" and err["loc"]:
+            hint = did_you_mean(str(err["loc"][-1]), field_names_at(model, tuple(err["loc"])))
+            if hint:
+                issue["hint"] = hint
+        issues.append(issue)
     return issues
 
 
@@ -202,7 +242,7 @@ def describe_issue(issue: Mapping[str, Any]) -> str:
     """The issue without its location: ``unknown field 'x'``, ``field 'a.b': <why>``."""
     path = issue.get("path") or ""
     if issue.get("type") == "unknown":
-        return f"unknown field {path!r}"
+        return f"unknown field {path!r}{issue.get('hint') or ''}"
     if issue.get("type") == "missing":
         text = f"missing required field {path!r}"
         if issue.get("message") and issue["message"] != "Field required":
@@ -248,8 +288,9 @@ def spec_error_from_validation(
     source: str | None = None,
     line_map: Any = None,
     kind: str | None = None,
+    model: type[BaseModel] | None = None,
 ) -> SpecError:
-    return spec_error(issues_from_validation(exc, data, line_map), source=source, kind=kind)
+    return spec_error(issues_from_validation(exc, data, line_map, model), source=source, kind=kind)
 
 
 def single_issue(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.entities.kinds import parse_entity
-from shoal.errors import NotFoundError, UserError
+from shoal.errors import UserError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
 from shoal.store import resources as resource_rows
@@ -123,7 +123,7 @@ def delete(ctx: ServiceContext, name: str) -> None:
     with ctx.db.write() as session:
         row = workspace_rows.find_row(session, name)
         if row is None:
-            raise NotFoundError(f"workspace '{name}' not found", details={"kind": "workspace", "name": name})
+            raise workspace_rows.missing(session, name)
         session.delete(row)
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import and_, func, select, true, update
 from sqlalchemy.orm import Session
 
-from shoal.errors import InvalidStateError, NotFoundError
+from shoal.errors import InvalidStateError, NotFoundError, not_found
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
-from shoal.store.tables import AssetContainerRow, AssetVersionRow, utcnow
+from shoal.store.tables import AssetContainerRow, AssetVersionRow, WorkspaceRow, utcnow
 
 
 def find_container(session: Session, workspace_id: int, kind: str, name: str) -> AssetContainerRow | None:
@@ -31,8 +31,21 @@ def find_container(session: Session, workspace_id: int, kind: str, name: str) ->
 def get_container(session: Session, workspace_id: int, kind: str, name: str) -> AssetContainerRow:
     row = find_container(session, workspace_id, kind, name)
     if row is None:
-        raise NotFoundError(f"{kind} '{name}' not found", details={"kind": kind, "name": name})
+        raise missing_container(session, workspace_id, kind, name)
     return row
+
+
+def missing_container(session: Session, workspace_id: int, kind: str, name: str) -> NotFoundError:
+    """NOT_FOUND for an asset name: the workspace, and close existing names of that kind."""
+    ws = session.get(WorkspaceRow, workspace_id)
+    known = list(
+        session.scalars(
+            select(AssetContainerRow.name)
+            .where(AssetContainerRow.workspace_id == workspace_id, AssetContainerRow.kind == kind)
+            .limit(1000)
+        )
+    )
+    return not_found(kind, name, known=known, workspace=ws.name if ws else None)
 
 
 def ensure_container(session: Session, workspace_id: int, kind: str, name: str) -> AssetContainerRow:
@@ -53,8 +66,14 @@ def find_version(session: Session, container_id: int, version: str) -> AssetVers
 def get_version(session: Session, container: AssetContainerRow, version: str) -> AssetVersionRow:
     row = find_version(session, container.id, version)
     if row is None:
-        raise NotFoundError(
-            f"{container.kind} '{container.name}' version '{version}' not found",
+        versions = select(AssetVersionRow.version).where(AssetVersionRow.container_id == container.id)
+        known = list(session.scalars(versions))
+        raise not_found(
+            container.kind,
+            version,
+            subject=f"{container.kind} '{container.name}' version '{version}'",
+            known=known,
+            list_hint=f"shoal {container.kind} list --name {container.name}",
             details={"kind": container.kind, "name": container.name, "version": version},
         )
     return row

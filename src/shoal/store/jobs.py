@@ -4,17 +4,30 @@ stays in ``services/jobs``."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from shoal.errors import NotFoundError, not_found
 from shoal.store.tables import JobRow, LoggedModelRow, WorkspaceRow
 
 
 def find(session: Session, ws_id: int, name: str) -> JobRow | None:
     return session.scalar(select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.name == name))
+
+
+def missing(session: Session, ws_id: int, name: str) -> NotFoundError:
+    """NOT_FOUND for a job: the workspace, names close to ``name`` among the 1,000 newest jobs
+    (jobs are many: no close match means only the hint to list them)."""
+    ws = session.get(WorkspaceRow, ws_id)
+    recent = list(
+        session.scalars(select(JobRow.name).where(JobRow.workspace_id == ws_id).order_by(JobRow.id.desc()).limit(1000))
+    )
+    close = difflib.get_close_matches(name, recent, n=5, cutoff=0.6)
+    return not_found("job", name, known=close or None, workspace=ws.name if ws else None)
 
 
 def exists(session: Session, ws_id: int, name: str) -> bool:

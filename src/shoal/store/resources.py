@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.errors import NotFoundError
+from shoal.errors import NotFoundError, not_found
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
-from shoal.store.tables import ResourceRow, utcnow
+from shoal.store.tables import ResourceRow, WorkspaceRow, utcnow
 
 
 def find_row(session: Session, workspace_id: int, kind: str, name: str) -> ResourceRow | None:
@@ -23,8 +23,24 @@ def find_row(session: Session, workspace_id: int, kind: str, name: str) -> Resou
 def get_row(session: Session, workspace_id: int, kind: str, name: str) -> ResourceRow:
     row = find_row(session, workspace_id, kind, name)
     if row is None:
-        raise NotFoundError(f"{kind} '{name}' not found", details={"kind": kind, "name": name})
+        raise missing(session, workspace_id, kind, name)
     return row
+
+
+def names(session: Session, workspace_id: int, kind: str) -> list[str]:
+    """Every name of ``kind`` in the workspace (computes and datastores are few)."""
+    return list(
+        session.scalars(
+            select(ResourceRow.name).where(ResourceRow.workspace_id == workspace_id, ResourceRow.kind == kind)
+        )
+    )
+
+
+def missing(session: Session, workspace_id: int, kind: str, name: str, *, extra: tuple[str, ...] = ()) -> NotFoundError:
+    """The NOT_FOUND for a compute or datastore, naming the workspace and what does exist."""
+    ws = session.get(WorkspaceRow, workspace_id)
+    known = [*extra, *names(session, workspace_id, kind)]
+    return not_found(kind, name, known=known, workspace=ws.name if ws else None)
 
 
 def put(

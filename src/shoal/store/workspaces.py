@@ -7,15 +7,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.errors import NotFoundError
+from shoal.errors import NotFoundError, not_found
 from shoal.store.tables import WorkspaceRow, utcnow
 
 
 def get_row(session: Session, name: str) -> WorkspaceRow:
     row = session.scalar(select(WorkspaceRow).where(WorkspaceRow.name == name))
     if row is None:
-        raise NotFoundError(f"workspace '{name}' not found", details={"kind": "workspace", "name": name})
+        raise missing(session, name)
     return row
+
+
+def missing(session: Session, name: str) -> NotFoundError:
+    """NOT_FOUND for a workspace, with the names that do exist."""
+    return not_found("workspace", name, known=list(session.scalars(select(WorkspaceRow.name))))
 
 
 def find_row(session: Session, name: str) -> WorkspaceRow | None:

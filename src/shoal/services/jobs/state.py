@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shoal.entities.status import TERMINAL, JobStatus, can_move
-from shoal.errors import ConflictError, InvalidStateError, NotFoundError
+from shoal.errors import ConflictError, InvalidStateError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context, iso
 from shoal.services.workspaces import workspace_id
@@ -82,7 +82,7 @@ def json_float(value: float) -> float | str:
 def get_row(session: Session, ws_id: int, name: str) -> JobRow:
     row = job_rows.find(session, ws_id, name)
     if row is None:
-        raise NotFoundError(f"job '{name}' not found", details={"kind": "job", "name": name})
+        raise job_rows.missing(session, ws_id, name)
     return row
 
 

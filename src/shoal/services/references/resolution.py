@@ -46,7 +46,7 @@ def resolve_compute(ctx: ServiceContext, workspace: str, compute: str | None) ->
         ws_id = workspace_id(session, workspace)
         row = resource_rows.find_row(session, ws_id, "compute", ref)
         if row is None:
-            raise NotFoundError(f"compute '{ref}' not found", details={"kind": "compute", "name": ref})
+            raise resource_rows.missing(session, ws_id, "compute", ref, extra=("local",))
         if row.type not in RUNNABLE_COMPUTE_TYPES:
             raise UnsupportedError(
                 f"compute '{ref}' is of type '{row.type}'; Shoal runs jobs on local, "
@@ -183,7 +183,7 @@ def resolve_input_uri(
             ws_id = workspace_id(session, workspace)
             source = job_rows.find(session, ws_id, str(job))
             if source is None:
-                raise NotFoundError(f"job '{job}' not found", details={"kind": "job", "name": str(job)})
+                raise job_rows.missing(session, ws_id, str(job))
             out = (source.resolved.get("outputs") or {}).get(ref.output or "")
             if ref.scheme == "job_output" and ref.output != "artifacts" and out is None:
                 raise NotFoundError(f"{where}: job '{job}' has no output '{ref.output}'")

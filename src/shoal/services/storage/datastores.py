@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from shoal.entities.kinds import merge_secrets, parse_entity, split_secrets
-from shoal.errors import InvalidStateError, NotFoundError, UserError
+from shoal.errors import InvalidStateError, NotFoundError, UserError, not_found_hint
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
 from shoal.services.workspaces import BUILTIN_DATASTORES, DEFAULT_DATASTORE, workspace_id
@@ -96,8 +96,10 @@ def delete(ctx: ServiceContext, workspace: str, name: str) -> None:
 def require_datastore(ctx: ServiceContext, workspace: str, datastore: str, where: str) -> None:
     """A reference (``where`` names it) to a datastore of this workspace must name one that exists."""
     with ctx.db.read() as session:
-        if rows.find_row(session, workspace_id(session, workspace), KIND, datastore) is None:
+        ws_id = workspace_id(session, workspace)
+        if rows.find_row(session, ws_id, KIND, datastore) is None:
+            hint = not_found_hint(KIND, datastore, known=rows.names(session, ws_id, KIND))
             raise NotFoundError(
-                f"{where} refers to datastore '{datastore}', which does not exist",
+                f"{where} refers to datastore '{datastore}', which does not exist{hint}",
                 details={"kind": KIND, "name": datastore},
             )
