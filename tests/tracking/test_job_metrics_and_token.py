@@ -53,6 +53,26 @@ def test_job_metrics_cli_table_json_and_one_metric(mlflow_env):
     assert absent.code == 1 and "NOT_FOUND" in absent.err
 
 
+def test_job_metrics_summary_and_iso_table(mlflow_env):
+    rid = _run_with_history(MlflowClient())
+    cli = mlflow_env
+    summary = {r["name"]: r for r in json.loads(cli("job", "metrics", "-n", rid, "--summary", "-o", "json").out)}
+    loss, acc = summary["loss"], summary["acc"]
+    assert loss["count"] == 7 and loss["goal"] == "minimize" and loss["best_step"] == 6 == loss["min_step"]
+    assert loss["min"] == pytest.approx(1 / 7) and loss["max"] == 1.0 and loss["max_step"] == 0
+    assert loss["last"] == pytest.approx(1 / 7) and loss["last_step"] == 6 and loss["last_time"].endswith("+00:00")
+    assert acc["count"] == 2 and acc["goal"] == "maximize" and acc["last"] == "NaN" and acc["best"] == 0.5
+    flipped = json.loads(cli("job", "metrics", "-n", rid, "--metric", "loss", "--summary", "--goal", "maximize").out)
+    assert flipped[0]["goal"] == "maximize" and flipped[0]["best_step"] == 0
+    table = cli("job", "metrics", "-n", rid, "--summary", "-o", "table").out
+    assert all(col in table.splitlines()[1] for col in ("Name", "Count", "Last", "Min", "Max", "Goal"))
+    history = cli("job", "metrics", "-n", rid, "--metric", "loss", "-o", "table").out
+    assert "T" in history.splitlines()[3] and "+00:00" in history  # ISO-8601, not epoch ms
+    bad = cli("job", "metrics", "-n", rid, "--summary", "--goal", "up", check=False)
+    assert bad.code == 1 and "--goal must be one of" in bad.err
+    assert cli("job", "metrics", "-n", rid, "--goal", "minimize", check=False).code == 1
+
+
 def test_sdk_get_metrics_pages_through_history(mlflow_env):
     from shoal.client.ml_client import MLClient
 
@@ -65,6 +85,8 @@ def test_sdk_get_metrics_pages_through_history(mlflow_env):
     both = ml_client.jobs.get_metrics(rid)
     assert len(both) == 9 and math.isnan(both[1]["value"])
     assert ml_client.jobs.get_metrics(MlflowClient().create_run("0").info.run_id) == []
+    summary = ml_client.jobs.get_metrics_summary(rid, goal="maximize")
+    assert [(s["name"], s["count"], s["best_step"]) for s in summary] == [("acc", 2, 0), ("loss", 7, 0)]
 
 
 def test_access_token_and_tracking_uri_drive_the_mlflow_client(tracking_cli, tmp_path):

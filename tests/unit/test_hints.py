@@ -8,7 +8,7 @@ from shoal.entities.compute import Compute
 from shoal.entities.datastore import Datastore
 from shoal.entities.job import CommandJob
 from shoal.entities.kinds import KINDS, parse_entity
-from shoal.errors import NotFoundError, SpecError, did_you_mean, not_found, not_found_hint
+from shoal.errors import NotFoundError, SpecError, UserError, did_you_mean, not_found, not_found_hint
 
 
 def test_not_found_lists_close_names_first_and_keeps_the_prefix() -> None:
@@ -92,3 +92,22 @@ def test_print_and_repr_never_show_secrets() -> None:
     assert "account_name: acc" in str(ds)
     assert set(Datastore.PRINT_HIDDEN) == set(KINDS["datastore"].secret_paths)
     assert set(Compute.PRINT_HIDDEN) == set(KINDS["compute"].secret_paths)
+
+
+def test_metric_summary_goal_rule_and_iso_times() -> None:
+    from shoal.client.metric_summary import default_goal, iso_time, summarize
+
+    assert default_goal("val_loss") == "minimize" and default_goal("Error_rate") == "minimize"
+    assert default_goal("accuracy") == "maximize"
+    assert iso_time(0) == "1970-01-01T00:00:00.000+00:00" and iso_time("x") == "x"
+    rows = [
+        {"name": "loss", "step": 0, "value": 2.0, "timestamp": 1000},
+        {"name": "loss", "step": 1, "value": 0.5, "timestamp": 2000},
+        {"name": "loss", "step": 2, "value": float("nan"), "timestamp": 3000},
+    ]
+    [loss] = summarize(rows)
+    assert (loss["count"], loss["min"], loss["min_step"], loss["max"], loss["max_step"]) == (3, 0.5, 1, 2.0, 0)
+    assert (loss["goal"], loss["best"], loss["best_step"], loss["last_step"]) == ("minimize", 0.5, 1, 2)
+    assert summarize(rows, "maximize")[0]["best_step"] == 0
+    with pytest.raises(UserError, match="--goal must be one of"):
+        summarize(rows, "up")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -30,6 +31,7 @@ from shoal.errors import UserError
 
 job_app = typer.Typer(help="Submit and manage jobs.", no_args_is_help=True)
 METRIC_COLUMNS = ["name", "step", "value", "timestamp"]
+METRIC_SUMMARY_COLUMNS = ["name", "count", "last", "min", "min_step", "max", "max_step", "goal", "best_step"]
 COLUMNS = ["name", "display_name", "status", "type", "compute", "experiment_name", "creation_context.created_at"]
 # `job list --parent-job-name <pipeline>`: a pipeline's steps, and whether each one ran or was reused.
 STEP_COLUMNS = ["name", "display_name", "status", "type", "reuse", "compute", "creation_context.created_at"]
@@ -165,19 +167,45 @@ def job_metrics(
     metric: Annotated[
         str | None, typer.Option("--metric-name", "--metric", help="Only this metric (default: every metric).")
     ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", help="One row per metric: count, last, min, max (with steps) and the best step."),
+    ] = False,
+    goal: Annotated[
+        str | None,
+        typer.Option(
+            "--goal",
+            help="Which end is best with --summary: maximize or minimize "
+            "(default: minimize for names containing 'loss' or 'error', else maximize).",
+        ),
+    ] = None,
     workspace_name: WorkspaceOpt = None,
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
 ) -> None:
-    """The history of each metric the job logged (name, step, value, timestamp in ms), every point."""
-    import math
+    """The history of each metric the job logged (name, step, value, timestamp), every point; or,
+    with --summary, one row per metric. JSON keeps timestamps in epoch ms; the table shows ISO-8601."""
+    from shoal.client.metric_summary import iso_time, summarize
 
+    if goal is not None and not summary:
+        raise UserError("--goal applies with --summary only")
     rows = client(workspace_name).jobs.get_metrics(name, metric)
+    if summary:
+        rows = summarize(rows, goal)
     for row in rows:
-        value = row["value"]
-        if isinstance(value, float) and not math.isfinite(value):
-            row["value"] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    show(rows, output, query, columns=METRIC_COLUMNS)
+        for key in ("value", "last", "min", "max", "best"):
+            if key in row:
+                row[key] = _json_number(row[key])
+        if output == OutputFormat.table and "timestamp" in row:
+            row["timestamp"] = iso_time(row["timestamp"])
+    show(rows, output, query, columns=METRIC_SUMMARY_COLUMNS if summary else METRIC_COLUMNS)
+
+
+def _json_number(value: Any) -> Any:
+    """JSON has no NaN or infinity: spelt as MLflow spells them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
 
 
 @job_app.command("stream")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shoal.client.downloads import download_uri
+from shoal.client.metric_summary import summarize
 from shoal.client.operations import Poller, _Group, _list_view
 from shoal.client.pipelines import LocalPaths, stream_pipeline
 from shoal.client.transport import Transport
@@ -269,6 +270,14 @@ class JobOperations(_Group):
         for key in logged:
             rows.extend({"name": key, **point} for point in self.get_metric_history(name, key, page_size=page_size))
         return rows
+
+    def get_metrics_summary(
+        self, name: str, metric: str | None = None, *, goal: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per metric: ``count``, ``last``, ``min``/``max`` with their steps and the ``best`` value and
+        step for ``goal`` (``maximize``/``minimize``; by default ``minimize`` for names containing
+        ``loss`` or ``error``, else ``maximize``). See :mod:`shoal.client.metric_summary`."""
+        return summarize(self.get_metrics(name, metric), goal)
 
     def get_metric_history(self, name: str, metric: str, *, page_size: int = HISTORY_PAGE) -> Iterator[dict[str, Any]]:
         """The points of one metric, ``{"step", "value", "timestamp"}``, page after page."""
