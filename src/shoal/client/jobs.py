@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shoal.client.downloads import download_uri
+from shoal.client.git_info import add_git_properties
 from shoal.client.metric_summary import summarize
 from shoal.client.operations import Poller, _Group, _list_view
 from shoal.client.pipelines import LocalPaths, stream_pipeline
@@ -111,6 +112,8 @@ class JobOperations(_Group):
         if not body.get("experiment_name"):
             # Azure ML's default: the name of the folder the job was submitted from.
             body["experiment_name"] = Path.cwd().name or "Default"
+        # Where the code came from (git repository, branch, commit), as azure-ai-ml records it.
+        body = add_git_properties(body)
         body = self._upload_local_paths(body)
         created = self._t.request("POST", self._base, json=body)
         # What the server accepted but flagged (a pipeline's unknown setting, an undeclared input):

@@ -19,6 +19,9 @@ from shoal.store.tables import JobRow
 
 S = JobStatus
 MLFLOW_RUN = "mlflow_run"
+# Job properties the MLflow run shows as tags too: where the code came from (set by the client
+# as azure-ai-ml sets them, ``shoal.client.git_info``), so ``run.data.tags`` has them.
+TAG_PROPERTY_PREFIXES = ("mlflow.source.", "azureml.git.")
 RUN_STATUS = {
     S.NOT_STARTED: "SCHEDULED",
     S.QUEUED: "SCHEDULED",
@@ -84,6 +87,12 @@ def run_info(row: JobRow, exp_id: str) -> dict[str, Any]:
     return info
 
 
+def property_tags(row: JobRow) -> dict[str, str]:
+    """The job's properties that are MLflow tags too (:data:`TAG_PROPERTY_PREFIXES`)."""
+    props = (row.spec or {}).get("properties") or {}
+    return {k: str(v) for k, v in props.items() if isinstance(k, str) and k.startswith(TAG_PROPERTY_PREFIXES)}
+
+
 def experiment_ids(session: Session, job_rows_: list[JobRow]) -> dict[int | None, str]:
     """The MLflow experiment id of each experiment row id of these runs (None: the Default's)."""
     ids = {r.experiment_id for r in job_rows_ if r.experiment_id is not None}
@@ -113,6 +122,8 @@ def runs_body(session: Session, job_rows_: list[JobRow]) -> list[dict[str, Any]]
         run_tags = dict(tags[r.id])
         info = run_info(r, exp_ids.get(r.experiment_id, rows.DEFAULT_EXPERIMENT_ID))
         run_tags.setdefault("mlflow.runName", info["run_name"])
+        for key, value in property_tags(r).items():
+            run_tags.setdefault(key, value)
         if r.parent_job_name:
             run_tags.setdefault("mlflow.parentRunId", r.parent_job_name)
         data = {
