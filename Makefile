@@ -23,7 +23,7 @@ test: install
 	$(PY) -m compileall -q src
 	$(VENV)/bin/pytest
 
-CODE := $(wildcard src tests benchmarks)
+CODE := $(wildcard src tests benchmarks scripts)
 
 lint: install
 	$(VENV)/bin/ruff check $(CODE)
