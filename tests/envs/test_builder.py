@@ -238,12 +238,12 @@ def test_python_mismatch_can_fall_back_to_the_host(cache_dir: Path) -> None:
 def test_find_uv(monkeypatch: pytest.MonkeyPatch) -> None:
     assert find_uv("/opt/uv") == ["/opt/uv"]
     monkeypatch.setattr("shutil.which", lambda name: None)
+    # uv is a dependency: the binary its package installed is found without PATH.
+    import uv
+
     found = find_uv()
-    beside = Path(sys.executable).parent / "uv"
-    if beside.exists():
-        assert found == [str(beside)]
-    else:
-        assert found[-2:] == ["-m", "uv"]
+    assert found == [uv.find_uv_bin()]
+    assert subprocess.run([*found, "--version"], capture_output=True, check=True).stdout.startswith(b"uv ")
 
 
 def test_find_uv_reports_when_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

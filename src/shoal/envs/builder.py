@@ -2,7 +2,7 @@
 
 Layout of the cache, one directory per spec hash::
 
-    <cache_dir>/<hash>.lock          fcntl lock: one build per hash across threads and processes
+    <cache_dir>/<hash>.lock          file lock: one build per hash across threads and processes
     <cache_dir>/<hash>/venv/         the virtual environment (uv venv + uv pip install)
     <cache_dir>/<hash>/build.log     everything uv printed while building
     <cache_dir>/<hash>/shoal-env.json  the marker, written last: the build is complete
@@ -20,7 +20,6 @@ packages visible instead, or any other interpreter path.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shlex
@@ -35,6 +34,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
+
+from filelock import FileLock
 
 from shoal.envs import pyver
 from shoal.envs.errors import EnvironmentBuildError
@@ -417,13 +418,10 @@ def _complete(root: Path) -> bool:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    # flock (not lockf) locks per open file, so it serialises threads of one process too.
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    # A fresh lock object per call: it opens the file itself, so threads of one process wait for
+    # each other as other processes do (flock on POSIX, LockFileEx on Windows).
+    with FileLock(path):
+        yield
 
 
 def _replay(path: Path, sink: Callable[[str], None]) -> None:
