@@ -39,8 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
-from filelock import FileLock
-
 from shoal.envs import pyver
 from shoal.envs.errors import EnvironmentBuildError
 from shoal.envs.spec import EnvSpec
@@ -445,7 +443,10 @@ def _complete(root: Path) -> bool:
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     # A fresh lock object per call: it opens the file itself, so threads of one process wait for
-    # each other as other processes do (flock on POSIX, LockFileEx on Windows).
+    # each other as other processes do (flock on POSIX, LockFileEx on Windows). Imported here: a
+    # job on a cached environment never locks, and the runner's start-up should not pay for it.
+    from filelock import FileLock
+
     with FileLock(path):
         yield
 

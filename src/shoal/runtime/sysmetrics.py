@@ -24,9 +24,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 DEFAULT_SECONDS = 5.0
 MB = 1_000_000
@@ -44,11 +45,13 @@ def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
-        return psutil.cpu_count() or os.cpu_count() or 1
+        return os.cpu_count() or 1
 
 
 def _members(sessions: set[int]) -> list[psutil.Process]:
     """The processes of ``sessions``: by session id where the OS has them, else the leaders and their descendants."""
+    import psutil  # here: the sampler's thread pays for it, not the runner's start-up
+
     getsid = getattr(os, "getsid", None)
     if getsid is None:  # Windows
         found: dict[int, psutil.Process] = {}
@@ -77,6 +80,8 @@ def session_usage(sessions: set[int]) -> tuple[float, int, int]:
     does), so the time of a child that ended between two samples is not lost: it moves into its
     parent's count.
     """
+    import psutil
+
     seconds = 0.0
     rss = count = 0
     for proc in _members(sessions):
