@@ -7,6 +7,8 @@ UV := $(VENV)/bin/uv
 
 install: $(VENV)/.installed
 
+# uv first, to install the rest quickly; it is also one of Shoal's dependencies (builds job
+# environments), so the second step keeps it. `.[dev]` includes the `sweeps` extra.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade uv

@@ -99,6 +99,14 @@ def test_failing_command_fails_with_its_exit_code(jobs_cli, tmp_path):
     assert job["status"] == "Failed" and job["exit_code"] == 3 and "3" in job["error"]["message"]
 
 
+def test_image_only_jobs_see_no_host_packages(jobs_cli, tmp_path):
+    # httpx is installed where Shoal runs; a python:3.11 job gets a clean venv and cannot import it.
+    path = write_job(tmp_path, 'command: python -c "import json, httpx"\nenvironment:\n  image: python:3.11\n')
+    result = jobs_cli("job", "create", "--file", str(path), "--stream", check=False)
+    assert result.code == 1 and "Status: Failed" in result.out
+    assert "ModuleNotFoundError: No module named 'httpx'" in result.out
+
+
 def test_cancel_stops_the_whole_process_group(jobs_cli, tmp_path):
     pidfile = tmp_path / "pids"
     path = write_job(

@@ -31,7 +31,25 @@ def run_in(python: Path, code: str) -> subprocess.CompletedProcess[str]:
 # --- host --------------------------------------------------------------------------------------
 
 
-def test_host_images_need_no_build(builder: EnvBuilder, cache_dir: Path) -> None:
+def test_host_images_get_a_clean_venv_of_the_host_python_built_once(cache_dir: Path) -> None:
+    # Shoal's own venv Python as the host: httpx, fastapi... are installed there, and must not leak.
+    builder = EnvBuilder(cache_dir, host_python=sys.executable)
+    lines: list[str] = []
+    prepared = builder.prepare(normalize_environment({"name": "e", "image": "python:3.11"}), log=lines.append)
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert lines == [f"environment: image python:3.11 -> a clean venv of {sys.executable} ({version}); "
+                     f"nothing installed ({prepared.bin_dir.parent.parent})"]  # fmt: skip
+    assert prepared.bin_dir is not None and prepared.bin_dir.parent.parent.name.startswith("clean-")
+    assert prepared.reused is False and builder.builds_started == 1
+    result = run_in(prepared.python, "import json, sqlite3\nimport httpx")
+    assert result.returncode != 0 and "ModuleNotFoundError: No module named 'httpx'" in result.stderr
+    # Every host environment of that interpreter shares it: built once, reused at once.
+    again = EnvBuilder(cache_dir, host_python=sys.executable).prepare(EnvSpec.host("AzureML-Minimal"))
+    assert again.reused is True and again.python == prepared.python
+
+
+def test_host_images_can_run_on_the_host_itself(cache_dir: Path) -> None:
+    builder = EnvBuilder(cache_dir, isolate_host=False)
     lines: list[str] = []
     prepared = builder.prepare(normalize_environment({"name": "e", "image": "python:3.11"}), log=lines.append)
     assert prepared.python == builder.host_python
@@ -43,6 +61,19 @@ def test_host_images_need_no_build(builder: EnvBuilder, cache_dir: Path) -> None
     assert "host Python" in lines[0]
 
 
+def test_a_jobs_pip_install_works_over_a_clean_host_venv(cache_dir: Path, tmp_path: Path) -> None:
+    prepared = EnvBuilder(cache_dir, host_python=sys.executable).prepare(EnvSpec.host("image python:3.11"))
+    layer = prepared.layered(tmp_path / "job" / "pyenv")
+    env = layer.environ({k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+    wheel = _wheel(tmp_path, "shoaltestpkg", "1.2.3")
+    pip = subprocess.run(
+        ["pip", "install", "--no-index", str(wheel)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    assert run_in(layer.python, "import shoaltestpkg; print(shoaltestpkg.__version__)").stdout.strip() == "1.2.3"
+    assert run_in(prepared.python, "import shoaltestpkg").returncode != 0  # the shared clean venv stays clean
+
+
 def test_default_host_python_is_the_base_interpreter_not_shoals_venv() -> None:
     host = default_host_python()
     if sys.prefix != sys.base_prefix:
@@ -52,7 +83,7 @@ def test_default_host_python_is_the_base_interpreter_not_shoals_venv() -> None:
 
 
 def test_host_python_can_be_chosen(cache_dir: Path) -> None:
-    chosen = EnvBuilder(cache_dir, host_python=sys.executable)
+    chosen = EnvBuilder(cache_dir, host_python=sys.executable, isolate_host=False)
     assert chosen.prepare(EnvSpec()).python == Path(sys.executable)
 
 
@@ -60,8 +91,9 @@ def test_python_only_spec_met_by_the_host_builds_nothing(builder: EnvBuilder, ca
     here = f"=={sys.version_info.major}.{sys.version_info.minor}.*"
     spec = normalize_environment({"image": "python:3", "conda_file": {"dependencies": [f"python{here}", "pip"]}})
     assert spec.kind == "venv"
-    assert builder.prepare(spec).bin_dir is None
-    assert not cache_dir.exists()
+    # Nothing to install: the shared clean venv of the host Python, no environment of its own.
+    assert builder.prepare(spec).bin_dir.parent.parent.name.startswith("clean-")
+    assert not builder.path_for(spec).exists()
 
 
 # --- building and reuse --------------------------------------------------------------------------
@@ -106,8 +138,9 @@ def test_environ_puts_the_venv_first(builder: EnvBuilder) -> None:
     assert env["PATH"].split(os.pathsep)[0] == str(prepared.bin_dir)
     assert env["VIRTUAL_ENV"] == str(prepared.bin_dir.parent)
     assert "PYTHONHOME" not in env
-    host = builder.prepare(EnvSpec()).environ({"PATH": "/usr/bin", "VIRTUAL_ENV": "/shoal/.venv"})
-    assert host["PATH"].split(os.pathsep)[0] == str(builder.host_python.parent)
+    on_host = EnvBuilder(builder.cache_dir, isolate_host=False)
+    host = on_host.prepare(EnvSpec()).environ({"PATH": "/usr/bin", "VIRTUAL_ENV": "/shoal/.venv"})
+    assert host["PATH"].split(os.pathsep)[0] == str(on_host.host_python.parent)
     assert "VIRTUAL_ENV" not in host
 
 
@@ -238,12 +271,12 @@ def test_python_mismatch_can_fall_back_to_the_host(cache_dir: Path) -> None:
 def test_find_uv(monkeypatch: pytest.MonkeyPatch) -> None:
     assert find_uv("/opt/uv") == ["/opt/uv"]
     monkeypatch.setattr("shutil.which", lambda name: None)
+    # uv is a dependency: the binary its package installed is found without PATH.
+    import uv
+
     found = find_uv()
-    beside = Path(sys.executable).parent / "uv"
-    if beside.exists():
-        assert found == [str(beside)]
-    else:
-        assert found[-2:] == ["-m", "uv"]
+    assert found == [uv.find_uv_bin()]
+    assert subprocess.run([*found, "--version"], capture_output=True, check=True).stdout.startswith(b"uv ")
 
 
 def test_find_uv_reports_when_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
 import time
 
 import httpx
+from filelock import FileLock
 
 from shoal.config import ShoalSettings
 from shoal.errors import ServerUnavailableError
@@ -30,15 +30,17 @@ def running_server(settings: ShoalSettings) -> str | None:
     if not info or not isinstance(info.get("url"), str):
         return None
     pid = info.get("pid")
-    if isinstance(pid, int):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
+    # Not os.kill(pid, 0): on Windows that terminates the process.
+    if isinstance(pid, int) and not _pid_exists(pid):
+        return None
     url = str(info["url"])
     return url if _healthy(url) else None
+
+
+def _pid_exists(pid: int) -> bool:
+    import psutil  # here, not at the top: every CLI call imports this module
+
+    return psutil.pid_exists(pid)
 
 
 def read_token(settings: ShoalSettings) -> str | None:
@@ -55,9 +57,8 @@ def start_server(settings: ShoalSettings, *, host: str | None = None, port: int 
     home = settings.resolved_home()
     home.mkdir(parents=True, exist_ok=True)
     lock_path = home / "server.lock"
-    with open(lock_path, "w") as lock:
-        # Two CLIs starting at once must not start two servers.
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # Two CLIs starting at once must not start two servers.
+    with FileLock(lock_path):
         url = running_server(settings)
         if url:
             return url
@@ -94,20 +95,24 @@ def stop_server(settings: ShoalSettings, timeout: float = 15.0) -> bool:
     pid = info.get("pid") if info else None
     if not isinstance(pid, int):
         return False
+    import psutil  # here, not at the top: every CLI call imports this module
+
+    # psutil, not os.kill: terminate() is SIGTERM on POSIX and TerminateProcess on Windows.
     try:
-        os.kill(pid, 15)
-    except ProcessLookupError:
+        psutil.Process(pid).terminate()
+    except psutil.NoSuchProcess:
         _forget(settings, pid)
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not psutil.pid_exists(pid):
             _forget(settings, pid)
             return True
         time.sleep(0.05)
-    os.kill(pid, 9)
+    try:
+        psutil.Process(pid).kill()
+    except psutil.NoSuchProcess:
+        pass
     _forget(settings, pid)
     return True
 

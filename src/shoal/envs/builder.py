@@ -2,7 +2,7 @@
 
 Layout of the cache, one directory per spec hash::
 
-    <cache_dir>/<hash>.lock          fcntl lock: one build per hash across threads and processes
+    <cache_dir>/<hash>.lock          file lock: one build per hash across threads and processes
     <cache_dir>/<hash>/venv/         the virtual environment (uv venv + uv pip install)
     <cache_dir>/<hash>/build.log     everything uv printed while building
     <cache_dir>/<hash>/shoal-env.json  the marker, written last: the build is complete
@@ -11,16 +11,19 @@ A directory without the marker is a crashed or failed build and is rebuilt from 
 failed build never poisons a later one.
 
 The host interpreter. Jobs on a "host" environment (``python:3.11``, an image without a conda
-file) run on ``host_python``. By default that is the *base* interpreter Shoal's own virtual
-environment was made from (``sys._base_executable``), not Shoal's venv Python: a job then sees
-the host's stock packages and never Shoal's (fastapi, pydantic, SQLAlchemy...), like a job in a
-bare ``python`` image. Pass ``host_python=sys.executable`` to run such jobs with Shoal's
-packages visible instead, or any other interpreter path.
+file, or a minimal curated one) run in a *clean* virtual environment of ``host_python`` with
+nothing installed (``uv venv``, no system site-packages), built once per interpreter under
+``<cache_dir>/clean-<hash>/`` with the same lock and marker as any other build: a job sees the
+standard library only, as in a bare ``python`` image, never the host's packages nor Shoal's
+(fastapi, httpx, pydantic...). Its own ``pip install`` goes into its layer on top
+(:meth:`PreparedEnv.layered`). ``host_python`` defaults to the *base* interpreter Shoal's own
+virtual environment was made from (``sys._base_executable``); ``isolate_host=False`` runs such
+jobs on ``host_python`` itself, with whatever it has installed.
 """
 
 from __future__ import annotations
 
-import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -145,6 +148,7 @@ class EnvBuilder:
     ``install_python``: when a spec asks for a Python that neither the host nor ``uv python find``
     provides, try ``uv python install`` (needs network access to python-build-standalone).
     ``python_mismatch``: "error" fails such a build; "host" builds on the host Python anyway, with a warning.
+    ``isolate_host``: host environments get a clean venv of ``host_python`` (module doc), not the interpreter itself.
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class EnvBuilder:
         install_python: bool = True,
         python_mismatch: Literal["error", "host"] = "error",
         timeout_s: float = 1800.0,
+        isolate_host: bool = True,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.host_python = Path(host_python) if host_python else default_host_python()
@@ -166,6 +171,7 @@ class EnvBuilder:
         self.install_python = install_python
         self.python_mismatch = python_mismatch
         self.timeout_s = timeout_s
+        self.isolate_host = isolate_host
         self.builds_started = 0  # builds this builder ran (not reuses): for tests and metrics
         self._uv_explicit = uv
         self._uv_cmd: list[str] | None = None
@@ -180,8 +186,10 @@ class EnvBuilder:
         sink = _as_sink(log)
         digest = spec.spec_hash()
         if self._runs_on_host(spec):
-            sink(f"environment: {spec.source or 'host'} -> host Python {self.host_python}")
-            return PreparedEnv(self.host_python, None, digest, True, None, spec)
+            if not self.isolate_host:
+                sink(f"environment: {spec.source or 'host'} -> host Python {self.host_python}")
+                return PreparedEnv(self.host_python, None, digest, True, None, spec)
+            return self._clean_host(spec, digest, sink)
         root = self.cache_dir / digest
         if _complete(root):
             sink(f"environment: {spec.source} -> cached {root}")
@@ -195,6 +203,23 @@ class EnvBuilder:
                 return self._prepared(spec, digest, root, reused=True)
             self._build(spec, digest, root, sink)
         return self._prepared(spec, digest, root, reused=False)
+
+    def _clean_host(self, spec: EnvSpec, digest: str, sink: Callable[[str], None]) -> PreparedEnv:
+        """A venv of the host interpreter with nothing in it, built once per interpreter and shared."""
+        version = ".".join(map(str, self._host_py_version()))
+        key = hashlib.sha256(f"{os.path.realpath(self.host_python)}\n{version}".encode()).hexdigest()[:16]
+        root = self.cache_dir / f"clean-{key}"
+        what = f"{spec.source or 'host'} -> a clean venv of {self.host_python} ({version}); nothing installed"
+        reused = True
+        if not _complete(root):
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with _file_lock(self.cache_dir / f"clean-{key}.lock"):
+                if not _complete(root):
+                    clean = EnvSpec.host(f"clean venv of {self.host_python} ({version})")
+                    self._build(clean, f"clean-{key}", root, lambda line: None)
+                    reused = False
+        sink(f"environment: {what} ({root})")
+        return replace(self._prepared(spec, digest, root, reused=reused), build_log_path=root / BUILD_LOG)
 
     def path_for(self, spec: EnvSpec) -> Path:
         return self.cache_dir / spec.spec_hash()
@@ -417,13 +442,13 @@ def _complete(root: Path) -> bool:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    # flock (not lockf) locks per open file, so it serialises threads of one process too.
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    # A fresh lock object per call: it opens the file itself, so threads of one process wait for
+    # each other as other processes do (flock on POSIX, LockFileEx on Windows). Imported here: a
+    # job on a cached environment never locks, and the runner's start-up should not pay for it.
+    from filelock import FileLock
+
+    with FileLock(path):
+        yield
 
 
 def _replay(path: Path, sink: Callable[[str], None]) -> None:

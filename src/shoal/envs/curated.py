@@ -55,7 +55,7 @@ _LIGHTGBM_33 = Curated(
     ("lightgbm==3.3.*", "scikit-learn<1.6", "pandas<2", "numpy<2", "scipy", "mlflow", "matplotlib", "joblib"),
 )
 _MLFLOW_INFERENCE = Curated("AzureML-mlflow-ubuntu20.04-py38-cpu-inference", ("mlflow", "pandas<2", "numpy<2"))
-_MINIMAL = Curated("AzureML-Minimal", note="a minimal image: the host Python")
+_MINIMAL = Curated("AzureML-Minimal", note="a minimal image: a clean venv of the host Python")
 
 # Lower-case name without the AzureML- prefix -> environment.
 _EXACT: dict[str, Curated] = {

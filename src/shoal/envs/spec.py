@@ -135,7 +135,7 @@ class EnvSpec:
             known = curated.from_image(image)
             if known is not None:
                 return cls.from_curated(known, source=f"image {image} ({known.name})")
-            return cls.host(f"image {image}" if image else label, ["no conda file: the job runs on the host Python"])
+            return cls.host(f"image {image}" if image else label, ["no conda file: a clean venv of the host Python"])
         if isinstance(conda, str):
             conda = _parse_conda_text(conda, label)
         if not isinstance(conda, Mapping):

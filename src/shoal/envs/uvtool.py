@@ -20,19 +20,39 @@ TAIL_LINES = 25
 
 
 def find_uv(explicit: str | os.PathLike[str] | None = None) -> list[str]:
-    """The command that runs uv: the given one, ``uv`` on PATH, the ``uv`` beside this Python, or ``python -m uv``."""
+    """The command that runs uv: the given one, the ``uv`` package's binary, ``uv`` on PATH, or beside this Python.
+
+    ``uv`` is one of Shoal's dependencies, so ``pip install shoal`` brings its binary; the package's
+    ``find_uv_bin()`` finds it wherever pip put it (a venv, ``--user``, a system prefix).
+    """
     if explicit:
         return [os.fspath(explicit)]
+    packaged = _packaged_uv()
+    if packaged:
+        return [packaged]
     on_path = shutil.which("uv")
     if on_path:
         return [on_path]
     # Installed into the same virtual environment as Shoal, whose bin/ need not be on PATH.
-    beside = Path(sys.executable).parent / "uv"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    if importlib.util.find_spec("uv") is not None:
-        return [sys.executable, "-m", "uv"]
+    for name in ("uv", "uv.exe"):
+        beside = Path(sys.executable).parent / name
+        if beside.is_file() and os.access(beside, os.X_OK):
+            return [str(beside)]
     raise InfraError("uv is needed to build environments and was not found; install it with 'pip install uv'")
+
+
+def _packaged_uv() -> str | None:
+    """The binary of the ``uv`` Python package (a dependency of Shoal), when it is installed and whole."""
+    if importlib.util.find_spec("uv") is None:
+        return None
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        return None
+    try:
+        return os.fspath(find_uv_bin())
+    except (FileNotFoundError, OSError):
+        return None
 
 
 @dataclass

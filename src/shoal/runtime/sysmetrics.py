@@ -1,8 +1,9 @@
 """System metrics of a running job, logged as MLflow metrics of its run (``system/…``).
 
 Every ``SHOAL_SYSTEM_METRICS_SECONDS`` (default 5; 0 or less turns sampling off) the sampler
-reads ``/proc`` for the processes of the job's sessions (each rank starts its own session, and
-its children stay in it) and, where ``nvidia-smi`` is on PATH, the GPUs. It logs:
+asks ``psutil`` (Linux, macOS, Windows) about the processes of the job's sessions (each rank starts
+its own session, and its children stay in it; where there are no sessions, Windows, a rank and
+its descendants) and, where ``nvidia-smi`` is on PATH, the GPUs. It logs:
 
 - ``system/cpu_utilization_percentage``: CPU time the job's processes used over the interval, as
   a percentage of the machine's CPUs (0-100, as MLflow's and Azure ML's CPU metrics are);
@@ -23,10 +24,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-PROC = Path("/proc")
+if TYPE_CHECKING:
+    import psutil
+
 DEFAULT_SECONDS = 5.0
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -46,51 +48,57 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _ticks_per_second() -> int:
-    try:
-        return int(os.sysconf("SC_CLK_TCK"))
-    except (ValueError, OSError, AttributeError):
-        return 100
+def _members(sessions: set[int]) -> list[psutil.Process]:
+    """The processes of ``sessions``: by session id where the OS has them, else the leaders and their descendants."""
+    import psutil  # here: the sampler's thread pays for it, not the runner's start-up
 
-
-def _page_size() -> int:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 4096
-
-
-def session_usage(sessions: set[int], proc: Path = PROC) -> tuple[int, int, int]:
-    """(CPU ticks, resident pages, process count) of every process in ``sessions``.
-
-    CPU ticks include the children's that were waited for (``cutime``, ``cstime``), so the time of
-    a child that ended between two samples is not lost: it moves into its parent's count.
-    """
-    ticks = pages = count = 0
-    try:
-        entries = os.listdir(proc)
-    except OSError:
-        return 0, 0, 0
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            raw = (proc / entry / "stat").read_bytes()
-        except OSError:  # gone since the listing, or not ours to read
-            continue
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if len(fields) < 22:
-            continue
-        try:
-            if int(fields[3]) not in sessions:  # field 6: session id
+    getsid = getattr(os, "getsid", None)
+    if getsid is None:  # Windows
+        found: dict[int, psutil.Process] = {}
+        for pid in sessions:
+            try:
+                leader = psutil.Process(pid)
+                found[pid] = leader
+                found.update((child.pid, child) for child in leader.children(recursive=True))
+            except psutil.Error:
                 continue
-            ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # fields 14-17
-            pages += int(fields[21])  # field 24: rss
-        except ValueError:
+        return list(found.values())
+    members = []
+    for pid in psutil.pids():
+        try:
+            if getsid(pid) in sessions:
+                members.append(psutil.Process(pid))
+        except (OSError, psutil.Error):  # gone since the listing, or not ours to ask
             continue
+    return members
+
+
+def session_usage(sessions: set[int]) -> tuple[float, int, int]:
+    """(CPU seconds, resident bytes, process count) of every process in ``sessions``.
+
+    CPU seconds include the children's that were waited for (where the OS reports them, as Linux
+    does), so the time of a child that ended between two samples is not lost: it moves into its
+    parent's count.
+    """
+    import psutil
+
+    seconds = 0.0
+    rss = count = 0
+    for proc in _members(sessions):
+        try:
+            with proc.oneshot():
+                times = proc.cpu_times()
+                memory = proc.memory_info().rss
+        except psutil.ZombieProcess:  # ended, not yet waited for: no time or memory of its own left
+            count += 1
+            continue
+        except psutil.Error:
+            continue
+        seconds += times.user + times.system + getattr(times, "children_user", 0.0)
+        seconds += getattr(times, "children_system", 0.0)
+        rss += memory
         count += 1
-    return ticks, pages, count
+    return seconds, rss, count
 
 
 def gpu_usage(nvidia_smi: str, timeout: float = 10.0) -> list[tuple[int, float, float]] | None:
@@ -127,7 +135,6 @@ class SystemMetrics(threading.Thread):
         interval: float,
         *,
         nvidia_smi: str | None = None,
-        proc: Path = PROC,
         cpus: int | None = None,
     ) -> None:
         super().__init__(name="shoal-system-metrics", daemon=True)
@@ -135,37 +142,34 @@ class SystemMetrics(threading.Thread):
         self.sessions = set(sessions)
         self.interval = interval
         self.nvidia_smi = nvidia_smi if nvidia_smi is not None else shutil.which("nvidia-smi")
-        self.proc = proc
         self.cpus = cpus or _cpu_count()
         self.stopped = threading.Event()
         self.step = 0
         self.logged = 0
         self.failures = 0
         self._gpu_failures = 0
-        self._hz = _ticks_per_second()
-        self._page = _page_size()
 
     def stop(self) -> None:
         self.stopped.set()
 
     def run(self) -> None:
         try:
-            prev_ticks, _, _ = session_usage(self.sessions, self.proc)
-        except Exception:  # noqa: BLE001 - no /proc: nothing to sample
+            prev_seconds, _, _ = session_usage(self.sessions)
+        except Exception:  # noqa: BLE001 - psutil cannot see processes here: nothing to sample
             return
         prev_time = time.monotonic()
         while not self.stopped.wait(self.interval):
             try:
-                ticks, pages, count = session_usage(self.sessions, self.proc)
+                seconds, rss, count = session_usage(self.sessions)
                 now = time.monotonic()
                 if count == 0:  # the job's processes are gone: the run is ending
                     return
                 elapsed = max(now - prev_time, 1e-6)
-                used = max(ticks - prev_ticks, 0) / self._hz
-                prev_ticks, prev_time = ticks, now
+                used = max(seconds - prev_seconds, 0.0)
+                prev_seconds, prev_time = seconds, now
                 values = {
                     "system/cpu_utilization_percentage": round(min(100.0, 100.0 * used / elapsed / self.cpus), 2),
-                    "system/memory_usage_megabytes": round(pages * self._page / MB, 2),
+                    "system/memory_usage_megabytes": round(rss / MB, 2),
                 }
                 values.update(self._gpus())
                 self._log(values)

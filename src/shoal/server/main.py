@@ -7,12 +7,13 @@ SHOAL_HOME with its pid and URL once it answers, and removes the file when it st
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import signal
 import socket
 import sys
+
+from filelock import FileLock, Timeout
 
 from shoal.config import ShoalSettings, load_settings
 from shoal.serverfile import read_server_file, write_server_file
@@ -28,10 +29,10 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     home.mkdir(parents=True, exist_ok=True)
     # One server per SHOAL_HOME, for the server's whole life: two dispatchers on one store would
     # start jobs twice and break compute capacity.
-    running_lock = open(home / "server.running", "w")  # noqa: SIM115 - held until the process ends
+    running_lock = FileLock(home / "server.running", timeout=0)  # held until serve() returns
     try:
-        fcntl.flock(running_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        running_lock.acquire()
+    except Timeout:
         print(f"another Shoal server is running on SHOAL_HOME={home}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)

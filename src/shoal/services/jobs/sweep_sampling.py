@@ -13,12 +13,15 @@ history each time, so a restarted server recomputes the same parameters.
 
 Trial parameters are JSON values keyed by search space name; a nested choice gives the chosen
 sub-space as a dict of its own sampled values (:func:`flatten_params` spells those ``p.key``).
-optuna and scipy are imported inside the functions so ``import shoal`` stays cheap.
+optuna and scipy are imported inside the functions so ``import shoal`` stays cheap. They are the
+``shoal[sweeps]`` extra, not core dependencies: :func:`require_sampler_dependencies` refuses a
+bayesian or sobol sweep at submission when the server lacks them (random and grid need neither).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import json
 import math
@@ -45,8 +48,31 @@ from shoal.entities.sweep.search_space import (
     Uniform,
     parse_search_space,
 )
+from shoal.errors import UnsupportedError
+
+SWEEPS_EXTRA = "pip install 'shoal[sweeps]'"
+# What each sampler imports beyond Shoal's core dependencies (the `sweeps` extra).
+SAMPLER_MODULES = {"bayesian": ("optuna", "numpy"), "sobol": ("scipy", "numpy")}
 
 BAYESIAN_RETRIES = 20  # asks before a finite space's duplicate proposal gives way to an untried point
+
+
+def require_sampler_dependencies(algorithm: Any) -> None:
+    """Refuse a sampler whose packages this server lacks (bayesian: optuna; sobol: scipy), naming the extra."""
+    algorithm = parse_sampling_algorithm(algorithm)
+    if algorithm.type == "bayesian":
+        what, needs = "bayesian sampling", SAMPLER_MODULES["bayesian"]
+    elif isinstance(algorithm, RandomSamplingAlgorithm) and algorithm.rule == "sobol":
+        what, needs = "random sampling with the sobol rule", SAMPLER_MODULES["sobol"]
+    else:
+        return
+    missing = [name for name in needs if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UnsupportedError(
+            f"sampling_algorithm: {what} needs {', '.join(missing)}, which this Shoal server does not have; "
+            f"install the sweeps extra where the server runs ({SWEEPS_EXTRA}) and restart it, "
+            "or use random or grid sampling"
+        )
 
 
 @dataclass(frozen=True)

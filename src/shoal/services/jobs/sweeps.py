@@ -168,6 +168,7 @@ def prepare(
     algorithm = parse_sampling_algorithm(data.get("sampling_algorithm"))
     policy = parse_early_termination(data.get("early_termination"))
     check_sweep_rules(space, algorithm, policy)
+    sweep_sampling.require_sampler_dependencies(algorithm)
     try:
         objective = Objective.model_validate(data.get("objective") or {})
         limits = SweepJobLimits.model_validate(data.get("limits") or {})
