@@ -124,8 +124,8 @@ def examples(noun: str, verb: str, callback: Any) -> list[str]:
 
 
 def epilog(lines: list[str]) -> str:
-    # Typer's rich help joins single line breaks; a blank line keeps one example per line.
-    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+    # \b: click (and Typer's rich help) keep this paragraph's line breaks.
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def add_examples(app: typer.Typer) -> None:

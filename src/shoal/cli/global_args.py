@@ -14,10 +14,8 @@ Only the standard library at import time: this runs on every ``shoal`` start.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +26,19 @@ SWITCHES = {"--debug": "debug", "--verbose": "verbose", "--only-show-errors": "o
 DEFAULT_KEYS = ("workspace", "group", "location", "subscription")
 
 
-@dataclass
 class GlobalArgs:
-    resource_group: str | None = None
-    subscription: str | None = None
-    debug: bool = False
-    verbose: bool = False
-    only_show_errors: bool = False
-    ignored: list[str] = field(default_factory=list)
+    """What the az global flags said (a plain class: no dataclasses import on every start)."""
+
+    def __init__(self) -> None:
+        self.resource_group: str | None = None
+        self.subscription: str | None = None
+        self.debug = False
+        self.verbose = False
+        self.only_show_errors = False
+        self.ignored: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"GlobalArgs({vars(self)})"
 
 
 GLOBALS = GlobalArgs()
@@ -72,6 +75,10 @@ def apply(found: GlobalArgs) -> None:
     """Record the flags and set the log level: --debug DEBUG, --verbose INFO, --only-show-errors ERROR."""
     global GLOBALS
     GLOBALS = found
+    if not (found.debug or found.verbose or found.only_show_errors):
+        return
+    import logging
+
     if found.debug or found.verbose:
         logging.basicConfig(
             level=logging.DEBUG if found.debug else logging.INFO,
