@@ -45,6 +45,7 @@ bench: install
 	$(PY) benchmarks/tracking_scale.py
 	$(PY) benchmarks/pipelines.py
 	$(PY) benchmarks/sweeps.py
+	$(PY) benchmarks/cli_startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -27,6 +27,7 @@ class Cli:
         self.home = home
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
         self.env["SHOAL_HOME"] = str(home)
+        self.env["XDG_CONFIG_HOME"] = str(home / "config")  # `shoal configure`'s defaults: this home's only
         self.env["COLUMNS"] = "200"
 
     def __call__(self, *args: str, check: bool = True, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Result:

@@ -12,9 +12,13 @@ from shoal.errors import UserError
 
 WorkspaceOpt = Annotated[
     str | None,
-    typer.Option("--workspace-name", "-w", help="Workspace (default: SHOAL_WORKSPACE or 'default')."),
+    typer.Option(
+        "--workspace-name",
+        "-w",
+        help="Workspace (default: SHOAL_WORKSPACE, then the `shoal configure` default, then 'default').",
+    ),
 ]
-OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="json, yaml, table, tsv or none.")]
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="json, jsonc, yaml, table, tsv or none.")]
 QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the result, as in az.")]
 FileOpt = Annotated[Path | None, typer.Option("--file", "-f", help="YAML file describing the object.")]
 SetOpt = Annotated[
@@ -33,9 +37,10 @@ ArchivedOnlyOpt = Annotated[bool, typer.Option("--archived-only", help="List onl
 
 
 def client(workspace: str | None) -> Any:
+    from shoal.cli.global_args import default_workspace
     from shoal.client.ml_client import MLClient
 
-    return MLClient(workspace_name=workspace)
+    return MLClient(workspace_name=default_workspace(workspace))
 
 
 def parse_tags(tags: list[str] | None) -> dict[str, str] | None:

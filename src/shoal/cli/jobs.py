@@ -26,6 +26,7 @@ from shoal.cli.common import (
     set_overrides,
     show,
 )
+from shoal.cli.global_args import warn
 from shoal.cli.output import OutputFormat
 from shoal.errors import UserError
 
@@ -53,6 +54,34 @@ def _stream(ops: Any, name: str) -> None:
         raise typer.Exit(1) from None
 
 
+def studio_url(job: Any) -> str | None:
+    """The job's ``services.Studio.endpoint``, as az's ``--web`` opens it."""
+    services = job.to_dict().get("services") if hasattr(job, "to_dict") else None
+    studio = (services or {}).get("Studio") or {}
+    return studio.get("endpoint") if isinstance(studio, dict) else None
+
+
+def _open_studio(job: Any) -> None:
+    """Print the studio URL on stderr (stdout stays the job's JSON) and open it where a browser is."""
+    url = studio_url(job)
+    if not url:
+        warn(f"job {job.name} has no studio URL")
+        return
+    typer.echo(f"Studio: {url}", err=True)
+    import os
+    import webbrowser
+
+    if sys.platform.startswith("linux") and not any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    ):
+        return  # no desktop: not a text browser that would take over the terminal
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return  # no browser here (a server, CI): the printed URL is all
+    browser.open(url, new=2)
+
+
 @job_app.command("create")
 def create(
     file: Annotated[Path, typer.Option("--file", "-f", help="Job YAML.")],
@@ -60,8 +89,16 @@ def create(
     set: SetOpt = None,
     stream: Annotated[bool, typer.Option("--stream", "-s", help="Follow the logs until the job ends.")] = False,
     save_as: Annotated[Path | None, typer.Option("--save-as", "-a", help="Write the job as YAML.")] = None,
-    skip_validation: Annotated[bool, typer.Option("--skip-validation")] = False,
-    web: Annotated[bool, typer.Option("--web", "-e", help="Print the studio URL.")] = False,
+    skip_validation: Annotated[
+        bool,
+        typer.Option(
+            "--skip-validation",
+            help="Accepted for compatibility (az skips its client-side checks): the server always validates.",
+        ),
+    ] = False,
+    web: Annotated[
+        bool, typer.Option("--web", "-e", help="Print the job's studio URL and open it in a browser when one is there.")
+    ] = False,
     workspace_name: WorkspaceOpt = None,
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
@@ -69,6 +106,8 @@ def create(
     """Submit a job from its YAML (uploads the code folder and local inputs)."""
     from shoal.entities.loader import load_entity
 
+    if skip_validation:
+        warn("--skip-validation is accepted for compatibility and ignored: the server always validates the job")
     overrides: list[Any] = list(set_overrides(set))
     if name:
         overrides.append({"name": name})
@@ -78,11 +117,13 @@ def create(
         warnings.simplefilter("always")
         created = ops.create_or_update(job)
     for warning in caught:
-        typer.echo(f"Warning: {warning.message}", err=True)
+        warn(str(warning.message))
     if save_as is not None:
         import yaml
 
         save_as.write_text(yaml.safe_dump(created.to_dict(), sort_keys=False))
+    if web:
+        _open_studio(created)
     if stream:
         _stream(ops, created.name)
         return

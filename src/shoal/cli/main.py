@@ -1,51 +1,57 @@
-"""The ``shoal`` entry point: nouns as in ``az ml``; errors print ``Error [CODE]: message``."""
+"""The ``shoal`` entry point: nouns as in ``az ml``; errors print ``Error [CODE]: message``.
+
+az's global flags (``-g``, ``--subscription``, ``--debug``, ``--verbose``, ``--only-show-errors``) are
+taken out of the command line first (``global_args``), so they work in any position. The command
+tree (``shoal.cli.app``) is imported only when needed: ``shoal version`` answers without it.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-
-import typer
-
-from shoal import __version__
-from shoal.cli.account import account_app
-from shoal.cli.assets import ASSET_NOUNS, build
-from shoal.cli.jobs import job_app
-from shoal.cli.resources import compute_app, datastore_app, workspace_app
-from shoal.cli.server import server_app
-from shoal.entities.kind_names import KIND_NAMES
-from shoal.errors import ShoalError
-
-app = typer.Typer(
-    help="Shoal: a self-hosted Azure Machine Learning v2 workspace.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-# One noun per kind with a ``cli_noun`` in the kind registry, in its order.
-NOUN_APPS: dict[str, typer.Typer] = {
-    "workspace": workspace_app,
-    "compute": compute_app,
-    "datastore": datastore_app,
-    **{kind: build(kind) for kind in ASSET_NOUNS},
-    "job": job_app,
-}
-for _kind, _names in KIND_NAMES.items():
-    if _names.cli_noun:
-        app.add_typer(NOUN_APPS[_kind], name=_names.cli_noun)
-app.add_typer(server_app, name="server")
-app.add_typer(account_app, name="account")
+from typing import Any
 
 
-@app.command("version")
-def version() -> None:
-    """Print Shoal's version."""
-    typer.echo(__version__)
+def __getattr__(name: str) -> Any:
+    if name in ("app", "NOUN_APPS"):  # the full tree, for tests and tools
+        from shoal.cli import app as tree
+
+        return getattr(tree, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    from shoal.cli import global_args
+
+    args, found = global_args.strip(sys.argv[1:] if argv is None else argv)
+    global_args.apply(found)
+    if args in (["version"], ["--version"]):  # as `shoal version`, without building the tree
+        import json
+
+        from shoal import __version__
+
+        print(json.dumps({"shoal": __version__}, indent=2))
+        return
+    # Plain help and usage errors, as az prints them: Typer's rich help costs ~100 ms per start
+    # (rich, markdown-it). TYPER_USE_RICH=1 brings the boxes back.
+    os.environ.setdefault("TYPER_USE_RICH", "0")
+    from shoal.cli.app import app, light_app
+    from shoal.errors import ShoalError
+
+    if os.environ.get("_SHOAL_COMPLETE"):  # the shell asks for completions (`shoal completion`'s script)
+        from typer.completion import completion_init
+
+        completion_init()
+        tree = app
+    else:
+        tree = light_app(args)
     try:
-        app()
+        tree(args=args, prog_name="shoal")
     except ShoalError as exc:
+        if found.debug:
+            import traceback
+
+            traceback.print_exc()
         print(f"Error [{exc.code}]: {exc.message}", file=sys.stderr)
         sys.exit(1)
 

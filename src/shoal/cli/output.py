@@ -7,17 +7,14 @@ import sys
 from enum import StrEnum
 from typing import Any
 
-import jmespath
-import yaml
-from jmespath.exceptions import JMESPathError
-from rich.console import Console
-from rich.table import Table
-
 from shoal.errors import UserError
+
+# jmespath, yaml and rich are imported where used: most commands need one of them, `--help` none.
 
 
 class OutputFormat(StrEnum):
     json = "json"
+    jsonc = "jsonc"  # colored JSON on a terminal, plain JSON otherwise (as az)
     yaml = "yaml"
     table = "table"
     tsv = "tsv"
@@ -27,6 +24,9 @@ class OutputFormat(StrEnum):
 def apply_query(data: Any, query: str | None) -> Any:
     if not query:
         return data
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
     try:
         return jmespath.search(query, data)
     except JMESPathError as exc:
@@ -48,9 +48,15 @@ def render(data: Any, fmt: OutputFormat, *, columns: list[str] | None = None, qu
     out = sys.stdout
     if fmt == OutputFormat.none:
         return
-    if fmt == OutputFormat.json:
+    if fmt == OutputFormat.jsonc and out.isatty():
+        from rich.console import Console
+
+        Console(soft_wrap=True).print_json(json.dumps(data, default=str), indent=2)
+    elif fmt in (OutputFormat.json, OutputFormat.jsonc):
         out.write(json.dumps(data, indent=2, default=str) + "\n")
     elif fmt == OutputFormat.yaml:
+        import yaml
+
         out.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False))
     elif fmt == OutputFormat.tsv:
         _tsv(data, out)
@@ -69,6 +75,9 @@ def _tsv(data: Any, out: Any) -> None:
 
 
 def _table(data: Any, columns: list[str] | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     rows = data if isinstance(data, list) else [data]
     # Piped output has no terminal width; do not squeeze columns as if it were 80 wide.
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)

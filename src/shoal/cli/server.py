@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from shoal.config import load_settings
-
 server_app = typer.Typer(help="Run the local Shoal server.", no_args_is_help=True)
 
 
@@ -19,6 +17,7 @@ def start(
 ) -> None:
     """Start the server (in the foreground unless --detach)."""
     from shoal.client.local_server import running_server, start_server
+    from shoal.config import load_settings
 
     settings = load_settings()
     url = running_server(settings)
@@ -38,6 +37,7 @@ def start(
 def stop() -> None:
     """Stop the background server of this SHOAL_HOME."""
     from shoal.client.local_server import stop_server
+    from shoal.config import load_settings
 
     stopped = stop_server(load_settings())
     typer.echo("Shoal server stopped" if stopped else "No Shoal server was running")
@@ -47,6 +47,7 @@ def stop() -> None:
 def status() -> None:
     """Say whether the server of this SHOAL_HOME is running, and where."""
     from shoal.client.local_server import running_server
+    from shoal.config import load_settings
 
     settings = load_settings()
     url = running_server(settings)
@@ -61,6 +62,7 @@ def status() -> None:
 def token() -> None:
     """Print the local server's access token (for MLFLOW_TRACKING_TOKEN or HTTP clients)."""
     from shoal.client.local_server import ensure_server, read_token
+    from shoal.config import load_settings
 
     settings = load_settings()
     ensure_server(settings)
