@@ -78,6 +78,11 @@ def _type(param) -> str:  # noqa: ANN001
     return (getattr(kind, "name", "") or "text").lower()
 
 
+def _arg_name(arg: typing.Any) -> str:
+    """What click's usage line calls an argument (its metavar, else its name in capitals)."""
+    return getattr(arg, "human_readable_name", None) or getattr(arg, "metavar", None) or arg.name.upper()
+
+
 def _command_doc(cmd, path: list[str], ctx) -> list[str]:  # noqa: ANN001 - click objects
     title = " ".join(path)
     lines = [f"## `{title}`", ""]
@@ -94,7 +99,7 @@ def _command_doc(cmd, path: list[str], ctx) -> list[str]:  # noqa: ANN001 - clic
         for arg in arguments:
             required = "yes" if arg.required else ""
             lines.append(
-                f"| `{arg.human_readable_name}` | {_type(arg)} | {required} | {_cell(getattr(arg, 'help', '') or '')} |"
+                f"| `{_arg_name(arg)}` | {_type(arg)} | {required} | {_cell(getattr(arg, 'help', '') or '')} |"
             )
         lines.append("")
     if options:
