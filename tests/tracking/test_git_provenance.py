@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 
@@ -20,6 +21,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("git") is None, r
 # The CLI runs outside the checkout (cwd): it must still import this checkout's shoal.
 SRC = {"PYTHONPATH": str(ROOT / "src")}
 KEYS = ("mlflow.source.git.commit", "mlflow.source.git.branch", "mlflow.source.git.repoURL", "azureml.git.dirty")
+
+
+def wait_ended(home, *names: str, timeout: float = 120) -> None:
+    """Let the jobs finish before the server stops, so no runner is left retrying its report."""
+    deadline = time.monotonic() + timeout
+    with MLClient(settings=ShoalSettings(home=home)) as ml:
+        for name in names:
+            while ml.jobs.get(name).status not in ("Completed", "Failed", "Canceled"):
+                assert time.monotonic() < deadline, f"job {name} did not end"
+                time.sleep(0.2)
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +58,7 @@ def test_sdk_job_from_a_repository_records_git_properties_and_run_tags(mlflow_en
     assert {k: tags.get(k) for k in KEYS} == expected
     found = mlflow.search_runs(experiment_names=[job.experiment_name], output_format="list")
     assert [r.data.tags.get("mlflow.source.git.commit") for r in found if r.info.run_id == job.name] == [commit]
+    wait_ended(mlflow_env.home, job.name)
 
 
 def test_cli_job_from_outside_a_repository_records_nothing(mlflow_env, tmp_path):
@@ -58,6 +70,7 @@ def test_cli_job_from_outside_a_repository_records_nothing(mlflow_env, tmp_path)
     created = json.loads(mlflow_env("job", "create", "-f", str(path), "-o", "json", cwd=folder, env=env).out)
     assert not any(k in (created.get("properties") or {}) for k in KEYS)
     assert not any(k in mlflow.get_run(created["name"]).data.tags for k in KEYS)
+    wait_ended(mlflow_env.home, created["name"])
 
 
 def test_cli_job_from_a_repository_and_the_switch_that_turns_it_off(mlflow_env, tmp_path):
@@ -66,8 +79,10 @@ def test_cli_job_from_a_repository_and_the_switch_that_turns_it_off(mlflow_env, 
     path = write_job(repo, "code: .\ncommand: python train.py\nenvironment:\n  image: python:3.11\n")
     created = json.loads(mlflow_env("job", "create", "-f", str(path), "-o", "json", cwd=tmp_path, env=SRC).out)
     props = created["properties"]
+    first = created["name"]
     assert props["mlflow.source.git.commit"] == commit
     assert props["azureml.git.dirty"] == "True"  # job.yml is an untracked file
     off = {**SRC, "SHOAL_DISABLE_GIT_INFO": "1"}
     created = json.loads(mlflow_env("job", "create", "-f", str(path), "-o", "json", cwd=repo, env=off).out)
     assert not any(k in (created.get("properties") or {}) for k in KEYS)
+    wait_ended(mlflow_env.home, first, created["name"])
