@@ -181,17 +181,22 @@ def shoal_server(tmp: Path, *, database_url: str | None = None) -> Iterator[Serv
         log.close()
 
 
-def find_mlflow(explicit: str | None) -> str | None:
-    """The ``mlflow`` executable: --mlflow, $SHOAL_BENCH_MLFLOW, this venv's, then PATH."""
-    for candidate in (
-        explicit,
-        os.environ.get("SHOAL_BENCH_MLFLOW"),
-        str(Path(sys.executable).parent / "mlflow"),
-        shutil.which("mlflow"),
-    ):
+def find_executable(name: str, explicit: str | None, env_var: str) -> str | None:
+    """A peer's executable: the explicit path, ``$env_var``, beside this Python, then PATH."""
+    for candidate in (explicit, os.environ.get(env_var), str(Path(sys.executable).parent / name), shutil.which(name)):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def find_mlflow(explicit: str | None) -> str | None:
+    """The ``mlflow`` executable: --mlflow, $SHOAL_BENCH_MLFLOW, this venv's, then PATH."""
+    return find_executable("mlflow", explicit, "SHOAL_BENCH_MLFLOW")
+
+
+def find_ray(explicit: str | None) -> str | None:
+    """The ``ray`` executable: --ray, $SHOAL_BENCH_RAY, beside this Python, then PATH."""
+    return find_executable("ray", explicit, "SHOAL_BENCH_RAY")
 
 
 def mlflow_version(exe: str) -> str:

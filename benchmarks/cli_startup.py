@@ -17,28 +17,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import DOCS, REPO, find_mlflow, load_average, machine, median, ms, p95, scratch, shoal_server, today
+from _common import (
+    DOCS,
+    REPO,
+    find_mlflow,
+    find_ray,
+    load_average,
+    machine,
+    median,
+    ms,
+    p95,
+    scratch,
+    shoal_server,
+    today,
+)
 from _common import write_section as write
 
 TARGETS = {"shoal --help": 0.150, "shoal version": 0.150, "shoal model list": 0.300}
-
-
-def find_ray(explicit: str | None) -> str | None:
-    for candidate in (
-        explicit,
-        os.environ.get("SHOAL_BENCH_RAY"),
-        str(Path(sys.executable).parent / "ray"),
-        shutil.which("ray"),
-    ):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:

@@ -33,7 +33,6 @@ import math
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from _common import (
     DOCS,
     Server,
     find_mlflow,
+    find_ray,
     free_port,
     load_average,
     machine,
@@ -351,19 +351,6 @@ def capacity(jobs: ShoalJobs) -> Capacity:
 
 
 # -- peers -----------------------------------------------------------------------------------------
-
-
-def find_ray(explicit: str | None) -> str | None:
-    """The ``ray`` executable: --ray, $SHOAL_BENCH_RAY, beside this Python, then PATH."""
-    for candidate in (
-        explicit,
-        os.environ.get("SHOAL_BENCH_RAY"),
-        str(Path(sys.executable).parent / "ray"),
-        shutil.which("ray"),
-    ):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def streamed(argv: list[str], env: dict[str, str], cwd: Path, result: Series, *, stop_at_line: bool) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Where MLflow's proxied artifacts live: a logged model's artifact_location starts with this, and
+# what follows is its path in the workspace's artifact store.
+MLFLOW_ARTIFACTS_URI_PREFIX = "mlflow-artifacts:/"
+
 
 class AssetTypes:
     """Data and model asset types (``azure.ai.ml.constants.AssetTypes``)."""

@@ -79,19 +79,20 @@ def git_properties(folder: str | Path | None = None) -> dict[str, str]:
     if where.is_file():
         where = where.parent
     props: dict[str, str] = {}
-    if where.is_dir() and _git(where, "rev-parse", "--is-inside-work-tree") == "true":
+    # One `git status` answers all but the remote: the commit, the branch and whether anything
+    # changed (it fails outside a work tree, and then nothing is recorded).
+    status = _git(where, "status", "--porcelain=v2", "--branch") if where.is_dir() else None
+    if status is not None:
+        headers = dict(line[2:].split(" ", 1) for line in status.splitlines() if line.startswith("# "))
+        url = _git(where, "ls-remote", "--get-url")
         found = {
-            REPO_URL: _git(where, "ls-remote", "--get-url"),
-            BRANCH: _git(where, "symbolic-ref", "--short", "HEAD"),
-            COMMIT: _git(where, "rev-parse", "HEAD"),
+            # `ls-remote --get-url` without an origin echoes "origin" back: not a URL.
+            REPO_URL: url if url not in ("origin", "") else None,
+            BRANCH: headers.get("branch.head") if headers.get("branch.head") != "(detached)" else None,
+            COMMIT: headers.get("branch.oid") if headers.get("branch.oid") != "(initial)" else None,
         }
-        # `ls-remote --get-url` without an origin echoes "origin" back: not a URL.
-        if found[REPO_URL] in ("origin", ""):
-            found[REPO_URL] = None
         props.update({k: v for k, v in found.items() if v})
-        status = _git(where, "status", "--porcelain")
-        if status is not None:
-            props[DIRTY] = str(bool(status))
+        props[DIRTY] = str(any(not line.startswith("# ") for line in status.splitlines()))
     for key, env in ENV_OVERRIDES.items():
         value = (os.environ.get(env) or "").strip()
         if value:

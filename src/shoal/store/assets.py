@@ -14,8 +14,9 @@ from sqlalchemy import and_, func, select, true, update
 from sqlalchemy.orm import Session
 
 from shoal.errors import InvalidStateError, NotFoundError, not_found
+from shoal.store import workspaces
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
-from shoal.store.tables import AssetContainerRow, AssetVersionRow, WorkspaceRow, utcnow
+from shoal.store.tables import AssetContainerRow, AssetVersionRow, utcnow
 
 
 def find_container(session: Session, workspace_id: int, kind: str, name: str) -> AssetContainerRow | None:
@@ -37,7 +38,6 @@ def get_container(session: Session, workspace_id: int, kind: str, name: str) -> 
 
 def missing_container(session: Session, workspace_id: int, kind: str, name: str) -> NotFoundError:
     """NOT_FOUND for an asset name: the workspace, and close existing names of that kind."""
-    ws = session.get(WorkspaceRow, workspace_id)
     known = list(
         session.scalars(
             select(AssetContainerRow.name)
@@ -45,7 +45,7 @@ def missing_container(session: Session, workspace_id: int, kind: str, name: str)
             .limit(1000)
         )
     )
-    return not_found(kind, name, known=known, workspace=ws.name if ws else None)
+    return not_found(kind, name, known=known, workspace=workspaces.name_of(session, workspace_id))
 
 
 def ensure_container(session: Session, workspace_id: int, kind: str, name: str) -> AssetContainerRow:

@@ -12,7 +12,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shoal.errors import NotFoundError, not_found
-from shoal.store.tables import JobRow, LoggedModelRow, WorkspaceRow
+from shoal.store import workspaces
+from shoal.store.tables import JobRow, WorkspaceRow
 
 
 def find(session: Session, ws_id: int, name: str) -> JobRow | None:
@@ -22,12 +23,11 @@ def find(session: Session, ws_id: int, name: str) -> JobRow | None:
 def missing(session: Session, ws_id: int, name: str) -> NotFoundError:
     """NOT_FOUND for a job: the workspace, names close to ``name`` among the 1,000 newest jobs
     (jobs are many: no close match means only the hint to list them)."""
-    ws = session.get(WorkspaceRow, ws_id)
     recent = list(
         session.scalars(select(JobRow.name).where(JobRow.workspace_id == ws_id).order_by(JobRow.id.desc()).limit(1000))
     )
     close = difflib.get_close_matches(name, recent, n=5, cutoff=0.6)
-    return not_found("job", name, known=close or None, workspace=ws.name if ws else None)
+    return not_found("job", name, known=close or None, workspace=workspaces.name_of(session, ws_id))
 
 
 def exists(session: Session, ws_id: int, name: str) -> bool:
@@ -39,7 +39,7 @@ def by_id(session: Session, job_id: int) -> JobRow | None:
 
 
 def workspace_name(session: Session, row: JobRow) -> str:
-    return session.get(WorkspaceRow, row.workspace_id).name  # type: ignore[union-attr]
+    return workspaces.name_of(session, row.workspace_id) or ""
 
 
 def status_and_attempt(session: Session, workspace: str, name: str) -> tuple[str, int] | None:
@@ -138,20 +138,4 @@ def children(session: Session, ws_id: int, parent: str) -> list[JobRow]:
         session.scalars(
             select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.parent_job_name == parent).order_by(JobRow.id)
         )
-    )
-
-
-def newest_logged_model(session: Session, ws_id: int, run: str, name: str) -> LoggedModelRow | None:
-    """The newest active model called ``name`` that run ``run`` logged."""
-    return session.scalar(
-        select(LoggedModelRow)
-        .join(JobRow, JobRow.id == LoggedModelRow.job_id)
-        .where(
-            LoggedModelRow.workspace_id == ws_id,
-            JobRow.name == run,
-            LoggedModelRow.name == name,
-            LoggedModelRow.lifecycle_stage == "active",
-        )
-        .order_by(LoggedModelRow.id.desc())
-        .limit(1)
     )

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.errors import NotFoundError, not_found
+from shoal.store import workspaces
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
-from shoal.store.tables import ResourceRow, WorkspaceRow, utcnow
+from shoal.store.tables import ResourceRow, utcnow
 
 
 def find_row(session: Session, workspace_id: int, kind: str, name: str) -> ResourceRow | None:
@@ -38,9 +39,8 @@ def names(session: Session, workspace_id: int, kind: str) -> list[str]:
 
 def missing(session: Session, workspace_id: int, kind: str, name: str, *, extra: tuple[str, ...] = ()) -> NotFoundError:
     """The NOT_FOUND for a compute or datastore, naming the workspace and what does exist."""
-    ws = session.get(WorkspaceRow, workspace_id)
     known = [*extra, *names(session, workspace_id, kind)]
-    return not_found(kind, name, known=known, workspace=ws.name if ws else None)
+    return not_found(kind, name, known=known, workspace=workspaces.name_of(session, workspace_id))
 
 
 def put(

@@ -380,3 +380,19 @@ def metric_histories(session: Session, job_ids: list[int], key: str) -> dict[int
 
 def experiment_by_row_id(session: Session, row_id: int | None) -> ExperimentRow | None:
     return session.get(ExperimentRow, row_id) if row_id is not None else None
+
+
+def newest_logged_model(session: Session, ws_id: int, run: str, name: str) -> LoggedModelRow | None:
+    """The newest active model called ``name`` that run ``run`` logged."""
+    return session.scalar(
+        select(LoggedModelRow)
+        .join(JobRow, JobRow.id == LoggedModelRow.job_id)
+        .where(
+            LoggedModelRow.workspace_id == ws_id,
+            JobRow.name == run,
+            LoggedModelRow.name == name,
+            LoggedModelRow.lifecycle_stage == "active",
+        )
+        .order_by(LoggedModelRow.id.desc())
+        .limit(1)
+    )

@@ -41,3 +41,9 @@ def upsert(session: Session, name: str, spec: dict[str, Any]) -> tuple[Workspace
 
 def list_rows(session: Session) -> list[WorkspaceRow]:
     return list(session.scalars(select(WorkspaceRow).order_by(WorkspaceRow.name)))
+
+
+def name_of(session: Session, ws_id: int) -> str | None:
+    """A workspace's name by row id (None once it is gone)."""
+    ws = session.get(WorkspaceRow, ws_id)
+    return ws.name if ws is not None else None

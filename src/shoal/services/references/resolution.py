@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.compute import LOCAL_COMPUTE_NAMES, RUNNABLE_COMPUTE_TYPES
+from shoal.constants import MLFLOW_ARTIFACTS_URI_PREFIX
 from shoal.entities.expressions import resolve_output_path
 from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import format_datastore_uri, parse_asset_ref, parse_path
@@ -21,9 +22,9 @@ from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import jobs as job_rows
 from shoal.store import resources as resource_rows
+from shoal.store import tracking as tracking_rows
 
 ENV_ASSET_TYPES = {"mlflow_model", "custom_model", "triton_model"}
-MLFLOW_ARTIFACTS = "mlflow-artifacts:/"
 
 
 def resolve_component(ctx: ServiceContext, workspace: str, ref: str, where: str) -> dict[str, Any]:
@@ -206,10 +207,10 @@ def logged_model_path(ctx: ServiceContext, workspace: str, job: str, art: dict[s
     if store is not None and store.exists(f"{art['path']}/{name}"):
         return None
     with ctx.db.read() as session:
-        row = job_rows.newest_logged_model(session, workspace_id(session, workspace), job, name)
-    if row is None or not row.artifact_location.startswith(MLFLOW_ARTIFACTS):
+        row = tracking_rows.newest_logged_model(session, workspace_id(session, workspace), job, name)
+    if row is None or not row.artifact_location.startswith(MLFLOW_ARTIFACTS_URI_PREFIX):
         return None
-    location = row.artifact_location[len(MLFLOW_ARTIFACTS) :]
+    location = row.artifact_location[len(MLFLOW_ARTIFACTS_URI_PREFIX) :]
     return f"{location}/{rest}" if rest else f"{location}/"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shoal.constants import MLFLOW_ARTIFACTS_URI_PREFIX
 from shoal.entities.names import generate_job_name
 from shoal.errors import NotFoundError, UserError
 from shoal.services.context import ServiceContext
@@ -39,7 +40,6 @@ from shoal.services.tracking.values import (
     str_arg,
 )
 from shoal.services.workspaces import workspace_id
-from shoal.store import jobs as job_rows
 from shoal.store import runs as run_store
 from shoal.store import tracking as rows
 from shoal.store.paging import encode_token
@@ -48,7 +48,7 @@ from shoal.store.tables import LoggedModelRow
 STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 STATUS_NUMBERS = {"1": STATUSES[0], "2": STATUSES[1], "3": STATUSES[2]}
 MAX_RESULTS = 1000
-ARTIFACTS_PREFIX = "mlflow-artifacts:/"
+ARTIFACTS_PREFIX = MLFLOW_ARTIFACTS_URI_PREFIX
 
 
 def _kv_map(items: Any, what: str) -> dict[str, str]:
@@ -299,19 +299,6 @@ def log_model(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict
         history.append(model)
         rows.set_tags(session, run.id, {key: json.dumps(history)})
     return {}
-
-
-def model_location(ctx: ServiceContext, workspace: str, run: str, name: str) -> str | None:
-    """The store path of the newest model named ``name`` logged by run ``run``, or None."""
-    with ctx.db.read() as session:
-        ws_id = workspace_id(session, workspace)
-        row = job_rows.newest_logged_model(session, ws_id, run, name)
-    if row is None or not row.artifact_location.startswith(ARTIFACTS_PREFIX):
-        return None
-    return row.artifact_location[len(ARTIFACTS_PREFIX) :]
-
-
-# -- files ----------------------------------------------------------------------------------
 
 
 def _files_root(ctx: ServiceContext, workspace: str, model_id: str) -> tuple[str, str]:
