@@ -1,7 +1,8 @@
 """Settings, read once at the edges (CLI entry, ``create_app``, ``MLClient()``) and passed down.
 
 Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
-``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``.
+``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``, ``SHOAL_TEAM_MODE``,
+``SHOAL_BODY_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ class ShoalSettings(BaseSettings):
     port: int = 0
     # Seconds without a runner heartbeat before a job is NotResponding (twice that: Failed).
     heartbeat_timeout: float = 30.0
+    # Team mode (see ``is_team_mode``): true, false, or unset to decide from the bind address.
+    team_mode: bool | None = None
+    # Seconds a request body may stall (no bytes arriving) before the server answers 408.
+    body_timeout: float = 60.0
+
+    def is_team_mode(self) -> bool:
+        """A server others reach: SHOAL_TEAM_MODE=1, or bound to an address other than loopback.
+        In team mode the API's documentation and version details need a token too."""
+        if self.team_mode is not None:
+            return self.team_mode
+        return self.host not in ("127.0.0.1", "localhost", "::1")
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

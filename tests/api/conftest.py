@@ -45,6 +45,7 @@ class Api:
         self.http.close()
         self.anon.close()
         self.ml.close()
+        self.app.state.audit.close()
         self.app.state.ctx.close()
 
 

@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import logging
-import re
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import ClientDisconnect
 
 from shoal import __version__
 from shoal.config import ShoalSettings
-from shoal.errors import InternalError, NotFoundError, PayloadTooLargeError, ShoalError, SpecError, UserError
+from shoal.errors import (
+    AuthError,
+    InternalError,
+    NotFoundError,
+    PermissionDeniedError,
+    ShoalError,
+    SpecError,
+    UserError,
+)
 from shoal.jobtokens import JobTokenSigner
-from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
-from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
+from shoal.server.auth import TokenTable, admin_principal, ensure_admin_token
+from shoal.server.gate import RequestGate
+from shoal.server.routes import access, assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
+from shoal.services.access.audit import AuditLog
 from shoal.services.context import ServiceContext
 from shoal.services.jobs.dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "v1"
-# JSON bodies are small; file content goes through the upload routes, which stream.
-MAX_JSON_BODY = 4 * 1024 * 1024
-# The one route whose body is raw file content, streamed to storage; every other body is JSON.
-RAW_BODY_ROUTES = re.compile(
-    r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/content|jobs/[^/]+/logs"
-    r"|mlflow/api/2\.0/mlflow-artifacts/artifacts/.*)$"
-)
 
 
 def _error(exc: ShoalError) -> JSONResponse:
@@ -42,7 +43,9 @@ def _error(exc: ShoalError) -> JSONResponse:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShoalError)
-    async def _shoal(_: Request, exc: ShoalError) -> JSONResponse:
+    async def _shoal(request: Request, exc: ShoalError) -> JSONResponse:
+        if isinstance(exc, AuthError | PermissionDeniedError):
+            request.state.denied = exc.message  # for the audit record
         if isinstance(exc, InternalError):
             logger.error("internal error: %s", exc.message)
         return _error(exc)
@@ -69,44 +72,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         err = UserError(str(exc.detail))
         return JSONResponse(err.to_wire(), status_code=exc.status_code)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client went away, or the gate answered (413, 408) and told the app so: nothing to log.
+        return JSONResponse(UserError("the client closed the request").to_wire(), status_code=400)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
         return _error(InternalError("internal server error; see the server log"))
-
-
-class BodyGuard:
-    """JSON bodies at most ``MAX_JSON_BODY`` (413) and ``application/json`` (415), except on the
-    routes that stream raw bytes. A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs
-    every request a task group and a memory stream."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            refusal = self._check(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def _check(scope: Scope) -> JSONResponse | None:
-        if RAW_BODY_ROUTES.match(scope["path"]):
-            return None
-        headers = Headers(scope=scope)
-        length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_JSON_BODY:
-            return _error(PayloadTooLargeError(f"request body over {MAX_JSON_BODY} bytes"))
-        ctype = headers.get("content-type", "")
-        if length not in (None, "0") and not ctype.startswith("application/json"):
-            err = UserError(f"request bodies must be application/json, got {ctype or 'no content type'!r}")
-            return JSONResponse(
-                {**err.to_wire(), "error": {**err.to_wire()["error"], "code": "UNSUPPORTED_MEDIA_TYPE"}},
-                status_code=415,
-            )
-        return None
 
 
 def create_app(
@@ -122,7 +96,8 @@ def create_app(
     workspaces.ensure_default(ctx)
 
     tokens = TokenTable()
-    tokens.add(ensure_admin_token(settings.token_file), Principal("admin", ALL_PERMISSIONS))
+    tokens.add(ensure_admin_token(settings.token_file), admin_principal())
+    audit = AuditLog(ctx)
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
     dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
@@ -134,9 +109,11 @@ def create_app(
         yield
         if dispatcher is not None:
             dispatcher.stop()
+        audit.close()
         if context is None:
             ctx.close()
 
+    team_mode = settings.is_team_mode()
     app = FastAPI(
         title="Shoal",
         version=__version__,
@@ -147,9 +124,11 @@ def create_app(
     app.state.tokens = tokens
     app.state.job_signer = signer
     app.state.dispatcher = dispatcher
+    app.state.audit = audit
+    app.state.team_mode = team_mode
     _install_error_handlers(app)
-    app.add_middleware(BodyGuard)
+    app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)
 
-    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts):
+    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts, access):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -1,8 +1,19 @@
-"""Bearer-token authentication and per-route permissions.
+"""Who is calling, and whether they may: bearer tokens, principals and per-route permissions.
 
-Every route but ``/api/v1/health`` declares a permission through :class:`Require`; a test walks the
-app's routes and fails when one has none. The local server's admin token is generated at first
-start and stored readable by its owner only.
+Deny by default: every route of the app declares its rule, and a test walks ``app.routes`` and
+fails on one without (``tests/api/test_auth_and_errors.py``). An API route declares a permission
+through :class:`Require`; the few routes that are not API routes (``/api/v1/health``, the OpenAPI
+document and its pages) have theirs in :data:`OTHER_ROUTE_RULES`.
+
+The request gate (``server/gate.py``) finds the principal from the ``Authorization`` header
+before any body is read, and answers 401 itself; :class:`Require` then checks the route's
+permission in the route's workspace. Three kinds of token sign in:
+
+- the server's admin token (``$SHOAL_HOME/token``, made at first start, mode 0600): every right;
+- user API tokens (``shoalu_…``, ``services/access/users.py``): the user's roles per workspace,
+  or every right for an admin user;
+- job tokens (``jobtokens.py``): ``read`` and ``track`` in their job's workspace, never more than
+  the submitting user holds there now, and narrowed to the job by ``job_token_scope``.
 """
 
 from __future__ import annotations
@@ -11,34 +22,49 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import AuthError, PermissionDeniedError
-from shoal.services.access import job_attempts
+from shoal.services.access import job_attempts, users
+from shoal.services.access.roles import (
+    ALL_PERMISSIONS,
+    BOOTSTRAP_ADMIN,
+    ROLES,
+    Permission,
+    permissions_of,
+)
 
+__all__ = ["ALL_PERMISSIONS", "OTHER_ROUTE_RULES", "Permission", "Principal", "Require", "TokenTable"]
 
-class Permission(StrEnum):
-    READ = "read"
-    WRITE = "write"
-    # Reading datastore credentials back is its own permission (Azure: list secrets).
-    SECRETS = "secrets"
-    # Recording what a run does: MLflow writes, runner reports and logs, job outputs. Job tokens
-    # hold this and READ only, so code in a job cannot submit jobs or change resources.
-    TRACK = "track"
-    ADMIN = "admin"
+# Permissions that only read: a request that holds one of these is not a write for the audit log,
+# whatever its HTTP method (MLflow's searches are POSTs).
+READ_PERMISSIONS = frozenset({Permission.READ, Permission.COMPUTE_READ, Permission.SIGNED_IN})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JOB_PERMISSIONS = frozenset({Permission.READ, Permission.TRACK})
 
-
-ALL_PERMISSIONS = frozenset(Permission)
+# Routes that are not API routes, and who may call them. "public": anyone; "token in team mode":
+# anyone on a local server, a valid token on a team server (``ShoalSettings.is_team_mode``).
+PUBLIC = "public"
+TOKEN_IN_TEAM_MODE = "token in team mode"
+OTHER_ROUTE_RULES: dict[str, str] = {
+    "/api/v1/health": PUBLIC,  # liveness; its version details need a token in team mode
+    "/openapi.json": TOKEN_IN_TEAM_MODE,
+    "/docs": TOKEN_IN_TEAM_MODE,
+    "/docs/oauth2-redirect": TOKEN_IN_TEAM_MODE,
+    "/redoc": TOKEN_IN_TEAM_MODE,
+}
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
+    # Held in every workspace (the admin token: all of them).
     permissions: frozenset[Permission]
     # A job token is limited to its workspace, and names its job and attempt.
     workspace: str | None = None
@@ -46,6 +72,30 @@ class Principal:
     attempt: int | None = None
     # A job token whose attempt has ended: good only for its runner's last calls (replayed reports).
     ended: bool = False
+    # A user token: the user, and what its roles grant by workspace.
+    user: str | None = None
+    grants: Mapping[str, frozenset[Permission]] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return Permission.ADMIN in self.permissions
+
+    def permissions_in(self, workspace: str | None) -> frozenset[Permission]:
+        """What this principal may do in ``workspace`` (None: on routes outside any workspace)."""
+        if self.workspace is not None and workspace is not None and workspace != self.workspace:
+            return frozenset()
+        held = self.permissions | {Permission.SIGNED_IN}
+        if workspace is not None:
+            held |= self.grants.get(workspace, frozenset())
+        return held
+
+    def visible_workspaces(self) -> set[str] | None:
+        """The workspaces it may see at all; None: every workspace."""
+        if self.is_admin or (self.user is None and self.workspace is None and Permission.READ in self.permissions):
+            return None
+        if self.workspace is not None:
+            return {self.workspace}
+        return {ws for ws, held in self.grants.items() if held}
 
 
 def _digest(token: str) -> bytes:
@@ -53,7 +103,8 @@ def _digest(token: str) -> bytes:
 
 
 class TokenTable:
-    """Known tokens by their sha256, so a timing-safe compare never sees the raw value."""
+    """Tokens the server holds in memory (its admin token), by their sha256, so a timing-safe
+    compare never sees the raw value."""
 
     def __init__(self) -> None:
         self._by_digest: dict[bytes, Principal] = {}
@@ -85,49 +136,55 @@ def ensure_admin_token(path: Path) -> str:
     return token
 
 
-class Require:
-    """FastAPI dependency: the request carries a valid bearer token with this permission."""
-
-    def __init__(self, permission: Permission) -> None:
-        self.permission = permission
-
-    async def __call__(self, request: Request) -> Principal:
-        # Async on purpose: a sync dependency costs every request a hop to the thread pool. Only a
-        # job token needs the database (is its attempt still live?), and only that goes to a thread.
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError("a bearer token is required (Authorization: Bearer <token>)")
-        tokens: TokenTable = request.app.state.tokens
-        principal = tokens.lookup(token.strip())
-        if principal is None:
-            principal = await run_in_threadpool(_job_principal, request, token.strip())
-        if principal is None:
-            raise AuthError("the bearer token is not valid for this server")
-        if principal.ended and not _is_own_runner_route(request, principal):
-            raise AuthError("this job token expired when its job ended")
-        if self.permission not in principal.permissions:
-            raise PermissionDeniedError(f"this token lacks the '{self.permission}' permission")
-        workspace = request.path_params.get("workspace")
-        if principal.workspace is not None and workspace is not None and workspace != principal.workspace:
-            raise PermissionDeniedError(f"this job token is valid for workspace '{principal.workspace}' only")
-        request.state.principal = principal
-        return principal
+def admin_principal() -> Principal:
+    return Principal(BOOTSTRAP_ADMIN, ALL_PERMISSIONS)
 
 
-JOB_PERMISSIONS = frozenset({Permission.READ, Permission.TRACK})
+def bearer_token(header: str) -> str:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("a bearer token is required (Authorization: Bearer <token>)")
+    return token.strip()
 
 
-def _job_principal(request: Request, token: str) -> Principal | None:
-    signer = getattr(request.app.state, "job_signer", None)
+async def authenticate(app: Any, header: str) -> Principal:
+    """The principal a request's ``Authorization`` header names; AuthError when none.
+
+    Async on purpose: the admin token costs no thread hop; user and job tokens need the database,
+    and only those go to a thread."""
+    token = bearer_token(header)
+    tokens: TokenTable = app.state.tokens
+    principal = tokens.lookup(token)
+    if principal is None and token.startswith(users.TOKEN_PREFIX):
+        principal = await run_in_threadpool(_user_principal, app, token)
+    elif principal is None:
+        principal = await run_in_threadpool(_job_principal, app, token)
+    if principal is None:
+        raise AuthError("the bearer token is not valid for this server")
+    return principal
+
+
+def _user_principal(app: Any, token: str) -> Principal | None:
+    identity = users.identify(app.state.ctx, token)
+    if identity is None:
+        return None
+    if identity.admin:
+        return Principal(identity.user, ALL_PERMISSIONS, user=identity.user)
+    grants = {ws: permissions_of(roles) for ws, roles in identity.roles.items()}
+    return Principal(identity.user, frozenset(), user=identity.user, grants=grants)
+
+
+def _job_principal(app: Any, token: str) -> Principal | None:
+    signer = getattr(app.state, "job_signer", None)
     claim = signer.verify(token) if signer is not None else None
     if claim is None:
         return None
-    state = _attempt_state(request, claim.workspace, claim.job, claim.attempt)
-    if state is None:
+    grant = job_attempts.attempt_grant(app.state.ctx, claim.workspace, claim.job, claim.attempt)
+    if grant is None:
         return None
     name = f"job:{claim.workspace}/{claim.job}"
-    return Principal(name, JOB_PERMISSIONS, claim.workspace, claim.job, claim.attempt, ended=state == "ended")
+    held = JOB_PERMISSIONS & grant.submitter_permissions
+    return Principal(name, held, claim.workspace, claim.job, claim.attempt, ended=grant.state == "ended")
 
 
 def _is_own_runner_route(request: Request, principal: Principal) -> bool:
@@ -136,5 +193,64 @@ def _is_own_runner_route(request: Request, principal: Principal) -> bool:
     return own in path and path.rsplit("/", 1)[-1] in ("status", "heartbeat", "logs", "runspec")
 
 
-def _attempt_state(request: Request, workspace: str, job: str, attempt: int) -> str | None:
-    return job_attempts.attempt_state(request.app.state.ctx, workspace, job, attempt)
+def _granting_roles(permission: Permission) -> str:
+    names = [name for name, held in ROLES.items() if permission in held]
+    return ", ".join(names) if names else "a server admin"
+
+
+def denied(request: Request, message: str, details: dict[str, Any] | None = None) -> PermissionDeniedError:
+    """A 403, its reason kept for the audit record."""
+    request.state.denied = message
+    return PermissionDeniedError(message, details=details)
+
+
+def mark_audit(request: Request, action: str) -> None:
+    """Have the gate write this request to the audit log, as ``action``."""
+    request.state.audit_action = action
+
+
+class Require:
+    """FastAPI dependency: the request's principal holds this permission in the route's workspace.
+
+    ``allow_self``: also a user acting on itself (the route's ``{user}`` is the caller)."""
+
+    def __init__(self, permission: Permission, *, allow_self: bool = False) -> None:
+        self.permission = permission
+        self.allow_self = allow_self
+
+    async def __call__(self, request: Request) -> Principal:
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # the app without its gate (never in create_app): authenticate here
+            principal = await authenticate(request.app, request.headers.get("authorization", ""))
+            request.state.principal = principal
+        if principal.ended and not _is_own_runner_route(request, principal):
+            raise AuthError("this job token expired when its job ended")
+        workspace = request.path_params.get("workspace")
+        if principal.workspace is not None and workspace is not None and workspace != principal.workspace:
+            raise PermissionDeniedError(f"this job token is valid for workspace '{principal.workspace}' only")
+        if request.method in WRITE_METHODS and self.permission not in READ_PERMISSIONS:
+            mark_audit(request, str(self.permission))
+        if self.permission in principal.permissions_in(workspace):
+            return principal
+        if self.allow_self and principal.user is not None and request.path_params.get("user") == principal.user:
+            return principal
+        where = f" in workspace '{workspace}'" if workspace else ""
+        raise denied(
+            request,
+            f"this token lacks the '{self.permission}' permission{where} (granted by: {_granting_roles(self.permission)})",
+            details={"permission": str(self.permission), "workspace": workspace, "principal": principal.name},
+        )
+
+
+def require_secrets(request: Request, include_secrets: bool) -> None:
+    """Reading datastore credentials back needs the ``secrets`` permission, and is audited."""
+    if not include_secrets:
+        return
+    principal: Principal = request.state.principal
+    mark_audit(request, "secrets")
+    if Permission.SECRETS not in principal.permissions_in(request.path_params.get("workspace")):
+        raise denied(
+            request,
+            "reading datastore credentials needs the 'secrets' permission "
+            f"(granted by: {_granting_roles(Permission.SECRETS)})"
+        )

@@ -44,6 +44,8 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     # Runners call back on this URL; a wildcard bind is reached through loopback.
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{client_host}:{bound_port}"
+    # The address it serves on decides team mode (ShoalSettings.is_team_mode) unless set.
+    settings = settings.model_copy(update={"host": host})
     app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
     server_file = settings.server_file
 

@@ -320,3 +320,72 @@ class ModelAliasRow(Base):
     container_id: Mapped[int] = mapped_column(ForeignKey("asset_container.id", ondelete="CASCADE"), primary_key=True)
     alias: Mapped[str] = mapped_column(String(255), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("asset_version.id", ondelete="CASCADE"), index=True)
+
+
+# -- users, tokens, roles, audit (team mode) -------------------------------------------------
+
+
+class UserRow(Base):
+    """A person (or service) that signs in with API tokens; ``admin`` users run the server."""
+
+    __tablename__ = "shoal_user"  # "user" is a reserved word on PostgreSQL
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiTokenRow(Base):
+    """An API token of a user: only its sha256 is stored; the token itself is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    # The public handle that lists show and revoke takes; the secret part never leaves creation.
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("shoal_user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RoleAssignmentRow(Base):
+    """A user's role in a workspace (a user may hold several there; they combine)."""
+
+    __tablename__ = "role_assignment"
+    __table_args__ = (UniqueConstraint("workspace_id", "user_id", "role", name="uq_role_assignment"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("shoal_user.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditRow(Base):
+    """One audited request: a write, a secret read or a denied request. Names, not row ids, so a
+    record outlives the user and the workspace it names."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_actor", "actor", "id"),
+        Index("ix_audit_log_workspace", "workspace", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    workspace: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str | None] = mapped_column(String(1024), nullable=True)

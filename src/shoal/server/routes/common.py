@@ -16,9 +16,12 @@ from shoal.services.context import ServiceContext
 from shoal.store.paging import Page
 
 
-def guarded(router: APIRouter, method: str, path: str, permission: Permission, **kwargs: Any):  # type: ignore[no-untyped-def]
-    """Register a route that needs a bearer token with ``permission``."""
-    return router.api_route(path, methods=[method], dependencies=[Depends(Require(permission))], **kwargs)
+def guarded(  # type: ignore[no-untyped-def]
+    router: APIRouter, method: str, path: str, permission: Permission, *, allow_self: bool = False, **kwargs: Any
+):
+    """Register a route that needs a bearer token with ``permission`` (``auth.Require``)."""
+    rule = Require(permission, allow_self=allow_self)
+    return router.api_route(path, methods=[method], dependencies=[Depends(rule)], **kwargs)
 
 
 def ctx(request: Request) -> ServiceContext:

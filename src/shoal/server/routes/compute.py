@@ -16,7 +16,7 @@ router = APIRouter(tags=["compute"])
 PREFIX = f"/workspaces/{{workspace}}/{KINDS['compute'].plural}"
 
 
-@guarded(router, "GET", PREFIX, Permission.READ)
+@guarded(router, "GET", PREFIX, Permission.COMPUTE_READ)
 def list_computes(
     request: Request,
     workspace: str,
@@ -30,35 +30,35 @@ def list_computes(
     return page_body(page)
 
 
-@guarded(router, "PUT", PREFIX + "/{name}", Permission.WRITE)
+@guarded(router, "PUT", PREFIX + "/{name}", Permission.COMPUTE)
 def put_compute(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     if spec.get("name", name) != name:
         raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
     return compute_targets.create_or_update(ctx(request), workspace, {**spec, "name": name})
 
 
-@guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
+@guarded(router, "GET", PREFIX + "/{name}", Permission.COMPUTE_READ)
 def get_compute(request: Request, workspace: str, name: str) -> dict[str, Any]:
     return compute_targets.get(ctx(request), workspace, name)
 
 
-@guarded(router, "PATCH", PREFIX + "/{name}", Permission.WRITE)
+@guarded(router, "PATCH", PREFIX + "/{name}", Permission.COMPUTE)
 def patch_compute(request: Request, workspace: str, name: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
     return compute_targets.update(ctx(request), workspace, name, patch)
 
 
-@guarded(router, "GET", PREFIX + "/{name}/nodes", Permission.READ)
+@guarded(router, "GET", PREFIX + "/{name}/nodes", Permission.COMPUTE_READ)
 def list_compute_nodes(request: Request, workspace: str, name: str) -> dict[str, Any]:
     return {"value": compute_targets.list_nodes(ctx(request), workspace, name), "next_page_token": None}
 
 
-@guarded(router, "POST", PREFIX + "/{name}/{action}", Permission.WRITE)
+@guarded(router, "POST", PREFIX + "/{name}/{action}", Permission.COMPUTE)
 def compute_action(
     request: Request, workspace: str, name: str, action: Literal["start", "stop", "restart"]
 ) -> dict[str, Any]:
     return compute_targets.instance_action(ctx(request), workspace, name, action)
 
 
-@guarded(router, "DELETE", PREFIX + "/{name}", Permission.WRITE, status_code=204)
+@guarded(router, "DELETE", PREFIX + "/{name}", Permission.COMPUTE, status_code=204)
 def delete_compute(request: Request, workspace: str, name: str) -> None:
     compute_targets.delete(ctx(request), workspace, name)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shoal.entities.kinds import KINDS
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
-from shoal.server.auth import Permission, Principal
+from shoal.server.auth import Permission, require_secrets
 from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body
 from shoal.services.access.job_token_scope import check_datastore_write
 from shoal.services.storage import datastores, files
@@ -20,12 +20,6 @@ router = APIRouter(tags=["datastores"])
 PREFIX = f"/workspaces/{{workspace}}/{KINDS['datastore'].plural}"
 
 
-def _check_secrets_permission(request: Request, include_secrets: bool) -> None:
-    principal: Principal = request.state.principal
-    if include_secrets and Permission.SECRETS not in principal.permissions:
-        raise PermissionDeniedError("reading datastore credentials needs the 'secrets' permission")
-
-
 @guarded(router, "GET", PREFIX, Permission.READ)
 def list_datastores(
     request: Request,
@@ -34,7 +28,7 @@ def list_datastores(
     max_results: int | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    _check_secrets_permission(request, include_secrets)
+    require_secrets(request, include_secrets)
     page = datastores.list_page(
         ctx(request),
         workspace,
@@ -47,7 +41,7 @@ def list_datastores(
 
 @guarded(router, "GET", "/workspaces/{workspace}/default-datastore", Permission.READ)
 def get_default_datastore(request: Request, workspace: str, include_secrets: bool = False) -> dict[str, Any]:
-    _check_secrets_permission(request, include_secrets)
+    require_secrets(request, include_secrets)
     return datastores.get(ctx(request), workspace, DEFAULT_DATASTORE, include_secrets=include_secrets)
 
 
@@ -60,7 +54,7 @@ def put_datastore(request: Request, workspace: str, name: str, spec: dict[str, A
 
 @guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
 def get_datastore(request: Request, workspace: str, name: str, include_secrets: bool = False) -> dict[str, Any]:
-    _check_secrets_permission(request, include_secrets)
+    require_secrets(request, include_secrets)
     return datastores.get(ctx(request), workspace, name, include_secrets=include_secrets)
 
 

@@ -11,6 +11,7 @@ from shoal.entities.kinds import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import base_url, ctx, guarded, page_body
+from shoal.services.access import users
 from shoal.services.jobs import changes, queries, runner_api, submission
 
 router = APIRouter(tags=["jobs"])
@@ -21,7 +22,11 @@ MAX_LOG_READ = 4 * 1024 * 1024
 @guarded(router, "POST", PREFIX, Permission.WRITE)
 def submit_job(request: Request, workspace: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     """Submit a job; the name is generated when the body has none."""
-    return submission.submit(ctx(request), workspace, spec, base_url(request))
+    body = submission.submit(ctx(request), workspace, spec, base_url(request))
+    principal = request.state.principal
+    if principal.user is not None:  # its job token carries this user's role (services/access/job_attempts.py)
+        users.record_submitter(ctx(request), workspace, str(body["name"]), principal.user)
+    return body
 
 
 @guarded(router, "GET", PREFIX, Permission.READ)

@@ -23,6 +23,8 @@ def _attempt(request: Request, name: str, attempt: int | None) -> int:
         if principal.job != name:
             raise PermissionDeniedError(f"this job token belongs to job '{principal.job}'")
         return int(principal.attempt or 0)
+    if not principal.is_admin:
+        raise PermissionDeniedError("runner routes need the job's own token (or an admin's, with an attempt)")
     if attempt is None:
         raise PermissionDeniedError("runner routes need a job token (or an explicit attempt)")
     return attempt

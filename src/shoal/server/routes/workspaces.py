@@ -14,9 +14,14 @@ from shoal.services import workspaces
 router = APIRouter(tags=["workspaces"])
 
 
-@guarded(router, "GET", "/workspaces", Permission.READ)
+@guarded(router, "GET", "/workspaces", Permission.SIGNED_IN)
 def list_workspaces(request: Request) -> dict[str, Any]:
-    return {"value": workspaces.list_all(ctx(request), base_url(request)), "next_page_token": None}
+    """The workspaces the caller has a role in (an admin: all of them)."""
+    found = workspaces.list_all(ctx(request), base_url(request))
+    visible = request.state.principal.visible_workspaces()
+    if visible is not None:
+        found = [w for w in found if w.get("name") in visible]
+    return {"value": found, "next_page_token": None}
 
 
 @guarded(router, "PUT", "/workspaces/{workspace}", Permission.ADMIN)
@@ -31,7 +36,7 @@ def get_workspace(request: Request, workspace: str) -> dict[str, Any]:
     return workspaces.get(ctx(request), workspace, base_url(request))
 
 
-@guarded(router, "PATCH", "/workspaces/{workspace}", Permission.ADMIN)
+@guarded(router, "PATCH", "/workspaces/{workspace}", Permission.MANAGE)
 def patch_workspace(request: Request, workspace: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
     return workspaces.update(ctx(request), workspace, patch, base_url(request))
 

@@ -1,11 +1,26 @@
-"""Whether a job token's attempt is still the job's live one: a token printed in a log is worth
-nothing once its run has ended or been started again."""
+"""Whether a job token's attempt is still the job's live one (a token printed in a log is worth
+nothing once its run has ended or been started again), and whose role the token carries."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from shoal.entities.status import TERMINAL
+from shoal.services.access.roles import ALL_PERMISSIONS, BOOTSTRAP_ADMIN, Permission, permissions_of
 from shoal.services.context import ServiceContext
+from shoal.services.workspaces import workspace_id
+from shoal.store import access as access_rows
 from shoal.store import jobs as job_rows
+
+# Pipelines and sweeps nest their steps and trials; the submitter is on the top job.
+MAX_PARENTS = 20
+
+
+@dataclass(frozen=True)
+class AttemptGrant:
+    state: str  # "live" or "ended"
+    # What the submitting user may do in the workspace now: a job token never exceeds it.
+    submitter_permissions: frozenset[Permission]
 
 
 def attempt_state(ctx: ServiceContext, workspace: str, job: str, attempt: int) -> str | None:
@@ -19,3 +34,27 @@ def attempt_state(ctx: ServiceContext, workspace: str, job: str, attempt: int) -
     # A replaced attempt is "ended" too: its runner's calls reach the service, which answers 409
     # ("replaced") so the runner stops quietly; everything else refuses the token.
     return "ended" if status in TERMINAL or current != attempt else "live"
+
+
+def attempt_grant(ctx: ServiceContext, workspace: str, job: str, attempt: int) -> AttemptGrant | None:
+    """The attempt's state and its submitter's permissions in one read.
+
+    A job submitted by the server's admin token (or before users existed) carries every right;
+    one submitted by a user carries that user's current roles in the workspace, so taking a role
+    away (or deleting the user) narrows the jobs already running too."""
+    with ctx.db.read() as session:
+        found = job_rows.status_and_attempt(session, workspace, job)
+        if found is None:
+            return None
+        status, current = found
+        ws_id = workspace_id(session, workspace)
+        submitter = access_rows.submitter_chain(session, ws_id, job, MAX_PARENTS)
+        permissions = ALL_PERMISSIONS
+        if submitter is not None and submitter != BOOTSTRAP_ADMIN and not submitter.startswith("job:"):
+            user = access_rows.find_user(session, submitter)
+            if user is None:
+                permissions = frozenset()
+            elif not user.admin:
+                permissions = permissions_of(access_rows.roles_by_workspace(session, user.id).get(workspace, []))
+    state = "ended" if status in TERMINAL or current != attempt else "live"
+    return AttemptGrant(state, permissions)
