@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from shoal import __version__
+from shoal.cli.access import audit_app, role_app, user_app
 from shoal.cli.account import account_app
 from shoal.cli.assets import ASSET_NOUNS, build
 from shoal.cli.common import OutputOpt, QueryOpt
@@ -47,6 +48,9 @@ for _kind, _names in KIND_NAMES.items():
         app.add_typer(NOUN_APPS[_kind], name=_names.cli_noun)
 app.add_typer(server_app, name="server")
 app.add_typer(account_app, name="account")
+app.add_typer(user_app, name="user")
+app.add_typer(role_app, name="role")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command("version")

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from shoal.client.access import AccessOperations
 from shoal.client.jobs import JobOperations
 from shoal.client.local_server import ensure_server
 from shoal.client.operations import (
@@ -93,6 +94,8 @@ class MLClient:
         elif token is None:
             token = settings.token
         self._transport = Transport(base_url or "http://shoal", token, http_client=http_client)
+        # Users, tokens, roles and audit (Shoal's own; Azure keeps them outside the workspace).
+        self.access = AccessOperations(self._transport)
         self.workspace_name = workspace_name or settings.workspace
         self._bind(self.workspace_name)
 

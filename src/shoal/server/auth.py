@@ -235,9 +235,10 @@ class Require:
         if self.allow_self and principal.user is not None and request.path_params.get("user") == principal.user:
             return principal
         where = f" in workspace '{workspace}'" if workspace else ""
+        granted = _granting_roles(self.permission)
         raise denied(
             request,
-            f"this token lacks the '{self.permission}' permission{where} (granted by: {_granting_roles(self.permission)})",
+            f"this token lacks the '{self.permission}' permission{where} (granted by: {granted})",
             details={"permission": str(self.permission), "workspace": workspace, "principal": principal.name},
         )
 
@@ -252,5 +253,5 @@ def require_secrets(request: Request, include_secrets: bool) -> None:
         raise denied(
             request,
             "reading datastore credentials needs the 'secrets' permission "
-            f"(granted by: {_granting_roles(Permission.SECRETS)})"
+            f"(granted by: {_granting_roles(Permission.SECRETS)})",
         )

@@ -75,7 +75,6 @@ class RequestGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
         headers = Headers(scope=scope)
         state: dict[str, Any] = scope.setdefault("state", {})
         status = [0]

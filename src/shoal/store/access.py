@@ -50,15 +50,15 @@ def tokens_of(session: Session, user_id: int) -> list[ApiTokenRow]:
 
 
 def find_token(session: Session, user_id: int, token_id: str) -> ApiTokenRow | None:
-    return session.scalar(
-        select(ApiTokenRow).where(ApiTokenRow.user_id == user_id, ApiTokenRow.token_id == token_id)
-    )
+    return session.scalar(select(ApiTokenRow).where(ApiTokenRow.user_id == user_id, ApiTokenRow.token_id == token_id))
 
 
 def token_owner(session: Session, digest: str) -> tuple[ApiTokenRow, UserRow] | None:
     """The token with this sha256 and its user (revoked and expired ones too: the caller decides)."""
     found = session.execute(
-        select(ApiTokenRow, UserRow).join(UserRow, UserRow.id == ApiTokenRow.user_id).where(ApiTokenRow.digest == digest)
+        select(ApiTokenRow, UserRow)
+        .join(UserRow, UserRow.id == ApiTokenRow.user_id)
+        .where(ApiTokenRow.digest == digest)
     ).first()
     return (found[0], found[1]) if found is not None else None
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 
 from shoal.entities.kinds import KINDS
-from shoal.errors import NotFoundError, PermissionDeniedError, UserError
+from shoal.errors import NotFoundError, UserError
 from shoal.server.auth import Permission, require_secrets
 from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body
 from shoal.services.access.job_token_scope import check_datastore_write
