@@ -39,7 +39,14 @@ def make_user(api: Api, name: str, role: str | None = None, workspace: str = "de
 
 
 @pytest.fixture
-def team(sqlite_api: Api) -> tuple[Api, dict[str, dict]]:
+def team(api: Api) -> tuple[Api, dict[str, dict]]:
+    """A user per role in ``default``, on SQLite and on PostgreSQL."""
+    return api, {name: make_user(api, name, role) for name, role in ROLES.items()}
+
+
+@pytest.fixture
+def sqlite_team(sqlite_api: Api) -> tuple[Api, dict[str, dict]]:
+    """The same on SQLite only, where the database adds nothing to what a test shows."""
     return sqlite_api, {name: make_user(sqlite_api, name, role) for name, role in ROLES.items()}
 
 
@@ -47,33 +54,41 @@ def _ml(api: Api, headers: dict, endpoint: str, body: dict) -> int:
     return api.anon.post(api.url(f"/mlflow/api/2.0/mlflow/{endpoint}"), headers=headers, json=body).status_code
 
 
-def test_role_matrix_follows_azure(team):
+def test_role_matrix_follows_azure(sqlite_team):
     """Each built-in role against one action per permission, as Azure's roles define them."""
-    api, users = team
+    api, users = sqlite_team
     api.http.put("/api/v1/workspaces/other", json={})
     n = iter(range(1000))
     actions = {
         "read models": lambda h: api.anon.get(api.url("/models"), headers=h).status_code,
-        "write a model": lambda h: api.anon.put(
-            api.url(f"/models/m{next(n)}/versions/1"), headers=h, json={"path": "https://e.com/m"}
-        ).status_code,
-        "submit a job": lambda h: api.anon.post(
-            api.url("/jobs"), headers=h, json={"command": "echo hi", "environment": ENV}
-        ).status_code,
+        "write a model": lambda h: (
+            api.anon.put(
+                api.url(f"/models/m{next(n)}/versions/1"), headers=h, json={"path": "https://e.com/m"}
+            ).status_code
+        ),
+        "submit a job": lambda h: (
+            api.anon.post(api.url("/jobs"), headers=h, json={"command": "echo hi", "environment": ENV}).status_code
+        ),
         "log to MLflow": lambda h: _ml(api, h, "experiments/create", {"name": f"e{next(n)}"}),
         "list computes": lambda h: api.anon.get(api.url("/computes"), headers=h).status_code,
-        "create a compute": lambda h: api.anon.put(
-            api.url(f"/computes/c{next(n)}"), headers=h, json={"type": "amlcompute", "max_instances": 1}
-        ).status_code,
-        "read datastore secrets": lambda h: api.anon.get(
-            api.url("/datastores/workspaceblobstore"), headers=h, params={"include_secrets": "true"}
-        ).status_code,
-        "change the workspace": lambda h: api.anon.patch(
-            "/api/v1/workspaces/default", headers=h, json={"description": "x"}
-        ).status_code,
-        "assign a role": lambda h: api.anon.put(
-            "/api/v1/workspaces/default/role-assignments/rita", headers=h, json={"role": "Reader"}
-        ).status_code,
+        "create a compute": lambda h: (
+            api.anon.put(
+                api.url(f"/computes/c{next(n)}"), headers=h, json={"type": "amlcompute", "max_instances": 1}
+            ).status_code
+        ),
+        "read datastore secrets": lambda h: (
+            api.anon.get(
+                api.url("/datastores/workspaceblobstore"), headers=h, params={"include_secrets": "true"}
+            ).status_code
+        ),
+        "change the workspace": lambda h: (
+            api.anon.patch("/api/v1/workspaces/default", headers=h, json={"description": "x"}).status_code
+        ),
+        "assign a role": lambda h: (
+            api.anon.put(
+                "/api/v1/workspaces/default/role-assignments/rita", headers=h, json={"role": "Reader"}
+            ).status_code
+        ),
         "create a workspace": lambda h: api.anon.put("/api/v1/workspaces/new-ws", headers=h, json={}).status_code,
         "read another workspace": lambda h: api.anon.get(api.url("/models", "other"), headers=h).status_code,
         "list users": lambda h: api.anon.get("/api/v1/users", headers=h).status_code,
@@ -117,8 +132,7 @@ def test_role_matrix_follows_azure(team):
     assert api.anon.get(api.url("/models"), headers=users["dana"]).status_code == 403
 
 
-def test_tokens_are_hashed_revocable_expire_and_survive_a_restart(sqlite_api, shoal_home):
-    api = sqlite_api
+def test_tokens_are_hashed_revocable_expire_and_survive_a_restart(api, shoal_home):
     alice = make_user(api, "alice", "Reader")
     token = alice["Authorization"].split()[1]
     assert token.startswith("shoalu_") and len(token) > 40
@@ -127,9 +141,10 @@ def test_tokens_are_hashed_revocable_expire_and_survive_a_restart(sqlite_api, sh
     with api.app.state.ctx.db.read() as session:
         stored = list(session.scalars(select(ApiTokenRow)))
     assert stored and all(token not in (row.digest, row.name, row.token_id) for row in stored)
-    assert token.encode() not in (shoal_home / "shoal.db").read_bytes()
+    if api.settings.database_url.startswith("sqlite"):
+        assert token.encode() not in (shoal_home / "shoal.db").read_bytes()
     # A new server on the same home accepts it: tokens live in the database.
-    again = create_app(ShoalSettings(home=shoal_home))
+    again = create_app(api.settings)
     with TestClient(again) as fresh:
         assert fresh.get("/api/v1/workspaces/default/models", headers=alice).status_code == 200
     # Alice manages her own tokens, not anyone else's.
@@ -171,7 +186,13 @@ def test_bad_user_and_role_requests_are_refused_clearly(sqlite_api):
         ("PUT", "/api/v1/workspaces/nope/role-assignments/eve", {"role": "Reader"}, 404, "nope"),
         ("PUT", "/api/v1/workspaces/default/role-assignments/eve", {"role": "Boss"}, 400, "'AzureML Data Scientist'"),
         ("PUT", "/api/v1/workspaces/default/role-assignments/eve", {}, 400, '{"role"'),
-        ("DELETE", "/api/v1/workspaces/default/role-assignments/eve", None, 404, "user 'eve' has no role in workspace 'default'"),
+        (
+            "DELETE",
+            "/api/v1/workspaces/default/role-assignments/eve",
+            None,
+            404,
+            "user 'eve' has no role in workspace 'default'",
+        ),
     ]
     assert api.http.post("/api/v1/users", json={"name": "eve"}).status_code == 201
     assert api.http.post("/api/v1/users", json={"name": "eve"}).status_code == 409
@@ -224,8 +245,8 @@ def test_denied_requests_writes_and_secret_reads_are_audited(team):
     assert r.status_code == 400 and "ISO 8601" in error_of(r)["message"]
 
 
-def test_job_tokens_carry_the_submitters_role(team):
-    api, users = team
+def test_job_tokens_carry_the_submitters_role(sqlite_team):
+    api, users = sqlite_team
     r = api.anon.post(api.url("/jobs"), headers=users["dana"], json={"command": "echo hi", "environment": ENV})
     assert r.status_code == 200, r.text
     job = r.json()["name"]

@@ -226,11 +226,12 @@ class Require:
         if principal.ended and not _is_own_runner_route(request, principal):
             raise AuthError("this job token expired when its job ended")
         workspace = request.path_params.get("workspace")
-        if principal.workspace is not None and workspace is not None and workspace != principal.workspace:
-            raise PermissionDeniedError(f"this job token is valid for workspace '{principal.workspace}' only")
         if request.method in WRITE_METHODS and self.permission not in READ_PERMISSIONS:
             mark_audit(request, str(self.permission))
-        if self.permission in principal.permissions_in(workspace):
+        # A job token: first what it may do at all, then where.
+        if self.permission in principal.permissions_in(principal.workspace or workspace):
+            if principal.workspace is not None and workspace is not None and workspace != principal.workspace:
+                raise denied(request, f"this job token is valid for workspace '{principal.workspace}' only")
             return principal
         if self.allow_self and principal.user is not None and request.path_params.get("user") == principal.user:
             return principal

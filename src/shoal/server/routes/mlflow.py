@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from shoal.errors import (
     AuthError,
@@ -56,7 +57,8 @@ def mlflow_error(exc: Exception) -> JSONResponse:
         code, status = "UNAUTHENTICATED", 401
     elif isinstance(exc, PermissionDeniedError):
         code, status = "PERMISSION_DENIED", 403
-    elif isinstance(exc, (UserError, RequestValidationError)):
+    elif isinstance(exc, (UserError, RequestValidationError, ClientDisconnect)):
+        # ClientDisconnect: the client left, or the request gate answered 413/408 itself.
         code, status = "INVALID_PARAMETER_VALUE", 400
     elif isinstance(exc, ShoalError):
         code, status = "INTERNAL_ERROR", exc.http_status
@@ -77,6 +79,8 @@ class MlflowRoute(APIRoute):
             try:
                 return await handler(request)
             except Exception as exc:  # noqa: BLE001 - every error leaves in MLflow's format
+                if isinstance(exc, AuthError | PermissionDeniedError):
+                    request.state.denied = exc.message  # for the audit record
                 return mlflow_error(exc)
 
         return translated

@@ -232,8 +232,8 @@ def unassign(ctx: ServiceContext, workspace: str, user: str, role: str | None) -
         ws_id = workspace_id(session, workspace)
         removed = rows.remove_assignments(session, ws_id, _get_user(session, user).id, role)
     if not removed:
-        what = f"the role '{role}'" if role else "no role"
-        raise NotFoundError(f"user '{user}' has {what if not role else 'not ' + what} in workspace '{workspace}'")
+        held = f"does not hold the role '{role}'" if role else "has no role"
+        raise NotFoundError(f"user '{user}' {held} in workspace '{workspace}'")
 
 
 def record_submitter(ctx: ServiceContext, workspace: str, job: str, user: str) -> None:
