@@ -2,7 +2,7 @@
 
 Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
 ``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``, ``SHOAL_TEAM_MODE``,
-``SHOAL_BODY_TIMEOUT``.
+``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class ShoalSettings(BaseSettings):
     heartbeat_timeout: float = 30.0
     # Team mode (see ``is_team_mode``): true, false, or unset to decide from the bind address.
     team_mode: bool | None = None
+    # Days the audit log keeps its records.
+    audit_retention_days: float = 365.0
     # Seconds a request body may stall (no bytes arriving) before the server answers 408.
     body_timeout: float = 60.0
 

@@ -243,6 +243,12 @@ def test_denied_requests_writes_and_secret_reads_are_audited(team):
     assert [d["id"] for d in page["value"] + rest["value"]] == [d["id"] for d in audit(max_results=1000)]
     r = api.http.get("/api/v1/audit", params={"since": "yesterday"})
     assert r.status_code == 400 and "ISO 8601" in error_of(r)["message"]
+    # Records past the retention (365 days) are pruned; newer ones stay.
+    log = api.app.state.audit
+    assert log.prune(now + timedelta(days=300)) == 0
+    kept = len(audit(max_results=1000))
+    assert kept > 0 and log.prune(now + timedelta(days=366)) == kept
+    assert audit() == []
 
 
 def test_job_tokens_carry_the_submitters_role(sqlite_team):

@@ -97,7 +97,7 @@ def create_app(
 
     tokens = TokenTable()
     tokens.add(ensure_admin_token(settings.token_file), admin_principal())
-    audit = AuditLog(ctx)
+    audit = AuditLog(ctx, settings.audit_retention_days)
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
     dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None

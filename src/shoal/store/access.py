@@ -149,6 +149,10 @@ def add_audit(session: Session, records: Sequence[dict[str, Any]]) -> None:
         session.execute(insert(AuditRow), list(records))
 
 
+def delete_audit_before(session: Session, cutoff: datetime) -> int:
+    return int(session.execute(delete(AuditRow).where(AuditRow.at < cutoff)).rowcount or 0)  # type: ignore[attr-defined]
+
+
 def audit_page(
     session: Session,
     *,

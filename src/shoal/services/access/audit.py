@@ -3,15 +3,18 @@ and from where.
 
 Requests hand their record to :class:`AuditLog`, which writes them in batches from one thread
 (at most ``FLUSH_SECONDS`` later), so a metric logged from a job does not pay a second database
-transaction. A crash can lose the last ``FLUSH_SECONDS`` of records; a clean stop writes them all.
+transaction. A crash can lose the last ``FLUSH_SECONDS`` of records; a clean stop writes them all. Records
+older than ``SHOAL_AUDIT_RETENTION_DAYS`` (365, Azure Policy's default for workspace logs) are
+deleted once an hour.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoal.errors import UserError
@@ -25,12 +28,15 @@ FLUSH_SECONDS = 0.5
 BATCH = 500
 # Records waiting while the database is unreachable; past this the oldest are dropped (and logged).
 MAX_PENDING = 100_000
+PRUNE_EVERY_SECONDS = 3600
 FIELDS = ("actor", "workspace", "action", "method", "path", "status", "outcome", "client", "detail")
 
 
 class AuditLog:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, retention_days: float = 365.0) -> None:
         self._ctx = ctx
+        self._retention = timedelta(days=retention_days)
+        self._pruned_at = 0.0
         self._pending: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -59,8 +65,17 @@ class AuditLog:
             self._wake.clear()
             try:
                 self.flush()
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                    self._pruned_at = time.monotonic()
+                    self.prune()
             except Exception:  # noqa: BLE001 - kept pending and tried again; the server keeps serving
                 logger.exception("could not write audit records; will retry")
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete records past the retention; how many went."""
+        cutoff = (now or datetime.now(UTC)) - self._retention
+        with self._ctx.db.write() as session:
+            return rows.delete_audit_before(session, cutoff)
 
     def flush(self) -> None:
         """Write what is pending now (also called before the audit log is read)."""
