@@ -174,6 +174,8 @@ def test_user_role_and_audit_verbs(server, monkeypatch, capsys):
     assert shoal("role", "assignment", "create", "--assignee", "alice", "--role", "reader")[0] == 0
     alice = shoal("user", "token", "create", "-u", "alice", "--name", "ci", "--query", "token", "-o", "tsv")[1].strip()
     assert alice.startswith("shoalu_")
+    me = json.loads(shoal("account", "show", token=alice)[1])
+    assert (me["name"], me["kind"], me["roles"]) == ("alice", "user", [{"workspace": "default", "role": "Reader"}])
     # Alice cannot list users; her own tokens need no --user (she is the signed-in user).
     code, _, err = shoal("user", "list", token=alice)
     assert code == 1 and "PERMISSION_DENIED" in err

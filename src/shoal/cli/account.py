@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from shoal.cli.common import OutputOpt, QueryOpt
+from shoal.cli.common import OutputOpt, QueryOpt, client
 from shoal.cli.output import OutputFormat, render
 
 account_app = typer.Typer(help="The access token of the Shoal server (as `az account`).", no_args_is_help=True)
@@ -46,3 +46,10 @@ def get_access_token(
         raise AuthError("no access token: set SHOAL_TOKEN for a remote server (SHOAL_SERVER_URL)")
     body = {"accessToken": token, "tokenType": "Bearer", "expiresOn": None, "expires_on": None}
     render(body, output, query=query)
+
+
+@account_app.command("show")
+def show(output: OutputOpt = OutputFormat.json, query: QueryOpt = None) -> None:
+    """Who the token speaks for (as `az account show`): its name, kind (admin, user, job), whether
+    a server admin, and its roles by workspace."""
+    render(client(None).access.whoami(), output, query=query)
