@@ -84,14 +84,17 @@ class RequestGate:
                 status[0] = int(message["status"])
             await send(message)
 
-        refusal = await self._authenticate(scope, headers, state)
-        if refusal is None:
-            refusal = self._check_body_headers(scope, headers)
-        if refusal is not None:
-            await refusal(scope, receive, send_tracked)
-        else:
-            await self._call_app(scope, receive, send_tracked, headers)
-        self._audit(scope, headers, state, status[0])
+        try:
+            refusal = await self._authenticate(scope, headers, state)
+            if refusal is None:
+                refusal = self._check_body_headers(scope, headers)
+            if refusal is not None:
+                await refusal(scope, receive, send_tracked)
+            else:
+                await self._call_app(scope, receive, send_tracked, headers)
+        finally:
+            # Also when the app failed (a 500 was sent, then the error re-raised for the server log).
+            self._audit(scope, headers, state, status[0] or 500)
 
     # -- 1. who ---------------------------------------------------------------------------
 
