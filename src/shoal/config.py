@@ -1,7 +1,9 @@
 """Settings, read once at the edges (CLI entry, ``create_app``, ``MLClient()``) and passed down.
 
 Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
-``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``.
+``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``,
+``SHOAL_LOCAL_DATASTORE_ROOTS``, ``SHOAL_UPLOAD_SESSION_TTL``, ``SHOAL_TEMP_FILE_MAX_AGE``,
+``SHOAL_CLEANUP_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ class ShoalSettings(BaseSettings):
     port: int = 0
     # Seconds without a runner heartbeat before a job is NotResponding (twice that: Failed).
     heartbeat_timeout: float = 30.0
+    # Folders local datastores may point into, os.pathsep-separated; by default
+    # $SHOAL_HOME/local-datastores (storage/local_roots.py says what is refused).
+    local_datastore_roots: str | None = None
+    # Seconds an unfinished upload session lives; then it expires and its staging folder goes.
+    upload_session_ttl: float = 24 * 3600.0
+    # Temporary files of writes that crashed: removed once not written for this many seconds.
+    temp_file_max_age: float = 3600.0
+    # How often the server sweeps those leftovers (also once at start).
+    cleanup_interval: float = 600.0
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

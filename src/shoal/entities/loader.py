@@ -287,6 +287,14 @@ def load_yaml(source: Source, *, params_override: list[Any] | None = None) -> tu
     return _load_text(text, label, params_override)
 
 
+def parse_yaml_text(text: str, label: str) -> dict[str, Any]:
+    """A YAML mapping a user sent the server (an ``MLmodel``, a conda file), with the CLI's
+    bounds: size, alias expansion, plain tags only. ``label`` names the file in every error."""
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"{label}: document is larger than {MAX_BYTES // (1024 * 1024)} MB")
+    return _load_text(text, label, None)[0]
+
+
 def _load_text(text: str, label: str, params_override: list[Any] | None) -> tuple[dict[str, Any], LineMap]:
     node = _compose(text, label)
     if node is None:

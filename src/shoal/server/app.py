@@ -23,6 +23,7 @@ from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
 from shoal.services.context import ServiceContext
 from shoal.services.jobs.dispatcher import Dispatcher
+from shoal.services.storage.cleanup import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +127,16 @@ def create_app(
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
     dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
+    # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
+    sweeper = Sweeper(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         if dispatcher is not None:
             dispatcher.start()
+        sweeper.start()
         yield
+        sweeper.stop()
         if dispatcher is not None:
             dispatcher.stop()
         if context is None:
@@ -147,6 +152,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.job_signer = signer
     app.state.dispatcher = dispatcher
+    app.state.sweeper = sweeper
     _install_error_handlers(app)
     app.add_middleware(BodyGuard)
 
