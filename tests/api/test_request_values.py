@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from .conftest import error_of
 from .test_jobs_api import start_attempt, submitted
 
 ML = "/mlflow/api/2.0/mlflow"

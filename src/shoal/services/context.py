@@ -34,13 +34,15 @@ class ServiceContext:
     def from_settings(cls, settings: ShoalSettings) -> ServiceContext:
         home = settings.resolved_home()
         home.mkdir(parents=True, exist_ok=True)
+        # First: a bad SHOAL_LOCAL_DATASTORE_ROOTS stops the start before anything is opened.
+        local_roots = LocalRoots(settings.local_datastore_roots, home, settings.resolved_artifact_root())
         db = Database(settings.resolved_database_url())
         return cls(
             settings=settings,
             db=db,
             secrets=SecretBox(Path(settings.secret_key_file)),
             artifact_root=settings.resolved_artifact_root(),
-            local_roots=LocalRoots(settings.local_datastore_roots, home, settings.resolved_artifact_root()),
+            local_roots=local_roots,
         )
 
     def close(self) -> None:
