@@ -91,6 +91,10 @@ def test_a_job_registers_only_its_own_files_into_its_own_names(api):
         r = _ml(api, tok_a, "model-versions/create", {"name": "mine", **body})
         assert r.status_code == 200, (body, r.text)
         assert {"key": "shoal.createdByJob", "value": a} in r.json()["model_version"]["tags"]
+    # A forged creator mark is replaced by the job's own.
+    forged = {"name": "forged", "tags": [{"key": "shoal.createdByJob", "value": b}]}
+    assert _ml(api, tok_a, "registered-models/create", forged).status_code == 200
+    _denied(_ml(api, tok_b, "model-versions/create", {"name": "forged", "source": f"runs:/{b}/model"}), "forged")
     # The other job cannot add to it; the admin can.
     _denied(_ml(api, tok_b, "model-versions/create", {"name": "mine", "source": f"runs:/{b}/model"}), "mine")
     assert _ml(api, admin, "model-versions/create", {"name": "mine", "source": f"runs:/{b}/model"}).status_code == 200
