@@ -45,6 +45,14 @@ _EXPORTS: dict[str, str] = {
             "MedianStoppingPolicy TruncationSelectionPolicy Objective SweepJobLimits"
         ).split()
     },
+    **{
+        name: "shoal.entities"  # schedules and connections (azure.ai.ml.entities, constants.TimeZone)
+        for name in (
+            "JobSchedule CronTrigger RecurrenceTrigger RecurrencePattern TimeZone load_schedule "
+            "WorkspaceConnection PatTokenConfiguration UsernamePasswordConfiguration ApiKeyConfiguration "
+            "AccessKeyConfiguration ManagedIdentityConfiguration load_connection"
+        ).split()
+    },
     "command": "shoal.sdk_builders",
     "dsl": "shoal.dsl",  # the module: `from shoal import dsl`, then `@dsl.pipeline`
     **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},

@@ -13,12 +13,14 @@ from shoal.entities.base import Entity
 from shoal.entities.code import Code
 from shoal.entities.component import COMPONENT_TYPES
 from shoal.entities.compute import COMPUTE_TYPES
+from shoal.entities.connection import CONNECTION_SECRET_FIELDS, WorkspaceConnection
 from shoal.entities.data import Data
 from shoal.entities.datastore import DATASTORE_TYPES
 from shoal.entities.environment import Environment
 from shoal.entities.job import JOB_TYPES
 from shoal.entities.kind_names import KIND_NAMES, KindNames
 from shoal.entities.model import Model
+from shoal.entities.schedule import JobSchedule
 from shoal.entities.validation import single_issue
 from shoal.entities.workspace import Workspace
 from shoal.errors import SpecError
@@ -106,6 +108,12 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("component", COMPONENT_TYPES, default_type="command"),
         KindSpec("code", (Code,)),
         KindSpec("job", JOB_TYPES, default_type="command"),
+        KindSpec("schedule", (JobSchedule,)),
+        KindSpec(
+            "connection",
+            (WorkspaceConnection,),
+            secret_paths=tuple(f"credentials.{key}" for key in CONNECTION_SECRET_FIELDS),
+        ),
     )
 }
 

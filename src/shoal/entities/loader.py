@@ -29,6 +29,7 @@ from shoal.entities.base import Entity
 from shoal.entities.code import Code
 from shoal.entities.component import Component
 from shoal.entities.compute import Compute
+from shoal.entities.connection import WorkspaceConnection
 from shoal.entities.data import Data
 from shoal.entities.datastore import Datastore
 from shoal.entities.environment import Environment
@@ -37,6 +38,7 @@ from shoal.entities.kinds import KINDS, kind_of_schema, parse_entity
 from shoal.entities.model import Model
 from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.refs import is_local_path, strip_file_prefix
+from shoal.entities.schedule import JobSchedule
 from shoal.entities.validation import format_path, single_issue, split_path
 from shoal.entities.workspace import Workspace
 from shoal.errors import SpecError
@@ -467,6 +469,28 @@ class _PathResolver:
             self.job_like(data, "")
         elif kind == "job":
             self.job(data, "")
+        elif kind == "schedule":
+            self.schedule(data)
+
+    def schedule(self, data: dict[str, Any]) -> None:
+        """``create_job: ./job.yml`` or ``{job: ./job.yml, <overrides>}``: the job file inlined (its own
+        paths resolved against its folder), the overrides laid over it (dicts merged key by key)."""
+        node = data.get("create_job")
+        overrides = dict(node) if isinstance(node, dict) and "job" in node else None
+        path = overrides.pop("job") if overrides is not None else node
+        if not (isinstance(path, str) and is_local_path(path) and not path.startswith("azureml:")):
+            if overrides is None:
+                self.job(node, "create_job.")  # an inline job
+            return
+        file = self.local(path)
+        if not Path(file).is_file():
+            raise single_issue("create_job", f"job file {file!r} not found", source=self.label, line_map=self.lines)
+        job, lines = load_yaml(file)
+        _PathResolver(Path(file).parent, file, lines).job(job, "")
+        for key, value in (overrides or {}).items():
+            merge = isinstance(value, dict) and isinstance(job.get(key), dict)
+            job[key] = {**job[key], **value} if merge else value
+        data["create_job"] = job
 
 
 # --- load_entity and friends -----------------------------------------------------------------
@@ -532,6 +556,16 @@ def load_component(source: Source, *, relative_origin: Any = None, params_overri
 
 def load_code(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> Code:
     return load_entity("code", source, relative_origin=relative_origin, params_override=params_override)
+
+
+def load_schedule(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> JobSchedule:
+    return load_entity("schedule", source, relative_origin=relative_origin, params_override=params_override)
+
+
+def load_connection(
+    source: Source, *, relative_origin: Any = None, params_override: Any = None
+) -> WorkspaceConnection:
+    return load_entity("connection", source, relative_origin=relative_origin, params_override=params_override)
 
 
 def load_job(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> Job:

@@ -1,0 +1,167 @@
+"""Workspace connections (``_schema/workspace/connections/``): a target outside the workspace and
+the credentials to reach it. The secrets are split off by the kind registry
+(``kinds.split_secrets``) and encrypted at rest exactly as a datastore's; a stored connection is
+shown without them.
+
+Connection YAML names its credential kind with ``credentials.type`` (datastore YAML does not);
+the credential classes are the datastores' where azure-ai-ml shares them
+(``entities/credentials.py``), plus the connection-only ones below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import Field, SerializeAsAny, field_validator
+
+from shoal.entities.base import Entity
+from shoal.entities.credentials import (
+    AccountKeyConfiguration,
+    Credential,
+    NoneCredentialConfiguration,
+    SasTokenConfiguration,
+    ServicePrincipalConfiguration,
+)
+from shoal.entities.validation import NameRule
+
+CONNECTION_NAME = NameRule(
+    "connection name",
+    r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}",
+    "it must start with a letter or digit, contain only letters, digits, '_' and '-', "
+    "and be at most 255 characters long",
+)
+
+# Secret fields are optional so that a stored connection, shown without its secrets, still parses.
+
+
+class PatTokenConfiguration(Credential):
+    KIND: ClassVar[str] = "pat"
+    LABEL: ClassVar[str] = "personal access token (pat)"
+    pat: str | None = None  # secret
+
+
+class UsernamePasswordConfiguration(Credential):
+    KIND: ClassVar[str] = "username_password"
+    LABEL: ClassVar[str] = "username and password"
+    username: str
+    password: str | None = None  # secret
+
+
+class ApiKeyConfiguration(Credential):
+    KIND: ClassVar[str] = "api_key"
+    LABEL: ClassVar[str] = "API key (key)"
+    key: str | None = None  # secret
+
+
+class AccessKeyConfiguration(Credential):
+    KIND: ClassVar[str] = "access_key"
+    LABEL: ClassVar[str] = "access key (access_key_id, secret_access_key)"
+    access_key_id: str
+    secret_access_key: str | None = None  # secret
+
+
+class ManagedIdentityConfiguration(Credential):
+    KIND: ClassVar[str] = "managed_identity"
+    LABEL: ClassVar[str] = "managed identity (client_id, resource_id)"
+    client_id: str
+    resource_id: str | None = None
+
+
+# ``credentials.type`` → class. Azure's names; "sas" and "account_key" as in its connection YAML.
+CONNECTION_CREDENTIALS: dict[str, type[Credential]] = {
+    "pat": PatTokenConfiguration,
+    "username_password": UsernamePasswordConfiguration,
+    "api_key": ApiKeyConfiguration,
+    "access_key": AccessKeyConfiguration,
+    "managed_identity": ManagedIdentityConfiguration,
+    "sas": SasTokenConfiguration,
+    "service_principal": ServicePrincipalConfiguration,
+    "account_key": AccountKeyConfiguration,
+    "none": NoneCredentialConfiguration,
+}
+_TYPE_OF = {cls: name for name, cls in CONNECTION_CREDENTIALS.items()}
+CONNECTION_SECRET_FIELDS = ("pat", "password", "key", "secret_access_key", "sas_token", "client_secret", "account_key")
+
+# Azure ML's connection categories (the YAML ``type``), lower snake case as its YAML writes them.
+CONNECTION_TYPES = (
+    "git",
+    "python_feed",
+    "container_registry",
+    "feature_store",
+    "s3",
+    "snowflake",
+    "azure_sql_db",
+    "azure_synapse_analytics",
+    "azure_my_sql_db",
+    "azure_postgres_db",
+    "adls_gen_2",
+    "azure_one_lake",
+    "azure_blob",
+    "azure_open_ai",
+    "azure_ai_services",
+    "cognitive_search",
+    "azure_ai_search",
+    "cognitive_service",
+    "serverless",
+    "api_key",
+    "custom",
+    "open_ai",
+    "serp",
+    "pinecone",
+)
+
+
+class WorkspaceConnection(Entity):
+    """``WorkspaceConnection(name=…, type="git", target=…, credentials=PatTokenConfiguration(pat=…))``."""
+
+    KIND: ClassVar[str] = "connection"
+    PRINT_HIDDEN: ClassVar[tuple[str, ...]] = tuple(f"credentials.{key}" for key in CONNECTION_SECRET_FIELDS)
+
+    name: str  # type: ignore[assignment]
+    type: str
+    target: str | None = None
+    credentials: SerializeAsAny[Credential] | None = None  # dumped as its own class, not the base
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    is_shared: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return CONNECTION_NAME.check(value)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _check_type(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in CONNECTION_TYPES:
+                raise ValueError(f"unknown connection type {value!r}; one of: {', '.join(CONNECTION_TYPES)}")
+        return value
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _credentials(cls, value: Any) -> Any:
+        if value is None or isinstance(value, Credential):
+            if value is not None and type(value) not in _TYPE_OF:
+                raise ValueError(f"{value.LABEL} credentials are not valid for a connection")
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError("credentials must be a mapping with a 'type'")
+        fields = dict(value)
+        kind = fields.pop("type", None)
+        if kind is None:
+            kind = "none" if not fields else None
+        credential_class = CONNECTION_CREDENTIALS.get(str(kind).lower()) if kind is not None else None
+        if credential_class is None:
+            raise ValueError(
+                f"credentials.type {kind!r} is not known; one of: {', '.join(CONNECTION_CREDENTIALS)}"
+            )
+        return credential_class.model_validate(fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the YAML writes it: ``credentials.type`` names the credential kind."""
+        out = super().to_dict()
+        if self.credentials is not None:
+            out["credentials"] = {"type": _TYPE_OF[type(self.credentials)], **out.get("credentials", {})}
+        return out
