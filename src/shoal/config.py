@@ -25,6 +25,10 @@ class ShoalSettings(BaseSettings):
     port: int = 0
     # Seconds without a runner heartbeat before a job is NotResponding (twice that: Failed).
     heartbeat_timeout: float = 30.0
+    # How often the server looks for due schedules, and how late a fire time may be (the server
+    # was down) and still start its job; a later one is skipped, not made up.
+    schedule_tick_seconds: float = 1.0
+    schedule_misfire_grace: float = 60.0
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

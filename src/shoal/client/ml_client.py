@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from shoal.client.connections import WorkspaceConnectionsOperations
 from shoal.client.jobs import JobOperations
 from shoal.client.local_server import ensure_server
 from shoal.client.operations import (
@@ -21,6 +22,7 @@ from shoal.client.operations import (
     ModelOperations,
     WorkspaceOperations,
 )
+from shoal.client.schedules import ScheduleOperations
 from shoal.client.transport import Transport
 from shoal.config import ShoalSettings, load_settings
 from shoal.entities.base import Entity
@@ -40,13 +42,15 @@ GROUP_CLASSES: dict[str, type] = {
     "component": ComponentOperations,
     "code": CodeOperations,
     "job": JobOperations,  # after code: the job group uploads code through the code group
+    "schedule": ScheduleOperations,
+    "connection": WorkspaceConnectionsOperations,
 }
 if set(GROUP_CLASSES) != {kind for kind, spec in KINDS.items() if spec.sdk_group}:  # pragma: no cover
     raise RuntimeError("MLClient's operation groups and the kind registry's sdk_group disagree")
 
 ASSET_GROUPS: dict[str, str] = {kind: str(KINDS[kind].sdk_group) for kind in VERSIONED_KINDS}
 # Kinds created through a long-running ``begin_…`` call, not ``create_or_update``.
-_BEGIN_KINDS = ("workspace", "compute")
+_BEGIN_KINDS = ("workspace", "compute", "schedule")
 
 
 class MLClient:
@@ -68,6 +72,8 @@ class MLClient:
     components: ComponentOperations
     _code: CodeOperations
     jobs: JobOperations
+    schedules: ScheduleOperations
+    connections: WorkspaceConnectionsOperations
 
     def __init__(
         self,
@@ -138,6 +144,8 @@ class MLClient:
             return self.workspaces.begin_create(entity)
         if kind == "compute":
             return self.compute.begin_create_or_update(entity)
+        if kind == "schedule":
+            return self.schedules.begin_create_or_update(entity)
         from shoal.client.operations import Poller
 
         return Poller(self.create_or_update(entity, **kwargs))

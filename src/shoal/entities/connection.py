@@ -154,9 +154,7 @@ class WorkspaceConnection(Entity):
             kind = "none" if not fields else None
         credential_class = CONNECTION_CREDENTIALS.get(str(kind).lower()) if kind is not None else None
         if credential_class is None:
-            raise ValueError(
-                f"credentials.type {kind!r} is not known; one of: {', '.join(CONNECTION_CREDENTIALS)}"
-            )
+            raise ValueError(f"credentials.type {kind!r} is not known; one of: {', '.join(CONNECTION_CREDENTIALS)}")
         return credential_class.model_validate(fields)
 
     def to_dict(self) -> dict[str, Any]:

@@ -562,9 +562,7 @@ def load_schedule(source: Source, *, relative_origin: Any = None, params_overrid
     return load_entity("schedule", source, relative_origin=relative_origin, params_override=params_override)
 
 
-def load_connection(
-    source: Source, *, relative_origin: Any = None, params_override: Any = None
-) -> WorkspaceConnection:
+def load_connection(source: Source, *, relative_origin: Any = None, params_override: Any = None) -> WorkspaceConnection:
     return load_entity("connection", source, relative_origin=relative_origin, params_override=params_override)
 
 

@@ -159,7 +159,9 @@ class RecurrenceTrigger(TriggerBase):
         if pattern is None:
             return self
         if self.frequency in ("minute", "hour"):
-            raise FieldIssue("schedule", f"a recurrence pattern (schedule) needs frequency day, week or month, not {self.frequency}")
+            raise FieldIssue(
+                "schedule", f"a recurrence pattern (schedule) needs frequency day, week or month, not {self.frequency}"
+            )
         if pattern.week_days and self.frequency != "week":
             raise FieldIssue("schedule.week_days", "week_days need frequency: week")
         if pattern.month_days and self.frequency != "month":
