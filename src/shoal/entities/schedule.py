@@ -202,6 +202,12 @@ class Schedule(Entity):
     def _check_name(cls, value: str) -> str:
         return JOB_NAME.check(value)
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.id is not None:  # a stored schedule always says whether it is enabled
+            out["is_enabled"] = self.is_enabled
+        return out
+
     @field_validator("trigger", mode="before")
     @classmethod
     def _trigger(cls, value: Any) -> Any:

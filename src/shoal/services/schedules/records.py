@@ -68,6 +68,7 @@ def _resolve_create_job(session: Any, ws_id: int, create_job: Any) -> dict[str, 
     if isinstance(create_job, dict):
         if "job" not in create_job:
             job = copy.deepcopy(create_job)
+            job.setdefault("type", "command")  # as job submission reads it
             parse_entity("job", job, source="create_job")  # the whole job checked now, naming fields
             return job
         overrides = {k: v for k, v in create_job.items() if k != "job"}
