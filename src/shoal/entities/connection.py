@@ -68,6 +68,18 @@ class ManagedIdentityConfiguration(Credential):
     resource_id: str | None = None
 
 
+class StoredSasTokenConfiguration(SasTokenConfiguration):
+    """A SAS credential as a stored connection is shown: its token left out."""
+
+    sas_token: str | None = None  # type: ignore[assignment]
+
+
+class StoredAccountKeyConfiguration(AccountKeyConfiguration):
+    """An account-key credential as a stored connection is shown: its key left out."""
+
+    account_key: str | None = None  # type: ignore[assignment]
+
+
 # ``credentials.type`` → class. Azure's names; "sas" and "account_key" as in its connection YAML.
 CONNECTION_CREDENTIALS: dict[str, type[Credential]] = {
     "pat": PatTokenConfiguration,
@@ -80,7 +92,20 @@ CONNECTION_CREDENTIALS: dict[str, type[Credential]] = {
     "account_key": AccountKeyConfiguration,
     "none": NoneCredentialConfiguration,
 }
-_TYPE_OF = {cls: name for name, cls in CONNECTION_CREDENTIALS.items()}
+# Without their secret (a shown connection), these two parse as their Stored… subclasses.
+_REDACTED = {
+    "sas": ("sas_token", StoredSasTokenConfiguration),
+    "account_key": ("account_key", StoredAccountKeyConfiguration),
+}
+
+
+def credential_type(value: Credential) -> str | None:
+    """The ``credentials.type`` of a credential object; None when connections do not take it."""
+    return next((name for name, cls in CONNECTION_CREDENTIALS.items() if type(value) is cls), None) or next(
+        (name for name, (_, cls) in _REDACTED.items() if type(value) is cls), None
+    )
+
+
 CONNECTION_SECRET_FIELDS = ("pat", "password", "key", "secret_access_key", "sas_token", "client_secret", "account_key")
 
 # Azure ML's connection categories (the YAML ``type``), lower snake case as its YAML writes them.
@@ -143,7 +168,7 @@ class WorkspaceConnection(Entity):
     @classmethod
     def _credentials(cls, value: Any) -> Any:
         if value is None or isinstance(value, Credential):
-            if value is not None and type(value) not in _TYPE_OF:
+            if value is not None and credential_type(value) is None:
                 raise ValueError(f"{value.LABEL} credentials are not valid for a connection")
             return value
         if not isinstance(value, Mapping):
@@ -155,11 +180,14 @@ class WorkspaceConnection(Entity):
         credential_class = CONNECTION_CREDENTIALS.get(str(kind).lower()) if kind is not None else None
         if credential_class is None:
             raise ValueError(f"credentials.type {kind!r} is not known; one of: {', '.join(CONNECTION_CREDENTIALS)}")
+        secret, redacted = _REDACTED.get(str(kind).lower(), (None, None))
+        if redacted is not None and secret not in fields:
+            credential_class = redacted
         return credential_class.model_validate(fields)
 
     def to_dict(self) -> dict[str, Any]:
         """As the YAML writes it: ``credentials.type`` names the credential kind."""
         out = super().to_dict()
         if self.credentials is not None:
-            out["credentials"] = {"type": _TYPE_OF[type(self.credentials)], **out.get("credentials", {})}
+            out["credentials"] = {"type": credential_type(self.credentials), **out.get("credentials", {})}
         return out

@@ -5,9 +5,9 @@ its keys (``account_key``, ``sas_token``, ``client_secret``, ...). The classes m
 azure-ai-ml ones so ``AzureBlobDatastore(credentials=AccountKeyConfiguration(account_key=...))``
 works.
 
-Secret fields are optional so that a redacted spec (see ``kinds.split_secrets``) still parses:
-its non-secret keys tell the credential kind. A redacted datastore account-key or SAS credential
-is an empty mapping, which parses as "none"; connections name the kind with ``credentials.type``.
+Secret fields other than ``account_key``/``sas_token`` are optional so that a redacted spec
+(see ``kinds.split_secrets``) still parses: its non-secret keys tell the credential kind.
+A redacted account-key or SAS credential is an empty mapping, which parses as "none".
 """
 
 from __future__ import annotations
@@ -38,15 +38,13 @@ class Credential(ShoalModel):
 class AccountKeyConfiguration(Credential):
     KIND: ClassVar[str] = "account_key"
     LABEL: ClassVar[str] = "account key (account_key)"
-    # Optional only so that a connection shown without its secret parses (``credentials.type``
-    # names the kind there); a datastore's credential kind is told by this key being present.
-    account_key: str | None = None  # secret
+    account_key: str
 
 
 class SasTokenConfiguration(Credential):
     KIND: ClassVar[str] = "sas"
     LABEL: ClassVar[str] = "SAS token (sas_token)"
-    sas_token: str | None = None  # secret (optional: see AccountKeyConfiguration)
+    sas_token: str
 
 
 class ServicePrincipalConfiguration(Credential):
