@@ -131,6 +131,7 @@ def test_bad_schedules_are_refused_and_store_nothing(sqlite_api: Api):
         ({**body, "trigger": {"type": "cron", "expression": "* * *"}}, 422, "expression"),
         ({**body, "trigger": {"type": "cron", "expression": "0 * * * *", "time_zone": "Mars"}}, 422, "time_zone"),
         ({**body, "create_job": "azureml:no-such-job"}, 404, "no-such-job"),
+        ({**body, "create_job": {**body["create_job"], "compute": "cpu-cluster"}}, 404, "create_job: compute"),
         ({**body, "create_job": "./local-job.yml"}, 422, "local file"),
         ({**body, "create_job": {"type": "command", "command": 5}}, 422, "command"),
         ({**body, "create_job": {"type": "spark"}}, 422, "cannot be scheduled"),
@@ -146,9 +147,12 @@ def test_bad_schedules_are_refused_and_store_nothing(sqlite_api: Api):
 
 def test_a_job_that_cannot_start_is_recorded_on_the_schedule(sqlite_api: Api):
     api = sqlite_api
+    cluster = {"name": "gone-cluster", "type": "amlcompute", "max_instances": 1}
+    api.http.put(api.url("/computes/gone-cluster"), json=cluster).raise_for_status()
     spec = schedule("broken").to_dict()
     spec["create_job"]["compute"] = "gone-cluster"
     api.http.put(api.url("/schedules/broken"), json=spec).raise_for_status()
+    api.http.delete(api.url("/computes/gone-cluster")).raise_for_status()
     assert ScheduleTimer(api.app.state.ctx, None).tick(datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC)) == []
     shown = api.ml.schedules.get("broken")
     assert "gone-cluster" in shown.last_error

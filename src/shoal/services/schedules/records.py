@@ -10,10 +10,12 @@ from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import is_local_path
 from shoal.entities.schedule import JobSchedule
 from shoal.entities.time_zones import zone_info
-from shoal.errors import InvalidStateError, SpecError, UserError
+from shoal.errors import InvalidStateError, ShoalError, SpecError, UserError
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import pipeline_submission
 from shoal.services.jobs import state as job_state
 from shoal.services.records import arm_id, creation_context, iso
+from shoal.services.references.resolution import resolve_compute
 from shoal.services.schedules.timing import as_utc, next_fire
 from shoal.services.workspaces import workspace_id
 from shoal.store import schedules as rows
@@ -86,15 +88,37 @@ def _resolve_create_job(session: Any, ws_id: int, create_job: Any) -> dict[str, 
     return job
 
 
+def _check_references(ctx: ServiceContext, workspace: str, job: dict[str, Any]) -> None:
+    """What every fire would refuse, refused now: a compute that does not exist, a pipeline whose
+    steps do not fit together. (Other references are checked when each job is submitted.)"""
+    try:
+        computes = [job.get("compute")]
+        if job.get("type") == "pipeline":
+            computes.append((job.get("settings") or {}).get("default_compute"))
+            pipeline_submission.validate(ctx, workspace, parse_entity("job", job).to_dict())
+        for compute in filter(None, computes):
+            try:
+                resolve_compute(ctx, workspace, compute)
+            except InvalidStateError:
+                pass  # a stopped compute instance may be started before the schedule fires
+    except ShoalError as exc:
+        exc.message = f"create_job: {exc.message}"
+        exc.args = (exc.message,)
+        raise
+
+
 def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) -> dict[str, Any]:
     clean = {k: v for k, v in spec.items() if k not in JobSchedule.READ_ONLY_FIELDS}
     entity = parse_entity(KIND, clean)
     assert isinstance(entity, JobSchedule)
+    with ctx.db.read() as session:
+        job = _resolve_create_job(session, workspace_id(session, workspace), entity.create_job)
+    _check_references(ctx, workspace, job)
     now = job_state.now()
     with ctx.db.write() as session:
         ws_id = workspace_id(session, workspace)
         data = entity.to_dict()
-        data["create_job"] = _resolve_create_job(session, ws_id, entity.create_job)
+        data["create_job"] = job
         existing = rows.find_row(session, ws_id, entity.name)
         created = existing.created_at if existing is not None else now
         if entity.trigger.start_time is None:
