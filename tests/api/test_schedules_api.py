@@ -165,3 +165,19 @@ def test_cron_triggers_from_the_sdk(sqlite_api: Api):
     created = api.ml.begin_create_or_update(JobSchedule(name="cron", trigger=trigger, create_job=job())).result()
     assert at(created.next_fire_time) == datetime(2030, 1, 1, 15, 15, tzinfo=UTC)  # 10:15 EST
     assert timedelta(0) < at(created.creation_context["created_at"]) - datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def test_a_pipeline_schedule_from_yaml_fills_name_in_its_inputs(sqlite_api: Api):
+    from shoal import load_schedule
+    from tests.unit.conftest import YAML_DIR
+
+    api = sqlite_api
+    cluster = {"name": "cpu-cluster", "type": "amlcompute", "max_instances": 1}
+    api.http.put(api.url("/computes/cpu-cluster"), json=cluster).raise_for_status()
+    loaded = load_schedule(YAML_DIR / "schedule" / "recurrence-with-settings-schedule.yml")
+    created = api.ml.schedules.begin_create_or_update(loaded).result()
+    assert created.create_job["settings"] == {"continue_on_step_failure": True}
+    names = ScheduleTimer(api.app.state.ctx, None).tick(at(created.next_fire_time))
+    pipeline = api.ml.jobs.get(names[0])
+    assert pipeline.type == "pipeline" and pipeline.inputs["greeting"] == names[0]
+    assert pipeline.tags == {"schedule": "recurrence_with_settings", SCHEDULE_NAME: "recurrence_with_settings"}

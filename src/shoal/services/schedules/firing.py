@@ -32,6 +32,7 @@ from shoal.errors import ShoalError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import submission
 from shoal.services.jobs.state import now as utc_now
+from shoal.services.schedules.records import fill_expressions
 from shoal.services.schedules.timing import as_utc, next_fire
 from shoal.store import schedules as rows
 
@@ -44,26 +45,11 @@ def job_name(schedule: str, fire_at: datetime) -> str:
     return f"{schedule[:230]}-{as_utc(fire_at):%Y%m%d%H%M%S}"
 
 
-def _substitute(value: Any, names: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        for expression, text in names.items():
-            value = value.replace(expression, text)
-        return value
-    if isinstance(value, dict):
-        return {k: _substitute(v, names) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, names) for v in value]
-    return value
-
-
 def job_body(schedule: str, spec: dict[str, Any], fire_at: datetime) -> dict[str, Any]:
     """The job a fire submits: the schedule's ``create_job`` named and marked for this fire time."""
     name = job_name(schedule, fire_at)
     when = as_utc(fire_at).isoformat()
-    body = _substitute(
-        copy.deepcopy(spec["create_job"]),
-        {"${{name}}": name, "${{creation_context.trigger_time}}": when},
-    )
+    body = fill_expressions(copy.deepcopy(spec["create_job"]), name, when)
     body["name"] = name
     marks = {SCHEDULE_NAME: schedule, TRIGGER_TIME: when}
     body["properties"] = {**(body.get("properties") or {}), **marks}

@@ -28,6 +28,18 @@ LIST_VIEWS = {"enabled_only": True, "disabled_only": False, "all": None}
 SERVER_PROPERTY_PREFIXES = ("shoal.", "azureml.scheduleTrigger.", "azureml.git.")
 
 
+def fill_expressions(value: Any, name: str, when: str) -> Any:
+    """``${{name}}`` (the created job's name) and ``${{creation_context.trigger_time}}`` (the fire
+    time) filled in, as Azure ML fills them in a scheduled job."""
+    if isinstance(value, str):
+        return value.replace("${{name}}", name).replace("${{creation_context.trigger_time}}", when)
+    if isinstance(value, dict):
+        return {k: fill_expressions(v, name, when) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_expressions(v, name, when) for v in value]
+    return value
+
+
 def to_body(workspace: str, row: ScheduleRow) -> dict[str, Any]:
     body = dict(row.spec)
     body["name"] = row.name
@@ -95,7 +107,8 @@ def _check_references(ctx: ServiceContext, workspace: str, job: dict[str, Any]) 
         computes = [job.get("compute")]
         if job.get("type") == "pipeline":
             computes.append((job.get("settings") or {}).get("default_compute"))
-            pipeline_submission.validate(ctx, workspace, parse_entity("job", job).to_dict())
+            filled = fill_expressions(job, "scheduled-job", job_state.now().isoformat())  # as a fire fills them
+            pipeline_submission.validate(ctx, workspace, parse_entity("job", filled).to_dict())
         for compute in filter(None, computes):
             try:
                 resolve_compute(ctx, workspace, compute)
