@@ -32,7 +32,9 @@ def test_connections_keep_their_secrets_encrypted_and_hidden(api: Api):
     )
     assert created.credentials.pat is None and created.target == "https://github.com/org/repo"
     assert SECRET not in str(created) and SECRET not in api.http.get(api.url("/connections/my_git")).text
-    assert ml.connections.get("my_git", populate_secrets=True).credentials.pat == SECRET
+    revealed = ml.connections.get("my_git", populate_secrets=True)
+    assert revealed.credentials.pat == SECRET
+    assert SECRET not in repr(revealed.credentials) and SECRET not in str(revealed)  # print() hides it too
     with api.app.state.ctx.db.read() as session:
         row = session.scalar(select(ResourceRow).where(ResourceRow.kind == "connection"))
         assert SECRET not in str(row.spec) and row.secrets and SECRET not in row.secrets

@@ -33,35 +33,43 @@ CONNECTION_NAME = NameRule(
 )
 
 # Secret fields are optional so that a stored connection, shown without its secrets, still parses.
+CONNECTION_SECRET_FIELDS = ("pat", "password", "key", "secret_access_key", "sas_token", "client_secret", "account_key")
 
 
-class PatTokenConfiguration(Credential):
+class _ConnectionCredential(Credential):
+    def __repr_args__(self) -> Any:
+        # repr() and print() of a connection credential never show a secret either.
+        for key, value in super().__repr_args__():
+            yield key, ("***" if key in CONNECTION_SECRET_FIELDS and value else value)
+
+
+class PatTokenConfiguration(_ConnectionCredential):
     KIND: ClassVar[str] = "pat"
     LABEL: ClassVar[str] = "personal access token (pat)"
     pat: str | None = None  # secret
 
 
-class UsernamePasswordConfiguration(Credential):
+class UsernamePasswordConfiguration(_ConnectionCredential):
     KIND: ClassVar[str] = "username_password"
     LABEL: ClassVar[str] = "username and password"
     username: str
     password: str | None = None  # secret
 
 
-class ApiKeyConfiguration(Credential):
+class ApiKeyConfiguration(_ConnectionCredential):
     KIND: ClassVar[str] = "api_key"
     LABEL: ClassVar[str] = "API key (key)"
     key: str | None = None  # secret
 
 
-class AccessKeyConfiguration(Credential):
+class AccessKeyConfiguration(_ConnectionCredential):
     KIND: ClassVar[str] = "access_key"
     LABEL: ClassVar[str] = "access key (access_key_id, secret_access_key)"
     access_key_id: str
     secret_access_key: str | None = None  # secret
 
 
-class ManagedIdentityConfiguration(Credential):
+class ManagedIdentityConfiguration(_ConnectionCredential):
     KIND: ClassVar[str] = "managed_identity"
     LABEL: ClassVar[str] = "managed identity (client_id, resource_id)"
     client_id: str
@@ -105,8 +113,6 @@ def credential_type(value: Credential) -> str | None:
         (name for name, (_, cls) in _REDACTED.items() if type(value) is cls), None
     )
 
-
-CONNECTION_SECRET_FIELDS = ("pat", "password", "key", "secret_access_key", "sas_token", "client_secret", "account_key")
 
 # Azure ML's connection categories (the YAML ``type``), lower snake case as its YAML writes them.
 CONNECTION_TYPES = (
