@@ -53,6 +53,11 @@ def test_a_fire_time_starts_one_job_named_and_marked_for_its_schedule(api: Api):
     assert shown.last_job_name == "nightly-20300101000000" and shown.last_error is None
     assert at(shown.next_fire_time) == datetime(2030, 1, 1, 0, 5, tzinfo=UTC)
     assert [j.name for j in jobs_of(api, "nightly")] == ["nightly-20300101000000"]
+    # `schedule trigger`: one job now, the fire times untouched
+    triggered = api.ml.schedules.trigger("nightly")
+    assert triggered.job_name.startswith("nightly-") and triggered.schedule_action_type == "CreateJob"
+    assert api.ml.jobs.get(triggered.job_name).properties[SCHEDULE_NAME] == "nightly"
+    assert api.ml.schedules.get("nightly").next_fire_time == shown.next_fire_time
 
 
 def test_two_timers_on_one_database_start_a_fire_time_once(api: Api):

@@ -96,6 +96,20 @@ _toggle("enable", "Enable a schedule: it fires again from the next time after no
 _toggle("disable", "Disable a schedule: it starts no more jobs until enabled.")
 
 
+@schedule_app.command(
+    "trigger", epilog=epilog(["shoal schedule trigger -n simple_cron_job_schedule --query job_name -o tsv"])
+)
+def schedule_trigger(
+    name: RequiredName,
+    workspace_name: WorkspaceOpt = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Start the schedule's job once, now (its next fire time stays as it was)."""
+    result = client(workspace_name).schedules.trigger(name)
+    show({"job_name": result.job_name, "schedule_action_type": result.schedule_action_type}, output, query)
+
+
 @schedule_app.command("delete", epilog=epilog(["shoal schedule delete -n simple_cron_job_schedule --yes"]))
 def schedule_delete(name: RequiredName, yes: YesOpt = False, workspace_name: WorkspaceOpt = None) -> None:
     """Delete a disabled schedule (the jobs it started stay)."""

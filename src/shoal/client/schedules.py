@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ class ScheduleListViewType(StrEnum):
 
 
 _VIEWS = {"enabledonly": "enabled_only", "disabledonly": "disabled_only", "all": "all"}
+
+
+@dataclass(frozen=True)
+class ScheduleTriggerResult:
+    """What ``trigger`` started (azure-ai-ml's ``ScheduleTriggerResult``)."""
+
+    job_name: str
+    schedule_action_type: str = "CreateJob"
 
 
 def _schedule(body: dict[str, Any]) -> Any:
@@ -80,6 +89,11 @@ class ScheduleOperations(_Group):
 
     def begin_disable(self, name: str, **_: Any) -> Poller:
         return Poller(_schedule(self._t.request("POST", f"{self._base}/{name}/disable")))
+
+    def trigger(self, name: str, **_: Any) -> ScheduleTriggerResult:
+        """Start the schedule's job once, now; its next fire time stays as it was."""
+        body = self._t.request("POST", f"{self._base}/{name}/trigger")
+        return ScheduleTriggerResult(body["job_name"], body.get("schedule_action_type", "CreateJob"))
 
     def begin_delete(self, name: str, **_: Any) -> Poller:
         self._t.request("DELETE", f"{self._base}/{name}")

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Request
 from shoal.entities.kinds import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
-from shoal.server.routes.common import ctx, guarded, page_body
+from shoal.server.routes.common import base_url, ctx, guarded, page_body
+from shoal.services.schedules import firing
 from shoal.services.schedules import records as schedules
 
 router = APIRouter(tags=["schedules"])
@@ -50,6 +51,11 @@ def enable_schedule(request: Request, workspace: str, name: str) -> dict[str, An
 @guarded(router, "POST", PREFIX + "/{name}/disable", Permission.WRITE)
 def disable_schedule(request: Request, workspace: str, name: str) -> dict[str, Any]:
     return schedules.set_enabled(ctx(request), workspace, name, False)
+
+
+@guarded(router, "POST", PREFIX + "/{name}/trigger", Permission.WRITE)
+def trigger_schedule(request: Request, workspace: str, name: str) -> dict[str, Any]:
+    return firing.trigger_now(ctx(request), workspace, name, base_url(request))
 
 
 @guarded(router, "DELETE", PREFIX + "/{name}", Permission.WRITE, status_code=204)

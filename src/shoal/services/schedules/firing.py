@@ -34,6 +34,7 @@ from shoal.services.jobs import submission
 from shoal.services.jobs.state import now as utc_now
 from shoal.services.schedules.records import fill_expressions
 from shoal.services.schedules.timing import as_utc, next_fire
+from shoal.services.workspaces import workspace_id
 from shoal.store import schedules as rows
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,19 @@ def job_body(schedule: str, spec: dict[str, Any], fire_at: datetime) -> dict[str
     body["properties"] = {**(body.get("properties") or {}), **marks}
     body["tags"] = {**(body.get("tags") or {}), SCHEDULE_NAME: schedule}
     return body
+
+
+def trigger_now(ctx: ServiceContext, workspace: str, name: str, base_url: str | None) -> dict[str, Any]:
+    """Start the schedule's job once, now (``az ml schedule trigger``); its fire times stay as they were."""
+    fire_at = utc_now()
+    with ctx.db.read() as session:
+        row = rows.get_row(session, workspace_id(session, workspace), name)
+        schedule_id, spec = row.id, dict(row.spec)
+    job = submission.submit(ctx, workspace, job_body(name, spec, fire_at), base_url)
+    with ctx.db.write() as session:
+        rows.record_outcome(session, schedule_id, job["name"], None)
+    ctx.notify_jobs()
+    return {"job_name": job["name"], "schedule_action_type": "CreateJob"}
 
 
 class ScheduleTimer:
