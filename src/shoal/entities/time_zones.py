@@ -4,22 +4,14 @@ CLDR ``windowsZones`` table (kept current by tzlocal's releases, so no table is 
 
 from __future__ import annotations
 
-import re
-from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tzlocal.windows_tz import win_tz
 
+from shoal.constants import TimeZone  # built from the same table (TimeZone.PACIFIC_STANDARD_TIME, …)
+
 UTC_NAME = "UTC"
-
-
-def _member(name: str) -> str:
-    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
-
-
-# TimeZone.PACIFIC_STANDARD_TIME == "Pacific Standard Time", TimeZone.UTC == "UTC", …
-TimeZone = StrEnum("TimeZone", {_member(name): name for name in sorted(win_tz)})  # type: ignore[misc]
-TimeZone.__doc__ = "Azure ML's time zone names (Windows names), as ``azure.ai.ml.constants.TimeZone``."
+__all__ = ["UTC_NAME", "TimeZone", "zone_info"]
 
 
 def zone_info(name: str) -> ZoneInfo:
