@@ -6,13 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shoal.client.component_files import upload_component_files
-from shoal.client.downloads import download_uri
-from shoal.client.pipelines import LocalPaths
 from shoal.client.transport import Transport
-from shoal.client.uploads import upload_path
 from shoal.entities.base import Entity
-from shoal.entities.kinds import KINDS, parse_entity
+from shoal.entities.kind_names import KIND_NAMES
+from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.errors import NotFoundError, SpecError, UserError
 
@@ -183,13 +180,16 @@ class AssetOperations(_Group):
 
     @property
     def _base(self) -> str:
-        return f"{self._wsp}/{KINDS[self.kind].plural}"
+        return f"{self._wsp}/{KIND_NAMES[self.kind].plural}"
 
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """Upload local paths the asset names and replace them with datastore URIs."""
         return body
 
     def _upload(self, local: str, datastore: str | None, **kwargs: Any) -> str:
+        # Transfers (and rich's progress bars) are imported when used: a read command starts faster.
+        from shoal.client.uploads import upload_path
+
         return upload_path(
             self._t, self._ws, strip_file_prefix(local), datastore=datastore or "workspaceblobstore", **kwargs
         )
@@ -280,6 +280,8 @@ class ModelOperations(AssetOperations):
 
     def download(self, name: str, version: str, download_path: str | Path = ".") -> Path:
         """Write the model's files to ``<download_path>/<name>/…``, as azure-ai-ml does."""
+        from shoal.client.downloads import download_uri
+
         model = self.get(name, version=version)
         return download_uri(self._t, self._ws, model.path, Path(download_path) / name)
 
@@ -305,6 +307,8 @@ class DataOperations(AssetOperations):
         return body
 
     def download(self, name: str, version: str, download_path: str | Path = ".") -> Path:
+        from shoal.client.downloads import download_uri
+
         data = self.get(name, version=version)
         return download_uri(self._t, self._ws, data.path, Path(download_path) / name)
 
@@ -338,6 +342,9 @@ class ComponentOperations(AssetOperations):
     kind = "component"
 
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
+        from shoal.client.component_files import upload_component_files
+        from shoal.client.pipelines import LocalPaths
+
         if body.get("type") == "pipeline":
             # Its steps' local component files are inlined and their code uploaded, as for a
             # pipeline job, so the registered version needs nothing from this machine.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shoal.entities.validation import (
@@ -88,6 +87,8 @@ class Entity(ShoalModel):
                 node = node.get(part) if isinstance(node, dict) else None
             if isinstance(node, dict):
                 node.pop(leaf, None)
+        import yaml  # here: only printing needs it, and every CLI call imports this module
+
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
     def __repr__(self) -> str:
