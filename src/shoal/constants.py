@@ -87,3 +87,8 @@ DEFAULT_LABEL = "default"
 # parse `/subscriptions/<s>/resourceGroups/<rg>/...` ids keep working.
 SHOAL_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 SHOAL_RESOURCE_GROUP = "shoal"
+
+# Job properties that say where the code came from (set by the client as azure-ai-ml sets them,
+# ``shoal.client.git_info``): the MLflow run shows them as tags too, and a pipeline's steps
+# inherit them from the pipeline job.
+PROVENANCE_PROPERTY_PREFIXES = ("mlflow.source.", "azureml.git.")
