@@ -337,6 +337,20 @@ class CodeOperations(AssetOperations):
 class ComponentOperations(AssetOperations):
     kind = "component"
 
+    def create_or_update(
+        self, component: Any, version: str | None = None, *, skip_validation: bool = False, **kwargs: Any
+    ) -> Any:
+        """Register a component: a Component, a ``@dsl.pipeline`` function (as a pipeline
+        component) or a ``@command_component`` function; ``version`` overrides its version."""
+        to_component = getattr(component, "to_component", None)
+        if callable(to_component) and not isinstance(component, Entity):
+            component = to_component()
+        if version is not None:
+            if not isinstance(component, Entity):
+                component = parse_entity("component", component)
+            component = component.model_copy(update={"version": str(version)})
+        return super().create_or_update(component, **kwargs)
+
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("type") == "pipeline":
             # Its steps' local component files are inlined and their code uploaded, as for a
