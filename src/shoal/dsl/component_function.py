@@ -18,8 +18,9 @@ identity and storage clients) and builds Azure's entities, and its job command i
 the same component from the same function: its code is the function's folder and its command a
 small launcher, written into the command line itself, that imports the function's file and calls
 the function with the inputs' values and the outputs' paths. The launcher needs nothing but the
-job's Python: where neither ``mldesigner`` nor ``shoal`` is installed there, it puts
-stand-ins for their decorator and ``Input``/``Output`` in place before importing the file.
+job's Python: it puts stand-ins for the decorator and ``Input``/``Output`` in place of
+``mldesigner`` and ``shoal.mldesigner`` (and of ``shoal`` itself where the job's environment
+cannot import Shoal's SDK) before importing the file, since only the function's body runs there.
 """
 
 from __future__ import annotations
@@ -58,10 +59,17 @@ def stand_in(*args, **kwargs):
     return lambda f: f
 def port(*args, **kwargs):
     return None
-missing = [top for top in ("mldesigner", "shoal") if importlib.util.find_spec(top) is None]
-for name in ("mldesigner", "shoal", "shoal.mldesigner", "shoal.dsl"):
-    if name.split(".")[0] not in missing:
-        continue
+def usable(name):
+    try:
+        importlib.import_module(name)
+        return True
+    except Exception:
+        return False
+sdk = usable("shoal.entities.io")
+if not sdk:
+    for key in [k for k in sys.modules if k == "shoal" or k.startswith("shoal.")]:
+        del sys.modules[key]
+for name in ("mldesigner",) + (() if sdk else ("shoal", "shoal.dsl")) + ("shoal.mldesigner",):
     module = types.ModuleType(name)
     module.__path__ = []
     module.command_component = stand_in
