@@ -234,14 +234,47 @@ class Node:
         else:
             raise AttributeError(f"a pipeline step has no attribute {name!r}; it has name, {', '.join(NODE_FIELDS)}")
 
-    def set_resources(self, **resources: Any) -> None:
+    def set_resources(
+        self,
+        *,
+        instance_type: str | list[str] | None = None,
+        instance_count: int | None = None,
+        locations: list[str] | None = None,
+        properties: dict[str, Any] | None = None,
+        docker_args: str | None = None,
+        shm_size: str | None = None,
+        **resources: Any,
+    ) -> None:
         """``instance_count``, ``instance_type``, ``shm_size``, … (merged into ``resources``)."""
-        self.resources = {**(self.resources or {}), **{k: v for k, v in resources.items() if v is not None}}
+        self.resources = merged(
+            self.resources,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            locations=locations,
+            properties=properties,
+            docker_args=docker_args,
+            shm_size=shm_size,
+            **resources,
+        )
 
-    def set_limits(self, *, timeout: int | None = None, **limits: Any) -> None:
+    def set_limits(
+        self,
+        *,
+        max_concurrent_trials: int | None = None,
+        max_total_trials: int | None = None,
+        timeout: int | None = None,
+        trial_timeout: int | None = None,
+    ) -> None:
         """A step's ``limits``: ``timeout``; on a sweep step also ``max_total_trials``,
         ``max_concurrent_trials`` and ``trial_timeout``, as azure-ai-ml's ``Sweep.set_limits``."""
-        self.limits = merged(self.limits, timeout=timeout, **limits)
+        trials = {"max_concurrent_trials": max_concurrent_trials, "max_total_trials": max_total_trials}
+        trials["trial_timeout"] = trial_timeout
+        given = [k for k, v in trials.items() if v is not None]
+        if given and self._kind != "sweep":
+            raise UserError(
+                f"step {self._label()}: {', '.join(given)} are limits of a sweep step; call .sweep(...) first"
+            )
+        self.limits = merged(self.limits, timeout=timeout, **trials)
 
     def set_objective(self, *, goal: str | None = None, primary_metric: str | None = None) -> None:
         """A sweep step's objective, as azure-ai-ml's ``Sweep.set_objective``."""
