@@ -356,3 +356,29 @@ def test_registering_functions_needs_no_server_to_build_the_body(tmp_path: Path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert PipelineJobSettings().to_dict() == {}
+
+
+def test_command_component_reads_an_environment_file_and_declares_the_return_value(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "env.yaml").write_text(
+        "image: python:3.11\nconda_file:\n  dependencies:\n    - pip\n    - pip:\n      - mldesigner==0.1.0b17\n"
+        "      - six\n"
+    )
+    (tmp_path / "src" / "comps.py").write_text(
+        "from shoal.mldesigner import command_component, Input, Output\n\n"
+        "@command_component(environment='./env.yaml')\n"
+        "def score(model: Input(type='uri_folder'), out: Output(type='uri_folder'), lr=0.02) -> str:\n"
+        "    return 'x'\n"
+    )
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("comps", tmp_path / "src" / "comps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    component = module.score.component
+    # The environment file is next to the function's file; mldesigner itself is not installed in the job.
+    assert component.environment.conda_file["dependencies"] == ["pip", {"pip": ["six"]}]
+    assert component.inputs["lr"].type == "number" and component.inputs["lr"].default == 0.02
+    assert component.outputs["output"].type == "string"  # mldesigner's name for a returned value
+    assert "outputs.output" not in component.command
+    assert yaml.safe_load(str(module.score))["name"] == "score"

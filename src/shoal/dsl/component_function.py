@@ -37,7 +37,9 @@ from typing import Any
 from shoal.entities.component import CommandComponent
 from shoal.entities.environment import Environment
 from shoal.entities.io import Input, Output
+from shoal.entities.loader import load_environment
 from shoal.entities.ports import PRIMITIVE_TYPES
+from shoal.entities.refs import is_local_path
 from shoal.errors import UserError
 
 _PY_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
@@ -118,8 +120,9 @@ def _launcher_command(source: str, function: str, inputs: dict[str, Any], output
     for name, port in inputs.items():
         flag = f"--input '{name}=${{{{inputs.{name}}}}}'"
         parts.append(f"$[[{flag}]]" if port.get("optional") else flag)
-    for name in outputs:
-        parts.append(f"--output '{name}=${{{{outputs.{name}}}}}'")
+    for name, port in outputs.items():
+        if port["type"] not in PRIMITIVE_TYPES:  # a control output (the return value) has no path
+            parts.append(f"--output '{name}=${{{{outputs.{name}}}}}'")
     return " ".join(parts)
 
 
@@ -156,10 +159,34 @@ def _port(param: inspect.Parameter, where: str) -> tuple[str, dict[str, Any]]:
     return "input", port
 
 
-def _environment(value: Any) -> Any:
-    if isinstance(value, dict):
-        return Environment(**value)  # a conda_file here is read now, relative to the working folder
-    return value
+def _without_mldesigner(env: Environment) -> Environment:
+    """The environment without the ``mldesigner`` pip requirement mldesigner's examples add: the
+    job runs the function through Shoal's launcher, and mldesigner would pull in azure-ai-ml."""
+    conda = env.conda_file
+    if not isinstance(conda, dict) or not isinstance(conda.get("dependencies"), list):
+        return env
+
+    def keep(req: Any) -> bool:
+        return not (isinstance(req, str) and req.strip().lower().split("=")[0].split("[")[0].strip() == "mldesigner")
+
+    deps = []
+    for dep in conda["dependencies"]:
+        if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+            dep = {**dep, "pip": [r for r in dep["pip"] if keep(r)]}
+        deps.append(dep)
+    return env.model_copy(update={"conda_file": {**conda, "dependencies": deps}})
+
+
+def _environment(value: Any, folder: Path) -> Any:
+    """mldesigner's ``environment=``: an Environment, a dict of its keywords, a reference, or the
+    path of an environment YAML relative to the function's file."""
+    if isinstance(value, os.PathLike) or (
+        isinstance(value, str) and is_local_path(value) and value.lower().endswith((".yml", ".yaml"))
+    ):
+        value = load_environment(folder / os.fspath(value))
+    elif isinstance(value, dict):
+        value = Environment(**value)  # a conda_file here is read now, relative to the working folder
+    return _without_mldesigner(value) if isinstance(value, Environment) else value
 
 
 class ComponentFunction:
@@ -182,6 +209,10 @@ class ComponentFunction:
                 raise UserError(f"{where}: *args and **kwargs cannot be component ports; name each one")
             kind, port = _port(param, where)
             (inputs if kind == "input" else outputs)[param.name] = port
+        returns = inspect.signature(func).return_annotation
+        if returns in _PY_TYPES and "output" not in outputs:
+            # mldesigner declares a primitive return value as the output "output" (a control output).
+            outputs["output"] = {"type": _PY_TYPES[returns]}
         doc = inspect.getdoc(func)
         body: dict[str, Any] = {
             "type": "command",
@@ -195,7 +226,7 @@ class ComponentFunction:
             "outputs": outputs,
             "code": code.as_posix(),
             "command": _launcher_command(relative, func.__name__, inputs, outputs),
-            "environment": _environment(options.get("environment") or "azureml:AzureML-minimal@latest"),
+            "environment": _environment(options.get("environment") or "azureml:AzureML-minimal@latest", source.parent),
             "distribution": options.get("distribution"),
             "resources": options.get("resources"),
             "additional_includes": options.get("additional_includes"),
@@ -213,6 +244,10 @@ class ComponentFunction:
 
     def __repr__(self) -> str:
         return f"<command_component {self.component.name}>"
+
+    def __str__(self) -> str:
+        """``print(func)`` shows the component's YAML, as mldesigner's component functions do."""
+        return str(self.component)
 
 
 def command_component(
@@ -234,8 +269,12 @@ def command_component(
     """mldesigner's ``@command_component``: the function becomes a command component whose job runs
     the function's body. Parameters annotated ``Input(type=...)`` (or int, float, bool, str) are its
     inputs, ``Output(type=...)`` its outputs; the body gets input values and output paths.
-    ``environment`` is an Environment, a reference, or a dict of Environment's keywords (default:
-    ``AzureML-minimal``, the server's Python). ``code`` defaults to the function's folder."""
+    ``environment`` is an Environment, a reference, a dict of Environment's keywords, or the path
+    of an environment YAML next to the function's file (default: ``AzureML-minimal``, the
+    server's Python); a ``mldesigner`` pip requirement in its conda file is left out (the job does
+    not need it). ``code`` defaults to the function's folder. A primitive return annotation
+    (``-> str``) declares the output ``output``, as mldesigner does; Shoal does not bind such
+    control outputs to other steps (the return value is not recorded)."""
     options = {
         "name": name,
         "version": version,
