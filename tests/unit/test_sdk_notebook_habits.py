@@ -382,3 +382,16 @@ def test_command_component_reads_an_environment_file_and_declares_the_return_val
     assert component.outputs["output"].type == "string"  # mldesigner's name for a returned value
     assert "outputs.output" not in component.command
     assert yaml.safe_load(str(module.score))["name"] == "score"
+
+
+def test_pipeline_job_ports_are_attributes_too() -> None:
+    job = PipelineJob(jobs={"a": STEP}, inputs={"lr": 0.1}, outputs={"model": {"type": "uri_folder"}})
+    job.outputs.model = Output(type="uri_folder", mode="upload", path="azureml://datastores/ds/paths/m/")
+    assert job.inputs.lr == 0.1 and job.outputs.model.mode == "upload"
+    assert job.to_dict()["outputs"]["model"] == {
+        "type": "uri_folder",
+        "path": "azureml://datastores/ds/paths/m/",
+        "mode": "upload",
+    }
+    with pytest.raises(AttributeError, match="no port 'nope'; the ports are: model"):
+        _ = job.outputs.nope

@@ -25,7 +25,7 @@ from shoal.entities.component import EnvironmentRef
 from shoal.entities.environment import Environment
 from shoal.entities.expressions import command_problem
 from shoal.entities.io import JobInputs, JobOutputs, Output, output_or_default
-from shoal.entities.job_parts import JobIdentity, PipelineJobSettings, SweepSetters, plain
+from shoal.entities.job_parts import JobIdentity, PipelineJobSettings, PortDict, SweepSetters, plain
 from shoal.entities.names import JOB_NAME
 from shoal.entities.validation import FieldIssue, StrDict, scalar_to_str
 
@@ -297,6 +297,11 @@ class PipelineJob(Job):
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("inputs", "outputs", mode="after")
+    @classmethod
+    def _attribute_access(cls, value: dict[str, Any]) -> PortDict:
+        return PortDict(value)
 
     @field_validator("settings", mode="before")
     @classmethod

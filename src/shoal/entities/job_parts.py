@@ -130,6 +130,22 @@ class PipelineJobSettings(ShoalModel):
         return self.to_dict().get(key, default)
 
 
+class PortDict(dict[str, Any]):
+    """A pipeline job's ``inputs``/``outputs``: a dict whose entries are also attributes, as in
+    azure-ai-ml (``pipeline_job.outputs.model = Output(type="uri_folder", mode="upload")``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no port {name!r}; the ports are: {', '.join(self) or 'none'}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
 def plain(value: Any) -> Any:
     """An SDK object (a policy, a sampling algorithm, limits) as its YAML mapping."""
     if value is None or isinstance(value, str | int | float | bool):
