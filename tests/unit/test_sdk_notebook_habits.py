@@ -395,3 +395,19 @@ def test_pipeline_job_ports_are_attributes_too() -> None:
     }
     with pytest.raises(AttributeError, match="no port 'nope'; the ports are: model"):
         _ = job.outputs.nope
+
+
+def test_print_of_a_pipeline_step_is_its_yaml(tmp_path: Path) -> None:
+    (tmp_path / "train.yml").write_text(TRAIN)
+    train = load_component(tmp_path / "train.yml")
+    shown: list[str] = []
+
+    @dsl.pipeline()
+    def flow(data: Input):
+        step = train(data=data, lr=0.3)
+        shown.append(str(step))
+        return {"m": step.outputs.model}
+
+    flow(Input(path="azureml:d:1"))
+    step = yaml.safe_load(shown[0])
+    assert step["type"] == "command" and step["inputs"] == {"data": "${{parent.inputs.data}}", "lr": 0.3}

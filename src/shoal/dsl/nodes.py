@@ -8,6 +8,8 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import yaml
+
 from shoal.dsl.bindings import Binding, PipelineInput, check_scope, expr
 from shoal.dsl.context import Builder, PipelineArgumentError, current
 from shoal.entities.environment import Environment
@@ -358,6 +360,15 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<pipeline step {self._label()} ({self._kind})>"
+
+    def __str__(self) -> str:
+        """The step's YAML, as ``print(node)`` shows in azure-ai-ml (its repr while the steps it
+        binds to have no names yet: they are named when the pipeline function returns)."""
+        try:
+            step = self._to_step(self._builder)
+        except UserError:
+            return repr(self)
+        return yaml.safe_dump(step, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
     def _to_step(self, builder: Builder) -> dict[str, Any]:
         step: dict[str, Any] = {"type": self._kind}
