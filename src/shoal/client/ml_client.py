@@ -87,6 +87,7 @@ class MLClient:
         subscription_id: str | None = None,
         resource_group_name: str | None = None,
         workspace_name: str | None = None,
+        registry_name: str | None = None,
         *,
         base_url: str | None = None,
         token: str | None = None,
@@ -94,8 +95,9 @@ class MLClient:
         http_client: httpx.Client | None = None,
         **_: Any,
     ) -> None:
-        # credential, subscription_id and resource_group_name are accepted so azure-ai-ml code
-        # runs unchanged; a Shoal server has no subscriptions.
+        # credential, subscription_id, resource_group_name and registry_name are accepted so
+        # azure-ai-ml code runs unchanged; a Shoal server has no subscriptions or registries.
+        del registry_name
         self.subscription_id = subscription_id
         self.resource_group_name = resource_group_name
         settings = settings or load_settings()
