@@ -8,11 +8,14 @@ edits a user makes by hand (issue #16):
 - every ``MLClient(…)`` / ``MLClient.from_config(…)`` becomes ``MLClient()`` (the local workspace);
 - web data the examples read (``iris.csv``, ``Titanic.csv``) is replaced by the copies in
   ``--data-dir`` (default ``tests/data/notebooks``);
-- IPython magics and shell lines (``%pip …``, ``!ls``) are dropped, as are ``%%`` cells.
+- IPython magics and shell lines (``%pip …``, ``!ls``) are dropped, as are ``%%`` cells;
+- with ``--sources``, the same import swap in the ``.py`` files of the notebook's folder (the
+  component files a notebook imports, e.g. ``from mldesigner import command_component``); only
+  their import lines change.
 
 Nothing else changes: what the notebook does with the SDK is what the script does.
 
-    python scripts/convert_notebook.py NOTEBOOK.ipynb [-o SCRIPT.py] [--data-dir DIR]
+    python scripts/convert_notebook.py NOTEBOOK.ipynb [-o SCRIPT.py] [--data-dir DIR] [--sources]
 
 The script is written beside the notebook unless ``-o`` says otherwise; run it from the notebook's
 folder, since notebooks use paths relative to it.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -149,12 +153,32 @@ def convert_notebook(notebook: Path, data_dir: Path = DATA_DIR) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+_IMPORT_LINE = re.compile(r"^(\s*(?:from|import)\s+)(azure\.ai\.ml|mldesigner)\b")
+
+
+def convert_sources(folder: Path) -> list[Path]:
+    """Swap the import lines of the ``.py`` files under ``folder``; returns the files changed."""
+    changed = []
+    for path in sorted(folder.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        swapped = [_IMPORT_LINE.sub(lambda m: m.group(1) + MODULE_RENAMES[m.group(2)], line) for line in lines]
+        if swapped != lines:
+            path.write_text("".join(swapped), encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("-o", "--output", type=Path, help="the script to write (default: beside the notebook)")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="local copies of the examples' web data")
+    parser.add_argument("--sources", action="store_true", help="swap the import lines of the folder's .py files too")
     args = parser.parse_args(argv)
+    if args.sources:
+        for path in convert_sources(args.notebook.parent):
+            print(f"imports swapped: {path}", file=sys.stderr)
     out = args.output or args.notebook.with_suffix(".shoal.py")
     out.write_text(convert_notebook(args.notebook, args.data_dir.resolve()), encoding="utf-8")
     print(out, file=sys.stderr)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.convert_notebook import convert_notebook
+from scripts.convert_notebook import convert_notebook, convert_sources
 from tests.e2e.conftest import ROOT as REPO
 from tests.e2e.conftest import Cli
 
@@ -77,6 +77,7 @@ def test_notebook_runs_on_shoal(workspace: Cli, notebook: str, tmp_path: Path) -
     shutil.copytree(source.parent, folder)
     script = folder / f"{source.stem}.shoal.py"
     script.write_text(convert_notebook(folder / source.name))
+    convert_sources(folder)  # component files import mldesigner / azure.ai.ml too
     before = set(job_names(workspace))
     env = {**workspace.env, "PYTHONPATH": str(REPO / "src"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(

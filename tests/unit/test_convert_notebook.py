@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.convert_notebook import DATA_DIR, convert_notebook
+from scripts.convert_notebook import DATA_DIR, convert_notebook, convert_sources
 
 
 def notebook(tmp_path: Path, *cells: str) -> Path:
@@ -40,3 +40,18 @@ def test_imports_credentials_client_magics_and_web_data(tmp_path):
     assert repr(str(DATA_DIR / "iris.csv")) in script and (DATA_DIR / "iris.csv").is_file()
     assert "%" not in script and "!ls" not in script and "whole shell cell" not in script
     assert script.count("# -- cell") == 4  # the code cells with something left, numbered as in the notebook
+
+
+def test_sources_get_only_their_import_lines_swapped(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "components.py").write_text(
+        "# mldesigner contains command_component\nfrom mldesigner import command_component, Input\n"
+        "from azure.ai.ml.entities import Model  # a comment kept\nx = 'from mldesigner import y'\n"
+    )
+    (src / "plain.py").write_text("import os\n")
+    assert convert_sources(tmp_path) == [src / "components.py"]
+    assert (src / "components.py").read_text() == (
+        "# mldesigner contains command_component\nfrom shoal.mldesigner import command_component, Input\n"
+        "from shoal.entities import Model  # a comment kept\nx = 'from mldesigner import y'\n"
+    )
