@@ -33,8 +33,10 @@ _EXPORTS: dict[str, str] = {
             "SasTokenConfiguration ServicePrincipalConfiguration CertificateConfiguration "
             "NoneCredentialConfiguration S3KeyConfiguration IdentityConfiguration Model Data "
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
-            "SparkComponent Code CommandJob PipelineJob Input Output MpiDistribution PyTorchDistribution "
-            "TensorFlowDistribution RayDistribution"
+            "SparkComponent Code Job CommandJob PipelineJob SweepJob Input Output MpiDistribution "
+            "PyTorchDistribution TensorFlowDistribution RayDistribution PipelineJobSettings "
+            "UserIdentityConfiguration ManagedIdentityConfiguration AmlTokenConfiguration JobResources "
+            "CommandJobLimits QueueSettings Component"
         ).split()
     },
     **{
@@ -50,10 +52,11 @@ _EXPORTS: dict[str, str] = {
         for name in (
             "JobSchedule CronTrigger RecurrenceTrigger RecurrencePattern TimeZone load_schedule "
             "WorkspaceConnection PatTokenConfiguration UsernamePasswordConfiguration ApiKeyConfiguration "
-            "AccessKeyConfiguration ManagedIdentityConfiguration load_connection"
+            "AccessKeyConfiguration load_connection"
         ).split()
     },
     "command": "shoal.sdk_builders",
+    "command_component": "shoal.dsl.component_function",  # mldesigner's; also shoal.mldesigner
     "dsl": "shoal.dsl",  # the module: `from shoal import dsl`, then `@dsl.pipeline`
     **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},
     **{

@@ -90,6 +90,11 @@ DEFAULT_LABEL = "default"
 SHOAL_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 SHOAL_RESOURCE_GROUP = "shoal"
 
+# Job properties that say where the code came from (set by the client as azure-ai-ml sets them,
+# ``shoal.client.git_info``): the MLflow run shows them as tags too, and a pipeline's steps
+# inherit them from the pipeline job.
+PROVENANCE_PROPERTY_PREFIXES = ("mlflow.source.", "azureml.git.")
+
 
 def _time_zone_member(name: str) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")

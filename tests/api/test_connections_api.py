@@ -67,6 +67,13 @@ def test_connections_keep_their_secrets_encrypted_and_hidden(api: Api):
         ml.connections.get("my_s3")
 
 
+def test_the_kind_table_splits_off_every_connection_secret():
+    from shoal.entities.connection import CONNECTION_SECRET_FIELDS
+    from shoal.entities.kinds import KINDS
+
+    assert KINDS["connection"].secret_paths == tuple(f"credentials.{key}" for key in CONNECTION_SECRET_FIELDS)
+
+
 def test_bad_connections_are_refused_naming_the_field(sqlite_api: Api):
     api = sqlite_api
     base = {"name": "c", "type": "git", "target": "https://x", "credentials": {"type": "pat", "pat": "p"}}

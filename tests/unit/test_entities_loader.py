@@ -23,7 +23,7 @@ from shoal.entities import (
     load_model,
     load_yaml,
 )
-from shoal.entities import loader as loader_module
+from shoal.entities import yamlfile as loader_module
 from shoal.entities.loader import MAX_BYTES, MAX_NODES, parse_override_value
 from shoal.errors import SpecError
 

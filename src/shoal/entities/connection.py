@@ -23,6 +23,7 @@ from shoal.entities.credentials import (
     SasTokenConfiguration,
     ServicePrincipalConfiguration,
 )
+from shoal.entities.job_parts import ManagedIdentityConfiguration
 from shoal.entities.validation import NameRule
 
 CONNECTION_NAME = NameRule(
@@ -69,13 +70,6 @@ class AccessKeyConfiguration(_ConnectionCredential):
     secret_access_key: str | None = None  # secret
 
 
-class ManagedIdentityConfiguration(_ConnectionCredential):
-    KIND: ClassVar[str] = "managed_identity"
-    LABEL: ClassVar[str] = "managed identity (client_id, resource_id)"
-    client_id: str
-    resource_id: str | None = None
-
-
 class StoredSasTokenConfiguration(SasTokenConfiguration):
     """A SAS credential as a stored connection is shown: its token left out."""
 
@@ -88,13 +82,13 @@ class StoredAccountKeyConfiguration(AccountKeyConfiguration):
     account_key: str | None = None  # type: ignore[assignment]
 
 
-# ``credentials.type`` → class. Azure's names; "sas" and "account_key" as in its connection YAML.
+# ``credentials.type`` → class. Azure's names; "sas" and "account_key" as in its connection YAML;
+# "managed_identity" is job_parts.ManagedIdentityConfiguration (handled apart: not a Credential).
 CONNECTION_CREDENTIALS: dict[str, type[Credential]] = {
     "pat": PatTokenConfiguration,
     "username_password": UsernamePasswordConfiguration,
     "api_key": ApiKeyConfiguration,
     "access_key": AccessKeyConfiguration,
-    "managed_identity": ManagedIdentityConfiguration,
     "sas": SasTokenConfiguration,
     "service_principal": ServicePrincipalConfiguration,
     "account_key": AccountKeyConfiguration,
@@ -152,7 +146,8 @@ class WorkspaceConnection(Entity):
     name: str  # type: ignore[assignment]
     type: str
     target: str | None = None
-    credentials: SerializeAsAny[Credential] | None = None  # dumped as its own class, not the base
+    # Dumped as its own class, not the base; a managed identity is the jobs' class (azure-ai-ml has one).
+    credentials: SerializeAsAny[Credential] | ManagedIdentityConfiguration | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     is_shared: bool = True
 
@@ -173,6 +168,8 @@ class WorkspaceConnection(Entity):
     @field_validator("credentials", mode="before")
     @classmethod
     def _credentials(cls, value: Any) -> Any:
+        if isinstance(value, ManagedIdentityConfiguration):
+            return value
         if value is None or isinstance(value, Credential):
             if value is not None and credential_type(value) is None:
                 raise ValueError(f"{value.LABEL} credentials are not valid for a connection")
@@ -183,9 +180,12 @@ class WorkspaceConnection(Entity):
         kind = fields.pop("type", None)
         if kind is None:
             kind = "none" if not fields else None
+        if str(kind).lower() in ("managed_identity", "managed"):
+            return ManagedIdentityConfiguration(**fields)
         credential_class = CONNECTION_CREDENTIALS.get(str(kind).lower()) if kind is not None else None
         if credential_class is None:
-            raise ValueError(f"credentials.type {kind!r} is not known; one of: {', '.join(CONNECTION_CREDENTIALS)}")
+            known = ", ".join([*CONNECTION_CREDENTIALS, "managed_identity"])
+            raise ValueError(f"credentials.type {kind!r} is not known; one of: {known}")
         secret, redacted = _REDACTED.get(str(kind).lower(), (None, None))
         if redacted is not None and secret not in fields:
             credential_class = redacted
@@ -194,6 +194,10 @@ class WorkspaceConnection(Entity):
     def to_dict(self) -> dict[str, Any]:
         """As the YAML writes it: ``credentials.type`` names the credential kind."""
         out = super().to_dict()
-        if self.credentials is not None:
-            out["credentials"] = {"type": credential_type(self.credentials), **out.get("credentials", {})}
+        credential = self.credentials
+        if isinstance(credential, ManagedIdentityConfiguration):
+            fields = {"client_id": credential.client_id, "resource_id": credential.resource_id}
+            out["credentials"] = {"type": "managed_identity", **{k: v for k, v in fields.items() if v is not None}}
+        elif credential is not None:
+            out["credentials"] = {"type": credential_type(credential), **out.get("credentials", {})}
         return out
