@@ -36,6 +36,10 @@ class ShoalSettings(BaseSettings):
     temp_file_max_age: float = 3600.0
     # How often the server sweeps those leftovers (also once at start).
     cleanup_interval: float = 600.0
+    # How often the server looks for due schedules, and how late a fire time may be (the server
+    # was down) and still start its job; a later one is skipped, not made up.
+    schedule_tick_seconds: float = 1.0
+    schedule_misfire_grace: float = 60.0
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

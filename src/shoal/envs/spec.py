@@ -178,6 +178,6 @@ def _parse_conda_text(text: str, label: str) -> Any:
         )
     # Only for this rare form (the server stores conda files as mappings); the bounded loader,
     # as the CLI's, so an alias bomb sent to the server fails in microseconds.
-    from shoal.entities.loader import parse_yaml_text
+    from shoal.entities.yamlfile import parse_yaml_text
 
     return parse_yaml_text(text, f"environment {label}: conda_file")

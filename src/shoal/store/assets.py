@@ -36,15 +36,17 @@ def get_container(session: Session, workspace_id: int, kind: str, name: str) -> 
     return row
 
 
+def container_names(session: Session, workspace_id: int, kind: str, limit: int = 1000) -> list[str]:
+    """Up to ``limit`` names of ``kind`` in the workspace (for not-found hints)."""
+    query = select(AssetContainerRow.name).where(
+        AssetContainerRow.workspace_id == workspace_id, AssetContainerRow.kind == kind
+    )
+    return list(session.scalars(query.limit(limit)))
+
+
 def missing_container(session: Session, workspace_id: int, kind: str, name: str) -> NotFoundError:
     """NOT_FOUND for an asset name: the workspace, and close existing names of that kind."""
-    known = list(
-        session.scalars(
-            select(AssetContainerRow.name)
-            .where(AssetContainerRow.workspace_id == workspace_id, AssetContainerRow.kind == kind)
-            .limit(1000)
-        )
-    )
+    known = container_names(session, workspace_id, kind)
     return not_found(kind, name, known=known, workspace=workspaces.name_of(session, workspace_id))
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from shoal.entities.kinds import parse_entity
-from shoal.entities.loader import parse_yaml_text
 from shoal.entities.refs import parse_path
+from shoal.entities.yamlfile import parse_yaml_text
 from shoal.errors import ConflictError, SpecError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.references.assets import check_asset_reference, check_kind, spec_hash, to_body

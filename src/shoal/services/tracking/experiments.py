@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shoal.errors import ConflictError, NotFoundError, UserError
+from shoal.errors import ConflictError, NotFoundError, UserError, not_found_hint
 from shoal.services.context import ServiceContext
 from shoal.services.tracking.search_grammar import parse_filter, parse_order_by
 from shoal.services.tracking.values import (
@@ -30,6 +30,8 @@ from shoal.store import runs as run_store
 from shoal.store import tracking as rows
 from shoal.store.paging import encode_token
 from shoal.store.tables import ExperimentRow
+
+SEARCH_EXPERIMENTS = "mlflow.search_experiments()"
 
 
 def _exp_body(row: ExperimentRow) -> dict[str, Any]:
@@ -103,12 +105,21 @@ def get_experiment(ctx: ServiceContext, workspace: str, data: dict[str, Any]) ->
 def get_experiment_by_name(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     name = str_arg(data, "experiment_name")
     with ctx.db.read() as session:
-        row = rows.find_experiment_by_name(session, workspace_id(session, workspace), name)
+        ws_id = workspace_id(session, workspace)
+        row = rows.find_experiment_by_name(session, ws_id, name)
+        # MLflow's message, then close names (a typo is the usual cause).
+        hint = (
+            ""
+            if row
+            else not_found_hint(
+                "experiment", name, known=rows.experiment_names(session, ws_id), list_hint=SEARCH_EXPERIMENTS
+            )
+        )
     if row is None and name == rows.DEFAULT_EXPERIMENT:
         with ctx.db.write() as session:
             row = rows.ensure_default_experiment(session, workspace_id(session, workspace))
     if row is None:
-        raise NotFoundError(f"Could not find experiment with name '{name}'")
+        raise NotFoundError(f"Could not find experiment with name '{name}'{hint}")
     return {"experiment": _exp_body(row)}
 
 
