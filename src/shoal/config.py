@@ -1,8 +1,9 @@
 """Settings, read once at the edges (CLI entry, ``create_app``, ``MLClient()``) and passed down.
 
 Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
-``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``, ``SHOAL_TEAM_MODE``,
-``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``.
+``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``,
+``SHOAL_LOCAL_DATASTORE_ROOTS``, ``SHOAL_UPLOAD_SESSION_TTL``, ``SHOAL_TEMP_FILE_MAX_AGE``,
+``SHOAL_CLEANUP_INTERVAL``, ``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ class ShoalSettings(BaseSettings):
     port: int = 0
     # Seconds without a runner heartbeat before a job is NotResponding (twice that: Failed).
     heartbeat_timeout: float = 30.0
+    # Folders local datastores may point into, os.pathsep-separated; by default
+    # $SHOAL_HOME/local-datastores (storage/local_roots.py says what is refused).
+    local_datastore_roots: str | None = None
+    # Seconds an unfinished upload session lives; then it expires and its staging folder goes.
+    upload_session_ttl: float = 24 * 3600.0
+    # Temporary files of writes that crashed: removed once not written for this many seconds.
+    temp_file_max_age: float = 3600.0
+    # How often the server sweeps those leftovers (also once at start).
+    cleanup_interval: float = 600.0
+    # How often the server looks for due schedules, and how late a fire time may be (the server
+    # was down) and still start its job; a later one is skipped, not made up.
+    schedule_tick_seconds: float = 1.0
+    schedule_misfire_grace: float = 60.0
     # Team mode (see ``is_team_mode``): true, false, or unset to decide from the bind address.
     team_mode: bool | None = None
     # Days the audit log keeps its records.

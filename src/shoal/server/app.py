@@ -25,12 +25,26 @@ from shoal.errors import (
 from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import TokenTable, admin_principal, ensure_admin_token
 from shoal.server.gate import RequestGate
-from shoal.server.routes import access, assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
+from shoal.server.routes import (
+    access,
+    assets,
+    compute,
+    connections,
+    datastores,
+    health,
+    jobs,
+    mlflow,
+    mlflow_artifacts,
+    runner,
+    schedules,
+)
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
 from shoal.services.access.audit import AuditLog
 from shoal.services.context import ServiceContext
 from shoal.services.jobs.dispatcher import Dispatcher
+from shoal.services.schedules.firing import ScheduleTimer
+from shoal.services.storage.cleanup import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +115,30 @@ def create_app(
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
     dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
+    # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
+    sweeper = Sweeper(ctx)
+    timer = (
+        ScheduleTimer(
+            ctx,
+            server_url,
+            tick_seconds=settings.schedule_tick_seconds,
+            misfire_grace=settings.schedule_misfire_grace,
+        )
+        if server_url
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         if dispatcher is not None:
             dispatcher.start()
+        sweeper.start()
+        if timer is not None:
+            timer.start()
         yield
+        if timer is not None:
+            timer.stop()
+        sweeper.stop()
         if dispatcher is not None:
             dispatcher.stop()
         audit.close()
@@ -126,9 +158,12 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.audit = audit
     app.state.team_mode = team_mode
+    app.state.sweeper = sweeper
+    app.state.schedule_timer = timer
     _install_error_handlers(app)
     app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)
 
-    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts, access):
+    routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
+    for module in (*routers, mlflow_artifacts, access):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -147,6 +147,20 @@ def bearer_token(header: str) -> str:
     return token.strip()
 
 
+# -- rights beyond one route's permission ------------------------------------------------------
+# Each is one named check, so that roles can be mapped onto it in one place.
+
+
+def require_local_datastore_right(principal: Principal) -> None:
+    """Creating or changing a ``local`` datastore: it reads and writes the server's own disk (within
+    the allowed roots, storage/local_roots.py), so it takes the admin right, not just ``write``."""
+    if not principal.is_admin:
+        raise PermissionDeniedError(
+            "creating or changing a local datastore needs the 'admin' permission: it gives access to the "
+            "server's own disk"
+        )
+
+
 async def authenticate(app: Any, header: str) -> Principal:
     """The principal a request's ``Authorization`` header names; AuthError when none.
 
@@ -244,8 +258,9 @@ class Require:
         )
 
 
-def require_secrets(request: Request, include_secrets: bool) -> None:
-    """Reading datastore credentials back needs the ``secrets`` permission, and is audited."""
+def require_secrets(request: Request, include_secrets: bool, what: str = "datastore") -> None:
+    """Reading datastore (or connection) credentials back needs the ``secrets`` permission, and is
+    audited."""
     if not include_secrets:
         return
     principal: Principal = request.state.principal
@@ -253,6 +268,6 @@ def require_secrets(request: Request, include_secrets: bool) -> None:
     if Permission.SECRETS not in principal.permissions_in(request.path_params.get("workspace")):
         raise denied(
             request,
-            "reading datastore credentials needs the 'secrets' permission "
+            f"reading {what} credentials needs the 'secrets' permission "
             f"(granted by: {_granting_roles(Permission.SECRETS)})",
         )

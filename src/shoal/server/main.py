@@ -16,6 +16,7 @@ import sys
 from filelock import FileLock, Timeout
 
 from shoal.config import ShoalSettings, load_settings
+from shoal.errors import ShoalError
 from shoal.serverfile import read_server_file, write_server_file
 
 
@@ -46,7 +47,11 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     url = f"http://{client_host}:{bound_port}"
     # The address it serves on decides team mode (ShoalSettings.is_team_mode) unless set.
     settings = settings.model_copy(update={"host": host})
-    app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
+    try:
+        app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
+    except ShoalError as exc:  # a bad setting (SHOAL_LOCAL_DATASTORE_ROOTS): one line, not a traceback
+        print(f"Shoal server cannot start: {exc.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     server_file = settings.server_file
 
     # One worker on purpose: multi-worker uvicorn never sets TCP_NODELAY (uvicorn #3149).

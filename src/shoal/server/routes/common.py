@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from shoal.server.auth import Permission, Require
+from shoal.server.request_checks import CheckedRoute
 from shoal.services.context import ServiceContext
 from shoal.store.paging import Page
 
@@ -19,9 +20,23 @@ from shoal.store.paging import Page
 def guarded(  # type: ignore[no-untyped-def]
     router: APIRouter, method: str, path: str, permission: Permission, *, allow_self: bool = False, **kwargs: Any
 ):
-    """Register a route that needs a bearer token with ``permission`` (``auth.Require``)."""
-    rule = Require(permission, allow_self=allow_self)
-    return router.api_route(path, methods=[method], dependencies=[Depends(rule)], **kwargs)
+    """Register a route that needs a bearer token with ``permission`` (``auth.Require``; with
+    ``allow_self`` also a user acting on itself); its parameters and JSON body pass
+    ``request_checks`` (a router may bring a subclass of ``CheckedRoute``)."""
+    route_class = router.route_class if issubclass(router.route_class, CheckedRoute) else CheckedRoute
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        router.add_api_route(
+            path,
+            fn,
+            methods=[method],
+            dependencies=[Depends(Require(permission, allow_self=allow_self))],
+            route_class_override=route_class,
+            **kwargs,
+        )
+        return fn
+
+    return register
 
 
 def ctx(request: Request) -> ServiceContext:
