@@ -127,6 +127,10 @@ def test_bodies_cannot_exhaust_the_servers_memory(server):
     mlflow = "/api/v1/workspaces/default/mlflow/api/2.0/mlflow/runs/log-batch"
     status, body, _ = raw_request(server.url, "POST", mlflow, auth, chunked(100 * MB))
     assert status == 413 and body["error_code"] == "INVALID_PARAMETER_VALUE", body
+    # MLflow's DELETE routes read a JSON body as well.
+    delete = "/api/v1/workspaces/default/mlflow/api/2.0/mlflow/registered-models/delete"
+    status, body, _ = raw_request(server.url, "DELETE", delete, auth, chunked(20 * MB))
+    assert status == 413, body
     grown = (server.rss() - before) / MB
     assert grown < 40, f"the server grew by {grown:.0f} MiB"
     # A chunked body that is not JSON is refused by its content type, as one with a length is.

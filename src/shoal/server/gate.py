@@ -40,7 +40,8 @@ STREAMED_BODY_ROUTES = re.compile(
 RAW_BODY_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/jobs/[^/]+/logs$")
 MLFLOW_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/mlflow(/|$)")
 WORKSPACE_OF = re.compile(r"^/api/v1/workspaces/([^/]+)")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# DELETE too: MLflow sends JSON bodies with DELETE (registered-models/delete, alias, …).
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def error_response(path: str, exc: ShoalError, code: str | None = None) -> JSONResponse:
