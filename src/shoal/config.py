@@ -3,7 +3,8 @@
 Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
 ``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``,
 ``SHOAL_LOCAL_DATASTORE_ROOTS``, ``SHOAL_UPLOAD_SESSION_TTL``, ``SHOAL_TEMP_FILE_MAX_AGE``,
-``SHOAL_CLEANUP_INTERVAL``.
+``SHOAL_CLEANUP_INTERVAL``; job isolation: ``SHOAL_JOB_ISOLATION`` (off | auto | required),
+``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ class ShoalSettings(BaseSettings):
     # was down) and still start its job; a later one is skipped, not made up.
     schedule_tick_seconds: float = 1.0
     schedule_misfire_grace: float = 60.0
+    # Job code isolation (shoal.compute.sandbox): off | auto (where bwrap works) | required.
+    job_isolation: str = "auto"
+    # When the server runs as root, job code runs as this user (name, uid or uid:gid; default nobody).
+    job_user: str | None = None
+    # Extra host folders jobs may read (os.pathsep-separated), e.g. a shared dataset folder.
+    job_read_paths: str | None = None
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
