@@ -49,7 +49,7 @@ class LocalBackend:
             job_user = job_user if job_user is not None else settings.job_user
             read_paths = read_paths if read_paths is not None else settings.job_read_paths
         # None: job code runs unconfined (SHOAL_JOB_ISOLATION=off, or auto where bwrap cannot run).
-        self.sandbox = isolation.resolve(isolation_mode, user=job_user, read_paths=read_paths)
+        self.sandbox = isolation.resolve(isolation_mode, user=job_user, read_paths=read_paths, hide=[self.home])
         # Runners this server started: polled so they are reaped, never left as zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 

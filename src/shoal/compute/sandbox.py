@@ -103,12 +103,21 @@ class Sandbox:
     gid: int | None = None
     setpriv: str | None = None
     read_paths: tuple[str, ...] = field(default_factory=tuple)
+    # Folders never shown, even inside a system or read path (the server's home, say).
+    hide: tuple[str, ...] = field(default_factory=tuple)
 
     # -- passing it to the runner -------------------------------------------------------------
 
     def to_env(self) -> str:
         return json.dumps(
-            {"bwrap": self.bwrap, "uid": self.uid, "gid": self.gid, "setpriv": self.setpriv, "read": self.read_paths}
+            {
+                "bwrap": self.bwrap,
+                "uid": self.uid,
+                "gid": self.gid,
+                "setpriv": self.setpriv,
+                "read": self.read_paths,
+                "hide": self.hide,
+            }
         )
 
     @classmethod
@@ -117,7 +126,14 @@ class Sandbox:
         if not value:
             return None
         data = json.loads(value)
-        return cls(data["bwrap"], data.get("uid"), data.get("gid"), data.get("setpriv"), tuple(data.get("read") or ()))
+        return cls(
+            data["bwrap"],
+            data.get("uid"),
+            data.get("gid"),
+            data.get("setpriv"),
+            tuple(data.get("read") or ()),
+            tuple(data.get("hide") or ()),
+        )
 
     # -- starting a command in it -------------------------------------------------------------
 
@@ -131,45 +147,71 @@ class Sandbox:
         tmp: str | Path | None = None,
     ) -> list[str]:
         """``command`` wrapped in bwrap: the system read-only, ``readable`` read-only, ``writable``
-        read-write, ``tmp`` as ``/tmp`` (else an empty tmpfs), a new PID and IPC namespace."""
+        read-write, ``tmp`` as ``/tmp`` (else an empty tmpfs), a new PID and IPC namespace.
+        Folders are shown at their own paths; the folders above them are empty ones of the sandbox."""
         args = [self.bwrap, "--unshare-pid", "--unshare-ipc", "--die-with-parent"]
         if self.uid is not None:
             # bwrap is root here: it builds the view, then setpriv (below) drops to the job's user.
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        made: set[str] = set()
+        # Mount roots in the sandbox -> "ro" (a read-only bind: what lies below exists already) or
+        # "new" (a tmpfs or writable bind: folders below must be made).
+        mounts: dict[str, str] = {"/": "new"}
+
+        def under(path: str, root: str) -> bool:
+            return path == root or path.startswith(root.rstrip("/") + "/")
+
+        def cover(path: str) -> str:
+            return mounts[max((m for m in mounts if under(path, m)), key=len)]
 
         def parents(target: str) -> None:
             # bwrap makes missing parents 0700 (root's): the job's user could not walk through them.
             for parent in _ancestors(target):
-                if parent not in made:
+                if parent not in mounts and cover(parent) == "new" and parent not in made:
                     made.add(parent)
                     args.extend(["--perms", "0755", "--dir", parent])
 
+        made: set[str] = set()
         for path in SYSTEM_PATHS:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]
-                made.add(path)
+                mounts[path] = "ro"
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
-                made.add(path)
+                mounts[path] = "ro"
         args += ["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
+        mounts.update({"/sys": "ro", "/proc": "ro", "/dev": "ro"})
         for dev in device_paths():
             args += ["--dev-bind", dev, dev]
-        # /tmp before the binds: a job folder under /tmp (a test's SHOAL_HOME) is then bound over it.
-        args += ["--bind", str(tmp), "/tmp"] if tmp is not None else ["--tmpfs", "/tmp"]
-        made.add("/tmp")
         extra = [p for p in (*SYSTEM_EXTRA, *self.read_paths) if os.path.exists(p)]
         readable = _outermost([*map(str, readable), *extra])
-        for path in readable:
-            if any(path == s or path.startswith(s + "/") for s in SYSTEM_PATHS if s in made):
-                continue
+        writable = _outermost(map(str, writable))
+        # /tmp: the job's own folder, unless a folder to show lies under /tmp (a test's home), which
+        # a bind over /tmp would hide: then an empty tmpfs, mounted first. bwrap (root, perhaps)
+        # never makes mount points inside a folder job code can write: another rank's job code
+        # could have left a symlink there.
+        under_tmp = any(under(p, "/tmp") for p in (*readable, *writable))
+        if tmp is None or under_tmp:
+            args += ["--perms", "1777", "--tmpfs", "/tmp"]
+        mounts["/tmp"] = "new"
+        # Read-only binds and hidden folders (the server's home inside /opt or a read path, say),
+        # outer ones first, so that a hidden folder covers what a bind above it showed.
+        shown = (*SYSTEM_PATHS, *readable)
+        hidden = [p for p in _outermost(self.hide) if os.path.isdir(p) and any(under(p, m) for m in shown)]
+        steps = sorted(
+            [(p, "ro") for p in readable] + [(p, "hide") for p in hidden], key=lambda s: len(Path(s[0]).parts)
+        )
+        for path, kind in steps:
+            if kind == "ro" and cover(path) == "ro" and not any(under(path, h) for h in hidden):
+                continue  # already shown by a bind above it
             parents(path)
-            args += ["--ro-bind", path, path]
-            made.add(path)
-        for path in _outermost(map(str, writable)):
+            args += ["--ro-bind", path, path] if kind == "ro" else ["--tmpfs", path]
+            mounts[path] = "ro" if kind == "ro" else "new"
+        for path in writable:
             parents(path)
             args += ["--bind", path, path]
-            made.add(path)
+            mounts[path] = "new"
+        if tmp is not None and not under_tmp:
+            args += ["--bind", str(tmp), "/tmp"]
         args += ["--chdir", str(cwd), "--"]
         if self.uid is not None:
             args += [self.setpriv or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
@@ -226,7 +268,11 @@ def job_user(spec: str | None) -> tuple[int, int]:
 
 
 def resolve(
-    mode: str | None = None, *, user: str | None = None, read_paths: str | Sequence[str] | None = None
+    mode: str | None = None,
+    *,
+    user: str | None = None,
+    read_paths: str | Sequence[str] | None = None,
+    hide: Sequence[str | Path] = (),
 ) -> Sandbox | None:
     """The sandbox jobs run in under ``mode`` (``SHOAL_JOB_ISOLATION``), or None for unconfined.
 
@@ -257,7 +303,8 @@ def resolve(
             if setpriv is None:
                 problem = "the server runs as root and `setpriv` (util-linux) is not on PATH"
         if problem is None:
-            sandbox = Sandbox(bwrap, uid, gid, setpriv, extra)
+            hidden = tuple(os.path.realpath(p) for p in hide)
+            sandbox = Sandbox(bwrap, uid, gid, setpriv, extra, hidden)
             problem = sandbox.check()
     if problem is None:
         return sandbox
