@@ -231,15 +231,16 @@ class Sandbox:
                     os.lchown(os.path.join(root, name), self.uid, self.gid if self.gid is not None else -1)
 
     def check(self) -> str | None:
-        """Why a trivial command cannot run in this sandbox (None: it can)."""
-        python_prefix = os.path.realpath(sys.base_prefix)
-        argv = self.argv(["true"], cwd="/", readable=[python_prefix])
+        """Why the host's Python cannot run in this sandbox (None: it can). Jobs' interpreters are
+        this one or environments built on it, so a job user who cannot read it fails here, not later."""
+        python = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+        argv = self.argv([python, "-I", "-S", "-c", ""], cwd="/", readable=[str(Path(python).parent.parent)])
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError) as exc:
             return f"{self.bwrap} could not run: {exc}"
         if done.returncode != 0:
-            return f"bwrap failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:300]}"
+            return f"a sandboxed {python} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:300]}"
         return None
 
 

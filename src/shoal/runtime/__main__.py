@@ -144,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     token = os.environ["SHOAL_JOB_TOKEN"]
     run_dir = Path(os.environ.get("SHOAL_RUN_DIR") or Path.cwd())
     client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, home)
+    sandbox = Sandbox.from_env()
+    if sandbox is not None and sandbox.uid is not None:
+        # Job code runs as another user: what this runner makes (environments, the job's layer,
+        # inputs) must be readable by it; the server's home above stays 0700.
+        os.umask(0o022)
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
@@ -170,7 +175,6 @@ def run(args: argparse.Namespace) -> int:
         command = resolve_command(spec["command"], inputs, outputs)
         env = prepared.environ(job_environment(spec, token, inputs, outputs))
         wrap = None
-        sandbox = Sandbox.from_env()
         if sandbox is not None:  # the server isolates job code: this run's folders only, see confine.py
             wrap = sandboxed(
                 sandbox,
