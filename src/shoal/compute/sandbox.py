@@ -214,7 +214,14 @@ class Sandbox:
             args += ["--bind", str(tmp), "/tmp"]
         args += ["--chdir", str(cwd), "--"]
         if self.uid is not None:
-            args += [self.setpriv or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
+            args += [
+                self.setpriv or "setpriv",
+                f"--reuid={self.uid}",
+                f"--regid={self.gid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--",
+            ]
         return args + list(command)
 
     def give(self, paths: Iterable[str | Path]) -> None:
