@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -259,6 +258,8 @@ def job_user(spec: str | None) -> tuple[int, int]:
         uid = int(uid_text)
         gid = int(gid_text) if gid_text.isdigit() else uid
     else:
+        import pwd  # POSIX only; only a root server on Linux gets here
+
         try:
             entry = pwd.getpwnam(uid_text)
         except KeyError:
@@ -305,7 +306,7 @@ def resolve(
     else:
         uid = gid = None
         setpriv = None
-        if os.geteuid() == 0:
+        if getattr(os, "geteuid", lambda: -1)() == 0:
             uid, gid = job_user(user)
             setpriv = shutil.which("setpriv")
             if setpriv is None:
