@@ -1,7 +1,8 @@
 """Settings, read once at the edges (CLI entry, ``create_app``, ``MLClient()``) and passed down.
 
 Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
-``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``.
+``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``; for several
+servers on one database ``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class ShoalSettings(BaseSettings):
     port: int = 0
     # Seconds without a runner heartbeat before a job is NotResponding (twice that: Failed).
     heartbeat_timeout: float = 30.0
+    # Several servers on one database (docs/deployment.md): the URL runners and jobs call back on
+    # (a load balancer in front of them all; default: this server's own), this server's id in
+    # the database (default: host, pid and a random part) and how long its lease lasts without a
+    # renewal before another server takes over its jobs.
+    public_url: str | None = None
+    server_id: str | None = None
+    server_lease_seconds: float = 15.0
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

@@ -137,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
     home = Path(os.environ["SHOAL_HOME"]) if os.environ.get("SHOAL_HOME") else None
     token = os.environ["SHOAL_JOB_TOKEN"]
     run_dir = Path(os.environ.get("SHOAL_RUN_DIR") or Path.cwd())
-    client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, home)
+    # A fixed (public) URL is never swapped for the one in this home's server.json.
+    rediscover = None if os.environ.get("SHOAL_SERVER_URL_FIXED") else home
+    client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, rediscover)
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
