@@ -15,8 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("claimed_by", sa.String(length=64), nullable=True))
+    # Plain ALTER TABLE (SQLite >= 3.35 has ADD and DROP COLUMN): a batch copy of the job table
+    # would lose its expression index ix_job_run_order, which reflection cannot see.
+    op.add_column("job", sa.Column("claimed_by", sa.String(length=64), nullable=True))
     op.create_table(
         "server_lease",
         sa.Column("server_id", sa.String(length=64), nullable=False),
@@ -39,5 +40,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("cluster_lease")
     op.drop_table("server_lease")
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.drop_column("claimed_by")
+    op.drop_column("job", "claimed_by")
