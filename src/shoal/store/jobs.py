@@ -84,13 +84,6 @@ def owned_elsewhere(session: Session, statuses: Iterable[str], server_ids: Itera
     )
 
 
-def owners(session: Session) -> set[str]:
-    """The servers that own at least one job not yet ended."""
-    ended = ("Completed", "Failed", "Canceled")
-    query = select(JobRow.claimed_by).where(JobRow.claimed_by.is_not(None), JobRow.status.not_in(ended)).distinct()
-    return set(session.scalars(query))
-
-
 def workspace_name(session: Session, row: JobRow) -> str:
     return workspaces.name_of(session, row.workspace_id) or ""
 

@@ -6,7 +6,6 @@ as every lease scheme does; the lease length leaves seconds of slack for that.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -37,18 +36,6 @@ def release(session: Session, server_id: str) -> None:
 def live(session: Session, now: datetime) -> set[str]:
     """The ids of servers whose lease has not expired."""
     return set(session.scalars(select(ServerLeaseRow.server_id).where(ServerLeaseRow.expires_at > now)))
-
-
-def listing(session: Session) -> list[ServerLeaseRow]:
-    return list(session.scalars(select(ServerLeaseRow).order_by(ServerLeaseRow.started_at)))
-
-
-def forget_expired(session: Session, now: datetime, keep: Iterable[str]) -> None:
-    """Drop leases expired long ago (``now`` is already back-dated by the caller), except ``keep``
-    (servers that still own jobs: their rows say whom the jobs came from)."""
-    session.execute(
-        delete(ServerLeaseRow).where(ServerLeaseRow.expires_at < now, ServerLeaseRow.server_id.not_in(sorted(keep)))
-    )
 
 
 def hold_duty(session: Session, name: str, server_id: str, *, now: datetime, ttl: float) -> bool:
