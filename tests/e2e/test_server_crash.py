@@ -55,7 +55,9 @@ class Writers:
 
     def _write(self, kind: str, i: int) -> httpx.Response:
         if kind == "batch":
-            metrics = [{"key": "m", "value": float(i), "timestamp": 1000 + i, "step": i * BATCH + j} for j in range(BATCH)]
+            metrics = [
+                {"key": "m", "value": float(i), "timestamp": 1000 + i, "step": i * BATCH + j} for j in range(BATCH)
+            ]
             return self.client.post(f"{ML}/runs/log-batch", json={"run_id": self.run, "metrics": metrics})
         if kind == "artifact":
             blob = hashlib.sha256(str(i).encode()).digest() * (BLOB // 32)
