@@ -31,8 +31,8 @@ class ShoalSettings(BaseSettings):
     # the database (default: host, pid and a random part) and how long its lease lasts without a
     # renewal before another server takes over its jobs.
     public_url: str | None = None
-    server_id: str | None = None
-    server_lease_seconds: float = 15.0
+    server_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    server_lease_seconds: float = Field(default=15.0, ge=1.0)
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
