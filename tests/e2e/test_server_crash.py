@@ -1,7 +1,7 @@
 """The server killed (SIGKILL) in the middle of writes, then restarted on the same store: every
 write it acknowledged is there, a write it did not acknowledge is whole or absent (a metric
 batch, an artifact, an asset version), and writing goes on after the restart. On SQLite, the
-default store (one variant: each costs four server starts; what is checked is Shoal's own
+default store (one variant: its cost is two server starts; what is checked is Shoal's own
 transaction and file boundaries, the same on PostgreSQL)."""
 
 from __future__ import annotations
