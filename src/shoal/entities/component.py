@@ -63,6 +63,12 @@ class CommandComponent(Component):
     distribution: dict[str, Any] | None = None
     additional_includes: list[str] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if isinstance(self.environment, Environment):
+            out["environment"] = self.environment.to_dict()  # without the empty maps and server flags
+        return out
+
 
 class PipelineComponent(Component):
     """A reusable sub-graph; ``jobs`` are kept as plain dicts (the job layer parses them)."""

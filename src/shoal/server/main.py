@@ -16,6 +16,7 @@ import sys
 from filelock import FileLock, Timeout
 
 from shoal.config import ShoalSettings, load_settings
+from shoal.errors import ShoalError
 from shoal.serverfile import read_server_file, write_server_file
 
 
@@ -44,7 +45,11 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     # Runners call back on this URL; a wildcard bind is reached through loopback.
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{client_host}:{bound_port}"
-    app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
+    try:
+        app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
+    except ShoalError as exc:  # a bad setting (SHOAL_LOCAL_DATASTORE_ROOTS): one line, not a traceback
+        print(f"Shoal server cannot start: {exc.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     server_file = settings.server_file
 
     # One worker on purpose: multi-worker uvicorn never sets TCP_NODELAY (uvicorn #3149).
