@@ -143,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     home = Path(os.environ["SHOAL_HOME"]) if os.environ.get("SHOAL_HOME") else None
     token = os.environ["SHOAL_JOB_TOKEN"]
     run_dir = Path(os.environ.get("SHOAL_RUN_DIR") or Path.cwd())
-    client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, home)
+    # A fixed (public) URL is never swapped for the one in this home's server.json.
+    rediscover = None if os.environ.get("SHOAL_SERVER_URL_FIXED") else home
+    client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, rediscover)
     sandbox = Sandbox.from_env()
     if sandbox is not None and sandbox.uid is not None:
         # Job code runs as another user: what this runner makes (environments, the job's layer,
