@@ -5,10 +5,13 @@ edits a user makes by hand (issue #16):
   ``from shoal.entities import Model``), and ``mldesigner`` becomes ``shoal.mldesigner``;
 - ``azure.identity`` imports go, credential objects become ``None`` and ``credential.get_token(…)``
   checks go;
-- every ``MLClient(…)`` / ``MLClient.from_config(…)`` becomes ``MLClient()`` (the local workspace);
+- every ``MLClient(…)`` / ``MLClient.from_config(…)`` becomes ``MLClient()`` (the local workspace),
+  and the workspace placeholders a user fills in on Azure too (``"<SUBSCRIPTION_ID>"``,
+  ``"<RESOURCE_GROUP>"``, ``"<AML_WORKSPACE_NAME>"``) get the local workspace's values;
 - web data the examples read (``iris.csv``, ``Titanic.csv``) is replaced by the copies in
   ``--data-dir`` (default ``tests/data/notebooks``);
-- IPython magics and shell lines (``%pip …``, ``!ls``) are dropped, as are ``%%`` cells;
+- IPython magics and shell lines (``%pip …``, ``!ls``) are dropped, as are ``%%`` cells, except
+  ``%%writefile PATH``, which becomes the Python that writes the cell's text to ``PATH``;
 - with ``--sources``, the same import swap in the ``.py`` files of the notebook's folder (the
   component files a notebook imports, e.g. ``from mldesigner import command_component``); only
   their import lines change.
@@ -40,6 +43,12 @@ CREDENTIAL_CLASSES = {
     "AzureCliCredential",
     "ManagedIdentityCredential",
     "ClientSecretCredential",
+}
+# The workspace details a user fills in (on Azure too): the local workspace's.
+PLACEHOLDERS = {
+    "<SUBSCRIPTION_ID>": "00000000-0000-0000-0000-000000000000",  # shoal.constants.SHOAL_SUBSCRIPTION_ID
+    "<RESOURCE_GROUP>": "shoal",
+    "<AML_WORKSPACE_NAME>": "default",
 }
 # Web data the examples read → the file in --data-dir that replaces it.
 WEB_DATA = {
@@ -108,6 +117,8 @@ class _Edits(ast.NodeTransformer):
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, str) and node.value in WEB_DATA:
             return ast.copy_location(ast.Constant(str(self.data_dir / WEB_DATA[node.value])), node)
+        if isinstance(node.value, str) and node.value in PLACEHOLDERS:
+            return ast.copy_location(ast.Constant(PLACEHOLDERS[node.value]), node)
         return node
 
 
@@ -129,8 +140,20 @@ def cell_source(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
+def _write_file(code: str) -> str:
+    """``%%writefile [-a] PATH`` + text → the Python that writes it (IPython expands ``{name}``
+    in the path from the notebook's variables, as an f-string does)."""
+    first, _, text = code.lstrip().partition("\n")
+    words = first.split()[1:]
+    mode = "a" if words[:1] == ["-a"] or words[:1] == ["--append"] else "w"
+    path = " ".join(w for w in words if w not in ("-a", "--append"))
+    return f"with open(f{path!r}, {mode!r}, encoding='utf-8') as _file:\n    _file.write({text!r})"
+
+
 def convert_source(code: str, data_dir: Path = DATA_DIR) -> str:
     """One code cell (or a whole script) with the edits above applied."""
+    if code.lstrip().startswith("%%writefile"):
+        return _write_file(code)
     if code.lstrip().startswith("%%"):
         return ""
     lines = [line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))]

@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "CommandJobLimits": "shoal.entities.job",
     "Job": "shoal.entities.job",
     "JobIdentity": "shoal.entities.job_parts",
+    "JobService": "shoal.entities.job_parts",
     "UserIdentityConfiguration": "shoal.entities.job_parts",
     "ManagedIdentityConfiguration": "shoal.entities.job_parts",
     "AmlTokenConfiguration": "shoal.entities.job_parts",

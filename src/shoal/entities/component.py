@@ -6,6 +6,7 @@ stored with loosely typed fields so they round-trip unchanged.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -52,6 +53,21 @@ class Component(Asset):
         pipeline builder); inside a ``@dsl.pipeline`` function the step is added to the pipeline
         being built. The builder implements the call through :mod:`shoal.entities.hooks`."""
         return hooks.call(hooks.COMPONENT_CALL, self, args, inputs)
+
+    @property
+    def _func(self) -> Any:
+        """azure-ai-ml's callable view of a loaded component (notebooks ``help()`` it): a
+        function whose keyword arguments are the component's inputs and whose call is a step."""
+        component = self
+
+        def step(**inputs: Any) -> Any:
+            return component(**inputs)
+
+        params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in self.inputs]
+        step.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        step.__name__ = step.__qualname__ = self.name or "component"
+        step.__doc__ = self.description or self.display_name
+        return step
 
 
 class CommandComponent(Component):

@@ -187,7 +187,7 @@ class Job(Entity):
     properties: dict[str, Any] = Field(default_factory=dict)
     compute: str | None = None
     identity: JobIdentity | None = None
-    services: dict[str, Any] | None = None
+    services: dict[str, Any] | None = None  # JobService objects become their YAML mappings
     # read-only, reported by the server
     status: str | None = None
     start_time: str | None = None
@@ -199,6 +199,13 @@ class Job(Entity):
     # read-only: what the job logged through MLflow (its params, the last value of each metric)
     params: dict[str, str] | None = None
     metrics: dict[str, float | str] | None = None
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _service_objects(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: plain(v) if isinstance(v, ShoalModel) else v for k, v in value.items()}
+        return value
 
     @field_validator("name")
     @classmethod

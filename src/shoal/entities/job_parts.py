@@ -29,6 +29,26 @@ class JobIdentity(ShoalModel):
         return value.lower() if isinstance(value, str) else value
 
 
+class JobService(ShoalModel):
+    """``azure.ai.ml.entities.JobService``: an interactive service a job asks for (``services:``
+    in YAML): ``jupyter_lab``, ``ssh``, ``tensor_board`` or ``vs_code``.
+
+    Shoal records it on the job; it starts no service inside a job (the job's page, the ``Studio``
+    entry, is the one service the server fills in)."""
+
+    type: Literal["jupyter_lab", "ssh", "tensor_board", "vs_code", "custom", "studio", "tracking"] | None = None
+    port: int | None = None
+    nodes: str | None = None
+    properties: dict[str, str] | None = None
+    endpoint: str | None = None  # read-only in Azure
+    status: str | None = None  # read-only in Azure
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
 class UserIdentityConfiguration(JobIdentity):
     """``azure.ai.ml.entities.UserIdentityConfiguration``: ``identity: {type: user_identity}``."""
 

@@ -114,7 +114,20 @@ def create_app(
     audit = AuditLog(ctx, settings.audit_retention_days)
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
-    dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
+    dispatcher = None
+    if server_url:
+        ctx.secrets.ensure_key()
+        # Runners call back on the public URL (a load balancer before several servers), else
+        # on this server's own.
+        dispatcher = Dispatcher(
+            ctx,
+            settings.public_url or server_url,
+            signer,
+            heartbeat_timeout=heartbeat_timeout,
+            server_id=settings.server_id,
+            lease_seconds=settings.server_lease_seconds,
+            own_url=server_url,
+        )
     # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
     sweeper = Sweeper(ctx)
     timer = (

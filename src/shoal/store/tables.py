@@ -145,6 +145,9 @@ class JobRow(Base):
     # Each start of a runner takes a new attempt; writes carrying an older one are refused.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     runner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The server (``server_lease.server_id``) whose dispatcher started the current attempt: only
+    # it can signal the runner; another server takes the job over once that server's lease ends.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Pipeline steps: the hash of what determines their outputs (see services/reuse.py).
     reuse_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -351,6 +354,31 @@ class ScheduleRow(Base):
     fire_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServerLeaseRow(Base):
+    """A running server (several may share one database): renewed every dispatcher tick; a row
+    whose ``expires_at`` has passed belongs to a server that stopped or died."""
+
+    __tablename__ = "server_lease"
+
+    server_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(1024))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClusterLeaseRow(Base):
+    """A duty one server holds at a time (``controllers``: the pipeline and sweep controllers),
+    taken by a conditional update and kept by renewing it before ``expires_at``."""
+
+    __tablename__ = "cluster_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # -- users, tokens, roles, audit (team mode) -------------------------------------------------

@@ -23,21 +23,11 @@ class AttemptGrant:
     submitter_permissions: frozenset[Permission]
 
 
-def attempt_state(ctx: ServiceContext, workspace: str, job: str, attempt: int) -> str | None:
-    """ "live"; "ended" when its job finished or was started again (only its runner's own last
-    calls pass); None when the job is gone."""
-    with ctx.db.read() as session:
-        found = job_rows.status_and_attempt(session, workspace, job)
-    if found is None:
-        return None
-    status, current = found
-    # A replaced attempt is "ended" too: its runner's calls reach the service, which answers 409
-    # ("replaced") so the runner stops quietly; everything else refuses the token.
-    return "ended" if status in TERMINAL or current != attempt else "live"
-
-
 def attempt_grant(ctx: ServiceContext, workspace: str, job: str, attempt: int) -> AttemptGrant | None:
-    """The attempt's state and its submitter's permissions in one read.
+    """The attempt's state and its submitter's permissions in one read. The state is "live", or
+    "ended" when its job finished or was started again (only its runner's own last calls pass: a
+    replaced runner's calls reach the service, which answers 409 so it stops quietly); None when
+    the job is gone.
 
     A job submitted by the server's admin token (or before users existed) carries every right;
     one submitted by a user carries that user's current roles in the workspace, so taking a role
