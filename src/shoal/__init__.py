@@ -34,7 +34,8 @@ _EXPORTS: dict[str, str] = {
             "NoneCredentialConfiguration S3KeyConfiguration IdentityConfiguration Model Data "
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
             "SparkComponent Code CommandJob PipelineJob Input Output MpiDistribution PyTorchDistribution "
-            "TensorFlowDistribution RayDistribution"
+            "TensorFlowDistribution RayDistribution ManagedOnlineEndpoint ManagedOnlineDeployment "
+            "CodeConfiguration OnlineRequestSettings ProbeSettings"
         ).split()
     },
     **{

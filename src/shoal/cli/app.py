@@ -14,6 +14,7 @@ from shoal import __version__
 from shoal.cli.account import account_app
 from shoal.cli.assets import ASSET_NOUNS, build
 from shoal.cli.common import OutputOpt, QueryOpt
+from shoal.cli.endpoints import online_deployment_app, online_endpoint_app
 from shoal.cli.examples import add_examples
 from shoal.cli.jobs import job_app
 from shoal.cli.output import OutputFormat, render
@@ -41,6 +42,8 @@ NOUN_APPS: dict[str, typer.Typer] = {
     "datastore": datastore_app,
     **{kind: build(kind) for kind in ASSET_NOUNS},
     "job": job_app,
+    "online_endpoint": online_endpoint_app,
+    "online_deployment": online_deployment_app,
 }
 for _kind, _names in KIND_NAMES.items():
     if _names.cli_noun:

@@ -18,6 +18,7 @@ from shoal.entities.kind_names import KIND_NAMES, VERSIONED_KINDS
 from shoal.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
+    from shoal.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
     from shoal.client.jobs import JobOperations
     from shoal.client.operations import (
         CodeOperations,
@@ -43,6 +44,8 @@ GROUP_CLASSES: dict[str, str] = {
     "component": "shoal.client.operations:ComponentOperations",
     "code": "shoal.client.operations:CodeOperations",
     "job": "shoal.client.jobs:JobOperations",  # the job group uploads code through the code group
+    "online_endpoint": "shoal.client.endpoints:OnlineEndpointOperations",
+    "online_deployment": "shoal.client.endpoints:OnlineDeploymentOperations",
 }
 if set(GROUP_CLASSES) != {kind for kind, names in KIND_NAMES.items() if names.sdk_group}:  # pragma: no cover
     raise RuntimeError("MLClient's operation groups and the kind table's sdk_group disagree")
@@ -58,7 +61,7 @@ def group_class(kind: str) -> type:
 
 
 # Kinds created through a long-running ``begin_…`` call, not ``create_or_update``.
-_BEGIN_KINDS = ("workspace", "compute")
+_BEGIN_KINDS = ("workspace", "compute", "online_endpoint", "online_deployment")
 
 
 class MLClient:
@@ -80,6 +83,8 @@ class MLClient:
     components: ComponentOperations
     _code: CodeOperations
     jobs: JobOperations
+    online_endpoints: OnlineEndpointOperations
+    online_deployments: OnlineDeploymentOperations
 
     def __init__(
         self,
@@ -152,8 +157,8 @@ class MLClient:
         kind = _kind_of(entity)
         if kind == "workspace":
             return self.workspaces.begin_create(entity)
-        if kind == "compute":
-            return self.compute.begin_create_or_update(entity)
+        if kind in ("compute", "online_endpoint", "online_deployment"):
+            return getattr(self, str(KIND_NAMES[kind].sdk_group)).begin_create_or_update(entity)
         from shoal.client.operations import Poller
 
         return Poller(self.create_or_update(entity, **kwargs))

@@ -36,8 +36,9 @@ KIND_NAMES: dict[str, KindNames] = {
         KindNames("component", "components", versioned=True, sdk_group="components", cli_noun="component"),
         KindNames("code", "codes", versioned=True, sdk_group="_code"),
         KindNames("job", "jobs", sdk_group="jobs", cli_noun="job"),
+        KindNames("online_endpoint", "onlineEndpoints", sdk_group="online_endpoints", cli_noun="online-endpoint"),
+        KindNames("online_deployment", "deployments", sdk_group="online_deployments", cli_noun="online-deployment"),
         # Kinds an id can name though Shoal does not load them.
-        KindNames("online_endpoint", "onlineEndpoints"),
         KindNames("batch_endpoint", "batchEndpoints"),
         KindNames("schedule", "schedules"),
     )

@@ -109,6 +109,8 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("component", "shoal.entities.component:COMPONENT_TYPES", default_type="command"),
         KindSpec("code", "shoal.entities.code:Code"),
         KindSpec("job", "shoal.entities.job:JOB_TYPES", default_type="command"),
+        KindSpec("online_endpoint", "shoal.entities.endpoint:ManagedOnlineEndpoint"),
+        KindSpec("online_deployment", "shoal.entities.endpoint:ManagedOnlineDeployment"),
     )
 }
 

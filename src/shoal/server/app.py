@@ -18,10 +18,12 @@ from shoal.config import ShoalSettings
 from shoal.errors import InternalError, NotFoundError, PayloadTooLargeError, ShoalError, SpecError, UserError
 from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
-from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
+from shoal.server.routes import assets, compute, datastores, endpoints, health, jobs, mlflow, mlflow_artifacts, runner
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
 from shoal.services.context import ServiceContext
+from shoal.services.endpoints.router import Router
+from shoal.services.endpoints.supervisor import Supervisor
 from shoal.services.jobs.dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ MAX_JSON_BODY = 4 * 1024 * 1024
 # The one route whose body is raw file content, streamed to storage; every other body is JSON.
 RAW_BODY_ROUTES = re.compile(
     r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/content|jobs/[^/]+/logs"
-    r"|mlflow/api/2\.0/mlflow-artifacts/artifacts/.*)$"
+    r"|mlflow/api/2\.0/mlflow-artifacts/artifacts/.*|onlineEndpoints/[^/]+/score)$"
 )
 
 
@@ -126,12 +128,17 @@ def create_app(
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
     dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
+    supervisor = Supervisor(ctx)  # online endpoints' instances
+    scoring = Router(supervisor)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         if dispatcher is not None:
             dispatcher.start()
+        supervisor.start()
         yield
+        supervisor.stop()
+        await scoring.close()
         if dispatcher is not None:
             dispatcher.stop()
         if context is None:
@@ -147,9 +154,11 @@ def create_app(
     app.state.tokens = tokens
     app.state.job_signer = signer
     app.state.dispatcher = dispatcher
+    app.state.endpoints = supervisor
+    app.state.scoring = scoring
     _install_error_handlers(app)
     app.add_middleware(BodyGuard)
 
-    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts):
+    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts, endpoints):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -320,3 +320,39 @@ class ModelAliasRow(Base):
     container_id: Mapped[int] = mapped_column(ForeignKey("asset_container.id", ondelete="CASCADE"), primary_key=True)
     alias: Mapped[str] = mapped_column(String(255), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("asset_version.id", ondelete="CASCADE"), index=True)
+
+
+class OnlineEndpointRow(Base):
+    """An online endpoint: its spec (auth mode, traffic, mirror traffic) and its encrypted keys."""
+
+    __tablename__ = "online_endpoint"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_online_endpoint_name"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)
+    # Fernet token of {"primaryKey": …, "secondaryKey": …}.
+    keys: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OnlineDeploymentRow(Base):
+    """A deployment of an endpoint: the spec as given, what it resolved to (model, code and
+    environment locations) and its provisioning state; ``generation`` counts its rollouts."""
+
+    __tablename__ = "online_deployment"
+    __table_args__ = (UniqueConstraint("endpoint_id", "name", name="uq_online_deployment_name"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("online_endpoint.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)
+    resolved: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
