@@ -1,0 +1,247 @@
+"""Online endpoints end to end on one real server: the safe-rollout flow of azureml-examples'
+``deploy-safe-rollout-online-endpoints.sh`` with ``az ml`` replaced by ``shoal``, on small files
+written here (a model file holding a number, a score.py multiplying the input by it, and a plain
+``python:3.11`` environment: a clean venv of the host Python, built once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shoal.client.ml_client import MLClient
+from tests.e2e.conftest import Cli
+
+SCORE = """\
+import json, logging, os
+
+def init():
+    global factor
+    if os.environ.get("FAIL_INIT"):
+        raise RuntimeError("init() was told to fail")
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "factor.txt")) as fh:
+        factor = float(fh.read())
+    logging.info("init complete, factor %s", factor)
+
+def run(raw_data):
+    data = json.loads(raw_data)["data"]
+    return [x * factor for x in data]
+"""
+
+
+def _model(root: Path, name: str, factor: int) -> Path:
+    folder = root / name / "model"
+    folder.mkdir(parents=True)
+    (folder / "factor.txt").write_text(str(factor))
+    return folder
+
+
+def _deployment(root: Path, name: str, model: Path, extra: str = "") -> Path:
+    path = root / f"{name}-deployment.yml"
+    path.write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\n"
+        f"name: {name}\nendpoint_name: my-ep\nmodel:\n  path: {model}\n"
+        "code_configuration:\n  code: onlinescoring/\n  scoring_script: score.py\n"
+        "environment:\n  image: python:3.11\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n" + extra
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("endpoint-files")
+    (root / "onlinescoring").mkdir()
+    (root / "onlinescoring" / "score.py").write_text(SCORE)
+    (root / "endpoint.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
+        "name: my-endpoint\nauth_mode: key\n"
+    )
+    _deployment(root, "blue", _model(root, "m1", 2))
+    _deployment(root, "green", _model(root, "m2", 3))
+    (root / "sample-request.json").write_text(json.dumps({"data": [1, 2, 3]}))
+    return root
+
+
+def _server(cli: Cli) -> tuple[str, str]:
+    info = json.loads((cli.home / "server.json").read_text())
+    return str(info["url"]), (cli.home / "token").read_text().strip()
+
+
+def _post(uri: str, key: str | None, body: dict, deployment: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
+    return httpx.post(uri, json=body, headers=headers, timeout=30)
+
+
+def _pids(cli: Cli, name: str) -> list[int]:
+    shown = json.loads(cli("online-deployment", "show", "-n", name, "-e", "my-ep").out)
+    return [i["pid"] for i in shown["instances"]]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except OSError:
+        return False
+
+
+def test_safe_rollout_flow(cli: Cli, files: Path) -> None:
+    cli("online-endpoint", "create", "--name", "my-ep", "-f", str(files / "endpoint.yml"))
+    cli(
+        "online-deployment", "create", "--name", "blue", "--endpoint-name", "my-ep",
+        "-f", str(files / "blue-deployment.yml"), "--all-traffic", cwd=files,
+    )  # fmt: skip
+    out = cli("online-endpoint", "invoke", "--name", "my-ep", "--request-file", str(files / "sample-request.json"))
+    assert json.loads(out.out) == [2.0, 4.0, 6.0]
+
+    key = cli("online-endpoint", "get-credentials", "-n", "my-ep", "-o", "tsv", "--query", "primaryKey").out.strip()
+    uri = cli("online-endpoint", "show", "-n", "my-ep", "-o", "tsv", "--query", "scoring_uri").out.strip()
+    assert uri.endswith("/onlineEndpoints/my-ep/score")
+    assert _post(uri, key, {"data": [5]}).json() == [10.0]
+    assert _post(uri, None, {"data": [5]}).status_code == 401
+    assert _post(uri, "not-the-key", {"data": [5]}).status_code == 401
+
+    # Rollout under a steady stream of requests: instance_count 1 -> 2, no request may fail.
+    failures: list[str] = []
+    sent = Counter()
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                r = http.post(uri, json={"data": [1]}, headers={"Authorization": f"Bearer {key}"})
+                sent[r.status_code] += 1
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text}")
+
+    before = _pids(cli, "blue")
+    threads = [threading.Thread(target=stream) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        cli("online-deployment", "update", "--name", "blue", "--endpoint-name", "my-ep", "--set", "instance_count=2")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == [], failures[:3]
+    assert sent[200] > 10
+    after = _pids(cli, "blue")
+    assert len(after) == 2 and not set(before) & set(after)
+    assert not any(_alive(p) for p in before)
+
+    # Green beside blue, 90/10, then pinned by the header.
+    cli(
+        "online-deployment", "create", "--name", "green", "--endpoint-name", "my-ep",
+        "-f", str(files / "green-deployment.yml"),
+    )  # fmt: skip
+    cli("online-endpoint", "update", "--name", "my-ep", "--traffic", "blue=90 green=10")
+    seen = Counter(
+        _post(uri, key, {"data": [1]}).headers["azureml-model-deployment"] for _ in range(200)
+    )
+    assert 150 <= seen["blue"] <= 196 and seen["green"] >= 4, seen
+    pinned = _post(uri, key, {"data": [1]}, deployment="green")
+    assert pinned.json() == [3.0] and pinned.headers["azureml-model-deployment"] == "green"
+    out = cli("online-endpoint", "invoke", "-n", "my-ep", "--deployment-name", "green",
+              "--request-file", str(files / "sample-request.json"))  # fmt: skip
+    assert json.loads(out.out) == [3.0, 6.0, 9.0]
+
+    shown = json.loads(cli("online-deployment", "show", "-n", "blue", "-e", "my-ep").out)
+    assert shown["provisioning_state"] == "Succeeded"
+    assert shown["metrics"]["request_count"] > 100 and shown["metrics"]["latency_p50_ms"] > 0
+    logs = cli("online-deployment", "get-logs", "--name", "blue", "--endpoint-name", "my-ep", "--lines", "50").out
+    assert "init complete, factor 2.0" in logs
+
+    # Keys: the regenerated primary replaces the old one; the secondary keeps working.
+    secondary = json.loads(cli("online-endpoint", "get-credentials", "-n", "my-ep").out)["secondaryKey"]
+    cli("online-endpoint", "regenerate-keys", "-n", "my-ep", "--key-type", "primary")
+    assert _post(uri, key, {"data": [1]}).status_code == 401
+    assert _post(uri, secondary, {"data": [1]}).status_code == 200
+
+    # A deployment with traffic cannot be deleted; with 0 it can, and its instances stop.
+    refused = cli("online-deployment", "delete", "--name", "green", "--endpoint-name", "my-ep", "--yes", check=False)
+    assert refused.code != 0 and "traffic" in refused.err
+    cli("online-endpoint", "update", "--name", "my-ep", "--traffic", "blue=100 green=0")
+    green = _pids(cli, "green")
+    cli("online-deployment", "delete", "--name", "green", "--endpoint-name", "my-ep", "--yes")
+    assert not any(_alive(p) for p in green)
+
+
+def test_failed_init_shows_failed_with_log_tail(cli: Cli, files: Path) -> None:
+    path = _deployment(files, "broken", files / "m1" / "model", "environment_variables:\n  FAIL_INIT: '1'\n")
+    failed = cli("online-deployment", "create", "-n", "broken", "-e", "my-ep", "-f", str(path), check=False)
+    assert failed.code != 0 and "init() was told to fail" in failed.err
+    shown = json.loads(cli("online-deployment", "show", "-n", "broken", "-e", "my-ep").out)
+    assert shown["provisioning_state"] == "Failed"
+    cli("online-deployment", "delete", "-n", "broken", "-e", "my-ep", "--yes")
+
+
+def test_sdk_and_bad_input(cli: Cli, files: Path) -> None:
+    url, token = _server(cli)
+    ml = MLClient(base_url=url, token=token)
+    assert [e.name for e in ml.online_endpoints.list()] == ["my-ep"]
+    assert [d.name for d in ml.online_deployments.list("my-ep")] == ["blue"]
+    assert json.loads(ml.online_endpoints.invoke("my-ep", request_file=files / "sample-request.json")) == [2.0, 4.0, 6.0]
+    keys = ml.online_endpoints.get_keys("my-ep")
+    assert keys.primary_key and keys.secondary_key
+    assert "init complete" in ml.online_deployments.get_logs("blue", "my-ep", lines=20)
+    from shoal.errors import NotFoundError, SpecError
+
+    with pytest.raises(NotFoundError, match="does not have"):
+        ml.online_endpoints.begin_create_or_update({"name": "my-ep", "traffic": {"nope": 100}})
+    with pytest.raises(SpecError, match="add up to"):
+        ml.online_endpoints.begin_create_or_update({"name": "my-ep", "traffic": {"blue": 50}})
+    with pytest.raises(NotFoundError, match="model"):
+        ml.online_deployments.begin_create_or_update(
+            {"name": "ghost", "endpoint_name": "my-ep", "model": "azureml:nope:1",
+             "code_configuration": {"code": str(files / "onlinescoring"), "scoring_script": "score.py"},
+             "environment": {"image": "python:3.11"}}
+        )  # fmt: skip
+    assert [d.name for d in ml.online_deployments.list("my-ep")] == ["blue"]
+
+
+def test_crashed_instance_restarts_and_server_restart_serves(cli: Cli) -> None:
+    url, token = _server(cli)
+    key = json.loads(cli("online-endpoint", "get-credentials", "-n", "my-ep").out)["secondaryKey"]
+    uri = f"{url}/api/v1/workspaces/default/onlineEndpoints/my-ep/score"
+    victim = _pids(cli, "blue")[0]
+    os.kill(victim, 9)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        shown = json.loads(cli("online-deployment", "show", "-n", "blue", "-e", "my-ep").out)
+        if all(i["state"] == "Ready" for i in shown["instances"]) and victim not in _pids(cli, "blue"):
+            break
+        time.sleep(0.3)
+    assert sum(i["restarts"] for i in shown["instances"]) == 1
+
+    before = _pids(cli, "blue")
+    cli("server", "stop")
+    assert not any(_alive(p) for p in before)
+    cli("server", "start", "--detach")
+    url, _ = _server(cli)
+    uri = f"{url}/api/v1/workspaces/default/onlineEndpoints/my-ep/score"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = _post(uri, key, {"data": [4]})
+        if r.status_code == 200:
+            break
+        time.sleep(0.2)
+    assert r.json() == [8.0]
+    after = _pids(cli, "blue")
+    cli("online-endpoint", "delete", "-n", "my-ep", "--yes")
+    assert after and not any(_alive(p) for p in after)
+    assert cli("online-endpoint", "list", "-o", "json").out.strip() == "[]"
