@@ -82,9 +82,18 @@ def _post(uri: str, key: str | None, body: dict, deployment: str | None = None) 
     return httpx.post(uri, json=body, headers=headers, timeout=30)
 
 
+def _ml(cli: Cli) -> MLClient:
+    url, token = _server(cli)
+    return MLClient(base_url=url, token=token)
+
+
+def _show(cli: Cli, name: str) -> dict:
+    """A deployment as `online-deployment show` prints it (through the SDK: no CLI start-up per look)."""
+    return _ml(cli).online_deployments.get(name, "my-ep").to_dict()
+
+
 def _pids(cli: Cli, name: str) -> list[int]:
-    shown = json.loads(cli("online-deployment", "show", "-n", name, "-e", "my-ep").out)
-    return [i["pid"] for i in shown["instances"]]
+    return [i["pid"] for i in _show(cli, name)["instances"]]
 
 
 def _alive(pid: int) -> bool:
@@ -150,15 +159,14 @@ def test_safe_rollout_flow(cli: Cli, files: Path) -> None:
         "-f", str(files / "green-deployment.yml"),
     )  # fmt: skip
     cli("online-endpoint", "update", "--name", "my-ep", "--traffic", "blue=90 green=10")
-    seen = Counter(
-        _post(uri, key, {"data": [1]}).headers["azureml-model-deployment"] for _ in range(200)
-    )
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        seen = Counter(http.post(uri, json={"data": [1]}).headers["azureml-model-deployment"] for _ in range(200))
     assert 150 <= seen["blue"] <= 196 and seen["green"] >= 4, seen
     pinned = _post(uri, key, {"data": [1]}, deployment="green")
     assert pinned.json() == [3.0] and pinned.headers["azureml-model-deployment"] == "green"
-    out = cli("online-endpoint", "invoke", "-n", "my-ep", "--deployment-name", "green",
-              "--request-file", str(files / "sample-request.json"))  # fmt: skip
-    assert json.loads(out.out) == [3.0, 6.0, 9.0]
+    ml = _ml(cli)
+    answer = ml.online_endpoints.invoke("my-ep", deployment_name="green", request_file=files / "sample-request.json")
+    assert json.loads(answer) == [3.0, 6.0, 9.0]
 
     shown = json.loads(cli("online-deployment", "show", "-n", "blue", "-e", "my-ep").out)
     assert shown["provisioning_state"] == "Succeeded"
@@ -167,7 +175,7 @@ def test_safe_rollout_flow(cli: Cli, files: Path) -> None:
     assert "init complete, factor 2.0" in logs
 
     # Keys: the regenerated primary replaces the old one; the secondary keeps working.
-    secondary = json.loads(cli("online-endpoint", "get-credentials", "-n", "my-ep").out)["secondaryKey"]
+    secondary = ml.online_endpoints.get_keys("my-ep").secondary_key
     cli("online-endpoint", "regenerate-keys", "-n", "my-ep", "--key-type", "primary")
     assert _post(uri, key, {"data": [1]}).status_code == 401
     assert _post(uri, secondary, {"data": [1]}).status_code == 200
@@ -175,7 +183,9 @@ def test_safe_rollout_flow(cli: Cli, files: Path) -> None:
     # A deployment with traffic cannot be deleted; with 0 it can, and its instances stop.
     refused = cli("online-deployment", "delete", "--name", "green", "--endpoint-name", "my-ep", "--yes", check=False)
     assert refused.code != 0 and "traffic" in refused.err
-    cli("online-endpoint", "update", "--name", "my-ep", "--traffic", "blue=100 green=0")
+    endpoint = ml.online_endpoints.get("my-ep")
+    endpoint.traffic = {"blue": 100, "green": 0}
+    ml.online_endpoints.begin_create_or_update(endpoint).result()
     green = _pids(cli, "green")
     cli("online-deployment", "delete", "--name", "green", "--endpoint-name", "my-ep", "--yes")
     assert not any(_alive(p) for p in green)
@@ -185,9 +195,8 @@ def test_failed_init_shows_failed_with_log_tail(cli: Cli, files: Path) -> None:
     path = _deployment(files, "broken", files / "m1" / "model", "environment_variables:\n  FAIL_INIT: '1'\n")
     failed = cli("online-deployment", "create", "-n", "broken", "-e", "my-ep", "-f", str(path), check=False)
     assert failed.code != 0 and "init() was told to fail" in failed.err
-    shown = json.loads(cli("online-deployment", "show", "-n", "broken", "-e", "my-ep").out)
-    assert shown["provisioning_state"] == "Failed"
-    cli("online-deployment", "delete", "-n", "broken", "-e", "my-ep", "--yes")
+    assert _show(cli, "broken")["provisioning_state"] == "Failed"
+    _ml(cli).online_deployments.begin_delete("broken", "my-ep").result()
 
 
 def test_sdk_and_bad_input(cli: Cli, files: Path) -> None:
@@ -216,13 +225,13 @@ def test_sdk_and_bad_input(cli: Cli, files: Path) -> None:
 
 def test_crashed_instance_restarts_and_server_restart_serves(cli: Cli) -> None:
     url, token = _server(cli)
-    key = json.loads(cli("online-endpoint", "get-credentials", "-n", "my-ep").out)["secondaryKey"]
+    key = _ml(cli).online_endpoints.get_keys("my-ep").secondary_key
     uri = f"{url}/api/v1/workspaces/default/onlineEndpoints/my-ep/score"
     victim = _pids(cli, "blue")[0]
     os.kill(victim, 9)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        shown = json.loads(cli("online-deployment", "show", "-n", "blue", "-e", "my-ep").out)
+        shown = _show(cli, "blue")
         if all(i["state"] == "Ready" for i in shown["instances"]) and victim not in _pids(cli, "blue"):
             break
         time.sleep(0.3)
@@ -244,4 +253,4 @@ def test_crashed_instance_restarts_and_server_restart_serves(cli: Cli) -> None:
     after = _pids(cli, "blue")
     cli("online-endpoint", "delete", "-n", "my-ep", "--yes")
     assert after and not any(_alive(p) for p in after)
-    assert cli("online-endpoint", "list", "-o", "json").out.strip() == "[]"
+    assert list(_ml(cli).online_endpoints.list()) == []
