@@ -160,8 +160,8 @@ def test_safe_rollout_flow(cli: Cli, files: Path) -> None:
     )  # fmt: skip
     cli("online-endpoint", "update", "--name", "my-ep", "--traffic", "blue=90 green=10")
     with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-        seen = Counter(http.post(uri, json={"data": [1]}).headers["azureml-model-deployment"] for _ in range(200))
-    assert 150 <= seen["blue"] <= 196 and seen["green"] >= 4, seen
+        seen = Counter(http.post(uri, json={"data": [1]}).headers["azureml-model-deployment"] for _ in range(100))
+    assert 70 <= seen["blue"] <= 99 and seen["green"] >= 1, seen
     pinned = _post(uri, key, {"data": [1]}, deployment="green")
     assert pinned.json() == [3.0] and pinned.headers["azureml-model-deployment"] == "green"
     ml = _ml(cli)
@@ -170,7 +170,7 @@ def test_safe_rollout_flow(cli: Cli, files: Path) -> None:
 
     shown = json.loads(cli("online-deployment", "show", "-n", "blue", "-e", "my-ep").out)
     assert shown["provisioning_state"] == "Succeeded"
-    assert shown["metrics"]["request_count"] > 100 and shown["metrics"]["latency_p50_ms"] > 0
+    assert shown["metrics"]["request_count"] > 50 and shown["metrics"]["latency_p50_ms"] > 0
     logs = cli("online-deployment", "get-logs", "--name", "blue", "--endpoint-name", "my-ep", "--lines", "50").out
     assert "init complete, factor 2.0" in logs
 
@@ -204,7 +204,8 @@ def test_sdk_and_bad_input(cli: Cli, files: Path) -> None:
     ml = MLClient(base_url=url, token=token)
     assert [e.name for e in ml.online_endpoints.list()] == ["my-ep"]
     assert [d.name for d in ml.online_deployments.list("my-ep")] == ["blue"]
-    assert json.loads(ml.online_endpoints.invoke("my-ep", request_file=files / "sample-request.json")) == [2.0, 4.0, 6.0]
+    answer = ml.online_endpoints.invoke("my-ep", request_file=files / "sample-request.json")
+    assert json.loads(answer) == [2.0, 4.0, 6.0]
     keys = ml.online_endpoints.get_keys("my-ep")
     assert keys.primary_key and keys.secondary_key
     assert "init complete" in ml.online_deployments.get_logs("blue", "my-ep", lines=20)

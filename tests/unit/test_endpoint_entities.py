@@ -1,0 +1,67 @@
+"""Online endpoint and deployment entities: Azure's fields, defaults and the rules on them."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoal.cli.endpoints import parse_traffic
+from shoal.entities.endpoint import ManagedOnlineDeployment, ManagedOnlineEndpoint
+from shoal.entities.kinds import parse_entity
+from shoal.entities.loader import load_entity
+from shoal.errors import SpecError, UserError
+
+from .conftest import YAML_DIR
+
+
+def test_deployment_yaml_paths_are_made_absolute_and_defaults_are_azures() -> None:
+    dep = load_entity("online_deployment", YAML_DIR / "online_deployment/blue-deployment.yml")
+    assert isinstance(dep, ManagedOnlineDeployment)
+    assert dep.model["path"] == str((YAML_DIR / "model").resolve()) + "/"
+    assert dep.code_configuration.code.startswith(str(YAML_DIR.resolve()))
+    assert dep.request_settings.max_concurrent_requests_per_instance == 2
+    assert (dep.liveness_probe.period, dep.liveness_probe.failure_threshold, dep.liveness_probe.timeout) == (5, 3, 2)
+    plain = parse_entity("online_deployment", {"name": "blue", "model": "azureml:m:1"})
+    assert plain.instance_count == 1 and plain.request_settings is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "my-ep", "traffic": {"blue": 50}}, "add up to 50"),
+        ({"name": "my-ep", "traffic": {"blue": 101}}, "from 0 to 100"),
+        ({"name": "my-ep", "mirror_traffic": {"green": 60}}, "at most 50"),
+        ({"name": "my-ep", "traffic": {"blue": 100}, "mirror_traffic": {"blue": 10}}, "cannot also be mirrored"),
+        ({"name": "1-bad"}, "endpoint name"),
+        ({"name": "my-ep", "auth_mode": "password"}, "auth_mode"),
+    ],
+)
+def test_endpoint_rules(body: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_entity("online_endpoint", body)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "blue"}, "needs a model, a code_configuration"),
+        ({"name": "blue", "code_configuration": {"code": ".", "scoring_script": "s.py"}}, "needs an environment"),
+        ({"name": "blue", "model": {"name": "m"}}, "needs a 'path'"),
+        ({"name": "blue", "model": "azureml:m:1", "instance_count": 0}, "instance_count"),
+        ({"name": "blue", "model": "azureml:m:1", "instance_typo": "x"}, "instance_typo"),
+    ],
+)
+def test_deployment_rules(body: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_entity("online_deployment", body)
+
+
+def test_read_only_fields_are_dropped_on_create() -> None:
+    ep = ManagedOnlineEndpoint(name="my-ep", scoring_uri="http://x/score", provisioning_state="Succeeded")
+    assert "scoring_uri" not in ep.without_read_only().to_dict()
+
+
+def test_traffic_flag() -> None:
+    assert parse_traffic("blue=90 green=10", "--traffic") == {"blue": 90, "green": 10}
+    assert parse_traffic("blue=90,green=10", "--traffic") == {"blue": 90, "green": 10}
+    with pytest.raises(UserError, match="name=percent"):
+        parse_traffic("blue:90", "--traffic")
