@@ -19,7 +19,7 @@ from shoal.client.ml_client import MLClient
 from tests.e2e.conftest import Cli
 
 SCORE = """\
-import json, logging, os
+import json, logging, os, time
 
 def init():
     global factor
@@ -30,8 +30,9 @@ def init():
     logging.info("init complete, factor %s", factor)
 
 def run(raw_data):
-    data = json.loads(raw_data)["data"]
-    return [x * factor for x in data]
+    body = json.loads(raw_data)
+    time.sleep(body.get("sleep", 0))
+    return [x * factor for x in body["data"]]
 """
 
 
@@ -199,6 +200,46 @@ def test_failed_init_shows_failed_with_log_tail(cli: Cli, files: Path) -> None:
     _ml(cli).online_deployments.begin_delete("broken", "my-ep").result()
 
 
+def test_mirror_and_limits(cli: Cli, files: Path) -> None:
+    """Mirrored copies reach green and their answers are dropped; past request_timeout_ms a
+    request is a 408; a second request while the one slot is busy, past max_queue_wait_ms, a 429."""
+    limits = "request_settings:\n  request_timeout_ms: 1000\n  max_queue_wait_ms: 50\n"
+    path = _deployment(files, "slow", files / "m2" / "model", limits)
+    cli("online-deployment", "create", "-n", "slow", "-e", "my-ep", "-f", str(path))
+    ml = _ml(cli)
+    endpoint = ml.online_endpoints.get("my-ep")
+    endpoint.mirror_traffic = {"slow": 50}
+    ml.online_endpoints.begin_create_or_update(endpoint).result()
+    key = ml.online_endpoints.get_keys("my-ep").secondary_key
+    uri = endpoint.scoring_uri
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        answers = [http.post(uri, json={"data": [1]}) for _ in range(40)]
+    assert {a.headers["azureml-model-deployment"] for a in answers} == {"blue"}
+    assert all(a.json() == [2.0] for a in answers)
+    time.sleep(0.3)
+    metrics = _show(cli, "slow")["metrics"]
+    assert metrics["mirrored_count"] >= 5 and metrics["request_count"] == 0, metrics
+
+    assert _post(uri, key, {"data": [1], "sleep": 1.5}, deployment="slow").status_code == 408
+    time.sleep(0.6)  # the instance finishes that request
+    results: list[int] = []
+
+    def slow_call() -> None:
+        results.append(_post(uri, key, {"data": [1], "sleep": 0.5}, deployment="slow").status_code)
+
+    first = threading.Thread(target=slow_call)
+    first.start()
+    time.sleep(0.1)
+    second = _post(uri, key, {"data": [1]}, deployment="slow")
+    first.join()
+    assert second.status_code == 429 and "max_concurrent_requests_per_instance" in second.json()["message"]
+    assert results == [200]
+    assert _post(uri, key, {"data": [1]}, deployment="nope").status_code == 404
+    endpoint.mirror_traffic = {}
+    ml.online_endpoints.begin_create_or_update(endpoint).result()
+    ml.online_deployments.begin_delete("slow", "my-ep").result()
+
+
 def test_sdk_and_bad_input(cli: Cli, files: Path) -> None:
     url, token = _server(cli)
     ml = MLClient(base_url=url, token=token)
@@ -222,6 +263,16 @@ def test_sdk_and_bad_input(cli: Cli, files: Path) -> None:
              "environment": {"image": "python:3.11"}}
         )  # fmt: skip
     assert [d.name for d in ml.online_deployments.list("my-ep")] == ["blue"]
+
+    # aml_token: a Shoal token is the credential, an endpoint key is not.
+    from shoal import ManagedOnlineEndpoint
+
+    tok = ml.online_endpoints.begin_create_or_update(
+        ManagedOnlineEndpoint(name="tok-ep", auth_mode="aml_token")
+    ).result()
+    assert _post(tok.scoring_uri, "wrong", {"data": [1]}).status_code == 401
+    assert _post(tok.scoring_uri, token, {"data": [1]}).status_code == 404  # authenticated; no deployment
+    ml.online_endpoints.begin_delete("tok-ep").result()
 
 
 def test_crashed_instance_restarts_and_server_restart_serves(cli: Cli) -> None:
