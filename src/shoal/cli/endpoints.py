@@ -196,7 +196,7 @@ def deployment_create(
     result = None if no_wait and not all_traffic else poller.result()
     if all_traffic:
         endpoint = c.online_endpoints.get(entity.endpoint_name)
-        endpoint.traffic = {entity.name: 100}
+        endpoint.traffic = {**dict.fromkeys(endpoint.traffic, 0), entity.name: 100}
         endpoint.mirror_traffic = {k: v for k, v in endpoint.mirror_traffic.items() if k != entity.name}
         c.online_endpoints.begin_create_or_update(endpoint).result()
     if result is not None:

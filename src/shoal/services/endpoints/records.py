@@ -192,12 +192,18 @@ def put_deployment(
     spec = entity.without_read_only().to_dict()
     for key in ("name", "$schema", "endpoint_name"):
         spec.pop(key, None)
+    if "error" in (spec.get("properties") or {}):  # the last rollout's error, sent back by a get-modify-put
+        spec["properties"] = {k: v for k, v in spec["properties"].items() if k != "error"}
     resolved = _resolve(ctx, workspace, name, spec)
     with ctx.db.write() as session:
         ep = rows.get_endpoint(session, workspace_id(session, workspace), endpoint)
         row = rows.find_deployment(session, ep, name)
         if row is None:
             row = rows.add_deployment(session, ep, name, spec, resolved)
+            # As on Azure, every deployment is listed in the endpoint's traffic (a new one with 0).
+            ep.spec = {**ep.spec, "traffic": {**(ep.spec.get("traffic") or {}), name: 0}}
+            rows.touch(ep)
+            sup.set_endpoint(workspace, endpoint, ep.spec, ctx.secrets.decrypt(ep.keys))
         else:
             row.generation += 1
             row.spec, row.resolved, row.state, row.error = spec, resolved, "Updating", None

@@ -108,7 +108,6 @@ class Deployment:
     wanted: int = 0  # the newest generation asked for; older rollouts give way
     metrics: Metrics = field(default_factory=Metrics)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    rolling: threading.Thread | None = None
 
 
 @dataclass
@@ -146,7 +145,7 @@ class Supervisor:
                 for ws, ep, dep in rows.all_live_deployments(session)
             ]
         for ws, ep, dep, generation, resolved in live:
-            self.rollout((ws, ep, dep), generation, resolved, restoring=True)
+            self.rollout((ws, ep, dep), generation, resolved)
         self._monitor = threading.Thread(target=self._watch, name="shoal-endpoints", daemon=True)
         self._monitor.start()
 
@@ -186,16 +185,15 @@ class Supervisor:
                 dep = self.deployments[key] = Deployment(key)
             return dep
 
-    def rollout(self, key: Key, generation: int, resolved: dict[str, Any], *, restoring: bool = False) -> None:
+    def rollout(self, key: Key, generation: int, resolved: dict[str, Any]) -> None:
         dep = self.deployment(key)
         dep.wanted = generation
         thread = threading.Thread(
             target=self._rollout,
-            args=(dep, generation, resolved, restoring),
+            args=(dep, generation, resolved),
             name=f"shoal-rollout-{key[2]}",
             daemon=True,
         )
-        dep.rolling = thread
         thread.start()
 
     def remove(self, key: Key) -> None:
@@ -245,7 +243,7 @@ class Supervisor:
 
     # -- rolling out ---------------------------------------------------------------------------
 
-    def _rollout(self, dep: Deployment, generation: int, resolved: dict[str, Any], restoring: bool) -> None:
+    def _rollout(self, dep: Deployment, generation: int, resolved: dict[str, Any]) -> None:
         with dep.lock:
             if dep.wanted != generation:
                 return  # a newer update (or a delete) came first
