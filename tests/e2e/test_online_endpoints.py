@@ -203,10 +203,21 @@ def test_failed_init_shows_failed_with_log_tail(cli: Cli, files: Path) -> None:
 def test_mirror_and_limits(cli: Cli, files: Path) -> None:
     """Mirrored copies reach green and their answers are dropped; past request_timeout_ms a
     request is a 408; a second request while the one slot is busy, past max_queue_wait_ms, a 429."""
-    limits = "request_settings:\n  request_timeout_ms: 1000\n  max_queue_wait_ms: 50\n"
-    path = _deployment(files, "slow", files / "m2" / "model", limits)
-    cli("online-deployment", "create", "-n", "slow", "-e", "my-ep", "-f", str(path))
+    # Made with azure-ai-ml's objects: Model, Environment with a conda file named by path, CodeConfiguration.
+    from shoal import CodeConfiguration, Environment, ManagedOnlineDeployment, Model, OnlineRequestSettings
+
+    (files / "conda.yml").write_text("name: slow\ndependencies:\n  - python=3.11\n")
     ml = _ml(cli)
+    deployment = ManagedOnlineDeployment(
+        name="slow",
+        endpoint_name="my-ep",
+        model=Model(path=str(files / "m2" / "model")),
+        code_configuration=CodeConfiguration(code=str(files / "onlinescoring"), scoring_script="score.py"),
+        environment=Environment(image="python:3.11", conda_file=str(files / "conda.yml")),
+        request_settings=OnlineRequestSettings(request_timeout_ms=1000, max_queue_wait_ms=50),
+        instance_type="Standard_DS3_v2",
+    )
+    assert ml.online_deployments.begin_create_or_update(deployment).result().provisioning_state == "Succeeded"
     endpoint = ml.online_endpoints.get("my-ep")
     endpoint.mirror_traffic = {"slow": 50}
     ml.online_endpoints.begin_create_or_update(endpoint).result()
@@ -284,7 +295,8 @@ def test_crashed_instance_restarts_and_server_restart_serves(cli: Cli) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         shown = _show(cli, "blue")
-        if all(i["state"] == "Ready" for i in shown["instances"]) and victim not in _pids(cli, "blue"):
+        instances = shown["instances"]
+        if all(i["state"] == "Ready" for i in instances) and victim not in [i["pid"] for i in instances]:
             break
         time.sleep(0.3)
     assert sum(i["restarts"] for i in shown["instances"]) == 1

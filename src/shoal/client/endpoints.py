@@ -177,6 +177,16 @@ class OnlineDeploymentOperations(_Group):
                 raise NotFoundError(f"deployment '{body.get('name')}': model path '{model['path']}' does not exist")
             uri = upload_path(self._t, self._ws, str(local), datastore="workspaceblobstore")
             body["model"] = {**model, "path": uri}
+        env = body.get("environment")
+        conda = env.get("conda_file") if isinstance(env, dict) else None
+        if isinstance(conda, str) and "\n" not in conda and is_local_path(conda):
+            # A conda file the SDK named by path (YAML files have it inlined by the loader).
+            from shoal.entities.loader import load_yaml
+
+            conda_path = Path(strip_file_prefix(conda))
+            if not conda_path.is_file():
+                raise NotFoundError(f"deployment '{body.get('name')}': conda file '{conda}' does not exist")
+            body["environment"] = {**env, "conda_file": load_yaml(conda_path)[0]}
         code = body.get("code_configuration")
         if isinstance(code, dict) and is_local_path(str(code.get("code", ""))):
             holder = upload_component_files(self._t, self._ws, {"name": body.get("name"), "code": code["code"]})

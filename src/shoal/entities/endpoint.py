@@ -6,9 +6,9 @@ and environment served by ``instance_count`` scoring processes behind it."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from shoal.entities.base import Entity, ShoalModel
 from shoal.entities.validation import FieldIssue, NameRule, StrDict
@@ -20,6 +20,16 @@ ENDPOINT_NAME = NameRule(
 DEPLOYMENT_NAME = NameRule(
     "deployment name", r"[a-zA-Z][a-zA-Z0-9-]{2,31}", "3-32 characters: a letter first, then letters, digits or '-'"
 )
+
+
+def _entity_as_dict(value: Any) -> Any:
+    """``model=Model(path=…)`` / ``environment=Environment(…)`` as azure-ai-ml takes them: kept as
+    their YAML dict, since a deployment stores what it was given."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) and not isinstance(value, dict) else value
+
+
+EntityOrRef = Annotated[str | dict[str, Any] | None, BeforeValidator(_entity_as_dict)]
 PROVISIONING_STATES = ("Creating", "Updating", "Succeeded", "Failed", "Deleting", "Canceled")
 
 
@@ -101,9 +111,9 @@ class ManagedOnlineDeployment(Entity):
 
     type: Literal["managed", "kubernetes"] = "managed"
     endpoint_name: str | None = None
-    model: str | dict[str, Any] | None = None
+    model: EntityOrRef = None
     code_configuration: CodeConfiguration | None = None
-    environment: str | dict[str, Any] | None = None
+    environment: EntityOrRef = None
     instance_type: str | None = None
     instance_count: int = Field(1, ge=1, le=64)
     request_settings: OnlineRequestSettings | None = None
