@@ -37,6 +37,7 @@ Key = tuple[str, str, str]  # workspace, endpoint, deployment
 LOG_TAIL = 30
 MONITOR_PERIOD = 0.5
 DRAIN_GRACE = 0.2
+SWEEP_PERIOD = 5.0  # how often stored deployments are compared with running ones
 
 
 class Metrics:
@@ -346,7 +347,11 @@ class Supervisor:
     # -- watching ------------------------------------------------------------------------------
 
     def _watch(self) -> None:
+        next_sweep = time.monotonic() + SWEEP_PERIOD
         while not self._stop.wait(MONITOR_PERIOD):
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_PERIOD
+                self._sweep()
             for dep in list(self.deployments.values()):
                 pool = dep.pool
                 if pool is None:
@@ -356,6 +361,25 @@ class Supervisor:
                         self._check(dep, pool, inst)
                     except Exception:  # noqa: BLE001 - one instance's trouble must not stop the watch
                         logger.exception("checking an instance of %s", dep.key)
+
+    def _sweep(self) -> None:
+        """Stop the instances of deployments no longer stored (their workspace was deleted)."""
+        # Only deployments known before the read: a row is committed before the supervisor hears of
+        # it, so each of these is in the read unless it was deleted.
+        known = list(self.deployments)
+        known_endpoints = list(self.endpoints)
+        try:
+            with self.ctx.db.read() as session:
+                stored = {(ws, ep.name, dep.name) for ws, ep, dep in rows.all_live_deployments(session)}
+                endpoints = {(ws, ep.name) for ws, ep in rows.all_endpoints(session)}
+        except Exception:  # noqa: BLE001 - try again at the next sweep
+            logger.exception("listing the stored deployments")
+            return
+        for key in [k for k in known if k not in stored]:
+            logger.info("deployment %s is no longer stored: stopping its instances", key)
+            self.remove(key)
+        for key in [k for k in known_endpoints if k not in endpoints]:
+            self.endpoints.pop(key, None)
 
     def _check(self, dep: Deployment, pool: Pool, inst: Instance) -> None:
         now = time.monotonic()
