@@ -65,3 +65,17 @@ def test_traffic_flag() -> None:
     assert parse_traffic("blue=90,green=10", "--traffic") == {"blue": 90, "green": 10}
     with pytest.raises(UserError, match="name=percent"):
         parse_traffic("blue:90", "--traffic")
+
+
+def test_every_endpoint_route_names_its_guard() -> None:
+    """Management routes take the one permission check; the scoring route its own key check, as
+    an explicit dependency, so nothing under /onlineEndpoints is open by accident."""
+    from shoal.server.auth import Require
+    from shoal.server.routes.endpoints import EndpointKey, router
+
+    routes = [r for r in router.routes if "/onlineEndpoints" in getattr(r, "path", "")]
+    assert len(routes) >= 12
+    for route in routes:
+        guards = [d.dependency for d in route.dependencies]
+        wanted = EndpointKey if route.path.endswith("/score") else Require
+        assert any(isinstance(g, wanted) for g in guards), route.path
