@@ -13,6 +13,7 @@ import typer
 from shoal import __version__
 from shoal.cli.account import account_app
 from shoal.cli.assets import ASSET_NOUNS, build
+from shoal.cli.batch_endpoints import batch_deployment_app, batch_endpoint_app
 from shoal.cli.common import OutputOpt, QueryOpt
 from shoal.cli.endpoints import online_deployment_app, online_endpoint_app
 from shoal.cli.examples import add_examples
@@ -44,6 +45,8 @@ NOUN_APPS: dict[str, typer.Typer] = {
     "job": job_app,
     "online_endpoint": online_endpoint_app,
     "online_deployment": online_deployment_app,
+    "batch_endpoint": batch_endpoint_app,
+    "batch_deployment": batch_deployment_app,
 }
 for _kind, _names in KIND_NAMES.items():
     if _names.cli_noun:

@@ -164,7 +164,8 @@ class OnlineDeploymentOperations(_Group):
     def _base(self, endpoint_name: str) -> str:
         return f"{self._wsp}/onlineEndpoints/{endpoint_name}/deployments"
 
-    def _upload(self, body: dict[str, Any]) -> dict[str, Any]:
+    def upload_local_files(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The local model, code folder and conda file of a deployment body uploaded (or inlined)."""
         from shoal.client.component_files import upload_component_files
         from shoal.client.uploads import upload_path
 
@@ -200,7 +201,7 @@ class OnlineDeploymentOperations(_Group):
             raise UserError("an online deployment needs a name and an endpoint_name")
         for key in ("provisioning_state", "instances", "metrics", "id"):
             body.pop(key, None)
-        body = self._upload(body)
+        body = self.upload_local_files(body)
         self._t.request("PUT", f"{self._base(endpoint)}/{name}", json=body)
         return LROPoller(lambda: self._poll(name, endpoint))
 

@@ -18,6 +18,7 @@ from shoal.entities.kind_names import KIND_NAMES, VERSIONED_KINDS
 from shoal.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
+    from shoal.client.batch_endpoints import BatchDeploymentOperations, BatchEndpointOperations
     from shoal.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
     from shoal.client.jobs import JobOperations
     from shoal.client.operations import (
@@ -46,6 +47,8 @@ GROUP_CLASSES: dict[str, str] = {
     "job": "shoal.client.jobs:JobOperations",  # the job group uploads code through the code group
     "online_endpoint": "shoal.client.endpoints:OnlineEndpointOperations",
     "online_deployment": "shoal.client.endpoints:OnlineDeploymentOperations",
+    "batch_endpoint": "shoal.client.batch_endpoints:BatchEndpointOperations",
+    "batch_deployment": "shoal.client.batch_endpoints:BatchDeploymentOperations",
 }
 if set(GROUP_CLASSES) != {kind for kind, names in KIND_NAMES.items() if names.sdk_group}:  # pragma: no cover
     raise RuntimeError("MLClient's operation groups and the kind table's sdk_group disagree")
@@ -61,7 +64,7 @@ def group_class(kind: str) -> type:
 
 
 # Kinds created through a long-running ``begin_…`` call, not ``create_or_update``.
-_BEGIN_KINDS = ("workspace", "compute", "online_endpoint", "online_deployment")
+_BEGIN_KINDS = ("workspace", "compute", "online_endpoint", "online_deployment", "batch_endpoint", "batch_deployment")
 
 
 class MLClient:
@@ -85,6 +88,8 @@ class MLClient:
     jobs: JobOperations
     online_endpoints: OnlineEndpointOperations
     online_deployments: OnlineDeploymentOperations
+    batch_endpoints: BatchEndpointOperations
+    batch_deployments: BatchDeploymentOperations
 
     def __init__(
         self,
@@ -157,7 +162,7 @@ class MLClient:
         kind = _kind_of(entity)
         if kind == "workspace":
             return self.workspaces.begin_create(entity)
-        if kind in ("compute", "online_endpoint", "online_deployment"):
+        if kind in ("compute", "online_endpoint", "online_deployment", "batch_endpoint", "batch_deployment"):
             return getattr(self, str(KIND_NAMES[kind].sdk_group)).begin_create_or_update(entity)
         from shoal.client.operations import Poller
 

@@ -111,6 +111,8 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("job", "shoal.entities.job:JOB_TYPES", default_type="command"),
         KindSpec("online_endpoint", "shoal.entities.endpoint:ManagedOnlineEndpoint"),
         KindSpec("online_deployment", "shoal.entities.endpoint:ManagedOnlineDeployment"),
+        KindSpec("batch_endpoint", "shoal.entities.batch_endpoint:BatchEndpoint"),
+        KindSpec("batch_deployment", "shoal.entities.batch_endpoint:BATCH_DEPLOYMENT_TYPES", default_type="model"),
     )
 }
 

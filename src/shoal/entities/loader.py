@@ -467,7 +467,7 @@ class _PathResolver:
             self.job_like(data, "")
         elif kind == "job":
             self.job(data, "")
-        elif kind == "online_deployment":
+        elif kind in ("online_deployment", "batch_deployment"):
             model = data.get("model")
             if isinstance(model, dict):
                 self.fix(model, "path")

@@ -18,7 +18,18 @@ from shoal.config import ShoalSettings
 from shoal.errors import InternalError, NotFoundError, PayloadTooLargeError, ShoalError, SpecError, UserError
 from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
-from shoal.server.routes import assets, compute, datastores, endpoints, health, jobs, mlflow, mlflow_artifacts, runner
+from shoal.server.routes import (
+    assets,
+    batch_endpoints,
+    compute,
+    datastores,
+    endpoints,
+    health,
+    jobs,
+    mlflow,
+    mlflow_artifacts,
+    runner,
+)
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
 from shoal.services.context import ServiceContext
@@ -159,6 +170,18 @@ def create_app(
     _install_error_handlers(app)
     app.add_middleware(BodyGuard)
 
-    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts, endpoints):
+    for module in (
+        health,
+        ws_routes,
+        compute,
+        datastores,
+        assets,
+        jobs,
+        runner,
+        mlflow,
+        mlflow_artifacts,
+        endpoints,
+        batch_endpoints,
+    ):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

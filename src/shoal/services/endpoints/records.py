@@ -134,7 +134,7 @@ def regenerate_keys(
 # -- deployments -------------------------------------------------------------------------------
 
 
-def _resolve_model(ctx: ServiceContext, workspace: str, model: Any, deployment: str) -> dict[str, Any] | None:
+def resolve_model(ctx: ServiceContext, workspace: str, model: Any, deployment: str) -> dict[str, Any] | None:
     if model is None:
         return None
     if isinstance(model, dict):
@@ -159,7 +159,7 @@ def _resolve_model(ctx: ServiceContext, workspace: str, model: Any, deployment: 
 
 def _resolve(ctx: ServiceContext, workspace: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
     """Every reference of a deployment resolved to what an instance reads (nothing stored)."""
-    resolved: dict[str, Any] = {"model": _resolve_model(ctx, workspace, data.get("model"), name)}
+    resolved: dict[str, Any] = {"model": resolve_model(ctx, workspace, data.get("model"), name)}
     code = data.get("code_configuration")
     if code is None:
         raise UserError(

@@ -1,4 +1,4 @@
-"""online endpoints and deployments
+"""online and batch endpoints and their deployments
 
 Revision ID: 0011
 Revises: 0007
@@ -58,7 +58,45 @@ def upgrade() -> None:
         sa.UniqueConstraint("endpoint_id", "name", name="uq_online_deployment_name"),
     )
 
+    op.create_table(
+        "batch_endpoint",
+        sa.Column("id", PK, autoincrement=True, nullable=False),
+        sa.Column("workspace_id", PK, nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("jobs", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspace.id"],
+            name=op.f("fk_batch_endpoint_workspace_id_workspace"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_batch_endpoint")),
+        sa.UniqueConstraint("workspace_id", "name", name="uq_batch_endpoint_name"),
+    )
+    op.create_table(
+        "batch_deployment",
+        sa.Column("id", PK, autoincrement=True, nullable=False),
+        sa.Column("endpoint_id", PK, nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["batch_endpoint.id"],
+            name=op.f("fk_batch_deployment_endpoint_id_batch_endpoint"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_batch_deployment")),
+        sa.UniqueConstraint("endpoint_id", "name", name="uq_batch_deployment_name"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("batch_deployment")
+    op.drop_table("batch_endpoint")
     op.drop_table("online_deployment")
     op.drop_table("online_endpoint")

@@ -1,4 +1,4 @@
-"""Online endpoints end to end on one real server: the safe-rollout flow of azureml-examples'
+"""Online and batch endpoints end to end on one real server. Online: the safe-rollout flow of azureml-examples'
 ``deploy-safe-rollout-online-endpoints.sh`` with ``az ml`` replaced by ``shoal``, on small files
 written here (a model file holding a number, a score.py multiplying the input by it, and a plain
 ``python:3.11`` environment: a clean venv of the host Python, built once)."""
@@ -284,6 +284,60 @@ def test_sdk_and_bad_input(cli: Cli, files: Path) -> None:
     assert _post(tok.scoring_uri, "wrong", {"data": [1]}).status_code == 401
     assert _post(tok.scoring_uri, token, {"data": [1]}).status_code == 404  # authenticated; no deployment
     ml.online_endpoints.begin_delete("tok-ep").result()
+
+
+BATCH_SCORE = """\
+import os
+
+def init():
+    global factor
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "factor.txt")) as fh:
+        factor = float(fh.read())
+
+def run(mini_batch):
+    return [(os.path.basename(p), float(open(p).read()) * factor) for p in mini_batch]
+"""
+
+
+def test_batch_endpoint_scores_files_in_mini_batches(cli: Cli, files: Path, tmp_path: Path) -> None:
+    """deploy-and-run.sh of azureml-examples' batch endpoints with `shoal`: a model deployment's
+    job splits the input folder into mini batches and writes predictions.csv to its output."""
+    (files / "batchscoring").mkdir()
+    (files / "batchscoring" / "score.py").write_text(BATCH_SCORE)
+    (files / "batch-endpoint.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json\nname: hello-batch\n"
+    )
+    (files / "batch-deployment.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json\n"
+        f"name: doubler\nendpoint_name: hello-batch\ntype: model\nmodel:\n  path: {files / 'm1' / 'model'}\n"
+        "code_configuration:\n  code: batchscoring/\n  scoring_script: score.py\n"
+        "environment:\n  image: python:3.11\nresources:\n  instance_count: 1\n"
+        "settings:\n  mini_batch_size: 2\n  output_action: append_row\n  output_file_name: predictions.csv\n"
+        "  error_threshold: -1\n"
+    )
+    data = files / "batch-data"
+    data.mkdir()
+    for i in range(5):
+        (data / f"x{i}.txt").write_text(str(i))
+    cli("batch-endpoint", "create", "--name", "hello-batch", "-f", str(files / "batch-endpoint.yml"))
+    cli("batch-deployment", "create", "--endpoint", "hello-batch", "-f", str(files / "batch-deployment.yml"),
+        "--set-default")  # fmt: skip
+    shown = json.loads(cli("batch-endpoint", "show", "-n", "hello-batch").out)
+    assert shown["defaults"]["deployment_name"] == "doubler"
+    job = cli("batch-endpoint", "invoke", "-n", "hello-batch", "--input", str(data), "--query", "name", "-o", "tsv")
+    name = job.out.strip()
+    streamed = cli("job", "stream", "-n", name)
+    assert "5 files in 3 mini batches" in streamed.out + streamed.err
+    out = _ml(cli).jobs.download(name, output_name="score", download_path=tmp_path)
+    predictions = next(Path(out).rglob("predictions.csv")) if Path(out).is_dir() else Path(out)
+    rows = sorted(predictions.read_text().splitlines())
+    assert rows == [f"x{i}.txt,{i * 2.0}" for i in range(5)], rows
+    listed = json.loads(cli("batch-endpoint", "list-jobs", "-n", "hello-batch", "-o", "json").out)
+    assert [j["name"] for j in listed] == [name]
+    refused = cli("batch-deployment", "create", "--endpoint", "hello-batch", "-f", str(files / "batch-deployment.yml"),
+                  "--set", "model=azureml:nope:1", check=False)  # fmt: skip
+    assert refused.code != 0 and "nope" in refused.err
+    cli("batch-endpoint", "delete", "-n", "hello-batch", "--yes")
 
 
 def test_crashed_instance_restarts_and_server_restart_serves(cli: Cli) -> None:
