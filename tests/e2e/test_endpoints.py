@@ -337,6 +337,28 @@ def test_batch_endpoint_scores_files_in_mini_batches(cli: Cli, files: Path, tmp_
     refused = cli("batch-deployment", "create", "--endpoint", "hello-batch", "-f", str(files / "batch-deployment.yml"),
                   "--set", "model=azureml:nope:1", check=False)  # fmt: skip
     assert refused.code != 0 and "nope" in refused.err
+
+    # A pipeline-component deployment (hello-batch's): invoking runs the component as a pipeline job.
+    (files / "hello.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json\n"
+        "name: hello_batch\nversion: 1\ntype: pipeline\njobs:\n  main_job:\n    type: command\n"
+        "    component:\n      environment:\n        image: python:3.11\n"
+        "      command: python -c \"print('hello from the batch pipeline')\"\n"
+    )
+    (files / "pipeline-deployment.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json\n"
+        "name: hello-batch-dpl\nendpoint_name: hello-batch\ntype: pipeline\n"
+        "component: azureml:hello_batch@latest\nsettings:\n  default_compute: local\n"
+    )
+    cli("component", "create", "-f", str(files / "hello.yml"))
+    cli("batch-deployment", "create", "--endpoint", "hello-batch", "-f", str(files / "pipeline-deployment.yml"),
+        "--set-default")  # fmt: skip
+    pipeline = cli("batch-endpoint", "invoke", "-n", "hello-batch", "--query", "name", "-o", "tsv").out.strip()
+    cli("job", "stream", "-n", pipeline)
+    shown = _ml(cli).jobs.get(pipeline)
+    assert (shown.type, shown.status) == ("pipeline", "Completed")
+    listed = json.loads(cli("batch-endpoint", "list-jobs", "-n", "hello-batch", "-o", "json").out)
+    assert [j["name"] for j in listed] == [pipeline, name]
     cli("batch-endpoint", "delete", "-n", "hello-batch", "--yes")
 
 
