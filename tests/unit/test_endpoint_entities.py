@@ -79,3 +79,32 @@ def test_every_endpoint_route_names_its_guard() -> None:
         guards = [d.dependency for d in route.dependencies]
         wanted = EndpointKey if route.path.endswith("/score") else Require
         assert any(isinstance(g, wanted) for g in guards), route.path
+
+
+def test_batch_deployment_settings_flat_or_nested_and_by_type() -> None:
+    from shoal.entities.batch_endpoint import ModelBatchDeployment, PipelineComponentBatchDeployment
+
+    common = {"name": "dpl", "model": "azureml:m:1", "environment": "azureml:e:1"}
+    code = {"code_configuration": {"code": "azureml:c:1", "scoring_script": "s.py"}}
+    flat = parse_entity("batch_deployment", {**common, **code, "mini_batch_size": 5, "output_action": "summary_only"})
+    assert isinstance(flat, ModelBatchDeployment)
+    assert (flat.settings.mini_batch_size, flat.settings.output_action, flat.settings.error_threshold) == (
+        5,
+        "summary_only",
+        -1,
+    )
+    pipeline = parse_entity("batch_deployment", {"name": "dpl", "type": "pipeline", "component": "azureml:c@latest"})
+    assert isinstance(pipeline, PipelineComponentBatchDeployment)
+    with pytest.raises(SpecError, match="code_configuration"):
+        parse_entity("batch_deployment", common)
+    with pytest.raises(SpecError, match="output_action"):
+        parse_entity("batch_deployment", {**common, **code, "settings": {"output_action": "append_column"}})
+
+
+def test_batch_routes_take_the_permission_check() -> None:
+    from shoal.server.auth import Require
+    from shoal.server.routes.batch_endpoints import router
+
+    assert router.routes
+    for route in router.routes:
+        assert any(isinstance(d.dependency, Require) for d in route.dependencies), route.path
