@@ -35,7 +35,8 @@ _EXPORTS: dict[str, str] = {
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
             "SparkComponent Code CommandJob PipelineJob Input Output MpiDistribution PyTorchDistribution "
             "TensorFlowDistribution RayDistribution ManagedOnlineEndpoint ManagedOnlineDeployment "
-            "CodeConfiguration OnlineRequestSettings ProbeSettings"
+            "CodeConfiguration OnlineRequestSettings ProbeSettings BatchEndpoint BatchDeployment "
+            "ModelBatchDeployment PipelineComponentBatchDeployment BatchRetrySettings"
         ).split()
     },
     **{

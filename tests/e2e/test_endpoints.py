@@ -357,8 +357,11 @@ def test_batch_endpoint_scores_files_in_mini_batches(cli: Cli, files: Path, tmp_
     cli("job", "stream", "-n", pipeline)
     shown = _ml(cli).jobs.get(pipeline)
     assert (shown.type, shown.status) == ("pipeline", "Completed")
-    listed = json.loads(cli("batch-endpoint", "list-jobs", "-n", "hello-batch", "-o", "json").out)
-    assert [j["name"] for j in listed] == [pipeline, name]
+    # The SDK: a local input uploaded, the model deployment named, the job streamed.
+    ml = _ml(cli)
+    sdk_job = ml.batch_endpoints.invoke("hello-batch", deployment_name="doubler", input=str(data / "x3.txt"))
+    assert ml.jobs.stream(sdk_job.name).status == "Completed"
+    assert [j.name for j in ml.batch_endpoints.list_jobs("hello-batch")] == [sdk_job.name, pipeline, name]
     cli("batch-endpoint", "delete", "-n", "hello-batch", "--yes")
 
 
