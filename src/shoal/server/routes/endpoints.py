@@ -35,13 +35,14 @@ def _bearer(request: Request) -> str | None:
 
 class EndpointKey:
     """The scoring route's authentication: a key of the endpoint (auth_mode key) or a valid Shoal
-    token (aml_token). An unknown endpoint is a 404, as Azure answers."""
+    token (aml_token). Deny by default: an unknown endpoint is a 401 like a wrong key, so a caller
+    without a key learns nothing about which endpoints exist."""
 
     async def __call__(self, request: Request, workspace: str, name: str) -> None:
         scoring: Router = request.app.state.scoring
         view = scoring.supervisor.endpoints.get((workspace, name))
         if view is None:
-            return  # the route answers 404
+            raise AuthError(f"no valid key for online endpoint '{name}' (or there is no such endpoint)")
         tokens = request.app.state.tokens
         refusal = scoring.authenticate(view, _bearer(request), lambda t: tokens.lookup(t) is not None)
         if refusal is not None:
