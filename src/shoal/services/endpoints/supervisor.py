@@ -251,6 +251,8 @@ class Supervisor:
             try:
                 pool = self._start_pool(dep, generation, resolved)
             except Exception as exc:  # noqa: BLE001 - any failure is the deployment's state, not the server's
+                if dep.wanted != generation:
+                    return  # stopped for a newer update, a delete or the server stopping: not a failure
                 message = str(getattr(exc, "message", None) or exc)
                 logger.info("deployment %s/%s generation %d failed: %s", dep.key[1], dep.key[2], generation, message)
                 self._set_state(dep.key, generation, "Failed", message)
