@@ -72,3 +72,31 @@ def test_safe_rollout_script_flow(examples) -> None:
     cli("online-endpoint", "update", "--name", ep, "--traffic", "blue=0 green=100")
     cli("online-deployment", "delete", "--name", "blue", "--endpoint", ep, "--yes", "--no-wait")
     cli("online-endpoint", "delete", "--name", ep, "--yes", "--no-wait")
+
+
+def test_hello_batch_pipeline_deployment(examples) -> None:
+    """endpoints/batch/deploy-pipelines/hello-batch/deploy-and-run.sh, up to the deployment from a
+    job (``job_definition``, not supported yet). Its component's environment is the curated
+    sklearn-1.5 one (built once with uv)."""
+    cli, root = examples
+    here = root / "endpoints/batch/deploy-pipelines/hello-batch"
+    cli("component", "create", "-f", str(here / "hello-component/hello.yml"))
+    cli(
+        "compute",
+        "create",
+        "-n",
+        "batch-cluster",
+        "--type",
+        "amlcompute",
+        "--min-instances",
+        "0",
+        "--max-instances",
+        "5",
+    )
+    cli("batch-endpoint", "create", "--name", "hello-batch", "-f", str(here / "endpoint.yml"))
+    cli("batch-endpoint", "show", "--name", "hello-batch")
+    cli("batch-deployment", "create", "--endpoint", "hello-batch", "-f", str(here / "deployment.yml"), "--set-default")
+    job = cli("batch-endpoint", "invoke", "-n", "hello-batch", "--query", "name", "-o", "tsv").out.strip()
+    cli("job", "stream", "-n", job)
+    assert json.loads(cli("job", "show", "-n", job).out)["status"] == "Completed"
+    cli("batch-endpoint", "delete", "-n", "hello-batch", "--yes")
