@@ -5,14 +5,20 @@ edits a user makes by hand (issue #16):
   ``from shoal.entities import Model``), and ``mldesigner`` becomes ``shoal.mldesigner``;
 - ``azure.identity`` imports go, credential objects become ``None`` and ``credential.get_token(…)``
   checks go;
-- every ``MLClient(…)`` / ``MLClient.from_config(…)`` becomes ``MLClient()`` (the local workspace);
+- every ``MLClient(…)`` / ``MLClient.from_config(…)`` becomes ``MLClient()`` (the local workspace),
+  and the workspace placeholders a user fills in on Azure too (``"<SUBSCRIPTION_ID>"``,
+  ``"<RESOURCE_GROUP>"``, ``"<AML_WORKSPACE_NAME>"``) get the local workspace's values;
 - web data the examples read (``iris.csv``, ``Titanic.csv``) is replaced by the copies in
   ``--data-dir`` (default ``tests/data/notebooks``);
-- IPython magics and shell lines (``%pip …``, ``!ls``) are dropped, as are ``%%`` cells.
+- IPython magics and shell lines (``%pip …``, ``!ls``) are dropped, as are ``%%`` cells, except
+  ``%%writefile PATH``, which becomes the Python that writes the cell's text to ``PATH``;
+- with ``--sources``, the same import swap in the ``.py`` files of the notebook's folder (the
+  component files a notebook imports, e.g. ``from mldesigner import command_component``); only
+  their import lines change.
 
 Nothing else changes: what the notebook does with the SDK is what the script does.
 
-    python scripts/convert_notebook.py NOTEBOOK.ipynb [-o SCRIPT.py] [--data-dir DIR]
+    python scripts/convert_notebook.py NOTEBOOK.ipynb [-o SCRIPT.py] [--data-dir DIR] [--sources]
 
 The script is written beside the notebook unless ``-o`` says otherwise; run it from the notebook's
 folder, since notebooks use paths relative to it.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -36,6 +43,12 @@ CREDENTIAL_CLASSES = {
     "AzureCliCredential",
     "ManagedIdentityCredential",
     "ClientSecretCredential",
+}
+# The workspace details a user fills in (on Azure too): the local workspace's.
+PLACEHOLDERS = {
+    "<SUBSCRIPTION_ID>": "00000000-0000-0000-0000-000000000000",  # shoal.constants.SHOAL_SUBSCRIPTION_ID
+    "<RESOURCE_GROUP>": "shoal",
+    "<AML_WORKSPACE_NAME>": "default",
 }
 # Web data the examples read → the file in --data-dir that replaces it.
 WEB_DATA = {
@@ -104,6 +117,8 @@ class _Edits(ast.NodeTransformer):
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, str) and node.value in WEB_DATA:
             return ast.copy_location(ast.Constant(str(self.data_dir / WEB_DATA[node.value])), node)
+        if isinstance(node.value, str) and node.value in PLACEHOLDERS:
+            return ast.copy_location(ast.Constant(PLACEHOLDERS[node.value]), node)
         return node
 
 
@@ -125,8 +140,20 @@ def cell_source(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
+def _write_file(code: str) -> str:
+    """``%%writefile [-a] PATH`` + text → the Python that writes it (IPython expands ``{name}``
+    in the path from the notebook's variables, as an f-string does)."""
+    first, _, text = code.lstrip().partition("\n")
+    words = first.split()[1:]
+    mode = "a" if words[:1] == ["-a"] or words[:1] == ["--append"] else "w"
+    path = " ".join(w for w in words if w not in ("-a", "--append"))
+    return f"with open(f{path!r}, {mode!r}, encoding='utf-8') as _file:\n    _file.write({text!r})"
+
+
 def convert_source(code: str, data_dir: Path = DATA_DIR) -> str:
     """One code cell (or a whole script) with the edits above applied."""
+    if code.lstrip().startswith("%%writefile"):
+        return _write_file(code)
     if code.lstrip().startswith("%%"):
         return ""
     lines = [line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))]
@@ -149,12 +176,32 @@ def convert_notebook(notebook: Path, data_dir: Path = DATA_DIR) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+_IMPORT_LINE = re.compile(r"^(\s*(?:from|import)\s+)(azure\.ai\.ml|mldesigner)\b")
+
+
+def convert_sources(folder: Path) -> list[Path]:
+    """Swap the import lines of the ``.py`` files under ``folder``; returns the files changed."""
+    changed = []
+    for path in sorted(folder.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        swapped = [_IMPORT_LINE.sub(lambda m: m.group(1) + MODULE_RENAMES[m.group(2)], line) for line in lines]
+        if swapped != lines:
+            path.write_text("".join(swapped), encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("-o", "--output", type=Path, help="the script to write (default: beside the notebook)")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="local copies of the examples' web data")
+    parser.add_argument("--sources", action="store_true", help="swap the import lines of the folder's .py files too")
     args = parser.parse_args(argv)
+    if args.sources:
+        for path in convert_sources(args.notebook.parent):
+            print(f"imports swapped: {path}", file=sys.stderr)
     out = args.output or args.notebook.with_suffix(".shoal.py")
     out.write_text(convert_notebook(args.notebook, args.data_dir.resolve()), encoding="utf-8")
     print(out, file=sys.stderr)

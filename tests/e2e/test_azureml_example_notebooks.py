@@ -2,10 +2,12 @@
 scripts made by ``scripts/convert_notebook.py`` (only the mechanical edits of issue #16).
 
 Skipped unless SHOAL_AZUREML_EXAMPLES points at a checkout (or an exported tree) of that
-repository with its ``sdk/python`` folder. Each notebook's folder is copied, converted and run
-from that folder against one workspace (a ``cpu-cluster`` compute exists, as the examples' setup
-creates it); then every job the script submitted must end ``Completed``. The scikit-learn and
-LightGBM notebooks build curated environments with uv (several hundred MB into uv's cache once).
+repository with its ``sdk/python`` folder. That folder is copied once (notebooks read files of
+their neighbours, e.g. the schedules notebook a pipeline of ``jobs/pipelines``); each notebook is
+converted there and run from its own folder against one workspace (a ``cpu-cluster`` compute
+exists, as the examples' setup creates it); then every job the script submitted must end
+``Completed``. The scikit-learn and LightGBM notebooks build curated environments with uv
+(several hundred MB into uv's cache once).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.convert_notebook import convert_notebook
+from scripts.convert_notebook import convert_notebook, convert_sources
 from tests.e2e.conftest import ROOT as REPO
 from tests.e2e.conftest import Cli
 
@@ -68,15 +70,22 @@ def job_names(runner: Cli) -> dict[str, str]:
     return {j["name"]: j.get("status", "") for j in listed}
 
 
+@pytest.fixture(scope="module")
+def sdk_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("sdk") / "python"
+    shutil.copytree(SDK, copy)
+    return copy
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[Path(n).stem for n in NOTEBOOKS])
-def test_notebook_runs_on_shoal(workspace: Cli, notebook: str, tmp_path: Path) -> None:
-    source = SDK / notebook
+def test_notebook_runs_on_shoal(workspace: Cli, sdk_copy: Path, notebook: str) -> None:
+    source = sdk_copy / notebook
     if not source.is_file():
         pytest.skip(f"{notebook} is not in this checkout")
-    folder = tmp_path / source.parent.name
-    shutil.copytree(source.parent, folder)
+    folder = source.parent
     script = folder / f"{source.stem}.shoal.py"
-    script.write_text(convert_notebook(folder / source.name))
+    script.write_text(convert_notebook(source))
+    convert_sources(folder)  # component files import mldesigner / azure.ai.ml too
     before = set(job_names(workspace))
     env = {**workspace.env, "PYTHONPATH": str(REPO / "src"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.convert_notebook import DATA_DIR, convert_notebook
+from scripts.convert_notebook import DATA_DIR, convert_notebook, convert_sources
 
 
 def notebook(tmp_path: Path, *cells: str) -> Path:
@@ -16,7 +16,7 @@ def notebook(tmp_path: Path, *cells: str) -> Path:
     return path
 
 
-def test_imports_credentials_client_magics_and_web_data(tmp_path):
+def test_imports_credentials_client_magics_and_web_data(tmp_path, monkeypatch):
     path = notebook(
         tmp_path,
         "%pip install azure-ai-ml\n!ls\nfrom azure.ai.ml import MLClient, Input\n"
@@ -28,6 +28,8 @@ def test_imports_credentials_client_magics_and_web_data(tmp_path):
         "other = MLClient.from_config(credential=credential)\n",
         "iris = Input(type='uri_file', path='https://azuremlexamples.blob.core.windows.net/datasets/iris.csv')\n",
         "%%bash\necho a whole shell cell\n",
+        "folder = 'env'\nworkspace = '<AML_WORKSPACE_NAME>'\n",
+        "%%writefile {folder}/conda.yaml\nname: x\n",
     )
     script = convert_notebook(path)
     compile(script, "converted.py", "exec")  # valid Python
@@ -39,4 +41,25 @@ def test_imports_credentials_client_magics_and_web_data(tmp_path):
     assert "ml_client = MLClient()" in script and "other = MLClient()" in script
     assert repr(str(DATA_DIR / "iris.csv")) in script and (DATA_DIR / "iris.csv").is_file()
     assert "%" not in script and "!ls" not in script and "whole shell cell" not in script
-    assert script.count("# -- cell") == 4  # the code cells with something left, numbered as in the notebook
+    assert script.count("# -- cell") == 6  # the code cells with something left, numbered as in the notebook
+    assert "workspace = 'default'" in script
+    run = tmp_path / "run"
+    (run / "env").mkdir(parents=True)
+    monkeypatch.chdir(run)
+    exec("folder = 'env'\n" + script.split("# -- cell 8")[1], {})  # the converted %%writefile cell
+    assert (run / "env" / "conda.yaml").read_text() == "name: x\n"
+
+
+def test_sources_get_only_their_import_lines_swapped(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "components.py").write_text(
+        "# mldesigner contains command_component\nfrom mldesigner import command_component, Input\n"
+        "from azure.ai.ml.entities import Model  # a comment kept\nx = 'from mldesigner import y'\n"
+    )
+    (src / "plain.py").write_text("import os\n")
+    assert convert_sources(tmp_path) == [src / "components.py"]
+    assert (src / "components.py").read_text() == (
+        "# mldesigner contains command_component\nfrom shoal.mldesigner import command_component, Input\n"
+        "from shoal.entities import Model  # a comment kept\nx = 'from mldesigner import y'\n"
+    )

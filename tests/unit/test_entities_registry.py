@@ -39,6 +39,8 @@ def test_kinds_table() -> None:
         "component": ("components", True),
         "code": ("codes", True),
         "job": ("jobs", False),
+        "schedule": ("schedules", False),
+        "connection": ("connections", False),
         "online_endpoint": ("onlineEndpoints", False),
         "online_deployment": ("deployments", False),
         "batch_endpoint": ("batchEndpoints", False),

@@ -210,7 +210,7 @@ def test_mlclient_create_or_update_picks_the_kinds_group():
     with MLClient(http_client=httpx.Client(), base_url="http://shoal", token="t") as client:
         for kind, spec in KINDS.items():
             entity: Any = type("Stub", (), {"KIND": kind})()
-            if kind in ("workspace", "compute") or "endpoint" in kind or "deployment" in kind:  # begin_create_or_update
+            if kind in ("workspace", "compute", "schedule") or "endpoint" in kind or "deployment" in kind:  # begin_…
                 with pytest.raises(UserError):
                     client._group_for(entity)
             else:

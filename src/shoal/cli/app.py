@@ -20,6 +20,7 @@ from shoal.cli.examples import add_examples
 from shoal.cli.jobs import job_app
 from shoal.cli.output import OutputFormat, render
 from shoal.cli.resources import compute_app, datastore_app, workspace_app
+from shoal.cli.schedules import connection_app, schedule_app
 from shoal.cli.server import server_app
 from shoal.entities.kind_names import KIND_NAMES
 from shoal.errors import UserError
@@ -43,6 +44,8 @@ NOUN_APPS: dict[str, typer.Typer] = {
     "datastore": datastore_app,
     **{kind: build(kind) for kind in ASSET_NOUNS},
     "job": job_app,
+    "schedule": schedule_app,
+    "connection": connection_app,
     "online_endpoint": online_endpoint_app,
     "online_deployment": online_deployment_app,
     "batch_endpoint": batch_endpoint_app,

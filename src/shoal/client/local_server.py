@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -61,6 +62,17 @@ def read_token(settings: ShoalSettings) -> str | None:
         return None
 
 
+def _last_line(log: Path) -> str:
+    """The server's last word (why it stopped, such as SHOAL_JOB_ISOLATION=required without bwrap)."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 2000))
+            lines = fh.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
 def start_server(settings: ShoalSettings, *, host: str | None = None, port: int | None = None) -> str:
     """Start a detached server process and wait until it answers; returns its URL."""
     home = settings.resolved_home()
@@ -81,8 +93,11 @@ def start_server(settings: ShoalSettings, *, host: str | None = None, port: int 
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                reason = _last_line(home / "server.log")
                 raise ServerUnavailableError(
-                    f"the Shoal server exited with code {proc.returncode}; see {home / 'server.log'}"
+                    f"the Shoal server exited with code {proc.returncode}"
+                    + (f": {reason}" if reason else "")
+                    + f"; see {home / 'server.log'}"
                 )
             url = running_server(settings)
             if url:

@@ -19,6 +19,7 @@ from shoal.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
     from shoal.client.batch_endpoints import BatchDeploymentOperations, BatchEndpointOperations
+    from shoal.client.connections import WorkspaceConnectionsOperations
     from shoal.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
     from shoal.client.jobs import JobOperations
     from shoal.client.operations import (
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         ModelOperations,
         WorkspaceOperations,
     )
+    from shoal.client.schedules import ScheduleOperations
 
 # Kind → where the class of its operation group lives; MLClient makes each group the first time
 # its ``sdk_group`` attribute is read (``models``, ``data``, ``jobs``…), so a script or CLI call
@@ -45,6 +47,8 @@ GROUP_CLASSES: dict[str, str] = {
     "component": "shoal.client.operations:ComponentOperations",
     "code": "shoal.client.operations:CodeOperations",
     "job": "shoal.client.jobs:JobOperations",  # the job group uploads code through the code group
+    "schedule": "shoal.client.schedules:ScheduleOperations",
+    "connection": "shoal.client.connections:WorkspaceConnectionsOperations",
     "online_endpoint": "shoal.client.endpoints:OnlineEndpointOperations",
     "online_deployment": "shoal.client.endpoints:OnlineDeploymentOperations",
     "batch_endpoint": "shoal.client.batch_endpoints:BatchEndpointOperations",
@@ -64,7 +68,15 @@ def group_class(kind: str) -> type:
 
 
 # Kinds created through a long-running ``begin_…`` call, not ``create_or_update``.
-_BEGIN_KINDS = ("workspace", "compute", "online_endpoint", "online_deployment", "batch_endpoint", "batch_deployment")
+_BEGIN_KINDS = (
+    "workspace",
+    "compute",
+    "schedule",
+    "online_endpoint",
+    "online_deployment",
+    "batch_endpoint",
+    "batch_deployment",
+)
 
 
 class MLClient:
@@ -86,6 +98,8 @@ class MLClient:
     components: ComponentOperations
     _code: CodeOperations
     jobs: JobOperations
+    schedules: ScheduleOperations
+    connections: WorkspaceConnectionsOperations
     online_endpoints: OnlineEndpointOperations
     online_deployments: OnlineDeploymentOperations
     batch_endpoints: BatchEndpointOperations
@@ -97,6 +111,7 @@ class MLClient:
         subscription_id: str | None = None,
         resource_group_name: str | None = None,
         workspace_name: str | None = None,
+        registry_name: str | None = None,
         *,
         base_url: str | None = None,
         token: str | None = None,
@@ -104,8 +119,9 @@ class MLClient:
         http_client: httpx.Client | None = None,
         **_: Any,
     ) -> None:
-        # credential, subscription_id and resource_group_name are accepted so azure-ai-ml code
-        # runs unchanged; a Shoal server has no subscriptions.
+        # credential, subscription_id, resource_group_name and registry_name are accepted so
+        # azure-ai-ml code runs unchanged; a Shoal server has no subscriptions or registries.
+        del registry_name
         self.subscription_id = subscription_id
         self.resource_group_name = resource_group_name
         settings = settings or load_settings()
@@ -162,7 +178,11 @@ class MLClient:
         kind = _kind_of(entity)
         if kind == "workspace":
             return self.workspaces.begin_create(entity)
-        if kind in ("compute", "online_endpoint", "online_deployment", "batch_endpoint", "batch_deployment"):
+        if kind == "compute":
+            return self.compute.begin_create_or_update(entity)
+        if kind == "schedule":
+            return self.schedules.begin_create_or_update(entity)
+        if kind in ("online_endpoint", "online_deployment", "batch_endpoint", "batch_deployment"):
             return getattr(self, str(KIND_NAMES[kind].sdk_group)).begin_create_or_update(entity)
         from shoal.client.operations import Poller
 

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shoal.runtime import scoring_server
-
-SCORING_SERVER = Path(scoring_server.__file__).resolve()
+# Run as a file by the deployment's interpreter, never imported here (runtime imports compute).
+SCORING_SERVER = Path(__file__).resolve().parents[1] / "runtime" / "scoring_server.py"
 INSTANCE_MARK = b"scoring_server.py"
 PID_FILE = "pid"
 PORT_FILE = "port"

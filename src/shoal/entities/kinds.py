@@ -29,6 +29,13 @@ _DATASTORE_SECRETS = tuple(
     )
 )
 
+# The secret fields of connection credentials (entities/connection.py's CONNECTION_SECRET_FIELDS,
+# written out so the table imports no entity module; a test checks the two agree).
+_CONNECTION_SECRETS = tuple(
+    f"credentials.{key}"
+    for key in ("pat", "password", "key", "secret_access_key", "sas_token", "client_secret", "account_key")
+)
+
 
 @dataclass(frozen=True)
 class KindSpec:
@@ -109,6 +116,8 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("component", "shoal.entities.component:COMPONENT_TYPES", default_type="command"),
         KindSpec("code", "shoal.entities.code:Code"),
         KindSpec("job", "shoal.entities.job:JOB_TYPES", default_type="command"),
+        KindSpec("schedule", "shoal.entities.schedule:JobSchedule"),
+        KindSpec("connection", "shoal.entities.connection:WorkspaceConnection", secret_paths=_CONNECTION_SECRETS),
         KindSpec("online_endpoint", "shoal.entities.endpoint:ManagedOnlineEndpoint"),
         KindSpec("online_deployment", "shoal.entities.endpoint:ManagedOnlineDeployment"),
         KindSpec("batch_endpoint", "shoal.entities.batch_endpoint:BatchEndpoint"),

@@ -22,6 +22,7 @@ from shoal.server.routes import (
     assets,
     batch_endpoints,
     compute,
+    connections,
     datastores,
     endpoints,
     health,
@@ -29,6 +30,7 @@ from shoal.server.routes import (
     mlflow,
     mlflow_artifacts,
     runner,
+    schedules,
 )
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
@@ -36,6 +38,8 @@ from shoal.services.context import ServiceContext
 from shoal.services.endpoints.router import Router
 from shoal.services.endpoints.supervisor import Supervisor
 from shoal.services.jobs.dispatcher import Dispatcher
+from shoal.services.schedules.firing import ScheduleTimer
+from shoal.services.storage.cleanup import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -138,18 +142,49 @@ def create_app(
     tokens.add(ensure_admin_token(settings.token_file), Principal("admin", ALL_PERMISSIONS))
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
-    dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
+    dispatcher = None
+    if server_url:
+        ctx.secrets.ensure_key()
+        # Runners call back on the public URL (a load balancer before several servers), else
+        # on this server's own.
+        dispatcher = Dispatcher(
+            ctx,
+            settings.public_url or server_url,
+            signer,
+            heartbeat_timeout=heartbeat_timeout,
+            server_id=settings.server_id,
+            lease_seconds=settings.server_lease_seconds,
+            own_url=server_url,
+        )
+    # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
+    sweeper = Sweeper(ctx)
     supervisor = Supervisor(ctx)  # online endpoints' instances
     scoring = Router(supervisor)
+    timer = (
+        ScheduleTimer(
+            ctx,
+            server_url,
+            tick_seconds=settings.schedule_tick_seconds,
+            misfire_grace=settings.schedule_misfire_grace,
+        )
+        if server_url
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         if dispatcher is not None:
             dispatcher.start()
+        sweeper.start()
         supervisor.start()
+        if timer is not None:
+            timer.start()
         yield
         supervisor.stop()
         await scoring.close()
+        if timer is not None:
+            timer.stop()
+        sweeper.stop()
         if dispatcher is not None:
             dispatcher.stop()
         if context is None:
@@ -165,23 +200,15 @@ def create_app(
     app.state.tokens = tokens
     app.state.job_signer = signer
     app.state.dispatcher = dispatcher
+    app.state.sweeper = sweeper
+    app.state.schedule_timer = timer
     app.state.endpoints = supervisor
     app.state.scoring = scoring
     _install_error_handlers(app)
     app.add_middleware(BodyGuard)
 
-    for module in (
-        health,
-        ws_routes,
-        compute,
-        datastores,
-        assets,
-        jobs,
-        runner,
-        mlflow,
-        mlflow_artifacts,
-        endpoints,
-        batch_endpoints,
-    ):
+    routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
+    routers += (endpoints, batch_endpoints)
+    for module in (*routers, mlflow_artifacts):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -229,3 +229,9 @@ def list_latest(
     rows = [tuple(r) for r in session.execute(query.order_by(AssetContainerRow.name).limit(size + 1))]
     token = encode_token([rows[size - 1][0].name]) if len(rows) > size else None
     return Page(rows[:size], token)  # type: ignore[arg-type]
+
+
+def first_version(session: Session, container_id: int) -> AssetVersionRow | None:
+    """The oldest version of a name, archived or not (who created the name, for job tokens)."""
+    query = select(AssetVersionRow).where(AssetVersionRow.container_id == container_id)
+    return session.scalars(query.order_by(AssetVersionRow.id).limit(1)).first()

@@ -39,7 +39,9 @@ def _exp_body(row: ExperimentRow) -> dict[str, Any]:
     return {
         "experiment_id": exp_id,
         "name": row.name,
-        "artifact_location": row.artifact_location or f"mlflow-artifacts:/experiments/{exp_id}",
+        # Always the server's own location: a client-chosen one (file:///etc, http://h/p?../..) was
+        # how MLflow's artifact-location CVEs began, so it is never stored or shown.
+        "artifact_location": f"mlflow-artifacts:/experiments/{exp_id}",
         "lifecycle_stage": row.lifecycle_stage,
         "last_update_time": row.last_update_time,
         "creation_time": row.creation_time,
@@ -75,7 +77,7 @@ def create_experiment(ctx: ServiceContext, workspace: str, data: dict[str, Any])
                 workspace_id=ws_id,
                 name=name,
                 is_default=False,
-                artifact_location=data.get("artifact_location") or "",
+                artifact_location="",  # a client's artifact_location is ignored (see _exp_body)
                 lifecycle_stage="active",
                 tags=tags,
                 creation_time=stamp,
