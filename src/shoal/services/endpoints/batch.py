@@ -10,6 +10,7 @@ The jobs an endpoint started are recorded on it, for ``list-jobs``."""
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,24 @@ from shoal.services.endpoints.records import resolve_model
 from shoal.services.jobs import queries as job_queries
 from shoal.services.jobs import submission
 from shoal.services.references import resolution as references
-from shoal.services.workspaces import workspace_id
+from shoal.services.storage import files
+from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import batch_endpoints as rows
 
 DRIVER = Path(batch_driver.__file__).resolve()
+
+
+def driver_uri(ctx: ServiceContext, workspace: str) -> str:
+    """The batch driver as a file of the workspace's blob store, named by its content hash: it
+    reaches the job as an input, since job code runs in a sandbox that does not show Shoal's own
+    files (docs/job-isolation.md)."""
+    content = DRIVER.read_bytes()
+    rel = f"LocalUpload/shoal-batch-driver-{hashlib.sha256(content).hexdigest()[:16]}/batch_driver.py"
+    store = files.store_for(ctx, workspace, DEFAULT_DATASTORE)
+    if not store.exists(rel):
+        store.write_stream(rel, [content])
+    return f"azureml://datastores/{DEFAULT_DATASTORE}/paths/{rel}"
 
 
 def _endpoint_body(row: Any, workspace: str, base_url: str) -> dict[str, Any]:
@@ -154,14 +168,14 @@ def delete_deployment(ctx: ServiceContext, workspace: str, endpoint: str, name: 
 # -- invoke ------------------------------------------------------------------------------------
 
 
-def _model_job(endpoint: str, name: str, spec: dict[str, Any], model: dict[str, Any], inputs: dict[str, Any]) -> dict:
+def _model_job(spec: dict[str, Any], model: dict[str, Any], inputs: dict[str, Any], driver: str) -> dict[str, Any]:
     settings = spec.get("settings") or {}
     retry = settings.get("retry_settings") or {}
     code = spec["code_configuration"]
     ref = parse_path(model["uri"])
     folder = ref.path.rstrip("/").rsplit("/", 1)[-1] if ref.scheme == "datastore" else None
     args = [
-        "python", str(DRIVER),
+        "python", "${{inputs.batch_driver}}",
         "--script", code["scoring_script"],
         "--input", "${{inputs.input_data}}",
         "--output", "${{outputs.score}}",
@@ -183,7 +197,11 @@ def _model_job(endpoint: str, name: str, spec: dict[str, Any], model: dict[str, 
         "code": code["code"],
         "environment": spec["environment"],
         "compute": spec.get("compute") or "local",
-        "inputs": {**inputs, "model": {"type": "custom_model", "path": model.get("asset") or model["uri"]}},
+        "inputs": {
+            **inputs,
+            "model": {"type": "custom_model", "path": model.get("asset") or model["uri"]},
+            "batch_driver": {"type": "uri_file", "path": driver},
+        },
         "outputs": {"score": {"type": "uri_folder"}},
         "environment_variables": {
             **(settings.get("environment_variables") or {}),
@@ -217,7 +235,7 @@ def invoke(
             raise UserError(f"invoking batch endpoint '{endpoint}' needs an input (the files to score)")
         model = resolve_model(ctx, workspace, spec.get("model"), name)
         assert model is not None  # a model deployment has a model (entity rule)
-        job = _model_job(endpoint, name, spec, model, inputs)
+        job = _model_job(spec, model, inputs, driver_uri(ctx, workspace))
     job.update(
         name=generate_job_name(),
         experiment_name=body.get("experiment_name") or endpoint,
