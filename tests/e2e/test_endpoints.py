@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -31,6 +32,8 @@ def init():
 
 def run(raw_data):
     body = json.loads(raw_data)
+    if "probe" in body:  # what this instance can see of the machine
+        return os.path.exists(body["probe"])
     time.sleep(body.get("sleep", 0))
     return [x * factor for x in body["data"]]
 """
@@ -122,6 +125,9 @@ def test_safe_rollout_flow(cli: Cli, files: Path) -> None:
     assert uri.endswith("/onlineEndpoints/my-ep/score")
     assert _post(uri, key, {"data": [5]}).json() == [10.0]
     assert _post(uri, None, {"data": [5]}).status_code == 401
+    if shutil.which("bwrap"):  # job isolation (auto): the scoring script cannot see the server's home
+        assert _post(uri, key, {"probe": str(cli.home / "token")}).json() is False
+        assert _post(uri, key, {"probe": str(files / "m1" / "model" / "factor.txt")}).json() is False
     assert _post(uri, "not-the-key", {"data": [5]}).status_code == 401
 
     # Rollout under a steady stream of requests: instance_count 1 -> 2, no request may fail.

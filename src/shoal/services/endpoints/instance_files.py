@@ -35,6 +35,7 @@ class InstanceFiles:
     model_dir: Path | None
     code_dir: Path | None
     script: Path | None
+    env_cache: Path  # the built environments (shown read-only to a sandboxed instance)
 
 
 def endpoints_root(ctx: ServiceContext) -> Path:
@@ -107,4 +108,4 @@ def prepare(
     with open(root / "build.log", "a", encoding="utf-8") as log:
         prepared = EnvBuilder(cache, python_mismatch=mismatch).prepare(normalize_environment(source), log=log)
     env = prepared.environ({k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")})
-    return InstanceFiles(root, str(prepared.python), env, model_dir, code_dir, script)
+    return InstanceFiles(root, str(prepared.python), env, model_dir, code_dir, script, cache)

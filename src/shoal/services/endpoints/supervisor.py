@@ -19,11 +19,13 @@ import shutil
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from shoal.compute import sandbox as isolation
 from shoal.compute import serving
 from shoal.entities.endpoint import ProbeSettings
 from shoal.services.context import ServiceContext
@@ -130,6 +132,19 @@ class Supervisor:
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self._http = httpx.Client(timeout=2.0)
+        # Scoring scripts are user code: the same sandbox as job code (SHOAL_JOB_ISOLATION), the
+        # server's home hidden. None: unconfined (isolation off, or auto where bwrap cannot run).
+        settings = ctx.settings
+        # Every instance is started from this one long-lived thread: a sandboxed instance dies with
+        # the thread that started it (bwrap --die-with-parent is the parent *thread*'s death
+        # signal), and a rollout's thread ends when the rollout does.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-instances")
+        self.sandbox = isolation.resolve(
+            settings.job_isolation,
+            user=settings.job_user,
+            read_paths=settings.job_read_paths,
+            hide=[settings.resolved_home()],
+        )
 
     # -- life of the server ---------------------------------------------------------------------
 
@@ -160,6 +175,7 @@ class Supervisor:
             if dep.pool is not None:
                 _stop_pool(dep.pool)
         self._http.close()
+        self._spawner.shutdown(wait=False)
 
     # -- endpoints -----------------------------------------------------------------------------
 
@@ -303,7 +319,18 @@ class Supervisor:
         files = pool.files
         assert files.script is not None and files.code_dir is not None
         folder = files.root / f"instance-{index}"
-        return serving.start_instance(index, folder, files.python, files.script, files.code_dir, pool.env)
+        readable = [files.root / "azureml-models", files.code_dir, files.env_cache]
+        return self._spawner.submit(
+            serving.start_instance,
+            index,
+            folder,
+            files.python,
+            files.script,
+            files.code_dir,
+            pool.env,
+            sandbox=self.sandbox,
+            readable=[p for p in readable if p is not None],
+        ).result()
 
     def _wait_ready(self, inst: Instance, deadline: float, dep: Deployment, generation: int) -> None:
         while True:
