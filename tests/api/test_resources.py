@@ -273,6 +273,18 @@ SECRET_CASES = {
         {"sas_token": "sv=2024-01-01&sig=SasSignatureSecret%3D"},
         "sas_token",
     ),
+    "connection_string": (
+        {"type": "azure_blob", "account_name": "acct", "container_name": "data"},
+        "credentials",
+        {"connection_string": "AccountName=acct;AccountKey=ConnStringKey+Secret==;BlobEndpoint=http://127.0.0.1:1/acct"},
+        "connection_string",
+    ),
+    "s3_keys": (
+        {"type": "s3", "bucket": "data", "endpoint_url": "http://127.0.0.1:1"},
+        "credentials",
+        {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "S3Secret/Access+Key"},
+        "secret_access_key",
+    ),
     "service_principal": (
         {"type": "azure_data_lake_gen2", "account_name": "acct", "filesystem": "fs"},
         "credentials",
@@ -399,3 +411,64 @@ def test_updating_a_datastore_without_its_secret_keeps_the_stored_one(api, case)
     got = api.http.get(api.url("/datastores/ext"), params={"include_secrets": "true"}).json()
     assert got["description"] == "changed"
     assert got["credentials"].get(field) == creds[field]
+
+
+# -- datastores on real storage: local disk, S3 (moto) and Azure Blob (Azurite) ----------------
+
+
+def _no_secret(secret: str | None, *responses: Any) -> None:
+    for resp in responses:
+        assert secret is None or secret not in resp.text, resp.text
+        assert "Traceback" not in resp.text
+
+
+def test_datastore_files_on_every_backend(sqlite_api, backend):
+    """Register, write, list, read back: what a job's inputs and outputs do through the server."""
+    api = sqlite_api
+    r = api.http.put(api.url("/datastores/ext"), json=backend.datastore())
+    assert r.status_code == 200, r.text
+    backend.files().write_stream("seed/in.csv", [b"a,b\n1,2\n"])  # put there by someone else
+    base = api.url("/datastores/ext")
+    put = api.http.put(f"{base}/content", params={"path": "out/sub/x.bin"}, content=b"x" * 3000)
+    assert put.status_code == 200, put.text
+    listing = api.http.get(f"{base}/files", params={"path": ""})
+    assert [(f["path"], f["size"]) for f in listing.json()["value"]] == [("out/sub/x.bin", 3000), ("seed/in.csv", 8)]
+    assert api.http.get(f"{base}/files", params={"path": "out"}).json()["is_dir"] is True
+    assert api.http.get(f"{base}/content", params={"path": "seed/in.csv"}).content == b"a,b\n1,2\n"
+    with backend.files().open_read("out/sub/x.bin") as fh:
+        assert fh.read() == b"x" * 3000  # really stored there, not on the server's disk
+    missing = api.http.get(f"{base}/content", params={"path": "seed/none.csv"})
+    assert missing.status_code == 404 and "'ext'" in error_of(missing)["message"]
+    shown = api.http.get(base)
+    _no_secret(backend.secret, r, listing, shown, missing, api.http.get(api.url("/datastores")))
+
+
+@pytest.mark.parametrize("credentials", ["sas", "connection_string"])
+def test_azure_blob_with_sas_token_or_connection_string(sqlite_api, azurite, tmp_path, credentials):
+    from tests.objstores import Backend
+
+    api = sqlite_api
+    backend = Backend("azure_blob", tmp_path, azurite=azurite)
+    backend.files().write_stream("d/f.txt", [b"blob"])
+    assert api.http.put(api.url("/datastores/ext"), json=backend.datastore(credentials=credentials)).status_code == 200
+    assert api.http.get(api.url("/datastores/ext/content"), params={"path": "d/f.txt"}).content == b"blob"
+    shown = api.http.get(api.url("/datastores/ext")).json()
+    assert "sas_token" not in shown.get("credentials", {}) and "connection_string" not in shown.get("credentials", {})
+
+
+def test_wrong_credentials_are_a_clear_4xx_naming_the_datastore(sqlite_api, cloud_backend):
+    api = sqlite_api
+    body = cloud_backend.datastore(wrong=True)
+    assert api.http.put(api.url("/datastores/badkey"), json=body).status_code == 200
+    creds = body["credentials"]
+    wrong = creds.get("secret_access_key") or creds.get("account_key")
+    responses = [
+        api.http.get(api.url("/datastores/badkey/files"), params={"path": ""}),
+        api.http.get(api.url("/datastores/badkey/content"), params={"path": "a.txt"}),
+        api.http.put(api.url("/datastores/badkey/content"), params={"path": "a.txt"}, content=b"a"),
+    ]
+    for resp in responses:
+        assert resp.status_code == 403, resp.text
+        err = error_of(resp)
+        assert "datastore 'badkey'" in err["message"] and "credentials" in err["message"], err
+        assert wrong not in resp.text and "Traceback" not in resp.text

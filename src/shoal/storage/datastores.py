@@ -78,6 +78,26 @@ def credentials_of(spec: dict[str, Any], secrets: dict[str, Any]) -> dict[str, A
     return creds
 
 
+def secret_values(secrets: dict[str, Any]) -> list[str]:
+    """Every secret string in a decrypted secrets object, and the parts of a connection string
+    (its ``AccountKey=...`` value is what a driver might echo)."""
+    out: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, str) and value:
+            out.append(value)
+            if ";" in value and "=" in value:
+                out.extend(p.split("=", 1)[1] for p in value.split(";") if "=" in p and "key" in p.lower())
+            if "sig=" in value:  # a SAS token: its signature alone is enough to use it
+                out.extend(p[4:] for p in value.lstrip("?").split("&") if p.startswith("sig="))
+
+    walk(secrets)
+    return [v for v in out if len(v) >= 4]
+
+
 def blob_account_url(account: str, spec: dict[str, Any]) -> str:
     """The blob service URL of an Azure storage account, as Azure builds it from the YAML
     (``{protocol}://{account}.blob.{endpoint}``). An ``endpoint`` that is itself a URL names

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shoal.errors import NotFoundError
 from shoal.services.context import ServiceContext
 from shoal.services.storage import datastores
-from shoal.storage.datastores import resolve_datastore_fs
+from shoal.storage.datastores import resolve_datastore_fs, secret_values
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.uploads import UploadManager
 
@@ -18,13 +18,15 @@ def store_for(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactSt
     store = cache.get(key)
     if store is None:
         secrets = ctx.secrets.decrypt(row.secrets) if row.secrets else {}
+        label = f"datastore '{datastore}'"
         if row.type == "local":
-            store = ArtifactStore(row.spec["path"])
+            store = ArtifactStore(row.spec["path"], label=label)
         else:
             fs, root = resolve_datastore_fs(
                 row.type, row.spec, secrets, artifact_root=ctx.artifact_root, workspace=workspace
             )
-            store = ArtifactStore(root, fs=fs)
+            # Driver messages are passed on only with every stored secret blanked out.
+            store = ArtifactStore(root, fs=fs, label=label, hide=secret_values(secrets))
         cache[key] = store
     return store
 
