@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying this long
+# A server that answers but fails the same request this many times in a row (a datastore it
+# cannot read, a bug) will not get better by waiting: the error is passed on and fails the job.
+# 503 (the server starting or shutting down) is retried for RETRY_FOR like a server that is away.
+SERVER_ERROR_TRIES = 5
 TIMEOUT = 60.0
 CHUNK = 1024 * 1024
 
@@ -140,6 +144,7 @@ class RunnerClient:
     ) -> Reply:
         deadline = time.monotonic() + retry_for
         delay = 0.2
+        failures = 0  # 5xx answers in a row (a lost connection starts the count again)
         headers = dict(headers or {})
         if json_body is not None:
             content = json.dumps(json_body).encode()
@@ -150,6 +155,7 @@ class RunnerClient:
             try:
                 reply = self._send(method, path, params, body, headers, sink)
             except (OSError, http.client.HTTPException):  # timeouts are OSErrors too
+                failures = 0
                 self._drop_connection()
                 self._rediscover()
                 if time.monotonic() > deadline:
@@ -162,9 +168,11 @@ class RunnerClient:
             ):
                 raise Stale(reply.text)
             if reply.status >= 500 and time.monotonic() < deadline:
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+                failures = failures + 1 if reply.status != 503 else 0
+                if failures < SERVER_ERROR_TRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
             if reply.status >= 400:
                 raise ServerRefused.from_reply(method, path, reply)
             return reply
