@@ -296,3 +296,18 @@ class Backend:
         if self.kind == "azure_blob":
             return f"az://{self.place}/root", {"AZURE_STORAGE_CONNECTION_STRING": self.azurite.connection_string()}
         return str(self.tmp / self.place), {}
+
+    def artifact_store(self) -> Any:
+        """What ``artifact_root()`` points at, opened here with explicit credentials."""
+        import fsspec
+
+        from shoal.storage.filesystem import ArtifactStore
+
+        root, _env = self.artifact_root()
+        if self.kind == "s3":
+            fs = fsspec.filesystem(
+                "s3", key=self.s3.key_id, secret=self.s3.secret, endpoint_url=self.s3.url, skip_instance_cache=True
+            )
+        else:
+            fs = fsspec.filesystem("abfs", connection_string=self.azurite.connection_string(), skip_instance_cache=True)
+        return ArtifactStore(root.split("://", 1)[1], fs=fs, create=False)

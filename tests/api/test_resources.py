@@ -276,7 +276,9 @@ SECRET_CASES = {
     "connection_string": (
         {"type": "azure_blob", "account_name": "acct", "container_name": "data"},
         "credentials",
-        {"connection_string": "AccountName=acct;AccountKey=ConnStringKey+Secret==;BlobEndpoint=http://127.0.0.1:1/acct"},
+        {
+            "connection_string": "AccountName=acct;AccountKey=ConnStringKey+Secret==;BlobEndpoint=http://127.0.0.1:1/acct"
+        },
         "connection_string",
     ),
     "s3_keys": (
