@@ -327,26 +327,32 @@ def test_inputs_and_outputs_on_every_datastore_backend(jobs_cli, tmp_path, cloud
           print('direct', sys.argv[3]);
           pathlib.Path(sys.argv[4], 'model.txt').write_text('m');
           pathlib.Path(sys.argv[5], 'deep').mkdir();
-          pathlib.Path(sys.argv[5], 'deep', 'r.txt').write_text('r')"
-          ${{inputs.f}} ${{inputs.t}} ${{inputs.d}} ${{outputs.up}} ${{outputs.rw}}
+          pathlib.Path(sys.argv[5], 'deep', 'r.txt').write_text('r');
+          print('url rows', len(open(sys.argv[6]).read().splitlines()))"
+          ${{inputs.f}} ${{inputs.t}} ${{inputs.d}} ${{outputs.up}} ${{outputs.rw}} ${{inputs.u}}
         environment:
           image: python:3.11
         inputs:
           f: {type: uri_file, path: azureml:trainf:1, mode: download}
           t: {type: mltable, path: azureml:tbl:1, mode: ro_mount}
           d: {type: uri_folder, path: azureml://datastores/ext/paths/data/, mode: direct}
+          u: {type: uri_file, path: URL}
         outputs:
           up: {type: uri_folder, mode: upload, path: azureml://datastores/ext/paths/results/up/}
           rw: {type: uri_folder, mode: rw_mount, path: azureml://datastores/ext/paths/results/rw/}
         """,
     )
+    # Azure: the blob's own URL, read with the datastore's account key (Azurite refuses anonymous
+    # reads of a private container).
+    url = f"{backend.azurite.account_url}/{backend.place}/data/train.csv" if backend.azurite else f"{base}/train.csv"
+    path.write_text(path.read_text().replace("URL", url))
     name = submit(jobs_cli, path)
     job = wait_for(jobs_cli, name)
     assert job["status"] == "Completed", job
     out = tmp_path / "dl"
     jobs_cli("job", "download", "-n", name, "--all", "--download-path", str(out))
     log = (out / "artifacts" / "user_logs" / "std_log.txt").read_text()
-    assert "rows 3" in log and "tbl ['MLTable', 'part-0.csv']" in log
+    assert "rows 3" in log and "url rows 3" in log and "tbl ['MLTable', 'part-0.csv']" in log
     assert "direct azureml://datastores/ext/paths/data/" in log
     with files.open_read("results/up/model.txt") as fh:
         assert fh.read() == b"m"
