@@ -17,6 +17,7 @@ from shoal.entities import (
     Workspace,
 )
 from shoal.errors import NotFoundError
+from shoal.services.storage.files import store_for
 
 from .conftest import error_of
 
@@ -474,3 +475,44 @@ def test_wrong_credentials_are_a_clear_4xx_naming_the_datastore(sqlite_api, clou
         err = error_of(resp)
         assert "datastore 'badkey'" in err["message"] and "credentials" in err["message"], err
         assert wrong not in resp.text and "Traceback" not in resp.text
+
+
+def test_store_going_away_mid_upload_is_clear_and_publishes_nothing(sqlite_api, moto_s3, tmp_path, monkeypatch):
+    """The link to S3 is cut (a real TCP relay closes) in the middle of a multipart upload and
+    before another: both fail naming the datastore, and no object appears under either name."""
+    import fsspec.config
+    import s3fs
+
+    from tests.objstores import Backend, Cutter
+
+    # The drivers' own retries would take minutes to give up on a store that stays away.
+    monkeypatch.setattr(s3fs.S3FileSystem, "retries", 1)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"config_kwargs": {"retries": {"max_attempts": 1}}})
+    api = sqlite_api
+    backend = Backend("s3", tmp_path, s3=moto_s3)
+    relay = Cutter(int(moto_s3.url.rsplit(":", 1)[1]))
+    try:
+        body = {**backend.datastore(), "endpoint_url": f"http://127.0.0.1:{relay.port}"}
+        assert api.http.put(api.url("/datastores/flaky"), json=body).status_code == 200
+        # The server's own store for the datastore: the API reads the whole request body before
+        # the app sees it, so the mid-stream cut is driven from here.
+        store = store_for(api.app.state.ctx, "default", "flaky")
+
+        def chunks():
+            yield b"a" * (6 << 20)  # past s3fs's 5 MB block: a multipart upload has begun
+            relay.cut()
+            yield b"b" * (6 << 20)
+
+        with pytest.raises(Exception) as caught:
+            store.write_stream("big.bin", chunks())
+        assert "cannot reach datastore 'flaky'" in str(caught.value)
+        r = api.http.put(api.url("/datastores/flaky/content"), params={"path": "small.txt"}, content=b"x")
+        assert r.status_code == 502, r.text
+        assert "datastore 'flaky'" in error_of(r)["message"] and "Traceback" not in r.text
+        relay.restore()
+        listing = api.http.get(api.url("/datastores/flaky/files"), params={"path": ""})
+        assert listing.status_code == 200 and listing.json()["value"] == []
+        seen = backend.files()
+        assert seen.fs.find(seen.root) == []  # not even a temporary object is left
+    finally:
+        relay.close()

@@ -90,7 +90,17 @@ def _status_of(exc: BaseException) -> int | None:
     return None
 
 
-_UNREACHABLE = ("ServiceRequestError", "EndpointConnectionError", "ClientConnectorError", "ConnectTimeoutError")
+_UNREACHABLE = (
+    "ServiceRequestError",
+    "ServiceResponseError",
+    "EndpointConnectionError",
+    "ConnectionClosedError",
+    "ClientConnectorError",
+    "ClientConnectionResetError",
+    "ServerDisconnectedError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+)
 
 
 def _remote_error(label: str, action: str, rel: str, exc: Exception, hide: Iterable[str]) -> ShoalError:
