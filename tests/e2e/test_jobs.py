@@ -315,6 +315,9 @@ def test_inputs_and_outputs_on_every_datastore_backend(jobs_cli, tmp_path, cloud
             "--file",
             str(_yaml(tmp_path / f"{name}.yml", {"name": name, "version": "1", "type": type_, "path": path})),
         )
+    jobs_cli("data", "download", "-n", "tbl", "-v", "1", "--download-path", str(tmp_path / "tbl"))
+    got = {p.name: p.read_bytes() for p in (tmp_path / "tbl").rglob("*") if p.is_file()}
+    assert got == {"part-0.csv": b"x\n1\n", "MLTable": b"paths:\n  - pattern: ./*.csv\n"}
     shown = jobs_cli("datastore", "show", "-n", "ext", "-o", "json").out
     assert backend.secret is None or backend.secret not in shown
     path = write_job(

@@ -268,3 +268,53 @@ def test_job_environment(monkeypatch):
     assert env["OPTIONAL"] == "x"
     assert env["PLAIN"] == "value"
     assert os.environ["SHOAL_JOB_TOKEN"] == "secret-token"  # the runner's own environment is untouched
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """Answers each request with the next status of ``plan`` (the last one repeats)."""
+
+    plan: list[int] = []
+    seen: list[int] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        status = self.plan[min(len(self.seen), len(self.plan) - 1)]
+        self.seen.append(status)
+        body = b'{"is_dir": true, "value": []}'
+        if status >= 400:
+            body = b'{"error": {"code": "INFRA_ERROR", "message": "cannot reach datastore \'ext\'"}}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("plan", "outcome", "tries"),
+    [
+        ([502], "refused", 5),  # an error that does not go away fails the call with its message
+        ([500, 500, 200], "ok", 3),
+        ([503, 503, 503, 503, 503, 502, 200], "ok", 7),  # 503: a server restarting, not counted
+        ([404], "refused", 1),  # a 4xx will not get better: no retry at all
+    ],
+)
+def test_runner_gives_up_on_server_errors_that_repeat(monkeypatch, plan, outcome, tries):
+    from shoal.runtime import client as runner_client
+
+    monkeypatch.setattr(runner_client.time, "sleep", lambda _s: None)
+    handler = type("Handler", (_Answers,), {"plan": plan, "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = runner_client.RunnerClient(f"http://127.0.0.1:{server.server_port}", "t", "ws", "job", None)
+        if outcome == "ok":
+            assert client.list_files("ext", "data") == {"is_dir": True, "value": []}
+        else:
+            with pytest.raises(runner_client.ServerRefused, match="cannot reach datastore 'ext'"):
+                client.list_files("ext", "data")
+        assert len(handler.seen) == tries
+    finally:
+        server.shutdown()
+        server.server_close()
