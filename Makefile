@@ -58,6 +58,7 @@ bench: install
 	$(PY) benchmarks/pipelines.py
 	$(PY) benchmarks/sweeps.py
 	$(PY) benchmarks/cli_startup.py
+	$(PY) benchmarks/object_storage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache/azurite
