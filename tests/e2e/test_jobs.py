@@ -392,3 +392,5 @@ def test_an_input_the_server_cannot_read_fails_the_job_with_its_message(jobs_cli
     assert "datastore 'badds'" in message and "credentials" in message, message
     secret = body["credentials"].get("secret_access_key") or body["credentials"].get("account_key")
     assert secret not in message
+    logs = [p for p in jobs_cli.home.rglob("*") if p.is_file() and p.suffix in (".log", ".txt", ".json")]
+    assert logs and not [p for p in logs if secret in p.read_text(errors="replace")]
