@@ -24,6 +24,7 @@ RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying th
 # 503 (the server starting or shutting down) is retried for RETRY_FOR like a server that is away.
 SERVER_ERROR_TRIES = 5
 TIMEOUT = 60.0
+TRANSFERS = 8  # files of one input or output moved at once
 CHUNK = 1024 * 1024
 
 
@@ -244,9 +245,48 @@ class RunnerClient:
         )
 
     def upload_tree(self, datastore: str, prefix: str, folder: Path, files: Iterable[Path]) -> int:
-        count = 0
+        tasks = []
         for f in files:
             rel = f.relative_to(folder).as_posix()
-            self.upload(datastore, f"{prefix.rstrip('/')}/{rel}" if prefix else rel, f)
-            count += 1
-        return count
+            target = f"{prefix.rstrip('/')}/{rel}" if prefix else rel
+            tasks.append(lambda f=f, target=target: self.upload(datastore, target, f))
+        self.run_parallel(tasks)
+        return len(tasks)
+
+    def download_many(self, datastore: str, pairs: Iterable[tuple[str, Path]]) -> None:
+        self.run_parallel([lambda p=p, t=t: self.download(datastore, p, t) for p, t in pairs])
+
+    def run_parallel(self, tasks: list[Any]) -> None:
+        """Run transfers on up to TRANSFERS threads: many small files cost a round trip each,
+        and the server streams several at once to an object store. Each thread has its own
+        keep-alive connection, closed when it runs out of work; the first error stops the rest
+        and is raised."""
+        if len(tasks) <= 1:
+            for task in tasks:
+                task()
+            return
+        pending = iter(tasks)
+        lock = threading.Lock()
+        failed: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                while not failed:
+                    with lock:
+                        task = next(pending, None)
+                    if task is None:
+                        return
+                    try:
+                        task()
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                        failed.append(exc)
+            finally:
+                self._drop_connection()
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(TRANSFERS, len(tasks)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed:
+            raise failed[0]
