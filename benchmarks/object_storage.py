@@ -8,7 +8,7 @@ the Azurite blob emulator on 127.0.0.1, and a real Shoal server with an ``s3`` a
 
 - one file of ``--big-mb`` MB and ``--small-count`` files of 4 KB, uploaded then downloaded
 - through Shoal exactly as a job's runner moves outputs and inputs (``shoal.runtime.client``:
-  HTTP to the server, which streams to and from the datastore; files one after another),
+  HTTP to the server, which streams to and from the datastore; up to 8 files at once),
 - and with the native client in this process (``s3fs`` put/get; ``azure-storage-blob`` with
   ``max_concurrency=4`` for the big file and 8 threads for the small files).
 
@@ -151,8 +151,8 @@ class Store:
 
     def shoal_get(self, prefix: str, target: Path) -> None:
         listing = self.runner.list_files(self.name, prefix)
-        for item in listing["value"]:
-            self.runner.download(self.name, f"{prefix}/{item['path']}", target / item["path"])
+        pairs = [(f"{prefix}/{item['path']}", target / item["path"]) for item in listing["value"]]
+        self.runner.download_many(self.name, pairs)
 
 
 def timed(fn: Callable[[], None]) -> float:
@@ -260,7 +260,7 @@ def render(rows: list[tuple[str, str, str, float, float]], args: argparse.Namesp
         f"`benchmarks/object_storage.py`, {today()}, {machine()}, load {load_average()}. Emulators on the same",
         "machine (moto's S3 server, Azurite; in memory), medians of "
         f"{args.samples} transfers. Shoal = what a job's runner does (HTTP to the server, which streams",
-        "to the datastore; one file after another); native = s3fs / azure-storage-blob in one process.",
+        "to the datastore; up to 8 files at once); native = s3fs / azure-storage-blob in one process.",
         "",
         "| store | data | native up | Shoal up | Shoal / native | native down | Shoal down | Shoal / native |",
         "|---|---|---|---|---|---|---|---|",
