@@ -32,10 +32,13 @@ demo: install
 	bash scripts/demo.sh
 
 # Byte-compile our sources too: with PYTHONDONTWRITEBYTECODE set, every CLI call in the tests
-# would otherwise recompile them.
+# would otherwise recompile them. The test modules run on TEST_WORKERS processes (pytest-xdist),
+# a module per worker: most of a test's time is spent waiting on servers and jobs it started, so
+# even 2 cores keep 3 workers busy. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
 test: install
 	$(PY) -m compileall -q src
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 CODE := $(wildcard src tests benchmarks scripts)
 

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+# Local datastores may point only inside folders the admin allows: here, the example's folder.
+export SHOAL_LOCAL_DATASTORE_ROOTS="${SHOAL_LOCAL_DATASTORE_ROOTS:-$PWD/examples/datastore}"
 run() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 run shoal workspace create --file examples/workspace/workspace.yml --query name -o tsv

@@ -126,7 +126,8 @@ def make_backend(request: pytest.FixtureRequest, kind: str, tmp: Path) -> object
         return Backend(kind, tmp, s3=request.getfixturevalue("moto_s3"))
     if kind == "azure_blob":
         return Backend(kind, tmp, azurite=request.getfixturevalue("azurite"))
-    return Backend(kind, tmp)
+    # A local datastore must lie inside SHOAL_LOCAL_DATASTORE_ROOTS: the default one of this home.
+    return Backend(kind, request.getfixturevalue("shoal_home") / "local-datastores")
 
 
 @pytest.fixture(params=["local", "s3", "azure_blob"])

@@ -34,8 +34,10 @@ _EXPORTS: dict[str, str] = {
             "NoneCredentialConfiguration S3KeyConfiguration ConnectionStringConfiguration IdentityConfiguration "
             "Model Data "
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
-            "SparkComponent Code CommandJob PipelineJob Input Output MpiDistribution PyTorchDistribution "
-            "TensorFlowDistribution RayDistribution"
+            "SparkComponent Code Job CommandJob PipelineJob SweepJob Input Output MpiDistribution "
+            "PyTorchDistribution TensorFlowDistribution RayDistribution PipelineJobSettings "
+            "UserIdentityConfiguration ManagedIdentityConfiguration AmlTokenConfiguration JobResources "
+            "CommandJobLimits QueueSettings Component"
         ).split()
     },
     **{
@@ -46,7 +48,16 @@ _EXPORTS: dict[str, str] = {
             "MedianStoppingPolicy TruncationSelectionPolicy Objective SweepJobLimits"
         ).split()
     },
+    **{
+        name: "shoal.entities"  # schedules and connections (azure.ai.ml.entities, constants.TimeZone)
+        for name in (
+            "JobSchedule CronTrigger RecurrenceTrigger RecurrencePattern TimeZone load_schedule "
+            "WorkspaceConnection PatTokenConfiguration UsernamePasswordConfiguration ApiKeyConfiguration "
+            "AccessKeyConfiguration load_connection"
+        ).split()
+    },
     "command": "shoal.sdk_builders",
+    "command_component": "shoal.dsl.component_function",  # mldesigner's; also shoal.mldesigner
     "dsl": "shoal.dsl",  # the module: `from shoal import dsl`, then `@dsl.pipeline`
     **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},
     **{

@@ -1,7 +1,11 @@
 """Settings, read once at the edges (CLI entry, ``create_app``, ``MLClient()``) and passed down.
 
 Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABASE_URL``,
-``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``.
+``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``,
+``SHOAL_LOCAL_DATASTORE_ROOTS``, ``SHOAL_UPLOAD_SESSION_TTL``, ``SHOAL_TEMP_FILE_MAX_AGE``,
+``SHOAL_CLEANUP_INTERVAL``; job isolation: ``SHOAL_JOB_ISOLATION`` (off | auto | required),
+``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``; for several servers on one database
+``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,32 @@ class ShoalSettings(BaseSettings):
     port: int = 0
     # Seconds without a runner heartbeat before a job is NotResponding (twice that: Failed).
     heartbeat_timeout: float = 30.0
+    # Several servers on one database (docs/deployment.md): the URL runners and jobs call back on
+    # (a load balancer in front of them all; default: this server's own), this server's id in
+    # the database (default: host, pid and a random part) and how long its lease lasts without a
+    # renewal before another server takes over its jobs.
+    public_url: str | None = None
+    server_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    server_lease_seconds: float = Field(default=15.0, ge=1.0)
+    # Folders local datastores may point into, os.pathsep-separated; by default
+    # $SHOAL_HOME/local-datastores (storage/local_roots.py says what is refused).
+    local_datastore_roots: str | None = None
+    # Seconds an unfinished upload session lives; then it expires and its staging folder goes.
+    upload_session_ttl: float = 24 * 3600.0
+    # Temporary files of writes that crashed: removed once not written for this many seconds.
+    temp_file_max_age: float = 3600.0
+    # How often the server sweeps those leftovers (also once at start).
+    cleanup_interval: float = 600.0
+    # How often the server looks for due schedules, and how late a fire time may be (the server
+    # was down) and still start its job; a later one is skipped, not made up.
+    schedule_tick_seconds: float = 1.0
+    schedule_misfire_grace: float = 60.0
+    # Job code isolation (shoal.compute.sandbox): off | auto (where bwrap works) | required.
+    job_isolation: str = "auto"
+    # When the server runs as root, job code runs as this user (name, uid or uid:gid; default nobody).
+    job_user: str | None = None
+    # Extra host folders jobs may read (os.pathsep-separated), e.g. a shared dataset folder.
+    job_read_paths: str | None = None
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

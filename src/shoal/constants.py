@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Any
 
 # Where MLflow's proxied artifacts live: a logged model's artifact_location starts with this, and
 # what follows is its path in the workspace's artifact store.
@@ -87,3 +89,26 @@ DEFAULT_LABEL = "default"
 # parse `/subscriptions/<s>/resourceGroups/<rg>/...` ids keep working.
 SHOAL_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 SHOAL_RESOURCE_GROUP = "shoal"
+
+# Job properties that say where the code came from (set by the client as azure-ai-ml sets them,
+# ``shoal.client.git_info``): the MLflow run shows them as tags too, and a pipeline's steps
+# inherit them from the pipeline job.
+PROVENANCE_PROPERTY_PREFIXES = ("mlflow.source.", "azureml.git.")
+
+
+def _time_zone_member(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+def __getattr__(name: str) -> Any:
+    # ``TimeZone`` (azure.ai.ml.constants.TimeZone: "Pacific Standard Time"…) is built on first use
+    # from tzlocal's copy of the CLDR Windows-zone table: importing tzlocal costs every CLI start
+    # some 20 ms, and only schedules need it.
+    if name == "TimeZone":
+        from tzlocal.windows_tz import win_tz
+
+        zones = StrEnum("TimeZone", {_time_zone_member(z): z for z in sorted(win_tz)})  # type: ignore[misc]
+        zones.__doc__ = "Azure ML's time zone names (Windows names), as ``azure.ai.ml.constants.TimeZone``."
+        globals()["TimeZone"] = zones
+        return zones
+    raise AttributeError(f"module 'shoal.constants' has no attribute {name!r}")

@@ -5,16 +5,28 @@ unchanged through the SDK, and shows again as it was stored."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shoal.config import ShoalSettings
 from shoal.entities import kind_of_schema, load_entity, load_yaml
 from tests.unit.test_azureml_examples import PLACEHOLDER_NAMES, _folder_kind
+
+from .conftest import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 AML = os.environ.get("SHOAL_AZUREML_EXAMPLES")
 YAML_SUFFIXES = (".yml", ".yaml")
+
+
+@pytest.fixture
+def sqlite_api(shoal_home: Path) -> Iterator[Api]:
+    """The API with examples/datastore allowed for local datastores, as the README's admin does."""
+    api = Api(ShoalSettings(home=shoal_home, local_datastore_roots=str(ROOT / "examples" / "datastore")))
+    yield api
+    api.close()
 
 
 def _is_conda_file(data: dict) -> bool:

@@ -46,3 +46,19 @@ def test_job_compute_and_asset_versions_hint(api):
     assert error_of(r)["message"] == "model 'm' version '9' not found; existing: 1 (see `shoal model list --name m`)"
     r = api.http.get(api.url("/models/n/versions/1"))
     assert r.status_code == 404 and "model 'n' not found in workspace 'default'; existing: m" in error_of(r)["message"]
+
+
+def test_mlflow_routes_keep_mlflows_message_and_name_close_matches(api):
+    mlflow = "/mlflow/api/2.0/mlflow"
+    api.http.post(api.url(f"{mlflow}/experiments/create"), json={"name": "churn-model"}).raise_for_status()
+    r = api.http.get(api.url(f"{mlflow}/experiments/get-by-name"), params={"experiment_name": "churn-modle"})
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert r.json()["message"] == (
+        "Could not find experiment with name 'churn-modle'; existing: churn-model (see `mlflow.search_experiments()`)"
+    )
+    api.http.post(api.url(f"{mlflow}/registered-models/create"), json={"name": "credit"}).raise_for_status()
+    r = api.http.get(api.url(f"{mlflow}/registered-models/get"), params={"name": "credt"})
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert r.json()["message"] == (
+        "Registered Model with name=credt not found; existing: credit (see `shoal model list`)"
+    )

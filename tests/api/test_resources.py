@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,12 +71,12 @@ def test_workspace_update_of_description_and_not_of_name(api):
     assert api.ml.workspaces.get("team-a").description == "new"
 
 
-def test_workspace_delete_removes_its_assets(api, tmp_path):
+def test_workspace_delete_removes_its_assets(api):
     api.ml.workspaces.begin_create(Workspace(name="team-a")).result()
     team = api.client("team-a")
     team.models.create_or_update({"name": "m", "version": "1", "path": "https://example.com/m.pkl"})
     team.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
-    team.datastores.create_or_update(LocalDatastore(name="mine", path=str(tmp_path)))
+    team.datastores.create_or_update(LocalDatastore(name="mine", path=api.app.state.ctx.local_roots.default))
     ws_id = db_rows(api, "SELECT id FROM workspace WHERE name = 'team-a'")[0][0]
 
     r = api.http.delete("/api/v1/workspaces/team-a")
@@ -377,8 +378,10 @@ def test_unknown_datastore_type_names_allowed_types(api):
     assert api.http.get(api.url("/datastores/odd")).status_code == 404
 
 
-def test_local_datastore_needs_an_existing_folder(api, tmp_path):
-    missing = tmp_path / "nope"
+def test_local_datastore_needs_an_existing_folder(api):
+    # Inside the default allowed root (tests/api/test_local_datastore_roots.py tries the others).
+    allowed = Path(api.app.state.ctx.local_roots.default)
+    missing = allowed / "nope"
     r = api.http.put(api.url("/datastores/mine"), json={"type": "local", "path": str(missing)})
     assert r.status_code == 404
     assert str(missing) in error_of(r)["message"]
@@ -386,9 +389,10 @@ def test_local_datastore_needs_an_existing_folder(api, tmp_path):
     assert r.status_code == 400 and "absolute" in error_of(r)["message"]
     assert api.http.get(api.url("/datastores/mine")).status_code == 404
 
-    r = api.http.put(api.url("/datastores/mine"), json={"type": "local", "path": str(tmp_path)})
+    (allowed / "mine").mkdir()
+    r = api.http.put(api.url("/datastores/mine"), json={"type": "local", "path": str(allowed / "mine")})
     assert r.status_code == 200
-    assert r.json()["path"] == str(tmp_path)
+    assert r.json()["path"] == str(allowed / "mine")
 
 
 def test_datastore_name_rule(api):

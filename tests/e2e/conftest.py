@@ -29,6 +29,8 @@ class Cli:
         self.env["SHOAL_HOME"] = str(home)
         self.env["XDG_CONFIG_HOME"] = str(home / "config")  # `shoal configure`'s defaults: this home's only
         self.env["COLUMNS"] = "200"
+        # The README's local datastore (examples/datastore/local-data) is inside this allowed root.
+        self.env["SHOAL_LOCAL_DATASTORE_ROOTS"] = str(ROOT / "examples" / "datastore")
 
     def __call__(self, *args: str, check: bool = True, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Result:
         proc = subprocess.run(

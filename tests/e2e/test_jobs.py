@@ -108,23 +108,34 @@ def test_image_only_jobs_see_no_host_packages(jobs_cli, tmp_path):
 
 
 def test_cancel_stops_the_whole_process_group(jobs_cli, tmp_path):
-    pidfile = tmp_path / "pids"
-    path = write_job(
-        tmp_path,
-        f"command: sleep 60 & echo $! > {pidfile}; echo $$ >> {pidfile}; wait\nenvironment:\n  image: python:3.11\n",
-    )
+    path = write_job(tmp_path, "command: sleep 60 & sleep 61 & wait\nenvironment:\n  image: python:3.11\n")
     name = submit(jobs_cli, path)
     wait_for(jobs_cli, name, ("Running",))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(pidfile.read_text().split() if pidfile.exists() else []) < 2:
-        time.sleep(0.1)
-    pids = [int(p) for p in pidfile.read_text().split()]
+    pids = _wait_for_processes(name, lambda cmds: b"61" in cmds and b"60" in cmds)
     jobs_cli("job", "cancel", "-n", name)
     job = wait_for(jobs_cli, name)
     assert job["status"] == "Canceled"
     time.sleep(0.5)
     for pid in pids:
         assert not _running(pid), f"process {pid} of the canceled job is still running"
+
+
+def _wait_for_processes(job: str, ready, timeout: float = 20.0) -> list[int]:
+    """This machine's processes of ``job`` (its environment names it: job code may be in a sandbox
+    whose files and PIDs the test cannot share), once ``ready(their command lines)``."""
+    deadline = time.monotonic() + timeout
+    needle = f"AZUREML_RUN_ID={job}".encode()
+    while True:
+        found = {}
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
+                    found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+        if ready(b" ".join(found.values())) or time.monotonic() > deadline:
+            return list(found)
+        time.sleep(0.1)
 
 
 def _running(pid: int) -> bool:
@@ -144,13 +155,11 @@ def test_timeout_stops_the_job(jobs_cli, tmp_path):
 
 def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
     jobs_cli("compute", "create", "--name", "one-node", "--type", "amlcompute", "--max-instances", "1")
-    stamps = tmp_path / "stamps"
-    stamps.mkdir()
     names = []
     for i in range(3):
         path = write_job(
             tmp_path / f"j{i}",
-            f"command: echo start $(date +%s.%N) > {stamps}/{i}; sleep 1; echo end $(date +%s.%N) >> {stamps}/{i}\n"
+            "command: echo start $(date +%s.%N); sleep 1; echo end $(date +%s.%N)\n"
             "environment:\n  image: python:3.11\ncompute: azureml:one-node\n",
         )
         names.append(submit(jobs_cli, path))
@@ -165,9 +174,9 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
     jobs = [wait_for(jobs_cli, n) for n in names]
     assert [j["status"] for j in jobs] == ["Completed"] * 3
     spans = []
-    for i in range(3):
-        lines = (stamps / str(i)).read_text().split("\n")
-        spans.append((float(lines[0].split()[1]), float(lines[1].split()[1])))
+    for name in names:  # the stamps each job printed
+        log = jobs_cli("job", "stream", "-n", name).out.split()
+        spans.append((float(log[log.index("start") + 1]), float(log[log.index("end") + 1])))
     assert spans == sorted(spans), "jobs must start in submission order"
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert start >= end, "a one-node cluster must never run two jobs at once"
@@ -197,19 +206,16 @@ def test_bad_jobs_are_refused_and_leave_nothing(jobs_cli, tmp_path):
 
 
 def test_killed_runner_fails_the_job_within_the_heartbeat_timeout(jobs_cli, tmp_path):
-    pidfile = tmp_path / "pid"
-    path = write_job(tmp_path, f"command: sleep 60 & echo $! > {pidfile}; wait\nenvironment:\n  image: python:3.11\n")
+    path = write_job(tmp_path, "command: sleep 60 & wait\nenvironment:\n  image: python:3.11\n")
     name = submit(jobs_cli, path)
     wait_for(jobs_cli, name, ("Running",))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text().strip()):
-        time.sleep(0.1)
+    pids = _wait_for_processes(name, lambda cmds: b"sleep 60" in cmds)
     runner_pid = _runner_pid(jobs_cli.home, name)
     os.kill(runner_pid, signal.SIGKILL)
     job = wait_for(jobs_cli, name, timeout=30)
     assert job["status"] == "Failed" and job["error"]["code"] in ("RUNNER_LOST", "NOT_RESPONDING")
     time.sleep(0.5)
-    assert not _running(int(pidfile.read_text())), "the lost runner's command must not be left running"
+    assert pids and not [p for p in pids if _running(p)], "the lost runner's command must not be left running"
 
 
 def _runner_pid(home: Path, job: str) -> int:

@@ -86,3 +86,29 @@ def test_cli_job_from_a_repository_and_the_switch_that_turns_it_off(mlflow_env, 
     created = json.loads(mlflow_env("job", "create", "-f", str(path), "-o", "json", cwd=repo, env=off).out)
     assert not any(k in (created.get("properties") or {}) for k in KEYS)
     wait_ended(mlflow_env.home, first, created["name"])
+
+
+def test_a_pipelines_steps_carry_the_pipelines_git_properties(mlflow_env, tmp_path):
+    repo = tmp_path / "repo"
+    commit = make_repo(repo)
+    path = write_job(
+        repo,
+        """
+        type: pipeline
+        jobs:
+          hello:
+            type: command
+            code: .
+            command: python train.py
+            environment:
+              image: python:3.11
+        """,
+        name="pipeline.yml",
+    )
+    created = json.loads(mlflow_env("job", "create", "-f", str(path), "-o", "json", cwd=repo, env=SRC).out)
+    assert created["properties"]["mlflow.source.git.commit"] == commit
+    with MLClient(settings=ShoalSettings(home=mlflow_env.home)) as ml:
+        (step,) = ml.jobs.list(parent_job_name=created["name"])
+    assert {k: step.properties.get(k) for k in KEYS} == {k: created["properties"][k] for k in KEYS}
+    assert mlflow.get_run(step.name).data.tags["mlflow.source.git.commit"] == commit
+    wait_ended(mlflow_env.home, created["name"])

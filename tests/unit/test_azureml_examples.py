@@ -3,7 +3,7 @@
 Skipped unless SHOAL_AZUREML_EXAMPLES points at a checkout (or an exported tree) of that
 repository, e.g.::
 
-    git -C <bare repo> archive HEAD cli/assets cli/resources | tar -x -C /tmp/aml
+    git -C <bare repo> archive HEAD cli/assets cli/resources cli/schedules | tar -x -C /tmp/aml
     SHOAL_AZUREML_EXAMPLES=/tmp/aml pytest tests/unit/test_azureml_examples.py
 """
 
@@ -18,7 +18,7 @@ from shoal.entities import KINDS, Data, kind_of_schema, load_entity, load_yaml, 
 from shoal.errors import SpecError
 
 ROOT = os.environ.get("SHOAL_AZUREML_EXAMPLES")
-FOLDER_KINDS = ("model", "data", "environment", "component", "compute", "datastore", "workspace")
+FOLDER_KINDS = ("model", "data", "environment", "component", "compute", "datastore", "workspace", "connection")
 # Valid stand-ins for `name: <PLACEHOLDER>` in the examples.
 PLACEHOLDER_NAMES = {
     "compute": "example-compute",
@@ -32,7 +32,8 @@ def _files() -> list:
     if not ROOT:
         return [pytest.param(None, marks=pytest.mark.skip(reason="SHOAL_AZUREML_EXAMPLES is not set"))]
     cli = Path(ROOT) / "cli"
-    roots = [cli / "assets"] + [cli / "resources" / k for k in ("compute", "datastore", "workspace")]
+    roots = [cli / "assets", cli / "schedules"]
+    roots += [cli / "resources" / k for k in ("compute", "datastore", "workspace", "connections")]
     files = sorted(p for r in roots for p in r.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
     if not files:
         return [pytest.param(None, marks=pytest.mark.skip(reason=f"no YAML files under {cli}"))]
@@ -41,8 +42,8 @@ def _files() -> list:
 
 def _folder_kind(path: Path) -> str:
     for parent in path.parents:
-        if parent.name in FOLDER_KINDS:
-            return parent.name
+        if parent.name.removesuffix("s") in FOLDER_KINDS:  # resources/connections holds connections
+            return parent.name.removesuffix("s")
     raise AssertionError(f"cannot tell the kind of {path} from its folder")
 
 
@@ -55,8 +56,8 @@ def test_example_loads(path: Path) -> None:
             load_entity("environment", path)
         return
     schema_kind = kind_of_schema(data.get("$schema"))
-    if schema_kind == "schedule":
-        pytest.skip("a Schedule spec (data import schedule): not an entity of shoal.entities")
+    if schema_kind == "schedule" and "import_data" in data:
+        pytest.skip("a data import schedule: Shoal loads job schedules only")
     kind = schema_kind or _folder_kind(path)
     assert kind in KINDS, f"{path}: kind {kind!r}"
     overrides = []

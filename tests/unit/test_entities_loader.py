@@ -23,7 +23,7 @@ from shoal.entities import (
     load_model,
     load_yaml,
 )
-from shoal.entities import loader as loader_module
+from shoal.entities import yamlfile as loader_module
 from shoal.entities.loader import MAX_BYTES, MAX_NODES, parse_override_value
 from shoal.errors import SpecError
 
@@ -302,7 +302,10 @@ def test_kind_without_schema() -> None:
 
 
 def test_kind_not_handled_here() -> None:
-    with pytest.raises(SpecError, match="this is a schedule spec"):
+    with pytest.raises(SpecError, match="this is a online_endpoint spec"):
+        load_entity(None, LOADER / "endpoint-schema.yml")
+    # schedules are loaded (entities/schedule.py): this one lacks the job it would create
+    with pytest.raises(SpecError, match="missing required field 'create_job'"):
         load_entity(None, LOADER / "schedule-schema.yml")
 
 

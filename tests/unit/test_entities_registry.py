@@ -39,6 +39,8 @@ def test_kinds_table() -> None:
         "component": ("components", True),
         "code": ("codes", True),
         "job": ("jobs", False),
+        "schedule": ("schedules", False),
+        "connection": ("connections", False),
     }
     assert KINDS["component"].default_type == "command"
     assert KINDS["compute"].default_type is None

@@ -18,6 +18,7 @@ from shoal.cli.examples import add_examples
 from shoal.cli.jobs import job_app
 from shoal.cli.output import OutputFormat, render
 from shoal.cli.resources import compute_app, datastore_app, workspace_app
+from shoal.cli.schedules import connection_app, schedule_app
 from shoal.cli.server import server_app
 from shoal.entities.kind_names import KIND_NAMES
 from shoal.errors import UserError
@@ -41,6 +42,8 @@ NOUN_APPS: dict[str, typer.Typer] = {
     "datastore": datastore_app,
     **{kind: build(kind) for kind in ASSET_NOUNS},
     "job": job_app,
+    "schedule": schedule_app,
+    "connection": connection_app,
 }
 for _kind, _names in KIND_NAMES.items():
     if _names.cli_noun:

@@ -212,6 +212,18 @@ CREATE_FLAGS: dict[str, CreateFlags] = {
         file=Annotated[Path, typer.Option("--file", "-f", help="Component YAML.")],
         file_required=True,
     ),
+    "schedule": CreateFlags(
+        "Create or update a schedule from YAML (its create_job file is inlined and its local files uploaded).",
+        (NAME,),
+        file=Annotated[Path, typer.Option("--file", "-f", help="Schedule YAML.")],
+        file_required=True,
+    ),
+    "connection": CreateFlags(
+        "Create or update a workspace connection from YAML (its secrets are encrypted, never shown).",
+        (NAME,),
+        file=Annotated[Path, typer.Option("--file", "-f", help="Connection YAML.")],
+        file_required=True,
+    ),
 }
 
 

@@ -21,6 +21,9 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # httpx imports its own command-line tool when imported (click, rich and pygments: ~30 ms of
+    # every call); Shoal never runs it, and httpx falls back to a stub when it cannot be imported.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from shoal.cli import global_args
 
     args, found = global_args.strip(sys.argv[1:] if argv is None else argv)

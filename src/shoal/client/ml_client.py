@@ -2,51 +2,67 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from shoal.client.jobs import JobOperations
 from shoal.client.local_server import ensure_server
-from shoal.client.operations import (
-    CodeOperations,
-    ComponentOperations,
-    ComputeOperations,
-    DataOperations,
-    DatastoreOperations,
-    EnvironmentOperations,
-    ModelOperations,
-    WorkspaceOperations,
-)
 from shoal.client.transport import Transport
 from shoal.config import ShoalSettings, load_settings
 from shoal.entities.base import Entity
-from shoal.entities.kind_names import VERSIONED_KINDS
-from shoal.entities.kinds import KINDS
+from shoal.entities.kind_names import KIND_NAMES, VERSIONED_KINDS
 from shoal.errors import NotFoundError, UserError
 
-# Kind → the class of its operation group; MLClient binds each at the kind's ``sdk_group``
-# (``KindSpec.sdk_group``: models, data, environments, components, _code, compute, …).
-GROUP_CLASSES: dict[str, type] = {
-    "workspace": WorkspaceOperations,
-    "compute": ComputeOperations,
-    "datastore": DatastoreOperations,
-    "model": ModelOperations,
-    "data": DataOperations,
-    "environment": EnvironmentOperations,
-    "component": ComponentOperations,
-    "code": CodeOperations,
-    "job": JobOperations,  # after code: the job group uploads code through the code group
-}
-if set(GROUP_CLASSES) != {kind for kind, spec in KINDS.items() if spec.sdk_group}:  # pragma: no cover
-    raise RuntimeError("MLClient's operation groups and the kind registry's sdk_group disagree")
+if TYPE_CHECKING:
+    from shoal.client.connections import WorkspaceConnectionsOperations
+    from shoal.client.jobs import JobOperations
+    from shoal.client.operations import (
+        CodeOperations,
+        ComponentOperations,
+        ComputeOperations,
+        DataOperations,
+        DatastoreOperations,
+        EnvironmentOperations,
+        ModelOperations,
+        WorkspaceOperations,
+    )
+    from shoal.client.schedules import ScheduleOperations
 
-ASSET_GROUPS: dict[str, str] = {kind: str(KINDS[kind].sdk_group) for kind in VERSIONED_KINDS}
+# Kind → where the class of its operation group lives; MLClient makes each group the first time
+# its ``sdk_group`` attribute is read (``models``, ``data``, ``jobs``…), so a script or CLI call
+# that only lists models never imports the job machinery (issue #15: start-up time).
+GROUP_CLASSES: dict[str, str] = {
+    "workspace": "shoal.client.operations:WorkspaceOperations",
+    "compute": "shoal.client.operations:ComputeOperations",
+    "datastore": "shoal.client.operations:DatastoreOperations",
+    "model": "shoal.client.operations:ModelOperations",
+    "data": "shoal.client.operations:DataOperations",
+    "environment": "shoal.client.operations:EnvironmentOperations",
+    "component": "shoal.client.operations:ComponentOperations",
+    "code": "shoal.client.operations:CodeOperations",
+    "job": "shoal.client.jobs:JobOperations",  # the job group uploads code through the code group
+    "schedule": "shoal.client.schedules:ScheduleOperations",
+    "connection": "shoal.client.connections:WorkspaceConnectionsOperations",
+}
+if set(GROUP_CLASSES) != {kind for kind, names in KIND_NAMES.items() if names.sdk_group}:  # pragma: no cover
+    raise RuntimeError("MLClient's operation groups and the kind table's sdk_group disagree")
+_KIND_OF_GROUP = {str(KIND_NAMES[kind].sdk_group): kind for kind in GROUP_CLASSES}
+
+ASSET_GROUPS: dict[str, str] = {kind: str(KIND_NAMES[kind].sdk_group) for kind in VERSIONED_KINDS}
+
+
+def group_class(kind: str) -> type:
+    """The operation-group class of ``kind`` (imported on first use)."""
+    module, _, name = GROUP_CLASSES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 # Kinds created through a long-running ``begin_…`` call, not ``create_or_update``.
-_BEGIN_KINDS = ("workspace", "compute")
+_BEGIN_KINDS = ("workspace", "compute", "schedule")
 
 
 class MLClient:
@@ -58,7 +74,7 @@ class MLClient:
         >>> ml_client.models.get("credit-model", label="latest")
     """
 
-    # One attribute per kind with an ``sdk_group`` in the kind registry (bound in ``_bind``).
+    # One attribute per kind with an ``sdk_group`` in the kind table, made on first use (``__getattr__``).
     workspaces: WorkspaceOperations
     compute: ComputeOperations
     datastores: DatastoreOperations
@@ -68,6 +84,8 @@ class MLClient:
     components: ComponentOperations
     _code: CodeOperations
     jobs: JobOperations
+    schedules: ScheduleOperations
+    connections: WorkspaceConnectionsOperations
 
     def __init__(
         self,
@@ -75,6 +93,7 @@ class MLClient:
         subscription_id: str | None = None,
         resource_group_name: str | None = None,
         workspace_name: str | None = None,
+        registry_name: str | None = None,
         *,
         base_url: str | None = None,
         token: str | None = None,
@@ -82,8 +101,9 @@ class MLClient:
         http_client: httpx.Client | None = None,
         **_: Any,
     ) -> None:
-        # credential, subscription_id and resource_group_name are accepted so azure-ai-ml code
-        # runs unchanged; a Shoal server has no subscriptions.
+        # credential, subscription_id, resource_group_name and registry_name are accepted so
+        # azure-ai-ml code runs unchanged; a Shoal server has no subscriptions or registries.
+        del registry_name
         self.subscription_id = subscription_id
         self.resource_group_name = resource_group_name
         settings = settings or load_settings()
@@ -94,12 +114,16 @@ class MLClient:
             token = settings.token
         self._transport = Transport(base_url or "http://shoal", token, http_client=http_client)
         self.workspace_name = workspace_name or settings.workspace
-        self._bind(self.workspace_name)
 
-    def _bind(self, workspace: str) -> None:
-        for kind, cls in GROUP_CLASSES.items():
-            extra = (self._code,) if kind == "job" else ()
-            setattr(self, str(KINDS[kind].sdk_group), cls(self._transport, workspace, *extra))
+    def __getattr__(self, attribute: str) -> Any:
+        # Only called for attributes not set yet: the operation groups, made once each.
+        kind = _KIND_OF_GROUP.get(attribute)
+        if kind is None or "_transport" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+        extra = (self._code,) if kind == "job" else ()
+        group = group_class(kind)(self._transport, self.workspace_name, *extra)
+        setattr(self, attribute, group)
+        return group
 
     @classmethod
     def from_config(
@@ -138,13 +162,15 @@ class MLClient:
             return self.workspaces.begin_create(entity)
         if kind == "compute":
             return self.compute.begin_create_or_update(entity)
+        if kind == "schedule":
+            return self.schedules.begin_create_or_update(entity)
         from shoal.client.operations import Poller
 
         return Poller(self.create_or_update(entity, **kwargs))
 
     def _group_for(self, entity: Entity) -> Any:
         kind = _kind_of(entity)
-        group = KINDS[kind].sdk_group if kind in KINDS and kind not in _BEGIN_KINDS else None
+        group = KIND_NAMES[kind].sdk_group if kind in GROUP_CLASSES and kind not in _BEGIN_KINDS else None
         if group is None:
             raise UserError(f"create_or_update does not take a {kind}; use begin_create_or_update")
         return getattr(self, group)

@@ -6,13 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shoal.client.component_files import upload_component_files
-from shoal.client.downloads import download_uri
-from shoal.client.pipelines import LocalPaths
 from shoal.client.transport import Transport
-from shoal.client.uploads import upload_path
 from shoal.entities.base import Entity
-from shoal.entities.kinds import KINDS, parse_entity
+from shoal.entities.kind_names import KIND_NAMES
+from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.errors import NotFoundError, SpecError, UserError
 
@@ -71,7 +68,7 @@ class _Group:
 
 
 class WorkspaceOperations(_Group):
-    def begin_create(self, workspace: Any, **_: Any) -> Poller:
+    def begin_create(self, workspace: Any, update_dependent_resources: bool = False, **_: Any) -> Poller:
         body = _as_dict("workspace", workspace)
         return Poller(_entity("workspace", self._t.request("PUT", f"/workspaces/{body['name']}", json=body)))
 
@@ -80,10 +77,11 @@ class WorkspaceOperations(_Group):
     def get(self, name: str | None = None) -> Any:
         return _entity("workspace", self._t.request("GET", f"/workspaces/{name or self._ws}"))
 
-    def list(self, **_: Any) -> Iterator[Any]:
+    def list(self, *, scope: str = "resource_group", **_: Any) -> Iterator[Any]:
+        """Every workspace of the server (``scope`` selects nothing: there are no subscriptions)."""
         return (_entity("workspace", w) for w in self._t.paged("/workspaces"))
 
-    def begin_update(self, workspace: Any, **_: Any) -> Poller:
+    def begin_update(self, workspace: Any, *, update_dependent_resources: bool = False, **_: Any) -> Poller:
         body = _as_dict("workspace", workspace)
         name = body.pop("name")
         current = self._t.request("GET", f"/workspaces/{name}")
@@ -93,7 +91,10 @@ class WorkspaceOperations(_Group):
     def update(self, name: str, patch: dict[str, Any]) -> Any:
         return _entity("workspace", self._t.request("PATCH", f"/workspaces/{name}", json=patch))
 
-    def begin_delete(self, name: str, **_: Any) -> Poller:
+    def begin_delete(
+        self, name: str, *, delete_dependent_resources: bool = False, permanently_delete: bool = False, **_: Any
+    ) -> Poller:
+        """Delete the workspace (Shoal's workspaces have no dependent Azure resources to keep or delete)."""
         self._t.request("DELETE", f"/workspaces/{name}")
         return Poller(None)
 
@@ -183,18 +184,24 @@ class AssetOperations(_Group):
 
     @property
     def _base(self) -> str:
-        return f"{self._wsp}/{KINDS[self.kind].plural}"
+        return f"{self._wsp}/{KIND_NAMES[self.kind].plural}"
 
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """Upload local paths the asset names and replace them with datastore URIs."""
         return body
 
     def _upload(self, local: str, datastore: str | None, **kwargs: Any) -> str:
+        # Transfers (and rich's progress bars) are imported when used: a read command starts faster.
+        from shoal.client.uploads import upload_path
+
         return upload_path(
             self._t, self._ws, strip_file_prefix(local), datastore=datastore or "workspaceblobstore", **kwargs
         )
 
     def create_or_update(self, asset: Any, **_: Any) -> Any:
+        return self._create_or_update(asset)
+
+    def _create_or_update(self, asset: Any) -> Any:
         if isinstance(asset, Entity) and asset.id and asset.version:
             return self._update_fetched(asset)
         body = _as_dict(self.kind, asset)
@@ -240,8 +247,8 @@ class AssetOperations(_Group):
     def list(
         self,
         name: str | None = None,
-        *,
         stage: str | None = None,
+        *,
         list_view_type: Any = "ActiveOnly",
         max_results: int | None = None,
     ) -> Iterator[Any]:
@@ -262,6 +269,9 @@ class AssetOperations(_Group):
 class ModelOperations(AssetOperations):
     kind = "model"
 
+    def create_or_update(self, model: Any, **_: Any) -> Any:
+        return self._create_or_update(model)
+
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         path = body.get("path")
         if not path:
@@ -280,12 +290,17 @@ class ModelOperations(AssetOperations):
 
     def download(self, name: str, version: str, download_path: str | Path = ".") -> Path:
         """Write the model's files to ``<download_path>/<name>/…``, as azure-ai-ml does."""
+        from shoal.client.downloads import download_uri
+
         model = self.get(name, version=version)
         return download_uri(self._t, self._ws, model.path, Path(download_path) / name)
 
 
 class DataOperations(AssetOperations):
     kind = "data"
+
+    def create_or_update(self, data: Any, **_: Any) -> Any:
+        return self._create_or_update(data)
 
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         path = body.get("path")
@@ -305,12 +320,17 @@ class DataOperations(AssetOperations):
         return body
 
     def download(self, name: str, version: str, download_path: str | Path = ".") -> Path:
+        from shoal.client.downloads import download_uri
+
         data = self.get(name, version=version)
         return download_uri(self._t, self._ws, data.path, Path(download_path) / name)
 
 
 class EnvironmentOperations(AssetOperations):
     kind = "environment"
+
+    def create_or_update(self, environment: Any, **_: Any) -> Any:
+        return self._create_or_update(environment)
 
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         build = body.get("build")
@@ -327,6 +347,9 @@ class EnvironmentOperations(AssetOperations):
 class CodeOperations(AssetOperations):
     kind = "code"
 
+    def create_or_update(self, code: Any, **_: Any) -> Any:
+        return self._create_or_update(code)
+
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         path = body.get("path")
         if path and is_local_path(path):
@@ -337,7 +360,24 @@ class CodeOperations(AssetOperations):
 class ComponentOperations(AssetOperations):
     kind = "component"
 
+    def create_or_update(
+        self, component: Any, version: str | None = None, *, skip_validation: bool = False, **kwargs: Any
+    ) -> Any:
+        """Register a component: a Component, a ``@dsl.pipeline`` function (as a pipeline
+        component) or a ``@command_component`` function; ``version`` overrides its version."""
+        to_component = getattr(component, "to_component", None)
+        if callable(to_component) and not isinstance(component, Entity):
+            component = to_component()
+        if version is not None:
+            if not isinstance(component, Entity):
+                component = parse_entity("component", component)
+            component = component.model_copy(update={"version": str(version)})
+        return self._create_or_update(component)
+
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
+        from shoal.client.component_files import upload_component_files
+        from shoal.client.pipelines import LocalPaths
+
         if body.get("type") == "pipeline":
             # Its steps' local component files are inlined and their code uploaded, as for a
             # pipeline job, so the registered version needs nothing from this machine.

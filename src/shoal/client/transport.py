@@ -25,7 +25,10 @@ class Transport:
         self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if http_client is None:
-            http_client = httpx.Client(base_url=self.base_url, timeout=timeout)
+            # Every request goes to base_url (relative paths only), so a plain-http server never
+            # needs the TLS context; building it (the CA bundle) costs ~20 ms per CLI call.
+            verify = self.base_url.startswith("https:")
+            http_client = httpx.Client(base_url=self.base_url, timeout=timeout, verify=verify)
         http_client.headers.update(headers)
         self.http = http_client
 

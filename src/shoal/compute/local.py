@@ -4,6 +4,11 @@ Run folders are ``<home>/runs/<workspace>/<job>/<attempt>``: the runner works th
 own output to ``runner.log`` and the ids of its job's process groups to ``user_pgids``. The
 handle is the runner's pid. Ranks of a multi-node job are processes on this host (the runner
 emulates them), so ``capabilities.multi_node`` is False.
+
+Job code is isolated (``shoal.compute.sandbox``): the backend decides once, when it is built,
+whether and how (``SHOAL_JOB_ISOLATION``, ``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``), and tells
+each runner in ``SHOAL_SANDBOX``; the runner, trusted and unconfined, starts the user's command in
+the sandbox.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shoal.compute import sandbox as isolation
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+from shoal.config import load_settings
 
 RUNNER_MARK = b"shoal.runtime"
 RUNNER_LOG = "runner.log"
@@ -25,9 +32,24 @@ class LocalBackend:
     name = "local"
     capabilities = Capabilities(max_nodes=None, multi_node=False, survives_restart=True)
 
-    def __init__(self, *, home: str | Path, python: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        home: str | Path,
+        python: str | None = None,
+        isolation_mode: str | None = None,
+        job_user: str | None = None,
+        read_paths: str | None = None,
+    ) -> None:
         self.home = Path(home).expanduser().resolve()
         self.python = python or sys.executable
+        if isolation_mode is None:
+            settings = load_settings()
+            isolation_mode = settings.job_isolation
+            job_user = job_user if job_user is not None else settings.job_user
+            read_paths = read_paths if read_paths is not None else settings.job_read_paths
+        # None: job code runs unconfined (SHOAL_JOB_ISOLATION=off, or auto where bwrap cannot run).
+        self.sandbox = isolation.resolve(isolation_mode, user=job_user, read_paths=read_paths, hide=[self.home])
         # Runners this server started: polled so they are reaped, never left as zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -93,7 +115,7 @@ class LocalBackend:
     def command(self, attempt: RunnerAttempt) -> tuple[list[str], dict[str, str]]:
         """The runner's argv (``attempt.argv`` where a test gives one) and environment: the
         server's environment without its ``SHOAL_*`` settings, then ``attempt.env``, then the
-        runner's own (home, server, token, run folder)."""
+        runner's own (home, server, token, run folder, and the sandbox of its job's code)."""
         if attempt.argv is not None:
             argv = list(attempt.argv)
         else:
@@ -107,6 +129,8 @@ class LocalBackend:
             SHOAL_JOB_TOKEN=attempt.token,
             SHOAL_RUN_DIR=str(self.run_dir(attempt)),
         )
+        if self.sandbox is not None:
+            env[isolation.RUNNER_ENV] = self.sandbox.to_env()
         return argv, env
 
     def _launch(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> int:

@@ -28,6 +28,7 @@ values), ``nodes`` (a step and its ports), ``steps`` (component and command call
 """
 
 from shoal.dsl.bindings import PipelineInput
+from shoal.dsl.component_function import ComponentFunction, command_component
 from shoal.dsl.context import PipelineArgumentError
 from shoal.dsl.context import in_pipeline as in_pipeline
 from shoal.dsl.decorator import PipelineFunction as PipelineFunction
@@ -40,4 +41,13 @@ from shoal.dsl.steps import inline_component as inline_component
 from shoal.dsl.steps import placeholder as placeholder
 
 # The public API; the other names above are what the SDK builders and the client use (dsl.<name>).
-__all__ = ["pipeline", "Node", "NodeInput", "NodeOutput", "PipelineInput", "PipelineArgumentError"]
+__all__ = [
+    "pipeline",
+    "command_component",
+    "ComponentFunction",
+    "Node",
+    "NodeInput",
+    "NodeOutput",
+    "PipelineInput",
+    "PipelineArgumentError",
+]

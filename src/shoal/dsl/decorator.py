@@ -15,6 +15,7 @@ from shoal.dsl.bindings import PipelineInput, check_scope
 from shoal.dsl.context import Builder, PipelineArgumentError, current, stack
 from shoal.dsl.naming import assign_names
 from shoal.dsl.nodes import PY_TYPES, Node, NodeOutput, input_value, is_binding, literal_type, register, single_output
+from shoal.entities.component import PipelineComponent
 from shoal.entities.io import Input, Output
 from shoal.entities.job import PipelineJob
 from shoal.entities.ports import PRIMITIVE_TYPES
@@ -131,6 +132,25 @@ class PipelineFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         given, extra = self._bind(args, kwargs)
+        return self._build(given, extra)
+
+    def to_component(self) -> PipelineComponent:
+        """This pipeline as a pipeline component (what ``ml_client.components.create_or_update(func)``
+        registers): its parameters are the component's inputs, its returned outputs its outputs."""
+        stack().append(Builder(f"{self.name} (component)", top=False))
+        try:
+            node = self._build({}, {})
+        finally:
+            stack().pop()
+        component = dict(node.component) if isinstance(node.component, Mapping) else {}
+        if "name" not in component:
+            raise UserError(
+                f"pipeline {self.name}: {self.name.lower()!r} is not a valid component name; "
+                "give @dsl.pipeline(name=...) of lower-case letters, digits and '_'"
+            )
+        return PipelineComponent(**component)
+
+    def _build(self, given: dict[str, Any], extra: dict[str, Any]) -> Any:
         outer = current()
         builder = Builder(self.name, top=outer is None)
         values: dict[str, Any] = {}

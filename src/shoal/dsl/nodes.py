@@ -8,12 +8,16 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import yaml
+
 from shoal.dsl.bindings import Binding, PipelineInput, check_scope, expr
 from shoal.dsl.context import Builder, PipelineArgumentError, current
 from shoal.entities.environment import Environment
 from shoal.entities.io import Input, Output
+from shoal.entities.job_parts import merged, plain
 from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.refs import absolute_local_path, is_local_path
+from shoal.entities.sweep.search_space import SweepDistribution
 from shoal.entities.validation import scalar_to_str
 from shoal.errors import UserError
 
@@ -34,6 +38,8 @@ NODE_FIELDS = (
     "comment",
 )
 MAP_FIELDS = ("tags", "properties", "environment_variables")
+# A sweep step's own keys (besides ``trial``), set by ``.sweep(...)`` and the sweep setters.
+SWEEP_KEYS = ("search_space", "sampling_algorithm", "objective", "early_termination")
 PY_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
@@ -180,9 +186,13 @@ class Node:
         d["_builder"] = None
         d["name"] = name
         d["_fields"] = {key: ({} if key in MAP_FIELDS else None) for key in NODE_FIELDS}
+        # Inputs given a distribution (``lr=Uniform(0.01, 0.1)``): the search space of ``.sweep()``.
+        d["_search_space"] = {k: v for k, v in values.items() if isinstance(v, SweepDistribution)}
+        d["_sweep"] = {}  # a sweep step's search_space, sampling_algorithm, objective, early_termination
+        values = {k: v for k, v in values.items() if k not in self._search_space}
         for key, value in (fields or {}).items():
             setattr(self, key, value)
-        unknown = [n for n in values if n not in input_types]
+        unknown = [n for n in [*values, *self._search_space] if n not in input_types]
         if unknown:
             known = ", ".join(input_types) or "none"
             raise PipelineArgumentError(
@@ -208,6 +218,8 @@ class Node:
         fields = self.__dict__.get("_fields", {})
         if name in fields:
             return fields[name]
+        if name in SWEEP_KEYS and self.__dict__.get("_kind") == "sweep":
+            return self._sweep.get(name)
         raise AttributeError(f"a pipeline step has no attribute {name!r}; it has {', '.join(NODE_FIELDS)}")
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -217,18 +229,126 @@ class Node:
             if name in MAP_FIELDS and value is None:
                 value = {}
             self._fields[name] = value
+        elif name in SWEEP_KEYS and self._kind == "sweep":
+            self._sweep[name] = plain(value)  # e.g. sweep_step.early_termination = BanditPolicy(...)
         elif name in ("inputs", "outputs"):
             raise AttributeError(f"set single {name} instead: step.{name}.<name> = …")
         else:
             raise AttributeError(f"a pipeline step has no attribute {name!r}; it has name, {', '.join(NODE_FIELDS)}")
 
-    def set_resources(self, **resources: Any) -> None:
+    def set_resources(
+        self,
+        *,
+        instance_type: str | list[str] | None = None,
+        instance_count: int | None = None,
+        locations: list[str] | None = None,
+        properties: dict[str, Any] | None = None,
+        docker_args: str | None = None,
+        shm_size: str | None = None,
+        **resources: Any,
+    ) -> None:
         """``instance_count``, ``instance_type``, ``shm_size``, … (merged into ``resources``)."""
-        self.resources = {**(self.resources or {}), **{k: v for k, v in resources.items() if v is not None}}
+        self.resources = merged(
+            self.resources,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            locations=locations,
+            properties=properties,
+            docker_args=docker_args,
+            shm_size=shm_size,
+            **resources,
+        )
 
-    def set_limits(self, *, timeout: int | None = None, **limits: Any) -> None:
-        values = {"timeout": timeout, **limits}
-        self.limits = {**(self.limits or {}), **{k: v for k, v in values.items() if v is not None}}
+    def set_limits(
+        self,
+        *,
+        max_concurrent_trials: int | None = None,
+        max_total_trials: int | None = None,
+        timeout: int | None = None,
+        trial_timeout: int | None = None,
+    ) -> None:
+        """A step's ``limits``: ``timeout``; on a sweep step also ``max_total_trials``,
+        ``max_concurrent_trials`` and ``trial_timeout``, as azure-ai-ml's ``Sweep.set_limits``."""
+        trials = {"max_concurrent_trials": max_concurrent_trials, "max_total_trials": max_total_trials}
+        trials["trial_timeout"] = trial_timeout
+        given = [k for k, v in trials.items() if v is not None]
+        if given and self._kind != "sweep":
+            raise UserError(
+                f"step {self._label()}: {', '.join(given)} are limits of a sweep step; call .sweep(...) first"
+            )
+        self.limits = merged(self.limits, timeout=timeout, **trials)
+
+    def set_objective(self, *, goal: str | None = None, primary_metric: str | None = None) -> None:
+        """A sweep step's objective, as azure-ai-ml's ``Sweep.set_objective``."""
+        if self._kind != "sweep":
+            raise UserError(f"step {self._label()} is not a sweep: call .sweep(...) on it first")
+        self._sweep["objective"] = merged(self._sweep.get("objective"), goal=goal, primary_metric=primary_metric)
+
+    def sweep(
+        self,
+        *,
+        primary_metric: str,
+        goal: str,
+        sampling_algorithm: Any = "random",
+        compute: str | None = None,
+        max_concurrent_trials: int | None = None,
+        max_total_trials: int | None = None,
+        timeout: int | None = None,
+        trial_timeout: int | None = None,
+        early_termination_policy: Any = None,
+        search_space: dict[str, Any] | None = None,
+        identity: Any = None,
+        queue_settings: Any = None,
+        job_tier: str | None = None,
+        priority: str | None = None,
+    ) -> Node:
+        """This component step as a sweep step, as azure-ai-ml's ``Command.sweep`` makes one in a
+        pipeline: the inputs given distributions (``train(lr=Uniform(0.01, 0.1))``), plus
+        ``search_space``, are searched; the step is replaced by the sweep step, whose outputs are
+        its best trial's."""
+        space = {**self._search_space, **(search_space or {})}
+        if not space:
+            raise UserError(
+                f"step {self._label()}: a sweep needs a search space; call the component with distributions, "
+                "e.g. train(lr=Uniform(0.01, 0.1))"
+            )
+        if self._kind != "command" or self._component is None:
+            raise UserError(f"step {self._label()}: only a component's command step can be swept")
+        values = {n: p._value for n, p in self.inputs.items() if n not in space and p._value is not None}
+        node = Node(
+            kind="sweep",
+            component=None,
+            inline=None,
+            input_types={n: p.type for n, p in self.inputs.items() if n not in space},
+            values=values,
+            outputs={n: Output(type=o._declared_type) for n, o in self.outputs.items()},
+            default_name=self._default_name,
+            name=self.name,
+        )
+        for key, value in self._fields.items():
+            node._fields[key] = copy.deepcopy(value)
+        node._fields["compute"] = compute or self._fields.get("compute")
+        node._fields["identity"] = identity or self._fields.get("identity")
+        queue = plain(queue_settings) or merged(None, job_tier=job_tier, priority=priority)
+        node._fields["queue_settings"] = queue or self._fields.get("queue_settings")
+        node.__dict__["_trial"] = copy.deepcopy(self._component)
+        node._sweep.update(
+            search_space={k: plain(v) for k, v in space.items()},
+            sampling_algorithm=plain(sampling_algorithm),
+            objective={"goal": goal, "primary_metric": primary_metric},
+            early_termination=plain(early_termination_policy),
+        )
+        node.set_limits(
+            max_concurrent_trials=max_concurrent_trials,
+            max_total_trials=max_total_trials,
+            timeout=timeout,
+            trial_timeout=trial_timeout,
+        )
+        builder = self._builder
+        if builder is not None:
+            builder.nodes[builder.nodes.index(self)] = node  # the swept step runs as the sweep's trials
+            node.__dict__["_builder"] = builder
+        return node
 
     def _label(self) -> str:
         return self.name or self._default_name
@@ -241,10 +361,22 @@ class Node:
     def __repr__(self) -> str:
         return f"<pipeline step {self._label()} ({self._kind})>"
 
+    def __str__(self) -> str:
+        """The step's YAML, as ``print(node)`` shows in azure-ai-ml (its repr while the steps it
+        binds to have no names yet: they are named when the pipeline function returns)."""
+        try:
+            step = self._to_step(self._builder)
+        except UserError:
+            return repr(self)
+        return yaml.safe_dump(step, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
     def _to_step(self, builder: Builder) -> dict[str, Any]:
         step: dict[str, Any] = {"type": self._kind}
         if self._component is not None:
             step["component"] = copy.deepcopy(self._component)
+        if self._kind == "sweep":
+            step["trial"] = copy.deepcopy(self.__dict__["_trial"])
+            step.update({k: copy.deepcopy(v) for k, v in self._sweep.items() if v is not None})
         step.update(copy.deepcopy(self._inline or {}))
         inputs: dict[str, Any] = {}
         for port_name, port in self.inputs.items():

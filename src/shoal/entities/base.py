@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shoal.entities.validation import (
@@ -33,6 +32,19 @@ class ShoalModel(BaseModel):
     # Tell pydantic this is the base __init__: otherwise it would call it for every nested
     # model during model_validate, and errors would surface early as SpecErrors (no paths).
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def printable(self) -> dict[str, Any]:
+        """What ``print()`` shows: the YAML mapping (``to_dict`` where the class has one)."""
+        to_dict = getattr(self, "to_dict", None)
+        if callable(to_dict):
+            return dict(to_dict())
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def __str__(self) -> str:
+        """The YAML of :meth:`printable`, as ``print(obj)`` shows azure-ai-ml's entities and parts."""
+        import yaml  # here: only printing needs it, and every CLI call imports this module
+
+        return yaml.safe_dump(self.printable(), sort_keys=False, allow_unicode=True, default_flow_style=False)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str | None = None, line_map: Any = None) -> Self:
@@ -78,7 +90,7 @@ class Entity(ShoalModel):
                 del out[key]
         return out
 
-    def __str__(self) -> str:
+    def printable(self) -> dict[str, Any]:
         """The YAML of :meth:`to_dict`, as ``print(job)`` shows in azure-ai-ml; secrets left out."""
         data = self.to_dict()
         for path in self.PRINT_HIDDEN:
@@ -88,7 +100,7 @@ class Entity(ShoalModel):
                 node = node.get(part) if isinstance(node, dict) else None
             if isinstance(node, dict):
                 node.pop(leaf, None)
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+        return data
 
     def __repr__(self) -> str:
         """``CommandJob(name='x', type='command', status='Running')``: who it is, no secrets."""

@@ -6,6 +6,7 @@ stored with loosely typed fields so they round-trip unchanged.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -53,6 +54,21 @@ class Component(Asset):
         being built. The builder implements the call through :mod:`shoal.entities.hooks`."""
         return hooks.call(hooks.COMPONENT_CALL, self, args, inputs)
 
+    @property
+    def _func(self) -> Any:
+        """azure-ai-ml's callable view of a loaded component (notebooks ``help()`` it): a
+        function whose keyword arguments are the component's inputs and whose call is a step."""
+        component = self
+
+        def step(**inputs: Any) -> Any:
+            return component(**inputs)
+
+        params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in self.inputs]
+        step.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        step.__name__ = step.__qualname__ = self.name or "component"
+        step.__doc__ = self.description or self.display_name
+        return step
+
 
 class CommandComponent(Component):
     type: Literal["command"] = "command"
@@ -62,6 +78,12 @@ class CommandComponent(Component):
     resources: dict[str, Any] | None = None
     distribution: dict[str, Any] | None = None
     additional_includes: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if isinstance(self.environment, Environment):
+            out["environment"] = self.environment.to_dict()  # without the empty maps and server flags
+        return out
 
 
 class PipelineComponent(Component):

@@ -34,6 +34,10 @@ class Credential(ShoalModel):
         for key, value in super().__repr_args__():
             yield key, ("***" if key in SECRET_FIELDS and value else value)
 
+    def printable(self) -> dict[str, Any]:
+        data = super().printable()
+        return {k: ("***" if k in SECRET_FIELDS and v else v) for k, v in data.items()}
+
 
 class AccountKeyConfiguration(Credential):
     KIND: ClassVar[str] = "account_key"

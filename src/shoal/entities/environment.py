@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BeforeValidator, model_validator
 
 from shoal.entities.base import Asset, ShoalModel
+from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.entities.validation import FieldIssue
+from shoal.entities.yamlfile import load_yaml
+from shoal.errors import SpecError
 
 
 class BuildContext(ShoalModel):
@@ -50,6 +55,17 @@ class Environment(Asset):
     inference_config: InferenceConfig | None = None
     datastore: str | None = None
 
+    def __init__(self, /, **data: Any) -> None:
+        # azure-ai-ml reads a conda file when the object is made (relative to the working
+        # folder), so Environment(conda_file="./conda.yaml") travels with its content, as a
+        # YAML-loaded environment does. YAML and server bodies do not come through here.
+        conda = data.get("conda_file")
+        if isinstance(conda, os.PathLike) or (isinstance(conda, str) and conda.strip() and is_local_path(conda)):
+            data["conda_file"] = read_conda_file(conda)
+        super().__init__(**data)
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @model_validator(mode="before")
     @classmethod
     def _not_a_conda_file(cls, data: Any) -> Any:
@@ -76,3 +92,14 @@ class Environment(Asset):
                 "conda_file can only be used with 'image'; with 'build', install it in the Dockerfile",
             )
         return self
+
+
+def read_conda_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A local conda YAML (``file:`` prefix and ``~`` allowed) read through the bounded loader."""
+    text = os.fspath(path)
+    local = Path(os.path.expanduser(strip_file_prefix(text)))
+    if not local.is_file():
+        where = f" (from {Path.cwd()})" if not local.is_absolute() else ""
+        raise SpecError(f"environment conda_file {text!r}: no such file{where}", details={"field": "conda_file"})
+    data, _ = load_yaml(local)
+    return data

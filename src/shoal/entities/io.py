@@ -8,6 +8,7 @@ Types and modes: azureml-v2-surface.md §3.5.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
@@ -24,6 +25,7 @@ from pydantic import (
 
 from shoal.entities.base import ShoalModel
 from shoal.entities.ports import DATA_TYPES, PRIMITIVE_TYPES
+from shoal.entities.refs import arm_id_as_reference
 from shoal.entities.validation import ASSET_NAME, ASSET_VERSION, FieldIssue, VersionStr
 
 INPUT_TYPES = DATA_TYPES + PRIMITIVE_TYPES
@@ -51,6 +53,25 @@ def _lower(data: Any, *keys: str) -> Any:
     return data
 
 
+class _LenientInit(ShoalModel):
+    """``Input(...)``/``Output(...)`` made in Python warn about a keyword they do not know and go
+    on, as azure-ai-ml's take ``**kwargs``; YAML stays strict (it is validated without __init__)."""
+
+    def __init__(self, /, **data: Any) -> None:
+        fields = type(self).model_fields
+        unknown = [k for k in data if k not in fields]
+        for key in unknown:
+            del data[key]
+            warnings.warn(
+                f"{type(self).__name__}(...) ignores the keyword {key!r} (azure-ai-ml accepts and ignores it too)",
+                UserWarning,
+                stacklevel=2,
+            )
+        super().__init__(**data)
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+
 def _a(word: str) -> str:
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
@@ -65,7 +86,7 @@ def _fits(type_name: str, value: Any) -> bool:
     return isinstance(value, int) if type_name == "integer" else isinstance(value, int | float)
 
 
-class Input(ShoalModel):
+class Input(_LenientInit):
     """A job input (``Input(type="uri_file", path="./data.csv")``), or a typed literal with a default.
 
     ``mode`` stays None when not given; :attr:`effective_mode` is the one a runner applies.
@@ -87,6 +108,9 @@ class Input(ShoalModel):
     @classmethod
     def _normalise(cls, data: Any) -> Any:
         data = _lower(data, "type", "mode")
+        # An asset's ARM id (``Input(path=data_asset.id)``) is the asset, not a local path.
+        if isinstance(data, Mapping) and (ref := arm_id_as_reference(data.get("path"))) is not None:
+            data = {**data, "path": ref}
         # `default: 10` on a string input is the string "10" in Azure ML too.
         if isinstance(data, Mapping) and data.get("type") == "string":
             default = data.get("default")
@@ -133,7 +157,7 @@ class Input(ShoalModel):
         return self.mode or DEFAULT_INPUT_MODE
 
 
-class Output(ShoalModel):
+class Output(_LenientInit):
     """A job output (``Output(type="mlflow_model")``); with ``name`` it registers an asset when the job ends."""
 
     type: str = "uri_folder"

@@ -25,6 +25,7 @@ from shoal.entities.component import EnvironmentRef
 from shoal.entities.environment import Environment
 from shoal.entities.expressions import command_problem
 from shoal.entities.io import JobInputs, JobOutputs, Output, output_or_default
+from shoal.entities.job_parts import JobIdentity, PipelineJobSettings, PortDict, SweepSetters, plain
 from shoal.entities.names import JOB_NAME
 from shoal.entities.validation import FieldIssue, StrDict, scalar_to_str
 
@@ -33,20 +34,6 @@ SHM_SIZE = re.compile(r"\d+[bkmg]?", re.IGNORECASE)
 
 
 # --- identity, queue settings, resources, limits ---------------------------------------------
-
-
-class JobIdentity(ShoalModel):
-    """Whose identity a job uses for data: the submitter's, the compute's MSI, or an AML token."""
-
-    type: Literal["user_identity", "managed", "managed_identity", "aml_token"]
-    client_id: str | None = None
-    object_id: str | None = None
-    msi_resource_id: str | None = None
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
 
 
 class QueueSettings(ShoalModel):
@@ -200,7 +187,7 @@ class Job(Entity):
     properties: dict[str, Any] = Field(default_factory=dict)
     compute: str | None = None
     identity: JobIdentity | None = None
-    services: dict[str, Any] | None = None
+    services: dict[str, Any] | None = None  # JobService objects become their YAML mappings
     # read-only, reported by the server
     status: str | None = None
     start_time: str | None = None
@@ -213,10 +200,25 @@ class Job(Entity):
     params: dict[str, str] | None = None
     metrics: dict[str, float | str] | None = None
 
+    @field_validator("services", mode="before")
+    @classmethod
+    def _service_objects(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: plain(v) if isinstance(v, ShoalModel) else v for k, v in value.items()}
+        return value
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
         return None if value is None else JOB_NAME.check(value)
+
+    @property
+    def studio_url(self) -> str | None:
+        """The job's page on the server (``services.Studio.endpoint``), the URL ``shoal job
+        create`` prints as its Web View; None until the server has accepted the job."""
+        studio = (self.services or {}).get("Studio")
+        endpoint = studio.get("endpoint") if isinstance(studio, Mapping) else getattr(studio, "endpoint", None)
+        return str(endpoint) if endpoint else None
 
     @field_validator("properties", mode="before")
     @classmethod
@@ -292,7 +294,9 @@ class PipelineJob(Job):
     type: Literal["pipeline"] = "pipeline"
     jobs: dict[str, Any] = Field(default_factory=dict)
     component: str | dict[str, Any] | None = None
-    settings: dict[str, Any] | None = None
+    # An object, as in azure-ai-ml (``job.settings.default_compute = "cpu"``); it serializes to
+    # the same ``settings:`` mapping, and an empty one is left out.
+    settings: PipelineJobSettings = Field(default_factory=PipelineJobSettings)
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
 
@@ -300,6 +304,29 @@ class PipelineJob(Job):
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("inputs", "outputs", mode="after")
+    @classmethod
+    def _attribute_access(cls, value: dict[str, Any]) -> PortDict:
+        return PortDict(value)
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _settings(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, PipelineJobSettings):
+            return value.to_dict()  # a copy: two jobs never share one settings object
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        settings = self.settings.to_dict() if isinstance(self.settings, PipelineJobSettings) else plain(self.settings)
+        if settings:
+            out["settings"] = settings
+        else:
+            out.pop("settings", None)
+        return out
 
     @model_validator(mode="after")
     def _jobs_or_component(self) -> Self:
@@ -310,8 +337,22 @@ class PipelineJob(Job):
         return self
 
 
-class SweepJob(Job):
-    """``type: sweep``; trial, search space and policies are kept as plain dicts for now."""
+class SweepJob(SweepSetters, Job):
+    """``type: sweep``; trial, search space and policies are kept as plain mappings.
+
+    azure-ai-ml's setters work: ``set_limits``, ``set_objective``, ``set_resources``, and assigning
+    a policy, sampling algorithm, objective or limits object (``job.early_termination =
+    BanditPolicy(...)``) stores its mapping."""
+
+    PLAIN_FIELDS: ClassVar[tuple[str, ...]] = (
+        "early_termination",
+        "sampling_algorithm",
+        "objective",
+        "limits",
+        "search_space",
+        "trial",
+        "resources",
+    )
 
     type: Literal["sweep"] = "sweep"
     trial: dict[str, Any]
@@ -329,6 +370,14 @@ class SweepJob(Job):
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator(*PLAIN_FIELDS, mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return plain(value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, plain(value) if name in self.PLAIN_FIELDS else value)
 
 
 class MlflowRunJob(Job):

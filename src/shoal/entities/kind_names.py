@@ -36,10 +36,11 @@ KIND_NAMES: dict[str, KindNames] = {
         KindNames("component", "components", versioned=True, sdk_group="components", cli_noun="component"),
         KindNames("code", "codes", versioned=True, sdk_group="_code"),
         KindNames("job", "jobs", sdk_group="jobs", cli_noun="job"),
+        KindNames("schedule", "schedules", sdk_group="schedules", cli_noun="schedule"),
+        KindNames("connection", "connections", sdk_group="connections", cli_noun="connection"),
         # Kinds an id can name though Shoal does not load them.
         KindNames("online_endpoint", "onlineEndpoints"),
         KindNames("batch_endpoint", "batchEndpoints"),
-        KindNames("schedule", "schedules"),
     )
 }
 

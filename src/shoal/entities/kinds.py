@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
 from shoal.entities.base import Entity
-from shoal.entities.code import Code
-from shoal.entities.component import COMPONENT_TYPES
-from shoal.entities.compute import COMPUTE_TYPES
-from shoal.entities.data import Data
-from shoal.entities.datastore import DATASTORE_TYPES
-from shoal.entities.environment import Environment
-from shoal.entities.job import JOB_TYPES
 from shoal.entities.kind_names import KIND_NAMES, KindNames
-from shoal.entities.model import Model
 from shoal.entities.validation import single_issue
-from shoal.entities.workspace import Workspace
 from shoal.errors import SpecError
 
 _DATASTORE_SECRETS = tuple(
@@ -37,27 +30,44 @@ _DATASTORE_SECRETS = tuple(
     )
 )
 
+# The secret fields of connection credentials (entities/connection.py's CONNECTION_SECRET_FIELDS,
+# written out so the table imports no entity module; a test checks the two agree).
+_CONNECTION_SECRETS = tuple(
+    f"credentials.{key}"
+    for key in ("pat", "password", "key", "secret_access_key", "sas_token", "client_secret", "account_key")
+)
+
 
 @dataclass(frozen=True)
 class KindSpec:
-    """A kind Shoal loads: its entity classes, plus its edge names (plural, SDK group, CLI noun)
-    from :data:`~shoal.entities.kind_names.KIND_NAMES`."""
+    """A kind Shoal loads: where its entity classes live, plus its edge names (plural, SDK group,
+    CLI noun) from :data:`~shoal.entities.kind_names.KIND_NAMES`.
+
+    ``classes`` is ``"module:name"``, naming one entity class or a tuple of them (typed kinds).
+    They are imported the first time the kind is used: a CLI call that reads models builds only the
+    model's pydantic schema, not the job's (about 150 ms of start-up, issue #15)."""
 
     name: str
-    entity_types: tuple[type[Entity], ...]
+    classes: str
     default_type: str | None = None  # used when a multi-type kind's spec has no `type`
     secret_paths: tuple[str, ...] = ()
     names: KindNames = field(init=False, repr=False, compare=False)
-    adapter: TypeAdapter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", KIND_NAMES[self.name])
+
+    @cached_property
+    def entity_types(self) -> tuple[type[Entity], ...]:
+        module, _, attr = self.classes.partition(":")
+        found = getattr(importlib.import_module(module), attr)
+        return tuple(found) if isinstance(found, tuple | list) else (found,)
+
+    @cached_property
+    def adapter(self) -> TypeAdapter:
         if len(self.entity_types) == 1:
-            adapter = TypeAdapter(self.entity_types[0])
-        else:
-            union = Union[self.entity_types]  # noqa: UP007 - a runtime tuple of classes
-            adapter = TypeAdapter(Annotated[union, Field(discriminator="type")])
-        object.__setattr__(self, "adapter", adapter)
+            return TypeAdapter(self.entity_types[0])
+        union = Union[self.entity_types]  # noqa: UP007 - a runtime tuple of classes
+        return TypeAdapter(Annotated[union, Field(discriminator="type")])
 
     @property
     def plural(self) -> str:
@@ -98,15 +108,17 @@ class KindSpec:
 KINDS: dict[str, KindSpec] = {
     spec.name: spec
     for spec in (
-        KindSpec("workspace", (Workspace,)),
-        KindSpec("compute", COMPUTE_TYPES, secret_paths=("ssh_settings.admin_password",)),
-        KindSpec("datastore", DATASTORE_TYPES, secret_paths=_DATASTORE_SECRETS),
-        KindSpec("model", (Model,)),
-        KindSpec("data", (Data,)),
-        KindSpec("environment", (Environment,)),
-        KindSpec("component", COMPONENT_TYPES, default_type="command"),
-        KindSpec("code", (Code,)),
-        KindSpec("job", JOB_TYPES, default_type="command"),
+        KindSpec("workspace", "shoal.entities.workspace:Workspace"),
+        KindSpec("compute", "shoal.entities.compute:COMPUTE_TYPES", secret_paths=("ssh_settings.admin_password",)),
+        KindSpec("datastore", "shoal.entities.datastore:DATASTORE_TYPES", secret_paths=_DATASTORE_SECRETS),
+        KindSpec("model", "shoal.entities.model:Model"),
+        KindSpec("data", "shoal.entities.data:Data"),
+        KindSpec("environment", "shoal.entities.environment:Environment"),
+        KindSpec("component", "shoal.entities.component:COMPONENT_TYPES", default_type="command"),
+        KindSpec("code", "shoal.entities.code:Code"),
+        KindSpec("job", "shoal.entities.job:JOB_TYPES", default_type="command"),
+        KindSpec("schedule", "shoal.entities.schedule:JobSchedule"),
+        KindSpec("connection", "shoal.entities.connection:WorkspaceConnection", secret_paths=_CONNECTION_SECRETS),
     )
 }
 

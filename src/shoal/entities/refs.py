@@ -171,11 +171,20 @@ def strip_file_prefix(text: str) -> str:
 
 
 def is_local_path(text: str) -> bool:
-    """True for a plain or ``file:`` path; False for any URI, reference or ``${{...}}`` expression."""
-    if "${{" in text:
+    """True for a plain or ``file:`` path; False for any URI, reference, ARM id or ``${{...}}`` expression."""
+    if "${{" in text or _ARM_RE.fullmatch(text.strip()):
         return False
     scheme = url_scheme(text)
     return scheme is None or scheme == "file"
+
+
+def arm_id_as_reference(text: str) -> str | None:
+    """An asset's ARM id (what ``asset.id`` holds: ``/subscriptions/…/workspaces/…/data/titanic/versions/1``)
+    as the ``azureml:titanic:1`` reference azure-ai-ml resolves it to; None for any other text."""
+    m = _ARM_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if m is None or m.group("sel") is None:
+        return None
+    return str(_from_match(text, m, None))
 
 
 def parse_path(text: str) -> PathRef:
@@ -184,6 +193,8 @@ def parse_path(text: str) -> PathRef:
         raise SpecError(f"invalid path {text!r}: it is empty")
     text = text.strip()
     scheme = url_scheme(text)
+    if _ARM_RE.fullmatch(text):
+        return PathRef("asset", text, asset=parse_asset_ref(text))
     if scheme is None or scheme == "file":
         return PathRef("local", text, path=strip_file_prefix(text))
     if m := _DATASTORE_SHORT_RE.fullmatch(text):

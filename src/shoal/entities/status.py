@@ -33,7 +33,8 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     S.NOT_STARTED: frozenset({S.QUEUED, S.CANCEL_REQUESTED, S.CANCELED, S.FAILED}),
     # Queued -> Running / Completed: pipelines (no runner) and reused pipeline steps.
     S.QUEUED: frozenset({S.PREPARING, S.RUNNING, S.COMPLETED, S.CANCEL_REQUESTED, S.CANCELED, S.FAILED}),
-    S.PREPARING: frozenset({S.RUNNING, S.FINALIZING, S.CANCEL_REQUESTED, S.FAILED, S.NOT_RESPONDING}),
+    # Preparing -> Queued: claimed by a server that died before it started the runner.
+    S.PREPARING: frozenset({S.QUEUED, S.RUNNING, S.FINALIZING, S.CANCEL_REQUESTED, S.FAILED, S.NOT_RESPONDING}),
     S.RUNNING: frozenset({S.FINALIZING, S.COMPLETED, S.FAILED, S.CANCEL_REQUESTED, S.NOT_RESPONDING}),
     S.FINALIZING: frozenset({S.COMPLETED, S.FAILED, S.CANCEL_REQUESTED, S.NOT_RESPONDING}),
     S.CANCEL_REQUESTED: frozenset({S.CANCELED, S.FAILED, S.COMPLETED}),

@@ -83,7 +83,26 @@ def _tensorflow(name: str, match: re.Match[str]) -> Curated:
     return Curated(name, (pin, "numpy", "pandas"), note="TensorFlow from PyPI (CPU unless CUDA is present)")
 
 
+def _sklearn(name: str, match: re.Match[str]) -> Curated:
+    major, minor = int(match["major"]), int(match["minor"])
+    if (major, minor) < (1, 2):
+        # 0.x and 1.0/1.1 have no wheels for current Pythons; 1.1 keeps their API (see AzureML-sklearn-1.0).
+        return Curated(name, _SKLEARN_10.requirements, note=_SKLEARN_10.note)
+    return Curated(name, (f"scikit-learn=={major}.{minor}.*", *_SKLEARN_15.requirements[1:]))
+
+
+def _lightgbm(name: str, match: re.Match[str]) -> Curated:
+    major, minor = int(match["major"]), int(match["minor"])
+    if major < 4:
+        # 3.x images (3.2, 3.3) get LightGBM 3.3, which keeps the 3.x API, with the pins it needs.
+        return Curated(name, _LIGHTGBM_33.requirements, note="LightGBM 3.3 (the 3.x API)" if minor != 3 else None)
+    return Curated(name, (f"lightgbm=={major}.{minor}.*", *_LIGHTGBM_33.requirements[1:]))
+
+
 _FAMILIES: list[tuple[re.Pattern[str], str, Callable[[str, re.Match[str]], Curated]]] = [
+    (re.compile(r"sklearn-(?P<major>\d+)\.(?P<minor>\d+)(\.\d+)?(-.*)?"), "sklearn-<version>-…", _sklearn),
+    (re.compile(r"scikit-learn-(?P<major>\d+)\.(?P<minor>\d+)(\.\d+)?(-.*)?"), "Scikit-learn-<version>", _sklearn),
+    (re.compile(r"lightgbm-(?P<major>\d+)\.(?P<minor>\d+)(\.\d+)?(-.*)?"), "lightgbm-<version>-…", _lightgbm),
     (re.compile(r"(acpt-)?pytorch-(?P<major>\d+)\.(?P<minor>\d+)(-.*)?"), "[ACPT-]pytorch-<version>-…", _torch),
     (re.compile(r"tensorflow-(?P<major>\d+)\.(?P<minor>\d+)(-.*)?"), "tensorflow-<version>-…", _tensorflow),
     (re.compile(r"minimal(-.*)?"), "minimal-…", lambda name, _: Curated(name)),
@@ -133,16 +152,30 @@ def lookup(name: str) -> Curated:
     bare = name[len(CURATED_PREFIX) :] if name.lower().startswith(CURATED_PREFIX) else name
     key = bare.lower()
     if key in _EXACT:
-        return _EXACT[key]
+        return _with_python_note(_EXACT[key], key)
     for pattern, _, make in _FAMILIES:
         match = pattern.fullmatch(key)
         if match:
-            return make(f"AzureML-{bare}", match)
+            return _with_python_note(make(f"AzureML-{bare}", match), key)
     raise UnsupportedError(
         f"curated environment '{name}' is not known to Shoal; known: {', '.join(known_names())}. "
         "Use an environment with a conda_file instead",
         details={"name": name, "known": known_names()},
     )
+
+
+_PY_IN_NAME = re.compile(r"(?:^|-)py(?P<major>\d)(?P<minor>\d{1,2})(?:-|$)")
+
+
+def _with_python_note(env: Curated, key: str) -> Curated:
+    """Every curated environment runs on the server's Python (uv cannot fetch interpreters offline);
+    a name that promises another (``…-py37-…``) says so in the build log."""
+    match = _PY_IN_NAME.search(key)
+    if match is None:
+        return env
+    wanted = f"{match['major']}.{match['minor']}"
+    note = f"the image's Python {wanted} is not reproduced: the environment is built on the server's Python"
+    return Curated(env.name, env.requirements, env.torch_backend, f"{env.note}; {note}" if env.note else note)
 
 
 def from_image(image: str) -> Curated | None:

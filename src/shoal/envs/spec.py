@@ -176,9 +176,8 @@ def _parse_conda_text(text: str, label: str) -> Any:
         raise SpecError(
             f"environment {label}: conda_file '{text}' is a path; register the environment so its content is inlined"
         )
-    import yaml  # only for this rare form: the server stores conda files as mappings
+    # Only for this rare form (the server stores conda files as mappings); the bounded loader,
+    # as the CLI's, so an alias bomb sent to the server fails in microseconds.
+    from shoal.entities.yamlfile import parse_yaml_text
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"environment {label}: conda_file is not valid YAML: {exc}") from exc
+    return parse_yaml_text(text, f"environment {label}: conda_file")

@@ -15,7 +15,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from shoal.compute.sandbox import Sandbox
 from shoal.runtime.client import RunnerClient, ServerGone, Stale
+from shoal.runtime.confine import sandboxed
 from shoal.runtime.logs import LogShipper
 from shoal.runtime.materialize import (
     fetch_datastore,
@@ -96,16 +98,20 @@ def job_environment(
     return env
 
 
+def env_cache_dir(home: Path) -> Path:
+    """Built environments: SHOAL_ENV_CACHE (one cache for several homes: test suites, CI), else the home's."""
+    return Path(os.environ["SHOAL_ENV_CACHE"]) if os.environ.get("SHOAL_ENV_CACHE") else home / "envs"
+
+
 def prepare_environment(resolved: dict[str, Any], build_log: Path, home: Path) -> Any:
     """The job's interpreter: the host Python, or a uv environment built once and cached."""
     from shoal.envs import EnvBuilder, normalize_environment
 
     source = resolved.get("curated") or resolved.get("inline") or resolved.get("spec")
-    # SHOAL_ENV_CACHE: one cache of built environments for several homes (test suites, CI);
     # SHOAL_PYTHON_MISMATCH=host: an environment pinning another Python than the host's (a conda
     # file's python=3.8) is built on the host's, with a warning in its build log, instead of on
     # one uv finds or downloads (the default, "error", fails the build when there is none).
-    cache = Path(os.environ["SHOAL_ENV_CACHE"]) if os.environ.get("SHOAL_ENV_CACHE") else home / "envs"
+    cache = env_cache_dir(home)
     mismatch = "host" if os.environ.get("SHOAL_PYTHON_MISMATCH") == "host" else "error"
     with open(build_log, "a", encoding="utf-8") as log:
         return EnvBuilder(cache, python_mismatch=mismatch).prepare(normalize_environment(source), log=log)
@@ -137,7 +143,14 @@ def run(args: argparse.Namespace) -> int:
     home = Path(os.environ["SHOAL_HOME"]) if os.environ.get("SHOAL_HOME") else None
     token = os.environ["SHOAL_JOB_TOKEN"]
     run_dir = Path(os.environ.get("SHOAL_RUN_DIR") or Path.cwd())
-    client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, home)
+    # A fixed (public) URL is never swapped for the one in this home's server.json.
+    rediscover = None if os.environ.get("SHOAL_SERVER_URL_FIXED") else home
+    client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, rediscover)
+    sandbox = Sandbox.from_env()
+    if sandbox is not None and sandbox.uid is not None:
+        # Job code runs as another user: what this runner makes (environments, the job's layer,
+        # inputs) must be readable by it; the server's home above stays 0700.
+        os.umask(0o022)
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
@@ -163,6 +176,18 @@ def run(args: argparse.Namespace) -> int:
 
         command = resolve_command(spec["command"], inputs, outputs)
         env = prepared.environ(job_environment(spec, token, inputs, outputs))
+        wrap = None
+        if sandbox is not None:  # the server isolates job code: this run's folders only, see confine.py
+            wrap = sandboxed(
+                sandbox,
+                run_dir=run_dir,
+                workdir=workdir,
+                python=prepared.python,
+                env_cache=env_cache_dir(home or run_dir),
+                inputs_spec=spec["inputs"],
+                inputs=inputs,
+                env=env,
+            )
         ranks = plan_ranks(spec.get("distribution"), spec.get("resources") or {}, run_dir / "user_logs")
         for rank in ranks:
             if rank.log != user_log:
@@ -170,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         if cancel.is_set():
             raise _Canceled()
         client.report("Running")
-        procs = UserProcesses(command, workdir, env, ranks)
+        procs = UserProcesses(command, workdir, env, ranks, wrap)
         procs.start()
         # If this runner dies, the server ends these process groups (they would be orphans).
         (run_dir / "user_pgids").write_text("\n".join(str(p.pid) for p in procs.procs))
@@ -222,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     if status == "Completed":
         # Everything was uploaded: drop the copies (code, inputs, outputs), keep the logs. A
         # failed run's folder stays for a look at what it left.
-        for sub in ("wd", "inputs", "outputs", "code-download", "pyenv"):
+        for sub in ("wd", "inputs", "outputs", "code-download", "pyenv", "home", "tmp"):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
     return 0
 

@@ -129,6 +129,22 @@ def prepare_outputs(outputs: dict[str, Any], run_dir: Path) -> dict[str, str]:
     return paths
 
 
+def files_within(folder: Path) -> list[Path]:
+    """The files under ``folder`` that really are inside it. The runner reads them with more
+    rights than job code has (outside its sandbox, perhaps as root): a symlink the job left to
+    ``$SHOAL_HOME/secret.key`` or to a folder elsewhere must not turn into an upload of it."""
+    top = folder.resolve()
+    if top != folder.parent.resolve() / folder.name:  # the folder itself replaced by a symlink
+        return []
+    found = []
+    for p in folder.rglob("*"):
+        if p.is_symlink() and not p.resolve().is_relative_to(top):
+            continue
+        if p.is_file() and p.resolve().is_relative_to(top):
+            found.append(p)
+    return sorted(found)
+
+
 def upload_outputs(client: RunnerClient, outputs: dict[str, Any], run_dir: Path) -> None:
     for name, spec in outputs.items():
         if spec.get("type") in PRIMITIVES:
@@ -138,7 +154,7 @@ def upload_outputs(client: RunnerClient, outputs: dict[str, Any], run_dir: Path)
         if parsed is None or not folder.exists():
             continue
         datastore, path = parsed
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        files = files_within(folder)
         if spec.get("type") == "uri_file":
             for f in files[:1]:
                 client.upload(datastore, path.rstrip("/"), f)
@@ -151,5 +167,5 @@ def upload_artifacts(client: RunnerClient, artifacts: dict[str, str], workdir: P
     for sub in ("outputs", "logs"):
         folder = workdir / sub
         if folder.is_dir():
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            files = files_within(folder)
             client.upload_tree(artifacts["datastore"], f"{artifacts['path']}/{sub}", folder, files)

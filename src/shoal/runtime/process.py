@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,25 +86,42 @@ def plan_ranks(distribution: dict[str, Any] | None, resources: dict[str, Any], l
 
 
 class UserProcesses:
-    """Starts every rank in its own session (process group) and stops them together."""
+    """Starts every rank in its own session (process group) and stops them together.
 
-    def __init__(self, command: str, cwd: Path, env: dict[str, str], ranks: list[Rank]) -> None:
+    ``wrap``, where job code is isolated, turns a rank's argv into the sandboxed one (it sets the
+    working folder itself): the process started is then the sandbox's, which leads the session,
+    and the rank's processes stay in its process group and PID namespace, so stopping the group
+    or the sandbox stops them all."""
+
+    def __init__(
+        self,
+        command: str,
+        cwd: Path,
+        env: dict[str, str],
+        ranks: list[Rank],
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
         self.command = command
         self.cwd = cwd
         self.env = env
         self.ranks = ranks
+        self.wrap = wrap
         self.procs: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Lock()
         self.stop_reason: str | None = None
 
     def start(self) -> None:
         shell = shutil.which("bash") or "/bin/sh"
+        argv = [shell, "-c", self.command]
+        cwd = self.cwd
+        if self.wrap is not None:
+            argv, cwd = self.wrap(argv), Path("/")
         for rank in self.ranks:
             rank.log.parent.mkdir(parents=True, exist_ok=True)
             with open(rank.log, "ab") as log:
                 proc = subprocess.Popen(
-                    [shell, "-c", self.command],
-                    cwd=self.cwd,
+                    argv,
+                    cwd=cwd,
                     env={**self.env, **rank.env},
                     stdin=subprocess.DEVNULL,
                     stdout=log,

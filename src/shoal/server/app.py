@@ -18,11 +18,24 @@ from shoal.config import ShoalSettings
 from shoal.errors import InternalError, NotFoundError, PayloadTooLargeError, ShoalError, SpecError, UserError
 from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import ALL_PERMISSIONS, Principal, TokenTable, ensure_admin_token
-from shoal.server.routes import assets, compute, datastores, health, jobs, mlflow, mlflow_artifacts, runner
+from shoal.server.routes import (
+    assets,
+    compute,
+    connections,
+    datastores,
+    health,
+    jobs,
+    mlflow,
+    mlflow_artifacts,
+    runner,
+    schedules,
+)
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
 from shoal.services.context import ServiceContext
 from shoal.services.jobs.dispatcher import Dispatcher
+from shoal.services.schedules.firing import ScheduleTimer
+from shoal.services.storage.cleanup import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +138,44 @@ def create_app(
     tokens.add(ensure_admin_token(settings.token_file), Principal("admin", ALL_PERMISSIONS))
     signer = JobTokenSigner(settings.resolved_home() / "job-signing.key")
 
-    dispatcher = Dispatcher(ctx, server_url, signer, heartbeat_timeout=heartbeat_timeout) if server_url else None
+    dispatcher = None
+    if server_url:
+        ctx.secrets.ensure_key()
+        # Runners call back on the public URL (a load balancer before several servers), else
+        # on this server's own.
+        dispatcher = Dispatcher(
+            ctx,
+            settings.public_url or server_url,
+            signer,
+            heartbeat_timeout=heartbeat_timeout,
+            server_id=settings.server_id,
+            lease_seconds=settings.server_lease_seconds,
+            own_url=server_url,
+        )
+    # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
+    sweeper = Sweeper(ctx)
+    timer = (
+        ScheduleTimer(
+            ctx,
+            server_url,
+            tick_seconds=settings.schedule_tick_seconds,
+            misfire_grace=settings.schedule_misfire_grace,
+        )
+        if server_url
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         if dispatcher is not None:
             dispatcher.start()
+        sweeper.start()
+        if timer is not None:
+            timer.start()
         yield
+        if timer is not None:
+            timer.stop()
+        sweeper.stop()
         if dispatcher is not None:
             dispatcher.stop()
         if context is None:
@@ -147,9 +191,12 @@ def create_app(
     app.state.tokens = tokens
     app.state.job_signer = signer
     app.state.dispatcher = dispatcher
+    app.state.sweeper = sweeper
+    app.state.schedule_timer = timer
     _install_error_handlers(app)
     app.add_middleware(BodyGuard)
 
-    for module in (health, ws_routes, compute, datastores, assets, jobs, runner, mlflow, mlflow_artifacts):
+    routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
+    for module in (*routers, mlflow_artifacts):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

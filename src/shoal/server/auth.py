@@ -115,6 +115,20 @@ class Require:
         return principal
 
 
+# -- rights beyond one route's permission ------------------------------------------------------
+# Each is one named check, so that roles can be mapped onto it in one place.
+
+
+def require_local_datastore_right(principal: Principal) -> None:
+    """Creating or changing a ``local`` datastore: it reads and writes the server's own disk (within
+    the allowed roots, storage/local_roots.py), so it takes the admin right, not just ``write``."""
+    if Permission.ADMIN not in principal.permissions:
+        raise PermissionDeniedError(
+            "creating or changing a local datastore needs the 'admin' permission: it gives access to the "
+            "server's own disk"
+        )
+
+
 JOB_PERMISSIONS = frozenset({Permission.READ, Permission.TRACK})
 
 

@@ -16,6 +16,7 @@ import sys
 from filelock import FileLock, Timeout
 
 from shoal.config import ShoalSettings, load_settings
+from shoal.errors import ShoalError
 from shoal.serverfile import read_server_file, write_server_file
 
 
@@ -27,6 +28,8 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     home = settings.resolved_home()
     home.mkdir(parents=True, exist_ok=True)
+    # The home holds the admin token, the keys and (SQLite) the database: the server's user only.
+    home.chmod(0o700)
     # One server per SHOAL_HOME, for the server's whole life: two dispatchers on one store would
     # start jobs twice and break compute capacity.
     running_lock = FileLock(home / "server.running", timeout=0)  # held until serve() returns
@@ -44,7 +47,12 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
     # Runners call back on this URL; a wildcard bind is reached through loopback.
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{client_host}:{bound_port}"
-    app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
+    try:
+        app = create_app(settings, server_url=url, heartbeat_timeout=settings.heartbeat_timeout)
+    except ShoalError as exc:  # a bad setting (SHOAL_LOCAL_DATASTORE_ROOTS): one line, not a traceback
+        print(f"Shoal server cannot start: {exc.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    _private_files(settings)
     server_file = settings.server_file
 
     # One worker on purpose: multi-worker uvicorn never sets TCP_NODELAY (uvicorn #3149).
@@ -66,6 +74,20 @@ def serve(settings: ShoalSettings, host: str, port: int) -> None:
         current = read_server_file(server_file)
         if current and current.get("pid") == os.getpid():
             server_file.unlink(missing_ok=True)
+
+
+def _private_files(settings: ShoalSettings) -> None:
+    """The SQLite database (and its journal files) readable by the server's user only."""
+    url = settings.resolved_database_url()
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        db = Path(url.removeprefix("sqlite:///"))
+        for path in (db, *db.parent.glob(db.name + "-*")):
+            try:
+                path.chmod(0o600)
+            except OSError:
+                pass
 
 
 def _bind(sock: socket.socket, host: str, port: int, remembered: os.PathLike[str] | str) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from shoal.config import ShoalSettings
 from shoal.storage.filesystem import ArtifactStore
+from shoal.storage.local_roots import LocalRoots
 from shoal.storage.secrets import SecretBox
 from shoal.store import Database
 
@@ -19,6 +20,8 @@ class ServiceContext:
     db: Database
     secrets: SecretBox
     artifact_root: str
+    # Where local datastores may point (checked at create and at every open).
+    local_roots: LocalRoots = field(repr=False, default=None)  # type: ignore[assignment]
     # Datastore file trees, built on first use (see services.files.store_for).
     stores: dict[Any, ArtifactStore] = field(default_factory=dict, repr=False)
     # Set whenever a job is submitted or asked to stop, so the dispatcher looks at once.
@@ -31,12 +34,15 @@ class ServiceContext:
     def from_settings(cls, settings: ShoalSettings) -> ServiceContext:
         home = settings.resolved_home()
         home.mkdir(parents=True, exist_ok=True)
+        # First: a bad SHOAL_LOCAL_DATASTORE_ROOTS stops the start before anything is opened.
+        local_roots = LocalRoots(settings.local_datastore_roots, home, settings.resolved_artifact_root())
         db = Database(settings.resolved_database_url())
         return cls(
             settings=settings,
             db=db,
             secrets=SecretBox(Path(settings.secret_key_file)),
             artifact_root=settings.resolved_artifact_root(),
+            local_roots=local_roots,
         )
 
     def close(self) -> None:

@@ -30,6 +30,11 @@ class SecretBox:
     def __repr__(self) -> str:  # never show the key
         return f"SecretBox({str(self.key_file)!r})"
 
+    def ensure_key(self) -> None:
+        """Create the key now if there is none (a server does at start, so the key exists to be
+        copied to the other servers sharing its database before anything is encrypted)."""
+        self._box()
+
     def _box(self) -> Fernet:
         with self._lock:
             if self._fernet is None:

@@ -129,13 +129,16 @@ class UploadManager:
         *,
         max_files: int = 100_000,
         max_total_bytes: int | None = None,
+        session_ttl: float | None = None,
     ) -> None:
         self.store = store
+        # Seconds an unfinished upload lives; then it is refused (and swept, see gc).
+        self.session_ttl = session_ttl
         self.staging_prefix = safe_relpath(staging_prefix)
         self.max_files = max_files
         self.max_total_bytes = max_total_bytes
         # Manifests never change once written; caching them keeps put_file O(1) per file.
-        self._cache: OrderedDict[str, tuple[Manifest, dict[str, FileEntry]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Manifest, dict[str, FileEntry], float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _staging(self, upload_id: str) -> str:
@@ -152,7 +155,7 @@ class UploadManager:
         record = {"created": time.time(), "manifest": m.to_dict()}
         body = json.dumps(record, separators=(",", ":")).encode()
         self.store.write_stream(f"{self._staging(upload_id)}/manifest.json", [body])
-        self._remember(upload_id, m)
+        self._remember(upload_id, m, record["created"])
         return upload_id, m.final_rel
 
     def _published(self, m: Manifest) -> bool:
@@ -166,20 +169,31 @@ class UploadManager:
             )
         return True
 
-    def _remember(self, upload_id: str, m: Manifest) -> tuple[Manifest, dict[str, FileEntry]]:
-        item = (m, {e.path: e for e in m.files})
+    def _remember(self, upload_id: str, m: Manifest, created: float) -> tuple[Manifest, dict[str, FileEntry]]:
+        item = (m, {e.path: e for e in m.files}, created)
         with self._lock:
             self._cache[upload_id] = item
             while len(self._cache) > 64:
                 self._cache.popitem(last=False)
-        return item
+        return item[0], item[1]
+
+    def _fresh(self, upload_id: str, created: float) -> None:
+        if self.session_ttl is not None and time.time() - created > self.session_ttl:
+            self.abort(upload_id)
+            raise NotFoundError(
+                f"upload {upload_id} expired: unfinished uploads live {self.session_ttl:g} s; start it again",
+                details={"upload_id": upload_id},
+            )
 
     def _load(self, upload_id: str) -> tuple[Manifest, dict[str, FileEntry]]:
         staging = self._staging(upload_id)
         with self._lock:
-            if upload_id in self._cache:
+            cached = self._cache.get(upload_id)
+            if cached is not None:
                 self._cache.move_to_end(upload_id)
-                return self._cache[upload_id]
+        if cached is not None:
+            self._fresh(upload_id, cached[2])
+            return cached[0], cached[1]
         try:
             with self.store.open_read(f"{staging}/manifest.json") as fh:
                 record = json.loads(fh.read())
@@ -189,9 +203,11 @@ class UploadManager:
             raise InfraError(f"upload {upload_id} has a corrupt manifest: {exc}") from None
         try:
             m = parse_manifest(record["manifest"], max_files=self.max_files, max_total_bytes=None)
-        except (ShoalError, KeyError, TypeError) as exc:
+            created = float(record.get("created") or 0)
+        except (ShoalError, KeyError, TypeError, ValueError) as exc:
             raise InfraError(f"upload {upload_id} has a corrupt manifest: {exc}") from None
-        return self._remember(upload_id, m)
+        self._fresh(upload_id, created)
+        return self._remember(upload_id, m, created)
 
     def put_file(self, upload_id: str, rel: str, chunks: Iterable[bytes]) -> FileEntry:
         """Store one listed file; its size and sha256 must match the manifest."""
@@ -247,6 +263,8 @@ class UploadManager:
         """Remove staging folders older than the given age; returns how many were removed."""
         cutoff = time.time() - older_than_seconds
         removed = 0
+        if not self.store.exists(self.staging_prefix):
+            return 0
         for upload_id in self.store.list_dir(self.staging_prefix):
             if not _UPLOAD_ID.match(upload_id):
                 continue

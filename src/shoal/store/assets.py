@@ -36,15 +36,17 @@ def get_container(session: Session, workspace_id: int, kind: str, name: str) -> 
     return row
 
 
+def container_names(session: Session, workspace_id: int, kind: str, limit: int = 1000) -> list[str]:
+    """Up to ``limit`` names of ``kind`` in the workspace (for not-found hints)."""
+    query = select(AssetContainerRow.name).where(
+        AssetContainerRow.workspace_id == workspace_id, AssetContainerRow.kind == kind
+    )
+    return list(session.scalars(query.limit(limit)))
+
+
 def missing_container(session: Session, workspace_id: int, kind: str, name: str) -> NotFoundError:
     """NOT_FOUND for an asset name: the workspace, and close existing names of that kind."""
-    known = list(
-        session.scalars(
-            select(AssetContainerRow.name)
-            .where(AssetContainerRow.workspace_id == workspace_id, AssetContainerRow.kind == kind)
-            .limit(1000)
-        )
-    )
+    known = container_names(session, workspace_id, kind)
     return not_found(kind, name, known=known, workspace=workspaces.name_of(session, workspace_id))
 
 
@@ -227,3 +229,9 @@ def list_latest(
     rows = [tuple(r) for r in session.execute(query.order_by(AssetContainerRow.name).limit(size + 1))]
     token = encode_token([rows[size - 1][0].name]) if len(rows) > size else None
     return Page(rows[:size], token)  # type: ignore[arg-type]
+
+
+def first_version(session: Session, container_id: int) -> AssetVersionRow | None:
+    """The oldest version of a name, archived or not (who created the name, for job tokens)."""
+    query = select(AssetVersionRow).where(AssetVersionRow.container_id == container_id)
+    return session.scalars(query.order_by(AssetVersionRow.id).limit(1)).first()

@@ -13,11 +13,16 @@ from sqlalchemy.orm import Session
 
 from shoal.errors import NotFoundError, not_found
 from shoal.store import workspaces
-from shoal.store.tables import JobRow, WorkspaceRow
+from shoal.store.tables import JobRow, ResourceRow, WorkspaceRow
 
 
-def find(session: Session, ws_id: int, name: str) -> JobRow | None:
-    return session.scalar(select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.name == name))
+def find(session: Session, ws_id: int, name: str, *, for_update: bool = False) -> JobRow | None:
+    """A job by name; ``for_update`` (in a write transaction) locks its row on PostgreSQL until the
+    transaction ends, so a read-change-write cannot lose another server's change."""
+    query = select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.name == name)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
 
 
 def missing(session: Session, ws_id: int, name: str) -> NotFoundError:
@@ -36,6 +41,47 @@ def exists(session: Session, ws_id: int, name: str) -> bool:
 
 def by_id(session: Session, job_id: int) -> JobRow | None:
     return session.get(JobRow, job_id)
+
+
+def locked(session: Session, job_id: int) -> JobRow | None:
+    """A job by id, its row locked until the write transaction ends (``SELECT … FOR UPDATE`` on
+    PostgreSQL; SQLite's write transactions are serialised already). Every controller changes a
+    job through this, so what it read is still true when it writes, whichever server it runs on."""
+    return session.get(JobRow, job_id, with_for_update=True, populate_existing=True)
+
+
+def claim_queued(session: Session, job_id: int) -> JobRow | None:
+    """The job, locked, if it is still ``Queued``; None when another server has it (its row is
+    locked by that server's claim: skipped, not waited for) or has already started it."""
+    query = (
+        select(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == "Queued")
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalar(query)
+
+
+def lock_compute(session: Session, ws_id: int, compute: str) -> None:
+    """Serialise the starts on one capped compute across servers: its resource row stays locked
+    until the claiming transaction ends, so the busy count read after this is the true one."""
+    session.execute(
+        select(ResourceRow.id)
+        .where(ResourceRow.workspace_id == ws_id, ResourceRow.kind == "compute", ResourceRow.name == compute)
+        .with_for_update()
+    )
+
+
+def owned_elsewhere(session: Session, statuses: Iterable[str], server_ids: Iterable[str]) -> list[JobRow]:
+    """Jobs in these states claimed by a server not in ``server_ids`` (the live ones)."""
+    return list(
+        session.scalars(
+            select(JobRow)
+            .where(JobRow.status.in_(sorted(str(s) for s in statuses)))
+            .where(JobRow.claimed_by.is_not(None), JobRow.claimed_by.not_in(sorted(server_ids)))
+            .order_by(JobRow.id)
+        )
+    )
 
 
 def workspace_name(session: Session, row: JobRow) -> str:

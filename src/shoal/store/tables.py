@@ -145,6 +145,9 @@ class JobRow(Base):
     # Each start of a runner takes a new attempt; writes carrying an older one are refused.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     runner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The server (``server_lease.server_id``) whose dispatcher started the current attempt: only
+    # it can signal the runner; another server takes the job over once that server's lease ends.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Pipeline steps: the hash of what determines their outputs (see services/reuse.py).
     reuse_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -320,3 +323,59 @@ class ModelAliasRow(Base):
     container_id: Mapped[int] = mapped_column(ForeignKey("asset_container.id", ondelete="CASCADE"), primary_key=True)
     alias: Mapped[str] = mapped_column(String(255), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("asset_version.id", ondelete="CASCADE"), index=True)
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+
+class ScheduleRow(Base):
+    """A job schedule: its spec (trigger and the job it creates) and when it fires next.
+
+    ``next_fire_at`` is the claim: a server fires a schedule only by moving it forward with a
+    conditional update (``store/schedules.claim``), so two servers on one database fire it once."""
+
+    __tablename__ = "schedule"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name", name="uq_schedule_name"),
+        # The scheduler's question: which enabled schedules are due?
+        Index("ix_schedule_due", "enabled", "next_fire_at"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    spec: Mapped[dict] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # None: nothing left to fire (past end_time), or disabled.
+    next_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_job_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fire_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServerLeaseRow(Base):
+    """A running server (several may share one database): renewed every dispatcher tick; a row
+    whose ``expires_at`` has passed belongs to a server that stopped or died."""
+
+    __tablename__ = "server_lease"
+
+    server_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(1024))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClusterLeaseRow(Base):
+    """A duty one server holds at a time (``controllers``: the pipeline and sweep controllers),
+    taken by a conditional update and kept by renewing it before ``expires_at``."""
+
+    __tablename__ = "cluster_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -84,6 +84,14 @@ def find_experiment_by_name(session: Session, ws_id: int, name: str) -> Experime
     return session.scalar(select(ExperimentRow).where(ExperimentRow.workspace_id == ws_id, ExperimentRow.name == name))
 
 
+def experiment_names(session: Session, ws_id: int, limit: int = 1000) -> list[str]:
+    """Up to ``limit`` names of the workspace's active experiments (for not-found hints)."""
+    query = select(ExperimentRow.name).where(
+        ExperimentRow.workspace_id == ws_id, ExperimentRow.lifecycle_stage == "active"
+    )
+    return list(session.scalars(query.limit(limit)))
+
+
 def get_or_create_experiment(session: Session, ws_id: int, name: str) -> ExperimentRow:
     """Safe under concurrency: the unique (workspace, name) key decides who creates it."""
     row = find_experiment_by_name(session, ws_id, name)

@@ -17,6 +17,13 @@ class Objective(ShoalModel):
     goal: Literal["maximize", "minimize"]
     primary_metric: str = Field(min_length=1)
 
+    def __init__(self, goal: str | None = None, primary_metric: str | None = None, **kwargs: Any) -> None:
+        # azure-ai-ml's Objective takes both positionally: Objective("maximize", "accuracy").
+        given = {"goal": goal, "primary_metric": primary_metric}
+        super().__init__(**{k: v for k, v in given.items() if v is not None}, **kwargs)
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @field_validator("goal", mode="before")
     @classmethod
     def _lower_goal(cls, value: Any) -> Any:

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict
 
 from shoal.entities.kind_names import VERSIONED_KINDS
 from shoal.entities.kinds import KINDS
-from shoal.errors import UserError
+from shoal.errors import PermissionDeniedError, UserError
 from shoal.server.auth import Permission
 from shoal.server.routes.common import ctx, guarded, page_body
+from shoal.services.access import job_token_scope
 from shoal.services.assets import versions as assets
 from shoal.services.references import assets as asset_lookup
 
@@ -23,6 +24,16 @@ class ArchiveTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: str | None = None
     label: str | None = None
+
+
+def _job_scope(request: Request, kind: str, workspace: str, name: str, spec: dict[str, Any]) -> None:
+    """A job token (should a role give it ``write``) registers models as ``model-versions/create``
+    lets it: its own files, into names its job created (services/access/job_token_scope.py)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.job is not None:
+        if kind != "model":
+            raise PermissionDeniedError(f"a job token cannot create {kind} assets", details={"job": principal.job})
+        job_token_scope.check_model_spec(ctx(request), workspace, principal.job, name, spec)
 
 
 def _check_name(spec: dict[str, Any], name: str) -> None:
@@ -62,6 +73,7 @@ def _add_routes(kind: str, plural: str) -> None:
         _check_name(spec, name)
         if spec.get("version") is not None:
             raise UserError("this route allocates the version; PUT …/versions/{version} to choose one")
+        _job_scope(request, kind, workspace, name, spec)
         return assets.create(ctx(request), workspace, kind, name, spec, None)
 
     @guarded(router, "PUT", prefix + "/{name}/versions/{version}", Permission.WRITE, tags=tags, name=f"put_{kind}")
@@ -72,6 +84,7 @@ def _add_routes(kind: str, plural: str) -> None:
         _check_name(spec, name)
         if str(spec.get("version", version)) != version:
             raise UserError(f"body version {spec.get('version')!r} does not match the URL's {version!r}")
+        _job_scope(request, kind, workspace, name, spec)
         return assets.create(ctx(request), workspace, kind, name, spec, version)
 
     @guarded(router, "GET", prefix + "/{name}/versions/{version}", Permission.READ, tags=tags, name=f"get_{kind}")

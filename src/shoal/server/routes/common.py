@@ -12,13 +12,28 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from shoal.server.auth import Permission, Require
+from shoal.server.request_checks import CheckedRoute
 from shoal.services.context import ServiceContext
 from shoal.store.paging import Page
 
 
 def guarded(router: APIRouter, method: str, path: str, permission: Permission, **kwargs: Any):  # type: ignore[no-untyped-def]
-    """Register a route that needs a bearer token with ``permission``."""
-    return router.api_route(path, methods=[method], dependencies=[Depends(Require(permission))], **kwargs)
+    """Register a route that needs a bearer token with ``permission``; its parameters and JSON
+    body pass ``request_checks`` (a router may bring a subclass of ``CheckedRoute``)."""
+    route_class = router.route_class if issubclass(router.route_class, CheckedRoute) else CheckedRoute
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        router.add_api_route(
+            path,
+            fn,
+            methods=[method],
+            dependencies=[Depends(Require(permission))],
+            route_class_override=route_class,
+            **kwargs,
+        )
+        return fn
+
+    return register
 
 
 def ctx(request: Request) -> ServiceContext:

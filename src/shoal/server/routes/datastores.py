@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shoal.entities.kinds import KINDS
 from shoal.errors import NotFoundError, PermissionDeniedError, UserError
-from shoal.server.auth import Permission, Principal
+from shoal.server.auth import Permission, Principal, require_local_datastore_right
 from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body
 from shoal.services.access.job_token_scope import check_datastore_write
 from shoal.services.storage import datastores, files
@@ -55,6 +55,8 @@ def get_default_datastore(request: Request, workspace: str, include_secrets: boo
 def put_datastore(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     if spec.get("name", name) != name:
         raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
+    if spec.get("type") == "local":
+        require_local_datastore_right(request.state.principal)
     return datastores.create_or_update(ctx(request), workspace, {**spec, "name": name})
 
 

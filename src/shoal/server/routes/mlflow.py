@@ -15,7 +15,6 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import (
@@ -27,6 +26,7 @@ from shoal.errors import (
     UserError,
 )
 from shoal.server.auth import Permission
+from shoal.server.request_checks import CheckedRoute, parse_json
 from shoal.server.routes.common import base_url, ctx, file_response, guarded
 from shoal.services.access import job_token_scope
 from shoal.services.context import ServiceContext
@@ -67,7 +67,7 @@ def mlflow_error(exc: Exception) -> JSONResponse:
     return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
 
-class MlflowRoute(APIRoute):
+class MlflowRoute(CheckedRoute):
     """Translates every error of the route (auth included) into MLflow's format."""
 
     def get_route_handler(self) -> Callable[[Request], Any]:
@@ -157,15 +157,6 @@ def _query(request: Request) -> dict[str, Any]:
     return data
 
 
-def loads(raw: bytes) -> Any:
-    """orjson, and the standard parser for what orjson refuses but MLflow's server accepts (bare
-    ``NaN``/``Infinity`` literals, as Python's ``json.dumps`` writes them)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
 def dumps(body: Any) -> bytes:
     """orjson (a 100,000-point history is encoded several times faster), else the standard encoder
     for what orjson cannot encode (integers beyond 64 bits)."""
@@ -178,10 +169,7 @@ def dumps(body: Any) -> bytes:
 def _payload(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
-    try:
-        data = loads(raw)
-    except ValueError as exc:
-        raise UserError(f"the request body is not valid JSON: {exc}") from exc
+    data = parse_json(raw)  # NUL, 64-bit and depth checks included (server/request_checks.py)
     if not isinstance(data, dict):
         raise UserError("the request body must be a JSON object")
     return data

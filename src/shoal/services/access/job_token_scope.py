@@ -8,8 +8,12 @@ A job token (``jobtokens.py``; ``read`` and ``track``) reads the whole workspace
 - new runs (a nested run's parent must be one of the above) and new experiments;
 - logged models of those runs, or ones the job created without a run (same tag);
 - the artifacts of those runs and models, its own outputs' datastore paths;
-- new registered models, and model versions whose source is one of its runs or models;
+- new registered models, and versions of the models its job created (the name was created by
+  the job, or its first version was) whose files are its runs' artifacts, its logged models or
+  its outputs (never another job's folder or an outside URL);
 - tags of its own run's experiment.
+
+``mlflow.parentRunId`` (at creation, by set-tag or in a batch) may name only a run it may write.
 
 Anything else is refused with ``PERMISSION_DENIED`` naming what was refused. Tokens that are not
 job tokens (the admin token) are not limited here.
@@ -25,14 +29,18 @@ from shoal.entities.refs import parse_path
 from shoal.errors import PermissionDeniedError, SpecError
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import state as job_state
+from shoal.services.references.resolution import resolve_path_reference
 from shoal.services.registry import model_sources
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
+from shoal.store import assets as asset_rows
 from shoal.store import jobs as job_rows
 from shoal.store import runs as run_store
 from shoal.store import tracking as tracking_rows
 
 CREATOR_TAG = "shoal.createdByJob"
+PARENT_TAG = "mlflow.parentRunId"
+MODEL_KIND = "model"
 MAX_DEPTH = 100  # parent chains are short; this only stops a cycle
 RUN_WRITES = frozenset(
     {
@@ -117,6 +125,7 @@ def check_mlflow(ctx: ServiceContext, workspace: str, job: str, endpoint: str, d
     """Refuse an MLflow write (``endpoint`` as in ``routes/mlflow.ENDPOINTS``) a job token may not
     make; tag what it creates with the job. ``data`` is the request, changed in place."""
     if endpoint in RUN_WRITES:
+        _require_own_parents(ctx, workspace, job, data)
         models = [
             str(m.get("model_id")) for m in data.get("metrics") or [] if isinstance(m, dict) and m.get("model_id")
         ]
@@ -126,16 +135,7 @@ def check_mlflow(ctx: ServiceContext, workspace: str, job: str, endpoint: str, d
             models += [str(m.get("model_id")) for m in data.get("models") or [] if isinstance(m, dict)]
         require_runs(ctx, workspace, job, [_run_id(data)] if _run_id(data) else [], models)
     elif endpoint == "runs/create":
-        parent = next(
-            (
-                t.get("value")
-                for t in data.get("tags") or []
-                if isinstance(t, dict) and t.get("key") == "mlflow.parentRunId"
-            ),
-            None,
-        )
-        if parent:
-            require_runs(ctx, workspace, job, [str(parent)])
+        _require_own_parents(ctx, workspace, job, data)
         data["tags"] = _with_creator(data.get("tags"), job)
     elif endpoint == "logged-models":
         if data.get("source_run_id"):
@@ -150,17 +150,64 @@ def check_mlflow(ctx: ServiceContext, workspace: str, job: str, endpoint: str, d
         )
     elif endpoint == "experiments/set-experiment-tag":
         _require_own_experiment(ctx, workspace, job, str(data.get("experiment_id") or ""))
+    elif endpoint == "registered-models/create":
+        data["tags"] = _with_creator(data.get("tags"), job)
     elif endpoint == "model-versions/create":
         found = model_sources.lineage(ctx, workspace, data)
+        check_model_register(ctx, workspace, job, str(data.get("name") or ""), found.path, found.source)
+        data["tags"] = _with_creator(data.get("tags"), job)
+
+
+def _require_own_parents(ctx: ServiceContext, workspace: str, job: str, data: dict[str, Any]) -> None:
+    """``mlflow.parentRunId`` nests a run under another in every MLflow UI: only under a run the
+    job may write (a ``runs/create`` or ``log-batch`` tag, or ``set-tag``)."""
+    tags = [t for t in data.get("tags") or [] if isinstance(t, dict)]
+    if data.get("key") is not None:
+        tags.append(data)
+    parents = [str(t.get("value") or "") for t in tags if t.get("key") == PARENT_TAG]
+    for parent in parents:
         try:
-            runs = [found.run_id] if found.run_id else []
-            require_runs(ctx, workspace, job, runs, [found.model_id] if found.model_id else [])
+            require_runs(ctx, workspace, job, [parent])
         except PermissionDeniedError as exc:
             raise PermissionDeniedError(
-                f"a job token may register only the models of its own runs; source '{found.source[:200]}' "
-                f"({exc.message.rsplit('; ', 1)[-1]})",
-                details={"job": job, "source": found.source[:200]},
+                f"a job token may set {PARENT_TAG} only to a run it may write; {exc.message.rsplit('; ', 1)[-1]}",
+                details={"job": job, "parent": parent[:200]},
             ) from exc
+        with ctx.db.read() as session:
+            if parent and not job_rows.exists(session, workspace_id(session, workspace), parent):
+                raise PermissionDeniedError(
+                    f"a job token may set {PARENT_TAG} only to a run it may write; run '{parent[:200]}' does not exist",
+                    details={"job": job, "parent": parent[:200]},
+                )
+
+
+# -- model registration -----------------------------------------------------------------------
+
+
+def check_model_register(ctx: ServiceContext, workspace: str, job: str, name: str, path: str, source: str) -> None:
+    """A job token registers a version of ``name`` whose files are at ``path`` (a datastore URI,
+    after resolution) only when the job created the name and the files are its own."""
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        container = asset_rows.find_container(session, ws_id, MODEL_KIND, name) if name else None
+        if container is not None and (container.tags or {}).get(CREATOR_TAG) != job:
+            first = asset_rows.first_version(session, container.id)
+            if first is None or ((first.spec or {}).get("tags") or {}).get(CREATOR_TAG) != job:
+                raise PermissionDeniedError(
+                    f"a job token may add versions only to models its job created; model '{name}' was not "
+                    f"created by job '{job}'",
+                    details={"job": job, "name": name},
+                )
+    try:
+        ref = parse_path(path)
+    except SpecError:
+        ref = None
+    if ref is None or ref.scheme != "datastore" or not _own_files(ctx, workspace, job, ref.datastore, ref.path):
+        raise PermissionDeniedError(
+            f"a job token may register only its own runs' artifacts, logged models or outputs; source "
+            f"'{source[:200]}' is none of them",
+            details={"job": job, "source": source[:200]},
+        )
 
 
 def _require_own_experiment(ctx: ServiceContext, workspace: str, job: str, experiment_id: str) -> None:
@@ -195,16 +242,23 @@ def check_artifact_write(ctx: ServiceContext, workspace: str, job: str, raw: str
     raise _denied(job, f"artifact path '{rel[:200]}'")
 
 
-def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datastore: str, rel: str) -> None:
-    """A file written by a runner (``PUT …/datastores/<ds>/content``): one of the job's outputs,
-    or the artifacts of a run it may write."""
+def _own_files(ctx: ServiceContext, workspace: str, job: str, datastore: str, raw: str) -> bool:
+    """Whether ``datastore/raw`` lies in one of the job's outputs, or in the artifacts of a run or
+    logged model it may write."""
+    try:
+        rel = safe_relpath(raw.strip("/"))
+    except SpecError:
+        return False
     parts = rel.split("/")
-    is_run_folder = len(parts) >= 2 and parts[0] == "ExperimentRun" and parts[1].startswith("dcid.")
-    if datastore == job_state.ARTIFACTS_DATASTORE and is_run_folder:
-        require_runs(ctx, workspace, job, [parts[1][len("dcid.") :]])
-        return
     with ctx.db.read() as session:
-        row = job_rows.find(session, workspace_id(session, workspace), job)
+        ws_id = workspace_id(session, workspace)
+        if datastore == job_state.ARTIFACTS_DATASTORE:
+            if len(parts) >= 2 and parts[0] == "ExperimentRun" and parts[1].startswith("dcid."):
+                return run_in_scope(session, ws_id, job, parts[1][len("dcid.") :])
+            if len(parts) >= 4 and parts[0] == "experiments" and parts[2] == "models":
+                found = tracking_rows.find_logged_model(session, ws_id, parts[3]) is not None
+                return found and _model_in_scope(session, ws_id, job, parts[3])
+        row = job_rows.find(session, ws_id, job)
         outputs = list(((row.resolved or {}).get("outputs") or {}).values()) if row is not None else []
     for out in outputs:
         path = out.get("path") if isinstance(out, dict) else None
@@ -215,9 +269,40 @@ def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datasto
         except SpecError:
             continue
         root = ref.path.strip("/")
-        if ref.scheme == "datastore" and ref.datastore == datastore and (rel == root or rel.startswith(root + "/")):
-            return
+        inside = rel == root or rel.startswith(root + "/")
+        if ref.scheme == "datastore" and ref.datastore == datastore and root and inside:
+            return True
+    return False
+
+
+def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datastore: str, rel: str) -> None:
+    """A file written by a runner (``PUT …/datastores/<ds>/content``): one of the job's outputs,
+    or the artifacts of a run it may write."""
+    parts = rel.split("/")
+    is_run_folder = len(parts) >= 2 and parts[0] == "ExperimentRun" and parts[1].startswith("dcid.")
+    if datastore == job_state.ARTIFACTS_DATASTORE and is_run_folder:
+        require_runs(ctx, workspace, job, [parts[1][len("dcid.") :]])
+        return
+    if _own_files(ctx, workspace, job, datastore, rel) and not (
+        datastore == job_state.ARTIFACTS_DATASTORE and parts[0] == "experiments"
+    ):
+        return
     raise PermissionDeniedError(
         f"a job token may write only its job's outputs and its runs' artifacts; '{datastore}/{rel[:200]}' is neither",
         details={"job": job, "datastore": datastore, "path": rel[:200]},
     )
+
+
+def check_model_spec(ctx: ServiceContext, workspace: str, job: str, name: str, spec: dict[str, Any]) -> None:
+    """A model version sent to the Azure routes (``PUT …/models/<name>/versions/<v>``) by a job
+    token: the same rule as ``model-versions/create``; the version is marked as the job's."""
+    path = str(spec.get("path") or "")
+    resolved = path
+    try:
+        ref = parse_path(path)
+        if ref.scheme in ("job_output", "runs", "asset") or (path.startswith("azureml:") and "://" not in path):
+            resolved, _ = resolve_path_reference(ctx, workspace, MODEL_KIND, path, f"model '{name}'")
+    except SpecError:
+        resolved = ""
+    check_model_register(ctx, workspace, job, name, resolved, path)
+    spec["tags"] = {**(spec.get("tags") or {}), CREATOR_TAG: job}

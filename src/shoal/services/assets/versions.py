@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from sqlalchemy.exc import IntegrityError
 
 from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import parse_path
+from shoal.entities.yamlfile import parse_yaml_text
 from shoal.errors import ConflictError, SpecError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.references.assets import check_asset_reference, check_kind, spec_hash, to_body
@@ -35,6 +35,7 @@ UPDATABLE = {
 
 
 CREATE_RETRIES = 20
+MAX_MLMODEL = 1_000_000
 
 
 def create(
@@ -187,10 +188,17 @@ def _check_asset_path(ctx: ServiceContext, workspace: str, kind: str, name: str,
 
 def _read_flavors(store: Any, rel: str, what: str) -> dict[str, Any]:
     with store.open_read(rel) as fh:
-        try:
-            mlmodel = yaml.safe_load(fh.read(1_000_000))
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{what}: MLmodel is not valid YAML: {exc}") from exc
+        raw = fh.read(MAX_MLMODEL + 1)
+    if len(raw) > MAX_MLMODEL:
+        raise UserError(f"{what}: its MLmodel file is larger than {MAX_MLMODEL} bytes", details={"file": rel})
+    if not raw.strip():
+        return {}
+    try:
+        # The CLI's bounded loader: an alias bomb (a few hundred bytes that expand to megabytes)
+        # is refused before anything is built, and the error names the file.
+        mlmodel = parse_yaml_text(raw.decode("utf-8", errors="replace"), f"{what}: MLmodel file '{rel}'")
+    except SpecError as exc:
+        raise UserError(exc.message, details={"file": rel}) from None
     flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
     return flavors if isinstance(flavors, dict) else {}
 

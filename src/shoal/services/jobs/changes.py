@@ -61,7 +61,8 @@ def set_archived(ctx: ServiceContext, workspace: str, name: str, archived: bool)
 def request_cancel(ctx: ServiceContext, workspace: str, name: str) -> dict[str, Any]:
     """Jobs not yet started are canceled at once; running ones are told to stop."""
     with ctx.db.write() as session:
-        row = get_row(session, workspace_id(session, workspace), name)
+        # Locked: a dispatcher of any server claiming this job waits for (or skips) this change.
+        row = get_row(session, workspace_id(session, workspace), name, for_update=True)
         if row.status in TERMINAL:
             raise InvalidStateError(f"job '{name}' already finished ({row.status})")
         if row.type in ("pipeline", "sweep"):

@@ -20,16 +20,13 @@ from shoal.jobtokens import JobTokenSigner
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import pipeline_controller, sweeps
 from shoal.services.jobs import state as job_state
+from shoal.services.jobs.cluster import NO_RUNNER, Membership, server_id_for
 from shoal.store import jobs as job_rows
 from shoal.store import resources as resource_rows
 from shoal.store.tables import JobRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
-MLFLOW_RUN = "mlflow_run"  # jobs created through the MLflow API: never scheduled, never watched
-# Jobs without a runner of their own: pipelines and sweeps follow their children
-# (pipeline_controller.py, sweeps.py).
-NO_RUNNER = (MLFLOW_RUN, "pipeline", "sweep")
 
 
 class Dispatcher:
@@ -44,6 +41,9 @@ class Dispatcher:
         poll_seconds: float = 0.5,
         heartbeat_timeout: float = 30.0,
         cancel_grace: float = 15.0,
+        server_id: str | None = None,
+        lease_seconds: float = 15.0,
+        own_url: str | None = None,
     ) -> None:
         self.ctx = ctx
         self.server_url = server_url
@@ -57,6 +57,10 @@ class Dispatcher:
         self._cancel_sent: dict[tuple[int, int], float] = {}
         # Runners could not reach a server that was down: silence counts from its start only.
         self._started_at = job_state.now()
+        # server_url is what runners call back on (a load balancer's URL when several servers
+        # share the database); own_url is this server's, recorded with its lease.
+        home = ctx.settings.resolved_home()
+        self.cluster = Membership(ctx, server_id or server_id_for(home), own_url or server_url, lease_seconds)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -69,6 +73,10 @@ class Dispatcher:
         self.ctx.jobs_changed.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        try:
+            self.cluster.release()
+        except Exception:  # noqa: BLE001 - a server stopping with its database gone still stops
+            logger.exception("could not release this server's lease")
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -80,10 +88,15 @@ class Dispatcher:
             self.ctx.jobs_changed.clear()
 
     def tick(self) -> None:
+        self.cluster.renew()
+        self.cluster.take_over_orphans()
         self._handle_cancels()
         self._check_liveness()
-        pipeline_controller.advance(self.ctx)
-        sweeps.advance(self.ctx)
+        if self.cluster.runs_controllers:
+            # One server at a time decides which steps and trials start; each start is then a
+            # Queued job claimed like any other.
+            pipeline_controller.advance(self.ctx)
+            sweeps.advance(self.ctx)
         self._schedule()
         self.backend.reap()
 
@@ -108,15 +121,31 @@ class Dispatcher:
             if cap is not None and busy.get(key, 0) + _nodes(row) > cap:
                 blocked.add(key)
                 continue
-            if self._claim_and_launch(row.id):
+            outcome = self._claim_and_launch(row.id, cap)
+            if outcome == "started":
                 busy[key] = busy.get(key, 0) + _nodes(row)
+            elif outcome == "full":
+                blocked.add(key)
 
-    def _claim_and_launch(self, job_id: int) -> bool:
+    def _claim_and_launch(self, job_id: int, cap: int | None) -> str:
+        """Claim a queued job and start its runner: ``started``; ``taken`` when another server
+        claimed or started it first; ``full`` when its compute has no room (counted under a lock
+        on the compute, so servers starting jobs together never exceed ``max_instances``)."""
         with self.ctx.db.write() as session:
-            row = job_rows.by_id(session, job_id)
-            if row is None or row.status != S.QUEUED:
-                return False
+            row = job_rows.claim_queued(session, job_id)
+            if row is None:
+                return "taken"
+            if cap is not None:
+                job_rows.lock_compute(session, row.workspace_id, row.compute)
+                busy = sum(
+                    _nodes(r)
+                    for r in job_rows.on_compute(session, row.workspace_id, row.compute, OCCUPYING)
+                    if r.type not in NO_RUNNER
+                )
+                if busy + _nodes(row) > cap:
+                    return "full"
             row.attempt += 1
+            row.claimed_by = self.cluster.server_id
             row.heartbeat_at = job_state.now()
             job_state.transition(row, S.PREPARING)
             workspace = job_rows.workspace_name(session, row)
@@ -125,17 +154,17 @@ class Dispatcher:
             pid = self._launch(workspace, name, attempt, nodes)
         except OSError as exc:
             with self.ctx.db.write() as session:
-                row = job_rows.by_id(session, job_id)
+                row = job_rows.locked(session, job_id)
                 if row is not None and row.status == S.PREPARING:
                     job_state.transition(
                         row, S.FAILED, error={"code": "RUNNER_START_FAILED", "message": f"cannot start runner: {exc}"}
                     )
-            return False
+            return "taken"
         with self.ctx.db.write() as session:
-            row = job_rows.by_id(session, job_id)
+            row = job_rows.locked(session, job_id)
             if row is not None and row.attempt == attempt:
                 row.runner_pid = pid
-        return True
+        return "started"
 
     def _launch(self, workspace: str, name: str, attempt: int, nodes: int) -> int:
         runner = RunnerAttempt(
@@ -144,10 +173,18 @@ class Dispatcher:
             attempt,
             server_url=self.server_url,
             token=self.signer.issue(workspace, name, attempt),
-            env=runner_environment(max(0.5, min(5.0, self.heartbeat_timeout / 6))),
+            env=self._runner_env(),
             nodes=nodes,
         )
         return self.backend.submit(runner)
+
+    def _runner_env(self) -> dict[str, str]:
+        env = runner_environment(max(0.5, min(5.0, self.heartbeat_timeout / 6)))
+        if self.server_url != self.cluster.url:
+            # A public URL (a load balancer): the runner keeps calling it whichever server
+            # answers, instead of looking for this server's new port in its home after a failure.
+            env["SHOAL_SERVER_URL_FIXED"] = "1"
+        return env
 
     # -- cancel and liveness ---------------------------------------------------------------
 
@@ -155,6 +192,8 @@ class Dispatcher:
         with self.ctx.db.read() as session:
             rows = job_rows.with_status(session, [S.CANCEL_REQUESTED], exclude_types=NO_RUNNER)
         for row in rows:
+            if not self.cluster.watches(row.claimed_by):
+                continue  # another server's runner: that server signals it
             key = (row.id, row.attempt)
             pid = row.runner_pid
             if pid is None or not self.backend.poll(pid):
@@ -177,6 +216,8 @@ class Dispatcher:
             watched = [S.PREPARING, S.RUNNING, S.FINALIZING, S.NOT_RESPONDING]
             rows = job_rows.with_status(session, watched, exclude_types=NO_RUNNER)
         for row in rows:
+            if not self.cluster.watches(row.claimed_by):
+                continue  # another live server watches its own runners
             last = row.heartbeat_at
             if last is not None and last.tzinfo is None:
                 last = last.replace(tzinfo=now.tzinfo)
@@ -218,13 +259,13 @@ class Dispatcher:
 
     def _set(self, job_id: int, attempt: int, status: JobStatus) -> None:
         with self.ctx.db.write() as session:
-            row = job_rows.by_id(session, job_id)
+            row = job_rows.locked(session, job_id)
             if row is not None and row.attempt == attempt and row.status != status:
                 job_state.transition(row, status)
 
     def _finish(self, job_id: int, attempt: int, status: JobStatus, error: dict[str, Any] | None) -> None:
         with self.ctx.db.write() as session:
-            row = job_rows.by_id(session, job_id)
+            row = job_rows.locked(session, job_id)
             if row is None or row.attempt != attempt or row.status in (S.COMPLETED, S.FAILED, S.CANCELED):
                 return
             if row.status == S.NOT_RESPONDING and status == S.CANCELED:

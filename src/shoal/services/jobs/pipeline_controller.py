@@ -129,7 +129,7 @@ def _ready_inputs(step: _Step, known: dict[tuple[int, str], _Step]) -> dict[str,
 
 def _skip(ctx: ServiceContext, job_id: int, why: str) -> str:
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, job_id)
+        row = job_rows.locked(session, job_id)
         if row is None:
             return str(S.CANCELED)
         if row.status == S.NOT_STARTED:
@@ -141,7 +141,7 @@ def _skip(ctx: ServiceContext, job_id: int, why: str) -> str:
 
 def _fail(ctx: ServiceContext, job_id: int, error: dict[str, Any]) -> str:
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, job_id)
+        row = job_rows.locked(session, job_id)
         if row is None:
             return str(S.FAILED)
         if row.status not in TERMINAL:
@@ -168,7 +168,7 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
     if settings.get("enabled"):
         source, reason = _reusable(ctx, workspace, ws_id, key, job_id)
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, job_id)
+        row = job_rows.locked(session, job_id)
         if row is None or row.status != S.NOT_STARTED:
             return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         resolved = dict(row.resolved)
@@ -207,7 +207,7 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
 def _start_sweep(ctx: ServiceContext, job_id: int, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A sweep step's inputs are ready: its trials may start (the sweep controller takes over)."""
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, job_id)
+        row = job_rows.locked(session, job_id)
         if row is None or row.status != S.NOT_STARTED:
             return (row.status, row.resolved) if row is not None else (str(S.CANCELED), {})
         row.resolved = sweeps.fill_inputs(row.resolved, inputs)
@@ -297,7 +297,7 @@ def _plan(pipe: JobRow, children: list[JobRow]) -> tuple[JobStatus | None, list[
 def _cancel_children(ctx: ServiceContext, ids: list[int]) -> None:
     with ctx.db.write() as session:
         for job_id in ids:
-            row = job_rows.by_id(session, job_id)
+            row = job_rows.locked(session, job_id)
             if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
                 continue
             if row.type not in (PIPELINE, "sweep") and row.status in (S.NOT_STARTED, S.QUEUED):
@@ -308,7 +308,7 @@ def _cancel_children(ctx: ServiceContext, ids: list[int]) -> None:
 
 def _move_pipeline(ctx: ServiceContext, pipe_id: int, target: JobStatus, error: dict[str, Any] | None) -> bool:
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, pipe_id)
+        row = job_rows.locked(session, pipe_id)
         if row is None or row.status in TERMINAL or row.status == target:
             return False
         if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:

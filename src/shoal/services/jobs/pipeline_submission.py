@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from shoal.constants import PROVENANCE_PROPERTY_PREFIXES
 from shoal.entities.expressions import resolve_output_path
 from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
@@ -77,9 +78,11 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
     for path in [*graph.nodes, *graph.leaves]:
         names.setdefault(path, generate_job_name())
     root_inputs = _resolve_values(ctx, workspace, graph.root.inputs, "inputs")
+    # Every step ran the code the pipeline was submitted from: its git provenance goes to each.
+    provenance = {k: v for k, v in (data.get("properties") or {}).items() if k.startswith(PROVENANCE_PROPERTY_PREFIXES)}
     steps: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for path in graph.order():
-        steps[path] = _prepare_leaf(ctx, workspace, graph.leaves[path], names, default_ds, force_rerun)
+        steps[path] = _prepare_leaf(ctx, workspace, graph.leaves[path], names, default_ds, force_rerun, provenance)
 
     try:
         with ctx.db.write() as session:
@@ -100,7 +103,7 @@ def submit(ctx: ServiceContext, workspace: str, clean: dict[str, Any], base_url:
                     "type": PIPELINE,
                     "display_name": node.spec.get("display_name") or node.name,
                     "description": node.spec.get("description"),
-                    "properties": {STEP_PROPERTY: path},
+                    "properties": {**provenance, STEP_PROPERTY: path},
                     "component": node.spec.get("name"),
                 }
                 node_resolved = {
@@ -167,6 +170,7 @@ def _prepare_leaf(
     names: dict[str, str],
     default_ds: str,
     force_rerun: bool,
+    provenance: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     where = field_of(leaf.path)
     job_name = names[leaf.path]
@@ -201,7 +205,7 @@ def _prepare_leaf(
         name: {k: v for k, v in out.items() if k in ("type", "mode", "path", "name", "version", "description")}
         for name, out in leaf.outputs.items()
     }
-    props = dict(spec.get("properties") or {})
+    props = {**provenance, **(spec.get("properties") or {})}
     props[STEP_PROPERTY] = leaf.path
     spec["properties"] = props
     if leaf.kind == "sweep":

@@ -27,8 +27,8 @@ MODEL_TYPES = {"mlflow_model", "custom_model", "triton_model"}
 MAX_LOG_CHUNK = 8 * 1024 * 1024
 
 
-def _current(session: Any, workspace: str, name: str, attempt: int) -> JobRow:
-    row = job_state.get_row(session, workspace_id(session, workspace), name)
+def _current(session: Any, workspace: str, name: str, attempt: int, *, for_update: bool = False) -> JobRow:
+    row = job_state.get_row(session, workspace_id(session, workspace), name, for_update=for_update)
     if attempt != row.attempt:
         raise ConflictError(
             f"job '{name}': attempt {attempt} was replaced by attempt {row.attempt}; this runner must stop",
@@ -71,7 +71,8 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
 
 def heartbeat(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> dict[str, Any]:
     with ctx.db.write() as session:
-        row = _current(session, workspace, name, attempt)
+        # Locked: any server's dispatcher may be changing this job at the same moment.
+        row = _current(session, workspace, name, attempt, for_update=True)
         row.heartbeat_at = job_state.now()
         if row.status == S.NOT_RESPONDING:
             # The runner is back: return to the state it had before it went quiet.
@@ -154,7 +155,7 @@ def report(
             target = S.FAILED
             error = {"code": "OUTPUT_REGISTRATION_FAILED", "message": f"registering outputs failed: {exc.message}"}
     with ctx.db.write() as session:
-        row = _current(session, workspace, name, attempt)
+        row = _current(session, workspace, name, attempt, for_update=True)
         row.heartbeat_at = job_state.now()
         if row.status in TERMINAL:
             if row.status == target:

@@ -79,8 +79,9 @@ def json_float(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def get_row(session: Session, ws_id: int, name: str) -> JobRow:
-    row = job_rows.find(session, ws_id, name)
+def get_row(session: Session, ws_id: int, name: str, *, for_update: bool = False) -> JobRow:
+    """A job by name or NOT_FOUND; ``for_update`` locks it for the write transaction."""
+    row = job_rows.find(session, ws_id, name, for_update=for_update)
     if row is None:
         raise job_rows.missing(session, ws_id, name)
     return row

@@ -374,7 +374,7 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
         error = None
     resolved["sweep_params"] = params
     with ctx.db.write() as session:
-        sweep = job_rows.by_id(session, sweep_id)
+        sweep = job_rows.locked(session, sweep_id)
         if sweep is None or sweep.status in TERMINAL:
             return
         if job_rows.exists(session, sweep.workspace_id, name):
@@ -392,7 +392,7 @@ def _create_trial(ctx: ServiceContext, workspace: str, sweep_id: int, index: int
 
 def _terminate(ctx: ServiceContext, trial_id: int, reason: str) -> None:
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, trial_id)
+        row = job_rows.locked(session, trial_id)
         if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
             return
         row.spec = {
@@ -407,7 +407,7 @@ def _terminate(ctx: ServiceContext, trial_id: int, reason: str) -> None:
 def _cancel_trials(ctx: ServiceContext, ids: list[int], why: str) -> None:
     with ctx.db.write() as session:
         for trial_id in ids:
-            row = job_rows.by_id(session, trial_id)
+            row = job_rows.locked(session, trial_id)
             if row is None or row.status in TERMINAL or row.status == S.CANCEL_REQUESTED:
                 continue
             row.error = row.error or {"code": "SWEEP_STOPPED", "message": why}
@@ -420,14 +420,14 @@ def _cancel_trials(ctx: ServiceContext, ids: list[int], why: str) -> None:
 
 def _update_resolved(ctx: ServiceContext, sweep_id: int, patch: dict[str, Any]) -> None:
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, sweep_id)
+        row = job_rows.locked(session, sweep_id)
         if row is not None:
             row.resolved = {**row.resolved, **patch}
 
 
 def _move(ctx: ServiceContext, sweep_id: int, target: JobStatus, error: dict[str, Any] | None = None) -> None:
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, sweep_id)
+        row = job_rows.locked(session, sweep_id)
         if row is None or row.status in TERMINAL or row.status == target:
             return
         if target == S.CANCELED and row.status != S.CANCEL_REQUESTED:
@@ -461,7 +461,7 @@ def _finish(
     if ranked:
         best = (max if goal == "maximize" else min)(ranked, key=lambda pair: pair[0])
     with ctx.db.write() as session:
-        row = job_rows.by_id(session, sweep_id)
+        row = job_rows.locked(session, sweep_id)
         if row is None or row.status in TERMINAL:
             return
         props = dict(row.spec.get("properties") or {})

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shoal.entities.validation import ASSET_NAME
-from shoal.errors import NotFoundError, UserError
+from shoal.errors import NotFoundError, UserError, not_found_hint
 from shoal.services.tracking.search_grammar import Clause
 from shoal.services.tracking.values import (
     MAX_TAG_VALUE,
@@ -70,7 +70,11 @@ def version_arg(data: dict[str, Any]) -> str:
 def container_row(session: Session, ws_id: int, name: str) -> AssetContainerRow:
     row = asset_rows.find_container(session, ws_id, KIND, name)
     if row is None:
-        raise NotFoundError(f"Registered Model with name={name} not found", details={"name": name})
+        # MLflow's message, then close names (a typo is the usual cause).
+        hint = not_found_hint(
+            KIND, name, known=asset_rows.container_names(session, ws_id, KIND), list_hint="shoal model list"
+        )
+        raise NotFoundError(f"Registered Model with name={name} not found{hint}", details={"name": name})
     return row
 
 

@@ -8,7 +8,7 @@ import urllib.parse
 from typing import Any
 
 from shoal.entities.kinds import merge_secrets, parse_entity, split_secrets
-from shoal.errors import InvalidStateError, NotFoundError, UserError, not_found_hint
+from shoal.errors import InvalidStateError, NotFoundError, not_found_hint
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
 from shoal.services.workspaces import BUILTIN_DATASTORES, DEFAULT_DATASTORE, workspace_id
@@ -40,8 +40,7 @@ def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) 
         raise InvalidStateError(f"datastore '{entity.name}' is built in and cannot be changed")
     if data["type"] == "local":
         path = str(data.get("path") or "")
-        if not os.path.isabs(path):
-            raise UserError(f"datastore '{entity.name}': path must be an absolute folder path, got {path!r}")
+        ctx.local_roots.check(path, f"datastore '{entity.name}'")
         if not os.path.isdir(path):
             raise NotFoundError(f"datastore '{entity.name}': folder '{path}' does not exist on the server")
     public, secrets = split_secrets(KIND, data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shoal.errors import NotFoundError
 from shoal.services.context import ServiceContext
 from shoal.services.storage import datastores
+from shoal.services.workspaces import BUILTIN_DATASTORES, builtin_datastore_path
 from shoal.storage.datastores import resolve_datastore_fs, secret_values
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.uploads import UploadManager
@@ -19,8 +20,11 @@ def store_for(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactSt
     if store is None:
         secrets = ctx.secrets.decrypt(row.secrets) if row.secrets else {}
         label = f"datastore '{datastore}'"
-        if row.type == "local":
-            store = ArtifactStore(row.spec["path"], label=label)
+        if row.type == "local" and datastore in BUILTIN_DATASTORES:
+            store = ArtifactStore(builtin_datastore_path(ctx, workspace, datastore), label=label)
+        elif row.type == "local":
+            # Checked again when opened: the roots may have changed since it was created.
+            store = ArtifactStore(ctx.local_roots.check(str(row.spec.get("path") or ""), label), label=label)
         else:
             fs, root = resolve_datastore_fs(
                 row.type, row.spec, secrets, artifact_root=ctx.artifact_root, workspace=workspace
@@ -32,7 +36,7 @@ def store_for(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactSt
 
 
 def uploads_for(ctx: ServiceContext, workspace: str, datastore: str) -> UploadManager:
-    return UploadManager(store_for(ctx, workspace, datastore))
+    return UploadManager(store_for(ctx, workspace, datastore), session_ttl=ctx.settings.upload_session_ttl)
 
 
 def readable_store(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactStore | None:

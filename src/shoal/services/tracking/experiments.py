@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shoal.errors import ConflictError, NotFoundError, UserError
+from shoal.errors import ConflictError, NotFoundError, UserError, not_found_hint
 from shoal.services.context import ServiceContext
 from shoal.services.tracking.search_grammar import parse_filter, parse_order_by
 from shoal.services.tracking.values import (
@@ -31,13 +31,17 @@ from shoal.store import tracking as rows
 from shoal.store.paging import encode_token
 from shoal.store.tables import ExperimentRow
 
+SEARCH_EXPERIMENTS = "mlflow.search_experiments()"
+
 
 def _exp_body(row: ExperimentRow) -> dict[str, Any]:
     exp_id = rows.experiment_id(row)
     return {
         "experiment_id": exp_id,
         "name": row.name,
-        "artifact_location": row.artifact_location or f"mlflow-artifacts:/experiments/{exp_id}",
+        # Always the server's own location: a client-chosen one (file:///etc, http://h/p?../..) was
+        # how MLflow's artifact-location CVEs began, so it is never stored or shown.
+        "artifact_location": f"mlflow-artifacts:/experiments/{exp_id}",
         "lifecycle_stage": row.lifecycle_stage,
         "last_update_time": row.last_update_time,
         "creation_time": row.creation_time,
@@ -73,7 +77,7 @@ def create_experiment(ctx: ServiceContext, workspace: str, data: dict[str, Any])
                 workspace_id=ws_id,
                 name=name,
                 is_default=False,
-                artifact_location=data.get("artifact_location") or "",
+                artifact_location="",  # a client's artifact_location is ignored (see _exp_body)
                 lifecycle_stage="active",
                 tags=tags,
                 creation_time=stamp,
@@ -101,12 +105,21 @@ def get_experiment(ctx: ServiceContext, workspace: str, data: dict[str, Any]) ->
 def get_experiment_by_name(ctx: ServiceContext, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     name = str_arg(data, "experiment_name")
     with ctx.db.read() as session:
-        row = rows.find_experiment_by_name(session, workspace_id(session, workspace), name)
+        ws_id = workspace_id(session, workspace)
+        row = rows.find_experiment_by_name(session, ws_id, name)
+        # MLflow's message, then close names (a typo is the usual cause).
+        hint = (
+            ""
+            if row
+            else not_found_hint(
+                "experiment", name, known=rows.experiment_names(session, ws_id), list_hint=SEARCH_EXPERIMENTS
+            )
+        )
     if row is None and name == rows.DEFAULT_EXPERIMENT:
         with ctx.db.write() as session:
             row = rows.ensure_default_experiment(session, workspace_id(session, workspace))
     if row is None:
-        raise NotFoundError(f"Could not find experiment with name '{name}'")
+        raise NotFoundError(f"Could not find experiment with name '{name}'{hint}")
     return {"experiment": _exp_body(row)}
 
 

@@ -11,8 +11,10 @@ from shoal.errors import UserError
 from shoal.services.context import ServiceContext
 from shoal.services.tracking.run_rows import active_run_id, run_ref
 from shoal.services.tracking.values import (
+    MAX_INT64,
     MAX_PARAM_VALUE,
     MAX_TAG_VALUE,
+    MIN_INT64,
     check_key,
     check_value,
     int_arg,
@@ -44,8 +46,12 @@ def metric_point(m: dict[str, Any]) -> rows.Point:
         raise UserError(f"Missing value for required parameter 'timestamp' of metric '{key}'.")
     try:
         stamp, step = int(stamp), int(m.get("step") or 0)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise UserError(f"Got invalid timestamp or step for metric '{key}'") from exc
+    if not (MIN_INT64 <= stamp <= MAX_INT64 and MIN_INT64 <= step <= MAX_INT64):
+        raise UserError(
+            f"Got invalid timestamp or step for metric '{key}': both must be integers between -2^63 and 2^63-1"
+        )
     nan = math.isnan(value)
     return (key, 0.0 if nan else value, stamp, step, nan)
 
@@ -61,6 +67,8 @@ def metric_points(metrics: list[dict[str, Any]]) -> list[rows.Point]:
         if type(key) is str and type(raw) is float and type(stamp) in (int, str) and type(step) in _STEP_TYPES:
             try:
                 point = (key, raw, int(stamp), int(step) if step else 0, False)
+                if not (MIN_INT64 <= point[2] <= MAX_INT64 and MIN_INT64 <= point[3] <= MAX_INT64):
+                    point = metric_point(m)  # raises MLflow's message
             except ValueError:
                 point = metric_point(m)  # raises MLflow's message
             if key not in checked:

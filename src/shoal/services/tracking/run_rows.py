@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shoal.constants import PROVENANCE_PROPERTY_PREFIXES
 from shoal.entities.status import JobStatus
 from shoal.errors import NotFoundError, UserError
 from shoal.services.jobs import state as job_state
@@ -19,9 +20,6 @@ from shoal.store.tables import JobRow
 
 S = JobStatus
 MLFLOW_RUN = "mlflow_run"
-# Job properties the MLflow run shows as tags too: where the code came from (set by the client
-# as azure-ai-ml sets them, ``shoal.client.git_info``), so ``run.data.tags`` has them.
-TAG_PROPERTY_PREFIXES = ("mlflow.source.", "azureml.git.")
 RUN_STATUS = {
     S.NOT_STARTED: "SCHEDULED",
     S.QUEUED: "SCHEDULED",
@@ -88,9 +86,9 @@ def run_info(row: JobRow, exp_id: str) -> dict[str, Any]:
 
 
 def property_tags(row: JobRow) -> dict[str, str]:
-    """The job's properties that are MLflow tags too (:data:`TAG_PROPERTY_PREFIXES`)."""
+    """The job's properties that are MLflow tags too (:data:`~shoal.constants.PROVENANCE_PROPERTY_PREFIXES`)."""
     props = (row.spec or {}).get("properties") or {}
-    return {k: str(v) for k, v in props.items() if isinstance(k, str) and k.startswith(TAG_PROPERTY_PREFIXES)}
+    return {k: str(v) for k, v in props.items() if isinstance(k, str) and k.startswith(PROVENANCE_PROPERTY_PREFIXES)}
 
 
 def experiment_ids(session: Session, job_rows_: list[JobRow]) -> dict[int | None, str]:

@@ -17,6 +17,7 @@ from shoal.store.paging import decode_token
 MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE, MAX_EXPERIMENT_NAME = 250, 6000, 8000, 500
 MAX_RESULTS = 50000
 KEY = re.compile(r"^[/\w.\- :]*$")
+MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
 VIEW_TYPES = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",), "ALL": ("active", "deleted")}
 
 
@@ -43,9 +44,15 @@ def int_arg(data: dict[str, Any], key: str, default: int | None = None) -> int |
     if value is None or value == "":
         return default
     try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise UserError(f"Invalid value {value!r} for parameter '{key}': it must be an integer") from exc
+    # MLflow's step and timestamp are int64; a larger number overflows both databases.
+    if not MIN_INT64 <= number <= MAX_INT64:
+        raise UserError(
+            f"Invalid value {value!r} for parameter '{key}': it must be an integer between -2^63 and 2^63-1"
+        )
+    return number
 
 
 def str_arg(data: dict[str, Any], key: str, *, required: bool = True) -> str:
@@ -75,7 +82,9 @@ def check_key(key: Any, what: str) -> str:
         raise UserError(f"Missing value for required parameter 'key' of a {what}.")
     if len(key) > MAX_KEY:
         raise UserError(f"{what.capitalize()} name '{key[:40]}…' exceeds the maximum length of {MAX_KEY}")
-    if not KEY.match(key) or key.startswith("/") or posixpath.normpath(key) != key:
+    # As MLflow's path_not_unique: no absolute path, no '..' or '.' segment, nothing normpath changes.
+    normal = posixpath.normpath(key)
+    if not KEY.match(key) or key.startswith("/") or normal != key or normal == "." or normal.startswith(".."):
         raise UserError(
             f"Invalid {what} name: '{key}'. Names may only contain alphanumerics, underscores (_), dashes (-), "
             "periods (.), spaces ( ), colons (:) and slashes (/), and may not be a relative or absolute path."

@@ -1,0 +1,164 @@
+"""What azure-ai-ml notebooks do, through a real server: ``job.studio_url``, settings as an object,
+``Environment(conda_file=<path>)``, an asset's ARM id as an input, ``@command_component``
+functions as pipeline steps, a ``@dsl.pipeline`` registered as a component, and a sweep step
+built from a component call with distributions (issue #16)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoal import Choice, Data, Environment, Input, MLClient, Uniform, command, dsl, load_component
+from shoal.config import ShoalSettings
+from shoal.entities import UserIdentityConfiguration
+
+COMPONENT_FILE = '''\
+from pathlib import Path
+
+from shoal.mldesigner import Input, Output, command_component
+
+
+@command_component(name="prep_data", version="1", display_name="Prep Data")
+def prepare_data_component(
+    input_data: Input(type="uri_folder"),
+    training_data: Output(type="uri_folder"),
+    ratio: float = 0.5,
+    note: Input(type="string", optional=True) = None,
+):
+    """Lists its input folder into training_data/out.txt."""
+    import os
+
+    files = sorted(os.listdir(input_data))
+    Path(training_data, "out.txt").write_text(f"{files} {ratio!r} {note!r}")
+'''
+
+# Logs the primary metric through MLflow's REST API (no mlflow package in the job's environment).
+TRIAL = """\
+import json, os, sys, urllib.request
+lr = float(sys.argv[1])
+body = {"run_id": os.environ["MLFLOW_RUN_ID"], "key": "acc", "value": lr, "timestamp": 0, "step": 0}
+request = urllib.request.Request(
+    os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
+    data=json.dumps(body).encode(),
+    headers={"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"], "Content-Type": "application/json"},
+)
+urllib.request.urlopen(request).read()
+open(os.path.join(sys.argv[2], "lr.txt"), "w").write(str(lr))
+"""
+
+TRIAL_COMPONENT = """\
+name: trial_lr
+type: command
+inputs:
+  lr: {type: number, default: 0.1}
+  kernel: {type: string, default: linear}
+outputs:
+  model: {type: uri_folder}
+code: ./src
+command: python trial.py ${{inputs.lr}} ${{outputs.model}} && echo ${{inputs.kernel}}
+environment: azureml:AzureML-minimal@latest
+"""
+
+
+@pytest.fixture(scope="module")
+def ml(jobs_cli):
+    client = MLClient(settings=ShoalSettings(home=jobs_cli.home))
+    yield client
+    client.close()
+
+
+def _import(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebook_job_habits(ml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "conda.yaml").write_text("name: tiny\ndependencies:\n  - pip\n")
+    (tmp_path / "titanic.csv").write_text("survived,age\n1,22\n")
+    data = ml.data.create_or_update(Data(name="titanic", type="uri_file", path="./titanic.csv"))
+    assert data.id.startswith("/subscriptions/") and "/data/titanic/versions/" in data.id
+    env = Environment(image="python:3.11", conda_file="./env/conda.yaml")  # read now, from the cwd
+    assert env.conda_file == {"name": "tiny", "dependencies": ["pip"]}
+    job = ml.jobs.create_or_update(
+        command(
+            command="cat ${{inputs.titanic}}",
+            inputs={"titanic": Input(type="uri_file", path=data.id)},
+            environment=env,
+            identity=UserIdentityConfiguration(),
+        )
+    )
+    assert job.studio_url and job.studio_url.endswith(f"/jobs/{job.name}")
+    assert job.studio_url == job.services["Studio"]["endpoint"]
+    assert job.identity.type == "user_identity"
+    out = io.StringIO()
+    done = ml.jobs.stream(job.name, out=out)
+    assert done.status == "Completed" and "survived,age" in out.getvalue()
+    assert f"Web View: {job.studio_url}" in out.getvalue()  # the URL `shoal job create` prints
+    assert done.inputs["titanic"].path == f"azureml:titanic:{data.version}"
+
+
+def test_command_component_and_registered_pipeline_component(ml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prep").mkdir()
+    (tmp_path / "prep" / "prep_component.py").write_text(COMPONENT_FILE)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("x")
+    prep = _import(tmp_path / "prep" / "prep_component.py").prepare_data_component
+
+    @dsl.pipeline(name="prep_twice", version="1")
+    def prep_twice(raw: Input, ratio: float = 0.25):
+        first = prep(input_data=raw, ratio=ratio)
+        second = prep(input_data=first.outputs.training_data, note="again")
+        return {"listing": second.outputs.training_data}
+
+    registered = ml.components.create_or_update(prep_twice)
+    assert registered.type == "pipeline" and registered.version == "1" and registered.id
+
+    @dsl.pipeline()
+    def outer(raw: Input):
+        step = registered(raw=raw, ratio=0.75)
+        return {"listing": step.outputs.listing}
+
+    pipeline_job = outer(Input(type="uri_folder", path="./data"))
+    pipeline_job.settings.continue_on_step_failure = False
+    pipeline_job.settings.force_rerun = True
+    assert pipeline_job.to_dict()["settings"] == {"continue_on_step_failure": False, "force_rerun": True}
+    submitted = ml.jobs.create_or_update(pipeline_job, experiment_name="notebooks")
+    done = ml.jobs.stream(submitted.name, out=io.StringIO())
+    assert done.status == "Completed"
+    assert done.settings.force_rerun is True
+    ml.jobs.download(submitted.name, download_path=tmp_path / "dl", output_name="listing")
+    # The second step listed the first one's output folder: the function bodies ran in the jobs.
+    assert (tmp_path / "dl" / "named-outputs" / "listing" / "out.txt").read_text() == "['out.txt'] 0.5 'again'"
+
+
+def test_sweep_step_from_a_component_call(ml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "trial.py").write_text(TRIAL)
+    (tmp_path / "trial.yml").write_text(TRIAL_COMPONENT)
+    trial = load_component("trial.yml")
+
+    @dsl.pipeline()
+    def tune():
+        train = trial(lr=Uniform(0.1, 0.9), kernel=Choice(["linear", "rbf"]))
+        sweep_step = train.sweep(primary_metric="acc", goal="maximize", sampling_algorithm="random")
+        sweep_step.set_limits(max_total_trials=2, max_concurrent_trials=2, timeout=300)
+        return {"best": sweep_step.outputs.model}
+
+    job = ml.jobs.create_or_update(tune())
+    step = job.jobs["sweep_step"]
+    assert step["type"] == "sweep" and set(step["search_space"]) == {"lr", "kernel"}
+    done = ml.jobs.stream(job.name, out=io.StringIO())
+    assert done.status == "Completed"
+    ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="best")
+    assert 0.1 <= float((tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text()) <= 0.9
