@@ -10,7 +10,6 @@ import uuid
 
 import fsspec
 import pytest
-from tests.conftest import make_backend
 
 from shoal.errors import (
     ConflictError,
@@ -22,6 +21,7 @@ from shoal.errors import (
 )
 from shoal.storage.filesystem import TMP_PREFIX, ArtifactStore, StoredFile
 from shoal.storage.hashing import FileEntry
+from tests.conftest import make_backend
 
 # The representative tests also run on real object stores; the rest on local disk and memory://.
 ALL_STORES = pytest.mark.parametrize("store", ["local", "memory", "s3", "azure_blob"], indirect=True)

@@ -8,12 +8,12 @@ import uuid
 
 import fsspec
 import pytest
-from tests.conftest import make_backend
 
 from shoal.errors import ConflictError, InfraError, NotFoundError, PayloadTooLargeError, UserError
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.hashing import FileEntry, scan_folder, tree_hash
 from shoal.storage.uploads import UploadManager, parse_manifest
+from tests.conftest import make_backend
 
 # The representative tests also run on real object stores; the rest on local disk and memory://.
 ALL_STORES = pytest.mark.parametrize("store", ["local", "memory", "s3", "azure_blob"], indirect=True)

@@ -8,7 +8,7 @@ import urllib.parse
 from typing import Any
 
 from shoal.entities.kinds import merge_secrets, parse_entity, split_secrets
-from shoal.errors import InvalidStateError, NotFoundError, not_found_hint
+from shoal.errors import InvalidStateError, NotFoundError, UserError, not_found_hint
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
 from shoal.services.workspaces import BUILTIN_DATASTORES, DEFAULT_DATASTORE, workspace_id
