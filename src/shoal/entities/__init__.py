@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "VirtualMachineCompute": "shoal.entities.compute",
     "AccountKeyConfiguration": "shoal.entities.credentials",
     "CertificateConfiguration": "shoal.entities.credentials",
+    "ConnectionStringConfiguration": "shoal.entities.credentials",
     "Credential": "shoal.entities.credentials",
     "KerberosKeytabConfiguration": "shoal.entities.credentials",
     "KerberosPasswordConfiguration": "shoal.entities.credentials",

@@ -21,6 +21,7 @@ _DATASTORE_SECRETS = tuple(
     for key in (
         "account_key",
         "sas_token",
+        "connection_string",
         "client_secret",
         "certificate",
         "secret_access_key",
