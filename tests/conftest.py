@@ -82,3 +82,61 @@ def database_url(request: pytest.FixtureRequest, shoal_home: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{shoal_home / 'shoal.db'}"
     return request.getfixturevalue("pg_url")
+
+
+# -- object stores ----------------------------------------------------------------------------
+# moto's S3 server and Azurite, one process each per session (tests/objstores.py), started on
+# first use. Missing tools skip the tests that need them, except under CI, where they are errors.
+
+
+def _need(kind: str) -> None:
+    from tests.objstores import missing
+
+    problem = missing(kind)
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the {kind} tests, but {problem}")
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    _need("s3")
+    from tests.objstores import start_moto, stop
+
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    stop(server.proc)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    _need("azure_blob")
+    from tests.objstores import start_azurite, stop
+
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    stop(server.proc)
+
+
+def make_backend(request: pytest.FixtureRequest, kind: str, tmp: Path) -> object:
+    from tests.objstores import Backend
+
+    if kind == "s3":
+        return Backend(kind, tmp, s3=request.getfixturevalue("moto_s3"))
+    if kind == "azure_blob":
+        return Backend(kind, tmp, azurite=request.getfixturevalue("azurite"))
+    # A local datastore must lie inside SHOAL_LOCAL_DATASTORE_ROOTS: the default one of this home.
+    return Backend(kind, request.getfixturevalue("shoal_home") / "local-datastores")
+
+
+@pytest.fixture(params=["local", "s3", "azure_blob"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """A fresh place on local disk, on S3 (moto) and on Azure Blob (Azurite): see tests/objstores.py."""
+    return make_backend(request, request.param, tmp_path / "backend")
+
+
+@pytest.fixture(params=["s3", "azure_blob"])
+def cloud_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """``backend`` without local disk, for what only object stores do."""
+    return make_backend(request, request.param, tmp_path / "backend")

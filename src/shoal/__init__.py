@@ -31,12 +31,15 @@ _EXPORTS: dict[str, str] = {
             "SynapseSparkCompute AzureBlobDatastore AzureFileDatastore AzureDataLakeGen1Datastore "
             "AzureDataLakeGen2Datastore LocalDatastore S3Datastore AccountKeyConfiguration "
             "SasTokenConfiguration ServicePrincipalConfiguration CertificateConfiguration "
-            "NoneCredentialConfiguration S3KeyConfiguration IdentityConfiguration Model Data "
+            "NoneCredentialConfiguration S3KeyConfiguration ConnectionStringConfiguration IdentityConfiguration "
+            "Model Data "
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
             "SparkComponent Code Job CommandJob PipelineJob SweepJob Input Output MpiDistribution "
             "PyTorchDistribution TensorFlowDistribution RayDistribution PipelineJobSettings "
             "UserIdentityConfiguration ManagedIdentityConfiguration AmlTokenConfiguration JobResources "
-            "CommandJobLimits QueueSettings Component"
+            "CommandJobLimits QueueSettings Component "
+            "ManagedOnlineEndpoint ManagedOnlineDeployment CodeConfiguration OnlineRequestSettings ProbeSettings "
+            "BatchEndpoint BatchDeployment ModelBatchDeployment PipelineComponentBatchDeployment BatchRetrySettings"
         ).split()
     },
     **{

@@ -962,3 +962,33 @@ def test_job_tokens_cannot_change_the_workspace_and_expire_with_their_job(api):
     report(api, name, headers, "Completed", exit_code=0)
     assert api.anon.get(api.url("/datastores"), headers=headers).status_code == 401
     assert report(api, name, headers, "Completed", exit_code=0).status_code == 200  # its runner's replay still works
+
+
+def test_blob_urls_of_a_registered_account_are_read_through_its_datastore(sqlite_api):
+    """As Azure resolves them: an https:// or wasbs:// URL inside a registered azure_blob
+    datastore's container becomes that datastore's path (read with its credentials); any other
+    URL is kept as given."""
+    api = sqlite_api
+    store = {"type": "azure_blob", "account_name": "acct", "container_name": "data"}
+    assert (
+        api.http.put(api.url("/datastores/acctdata"), json={**store, "credentials": {"account_key": "k"}}).status_code
+        == 200
+    )
+    other = {**store, "container_name": "other", "endpoint": "http://127.0.0.1:10000"}
+    assert api.http.put(api.url("/datastores/emulated"), json=other).status_code == 200
+    inputs = {
+        "a": {"type": "uri_file", "path": "https://acct.blob.core.windows.net/data/x/y%20z.csv"},
+        "b": {"type": "uri_folder", "path": "wasbs://data@ACCT.blob.core.windows.net/folder/"},
+        "c": {"type": "uri_file", "path": "http://127.0.0.1:10000/acct/other/f.csv"},
+        "d": {"type": "uri_file", "path": "https://acct.blob.core.windows.net/unregistered/f.csv"},
+        "e": {"type": "uri_file", "path": "https://someone.blob.core.windows.net/data/f.csv"},
+    }
+    name = submitted(api, command="echo ${{inputs.a}}", inputs=inputs)["name"]
+    got = {k: v.get("uri") for k, v in resolved(api, name)["inputs"].items()}
+    assert got == {
+        "a": "azureml://datastores/acctdata/paths/x/y z.csv",
+        "b": "azureml://datastores/acctdata/paths/folder/",
+        "c": "azureml://datastores/emulated/paths/f.csv",
+        "d": inputs["d"]["path"],
+        "e": inputs["e"]["path"],
+    }

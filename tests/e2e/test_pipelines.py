@@ -475,3 +475,40 @@ def test_the_server_restarts_mid_pipeline_and_the_pipeline_finishes(ml, jobs_cli
         client.close()
     assert done["status"] == "Completed", steps
     assert steps["second"]["status"] == "Completed"
+
+
+def test_a_pipeline_passes_data_through_an_object_store_datastore(ml, tmp_path, cloud_backend):
+    """settings.default_datastore on S3 (moto) or Azure Blob (Azurite): the pipeline's input is
+    read from there and each step's output is written there and read by the next step. The
+    second backend registers 'objstore' again, elsewhere: the same steps ran on the first one, but
+    their outputs are not where the datastore now points, so they run again rather than reuse."""
+    body = {"name": "objstore", **cloud_backend.datastore()}
+    ml.jobs._t.request("PUT", ml.jobs._base.rsplit("/jobs", 1)[0] + "/datastores/objstore", json=body)
+    files = cloud_backend.files()
+    files.write_stream("raw/rows.txt", [b"1 2 3"])
+    spec = {
+        "settings": {"default_datastore": "azureml:objstore"},
+        "inputs": {"raw": {"type": "uri_folder", "path": "azureml://datastores/objstore/paths/raw/"}},
+        "jobs": {
+            "double": {
+                "command": "for x in $(cat ${{inputs.raw}}/rows.txt); do echo $((x * 2)); done > ${{outputs.o}}/d.txt",
+                "environment": ENV,
+                "inputs": {"raw": "${{parent.inputs.raw}}"},
+                "outputs": {"o": None},
+            },
+            "total": {
+                "command": "paste -sd+ ${{inputs.d}}/d.txt | bc > ${{outputs.o}}/sum.txt",
+                "environment": ENV,
+                "inputs": {"d": "${{parent.jobs.double.outputs.o}}"},
+                "outputs": {"o": None},
+            },
+        },
+    }
+    pipeline, steps = run(ml, spec)
+    assert pipeline["status"] == "Completed", steps
+    stored = {f.path: f.size for f in files.list_files("")}
+    doubled = [p for p in stored if p.endswith("/d.txt")]
+    total = [p for p in stored if p.endswith("/sum.txt")]
+    assert doubled and total, stored  # both steps' outputs live in the bucket / container
+    with files.open_read(total[0]) as fh:
+        assert fh.read().strip() == b"12"

@@ -42,6 +42,10 @@ class FakeClient:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((self.root / datastore / path).read_bytes())
 
+    def download_many(self, datastore: str, pairs: list[tuple[str, Path]]) -> None:
+        for path, target in pairs:
+            self.download(datastore, path, target)
+
     def upload(self, datastore: str, path: str, source: Path) -> None:
         self.uploads.append((datastore, path, source.read_bytes()))
 
@@ -268,3 +272,104 @@ def test_job_environment(monkeypatch):
     assert env["OPTIONAL"] == "x"
     assert env["PLAIN"] == "value"
     assert os.environ["SHOAL_JOB_TOKEN"] == "secret-token"  # the runner's own environment is untouched
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """Answers each request with the next status of ``plan`` (the last one repeats)."""
+
+    plan: list[int] = []
+    seen: list[int] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        status = self.plan[min(len(self.seen), len(self.plan) - 1)]
+        self.seen.append(status)
+        body = b'{"is_dir": true, "value": []}'
+        if status >= 400:
+            body = b'{"error": {"code": "INFRA_ERROR", "message": "cannot reach datastore \'ext\'"}}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("plan", "outcome", "tries"),
+    [
+        ([502], "refused", 5),  # an error that does not go away fails the call with its message
+        ([500, 500, 200], "ok", 3),
+        ([503, 503, 503, 503, 503, 502, 200], "ok", 7),  # 503: a server restarting, not counted
+        ([404], "refused", 1),  # a 4xx will not get better: no retry at all
+    ],
+)
+def test_runner_gives_up_on_server_errors_that_repeat(monkeypatch, plan, outcome, tries):
+    from shoal.runtime import client as runner_client
+
+    monkeypatch.setattr(runner_client.time, "sleep", lambda _s: None)
+    handler = type("Handler", (_Answers,), {"plan": plan, "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = runner_client.RunnerClient(f"http://127.0.0.1:{server.server_port}", "t", "ws", "job", None)
+        if outcome == "ok":
+            assert client.list_files("ext", "data") == {"is_dir": True, "value": []}
+        else:
+            with pytest.raises(runner_client.ServerRefused, match="cannot reach datastore 'ext'"):
+                client.list_files("ext", "data")
+        assert len(handler.seen) == tries
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_tree_moves_on_several_connections_and_the_first_error_stops_it(tmp_path):
+    """The runner's own client against a real HTTP server: files of one output go up in
+    parallel (each thread its own keep-alive connection), and a refused file fails the call."""
+    from shoal.runtime.client import TRANSFERS, RunnerClient, ServerRefused
+
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    class Store(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_PUT(self) -> None:  # noqa: N802 - http.server's name
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.headers.get("Transfer-Encoding") == "chunked":
+                while (size := int(self.rfile.readline(), 16)) > 0:
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                self.rfile.readline()
+            with lock:
+                seen.append((self.path, self.client_address[1]))
+            status = 403 if "bad" in self.path else 200
+            reply = b'{"error": {"code": "PERMISSION_DENIED", "message": "no"}}' if status == 403 else b"{}"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Store)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        folder = tmp_path / "out"
+        for i in range(40):
+            (folder / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
+            (folder / f"d{i % 4}" / f"f{i}.txt").write_text(str(i))
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        client = RunnerClient(f"http://127.0.0.1:{server.server_port}", "t", "ws", "job", None)
+        assert client.upload_tree("ds", "pre", folder, files) == 40
+        assert len(seen) == 40
+        assert 1 < len({port for _, port in seen}) <= TRANSFERS  # several connections, reused
+        (folder / "bad.txt").write_text("x")
+        with pytest.raises(ServerRefused, match="no"):
+            client.upload_tree("ds", "pre", folder, [*files, folder / "bad.txt"])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -100,3 +100,50 @@ def test_cloud_specs_are_validated_before_drivers() -> None:
 def test_unsupported_types_are_named(ds_type) -> None:
     with pytest.raises(UnsupportedError, match=repr(ds_type)):
         resolve_datastore_fs(ds_type, {"name": "d"}, {}, artifact_root="/x", workspace="w")
+
+
+def test_credentials_join_the_public_keys_and_the_decrypted_secrets() -> None:
+    from shoal.storage.datastores import credentials_of
+
+    spec = {"credentials": {"access_key_id": "AKIA1"}}
+    assert credentials_of(spec, {"credentials": {"secret_access_key": "s"}}) == {
+        "access_key_id": "AKIA1",
+        "secret_access_key": "s",
+    }
+    assert credentials_of({}, {"account_key": "k"}) == {"account_key": "k"}  # the older flat form
+
+
+@pytest.mark.parametrize(
+    ("spec", "url"),
+    [
+        ({}, "https://acct.blob.core.windows.net"),
+        ({"endpoint": "core.chinacloudapi.cn"}, "https://acct.blob.core.chinacloudapi.cn"),
+        ({"endpoint": "http://127.0.0.1:10000", "protocol": "http"}, "http://127.0.0.1:10000/acct"),
+        ({"endpoint": "http://127.0.0.1:10000/acct/"}, "http://127.0.0.1:10000/acct"),
+    ],
+)
+def test_blob_account_url(spec, url) -> None:
+    from shoal.storage.datastores import blob_account_url
+
+    assert blob_account_url("acct", spec) == url
+
+
+def test_bad_protocol_is_a_user_error() -> None:
+    from shoal.storage.datastores import blob_account_url
+
+    with pytest.raises(UserError, match="protocol"):
+        blob_account_url("acct", {"protocol": "ftp"})
+
+
+def test_secret_values_cover_connection_string_keys_and_sas_signatures() -> None:
+    from shoal.storage.datastores import secret_values
+
+    got = secret_values(
+        {
+            "credentials": {
+                "connection_string": "AccountName=a;AccountKey=TheKey==;BlobEndpoint=http://h/a",
+                "sas_token": "?sv=1&sig=TheSig%3D",
+            }
+        }
+    )
+    assert "TheKey==" in got and "TheSig%3D" in got

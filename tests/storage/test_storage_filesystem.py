@@ -21,10 +21,17 @@ from shoal.errors import (
 )
 from shoal.storage.filesystem import TMP_PREFIX, ArtifactStore, StoredFile
 from shoal.storage.hashing import FileEntry
+from tests.conftest import make_backend
+
+# The representative tests also run on real object stores; the rest on local disk and memory://.
+ALL_STORES = pytest.mark.parametrize("store", ["local", "memory", "s3", "azure_blob"], indirect=True)
 
 
 @pytest.fixture(params=["local", "memory"])
 def store(request, tmp_path):
+    if request.param in ("s3", "azure_blob"):  # real servers on 127.0.0.1: moto and Azurite (ALL_STORES)
+        yield make_backend(request, request.param, tmp_path).files()
+        return
     if request.param == "local":
         yield ArtifactStore(str(tmp_path / "artifacts"))
         return
@@ -44,6 +51,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@ALL_STORES
 def test_write_read_round_trip(store) -> None:
     entry = store.write_stream("a/b/c.txt", [b"hello ", b"world"])
     assert entry == FileEntry("a/b/c.txt", 11, sha(b"hello world"))
@@ -61,6 +69,7 @@ def test_overwrite_replaces_whole_file(store) -> None:
         assert fh.read() == b"new"
 
 
+@ALL_STORES
 def test_failure_mid_stream_leaves_nothing(store) -> None:
     store.write_stream("keep.txt", [b"previous"])
 
@@ -120,6 +129,7 @@ def test_enospc_becomes_infra_error_and_temp_is_removed(tmp_path, monkeypatch) -
     assert _all_names(store) == []
 
 
+@ALL_STORES
 def test_write_onto_folder_or_under_file_is_user_error(store) -> None:
     store.write_stream("d/f", [b"1"])
     with pytest.raises(UserError):
@@ -147,6 +157,7 @@ def test_every_method_validates_paths(store, bad) -> None:
             call()
 
 
+@ALL_STORES
 def test_list_files(store) -> None:
     assert store.list_files("") == []
     store.write_stream("run/outputs/model/MLmodel", [b"m"])
@@ -176,6 +187,7 @@ def test_open_read_errors(store) -> None:
         store.open_read("d")
 
 
+@ALL_STORES
 def test_remove_and_rename(store) -> None:
     store.write_stream("a/1", [b"1"])
     store.write_stream("a/2", [b"2"])
@@ -195,6 +207,7 @@ def test_remove_and_rename(store) -> None:
         store.remove("moved")
 
 
+@ALL_STORES
 def test_publish_dir_first_wins(store) -> None:
     store.write_stream("stage1/x/f.txt", [b"v1"])
     store.write_stream("stage2/x/f.txt", [b"v1"])
@@ -246,6 +259,7 @@ def test_symlink_escapes_are_refused(tmp_path) -> None:
     assert (outside / "secret").read_bytes() == b"canary"
 
 
+@ALL_STORES
 def test_sweep_temp_files(store) -> None:
     store.write_stream("d/f", [b"1"])
     leftover = f"{store.root}/d/{TMP_PREFIX}{uuid.uuid4().hex}"

@@ -302,8 +302,10 @@ def test_kind_without_schema() -> None:
 
 
 def test_kind_not_handled_here() -> None:
-    with pytest.raises(SpecError, match="this is a online_endpoint spec"):
-        load_entity(None, LOADER / "endpoint-schema.yml")
+    with pytest.raises(SpecError, match="this is a registry spec"):
+        load_entity(None, LOADER / "registry-schema.yml")
+    # online endpoints are loaded (entities/endpoint.py)
+    assert load_entity(None, LOADER / "endpoint-schema.yml").auth_mode == "key"
     # schedules are loaded (entities/schedule.py): this one lacks the job it would create
     with pytest.raises(SpecError, match="missing required field 'create_job'"):
         load_entity(None, LOADER / "schedule-schema.yml")

@@ -41,6 +41,10 @@ def test_kinds_table() -> None:
         "job": ("jobs", False),
         "schedule": ("schedules", False),
         "connection": ("connections", False),
+        "online_endpoint": ("onlineEndpoints", False),
+        "online_deployment": ("deployments", False),
+        "batch_endpoint": ("batchEndpoints", False),
+        "batch_deployment": ("batchDeployments", False),
     }
     assert KINDS["component"].default_type == "command"
     assert KINDS["compute"].default_type is None

@@ -105,7 +105,13 @@ def test_every_rest_plural_comes_from_the_registry(routes):
     assert segments - NOT_KINDS <= set(KIND_BY_PLURAL), segments - NOT_KINDS - set(KIND_BY_PLURAL)
     # every kind Shoal loads is served: workspaces at /workspaces, the others under a workspace
     assert {(f"{API}/workspaces", "GET")} <= {(p, m) for p, m, _ in routes}
-    assert set(KIND_BY_PLURAL) - {KIND_NAMES["workspace"].plural} <= segments
+    # Deployments are served under their endpoint: /onlineEndpoints/{e}/deployments, /batchEndpoints/{e}/deployments.
+    nested = {
+        KIND_NAMES[k].plural: KIND_NAMES[k.replace("deployment", "endpoint")].plural
+        for k in ("online_deployment", "batch_deployment")
+    }
+    assert set(KIND_BY_PLURAL) - {KIND_NAMES["workspace"].plural} - set(nested) <= segments
+    assert all(any(f"/{parent}/{{endpoint}}/deployments" in p for p, _, _ in routes) for parent in nested.values())
 
 
 # -- SDK ------------------------------------------------------------------------------------
@@ -159,7 +165,13 @@ def test_create_flags_are_declared_per_kind():
     from shoal.cli.kind_flags import CREATE_FLAGS
 
     with_noun = {k for k, n in KIND_NAMES.items() if n.cli_noun}
-    assert set(CREATE_FLAGS) == with_noun - {"job"}  # `job create` runs a job (cli/jobs.py)
+    assert set(CREATE_FLAGS) == with_noun - {
+        "job",
+        "online_endpoint",
+        "online_deployment",
+        "batch_endpoint",
+        "batch_deployment",
+    }
     for kind, spec in CREATE_FLAGS.items():
         create = _cli().commands[KIND_NAMES[kind].cli_noun].commands["create"]
         params = [p.name for p in create.params]
@@ -198,7 +210,7 @@ def test_mlclient_create_or_update_picks_the_kinds_group():
     with MLClient(http_client=httpx.Client(), base_url="http://shoal", token="t") as client:
         for kind, spec in KINDS.items():
             entity: Any = type("Stub", (), {"KIND": kind})()
-            if kind in ("workspace", "compute", "schedule"):  # created through begin_create_or_update
+            if kind in ("workspace", "compute", "schedule") or "endpoint" in kind or "deployment" in kind:  # begin_…
                 with pytest.raises(UserError):
                     client._group_for(entity)
             else:

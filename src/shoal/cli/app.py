@@ -14,7 +14,9 @@ from shoal import __version__
 from shoal.cli.access import audit_app, role_app, user_app
 from shoal.cli.account import account_app
 from shoal.cli.assets import ASSET_NOUNS, build
+from shoal.cli.batch_endpoints import batch_deployment_app, batch_endpoint_app
 from shoal.cli.common import OutputOpt, QueryOpt
+from shoal.cli.endpoints import online_deployment_app, online_endpoint_app
 from shoal.cli.examples import add_examples
 from shoal.cli.jobs import job_app
 from shoal.cli.output import OutputFormat, render
@@ -45,6 +47,10 @@ NOUN_APPS: dict[str, typer.Typer] = {
     "job": job_app,
     "schedule": schedule_app,
     "connection": connection_app,
+    "online_endpoint": online_endpoint_app,
+    "online_deployment": online_deployment_app,
+    "batch_endpoint": batch_endpoint_app,
+    "batch_deployment": batch_deployment_app,
 }
 for _kind, _names in KIND_NAMES.items():
     if _names.cli_noun:

@@ -19,7 +19,9 @@ from shoal.entities.kind_names import KIND_NAMES, VERSIONED_KINDS
 from shoal.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
+    from shoal.client.batch_endpoints import BatchDeploymentOperations, BatchEndpointOperations
     from shoal.client.connections import WorkspaceConnectionsOperations
+    from shoal.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
     from shoal.client.jobs import JobOperations
     from shoal.client.operations import (
         CodeOperations,
@@ -48,6 +50,10 @@ GROUP_CLASSES: dict[str, str] = {
     "job": "shoal.client.jobs:JobOperations",  # the job group uploads code through the code group
     "schedule": "shoal.client.schedules:ScheduleOperations",
     "connection": "shoal.client.connections:WorkspaceConnectionsOperations",
+    "online_endpoint": "shoal.client.endpoints:OnlineEndpointOperations",
+    "online_deployment": "shoal.client.endpoints:OnlineDeploymentOperations",
+    "batch_endpoint": "shoal.client.batch_endpoints:BatchEndpointOperations",
+    "batch_deployment": "shoal.client.batch_endpoints:BatchDeploymentOperations",
 }
 if set(GROUP_CLASSES) != {kind for kind, names in KIND_NAMES.items() if names.sdk_group}:  # pragma: no cover
     raise RuntimeError("MLClient's operation groups and the kind table's sdk_group disagree")
@@ -63,7 +69,15 @@ def group_class(kind: str) -> type:
 
 
 # Kinds created through a long-running ``begin_…`` call, not ``create_or_update``.
-_BEGIN_KINDS = ("workspace", "compute", "schedule")
+_BEGIN_KINDS = (
+    "workspace",
+    "compute",
+    "schedule",
+    "online_endpoint",
+    "online_deployment",
+    "batch_endpoint",
+    "batch_deployment",
+)
 
 
 class MLClient:
@@ -87,6 +101,10 @@ class MLClient:
     jobs: JobOperations
     schedules: ScheduleOperations
     connections: WorkspaceConnectionsOperations
+    online_endpoints: OnlineEndpointOperations
+    online_deployments: OnlineDeploymentOperations
+    batch_endpoints: BatchEndpointOperations
+    batch_deployments: BatchDeploymentOperations
 
     def __init__(
         self,
@@ -167,6 +185,8 @@ class MLClient:
             return self.compute.begin_create_or_update(entity)
         if kind == "schedule":
             return self.schedules.begin_create_or_update(entity)
+        if kind in ("online_endpoint", "online_deployment", "batch_endpoint", "batch_deployment"):
+            return getattr(self, str(KIND_NAMES[kind].sdk_group)).begin_create_or_update(entity)
         from shoal.client.operations import Poller
 
         return Poller(self.create_or_update(entity, **kwargs))

@@ -20,7 +20,7 @@ from pydantic import Discriminator, Tag
 from shoal.entities.base import ShoalModel
 
 SECRET_FIELDS = frozenset(
-    {"account_key", "sas_token", "client_secret", "certificate", "secret_access_key"}
+    {"account_key", "sas_token", "connection_string", "client_secret", "certificate", "secret_access_key"}
     | {"kerberos_password", "kerberos_keytab"}
 )
 
@@ -49,6 +49,15 @@ class SasTokenConfiguration(Credential):
     KIND: ClassVar[str] = "sas"
     LABEL: ClassVar[str] = "SAS token (sas_token)"
     sas_token: str
+
+
+class ConnectionStringConfiguration(Credential):
+    """Shoal only: an Azure storage connection string (``AccountName=...;AccountKey=...;
+    BlobEndpoint=...``), the form the Azurite emulator and the portal hand out."""
+
+    KIND: ClassVar[str] = "connection_string"
+    LABEL: ClassVar[str] = "connection string (connection_string)"
+    connection_string: str
 
 
 class ServicePrincipalConfiguration(Credential):
@@ -107,6 +116,7 @@ class NoneCredentialConfiguration(Credential):
 CREDENTIAL_TYPES: tuple[type[Credential], ...] = (
     AccountKeyConfiguration,
     SasTokenConfiguration,
+    ConnectionStringConfiguration,
     ServicePrincipalConfiguration,
     CertificateConfiguration,
     S3KeyConfiguration,
@@ -119,6 +129,7 @@ CREDENTIAL_TYPES: tuple[type[Credential], ...] = (
 _KEY_TO_KIND = (
     ("account_key", "account_key"),
     ("sas_token", "sas"),
+    ("connection_string", "connection_string"),
     ("thumbprint", "certificate"),
     ("certificate", "certificate"),
     ("client_secret", "service_principal"),
@@ -149,6 +160,7 @@ def credential_kind(value: Any) -> str | None:
 CredentialUnion = Annotated[
     Annotated[AccountKeyConfiguration, Tag("account_key")]
     | Annotated[SasTokenConfiguration, Tag("sas")]
+    | Annotated[ConnectionStringConfiguration, Tag("connection_string")]
     | Annotated[ServicePrincipalConfiguration, Tag("service_principal")]
     | Annotated[CertificateConfiguration, Tag("certificate")]
     | Annotated[S3KeyConfiguration, Tag("s3_keys")]
@@ -159,7 +171,7 @@ CredentialUnion = Annotated[
         credential_kind,
         custom_error_type="credentials",
         custom_error_message=(
-            "cannot tell the kind of credentials: give account_key, sas_token, "
+            "cannot tell the kind of credentials: give account_key, sas_token, connection_string, "
             "tenant_id/client_id/client_secret, tenant_id/client_id/thumbprint, "
             "access_key_id/secret_access_key, or an empty mapping for identity-based access"
         ),

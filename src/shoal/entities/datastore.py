@@ -11,6 +11,7 @@ from shoal.entities.credentials import (
     SECRET_FIELDS,
     AccountKeyConfiguration,
     CertificateConfiguration,
+    ConnectionStringConfiguration,
     Credential,
     CredentialUnion,
     KerberosKeytabConfiguration,
@@ -63,6 +64,7 @@ class AzureBlobDatastore(_AzureStorageDatastore):
     ALLOWED_CREDENTIALS: ClassVar[CredentialClasses] = (
         AccountKeyConfiguration,
         SasTokenConfiguration,
+        ConnectionStringConfiguration,
         NoneCredentialConfiguration,
     )
     type: Literal["azure_blob"] = "azure_blob"

@@ -38,9 +38,10 @@ KIND_NAMES: dict[str, KindNames] = {
         KindNames("job", "jobs", sdk_group="jobs", cli_noun="job"),
         KindNames("schedule", "schedules", sdk_group="schedules", cli_noun="schedule"),
         KindNames("connection", "connections", sdk_group="connections", cli_noun="connection"),
-        # Kinds an id can name though Shoal does not load them.
-        KindNames("online_endpoint", "onlineEndpoints"),
-        KindNames("batch_endpoint", "batchEndpoints"),
+        KindNames("online_endpoint", "onlineEndpoints", sdk_group="online_endpoints", cli_noun="online-endpoint"),
+        KindNames("online_deployment", "deployments", sdk_group="online_deployments", cli_noun="online-deployment"),
+        KindNames("batch_endpoint", "batchEndpoints", sdk_group="batch_endpoints", cli_noun="batch-endpoint"),
+        KindNames("batch_deployment", "batchDeployments", sdk_group="batch_deployments", cli_noun="batch-deployment"),
     )
 }
 

@@ -21,6 +21,7 @@ _DATASTORE_SECRETS = tuple(
     for key in (
         "account_key",
         "sas_token",
+        "connection_string",
         "client_secret",
         "certificate",
         "secret_access_key",
@@ -118,6 +119,10 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("job", "shoal.entities.job:JOB_TYPES", default_type="command"),
         KindSpec("schedule", "shoal.entities.schedule:JobSchedule"),
         KindSpec("connection", "shoal.entities.connection:WorkspaceConnection", secret_paths=_CONNECTION_SECRETS),
+        KindSpec("online_endpoint", "shoal.entities.endpoint:ManagedOnlineEndpoint"),
+        KindSpec("online_deployment", "shoal.entities.endpoint:ManagedOnlineDeployment"),
+        KindSpec("batch_endpoint", "shoal.entities.batch_endpoint:BatchEndpoint"),
+        KindSpec("batch_deployment", "shoal.entities.batch_endpoint:BATCH_DEPLOYMENT_TYPES", default_type="model"),
     )
 }
 

@@ -135,6 +135,12 @@ class _PathResolver:
             self.job_like(data, "")
         elif kind == "job":
             self.job(data, "")
+        elif kind in ("online_deployment", "batch_deployment"):
+            model = data.get("model")
+            if isinstance(model, dict):
+                self.fix(model, "path")
+            self.fix(data.get("code_configuration"), "code")
+            self.environment(data.get("environment"), "environment.")
         elif kind == "schedule":
             self.schedule(data)
 

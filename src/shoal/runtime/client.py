@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying this long
+# A server that answers but fails the same request this many times in a row (a datastore it
+# cannot read, a bug) will not get better by waiting: the error is passed on and fails the job.
+# 503 (the server starting or shutting down) is retried for RETRY_FOR like a server that is away.
+SERVER_ERROR_TRIES = 5
 TIMEOUT = 60.0
+TRANSFERS = 8  # files of one input or output moved at once
 CHUNK = 1024 * 1024
 
 
@@ -140,6 +145,7 @@ class RunnerClient:
     ) -> Reply:
         deadline = time.monotonic() + retry_for
         delay = 0.2
+        failures = 0  # 5xx answers in a row (a lost connection starts the count again)
         headers = dict(headers or {})
         if json_body is not None:
             content = json.dumps(json_body).encode()
@@ -150,6 +156,7 @@ class RunnerClient:
             try:
                 reply = self._send(method, path, params, body, headers, sink)
             except (OSError, http.client.HTTPException):  # timeouts are OSErrors too
+                failures = 0
                 self._drop_connection()
                 self._rediscover()
                 if time.monotonic() > deadline:
@@ -162,9 +169,11 @@ class RunnerClient:
             ):
                 raise Stale(reply.text)
             if reply.status >= 500 and time.monotonic() < deadline:
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+                failures = failures + 1 if reply.status != 503 else 0
+                if failures < SERVER_ERROR_TRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
             if reply.status >= 400:
                 raise ServerRefused.from_reply(method, path, reply)
             return reply
@@ -236,9 +245,48 @@ class RunnerClient:
         )
 
     def upload_tree(self, datastore: str, prefix: str, folder: Path, files: Iterable[Path]) -> int:
-        count = 0
+        tasks = []
         for f in files:
             rel = f.relative_to(folder).as_posix()
-            self.upload(datastore, f"{prefix.rstrip('/')}/{rel}" if prefix else rel, f)
-            count += 1
-        return count
+            target = f"{prefix.rstrip('/')}/{rel}" if prefix else rel
+            tasks.append(lambda f=f, target=target: self.upload(datastore, target, f))
+        self.run_parallel(tasks)
+        return len(tasks)
+
+    def download_many(self, datastore: str, pairs: Iterable[tuple[str, Path]]) -> None:
+        self.run_parallel([lambda p=p, t=t: self.download(datastore, p, t) for p, t in pairs])
+
+    def run_parallel(self, tasks: list[Any]) -> None:
+        """Run transfers on up to TRANSFERS threads: many small files cost a round trip each,
+        and the server streams several at once to an object store. Each thread has its own
+        keep-alive connection, closed when it runs out of work; the first error stops the rest
+        and is raised."""
+        if len(tasks) <= 1:
+            for task in tasks:
+                task()
+            return
+        pending = iter(tasks)
+        lock = threading.Lock()
+        failed: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                while not failed:
+                    with lock:
+                        task = next(pending, None)
+                    if task is None:
+                        return
+                    try:
+                        task()
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                        failed.append(exc)
+            finally:
+                self._drop_connection()
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(TRANSFERS, len(tasks)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed:
+            raise failed[0]

@@ -49,8 +49,7 @@ def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
         local = target_dir / rel.rsplit("/", 1)[-1]
         client.download(datastore, rel, local)
         return local
-    for item in listing["value"]:
-        client.download(datastore, f"{rel}/{item['path']}", target_dir / item["path"])
+    client.download_many(datastore, [(f"{rel}/{item['path']}", target_dir / item["path"]) for item in listing["value"]])
     return target_dir
 
 

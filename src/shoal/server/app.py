@@ -28,9 +28,11 @@ from shoal.server.gate import RequestGate
 from shoal.server.routes import (
     access,
     assets,
+    batch_endpoints,
     compute,
     connections,
     datastores,
+    endpoints,
     health,
     jobs,
     mlflow,
@@ -42,6 +44,8 @@ from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
 from shoal.services.access.audit import AuditLog
 from shoal.services.context import ServiceContext
+from shoal.services.endpoints.router import Router
+from shoal.services.endpoints.supervisor import Supervisor
 from shoal.services.jobs.dispatcher import Dispatcher
 from shoal.services.schedules.firing import ScheduleTimer
 from shoal.services.storage.cleanup import Sweeper
@@ -130,6 +134,8 @@ def create_app(
         )
     # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
     sweeper = Sweeper(ctx)
+    supervisor = Supervisor(ctx)  # online endpoints' instances
+    scoring = Router(supervisor)
     timer = (
         ScheduleTimer(
             ctx,
@@ -146,9 +152,12 @@ def create_app(
         if dispatcher is not None:
             dispatcher.start()
         sweeper.start()
+        supervisor.start()
         if timer is not None:
             timer.start()
         yield
+        supervisor.stop()
+        await scoring.close()
         if timer is not None:
             timer.stop()
         sweeper.stop()
@@ -173,10 +182,13 @@ def create_app(
     app.state.team_mode = team_mode
     app.state.sweeper = sweeper
     app.state.schedule_timer = timer
+    app.state.endpoints = supervisor
+    app.state.scoring = scoring
     _install_error_handlers(app)
     app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)
 
     routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
+    routers += (endpoints, batch_endpoints)
     for module in (*routers, mlflow_artifacts, access):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

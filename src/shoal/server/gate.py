@@ -36,6 +36,10 @@ STREAMED_BODY_ROUTES = re.compile(
     r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/content"
     r"|mlflow/api/2\.0/mlflow-artifacts/artifacts/.*)$"
 )
+# Online endpoints' scoring route: called with an endpoint key, which its own dependency checks
+# (routes/endpoints.EndpointKey), not a Shoal token; any content type; up to Azure's 100 MB.
+SCORING_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/onlineEndpoints/[^/]+/score$")
+MAX_SCORING_BODY = 100 * 1024 * 1024
 # Raw bytes, but small: a runner's log chunk (at most 1 MiB, runtime/logs.py), capped like JSON.
 RAW_BODY_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/jobs/[^/]+/logs$")
 MLFLOW_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/mlflow(/|$)")
@@ -103,7 +107,8 @@ class RequestGate:
         path = scope["path"]
         rule = OTHER_ROUTE_RULES.get(path)
         header = headers.get("authorization", "")
-        if rule == PUBLIC or (rule == TOKEN_IN_TEAM_MODE and not self.team_mode):
+        optional = rule == PUBLIC or (rule == TOKEN_IN_TEAM_MODE and not self.team_mode)
+        if optional or SCORING_ROUTES.match(path):
             if header:  # optional here: health shows its version details to a signed-in caller
                 try:
                     state["principal"] = await authenticate(scope["app"], header)
@@ -123,7 +128,7 @@ class RequestGate:
     def _body_cap(scope: Scope) -> int | None:
         if scope["method"] not in BODY_METHODS or STREAMED_BODY_ROUTES.match(scope["path"]):
             return None
-        return MAX_JSON_BODY
+        return MAX_SCORING_BODY if SCORING_ROUTES.match(scope["path"]) else MAX_JSON_BODY
 
     def _check_body_headers(self, scope: Scope, headers: Headers) -> JSONResponse | None:
         cap = self._body_cap(scope)
@@ -136,7 +141,8 @@ class RequestGate:
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         has_body = chunked or length not in (None, "0")
         ctype = headers.get("content-type", "")
-        if has_body and not RAW_BODY_ROUTES.match(path) and not ctype.startswith("application/json"):
+        raw = RAW_BODY_ROUTES.match(path) or SCORING_ROUTES.match(path)
+        if has_body and not raw and not ctype.startswith("application/json"):
             return error_response(
                 path,
                 UnsupportedMediaTypeError(

@@ -32,6 +32,7 @@ from shoal.errors import (
     InfraError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     ShoalError,
     UnsupportedError,
     UserError,
@@ -66,12 +67,64 @@ def _infra(action: str, rel: str, exc: OSError) -> ShoalError:
     return InfraError(f"storage failure while trying to {action} {rel!r}: {reason}", details={"path": rel})
 
 
-@contextlib.contextmanager
-def _storage_errors(action: str, rel: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise _infra(action, rel, exc) from exc
+def _first_line(exc: BaseException, hide: Iterable[str]) -> str:
+    """A driver's message, cut to its first line (Azure appends request ids and XML) and with
+    every secret of the store blanked out: errors must never carry a credential."""
+    text = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+    for secret in hide:
+        if secret:
+            text = text.replace(secret, "***")
+    return text or exc.__class__.__name__
+
+
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status an object-store driver attached to its error, where it did."""
+    for attr in ("status_code", "status"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        value = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return value if isinstance(value, int) else None
+    return None
+
+
+_UNREACHABLE = (
+    "ServiceRequestError",
+    "ServiceResponseError",
+    "EndpointConnectionError",
+    "ConnectionClosedError",
+    "ClientConnectorError",
+    "ClientConnectionResetError",
+    "ServerDisconnectedError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+)
+
+
+def _remote_error(label: str, action: str, rel: str, exc: Exception, hide: Iterable[str]) -> ShoalError:
+    """Map an object-store driver's error (s3fs, adlfs/azure-storage, botocore, aiohttp) to a
+    Shoal error that names the store: refused credentials are a 403 the user can act on,
+    an unreachable store a 502, never a 500 with a traceback."""
+    reason = _first_line(exc, hide)
+    status = _status_of(exc)
+    name = exc.__class__.__name__
+    details = {"path": rel}
+    if isinstance(exc, PermissionError) or status in (401, 403) or name == "ClientAuthenticationError":
+        return PermissionDeniedError(
+            f"{label} refused access while trying to {action} {rel!r}: {reason} (check the datastore's credentials)",
+            details=details,
+        )
+    if isinstance(exc, FileNotFoundError) or status == 404 or name == "ResourceNotFoundError":
+        return NotFoundError(f"{rel!r} not found in {label}: {reason}", details=details)
+    if name in _UNREACHABLE or isinstance(exc, (ConnectionError, TimeoutError)):
+        return InfraError(f"cannot reach {label} to {action} {rel!r}: {reason}", details=details)
+    if isinstance(exc, OSError):
+        return _infra(action, rel, exc)
+    if status is not None and 400 <= status < 500:
+        return UserError(f"{label} rejected the request to {action} {rel!r}: {reason}", details=details)
+    return InfraError(f"{label} failed to {action} {rel!r}: {reason}", details=details)
 
 
 def _check_rel(rel: str, *, allow_empty: bool = False) -> str:
@@ -109,11 +162,25 @@ class ArtifactStore:
     it. The root folder is created for local and memory stores only (never a bucket).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, fs: Any = None, create: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fs: Any = None,
+        create: bool = True,
+        label: str = "the artifact storage",
+        hide: Iterable[str] = (),
+    ) -> None:
         root = os.fspath(root)
+        # How errors name this store ("datastore 'x'"), and secrets no message may contain.
+        self.label = label
+        self._hide = tuple(str(h) for h in hide if h)
         if fs is None:
             try:
-                fs, root = fsspec.core.url_to_fs(root)
+                protocol = fsspec.core.split_protocol(root)[0]
+                # Object stores: no listings cache (another writer's files must show at once).
+                options = {} if protocol in (None, "file", "local", "memory") else {"use_listings_cache": False}
+                fs, root = fsspec.core.url_to_fs(root, **options)
             except ImportError as exc:
                 raise UnsupportedError(
                     f"no filesystem driver for {root!r}: install shoal[s3] or shoal[azure] ({exc})"
@@ -126,7 +193,7 @@ class ArtifactStore:
         if self.is_local:
             self.root = os.path.realpath(root)
             if create:
-                with _storage_errors("create", self.root):
+                with self._errors("create", self.root):
                     os.makedirs(self.root, exist_ok=True)
         else:
             self.root = root.rstrip("/")
@@ -135,6 +202,21 @@ class ArtifactStore:
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.root!r}, protocol={self.fs.protocol!r})"
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, rel: str) -> Iterator[None]:
+        try:
+            yield
+        except ShoalError:
+            raise
+        except OSError as exc:
+            if self.is_local:
+                raise _infra(action, rel, exc) from exc
+            raise _remote_error(self.label, action, rel, exc, self._hide) from None
+        except Exception as exc:
+            if self.is_local:
+                raise
+            raise _remote_error(self.label, action, rel, exc, self._hide) from None
 
     # -- path mapping --------------------------------------------------------------------
     def _full(self, rel: str) -> str:
@@ -151,24 +233,24 @@ class ArtifactStore:
     # -- queries -------------------------------------------------------------------------
     def exists(self, rel: str) -> bool:
         full = self._full(_check_rel(rel, allow_empty=True))
-        with _storage_errors("check", rel):
+        with self._errors("check", rel):
             return os.path.lexists(full) if self.is_local else bool(self.fs.exists(full))
 
     def isdir(self, rel: str) -> bool:
         full = self._full(_check_rel(rel, allow_empty=True))
-        with _storage_errors("check", rel):
+        with self._errors("check", rel):
             return os.path.isdir(full) if self.is_local else bool(self.fs.isdir(full))
 
     def isfile(self, rel: str) -> bool:
         full = self._full(_check_rel(rel, allow_empty=True))
-        with _storage_errors("check", rel):
+        with self._errors("check", rel):
             return os.path.isfile(full) if self.is_local else bool(self.fs.isfile(full))
 
     def list_dir(self, rel: str = "") -> list[str]:
         """Names of the immediate children of a folder (empty when it does not exist)."""
         rel = _check_rel(rel, allow_empty=True)
         full = self._full(rel)
-        with _storage_errors("list", rel):
+        with self._errors("list", rel):
             if self.is_local:
                 names = os.listdir(full) if os.path.isdir(full) else []
             elif self.fs.isdir(full):
@@ -181,7 +263,7 @@ class ArtifactStore:
         """Last-modified time as a POSIX timestamp, or None when the backend cannot tell."""
         full = self._full(_check_rel(rel, allow_empty=True))
         if self.is_local:
-            with _storage_errors("stat", rel):
+            with self._errors("stat", rel):
                 return os.lstat(full).st_mtime
         try:
             return self.fs.modified(full).timestamp()
@@ -198,7 +280,7 @@ class ArtifactStore:
         """
         rel = _check_rel(prefix_rel, allow_empty=True)
         full = self._full(rel)
-        with _storage_errors("list", rel):
+        with self._errors("list", rel):
             out = self._list_local(full) if self.is_local else self._list_remote(full)
         if out is None:
             if rel == "":
@@ -250,7 +332,7 @@ class ArtifactStore:
         """Open a stored file for reading; the caller closes it."""
         rel = _check_rel(rel)
         full = self._full(rel)
-        with _storage_errors("read", rel):
+        with self._errors("read", rel):
             if not self.is_local:
                 if self.fs.isdir(full):
                     raise UserError(f"{rel!r} is a folder, not a file")
@@ -294,7 +376,7 @@ class ArtifactStore:
                 raise UserError(f"invalid sha256 {expected_sha256!r} for {rel!r}")
         final = self._full(rel)
         parent = posixpath.dirname(final) if not self.is_local else os.path.dirname(final)
-        with _storage_errors("write", rel):
+        with self._errors("write", rel):
             if self._isdir_full(final):
                 raise UserError(f"cannot write {rel!r}: a folder has that name")
             self._makedirs(parent)
@@ -311,7 +393,7 @@ class ArtifactStore:
                     f"sha256 mismatch for {rel!r}: expected {expected_sha256}, received {sha}",
                     details={"path": rel, "expected": expected_sha256, "received": sha},
                 )
-            with _storage_errors("write", rel):
+            with self._errors("write", rel):
                 if self.is_local:
                     os.replace(tmp, final)
                 else:
@@ -332,7 +414,12 @@ class ArtifactStore:
     ) -> tuple[int, str]:
         hasher = hashlib.sha256() if digest else None
         size = flushed = 0
-        with _storage_errors("write", rel), self._open_tmp(tmp) as fh:
+        with self._errors("write", rel):
+            fh = self._open_tmp(tmp)
+        done = False
+        try:
+            # Only the storage calls are mapped to storage errors: an exception raised by
+            # ``chunks`` itself (a client that went away) propagates as it is.
             for chunk in chunks:
                 if not isinstance(chunk, (bytes, bytearray, memoryview)):
                     raise UserError(f"upload of {rel!r} produced {type(chunk).__name__}, not bytes")
@@ -347,13 +434,25 @@ class ArtifactStore:
                     raise PayloadTooLargeError(f"{rel!r} is larger than {max_bytes} bytes")
                 if hasher is not None:
                     hasher.update(chunk)
-                fh.write(chunk)
+                with self._errors("write", rel):
+                    fh.write(chunk)
                 if self.is_local and size - flushed >= WRITEBACK_EVERY:
                     _start_writeback(fh, flushed, size)
                     flushed = size
-            if self.is_local:
-                fh.flush()
-                os.fsync(fh.fileno())  # the rename must not publish a file whose data is lost
+            with self._errors("write", rel):
+                if self.is_local:
+                    fh.flush()
+                    os.fsync(fh.fileno())  # the rename must not publish a file whose data is lost
+                fh.close()  # an object store uploads (the rest of) the object here
+            done = True
+        finally:
+            if not done:
+                with contextlib.suppress(Exception):
+                    # A multipart upload is aborted rather than completed with what came so far.
+                    discard = getattr(fh, "discard", None)
+                    if callable(discard) and not self.is_local:
+                        discard()
+                    fh.close()
         return size, hasher.hexdigest() if hasher is not None else ""
 
     def _open_tmp(self, tmp: str) -> IO[bytes]:
@@ -363,7 +462,7 @@ class ArtifactStore:
         return os.fdopen(os.open(tmp, flags, 0o644), "wb")
 
     def _discard(self, path: str) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(Exception):  # best effort: the write's own error is what counts
             if self.is_local:
                 os.unlink(path)
             elif self.fs.exists(path):
@@ -383,7 +482,7 @@ class ArtifactStore:
         """Remove a file or a whole folder; a link is removed itself, never its target."""
         rel = _check_rel(rel)
         full = self._full(rel)
-        with _storage_errors("remove", rel):
+        with self._errors("remove", rel):
             if self.is_local:
                 if os.path.isdir(full) and not os.path.islink(full):
                     shutil.rmtree(full)
@@ -398,7 +497,7 @@ class ArtifactStore:
         """Move a file or folder to a new name; refuses to overwrite an existing one."""
         src_rel, dst_rel = _check_rel(src_rel), _check_rel(dst_rel)
         src, dst = self._full(src_rel), self._full(dst_rel)
-        with _storage_errors("rename", src_rel):
+        with self._errors("rename", src_rel):
             if not (os.path.lexists(src) if self.is_local else self.fs.exists(src)):
                 raise NotFoundError(f"{src_rel!r} not found", details={"path": src_rel})
             if os.path.lexists(dst) if self.is_local else self.fs.exists(dst):
@@ -419,7 +518,7 @@ class ArtifactStore:
         """
         staging_rel, final_rel = _check_rel(staging_rel), _check_rel(final_rel)
         src, dst = self._full(staging_rel), self._full(final_rel)
-        with _storage_errors("publish", final_rel):
+        with self._errors("publish", final_rel):
             if not (os.path.lexists(src) if self.is_local else self.fs.exists(src)):
                 raise NotFoundError(f"{staging_rel!r} not found", details={"path": staging_rel})
             if self.is_local:
@@ -469,7 +568,7 @@ class ArtifactStore:
         full = self._full(rel)
         cutoff = time.time() - older_than_seconds
         removed = 0
-        with _storage_errors("clean", rel):
+        with self._errors("clean", rel):
             if self.is_local:
                 for dirpath, _dirs, files in os.walk(full, followlinks=False):
                     for name in files:

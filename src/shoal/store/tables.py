@@ -381,6 +381,71 @@ class ClusterLeaseRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class OnlineEndpointRow(Base):
+    """An online endpoint: its spec (auth mode, traffic, mirror traffic) and its encrypted keys."""
+
+    __tablename__ = "online_endpoint"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_online_endpoint_name"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)
+    # Fernet token of {"primaryKey": …, "secondaryKey": …}.
+    keys: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OnlineDeploymentRow(Base):
+    """A deployment of an endpoint: the spec as given, what it resolved to (model, code and
+    environment locations) and its provisioning state; ``generation`` counts its rollouts."""
+
+    __tablename__ = "online_deployment"
+    __table_args__ = (UniqueConstraint("endpoint_id", "name", name="uq_online_deployment_name"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("online_endpoint.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)
+    resolved: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BatchEndpointRow(Base):
+    """A batch endpoint: its spec (default deployment) and the jobs invoking it started."""
+
+    __tablename__ = "batch_endpoint"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_batch_endpoint_name"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)
+    jobs: Mapped[list] = mapped_column(JSON, default=list)  # names of the jobs `invoke` started, oldest first
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BatchDeploymentRow(Base):
+    """A deployment of a batch endpoint: the spec as given and what it resolved to."""
+
+    __tablename__ = "batch_deployment"
+    __table_args__ = (UniqueConstraint("endpoint_id", "name", name="uq_batch_deployment_name"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("batch_endpoint.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # -- users, tokens, roles, audit (team mode) -------------------------------------------------
 
 

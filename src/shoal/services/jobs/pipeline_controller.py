@@ -240,11 +240,12 @@ def _outputs_exist(ctx: ServiceContext, workspace: str, row: JobRow) -> bool:
         ref = parse_path(str(path))
         if ref.scheme != "datastore":
             continue
+        # Object stores are asked too: a step is reused only where its outputs really are (a
+        # datastore pointed elsewhere, or files deleted from the bucket, make it run again).
         try:
-            store = files.readable_store(ctx, workspace, ref.datastore)
+            if not files.store_for(ctx, workspace, ref.datastore).exists((ref.path or "").strip("/")):
+                return False
         except ShoalError:
-            return False
-        if store is not None and not store.exists((ref.path or "").strip("/")):
             return False
     return True
 

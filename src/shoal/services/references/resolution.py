@@ -17,7 +17,7 @@ from shoal.errors import InvalidStateError, NotFoundError, SpecError, Unsupporte
 from shoal.services.context import ServiceContext
 from shoal.services.references import assets as asset_lookup
 from shoal.services.storage import files
-from shoal.services.storage.datastores import require_datastore
+from shoal.services.storage.datastores import datastore_uri_for_url, require_datastore
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import jobs as job_rows
@@ -171,7 +171,8 @@ def resolve_input_uri(
             body = asset_lookup.resolve(ctx, workspace, asset_kind, parsed.name, version=parsed.version, label=label)
         except NotFoundError as exc:
             raise NotFoundError(f"{where} refers to {path!r}: {exc.message}", details=exc.details) from exc
-        return str(body["path"])
+        asset_path = str(body["path"])
+        return datastore_uri_for_url(ctx, workspace, asset_path) or asset_path
     ref = parse_path(path)
     if ref.scheme == "local":
         raise UserError(f"{where}: local path {path!r} must be uploaded first (the SDK and CLI do this)")
@@ -196,6 +197,9 @@ def resolve_input_uri(
             if model is not None:
                 return f"azureml://datastores/{art['datastore']}/paths/{model}"
         return f"azureml://datastores/{art['datastore']}/paths/{art['path']}/{ref.path or ''}"
+    if ref.scheme in ("http", "cloud"):
+        # A blob URL of a registered account and container is read with its datastore's keys.
+        return datastore_uri_for_url(ctx, workspace, path) or path
     return path
 
 

@@ -4,13 +4,15 @@ unless the caller holds the secrets permission and asks for them."""
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import Any
 
 from shoal.entities.kinds import merge_secrets, parse_entity, split_secrets
-from shoal.errors import InvalidStateError, NotFoundError, not_found_hint
+from shoal.errors import InvalidStateError, NotFoundError, UserError, not_found_hint
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
 from shoal.services.workspaces import BUILTIN_DATASTORES, DEFAULT_DATASTORE, workspace_id
+from shoal.storage.datastores import blob_account_url
 from shoal.store import resources as rows
 from shoal.store.paging import Page
 from shoal.store.tables import ResourceRow
@@ -102,3 +104,50 @@ def require_datastore(ctx: ServiceContext, workspace: str, datastore: str, where
                 f"{where} refers to datastore '{datastore}', which does not exist{hint}",
                 details={"kind": KIND, "name": datastore},
             )
+
+
+def _blob_url_parts(url: str) -> tuple[str, str] | None:
+    """``(host, path)`` of an Azure blob URL: ``https://<host>/<container>/<path>`` or
+    ``wasb[s]://<container>@<host>/<path>``; None for anything else."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("wasb", "wasbs"):
+        container, at, host = parts.netloc.partition("@")
+        if not at or not container:
+            return None
+        return host.lower(), f"/{container}{parts.path}"
+    if scheme in ("http", "https"):
+        return parts.netloc.lower(), parts.path
+    return None
+
+
+def datastore_uri_for_url(ctx: ServiceContext, workspace: str, url: str) -> str | None:
+    """The ``azureml://datastores/<name>/paths/...`` URI of a blob URL inside the container of a
+    registered ``azure_blob`` datastore, so that it is read with that datastore's credentials
+    (as Azure ML does), not fetched anonymously; None when no datastore holds it."""
+    target = _blob_url_parts(url)
+    if target is None:
+        return None
+    host, path = target
+    with ctx.db.read() as session:
+        ws_id = workspace_id(session, workspace)
+        token: str | None = None
+        while True:
+            page = rows.list_page(session, ws_id, KIND, type_="azure_blob", page_token=token)
+            for row in page.items:
+                account, container = row.spec.get("account_name"), row.spec.get("container_name")
+                if not isinstance(account, str) or not isinstance(container, str):
+                    continue
+                try:
+                    base = _blob_url_parts(blob_account_url(account, row.spec))
+                except UserError:
+                    continue
+                if base is None or base[0] != host:
+                    continue
+                prefix = f"{base[1].rstrip('/')}/{container}/"
+                if path.startswith(prefix):
+                    rest = urllib.parse.unquote(path[len(prefix) :])
+                    return f"azureml://datastores/{row.name}/paths/{rest}"
+            token = page.next_page_token
+            if not token:
+                return None

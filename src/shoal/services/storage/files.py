@@ -6,7 +6,7 @@ from shoal.errors import NotFoundError
 from shoal.services.context import ServiceContext
 from shoal.services.storage import datastores
 from shoal.services.workspaces import BUILTIN_DATASTORES, builtin_datastore_path
-from shoal.storage.datastores import resolve_datastore_fs
+from shoal.storage.datastores import resolve_datastore_fs, secret_values
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.uploads import UploadManager
 
@@ -19,16 +19,18 @@ def store_for(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactSt
     store = cache.get(key)
     if store is None:
         secrets = ctx.secrets.decrypt(row.secrets) if row.secrets else {}
+        label = f"datastore '{datastore}'"
         if row.type == "local" and datastore in BUILTIN_DATASTORES:
-            store = ArtifactStore(builtin_datastore_path(ctx, workspace, datastore))
+            store = ArtifactStore(builtin_datastore_path(ctx, workspace, datastore), label=label)
         elif row.type == "local":
             # Checked again when opened: the roots may have changed since it was created.
-            store = ArtifactStore(ctx.local_roots.check(str(row.spec.get("path") or ""), f"datastore '{datastore}'"))
+            store = ArtifactStore(ctx.local_roots.check(str(row.spec.get("path") or ""), label), label=label)
         else:
             fs, root = resolve_datastore_fs(
                 row.type, row.spec, secrets, artifact_root=ctx.artifact_root, workspace=workspace
             )
-            store = ArtifactStore(root, fs=fs)
+            # Driver messages are passed on only with every stored secret blanked out.
+            store = ArtifactStore(root, fs=fs, label=label, hide=secret_values(secrets))
         cache[key] = store
     return store
 

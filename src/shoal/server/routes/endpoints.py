@@ -1,0 +1,132 @@
+"""Online endpoints and deployments, and the scoring route in front of them.
+
+The management routes go through the one permission check (``guarded``). The scoring route is
+called with an endpoint key, not a Shoal token: its own dependency (:class:`EndpointKey`) checks
+the key, so the route is never open by accident and a deny-by-default check sees who guards it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+
+from shoal.errors import AuthError, PayloadTooLargeError
+from shoal.server.auth import Permission
+from shoal.server.routes.common import base_url, ctx, guarded
+from shoal.services.endpoints import records
+from shoal.services.endpoints.router import DEPLOYMENT_HEADER, Router
+from shoal.services.endpoints.supervisor import Supervisor
+
+router = APIRouter(tags=["online endpoints"])
+PREFIX = "/workspaces/{workspace}/onlineEndpoints"
+DEPLOYMENTS = PREFIX + "/{endpoint}/deployments"
+MAX_SCORING_BODY = 100 * 1024 * 1024  # Azure's limit on a managed online endpoint request
+
+
+def sup(request: Request) -> Supervisor:
+    return request.app.state.endpoints  # type: ignore[no-any-return]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization") or ""
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+class EndpointKey:
+    """The scoring route's authentication: a key of the endpoint (auth_mode key) or a valid Shoal
+    token (aml_token). Deny by default: an unknown endpoint is a 401 like a wrong key, so a caller
+    without a key learns nothing about which endpoints exist."""
+
+    async def __call__(self, request: Request, workspace: str, name: str) -> None:
+        scoring: Router = request.app.state.scoring
+        view = scoring.supervisor.endpoints.get((workspace, name))
+        if view is None:
+            raise AuthError(f"no valid key for online endpoint '{name}' (or there is no such endpoint)")
+        tokens = request.app.state.tokens
+        refusal = scoring.authenticate(view, _bearer(request), lambda t: tokens.lookup(t) is not None)
+        if refusal is not None:
+            raise AuthError(refusal)
+
+
+@router.post(PREFIX + "/{name}/score", dependencies=[Depends(EndpointKey())], include_in_schema=True)
+async def score(request: Request, workspace: str, name: str) -> Response:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_SCORING_BODY:
+        raise PayloadTooLargeError(f"request body over {MAX_SCORING_BODY} bytes")
+    body = await request.body()
+    scoring: Router = request.app.state.scoring
+    answer = await scoring.score(
+        workspace,
+        name,
+        body,
+        request.headers.get("content-type", "application/json"),
+        pinned=request.headers.get(DEPLOYMENT_HEADER),
+    )
+    return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=answer.media_type)
+
+
+# -- endpoints ---------------------------------------------------------------------------------
+
+
+@guarded(router, "GET", PREFIX, Permission.READ)
+def list_endpoints(request: Request, workspace: str) -> dict[str, Any]:
+    return {"value": records.list_endpoints(ctx(request), workspace, base_url(request)), "next_page_token": None}
+
+
+@guarded(router, "PUT", PREFIX + "/{name}", Permission.WRITE)
+def put_endpoint(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    return records.put_endpoint(ctx(request), sup(request), workspace, name, spec, base_url(request))
+
+
+@guarded(router, "GET", PREFIX + "/{name}", Permission.READ)
+def get_endpoint(request: Request, workspace: str, name: str) -> dict[str, Any]:
+    return records.get_endpoint(ctx(request), workspace, name, base_url(request))
+
+
+@guarded(router, "DELETE", PREFIX + "/{name}", Permission.WRITE, status_code=204)
+def delete_endpoint(request: Request, workspace: str, name: str) -> None:
+    records.delete_endpoint(ctx(request), sup(request), workspace, name)
+
+
+@guarded(router, "POST", PREFIX + "/{name}/listKeys", Permission.WRITE)
+def list_keys(request: Request, workspace: str, name: str) -> dict[str, Any]:
+    return records.get_keys(ctx(request), workspace, name)
+
+
+@guarded(router, "POST", PREFIX + "/{name}/regenerateKeys", Permission.WRITE)
+def regenerate_keys(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    key_type = str(body.get("keyType") or body.get("key_type") or "primary").lower()
+    value = body.get("keyValue") or body.get("key_value")
+    return records.regenerate_keys(ctx(request), sup(request), workspace, name, key_type, value)
+
+
+# -- deployments -------------------------------------------------------------------------------
+
+
+@guarded(router, "GET", DEPLOYMENTS, Permission.READ)
+def list_deployments(request: Request, workspace: str, endpoint: str) -> dict[str, Any]:
+    value = records.list_deployments(ctx(request), sup(request), workspace, endpoint)
+    return {"value": value, "next_page_token": None}
+
+
+@guarded(router, "PUT", DEPLOYMENTS + "/{name}", Permission.WRITE)
+def put_deployment(
+    request: Request, workspace: str, endpoint: str, name: str, spec: dict[str, Any] = Body(...)
+) -> dict[str, Any]:
+    return records.put_deployment(ctx(request), sup(request), workspace, endpoint, name, spec)
+
+
+@guarded(router, "GET", DEPLOYMENTS + "/{name}", Permission.READ)
+def get_deployment(request: Request, workspace: str, endpoint: str, name: str) -> dict[str, Any]:
+    return records.get_deployment(ctx(request), sup(request), workspace, endpoint, name)
+
+
+@guarded(router, "DELETE", DEPLOYMENTS + "/{name}", Permission.WRITE, status_code=204)
+def delete_deployment(request: Request, workspace: str, endpoint: str, name: str) -> None:
+    records.delete_deployment(ctx(request), sup(request), workspace, endpoint, name)
+
+
+@guarded(router, "GET", DEPLOYMENTS + "/{name}/logs", Permission.READ)
+def deployment_logs(request: Request, workspace: str, endpoint: str, name: str, lines: int = 100) -> dict[str, Any]:
+    return records.get_logs(ctx(request), sup(request), workspace, endpoint, name, lines)

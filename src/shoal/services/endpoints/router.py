@@ -1,0 +1,185 @@
+"""The scoring router: one stable URL per endpoint in front of its deployments' instances.
+
+Per request: the key (or a Shoal token, for ``aml_token`` endpoints), then the deployment (the
+``azureml-model-deployment`` header, else a weighted draw over ``traffic``), then an instance of
+that deployment with a free slot (``max_concurrent_requests_per_instance``), waiting at most
+``max_queue_wait_ms`` for one (429), then the request forwarded with an async httpx client and
+answered within ``request_timeout_ms`` (408). No ready instance is a 503. A share of requests
+is copied to the ``mirror_traffic`` deployments, their answers dropped. Answers as Azure's:
+the status and body of the scoring script, with the ``azureml-model-deployment`` header."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from shoal.services.endpoints.supervisor import Deployment, EndpointView, Instance, Supervisor
+
+DEPLOYMENT_HEADER = "azureml-model-deployment"
+RETRY_CONNECT = 2  # an instance that vanished (restarted, rolled out) is retried on another
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
+
+
+def _error(status: int, message: str, deployment: str | None = None) -> Answer:
+    headers = {DEPLOYMENT_HEADER: deployment} if deployment else {}
+    return Answer(status, json.dumps({"message": message}).encode(), headers)
+
+
+class Router:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self._client: httpx.AsyncClient | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
+            self._client = httpx.AsyncClient(limits=limits, timeout=None)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- the request ---------------------------------------------------------------------------
+
+    def authenticate(self, view: EndpointView, bearer: str | None, token_ok: Callable[[str], bool]) -> str | None:
+        """None when allowed, else why not."""
+        if not bearer:
+            return "this endpoint needs an 'Authorization: Bearer <key>' header"
+        if view.auth_mode == "key":
+            if any(hmac.compare_digest(bearer.encode(), k.encode()) for k in view.keys.values() if k):
+                return None
+            return "the key is not one of this endpoint's keys"
+        return None if token_ok(bearer) else "the token is not valid for this endpoint"
+
+    def choose(self, workspace: str, endpoint: str, view: EndpointView, pinned: str | None) -> str | Answer:
+        if pinned:
+            if (workspace, endpoint, pinned) not in self.supervisor.deployments:
+                return _error(
+                    404, f"deployment '{pinned}' (header {DEPLOYMENT_HEADER}) is not in endpoint '{endpoint}'"
+                )
+            return pinned
+        weights = [(name, pct) for name, pct in view.traffic.items() if pct > 0]
+        if not weights:
+            return _error(
+                404,
+                "No valid deployments to route to. Please check that the endpoint has at least one deployment "
+                f"with positive weight values or use a deployment specific header ({DEPLOYMENT_HEADER}) to route.",
+            )
+        names, pcts = zip(*weights, strict=True)
+        return random.choices(names, weights=pcts)[0]
+
+    async def score(
+        self,
+        workspace: str,
+        endpoint: str,
+        body: bytes,
+        content_type: str,
+        *,
+        pinned: str | None,
+    ) -> Answer:
+        """Route one request; the caller has authenticated it (:meth:`authenticate`)."""
+        view = self.supervisor.endpoints.get((workspace, endpoint))
+        if view is None:
+            return _error(404, f"online endpoint '{endpoint}' not found in workspace '{workspace}'")
+        chosen = self.choose(workspace, endpoint, view, pinned)
+        if isinstance(chosen, Answer):
+            return chosen
+        if not pinned:
+            for name, pct in view.mirror_traffic.items():
+                if pct > 0 and random.random() * 100 < pct:
+                    self._mirror(workspace, endpoint, name, body, content_type)
+        return await self.forward(
+            self.supervisor.deployments.get((workspace, endpoint, chosen)), chosen, body, content_type
+        )
+
+    def _mirror(self, workspace: str, endpoint: str, name: str, body: bytes, content_type: str) -> None:
+        dep = self.supervisor.deployments.get((workspace, endpoint, name))
+        if dep is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._mirrored(dep, name, body, content_type))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _mirrored(self, dep: Deployment, name: str, body: bytes, content_type: str) -> None:
+        await self.forward(dep, name, body, content_type, mirror=True)
+
+    async def forward(
+        self, dep: Deployment | None, name: str, body: bytes, content_type: str, *, mirror: bool = False
+    ) -> Answer:
+        started = time.perf_counter()
+        answer = await self._forward(dep, name, body, content_type)
+        if dep is not None:
+            dep.metrics.record(answer.status, time.perf_counter() - started, mirror=mirror)
+        return answer
+
+    async def _forward(self, dep: Deployment | None, name: str, body: bytes, content_type: str) -> Answer:
+        if dep is None or dep.pool is None:
+            return _error(503, f"deployment '{name}' has no instance ready to serve", name)
+        settings = dep.pool.request_settings
+        timeout = float(settings.get("request_timeout_ms") or 5000) / 1000
+        queue_wait = float(settings.get("max_queue_wait_ms") if settings.get("max_queue_wait_ms") is not None else 500)
+        per_instance = int(settings.get("max_concurrent_requests_per_instance") or 1)
+        deadline = time.monotonic() + timeout
+        for _ in range(RETRY_CONNECT + 1):
+            inst = await self._acquire(dep, per_instance, queue_wait / 1000)
+            if isinstance(inst, Answer):
+                inst.headers[DEPLOYMENT_HEADER] = name
+                return inst
+            try:
+                left = max(0.001, deadline - time.monotonic())
+                response = await self.client().post(
+                    f"http://127.0.0.1:{inst.port}/score",
+                    content=body,
+                    headers={"Content-Type": content_type or "application/json"},
+                    timeout=left,
+                )
+            except httpx.TimeoutException as exc:
+                if isinstance(exc, httpx.ConnectTimeout) and time.monotonic() < deadline:
+                    continue
+                return _error(408, f"the request took longer than request_timeout_ms ({int(timeout * 1000)})", name)
+            except httpx.TransportError:
+                inst.ready = False if not inst.process.alive() else inst.ready
+                continue  # the instance went away: another one, if any
+            finally:
+                inst.inflight -= 1
+            media = response.headers.get("content-type", "application/json")
+            return Answer(response.status_code, response.content, {DEPLOYMENT_HEADER: name}, media)
+        return _error(503, f"deployment '{name}': no instance answered", name)
+
+    async def _acquire(self, dep: Deployment, per_instance: int, queue_wait: float) -> Instance | Answer:
+        """An instance with a free slot, its ``inflight`` already counted (no await in between)."""
+        give_up = time.monotonic() + queue_wait
+        while True:
+            pool = dep.pool
+            ready = [i for i in pool.instances if i.ready and i.port is not None] if pool else []
+            if not ready:
+                return _error(503, "no instance of this deployment is ready (starting, or restarting after a crash)")
+            free = [i for i in ready if i.inflight < per_instance]
+            if free:
+                inst = min(free, key=lambda i: i.inflight)
+                inst.inflight += 1
+                return inst
+            if time.monotonic() >= give_up:
+                return _error(
+                    429,
+                    f"too many requests: every instance is serving max_concurrent_requests_per_instance "
+                    f"({per_instance}) and none freed up within max_queue_wait_ms",
+                )
+            await asyncio.sleep(0.002)
