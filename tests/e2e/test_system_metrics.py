@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from tests.e2e.conftest import wait_for, write_job
 
@@ -41,6 +40,6 @@ def test_a_busy_job_gets_cpu_and_memory_metrics(jobs_cli, tmp_path):
     cpu = [r["value"] for r in rows if r["name"] == "system/cpu_utilization_percentage"]
     mem = [r["value"] for r in rows if r["name"] == "system/memory_usage_megabytes"]
     assert len(cpu) >= 2 and len(mem) == len(cpu)
-    assert max(cpu) > 100 / (2 * len(os.sched_getaffinity(0)))  # at least half a core busy
+    assert max(cpu) > 5  # busy: clearly above idle, even with other test workers on the cores
     assert max(mem) > 60  # the 60 MB bytearray is resident
     assert [r["step"] for r in rows if r["name"] == "system/cpu_utilization_percentage"] == list(range(len(cpu)))

@@ -169,9 +169,9 @@ def test_curated_image_maps_to_its_curated_set() -> None:
 
 def test_unknown_curated_name_lists_the_known_ones() -> None:
     with pytest.raises(UnsupportedError) as err:
-        normalize_environment("azureml:AzureML-sklearn-0.24-ubuntu18.04-py37-cpu@latest")
+        normalize_environment("azureml:AzureML-responsibleai-0.20-ubuntu20.04-py38-cpu@latest")
     message = str(err.value)
-    assert "AzureML-sklearn-0.24-ubuntu18.04-py37-cpu" in message
+    assert "AzureML-responsibleai-0.20-ubuntu20.04-py38-cpu" in message
     for name in ("AzureML-sklearn-1.5", "AzureML-lightgbm-3.3", "AzureML-Minimal"):
         assert name in message
     assert err.value.details["known"] == known_curated_environments()
