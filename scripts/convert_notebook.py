@@ -147,6 +147,8 @@ def _write_file(code: str) -> str:
     words = first.split()[1:]
     mode = "a" if words[:1] == ["-a"] or words[:1] == ["--append"] else "w"
     path = " ".join(w for w in words if w not in ("-a", "--append"))
+    if path.endswith(".py"):  # a component file the notebook writes: the same import swap
+        text = swap_imports(text)
     return f"with open(f{path!r}, {mode!r}, encoding='utf-8') as _file:\n    _file.write({text!r})"
 
 
@@ -179,15 +181,20 @@ def convert_notebook(notebook: Path, data_dir: Path = DATA_DIR) -> str:
 _IMPORT_LINE = re.compile(r"^(\s*(?:from|import)\s+)(azure\.ai\.ml|mldesigner)\b")
 
 
+def swap_imports(text: str) -> str:
+    """``text`` (Python source) with only its import lines of azure.ai.ml / mldesigner swapped."""
+    lines = text.splitlines(keepends=True)
+    return "".join(_IMPORT_LINE.sub(lambda m: m.group(1) + MODULE_RENAMES[m.group(2)], line) for line in lines)
+
+
 def convert_sources(folder: Path) -> list[Path]:
     """Swap the import lines of the ``.py`` files under ``folder``; returns the files changed."""
     changed = []
     for path in sorted(folder.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
-        lines = text.splitlines(keepends=True)
-        swapped = [_IMPORT_LINE.sub(lambda m: m.group(1) + MODULE_RENAMES[m.group(2)], line) for line in lines]
-        if swapped != lines:
-            path.write_text("".join(swapped), encoding="utf-8")
+        swapped = swap_imports(text)
+        if swapped != text:
+            path.write_text(swapped, encoding="utf-8")
             changed.append(path)
     return changed
 

@@ -30,6 +30,7 @@ def test_imports_credentials_client_magics_and_web_data(tmp_path, monkeypatch):
         "%%bash\necho a whole shell cell\n",
         "folder = 'env'\nworkspace = '<AML_WORKSPACE_NAME>'\n",
         "%%writefile {folder}/conda.yaml\nname: x\n",
+        "%%writefile src/component.py\nfrom mldesigner import command_component\n",
     )
     script = convert_notebook(path)
     compile(script, "converted.py", "exec")  # valid Python
@@ -41,10 +42,12 @@ def test_imports_credentials_client_magics_and_web_data(tmp_path, monkeypatch):
     assert "ml_client = MLClient()" in script and "other = MLClient()" in script
     assert repr(str(DATA_DIR / "iris.csv")) in script and (DATA_DIR / "iris.csv").is_file()
     assert "%" not in script and "!ls" not in script and "whole shell cell" not in script
-    assert script.count("# -- cell") == 6  # the code cells with something left, numbered as in the notebook
+    assert "from shoal.mldesigner import command_component" in script  # a component file it writes
+    assert script.count("# -- cell") == 7  # the code cells with something left, numbered as in the notebook
     assert "workspace = 'default'" in script
     run = tmp_path / "run"
     (run / "env").mkdir(parents=True)
+    (run / "src").mkdir()
     monkeypatch.chdir(run)
     exec("folder = 'env'\n" + script.split("# -- cell 8")[1], {})  # the converted %%writefile cell
     assert (run / "env" / "conda.yaml").read_text() == "name: x\n"
