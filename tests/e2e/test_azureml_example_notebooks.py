@@ -51,7 +51,12 @@ NOTEBOOKS = [
 ENDED = ("Completed", "Failed", "Canceled")
 # What these notebooks need that Shoal cannot do offline; each fails with that error, never a
 # traceback from inside Shoal (strict: a notebook that starts to pass is noticed).
+SKLEARN = "jobs/single-step/scikit-learn/train-hyperparameter-tune-deploy-with-sklearn"
 CANNOT_RUN = {
+    f"{SKLEARN}/train-hyperparameter-tune-with-sklearn.ipynb": (
+        "pins python=3.8 with scikit-learn 0.24.2 and scipy 1.7.1, which have no wheels for the host's "
+        "Python, and this machine cannot download another Python: every trial fails to build its environment"
+    ),
     "assets/data/data.ipynb": "imports the mltable package (azureml-dataprep), which is not installed",
     "resources/datastores/datastore.ipynb": "Input(folder=…) is no Input argument: its job has an input without a path",
     "jobs/pipelines/1b_pipeline_with_python_function_components/pipeline_with_python_function_components.ipynb": (
