@@ -11,6 +11,7 @@
     │   ├── AuthError        UNAUTHENTICATED    401  no token, or a wrong one
     │   └── PermissionDeniedError PERMISSION_DENIED 403
     ├── InfraError           INFRA_ERROR        502  an outside failure (storage, database)
+    │   └── StorageFullError STORAGE_FULL       507  the artifact storage has no space left
     ├── ServerUnavailableError UNAVAILABLE      503  client side: no answer came back
     └── InternalError        INTERNAL           500  a bug; generic message on the wire
 
@@ -92,6 +93,14 @@ class InfraError(ShoalError):
     http_status = 502
 
 
+class StorageFullError(InfraError):
+    """The artifact storage ran out of space (ENOSPC, EDQUOT): nothing was stored, and the same
+    request succeeds once space is freed, without a server restart."""
+
+    code = "STORAGE_FULL"
+    http_status = 507
+
+
 class ServerUnavailableError(ShoalError):
     code = "UNAVAILABLE"
     http_status = 503
@@ -115,6 +124,7 @@ ERROR_CLASSES: dict[str, type[ShoalError]] = {
         AuthError,
         PermissionDeniedError,
         InfraError,
+        StorageFullError,
         ServerUnavailableError,
         InternalError,
     )
