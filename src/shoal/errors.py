@@ -22,6 +22,7 @@ that matches ``code`` so local and remote callers see the same exception.
 from __future__ import annotations
 
 import difflib
+import errno
 from typing import Any, ClassVar
 
 
@@ -109,6 +110,24 @@ class ServerUnavailableError(ShoalError):
 class InternalError(ShoalError):
     code = "INTERNAL"
     http_status = 500
+
+
+def storage_full_from(exc: BaseException) -> StorageFullError | None:
+    """A StorageFullError when ``exc`` (or an error it came from) is ENOSPC/EDQUOT, else None.
+
+    The safety net of the server's last-resort error handlers: a full disk hit outside the
+    ArtifactStore (which maps it itself) is still reported as what it is, not as a bare 500."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFullError(
+                "a disk of the server is full (no space left on device); nothing was stored: "
+                "free space on the server, then retry"
+            )
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 ERROR_CLASSES: dict[str, type[ShoalError]] = {
