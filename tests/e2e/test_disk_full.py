@@ -23,10 +23,10 @@ import pytest
 
 from shoal.storage.filesystem import TMP_PREFIX
 
-from .conftest import SHOAL, Cli
+from .conftest import SHOAL, Cli, wait_for, write_job
 
 MIB = 1024 * 1024
-TMPFS_SIZE = 8 * MIB
+TMPFS_SIZE = 16 * MIB  # room for every test's 2 MiB once its filler is gone
 LEFT_FREE = 1 * MIB  # what the filler leaves free
 PAYLOAD = b"\x01" * (2 * MIB)  # does not fit while the filler is there, fits once it is gone
 
@@ -184,4 +184,31 @@ def test_a_model_that_does_not_fit_is_not_registered_and_registers_once_space_is
     out = tmp_path / "down"
     cli("model", "download", "--name", "fits-later", "--version", "1", "--download-path", str(out))
     assert [p.read_bytes() == PAYLOAD for p in out.rglob("weights.bin")] == [True]
+    assert srv.temp_files() == [] and srv.alive()
+
+
+def test_a_job_whose_outputs_do_not_fit_fails_with_the_cause_and_runs_once_space_is_freed(server, filled, tmp_path):
+    srv, cli = server
+    job = write_job(
+        tmp_path,
+        f"""
+        command: python -c "import pathlib; pathlib.Path('outputs').mkdir(exist_ok=True); pathlib.Path('outputs/big.bin').write_bytes(b'1' * {len(PAYLOAD)})"
+        environment:
+          image: library/python:latest
+        """,
+    )
+    name = cli("job", "create", "--file", str(job), "--query", "name", "-o", "tsv").out.strip()
+    failed = wait_for(cli, name)
+    assert failed["status"] == "Failed", failed
+    assert failed["error"]["code"] == "STORAGE_FULL", failed
+    assert "artifact storage is full" in failed["error"]["message"], failed
+    assert [p for p in srv.view.rglob("big.bin") if name in str(p)] == []  # no partial output
+    assert srv.temp_files() == []
+
+    filled.unlink()
+    name = cli("job", "create", "--file", str(job), "--query", "name", "-o", "tsv").out.strip()
+    done = wait_for(cli, name)
+    assert done["status"] == "Completed", done.get("error")
+    stored = [p for p in srv.view.rglob("big.bin") if name in str(p)]
+    assert [p.stat().st_size for p in stored] == [len(PAYLOAD)], stored
     assert srv.temp_files() == [] and srv.alive()
