@@ -140,9 +140,7 @@ def test_a_datastore_upload_that_does_not_fit_is_refused_cleanly_and_works_once_
     assert srv.temp_files() == [] and srv.alive()
 
 
-def test_an_mlflow_artifact_that_does_not_fit_is_refused_in_mlflow_format_and_works_once_space_is_freed(
-    server, filled
-):
+def test_an_mlflow_artifact_that_does_not_fit_is_refused_in_mlflow_format_and_works_once_space_is_freed(server, filled):
     srv, _ = server
     base = "/api/v1/workspaces/default/mlflow"
     run = srv.http.post(f"{base}/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]
@@ -192,7 +190,9 @@ def test_a_job_whose_outputs_do_not_fit_fails_with_the_cause_and_runs_once_space
     job = write_job(
         tmp_path,
         f"""
-        command: python -c "import pathlib; pathlib.Path('outputs').mkdir(exist_ok=True); pathlib.Path('outputs/big.bin').write_bytes(b'1' * {len(PAYLOAD)})"
+        command: >-
+          python -c "import pathlib; pathlib.Path('outputs').mkdir(exist_ok=True);
+          pathlib.Path('outputs/big.bin').write_bytes(b'1' * {len(PAYLOAD)})"
         environment:
           image: library/python:latest
         """,
