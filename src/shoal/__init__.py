@@ -66,7 +66,7 @@ _EXPORTS: dict[str, str] = {
         name: "shoal.errors"
         for name in (
             "ShoalError UserError SpecError NotFoundError ConflictError InvalidStateError "
-            "UnsupportedError AuthError PermissionDeniedError InfraError ServerUnavailableError "
+            "UnsupportedError AuthError PermissionDeniedError InfraError StorageFullError ServerUnavailableError "
             "InternalError"
         ).split()
     },

@@ -11,6 +11,7 @@
     │   ├── AuthError        UNAUTHENTICATED    401  no token, or a wrong one
     │   └── PermissionDeniedError PERMISSION_DENIED 403
     ├── InfraError           INFRA_ERROR        502  an outside failure (storage, database)
+    │   └── StorageFullError STORAGE_FULL       507  the artifact storage has no space left
     ├── ServerUnavailableError UNAVAILABLE      503  client side: no answer came back
     └── InternalError        INTERNAL           500  a bug; generic message on the wire
 
@@ -21,6 +22,7 @@ that matches ``code`` so local and remote callers see the same exception.
 from __future__ import annotations
 
 import difflib
+import errno
 from typing import Any, ClassVar
 
 
@@ -92,6 +94,14 @@ class InfraError(ShoalError):
     http_status = 502
 
 
+class StorageFullError(InfraError):
+    """The artifact storage ran out of space (ENOSPC, EDQUOT): nothing was stored, and the same
+    request succeeds once space is freed, without a server restart."""
+
+    code = "STORAGE_FULL"
+    http_status = 507
+
+
 class ServerUnavailableError(ShoalError):
     code = "UNAVAILABLE"
     http_status = 503
@@ -100,6 +110,24 @@ class ServerUnavailableError(ShoalError):
 class InternalError(ShoalError):
     code = "INTERNAL"
     http_status = 500
+
+
+def storage_full_from(exc: BaseException) -> StorageFullError | None:
+    """A StorageFullError when ``exc`` (or an error it came from) is ENOSPC/EDQUOT, else None.
+
+    The safety net of the server's last-resort error handlers: a full disk hit outside the
+    ArtifactStore (which maps it itself) is still reported as what it is, not as a bare 500."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFullError(
+                "a disk of the server is full (no space left on device); nothing was stored: "
+                "free space on the server, then retry"
+            )
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 ERROR_CLASSES: dict[str, type[ShoalError]] = {
@@ -115,6 +143,7 @@ ERROR_CLASSES: dict[str, type[ShoalError]] = {
         AuthError,
         PermissionDeniedError,
         InfraError,
+        StorageFullError,
         ServerUnavailableError,
         InternalError,
     )

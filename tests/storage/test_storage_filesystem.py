@@ -16,8 +16,11 @@ from shoal.errors import (
     InfraError,
     NotFoundError,
     PayloadTooLargeError,
+    StorageFullError,
     UnsupportedError,
     UserError,
+    error_from_wire,
+    storage_full_from,
 )
 from shoal.storage.filesystem import TMP_PREFIX, ArtifactStore, StoredFile
 from shoal.storage.hashing import FileEntry
@@ -106,7 +109,7 @@ def test_sha_and_size_mismatch_rejected(store) -> None:
     assert entry.sha256 == sha(b"abc")
 
 
-def test_enospc_becomes_infra_error_and_temp_is_removed(tmp_path, monkeypatch) -> None:
+def test_enospc_becomes_storage_full_and_temp_is_removed(tmp_path, monkeypatch) -> None:
     store = ArtifactStore(str(tmp_path))
     real_open = store._open_tmp
 
@@ -124,9 +127,24 @@ def test_enospc_becomes_infra_error_and_temp_is_removed(tmp_path, monkeypatch) -
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(store, "_open_tmp", lambda tmp: Full(real_open(tmp)))
-    with pytest.raises(InfraError, match="no space left"):
+    with pytest.raises(StorageFullError, match="artifact storage is full") as caught:
         store.write_stream("big.bin", [b"x" * 10])
+    assert isinstance(caught.value, InfraError) and caught.value.http_status == 507
     assert _all_names(store) == []
+
+
+def test_a_full_disk_met_outside_the_store_is_still_named() -> None:
+    """The server's last-resort handlers use this: ENOSPC anywhere in the chain, not a bare 500."""
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("copy failed") from exc
+    except RuntimeError as outer:
+        full = storage_full_from(outer)
+    assert full is not None and full.code == "STORAGE_FULL" and "no space left" in full.message
+    assert storage_full_from(OSError(errno.EACCES, "denied")) is None
+    assert error_from_wire(full.to_wire(), 507).__class__ is StorageFullError
 
 
 @ALL_STORES

@@ -21,6 +21,7 @@ from shoal.errors import (
     ShoalError,
     SpecError,
     UserError,
+    storage_full_from,
 )
 from shoal.jobtokens import JobTokenSigner
 from shoal.server.auth import TokenTable, admin_principal, ensure_admin_token
@@ -97,6 +98,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        full = storage_full_from(exc)
+        if full is not None:
+            logger.error("disk full: %s", exc)
+            return _error(full)
         logger.exception("unhandled error")
         return _error(InternalError("internal server error; see the server log"))
 

@@ -34,6 +34,7 @@ from shoal.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     ShoalError,
+    StorageFullError,
     UnsupportedError,
     UserError,
 )
@@ -62,7 +63,11 @@ def _infra(action: str, rel: str, exc: OSError) -> ShoalError:
     if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)):
         return UserError(f"cannot {action} {rel!r}: a file and a folder have the same name")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return InfraError("no space left on the artifact storage", details={"path": rel})
+        return StorageFullError(
+            f"the artifact storage is full: no space left to {action} {rel!r}; nothing was stored "
+            "(free space on the artifact storage or delete unused assets, then retry)",
+            details={"path": rel},
+        )
     reason = exc.strerror or exc.__class__.__name__
     return InfraError(f"storage failure while trying to {action} {rel!r}: {reason}", details={"path": rel})
 

@@ -22,7 +22,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.errors import ConflictError, InfraError, NotFoundError, PayloadTooLargeError, ShoalError, UserError
+from shoal.errors import (
+    ConflictError,
+    InfraError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ShoalError,
+    StorageFullError,
+    UserError,
+)
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.hashing import FileEntry, tree_hash
 from shoal.storage.paths import safe_relpath
@@ -154,7 +162,11 @@ class UploadManager:
         upload_id = uuid.uuid4().hex
         record = {"created": time.time(), "manifest": m.to_dict()}
         body = json.dumps(record, separators=(",", ":")).encode()
-        self.store.write_stream(f"{self._staging(upload_id)}/manifest.json", [body])
+        try:
+            self.store.write_stream(f"{self._staging(upload_id)}/manifest.json", [body])
+        except StorageFullError:
+            self.abort(upload_id)  # not even an empty staging folder stays behind
+            raise
         self._remember(upload_id, m, record["created"])
         return upload_id, m.final_rel
 
@@ -216,12 +228,21 @@ class UploadManager:
         entry = by_path.get(rel)
         if entry is None:
             raise UserError(f"{rel!r} is not listed in the manifest of upload {upload_id}", details={"path": rel})
-        return self.store.write_stream(
-            f"{self._staging(upload_id)}/files/{rel}",
-            chunks,
-            expected_sha256=entry.sha256,
-            expected_size=entry.size,
-        )
+        try:
+            return self.store.write_stream(
+                f"{self._staging(upload_id)}/files/{rel}",
+                chunks,
+                expected_sha256=entry.sha256,
+                expected_size=entry.size,
+            )
+        except StorageFullError as exc:
+            # A full store: drop the whole session now, so the files already staged free their
+            # space at once instead of waiting for the expiry sweep; the client starts over.
+            self.abort(upload_id)
+            raise StorageFullError(
+                f"{exc.message}; upload {upload_id} was dropped, start it again",
+                details={**exc.details, "upload_id": upload_id},
+            ) from None
 
     def missing(self, upload_id: str) -> list[str]:
         """Manifest paths not yet stored (or stored with another size) for this upload."""

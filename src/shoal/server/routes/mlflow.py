@@ -25,6 +25,7 @@ from shoal.errors import (
     PermissionDeniedError,
     ShoalError,
     UserError,
+    storage_full_from,
 )
 from shoal.server.auth import Permission
 from shoal.server.request_checks import CheckedRoute, parse_json
@@ -62,6 +63,9 @@ def mlflow_error(exc: Exception) -> JSONResponse:
         code, status = "INVALID_PARAMETER_VALUE", 400
     elif isinstance(exc, ShoalError):
         code, status = "INTERNAL_ERROR", exc.http_status
+    elif (full := storage_full_from(exc)) is not None:
+        logger.error("disk full in an MLflow route: %s", exc)
+        return JSONResponse({"error_code": "INTERNAL_ERROR", "message": full.message}, status_code=full.http_status)
     else:
         logger.exception("unhandled error in an MLflow route", exc_info=exc)
         return JSONResponse({"error_code": "INTERNAL_ERROR", "message": "internal server error"}, status_code=500)
