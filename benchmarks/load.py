@@ -26,8 +26,8 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from _common import (
@@ -44,8 +44,9 @@ from _common import (
     today,
     write_section,
 )
-from tracking import find_server_mlflow
 from tracking_scale import postgres_database
+
+from tracking import find_server_mlflow
 
 sys.path.insert(0, str(REPO))
 from tests.loadgen import OPERATIONS, Load, Stored, Target, percentile, run_load, verify  # noqa: E402
@@ -198,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"MLflow {version}" + (f" (pool {pool})" if pool else "")
                 home = tmp / f"mlflow-{pool or 'default'}"
                 home.mkdir()
-                with postgres_database(args.postgres) as url, _pool_size(pool):
-                    with mlflow_server(exe, home, backend_store_uri=_mlflow_url(url)) as peer:
-                        results.append(measure(Target(label, f"{peer.url}/api/2.0/mlflow"), args))
+                with contextlib.ExitStack() as stack:
+                    url = stack.enter_context(postgres_database(args.postgres))
+                    stack.enter_context(_pool_size(pool))
+                    peer = stack.enter_context(mlflow_server(exe, home, backend_store_uri=_mlflow_url(url)))
+                    results.append(measure(Target(label, f"{peer.url}/api/2.0/mlflow"), args))
         if args.sqlite:
             with shoal_server(tmp / "sqlite") as server:
                 ws = f"{server.url}/api/v1/workspaces/default"

@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,15 +136,16 @@ def run_load(
     return load
 
 
-def _timed(load: Load, op: str, fn: Callable[[], httpx.Response]) -> dict[str, Any] | None:
+def _post(load: Load, op: str, c: httpx.Client, url: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """POST and time it; a failure of any kind is counted as an error of ``op``."""
     t0 = time.perf_counter()
     try:
-        body = _ok(fn())
+        reply = _ok(c.post(url, json=body))
     except (httpx.HTTPError, RuntimeError, ValueError) as exc:
         load.error(op, f"{type(exc).__name__}: {exc}")
         return None
     load.record(op, time.perf_counter() - t0)
-    return body
+    return reply
 
 
 def _client(load: Load, index: int, deadline: float, batches: int, points: int, barrier: threading.Barrier) -> None:
@@ -155,14 +155,8 @@ def _client(load: Load, index: int, deadline: float, batches: int, points: int, 
         cycle = 0
         while time.perf_counter() < deadline:
             now = int(time.time() * 1000)
-            body = _timed(
-                load,
-                CREATE_RUN,
-                lambda: c.post(
-                    f"{t.mlflow}/runs/create",
-                    json={"experiment_id": load.experiment_id, "start_time": now, "run_name": f"c{index}-{cycle}"},
-                ),
-            )
+            run = {"experiment_id": load.experiment_id, "start_time": now, "run_name": f"c{index}-{cycle}"}
+            body = _post(load, CREATE_RUN, c, f"{t.mlflow}/runs/create", run)
             if body is not None:
                 run_id = body["run"]["info"]["run_id"]
                 with load.lock:
@@ -172,8 +166,8 @@ def _client(load: Load, index: int, deadline: float, batches: int, points: int, 
                         {"key": "loss", "value": 1.0 / (1 + step), "timestamp": now + step, "step": step}
                         for step in range(b * points, (b + 1) * points)
                     ]
-                    sent = lambda m=metrics: c.post(f"{t.mlflow}/runs/log-batch", json={"run_id": run_id, "metrics": m})  # noqa: E731
-                    if _timed(load, LOG_BATCH, sent) is not None:
+                    batch = {"run_id": run_id, "metrics": metrics}
+                    if _post(load, LOG_BATCH, c, f"{t.mlflow}/runs/log-batch", batch) is not None:
                         with load.lock:
                             load.points[run_id] += len(metrics)
             name = load.names[(index + cycle) % len(load.names)]
@@ -186,15 +180,15 @@ def _client(load: Load, index: int, deadline: float, batches: int, points: int, 
 def _version(load: Load, c: httpx.Client, op: str, name: str) -> None:
     t = load.target
     if not t.shoal:
-        body = _timed(load, op, lambda: c.post(f"{t.mlflow}/model-versions/create", json={"name": name, "source": SOURCE}))
+        body = _post(load, op, c, f"{t.mlflow}/model-versions/create", {"name": name, "source": SOURCE})
         version = None if body is None else str(body["model_version"]["version"])
-    elif op == MODEL_VERSION:
-        spec = {"name": name, "type": "custom_model", "path": SOURCE}
-        body = _timed(load, op, lambda: c.post(f"{t.workspace}/models/{name}/versions", json=spec))
-        version = None if body is None else str(body["version"])
     else:
-        spec = {"name": name, "type": "uri_file", "path": DATA_SOURCE}
-        body = _timed(load, op, lambda: c.post(f"{t.workspace}/data/{name}/versions", json=spec))
+        plural, spec = (
+            ("models", {"name": name, "type": "custom_model", "path": SOURCE})
+            if op == MODEL_VERSION
+            else ("data", {"name": name, "type": "uri_file", "path": DATA_SOURCE})
+        )
+        body = _post(load, op, c, f"{t.workspace}/{plural}/{name}/versions", spec)
         version = None if body is None else str(body["version"])
     if version is not None:
         with load.lock:

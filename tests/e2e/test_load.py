@@ -21,7 +21,7 @@ from tests.loadgen import CREATE_RUN, DATA_VERSION, LOG_BATCH, MODEL_VERSION, Ta
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 CLIENTS = 50
-SECONDS = float(os.environ.get("SHOAL_TEST_LOAD_SECONDS", "6"))
+SECONDS = float(os.environ.get("SHOAL_TEST_LOAD_SECONDS", "5"))
 
 
 @pytest.fixture
