@@ -231,8 +231,11 @@ def wait_until_answers(
 
 
 @contextlib.contextmanager
-def mlflow_server(exe: str, tmp: Path, *, proxied_artifacts: bool = False) -> Iterator[Server]:
-    """``mlflow server --workers 1`` on SQLite under ``tmp``, in its own session (stopped as a group).
+def mlflow_server(
+    exe: str, tmp: Path, *, proxied_artifacts: bool = False, backend_store_uri: str | None = None
+) -> Iterator[Server]:
+    """``mlflow server --workers 1`` on SQLite under ``tmp`` (or on ``backend_store_uri``), in its
+    own session (stopped as a group).
 
     ``proxied_artifacts`` serves artifacts through MLflow's own proxy (``mlflow-artifacts:``
     URIs, ``--artifacts-destination``), the path Shoal's tracking API is compared with.
@@ -257,7 +260,7 @@ def mlflow_server(exe: str, tmp: Path, *, proxied_artifacts: bool = False) -> It
             exe,
             "server",
             "--backend-store-uri",
-            f"sqlite:///{home / 'mlflow.db'}",
+            backend_store_uri or f"sqlite:///{home / 'mlflow.db'}",
             "--artifacts-destination" if proxied_artifacts else "--default-artifact-root",
             str(home / "artifacts"),
             "--host",
