@@ -121,7 +121,9 @@ warm local server (SQLite, one model). {machine()}; {today()}; load average {loa
 
 `shoal --help` builds only the root's commands (`shoal.cli.app.light_app`), prints plain help
 (`TYPER_USE_RICH=1` brings Typer's boxes back) and `shoal version` answers before Typer is imported;
-a read command still pays for the SDK client (httpx, the entity classes, settings).
+a read command builds only the entity classes and operation group of the kind it reads (the kind
+table and `MLClient` import them on first use), and skips httpx's own CLI and the TLS context a
+plain-http server never needs. The baseline is the commit this session started from (17ed366).
 {"".join(f"{chr(10)}- {note}" for note in notes)}
 """
     write("cli_startup", body, args.out)
