@@ -123,7 +123,7 @@ warm local server (SQLite, one model). {machine()}; {today()}; load average {loa
 (`TYPER_USE_RICH=1` brings Typer's boxes back) and `shoal version` answers before Typer is imported;
 a read command builds only the entity classes and operation group of the kind it reads (the kind
 table and `MLClient` import them on first use), and skips httpx's own CLI and the TLS context a
-plain-http server never needs. The baseline is the commit this session started from (17ed366).
+plain-http server never needs. The baseline rows are the checkout given with `--baseline-src`.
 {"".join(f"{chr(10)}- {note}" for note in notes)}
 """
     write("cli_startup", body, args.out)
