@@ -9,38 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shoal.client.endpoints import LROPoller, OnlineDeploymentOperations
+from shoal.client.endpoints import EndpointGroup, LROPoller, OnlineDeploymentOperations
 from shoal.client.operations import _as_dict, _entity, _Group
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.errors import NotFoundError, UserError
 
 
-class BatchEndpointOperations(_Group):
+class BatchEndpointOperations(EndpointGroup):
     kind = "batch_endpoint"
-
-    @property
-    def _base(self) -> str:
-        return f"{self._wsp}/batchEndpoints"
-
-    def begin_create_or_update(self, endpoint: Any, **_: Any) -> LROPoller:
-        body = _as_dict(self.kind, endpoint)
-        name = body.get("name")
-        if not name:
-            raise UserError("a batch endpoint needs a name")
-        for key in ("scoring_uri", "openapi_uri", "provisioning_state", "id"):
-            body.pop(key, None)
-        created = self._t.request("PUT", f"{self._base}/{name}", json=body)
-        return LROPoller(lambda: (True, _entity(self.kind, created)))
-
-    def get(self, name: str) -> Any:
-        return _entity(self.kind, self._t.request("GET", f"{self._base}/{name}"))
-
-    def list(self, **_: Any) -> Iterator[Any]:
-        return (_entity(self.kind, e) for e in self._t.paged(self._base))
-
-    def begin_delete(self, name: str, **_: Any) -> LROPoller:
-        self._t.request("DELETE", f"{self._base}/{name}")
-        return LROPoller(lambda: (True, None))
+    plural = "batchEndpoints"
+    what = "a batch endpoint"
 
     def _input(self, value: Any) -> dict[str, Any]:
         body = value.to_dict() if hasattr(value, "to_dict") else value

@@ -75,19 +75,24 @@ class EndpointAuthKeys:
         return {"primaryKey": self.primary_key, "secondaryKey": self.secondary_key}
 
 
-class OnlineEndpointOperations(_Group):
-    kind = "online_endpoint"
+class EndpointGroup(_Group):
+    """What online and batch endpoint groups share: create or update, get, list, delete, by the
+    REST collection ``plural`` (``onlineEndpoints``, ``batchEndpoints``)."""
+
+    kind = ""
+    plural = ""
+    what = ""  # "an online endpoint", for errors
 
     @property
     def _base(self) -> str:
-        return f"{self._wsp}/onlineEndpoints"
+        return f"{self._wsp}/{self.plural}"
 
     def begin_create_or_update(self, endpoint: Any, **_: Any) -> LROPoller:
         body = _as_dict(self.kind, endpoint)
         name = body.get("name")
         if not name:
-            raise UserError("an online endpoint needs a name")
-        for key in ("scoring_uri", "openapi_uri", "provisioning_state", "id"):
+            raise UserError(f"{self.what} needs a name")
+        for key in ("scoring_uri", "openapi_uri", "provisioning_state", "id"):  # read-only
             body.pop(key, None)
         created = self._t.request("PUT", f"{self._base}/{name}", json=body)
         return LROPoller(lambda: (True, _entity(self.kind, created)))
@@ -101,6 +106,12 @@ class OnlineEndpointOperations(_Group):
     def begin_delete(self, name: str, **_: Any) -> LROPoller:
         self._t.request("DELETE", f"{self._base}/{name}")
         return LROPoller(lambda: (True, None))
+
+
+class OnlineEndpointOperations(EndpointGroup):
+    kind = "online_endpoint"
+    plural = "onlineEndpoints"
+    what = "an online endpoint"
 
     def get_keys(self, name: str) -> EndpointAuthKeys:
         return EndpointAuthKeys(self._t.request("POST", f"{self._base}/{name}/listKeys"))
