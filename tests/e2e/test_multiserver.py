@@ -231,7 +231,12 @@ def test_a_pipeline_across_two_servers_runs_each_step_once(cluster: Cluster) -> 
         "inputs": {"a": "${{parent.jobs.s1.outputs.o}}", "b": "${{parent.jobs.s5.outputs.o}}"},
     }
     names = [
-        cluster.submit(server, {"type": "pipeline", "experiment_name": "multiserver", "jobs": jobs})
+        # force_rerun: the two pipelines are alike, and a step reused from the other one never runs
+        # (attempt 0); this test is about steps that do run, once each.
+        cluster.submit(
+            server,
+            {"type": "pipeline", "experiment_name": "multiserver", "settings": {"force_rerun": True}, "jobs": jobs},
+        )
         for server in (cluster.a, cluster.b)
     ]
     rows = cluster.wait(names)
