@@ -255,6 +255,16 @@ def test_bad_jobs_are_refused_and_leave_nothing(api):
         ({"name": "bad name!"}, 422, "INVALID_SPEC", "name"),
         ({"type": "pipeline", "jobs": {}}, 422, "INVALID_SPEC", "environment"),
         ({"type": "sweep"}, 422, "INVALID_SPEC", "trial"),
+        (
+            {
+                "inputs": {
+                    "d": {"path": "azureml://datastores/workspaceblobstore/paths/x/", "path_on_compute": "../../.ssh"}
+                }
+            },
+            422,
+            "INVALID_SPEC",
+            "path_on_compute",
+        ),
     ]
     for extra, status, code, word in cases:
         r = submit(api, **extra)

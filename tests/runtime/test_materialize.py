@@ -157,7 +157,7 @@ def test_materialize_inputs(tmp_path):
         "copy": {"type": "uri_folder", "mode": "download", "uri": f"{BLOB}/data"},
         "file": {"type": "uri_file", "mode": "ro_mount", "uri": f"{BLOB}/data/a.csv"},
         "direct": {"type": "uri_folder", "mode": "direct", "uri": f"{BLOB}/data/"},
-        "placed": {"type": "uri_file", "uri": f"{BLOB}/data/a.csv", "path_on_compute": str(tmp_path / "here")},
+        "placed": {"type": "uri_file", "uri": f"{BLOB}/data/a.csv", "path_on_compute": "/mnt/data"},
         "unset": {"type": "uri_folder", "mode": "ro_mount"},
         "lr": {"type": "number", "value": 0.5},
         "flag": {"type": "boolean", "value": False},
@@ -175,13 +175,17 @@ def test_materialize_inputs(tmp_path):
     ]
     assert Path(values["file"]) == run_dir / "inputs" / "file" / "a.csv"
     assert Path(values["file"]).read_text() == "a\n"
-    assert Path(values["placed"]) == tmp_path / "here" / "a.csv"
+    # path_on_compute lands under the job's own folder, never where the runner's rights would reach
+    assert Path(values["placed"]) == run_dir / "inputs" / "placed" / "mnt" / "data" / "a.csv"
     for ro in (folder / "a.csv", folder / "sub" / "b.csv", Path(values["file"])):
         assert not ro.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH), ro
     assert (Path(values["copy"]) / "a.csv").stat().st_mode & stat.S_IWUSR
 
     with pytest.raises(ValueError, match="cannot fetch"):
         materialize_inputs(client, {"x": {"type": "uri_folder", "uri": "s3://bucket/x"}}, run_dir, None)
+    escape = {"type": "uri_file", "uri": f"{BLOB}/data/a.csv", "path_on_compute": "../../../root/.ssh"}
+    with pytest.raises(ValueError, match="path_on_compute"):
+        materialize_inputs(client, {"x": escape}, run_dir, None)
 
 
 def test_http_inputs_are_downloaded_once_into_the_cache(tmp_path):

@@ -78,6 +78,16 @@ def fetch_url(url: str, target_dir: Path, cache_dir: Path | None) -> Path:
     return local
 
 
+def placed_input_folder(run_dir: Path, name: str, path_on_compute: str) -> Path:
+    """Where an input with ``path_on_compute`` lands: that path, under the job's own
+    ``inputs/placed/`` folder. The runner writes inputs with the server's rights, so a path the
+    submitter chose must never reach outside the job's folder (``/root/.ssh``, another job's run)."""
+    relative = Path(path_on_compute.replace("\\", "/").lstrip("/"))
+    if not relative.parts or ".." in relative.parts:
+        raise ValueError(f"input '{name}': path_on_compute {path_on_compute!r} must name a folder without '..'")
+    return run_dir / "inputs" / "placed" / relative
+
+
 def materialize_inputs(
     client: RunnerClient, inputs: dict[str, Any], run_dir: Path, cache_dir: Path | None
 ) -> dict[str, str | None]:
@@ -97,7 +107,8 @@ def materialize_inputs(
         if mode == "direct":
             values[name] = uri
             continue
-        target = Path(spec["path_on_compute"]) if spec.get("path_on_compute") else run_dir / "inputs" / name
+        placed = spec.get("path_on_compute")
+        target = placed_input_folder(run_dir, name, placed) if placed else run_dir / "inputs" / name
         if uri.startswith(("http://", "https://")):
             local = fetch_url(uri, target, cache_dir)
         elif parse_datastore_uri(uri):

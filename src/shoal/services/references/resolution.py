@@ -136,7 +136,14 @@ def resolve_inputs(ctx: ServiceContext, workspace: str, inputs: dict[str, Any]) 
         path = value.get("path")
         entry: dict[str, Any] = {"type": kind, "mode": mode}
         if value.get("path_on_compute"):
-            entry["path_on_compute"] = value["path_on_compute"]
+            placed = str(value["path_on_compute"])
+            # The runner places it under the job's own folder (runtime.materialize); '..' would leave it.
+            if ".." in placed.replace("\\", "/").split("/"):
+                raise SpecError(
+                    f"inputs.{name}.path_on_compute: {placed!r} may not contain '..'",
+                    details={"field": f"inputs.{name}.path_on_compute"},
+                )
+            entry["path_on_compute"] = placed
         if path is None:
             out[name] = entry
             continue
