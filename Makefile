@@ -2,19 +2,19 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
-# Azure's Blob emulator for the azure_blob tests, into an ignored folder the tests look in.
-# 3.35 is the last release that runs on Node 20. Without npm the tests that need it are skipped
+# Azure's Blob emulator for the azure_blob tests, into an ignored folder the tests look in, from
+# the lockfile in tests/azurite (every dependency pinned). 3.35 is the last release that runs on Node 20. Without npm the tests that need it are skipped
 # (and fail under CI=true).
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
-AZURITE_VERSION := 3.35.0
 
 .PHONY: install demo test lint format bench clean
 
 install: $(VENV)/.installed $(AZURITE)
 
-$(AZURITE):
+$(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-	  npm install --prefix .cache/azurite --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION); \
+	  mkdir -p .cache/azurite && cp tests/azurite/package.json tests/azurite/package-lock.json .cache/azurite/ && \
+	  npm ci --prefix .cache/azurite --no-audit --no-fund --loglevel=error && touch $@; \
 	else \
 	  echo "npm not found: the Azure Blob (Azurite) tests will be skipped"; \
 	fi
