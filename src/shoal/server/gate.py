@@ -90,13 +90,14 @@ class RequestGate:
             await send(message)
 
         try:
+            cap = self._body_cap(scope)
             refusal = await self._authenticate(scope, headers, state)
             if refusal is None:
-                refusal = self._check_body_headers(scope, headers)
+                refusal = self._check_body_headers(scope, headers, cap)
             if refusal is not None:
                 await refusal(scope, receive, send_tracked)
             else:
-                await self._call_app(scope, receive, send_tracked, headers)
+                await self._call_app(scope, receive, send_tracked, cap)
         finally:
             # Also when the app failed (a 500 was sent, then the error re-raised for the server log).
             self._audit(scope, headers, state, status[0] or 500)
@@ -130,8 +131,7 @@ class RequestGate:
             return None
         return MAX_SCORING_BODY if SCORING_ROUTES.match(scope["path"]) else MAX_JSON_BODY
 
-    def _check_body_headers(self, scope: Scope, headers: Headers) -> JSONResponse | None:
-        cap = self._body_cap(scope)
+    def _check_body_headers(self, scope: Scope, headers: Headers, cap: int | None) -> JSONResponse | None:
         if cap is None:
             return None
         path = scope["path"]
@@ -153,8 +153,7 @@ class RequestGate:
 
     # -- 3. the body as it arrives ---------------------------------------------------------
 
-    async def _call_app(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
-        cap = self._body_cap(scope)
+    async def _call_app(self, scope: Scope, receive: Receive, send: Send, cap: int | None) -> None:
         path = scope["path"]
         received = [0]
         body_done = [scope["method"] not in BODY_METHODS]
