@@ -193,7 +193,6 @@ def create_app(
     app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)
 
     routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
-    routers += (endpoints, batch_endpoints)
-    for module in (*routers, mlflow_artifacts, access):
+    for module in (*routers, endpoints, batch_endpoints, mlflow_artifacts, access):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from filelock import FileLock, Timeout
 
@@ -82,8 +83,6 @@ def _private_files(settings: ShoalSettings) -> None:
     """The SQLite database (and its journal files) readable by the server's user only."""
     url = settings.resolved_database_url()
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         db = Path(url.removeprefix("sqlite:///"))
         for path in (db, *db.parent.glob(db.name + "-*")):
             try:
@@ -97,8 +96,6 @@ def _bind(sock: socket.socket, host: str, port: int, remembered: os.PathLike[str
 
     Jobs' scripts hold the server's URL (``MLFLOW_TRACKING_URI``) for their whole run: a server
     restarted on the same port is found again by them, not only by their runners."""
-    from pathlib import Path
-
     path = Path(remembered)
     if port == 0:
         try:
