@@ -19,6 +19,7 @@ from typing import Any
 
 from shoal.errors import UserError
 from shoal.services.context import ServiceContext
+from shoal.services.records import iso
 from shoal.store import access as rows
 from shoal.store.paging import clamp_page_size, decode_token, encode_token
 
@@ -114,10 +115,9 @@ def _when(value: str | None, name: str) -> datetime | None:
 
 
 def _body(row: Any) -> dict[str, Any]:
-    at = row.at if row.at.tzinfo is not None else row.at.replace(tzinfo=UTC)
     return {
         "id": row.id,
-        "time": at.isoformat(),
+        "time": iso(row.at),
         "actor": row.actor,
         "workspace": row.workspace,
         "action": row.action,
