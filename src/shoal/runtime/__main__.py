@@ -13,11 +13,9 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal.compute.sandbox import Sandbox
 from shoal.runtime.client import RunnerClient, ServerGone, Stale
-from shoal.runtime.confine import sandboxed
 from shoal.runtime.logs import LogShipper
 from shoal.runtime.materialize import (
     fetch_datastore,
@@ -29,6 +27,9 @@ from shoal.runtime.materialize import (
 )
 from shoal.runtime.process import UserProcesses, plan_ranks
 from shoal.runtime.sysmetrics import SystemMetrics, interval_from_env
+
+if TYPE_CHECKING:
+    from shoal.compute.sandbox import Sandbox
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
@@ -55,6 +56,7 @@ class Heartbeat(threading.Thread):
                 continue
 
 
+SANDBOX_ENV = "SHOAL_SANDBOX"  # shoal.compute.sandbox.RUNNER_ENV, not imported unless set
 INHERITED_MLFLOW = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI", "MLFLOW_ACTIVE_MODEL_ID", "_MLFLOW_ACTIVE_MODEL_ID")
 
 
@@ -146,7 +148,12 @@ def run(args: argparse.Namespace) -> int:
     # A fixed (public) URL is never swapped for the one in this home's server.json.
     rediscover = None if os.environ.get("SHOAL_SERVER_URL_FIXED") else home
     client = RunnerClient(os.environ["SHOAL_SERVER_URL"], token, args.workspace, args.job, rediscover)
-    sandbox = Sandbox.from_env()
+    sandbox: Sandbox | None = None
+    if os.environ.get(SANDBOX_ENV):
+        # Imported only where job code is isolated: shoal.compute costs an unconfined start ~7 ms.
+        from shoal.compute.sandbox import Sandbox as Isolation
+
+        sandbox = Isolation.from_env()
     if sandbox is not None and sandbox.uid is not None:
         # Job code runs as another user: what this runner makes (environments, the job's layer,
         # inputs) must be readable by it; the server's home above stays 0700.
@@ -178,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         env = prepared.environ(job_environment(spec, token, inputs, outputs))
         wrap = None
         if sandbox is not None:  # the server isolates job code: this run's folders only, see confine.py
+            from shoal.runtime.confine import sandboxed
+
             wrap = sandboxed(
                 sandbox,
                 run_dir=run_dir,

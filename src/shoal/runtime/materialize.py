@@ -149,8 +149,7 @@ def files_within(folder: Path) -> list[Path]:
         return []
     found = []
     for p in folder.rglob("*"):
-        if p.is_symlink() and not p.resolve().is_relative_to(top):
-            continue
+        # A symlink counts by its target: one leading outside fails the second test.
         if p.is_file() and p.resolve().is_relative_to(top):
             found.append(p)
     return sorted(found)
