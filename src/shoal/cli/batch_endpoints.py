@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from shoal.cli.common import FileOpt, OutputOpt, QueryOpt, SetOpt, WorkspaceOpt, client, set_overrides, show
+from shoal.cli.common import FileOpt, OutputOpt, QueryOpt, SetOpt, WorkspaceOpt, client, show
+from shoal.cli.endpoint_commands import (
+    EndpointOpt,
+    NameOpt,
+    NoWaitOpt,
+    YesOpt,
+    confirm_or_abort,
+    load,
+    need,
+    patched_deployment,
+    patched_endpoint,
+)
 from shoal.cli.output import OutputFormat
-from shoal.errors import UserError
 
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name.")]
-EndpointOpt = Annotated[str | None, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Do not wait for the operation to finish.")]
 JOB_COLUMNS = ["name", "display_name", "status", "experiment_name", "creation_context.created_at"]
 
 batch_endpoint_app = typer.Typer(help="Manage batch endpoints: score files with a job.", no_args_is_help=True)
 batch_deployment_app = typer.Typer(help="Manage deployments of batch endpoints.", no_args_is_help=True)
-
-
-def _need(value: str | None, flag: str = "--name") -> str:
-    if not value:
-        raise UserError(f"{flag} is required")
-    return value
-
-
-def _load(kind: str, file: Path | None, overrides: list[str], given: dict[str, Any]) -> Any:
-    from shoal.cli.kind_flags import load_from
-
-    return load_from(kind, file, set_overrides(overrides), given)
 
 
 @batch_endpoint_app.command("create")
@@ -46,7 +39,7 @@ def endpoint_create(
     """Create a batch endpoint from a YAML file (--name overrides the file's).
 
     Example: shoal batch-endpoint create --name hello-batch -f endpoint.yml"""
-    entity = _load("batch_endpoint", file, set_ or [], {"name": name} if name else {})
+    entity = load("batch_endpoint", file, set_, name=name or None)
     show(client(workspace_name).batch_endpoints.begin_create_or_update(entity).result(), output, query)
 
 
@@ -58,7 +51,7 @@ def endpoint_show(
     query: QueryOpt = None,
 ) -> None:
     """Show a batch endpoint (its default deployment is defaults.deployment_name)."""
-    show(client(workspace_name).batch_endpoints.get(_need(name)), output, query)
+    show(client(workspace_name).batch_endpoints.get(need(name)), output, query)
 
 
 @batch_endpoint_app.command("list")
@@ -82,11 +75,9 @@ def endpoint_update(
     """Update a batch endpoint: --set defaults.deployment_name=<deployment>, description, tags."""
     c = client(workspace_name)
     if file is not None:
-        body = _load("batch_endpoint", file, set_ or [], {"name": name} if name else {}).to_dict()
+        body = load("batch_endpoint", file, set_, name=name or None).to_dict()
     else:
-        from shoal.entities.loader import apply_overrides
-
-        body = apply_overrides(c.batch_endpoints.get(_need(name)).to_dict(), set_overrides(set_))
+        body = patched_endpoint(c.batch_endpoints, name, set_)
     show(c.batch_endpoints.begin_create_or_update(body).result(), output, query)
 
 
@@ -95,9 +86,8 @@ def endpoint_delete(
     name: NameOpt = None, yes: YesOpt = False, no_wait: NoWaitOpt = False, workspace_name: WorkspaceOpt = None
 ) -> None:
     """Delete a batch endpoint and its deployments (the jobs it started stay)."""
-    name = _need(name)
-    if not yes and not typer.confirm(f"Delete batch endpoint {name!r}?", default=False):
-        raise typer.Abort()
+    name = need(name)
+    confirm_or_abort(yes, f"Delete batch endpoint {name!r}?")
     client(workspace_name).batch_endpoints.begin_delete(name).result()
 
 
@@ -125,7 +115,7 @@ def endpoint_invoke(
     then: shoal job stream -n $JOB"""
     given = None if input_ is None else {"type": input_type or "uri_folder", "path": input_}
     job = client(workspace_name).batch_endpoints.invoke(
-        _need(name), input=given, deployment_name=deployment_name, experiment_name=experiment_name
+        need(name), input=given, deployment_name=deployment_name, experiment_name=experiment_name
     )
     show(job, output, query)
 
@@ -138,7 +128,7 @@ def endpoint_list_jobs(
     query: QueryOpt = None,
 ) -> None:
     """List the jobs invoking the endpoint started, newest first."""
-    show(client(workspace_name).batch_endpoints.list_jobs(_need(name)), output, query, columns=JOB_COLUMNS)
+    show(client(workspace_name).batch_endpoints.list_jobs(need(name)), output, query, columns=JOB_COLUMNS)
 
 
 @batch_deployment_app.command("create")
@@ -156,8 +146,7 @@ def deployment_create(
     """Create a batch deployment (a model with a scoring script, or a pipeline component).
 
     Example: shoal batch-deployment create --endpoint hello-batch -f deployment.yml --set-default"""
-    given = {k: v for k, v in (("name", name), ("endpoint_name", endpoint_name)) if v is not None}
-    entity = _load("batch_deployment", file, set_ or [], given)
+    entity = load("batch_deployment", file, set_, name=name, endpoint_name=endpoint_name)
     deployments = client(workspace_name).batch_deployments
     show(deployments.begin_create_or_update(entity, set_default=set_default).result(), output, query)
 
@@ -175,14 +164,9 @@ def deployment_update(
     """Update a batch deployment: --set settings.mini_batch_size=20, or a new --file."""
     c = client(workspace_name)
     if file is not None:
-        given = {k: v for k, v in (("name", name), ("endpoint_name", endpoint_name)) if v is not None}
-        entity: Any = _load("batch_deployment", file, set_ or [], given)
+        entity: Any = load("batch_deployment", file, set_, name=name, endpoint_name=endpoint_name)
     else:
-        from shoal.cli.common import patch_from_sets
-        from shoal.entities.loader import apply_overrides
-
-        current = c.batch_deployments.get(_need(name), _need(endpoint_name, "--endpoint-name"))
-        entity = apply_overrides(current.to_dict(), [patch_from_sets(set_, typed=True)])
+        entity = patched_deployment(c.batch_deployments, name, endpoint_name, set_)
     show(c.batch_deployments.begin_create_or_update(entity).result(), output, query)
 
 
@@ -196,7 +180,7 @@ def deployment_show(
 ) -> None:
     """Show a batch deployment."""
     deployments = client(workspace_name).batch_deployments
-    show(deployments.get(_need(name), _need(endpoint_name, "--endpoint-name")), output, query)
+    show(deployments.get(need(name), need(endpoint_name, "--endpoint-name")), output, query)
 
 
 @batch_deployment_app.command("list")
@@ -207,7 +191,7 @@ def deployment_list(
     query: QueryOpt = None,
 ) -> None:
     """List the deployments of a batch endpoint."""
-    found = list(client(workspace_name).batch_deployments.list(_need(endpoint_name, "--endpoint-name")))
+    found = list(client(workspace_name).batch_deployments.list(need(endpoint_name, "--endpoint-name")))
     show(found, output, query, columns=["name", "endpoint_name", "type", "provisioning_state"])
 
 
@@ -220,7 +204,6 @@ def deployment_delete(
     workspace_name: WorkspaceOpt = None,
 ) -> None:
     """Delete a batch deployment (not the endpoint's default while it has others)."""
-    name, endpoint = _need(name), _need(endpoint_name, "--endpoint-name")
-    if not yes and not typer.confirm(f"Delete batch deployment {name!r} of {endpoint!r}?", default=False):
-        raise typer.Abort()
+    name, endpoint = need(name), need(endpoint_name, "--endpoint-name")
+    confirm_or_abort(yes, f"Delete batch deployment {name!r} of {endpoint!r}?")
     client(workspace_name).batch_deployments.begin_delete(name, endpoint).result()

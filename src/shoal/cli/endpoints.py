@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from shoal.cli.common import FileOpt, OutputOpt, QueryOpt, SetOpt, WorkspaceOpt, client, set_overrides, show
+from shoal.cli.common import FileOpt, OutputOpt, QueryOpt, SetOpt, WorkspaceOpt, client, show
+from shoal.cli.endpoint_commands import (
+    EndpointOpt,
+    NameOpt,
+    NoWaitOpt,
+    YesOpt,
+    confirm_or_abort,
+    load,
+    need,
+    patched_deployment,
+    patched_endpoint,
+)
 from shoal.cli.output import OutputFormat
 from shoal.errors import UserError
 
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name.")]
-EndpointOpt = Annotated[str, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint's name.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Do not wait for the operation to finish.")]
 ENDPOINT_COLUMNS = ["name", "auth_mode", "provisioning_state", "traffic", "scoring_uri"]
 DEPLOYMENT_COLUMNS = ["name", "endpoint_name", "instance_count", "provisioning_state"]
 
@@ -33,12 +40,6 @@ def parse_traffic(text: str, flag: str) -> dict[str, int]:
     return out
 
 
-def _load(kind: str, file: Path | None, overrides: list[str], given: dict[str, Any]) -> Any:
-    from shoal.cli.kind_flags import load_from
-
-    return load_from(kind, file, set_overrides(overrides), given)
-
-
 # -- online-endpoint -------------------------------------------------------------------------------
 
 
@@ -55,8 +56,7 @@ def endpoint_create(
     """Create an online endpoint from a YAML file (--name overrides the file's).
 
     Example: shoal online-endpoint create --name my-ep -f endpoint.yml"""
-    given = {k: v for k, v in (("name", name), ("auth_mode", auth_mode)) if v is not None}
-    entity = _load("online_endpoint", file, set_ or [], given)
+    entity = load("online_endpoint", file, set_, name=name, auth_mode=auth_mode)
     show(client(workspace_name).online_endpoints.begin_create_or_update(entity).result(), output, query)
 
 
@@ -70,7 +70,7 @@ def endpoint_show(
     """Show an online endpoint: traffic, scoring_uri, provisioning_state.
 
     Example: shoal online-endpoint show -n my-ep -o tsv --query scoring_uri"""
-    show(client(workspace_name).online_endpoints.get(_need(name)), output, query)
+    show(client(workspace_name).online_endpoints.get(need(name)), output, query)
 
 
 @online_endpoint_app.command("list")
@@ -99,12 +99,9 @@ def endpoint_update(
     Example: shoal online-endpoint update -n my-ep --traffic "blue=90 green=10\""""
     c = client(workspace_name)
     if file is not None:
-        entity = _load("online_endpoint", file, set_ or [], {"name": name} if name else {})
-        body = entity.to_dict()
+        body = load("online_endpoint", file, set_, name=name or None).to_dict()
     else:
-        from shoal.entities.loader import apply_overrides
-
-        body = apply_overrides(c.online_endpoints.get(_need(name)).to_dict(), set_overrides(set_))
+        body = patched_endpoint(c.online_endpoints, name, set_)
     if traffic is not None:
         body["traffic"] = parse_traffic(traffic, "--traffic")
     if mirror_traffic is not None:
@@ -117,9 +114,8 @@ def endpoint_delete(
     name: NameOpt = None, yes: YesOpt = False, no_wait: NoWaitOpt = False, workspace_name: WorkspaceOpt = None
 ) -> None:
     """Delete an online endpoint, its deployments and every instance of them."""
-    name = _need(name)
-    if not yes and not typer.confirm(f"Delete online endpoint {name!r} and all its deployments?", default=False):
-        raise typer.Abort()
+    name = need(name)
+    confirm_or_abort(yes, f"Delete online endpoint {name!r} and all its deployments?")
     client(workspace_name).online_endpoints.begin_delete(name).result()
 
 
@@ -138,7 +134,7 @@ def endpoint_invoke(
     if request_file is None:
         raise UserError("give --request-file")
     answer = client(workspace_name).online_endpoints.invoke(
-        _need(name), request_file=str(request_file), deployment_name=deployment_name
+        need(name), request_file=str(request_file), deployment_name=deployment_name
     )
     typer.echo(answer)
 
@@ -153,7 +149,7 @@ def endpoint_credentials(
     """Show the endpoint's keys (primaryKey, secondaryKey).
 
     Example: KEY=$(shoal online-endpoint get-credentials -n my-ep -o tsv --query primaryKey)"""
-    show(client(workspace_name).online_endpoints.get_keys(_need(name)), output, query)
+    show(client(workspace_name).online_endpoints.get_keys(need(name)), output, query)
 
 
 @online_endpoint_app.command("regenerate-keys")
@@ -166,7 +162,7 @@ def endpoint_regenerate(
     """Replace one of the endpoint's keys; the other keeps working.
 
     Example: shoal online-endpoint regenerate-keys -n my-ep --key-type primary"""
-    client(workspace_name).online_endpoints.regenerate_keys(_need(name), key_type=key_type, key_value=key_value)
+    client(workspace_name).online_endpoints.regenerate_keys(need(name), key_type=key_type, key_value=key_value)
 
 
 # -- online-deployment -----------------------------------------------------------------------------
@@ -175,9 +171,7 @@ def endpoint_regenerate(
 @online_deployment_app.command("create")
 def deployment_create(
     name: NameOpt = None,
-    endpoint_name: Annotated[
-        str | None, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint.")
-    ] = None,
+    endpoint_name: EndpointOpt = None,
     file: FileOpt = None,
     all_traffic: Annotated[bool, typer.Option("--all-traffic", help="Send all the endpoint's traffic to it.")] = False,
     set_: SetOpt = None,
@@ -189,8 +183,7 @@ def deployment_create(
     """Create a deployment of an online endpoint from a YAML file; waits until it serves.
 
     Example: shoal online-deployment create --name blue --endpoint-name my-ep -f blue-deployment.yml --all-traffic"""
-    given = {k: v for k, v in (("name", name), ("endpoint_name", endpoint_name)) if v is not None}
-    entity = _load("online_deployment", file, set_ or [], given)
+    entity = load("online_deployment", file, set_, name=name, endpoint_name=endpoint_name)
     c = client(workspace_name)
     poller = c.online_deployments.begin_create_or_update(entity)
     result = None if no_wait and not all_traffic else poller.result()
@@ -206,9 +199,7 @@ def deployment_create(
 @online_deployment_app.command("update")
 def deployment_update(
     name: NameOpt = None,
-    endpoint_name: Annotated[
-        str | None, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint.")
-    ] = None,
+    endpoint_name: EndpointOpt = None,
     file: FileOpt = None,
     set_: SetOpt = None,
     no_wait: NoWaitOpt = False,
@@ -221,14 +212,9 @@ def deployment_update(
     Example: shoal online-deployment update --name blue --endpoint-name my-ep --set instance_count=2"""
     c = client(workspace_name)
     if file is not None:
-        given = {k: v for k, v in (("name", name), ("endpoint_name", endpoint_name)) if v is not None}
-        entity = _load("online_deployment", file, set_ or [], given)
+        entity = load("online_deployment", file, set_, name=name, endpoint_name=endpoint_name)
     else:
-        from shoal.cli.common import patch_from_sets
-        from shoal.entities.loader import apply_overrides
-
-        current = c.online_deployments.get(_need(name), _need(endpoint_name, "--endpoint-name"))
-        entity = apply_overrides(current.to_dict(), [patch_from_sets(set_, typed=True)])
+        entity = patched_deployment(c.online_deployments, name, endpoint_name, set_)
     poller = c.online_deployments.begin_create_or_update(entity)
     if not no_wait:
         show(poller.result(), output, query)
@@ -237,16 +223,14 @@ def deployment_update(
 @online_deployment_app.command("show")
 def deployment_show(
     name: NameOpt = None,
-    endpoint_name: Annotated[
-        str | None, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint.")
-    ] = None,
+    endpoint_name: EndpointOpt = None,
     workspace_name: WorkspaceOpt = None,
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
 ) -> None:
     """Show a deployment, its instances and its request metrics (count, p50/p99 latency, errors)."""
     show(
-        client(workspace_name).online_deployments.get(_need(name), _need(endpoint_name, "--endpoint-name")),
+        client(workspace_name).online_deployments.get(need(name), need(endpoint_name, "--endpoint-name")),
         output,
         query,
     )
@@ -254,41 +238,34 @@ def deployment_show(
 
 @online_deployment_app.command("list")
 def deployment_list(
-    endpoint_name: Annotated[
-        str | None, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint.")
-    ] = None,
+    endpoint_name: EndpointOpt = None,
     workspace_name: WorkspaceOpt = None,
     output: OutputOpt = OutputFormat.table,
     query: QueryOpt = None,
 ) -> None:
     """List the deployments of an endpoint."""
-    deployments = client(workspace_name).online_deployments.list(_need(endpoint_name, "--endpoint-name"))
+    deployments = client(workspace_name).online_deployments.list(need(endpoint_name, "--endpoint-name"))
     show(list(deployments), output, query, columns=DEPLOYMENT_COLUMNS)
 
 
 @online_deployment_app.command("delete")
 def deployment_delete(
     name: NameOpt = None,
-    endpoint_name: Annotated[
-        str | None, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint.")
-    ] = None,
+    endpoint_name: EndpointOpt = None,
     yes: YesOpt = False,
     no_wait: NoWaitOpt = False,
     workspace_name: WorkspaceOpt = None,
 ) -> None:
     """Delete a deployment (its traffic must be 0) and stop its instances."""
-    name, endpoint = _need(name), _need(endpoint_name, "--endpoint-name")
-    if not yes and not typer.confirm(f"Delete deployment {name!r} of {endpoint!r}?", default=False):
-        raise typer.Abort()
+    name, endpoint = need(name), need(endpoint_name, "--endpoint-name")
+    confirm_or_abort(yes, f"Delete deployment {name!r} of {endpoint!r}?")
     client(workspace_name).online_deployments.begin_delete(name, endpoint).result()
 
 
 @online_deployment_app.command("get-logs")
 def deployment_logs(
     name: NameOpt = None,
-    endpoint_name: Annotated[
-        str | None, typer.Option("--endpoint-name", "-e", "--endpoint", help="The endpoint.")
-    ] = None,
+    endpoint_name: EndpointOpt = None,
     lines: Annotated[int, typer.Option("--lines", "-l", help="How many lines from the end.")] = 100,
     container: Annotated[str | None, typer.Option("--container", "-c", help="inference-server (the only one).")] = None,
     workspace_name: WorkspaceOpt = None,
@@ -297,12 +274,6 @@ def deployment_logs(
 
     Example: shoal online-deployment get-logs --name blue --endpoint-name my-ep --lines 50"""
     text = client(workspace_name).online_deployments.get_logs(
-        _need(name), _need(endpoint_name, "--endpoint-name"), lines=lines, container_type=container
+        need(name), need(endpoint_name, "--endpoint-name"), lines=lines, container_type=container
     )
     typer.echo(text)
-
-
-def _need(value: str | None, flag: str = "--name") -> str:
-    if not value:
-        raise UserError(f"{flag} is required")
-    return value

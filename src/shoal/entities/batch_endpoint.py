@@ -10,7 +10,13 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from shoal.entities.base import Entity, ShoalModel
-from shoal.entities.endpoint import DEPLOYMENT_NAME, ENDPOINT_NAME, CodeConfiguration, EntityOrRef
+from shoal.entities.endpoint import (
+    DEPLOYMENT_NAME,
+    ENDPOINT_NAME,
+    ENDPOINT_READ_ONLY_FIELDS,
+    CodeConfiguration,
+    EntityOrRef,
+)
 from shoal.entities.validation import FieldIssue, StrDict
 
 
@@ -20,11 +26,7 @@ class BatchEndpointDefaults(ShoalModel):
 
 class BatchEndpoint(Entity):
     KIND: ClassVar[str] = "batch_endpoint"
-    READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = Entity.READ_ONLY_FIELDS + (
-        "scoring_uri",
-        "openapi_uri",
-        "provisioning_state",
-    )
+    READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = ENDPOINT_READ_ONLY_FIELDS
 
     auth_mode: Literal["aad_token", "key", "aml_token"] = "aad_token"
     defaults: BatchEndpointDefaults | None = None

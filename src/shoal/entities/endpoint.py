@@ -40,13 +40,13 @@ def _percentages(value: dict[str, int], field: str) -> dict[str, int]:
     return value
 
 
+# What the service sets on an endpoint, online or batch; a spec never gives them.
+ENDPOINT_READ_ONLY_FIELDS = Entity.READ_ONLY_FIELDS + ("scoring_uri", "openapi_uri", "provisioning_state")
+
+
 class ManagedOnlineEndpoint(Entity):
     KIND: ClassVar[str] = "online_endpoint"
-    READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = Entity.READ_ONLY_FIELDS + (
-        "scoring_uri",
-        "openapi_uri",
-        "provisioning_state",
-    )
+    READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = ENDPOINT_READ_ONLY_FIELDS
 
     auth_mode: Literal["key", "aml_token", "aad_token"] = "key"
     traffic: dict[str, int] = Field(default_factory=dict)

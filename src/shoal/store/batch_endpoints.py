@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.errors import NotFoundError, not_found
+from shoal.errors import not_found
 from shoal.store import workspaces
+from shoal.store.endpoints import deployment_not_found
 from shoal.store.tables import BatchDeploymentRow, BatchEndpointRow, utcnow
 
 
@@ -61,12 +62,7 @@ def find_deployment(session: Session, endpoint: BatchEndpointRow, name: str) -> 
 def get_deployment(session: Session, endpoint: BatchEndpointRow, name: str) -> BatchDeploymentRow:
     row = find_deployment(session, endpoint, name)
     if row is None:
-        known = [d.name for d in list_deployments(session, endpoint)]
-        raise NotFoundError(
-            f"batch deployment '{name}' not found in endpoint '{endpoint.name}'"
-            + (f"; it has {', '.join(known)}" if known else "; it has no deployments"),
-            details={"endpoint": endpoint.name, "deployment": name, "known": known},
-        )
+        raise deployment_not_found("batch", endpoint.name, name, [d.name for d in list_deployments(session, endpoint)])
     return row
 
 

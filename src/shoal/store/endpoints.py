@@ -69,13 +69,17 @@ def list_deployments(session: Session, endpoint: OnlineEndpointRow) -> list[Onli
 def get_deployment(session: Session, endpoint: OnlineEndpointRow, name: str) -> OnlineDeploymentRow:
     row = find_deployment(session, endpoint, name)
     if row is None:
-        known = [d.name for d in list_deployments(session, endpoint)]
-        raise NotFoundError(
-            f"online deployment '{name}' not found in endpoint '{endpoint.name}'"
-            + (f"; it has {', '.join(known)}" if known else "; it has no deployments"),
-            details={"endpoint": endpoint.name, "deployment": name, "known": known},
-        )
+        raise deployment_not_found("online", endpoint.name, name, [d.name for d in list_deployments(session, endpoint)])
     return row
+
+
+def deployment_not_found(kind: str, endpoint: str, name: str, known: list[str]) -> NotFoundError:
+    """The error for a missing ``kind`` ("online" or "batch") deployment, naming those the endpoint has."""
+    return NotFoundError(
+        f"{kind} deployment '{name}' not found in endpoint '{endpoint}'"
+        + (f"; it has {', '.join(known)}" if known else "; it has no deployments"),
+        details={"endpoint": endpoint, "deployment": name, "known": known},
+    )
 
 
 def add_deployment(
