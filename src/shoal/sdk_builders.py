@@ -19,6 +19,7 @@ from pydantic import PrivateAttr
 from shoal import dsl
 from shoal.entities.io import Input
 from shoal.entities.job import CommandJob, SweepJob
+from shoal.entities.job_parts import plain
 from shoal.entities.refs import absolute_local_path, is_local_path
 from shoal.entities.sweep.search_space import SweepDistribution
 from shoal.errors import UserError
@@ -90,13 +91,6 @@ class Command(CommandJob):
             raise UserError(
                 "a sweep needs a search space: call the command with distributions, e.g. job(lr=Uniform(0.01, 0.1))"
             )
-
-        def plain(value: Any) -> Any:
-            if value is None or isinstance(value, str | dict):
-                return value
-            if hasattr(value, "to_dict"):
-                return value.to_dict()
-            return value.model_dump(mode="json", exclude_none=True)
 
         body = self.to_dict()
         trial = {

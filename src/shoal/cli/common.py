@@ -90,3 +90,19 @@ def show(obj: Any, output: OutputFormat, query: str | None, columns: list[str] |
     else:
         data = obj.to_dict() if hasattr(obj, "to_dict") else obj
     render(data, output, columns=columns, query=query)
+
+
+def begin_command(app: typer.Typer, operations: str, verb: str, doc: str, epilog: str | None = None) -> None:
+    """Register ``verb -n NAME`` on ``app``: ``<operations>.begin_<verb>(name)``, waited on and shown."""
+
+    def command(
+        name: RequiredName,
+        workspace_name: WorkspaceOpt = None,
+        output: OutputOpt = OutputFormat.json,
+        query: QueryOpt = None,
+    ) -> None:
+        ops = getattr(client(workspace_name), operations)
+        show(getattr(ops, f"begin_{verb}")(name).result(), output, query)
+
+    command.__doc__ = doc
+    app.command(verb, epilog=epilog)(command)

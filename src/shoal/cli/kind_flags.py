@@ -120,6 +120,11 @@ def _check_environment(values: dict[str, Any], file: Path | None) -> None:
         raise UserError("--conda-file needs --image")
 
 
+def _yaml_file(help: str, kind: Any = Path) -> dict[str, Any]:
+    """``CreateFlags`` keywords for a kind created only from its YAML: a required ``--file``."""
+    return {"file": Annotated[kind, typer.Option("--file", "-f", help=help)], "file_required": True}
+
+
 def _read_conda(conda_file: Path) -> Any:
     import yaml
 
@@ -166,8 +171,7 @@ CREATE_FLAGS: dict[str, CreateFlags] = {
     "datastore": CreateFlags(
         "Create or update a datastore from YAML.",
         (NAME,),
-        file=Annotated[Any, typer.Option("--file", "-f", help="Datastore YAML.")],
-        file_required=True,
+        **_yaml_file("Datastore YAML.", Any),
     ),
     "model": CreateFlags(
         "Create a model version (uploads a local file or folder).",
@@ -209,20 +213,17 @@ CREATE_FLAGS: dict[str, CreateFlags] = {
     "component": CreateFlags(
         "Register a component from its YAML (uploads its code folder).",
         (NAME, VERSION),
-        file=Annotated[Path, typer.Option("--file", "-f", help="Component YAML.")],
-        file_required=True,
+        **_yaml_file("Component YAML."),
     ),
     "schedule": CreateFlags(
         "Create or update a schedule from YAML (its create_job file is inlined and its local files uploaded).",
         (NAME,),
-        file=Annotated[Path, typer.Option("--file", "-f", help="Schedule YAML.")],
-        file_required=True,
+        **_yaml_file("Schedule YAML."),
     ),
     "connection": CreateFlags(
         "Create or update a workspace connection from YAML (its secrets are encrypted, never shown).",
         (NAME,),
-        file=Annotated[Path, typer.Option("--file", "-f", help="Connection YAML.")],
-        file_required=True,
+        **_yaml_file("Connection YAML."),
     ),
 }
 

@@ -15,6 +15,7 @@ from shoal.cli.common import (
     SetOpt,
     TagsOpt,
     WorkspaceOpt,
+    begin_command,
     client,
     parse_tags,
     patch_from_sets,
@@ -185,22 +186,8 @@ def compute_list_nodes(
     show(nodes, output, query, columns=["node_id", "node_state", "run_id", "private_ip_address"])
 
 
-def _power(action: str) -> None:
-    def command(
-        name: RequiredName,
-        workspace_name: WorkspaceOpt = None,
-        output: OutputOpt = OutputFormat.json,
-        query: QueryOpt = None,
-    ) -> None:
-        ops = client(workspace_name).compute
-        show(getattr(ops, f"begin_{action}")(name).result(), output, query)
-
-    command.__doc__ = f"{action.title()} a compute instance."
-    compute_app.command(action)(command)
-
-
 for _action in ("start", "stop", "restart"):
-    _power(_action)
+    begin_command(compute_app, "compute", _action, f"{_action.title()} a compute instance.")
 
 
 # -- datastore ------------------------------------------------------------------------------

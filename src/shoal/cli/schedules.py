@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shoal.cli.common import MaxResultsOpt, OutputOpt, QueryOpt, RequiredName, WorkspaceOpt, client, show
+from shoal.cli.common import MaxResultsOpt, OutputOpt, QueryOpt, RequiredName, WorkspaceOpt, begin_command, client, show
 from shoal.cli.examples import epilog
 from shoal.cli.kind_flags import create_command
 from shoal.cli.output import OutputFormat
@@ -79,17 +79,7 @@ def schedule_list(
 
 
 def _toggle(verb: str, doc: str) -> None:
-    def command(
-        name: RequiredName,
-        workspace_name: WorkspaceOpt = None,
-        output: OutputOpt = OutputFormat.json,
-        query: QueryOpt = None,
-    ) -> None:
-        ops = client(workspace_name).schedules
-        show(getattr(ops, f"begin_{verb}")(name).result(), output, query)
-
-    command.__doc__ = doc
-    schedule_app.command(verb, epilog=epilog([f"shoal schedule {verb} -n simple_cron_job_schedule"]))(command)
+    begin_command(schedule_app, "schedules", verb, doc, epilog([f"shoal schedule {verb} -n simple_cron_job_schedule"]))
 
 
 _toggle("enable", "Enable a schedule: it fires again from the next time after now (missed times are not made up).")
