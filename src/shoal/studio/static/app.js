@@ -95,8 +95,9 @@ async function show() {
 document.addEventListener("click", (event) => {
   const a = event.target.closest("a[href]");
   if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
-  if (a.target || a.hasAttribute("download")) return;
-  const url = new URL(a.href, location.href);
+  // getAttribute: SVG links (the pipeline graph's steps) have no string .href or .target.
+  if (a.getAttribute("target") || a.hasAttribute("download")) return;
+  const url = new URL(a.getAttribute("href"), location.href);
   if (url.origin !== location.origin || !url.pathname.startsWith("/studio") || url.pathname.startsWith("/studio/static/")) return;
   if (url.pathname.startsWith("/studio/login")) return;
   event.preventDefault();

@@ -66,8 +66,10 @@ export function pipelineGraph(steps, children, hrefOf) {
       h("text", { x: 12, y: 22, class: "node-name" }, n.length > 22 ? `${n.slice(0, 21)}…` : n),
       h("text", { x: 12, y: 41, class: "node-status" }, status + (reused ? " · reused" : "")));
     if (child && hrefOf) {
-      const a = h("a", { href: hrefOf(child), "aria-label": label });
+      // An SVG link (h() makes HTML <a>): focusable, and app.js routes its clicks.
+      const a = document.createElementNS("http://www.w3.org/2000/svg", "a");
       a.setAttribute("href", hrefOf(child));
+      a.setAttribute("aria-label", label);
       a.append(node);
       svg.append(a);
     } else svg.append(node);

@@ -19,7 +19,7 @@ function axisOf(values) {
 export function parallelCoordinates(trials, dims, metricName, best, goal = "minimize") {
   const all = [...dims, metricName];
   const rows = trials.filter((t) => t.metric !== undefined && t.metric !== null);
-  const width = Math.max(360, all.length * 150);
+  const width = Math.max(560, all.length * 160);
   const height = 300;
   const top = 28;
   const bottom = 30;
@@ -28,7 +28,7 @@ export function parallelCoordinates(trials, dims, metricName, best, goal = "mini
   const plotH = height - top - bottom;
   const xOf = (i) => left + (all.length < 2 ? 0 : (i * (width - left - right)) / (all.length - 1));
   const axes = all.map((d, i) => axisOf(rows.map((t) => (i === all.length - 1 ? t.metric : t.params[d]))));
-  const svg = h("svg", { class: "parcoords", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "parallel coordinates of the trials" });
+  const svg = h("svg", { class: "parcoords", viewBox: `0 0 ${width} ${height}`, style: `max-width:${width}px`, role: "img", "aria-label": "parallel coordinates of the trials" });
   if (!rows.length) {
     svg.append(h("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, "no trial has the metric yet"));
     return svg;

@@ -58,9 +58,9 @@ export async function render(main, route, params) {
   const charts = [];
   const grid = h("div", { class: "chart-grid" });
   main.append(section("Metrics", chartControls((s) => charts.forEach((c) => c.setSettings(s))), keys.length ? grid : empty("These runs logged no metrics.")));
-  main.append(h("div", { class: "cols" },
+  main.append(
     sideBySide("Params", ok, (r) => r.params),
-    sideBySide("Last metrics", ok, (r) => Object.fromEntries(Object.entries(r.metrics).filter(([k]) => !isSystem(k)).map(([k, m]) => [k, m.value])), fmtNumber)));
+    sideBySide("Last metrics", ok, (r) => Object.fromEntries(Object.entries(r.metrics).filter(([k]) => !isSystem(k)).map(([k, m]) => [k, m.value])), fmtNumber));
   await Promise.all(keys.map(async (key) => {
     const chart = new LineChart({ title: key });
     charts.push(chart);

@@ -2,7 +2,7 @@
 // that shows something live (status, log, metrics) listens for the new state.
 
 import { get, post, ws } from "../api.js";
-import { TERMINAL, errorBox, h, statusBadge, tabs } from "../dom.js";
+import { TERMINAL, clear, errorBox, h, statusBadge, tabs } from "../dom.js";
 import { studioPath } from "../refs.js";
 import { renderChildren } from "./job_children.js";
 import { renderCode, renderEnvironment } from "./job_files.js";
@@ -59,12 +59,10 @@ export async function render(main, route, params) {
       },
     }, label);
   const drawActions = (job) => {
-    const archived = job.is_archived || job.archived || job.properties?.["shoal.archived"] === "true";
-    actions.replaceChildren(
-      TERMINAL.has(job.status) ? null : act("Cancel", "cancel", `Cancel job ${job.name}?`),
-      archived ? act("Restore", "restore") : act("Archive", "archive"),
-    );
-    badge.replaceChildren(statusBadge(job.status), job.status === "Failed" && job.error?.message ? h("span", { class: "muted" }, ` ${job.error.message}`) : null);
+    const archived = job.archived === true;
+    const running = !TERMINAL.has(job.status);
+    clear(actions, running ? act("Cancel", "cancel", `Cancel job ${job.name}?`) : null, running ? null : archived ? act("Restore", "restore") : act("Archive", "archive"));
+    clear(badge, statusBadge(job.status), job.status === "Failed" && job.error?.message ? h("span", { class: "muted" }, ` ${job.error.message}`) : null);
   };
   drawActions(live.job);
   live.subscribe(drawActions);
@@ -76,7 +74,7 @@ export async function render(main, route, params) {
   main.append(
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, crumbs),
     h("div", { class: "title-row" }, h("h1", {}, live.job.display_name || live.job.name), badge, actions),
-    live.job.display_name && live.job.display_name !== live.job.name ? h("p", { class: "muted" }, h("code", {}, live.job.name)) : null,
+    h("p", { class: "muted", hidden: !live.job.display_name || live.job.display_name === live.job.name }, h("code", {}, live.job.name)),
     message,
   );
 

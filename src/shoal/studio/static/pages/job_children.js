@@ -1,7 +1,7 @@
 // A job's child jobs: the plain list, a pipeline's graph (steps, status, reuse and why), or a
 // sweep's trials (table and parallel coordinates, best trial marked). Redrawn while it runs.
 
-import { get, mlflow, post, ws } from "../api.js";
+import { get, ws } from "../api.js";
 import { durationOf, empty, fmtDuration, fmtNumber, h, section, statusBadge, table } from "../dom.js";
 import { pipelineGraph } from "../graph.js";
 import { parallelCoordinates } from "../parcoords.js";
@@ -59,23 +59,23 @@ function drawGraph(live, box, children) {
 }
 
 async function trialRows(live, children) {
-  const info = (await runData(live.ws, live.name)).info;
-  const body = await post(mlflow(live.ws, "runs/search"), {
-    experiment_ids: [info.experiment_id],
-    filter: `tags.mlflow.parentRunId = '${live.name.replace(/'/g, "\\'")}'`,
-    max_results: 1000,
-  });
-  const runs = Object.fromEntries((body.runs || []).map((r) => [r.info.run_id, r]));
+  // Each trial's params and last metrics (a few at a time: sweeps have tens to hundreds of trials).
+  const runs = {};
+  for (let i = 0; i < children.length; i += 8) {
+    await Promise.all(children.slice(i, i + 8).map(async (c) => {
+      runs[c.name] = await runData(live.ws, c.name).catch(() => null);
+    }));
+  }
   return children.map((c) => {
     const run = runs[c.name];
-    const params = Object.fromEntries((run?.data?.params || []).map((p) => [p.key, p.value]));
+    const params = run?.params || {};
     let sampled = {};
     try {
       sampled = JSON.parse(c.properties?.["shoal.sweep.params"] || "{}");
     } catch {
       sampled = {};
     }
-    const metrics = Object.fromEntries((run?.data?.metrics || []).map((m) => [m.key, m.value]));
+    const metrics = Object.fromEntries(Object.values(run?.metrics || {}).map((m) => [m.key, m.value]));
     return { name: c.name, job: c, params: { ...params, ...sampled }, metrics, index: Number(c.properties?.["shoal.sweep.index"] ?? 0) };
   }).sort((a, b) => a.index - b.index);
 }
