@@ -40,6 +40,7 @@ from shoal.server.routes import (
     mlflow_artifacts,
     runner,
     schedules,
+    studio_data,
 )
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
@@ -193,6 +194,6 @@ def create_app(
     app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)
 
     routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
-    for module in (*routers, endpoints, batch_endpoints, mlflow_artifacts, access):
+    for module in (*routers, endpoints, batch_endpoints, mlflow_artifacts, access, studio_data):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
     return app

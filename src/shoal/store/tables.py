@@ -119,6 +119,8 @@ class JobRow(Base):
         Index("ix_job_reuse", "workspace_id", "reuse_key", "id"),
         # `job list`: a workspace's jobs newest first (keyset on id), read in index order.
         Index("ix_job_list", "workspace_id", "id"),
+        # The studio's job list of one experiment, top-level jobs newest first, in index order.
+        Index("ix_job_experiment_list", "experiment_id", "parent_job_name", "id"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
@@ -217,6 +219,29 @@ class LatestMetricRow(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)
     step: Mapped[int] = mapped_column(BigInteger)
     is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MetricRollupRow(Base):
+    """A metric of a run summed up in buckets of ``2**ROLLUP_SHIFT`` consecutive steps (the studio's
+    charts of a 1,000,000-point metric read a thousand of these, not a million points;
+    ``store/metric_rollup.py``). Kept by the write path in the statement after the points; NaN
+    points are left out. ``n`` and ``total`` count a replayed point again (they serve as
+    estimates: how many points a range holds, a bucket's mean); the extremes are exact."""
+
+    __tablename__ = "metric_rollup"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[float] = mapped_column(Double)
+    vmin: Mapped[float] = mapped_column(Double)
+    vmax: Mapped[float] = mapped_column(Double)
+    step_min: Mapped[int] = mapped_column(BigInteger)
+    step_max: Mapped[int] = mapped_column(BigInteger)
+    ts_min: Mapped[int] = mapped_column(BigInteger)
+    ts_max: Mapped[int] = mapped_column(BigInteger)
 
 
 class ParamRow(Base):
@@ -513,3 +538,22 @@ class AuditRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     client: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+
+
+class StudioLoginRow(Base):
+    """A studio login code (``kind`` "code": once, for minutes) or the browser session it became
+    (``kind`` "session"). Only digests are kept: ``secret_digest`` of the code or session cookie,
+    ``token_digest`` of the bearer token it came from (``api_token.digest`` for a user token), which
+    every request signs in again, so a revoked token ends its sessions at once."""
+
+    __tablename__ = "studio_login"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    token_digest: Mapped[str] = mapped_column(String(64))
+    principal: Mapped[str] = mapped_column(String(255))
+    csrf_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

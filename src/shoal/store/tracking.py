@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shoal.errors import UserError
+from shoal.store import metric_rollup
 from shoal.store.dialect import insert
 from shoal.store.tables import (
     ExperimentRow,
@@ -188,7 +189,8 @@ _SQL = {
 
 
 def insert_metrics(session: Session, job_id: int, points: list[Point]) -> None:
-    """Store the points (a replayed one adds nothing) and move each metric's latest value."""
+    """Store the points (a replayed one adds nothing), move each metric's latest value and fold the
+    points into the metric's rollup (``store/metric_rollup.py``)."""
     if not points:
         return
     conn = session.connection()
@@ -205,6 +207,7 @@ def insert_metrics(session: Session, job_id: int, points: list[Point]) -> None:
         if best is None or (p[3], p[2], p[1]) > (best[3], best[2], best[1]):  # (step, timestamp, value)
             latest[p[0]] = p
     conn.exec_driver_sql(latest_sql, [(job_id, *p) for p in latest.values()])
+    metric_rollup.add_points(session, job_id, points)
 
 
 # A history page: one range of the metric's primary key, in key order.
