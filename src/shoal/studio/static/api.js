@@ -84,3 +84,18 @@ export async function listAll(path, params = {}, limit = 1000) {
 
 // The artifact datastore keeps each job's logs and outputs under this folder.
 export const runFolder = (name) => `ExperimentRun/dcid.${name}`;
+
+// A conditional GET: {changed: false} on 304, else {changed: true, etag, body}. `no-store` keeps
+// the browser's cache from answering the 304 with the old body.
+export async function getIfChanged(path, etag) {
+  const headers = { Accept: "application/json" };
+  if (etag) headers["If-None-Match"] = etag;
+  const response = await fetch(`${API}/${path}`, { headers, credentials: "same-origin", cache: "no-store" });
+  if (response.status === 304) return { changed: false, etag };
+  if (response.status === 401) {
+    location.assign(`/studio/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    throw new ApiError(401, "signed out");
+  }
+  if (!response.ok) throw await errorOf(response);
+  return { changed: true, etag: response.headers.get("ETag"), body: await response.json() };
+}

@@ -58,11 +58,13 @@ export class LineChart {
     this.zoom = null; // [x0, x1] in the current x mode's units
     this.svg = h("svg", { class: "chart-svg", role: "img", "aria-label": options.title || "chart" });
     this.tip = h("div", { class: "chart-tip", hidden: true });
+    this.note = h("p", { class: "chart-note muted" });
     this.el = h(
       "figure",
       { class: "chart", tabindex: "0", "data-metric": options.title || "" },
       options.title ? h("figcaption", {}, options.title) : null,
       h("div", { class: "chart-body" }, this.svg, this.tip),
+      this.note,
     );
     this.width = 480;
     this.height = options.height || 220;
@@ -79,6 +81,10 @@ export class LineChart {
 
   dispose() {
     this.observer.disconnect();
+  }
+
+  setNote(text) {
+    this.note.textContent = text;
   }
 
   setSeries(series) {
@@ -99,7 +105,7 @@ export class LineChart {
     const t0 = pts.length ? pts[0].ts : 0;
     const xs = pts.map((p) => (this.settings.x === "step" ? p.step : this.settings.x === "time" ? (p.ts - t0) / 1000 : p.ts));
     const ys = smooth(pts.map((p) => p.value), this.settings.smoothing);
-    return pts.map((p, i) => ({ x: xs[i], y: ys[i], raw: p.value, step: p.step, ts: p.ts }));
+    return pts.map((p, i) => ({ x: xs[i], y: ys[i], raw: p.value, step: p.step, ts: p.ts, min: p.min, max: p.max }));
   }
 
   draw() {
@@ -119,7 +125,7 @@ export class LineChart {
     let [x0, x1] = this.zoom || [Math.min(...all.map((p) => p.x)), Math.max(...all.map((p) => p.x))];
     if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
     const visible = all.filter((p) => p.x >= x0 && p.x <= x1);
-    const ys = (visible.length ? visible : all).map((p) => p.y);
+    const ys = (visible.length ? visible : all).flatMap((p) => [p.y, p.min, p.max]).filter((v) => Number.isFinite(v) && (!this.settings.log || v > 0));
     let y0 = Math.min(...ys);
     let y1 = Math.max(...ys);
     if (y0 === y1) {
@@ -165,6 +171,15 @@ export class LineChart {
     projected.forEach((s, index) => {
       const color = s.color || PALETTE[index % PALETTE.length];
       const ok = s.pts.filter((p) => Number.isFinite(p.y) && (!log || p.y > 0));
+      // A down-sampled series: each bucket's min..max as a band, so spikes stay visible.
+      if (s.sampled) {
+        const band = ok.filter((p) => Number.isFinite(p.min) && Number.isFinite(p.max) && (!log || p.min > 0));
+        if (band.length > 1) {
+          const upper = band.map((p, i) => `${i ? "L" : "M"}${sx(p.x).toFixed(1)},${sy(p.max).toFixed(1)}`).join("");
+          const lower = band.slice().reverse().map((p) => `L${sx(p.x).toFixed(1)},${sy(p.min).toFixed(1)}`).join("");
+          lines.append(h("path", { d: `${upper}${lower}Z`, fill: color, class: "band" }));
+        }
+      }
       if (this.settings.smoothing) {
         const raw = ok.filter((p) => !log || p.raw > 0).map((p, i) => `${i ? "L" : "M"}${sx(p.x).toFixed(1)},${sy(p.raw).toFixed(1)}`).join("");
         lines.append(h("path", { d: raw, stroke: color, class: "series raw" }));

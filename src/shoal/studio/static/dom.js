@@ -52,10 +52,14 @@ export function fmtDuration(seconds) {
   return `${hrs}h ${m % 60}m`;
 }
 
+const ms = (t) => (typeof t === "number" ? t : t ? Date.parse(t) : null);
+
+// Seconds a job ran (or has been running); rows of the studio search carry duration_ms and ms times.
 export function durationOf(job) {
-  const start = job.start_time ? Date.parse(job.start_time) : null;
+  if (typeof job.duration_ms === "number") return job.duration_ms / 1000;
+  const start = ms(job.start_time);
   if (!start) return null;
-  const end = job.end_time ? Date.parse(job.end_time) : Date.now();
+  const end = ms(job.end_time) || Date.now();
   return (end - start) / 1000;
 }
 

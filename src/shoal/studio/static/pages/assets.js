@@ -7,7 +7,6 @@ import { refLink, studioPath } from "../refs.js";
 import { datastorePath, fileBrowser } from "./job_files.js";
 
 const TITLES = { models: "Models", data: "Data", environments: "Environments", components: "Components" };
-const SCANNED_JOBS = 500;
 
 export async function render(main, route) {
   const { kind } = route;
@@ -29,7 +28,6 @@ export async function render(main, route) {
   ], versions, { rowHref: (v) => studioPath(route.ws, kind, v.name, v.version) })));
 
   main.append(h("h2", { class: "version-title" }, `Version ${current.version}`));
-  const produced = current.job_name || current.properties?.["azureml.runId"] || current.properties?.["shoal.job"];
   main.append(h("div", { class: "cols" },
     section("Details", facts([
       ["Type", current.type],
@@ -42,7 +40,7 @@ export async function render(main, route) {
       ["Created by", current.creation_context?.created_by],
       ["Tags", tagPills(current.tags)],
     ])),
-    section("Lineage", lineage(route, current, produced))));
+    section("Lineage", lineage(route, current))));
   if (current.conda_file || current.command || current.inputs) {
     const spec = Object.fromEntries(["conda_file", "build", "command", "inputs", "outputs", "environment", "code"].filter((k) => current[k] !== undefined).map((k) => [k, current[k]]));
     main.append(section("Spec", h("pre", { class: "code" }, JSON.stringify(spec, null, 2))));
@@ -58,27 +56,26 @@ export async function render(main, route) {
   }
 }
 
-function lineage(route, asset, produced) {
-  const box = h("div", {});
-  box.append(h("p", {}, "Produced by: ", produced ? h("a", { href: studioPath(route.ws, "jobs", produced) }, produced) : h("span", { class: "muted" }, "not by a job (uploaded)")));
-  const used = h("div", {}, h("p", { class: "muted" }, "Looking for jobs that used it…"));
-  box.append(used);
-  usedBy(route, asset).then((jobs) => {
-    used.replaceChildren(h("p", {}, `Used by ${jobs.length ? "" : "no "}job${jobs.length === 1 ? "" : "s"} (of the last ${SCANNED_JOBS}):`),
-      jobs.length ? h("ul", {}, jobs.map((j) => h("li", {}, h("a", { href: studioPath(route.ws, "jobs", j.name) }, j.display_name || j.name), " ", statusBadge(j.status)))) : null);
-  }, () => used.replaceChildren());
-  return box;
-}
+const LINEAGE_KIND = { models: "model", data: "data", environments: "environment", components: "component" };
 
-// Jobs whose inputs, environment or component name this version (by name:version, @latest, or path).
-async function usedBy(route, asset) {
-  const jobs = await listAll(`${ws(route.ws)}/jobs`, { max_results: 100, list_view_type: "All" }, SCANNED_JOBS);
-  const refs = [`azureml:${asset.name}:${asset.version}`, `${asset.name}:${asset.version}`];
-  const text = (job) => JSON.stringify([job.inputs, job.environment, job.component, job.trial?.environment, job.jobs]);
-  return jobs.filter((job) => {
-    const t = text(job);
-    return refs.some((r) => t.includes(`"${r}"`)) || (asset.path && t.includes(asset.path));
-  });
+// Which job produced this version and which jobs used it (the server scans the newest 20,000 jobs).
+function lineage(route, asset) {
+  const box = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  get(`${ws(route.ws)}/studio/lineage`, { kind: LINEAGE_KIND[route.kind], name: asset.name, version: asset.version }).then((body) => {
+    const made = body.produced_by;
+    const used = body.used_by || [];
+    box.replaceChildren(
+      h("p", {}, "Produced by: ", made ? [h("a", { href: studioPath(route.ws, "jobs", made.job) }, made.job), made.output ? ` (output ${made.output})` : ""] : h("span", { class: "muted" }, "no job (uploaded or registered)")),
+      h("p", {}, used.length ? `Used by ${used.length}${body.used_by_truncated ? "+" : ""} job${used.length === 1 ? "" : "s"}:` : "Used by no job yet."),
+      used.length ? table([
+        { label: "Job", value: (u) => h("a", { href: studioPath(route.ws, "jobs", u.job) }, u.job) },
+        { label: "Input", value: (u) => u.input || "" },
+        { label: "Status", value: (u) => statusBadge(u.status) },
+        { label: "Created", value: (u) => fmtTime(u.created) },
+      ], used, { rowHref: (u) => studioPath(route.ws, "jobs", u.job) }) : null,
+    );
+  }, (error) => box.replaceChildren(empty(`Lineage not available: ${error.message}`)));
+  return box;
 }
 
 async function renderList(main, route) {

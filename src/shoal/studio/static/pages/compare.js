@@ -5,7 +5,7 @@ import { get, ws } from "../api.js";
 import { chartControls, LineChart, PALETTE } from "../chart.js";
 import { empty, errorBox, fmtNumber, h, navigate, section, statusBadge } from "../dom.js";
 import { studioPath } from "../refs.js";
-import { history, isSystem, runData } from "../series.js";
+import { isSystem, runData, seriesOfRuns, stepRange } from "../series.js";
 
 const MAX_RUNS = 20;
 
@@ -61,16 +61,21 @@ export async function render(main, route, params) {
   main.append(
     sideBySide("Params", ok, (r) => r.params),
     sideBySide("Last metrics", ok, (r) => Object.fromEntries(Object.entries(r.metrics).filter(([k]) => !isSystem(k)).map(([k, m]) => [k, m.value])), fmtNumber));
-  await Promise.all(keys.map(async (key) => {
-    const chart = new LineChart({ title: key });
-    charts.push(chart);
-    grid.append(chart.el);
-    const series = await Promise.all(ok.map(async (r, i) => ({
+  // One call per metric brings every run's (down-sampled) curve; zooming asks for the range shown.
+  const draw = async (chart, key, range) => {
+    const byRun = await seriesOfRuns(route.ws, ok.map((r) => r.name), key, range);
+    chart.setSeries(ok.map((r, i) => ({
       name: r.job.display_name || r.name,
       color: PALETTE[i % PALETTE.length],
-      points: r.metrics[key] ? await history(route.ws, r.name, key) : [],
+      points: byRun[r.name]?.points || [],
+      sampled: byRun[r.name]?.sampled,
     })));
-    chart.setSeries(series);
+  };
+  await Promise.all(keys.map(async (key) => {
+    const chart = new LineChart({ title: key, onZoom: (range) => draw(chart, key, stepRange(chart, range)).catch(() => {}) });
+    charts.push(chart);
+    grid.append(chart.el);
+    await draw(chart, key, null);
   }));
   return () => charts.forEach((c) => c.dispose());
 }

@@ -1,7 +1,7 @@
 // One job: header with actions, then tabs. While the job runs the page polls it and every tab
 // that shows something live (status, log, metrics) listens for the new state.
 
-import { get, post, ws } from "../api.js";
+import { get, getIfChanged, post, ws } from "../api.js";
 import { TERMINAL, clear, errorBox, h, statusBadge, tabs } from "../dom.js";
 import { studioPath } from "../refs.js";
 import { renderChildren } from "./job_children.js";
@@ -10,6 +10,8 @@ import { renderLogs } from "./job_logs.js";
 import { renderMetrics } from "./job_metrics.js";
 import { renderOverview } from "./job_overview.js";
 
+// The live feed: the studio "watch" call answers 304 while nothing changed, so an idle open page
+// costs the server a tiny request every POLL_MS; a change refetches the job and tells every tab.
 const POLL_MS = 1500;
 
 export async function render(main, route, params) {
@@ -19,6 +21,8 @@ export async function render(main, route, params) {
     name: route.name,
     path,
     job: await get(path),
+    watch: null,
+    etag: null,
     listeners: new Set(),
     subscribe(fn) {
       this.listeners.add(fn);
@@ -26,7 +30,16 @@ export async function render(main, route, params) {
     },
     async refresh() {
       this.job = await get(path);
-      for (const fn of [...this.listeners]) fn(this.job);
+      for (const fn of [...this.listeners]) fn(this.job, this.watch);
+    },
+    // true when something changed (and the listeners were told).
+    async poll() {
+      const answer = await getIfChanged(`${ws(route.ws)}/studio/jobs/${encodeURIComponent(route.name)}/watch`, this.etag);
+      if (!answer.changed) return false;
+      this.etag = answer.etag;
+      this.watch = answer.body;
+      await this.refresh();
+      return true;
     },
     running() {
       return !TERMINAL.has(this.job.status);
@@ -117,14 +130,15 @@ export async function render(main, route, params) {
   let timer = null;
   const tick = async () => {
     try {
-      await live.refresh();
+      await live.poll();
     } catch {
       // a failed poll is retried on the next tick
     }
-    if (live.running()) timer = setTimeout(tick, POLL_MS);
+    if (live.running() && !live.watch?.terminal) timer = setTimeout(tick, POLL_MS);
     else timer = null;
   };
-  if (live.running()) timer = setTimeout(tick, POLL_MS);
+  // The first answer gives the ETag; later ones are 304 until something moves.
+  if (live.running()) timer = setTimeout(tick, 0);
   return () => {
     if (timer) clearTimeout(timer);
     view.dispose();

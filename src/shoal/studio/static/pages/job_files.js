@@ -6,33 +6,34 @@ import { refLink } from "../refs.js";
 
 const MAX_VIEW = 512 * 1024; // bytes shown of one file; bigger files are offered as a download
 
-function parseRef(ref) {
-  const m = typeof ref === "string" && ref.match(/^azureml:([^:/@]+)(?::([^:/@]+))?$/);
-  return m ? { name: m[1], version: m[2] || "1" } : null;
-}
-
 export function datastorePath(uri) {
   const m = typeof uri === "string" && uri.match(/^azureml:\/\/datastores\/([^/]+)\/paths\/(.*)$/);
   return m ? { datastore: m[1], path: m[2].replace(/\/$/, "") } : null;
 }
 
-// A folder of a datastore: a file list and a viewer. Used for code snapshots and asset files.
+// A folder of a datastore (an asset's files): a file list and a viewer.
 export async function fileBrowser(workspace, datastore, folder) {
   const base = `${ws(workspace)}/datastores/${encodeURIComponent(datastore)}`;
   const listing = await get(`${base}/files`, { path: folder });
+  const full = (file) => (listing.is_dir ? `${folder}/${file.path}` : folder);
+  return browser((listing.value || []).slice(0, 5000), async (file) => {
+    const response = await getRaw(`${base}/content`, { path: full(file) });
+    return new Uint8Array(await response.arrayBuffer());
+  }, (file) => `/api/v1/${base}/content?path=${encodeURIComponent(full(file))}`);
+}
+
+// files: [{path, size}]; bytesOf(file) -> Uint8Array; hrefOf(file) -> a download link.
+function browser(files, bytesOf, hrefOf) {
   const viewer = h("div", { class: "file-view" }, empty("Pick a file."));
-  const files = (listing.value || []).slice(0, 5000);
   const open = async (file) => {
-    const full = listing.is_dir ? `${folder}/${file.path}` : folder;
-    const href = `/api/v1/${base}/content?path=${encodeURIComponent(full)}`;
+    const href = hrefOf(file);
     if (file.size > MAX_VIEW) {
       viewer.replaceChildren(h("p", {}, `${file.path} is ${file.size} bytes: `, h("a", { href, download: file.path.split("/").pop() }, "download it")));
       return;
     }
     viewer.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
-      const response = await getRaw(`${base}/content`, { path: full });
-      const bytes = new Uint8Array(await response.arrayBuffer());
+      const bytes = await bytesOf(file);
       const binary = bytes.slice(0, 8000).includes(0);
       viewer.replaceChildren(
         h("div", { class: "toolbar" }, h("strong", {}, file.path), h("a", { href, download: file.path.split("/").pop() }, "download")),
@@ -42,30 +43,25 @@ export async function fileBrowser(workspace, datastore, folder) {
       viewer.replaceChildren(errorBox(error));
     }
   };
-  const list = h("ul", { class: "file-list", role: "list" }, files.map((f) => h("li", {}, h("button", { type: "button", class: "link", onclick: () => open(f) }, f.path), h("span", { class: "muted" }, ` ${f.size} B`))));
+  const list = h("ul", { class: "file-list", role: "list", "aria-label": "files" }, files.map((f) => h("li", {}, h("button", { type: "button", class: "link", "data-path": f.path, onclick: () => open(f) }, f.path), h("span", { class: "muted" }, ` ${f.size} B`))));
   if (files.length) setTimeout(() => open(files.find((f) => /\.(py|txt|md|ya?ml)$/.test(f.path)) || files[0]), 0);
   return h("div", { class: "browser" }, files.length ? list : empty("No files."), viewer);
 }
 
+// The snapshot's file list and each file come from the studio's code calls.
 export async function renderCode(panel, live) {
   const job = live.job;
-  const ref = job.code || job.trial?.code;
-  if (!ref) {
+  if (!(job.code || job.trial?.code)) {
     panel.append(empty(job.type === "pipeline" ? "A pipeline's code is in its steps: see its graph or child jobs." : "This job has no code snapshot."));
     return;
   }
-  panel.append(h("p", {}, "Snapshot ", h("code", {}, ref)));
-  const code = parseRef(ref);
-  let location = datastorePath(ref);
-  if (code) {
-    const asset = await get(`${ws(live.ws)}/codes/${encodeURIComponent(code.name)}/versions/${encodeURIComponent(code.version)}`);
-    location = datastorePath(asset.path);
-  }
-  if (!location) {
-    panel.append(empty(`The snapshot is at ${ref}, outside Shoal's datastores.`));
-    return;
-  }
-  panel.append(await fileBrowser(live.ws, location.datastore, location.path));
+  const base = `${ws(live.ws)}/studio/jobs/${encodeURIComponent(live.name)}/code`;
+  const listing = await get(base);
+  panel.append(h("p", {}, "Snapshot ", h("code", {}, listing.asset || listing.uri), listing.truncated ? h("span", { class: "muted" }, " (first 5,000 files)") : ""));
+  panel.append(browser(listing.files || [], async (file) => {
+    const response = await getRaw(`${base}/file`, { path: file.path });
+    return new Uint8Array(await response.arrayBuffer());
+  }, (file) => `/api/v1/${base}/file?path=${encodeURIComponent(file.path)}`));
 }
 
 function specText(value) {

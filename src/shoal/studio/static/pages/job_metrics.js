@@ -1,44 +1,64 @@
-// Every metric of a job as a chart (or its system metrics), redrawn while the job runs.
+// Every metric of a job as a chart (or its system metrics). The page's live feed says which
+// metrics moved; only those are fetched again. Zooming fetches the detail of the range shown.
 
 import { chartControls, LineChart } from "../chart.js";
 import { empty, h } from "../dom.js";
-import { history, isSystem, runData } from "../series.js";
+import { isSystem, metricKeys, series, stepRange } from "../series.js";
 
 export async function renderMetrics(panel, live, { system }) {
-  const charts = new Map();
+  const charts = new Map(); // key -> {chart, zoom: step range | null, last: step}
   let settings = { x: system ? "time" : "step", smoothing: 0, log: false };
   const grid = h("div", { class: "chart-grid" });
   const note = h("p", { class: "muted" }, "Loading…");
-  panel.append(chartControls((s) => { settings = s; charts.forEach((c) => c.setSettings(s)); }, settings), note, grid);
+  panel.append(chartControls((s) => { settings = s; charts.forEach((c) => c.chart.setSettings(s)); }, settings), note, grid);
 
-  let busy = false;
+  const fetchInto = async (key) => {
+    const entry = charts.get(key);
+    const answer = await series(live.ws, live.name, key, entry.zoom);
+    entry.chart.setSeries([{ name: key, points: answer.points, sampled: answer.sampled }]);
+    entry.chart.setNote(answer.sampled ? `${answer.points.length} of ${answer.total.toLocaleString()} points (down-sampled; zoom for detail)` : `${answer.total.toLocaleString()} points`);
+  };
+
   const load = async () => {
+    const keys = (await metricKeys(live.ws, live.name)).filter((m) => isSystem(m.key) === system);
+    note.replaceChildren(keys.length ? "" : empty(system ? "No system metrics recorded (the runner records them while a job runs)." : "No metrics logged yet."));
+    const todo = [];
+    for (const m of keys.sort((a, b) => a.key.localeCompare(b.key))) {
+      let entry = charts.get(m.key);
+      if (!entry) {
+        const chart = new LineChart({
+          title: m.key,
+          onZoom: (range) => {
+            entry.zoom = stepRange(chart, range);
+            fetchInto(m.key).catch(() => {});
+          },
+        });
+        chart.setSettings(settings);
+        entry = { chart, zoom: null, last: null };
+        charts.set(m.key, entry);
+        grid.append(chart.el);
+      }
+      const mark = `${m.step}:${m.time}:${m.count}`;
+      if (entry.last !== mark) todo.push(m.key);
+      entry.last = mark;
+    }
+    await Promise.all(todo.map(fetchInto));
+  };
+  await load();
+  let busy = false;
+  const stop = live.subscribe(async () => {
     if (busy) return;
     busy = true;
     try {
-      const data = await runData(live.ws, live.name);
-      const keys = Object.keys(data.metrics).filter((k) => isSystem(k) === system).sort();
-      note.replaceChildren(keys.length ? "" : empty(system ? "No system metrics recorded (the runner records them while a job runs)." : "No metrics logged yet."));
-      for (const key of keys) {
-        if (!charts.has(key)) {
-          const chart = new LineChart({ title: key });
-          chart.setSettings(settings);
-          charts.set(key, chart);
-          grid.append(chart.el);
-        }
-      }
-      await Promise.all(keys.map(async (key) => {
-        const points = await history(live.ws, live.name, key);
-        charts.get(key).setSeries([{ name: key, points }]);
-      }));
+      await load();
+    } catch {
+      // the next update tries again
     } finally {
       busy = false;
     }
-  };
-  await load();
-  const stop = live.subscribe(() => load().catch(() => {}));
+  });
   return () => {
     stop();
-    charts.forEach((c) => c.dispose());
+    charts.forEach((c) => c.chart.dispose());
   };
 }
