@@ -69,11 +69,14 @@ async function trialRows(live, children) {
   return children.map((c) => {
     const run = runs[c.name];
     const params = run?.params || {};
-    let sampled = {};
-    try {
-      sampled = JSON.parse(c.properties?.["shoal.sweep.params"] || "{}");
-    } catch {
-      sampled = {};
+    // The sampled values (a mapping; older servers stored it as JSON text).
+    let sampled = c.properties?.["shoal.sweep.params"] || {};
+    if (typeof sampled === "string") {
+      try {
+        sampled = JSON.parse(sampled);
+      } catch {
+        sampled = {};
+      }
     }
     const metrics = Object.fromEntries(Object.values(run?.metrics || {}).map((m) => [m.key, m.value]));
     return { name: c.name, job: c, params: { ...params, ...sampled }, metrics, index: Number(c.properties?.["shoal.sweep.index"] ?? 0) };

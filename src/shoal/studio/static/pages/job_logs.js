@@ -7,8 +7,10 @@ import { empty, h } from "../dom.js";
 const MAX_SHOWN = 2 * 1024 * 1024; // characters kept on screen; the start is dropped past it
 const FIRST = "user_logs/std_log.txt";
 
+// The user's logs first (std_log.txt, then each rank's in rank order), then the system's.
 function order(paths) {
-  return [...paths].sort((a, b) => (a === FIRST ? -1 : b === FIRST ? 1 : a.localeCompare(b, undefined, { numeric: true })));
+  const rank = (p) => (p === FIRST ? 0 : p.startsWith("user_logs/") ? 1 : 2);
+  return [...paths].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b, undefined, { numeric: true }));
 }
 
 export async function renderLogs(panel, live) {
