@@ -14,7 +14,7 @@ from typing import Any
 
 from shoal import MLClient, load_job
 
-TRAIN = '''\
+TRAIN = """\
 import json, math, os, sys, time, urllib.request
 
 uri, run = os.environ["MLFLOW_TRACKING_URI"], os.environ["MLFLOW_RUN_ID"]
@@ -46,7 +46,7 @@ for step in range(steps):
     print(f"rank {rank} step {step} loss {loss:.4f}", flush=True)
     time.sleep(pause)
 print(f"rank {rank} done", flush=True)
-'''
+"""
 
 FILES = {
     "run.yml": """\

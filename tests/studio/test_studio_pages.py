@@ -1,0 +1,223 @@
+"""The studio's pages in Chromium against a real server with real jobs (conftest.py): the jobs list
+renders and filters, a running job's log and chart update without a reload, compare overlays curves,
+a pipeline's graph and a sweep's chart render, actions (cancel, archive, tags) reach the server, a
+page without a session is refused, and no page logs a console error."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.studio.conftest import Watched, new_context
+
+pytestmark = pytest.mark.e2e
+
+
+def rows(page) -> list[str]:
+    page.wait_for_selector("table.grid tbody tr")
+    return [a.inner_text() for a in page.query_selector_all("table.grid tbody tr td:nth-child(2) a")]
+
+
+def test_a_page_without_a_session_goes_to_the_login_page_and_data_calls_get_401(browser, studio):
+    context = new_context(browser)
+    page = context.new_page()
+    try:
+        page.goto(studio.page_url("jobs"))
+        assert "/studio/login" in page.url
+        assert "shoal studio" in page.inner_text("body")
+        status = page.evaluate("fetch('/api/v1/workspaces/default/studio/jobs').then(r => r.status)")
+        assert status == 401
+    finally:
+        context.close()
+
+
+def test_the_jobs_list_renders_and_filters(signed_in: Watched, studio):
+    page = signed_in.page
+    page.goto(studio.page_url("jobs"))
+    shown = rows(page)
+    for name in studio.jobs["runs"]:
+        assert name in shown
+    assert {"prepare-and-train", "lr-sweep", "long-training", "to-cancel"} <= set(shown)
+    # A pipeline's steps and a sweep's trials list under their parent, not here.
+    assert not any(re.search(r"_\d+$", name) and name.startswith(studio.jobs["sweep"]) for name in shown)
+
+    # An MLflow expression: one run has lr 0.5.
+    page.fill("input[name=filter]", "params.lr = '0.5'")
+    page.press("input[name=filter]", "Enter")
+    page.wait_for_url(re.compile(r"filter="))
+    page.wait_for_function("document.querySelectorAll('table.grid tbody tr').length === 1")
+    assert rows(page) == [studio.jobs["runs"][1]]
+
+    # Status: only the two running jobs.
+    page.goto(studio.page_url("jobs?status=Running"))
+    assert set(rows(page)) == {"long-training", "to-cancel"}
+
+    # Experiment and tag, and a chosen metric column sorted ascending.
+    page.goto(studio.page_url("jobs?experiment=image-classifier&tag=stage=live"))
+    assert rows(page) == ["long-training"]
+    page.goto(
+        studio.page_url("jobs?experiment=image-classifier&columns=metrics.loss,params.lr&order=metrics.loss%20asc")
+    )
+    page.wait_for_selector("th:has-text('loss')")
+    finished = [name for name in rows(page) if name in studio.jobs["runs"]]
+    losses = {name: studio.ml.jobs.get(name).inputs["lr"] for name in finished}
+    assert finished[0] == min(losses, key=lambda n: float(losses[n]))  # the smallest lr ends with the lowest loss
+
+
+def test_a_bad_expression_is_explained_under_the_filter(signed_in: Watched, studio):
+    page = signed_in.page
+    page.goto(studio.page_url("jobs?filter=metrics.loss%20%3E"))
+    alert = page.wait_for_selector("[role=alert]")
+    assert "filter" in alert.inner_text().lower()
+    # The browser logs the 400 itself; nothing else may be logged.
+    signed_in.errors[:] = [e for e in signed_in.errors if "400" not in e]
+
+
+def test_a_running_jobs_log_and_chart_update_without_a_reload(signed_in: Watched, studio):
+    page = signed_in.page
+    name = studio.jobs["running"]
+    page.goto(studio.page_url(f"jobs/{name}?tab=logs"))
+    page.wait_for_function("document.querySelector('pre.log').textContent.includes('rank 0 step')")
+    lines = page.evaluate("document.querySelector('pre.log').textContent.split('\\n').length")
+    page.wait_for_function(
+        "n => document.querySelector('pre.log').textContent.split('\\n').length > n + 3", arg=lines, timeout=20000
+    )
+    # Every rank has its file.
+    options = page.eval_on_selector_all("select[aria-label='Log file'] option", "os => os.map(o => o.value)")
+    assert {"user_logs/std_log_process_0.txt", "user_logs/std_log_process_1.txt"} <= set(options)
+    page.select_option("select[aria-label='Log file']", "user_logs/std_log_process_1.txt")
+    page.wait_for_function("document.querySelector('pre.log').textContent.includes('rank 1 step')")
+
+    page.click("#tab-metrics")
+    chart = "figure[data-metric='loss'] path.series"
+    page.wait_for_selector(chart)
+    points = int(page.get_attribute(chart, "data-points"))
+    page.wait_for_function(
+        "([sel, n]) => Number(document.querySelector(sel).dataset.points) > n + 2", arg=[chart, points], timeout=20000
+    )
+    assert page.query_selector("figure[data-metric='accuracy']") is not None
+
+
+def test_compare_overlays_curves_and_highlights_differences(signed_in: Watched, studio):
+    page = signed_in.page
+    a, b, _ = studio.jobs["runs"]
+    page.goto(studio.page_url(f"compare?runs={a},{b}"))
+    page.wait_for_function("document.querySelectorAll(\"figure[data-metric='loss'] path.series\").length === 2")
+    assert int(page.get_attribute("figure[data-metric='loss'] path.series", "data-points")) == 40
+    assert "differs" in page.get_attribute("tr[data-key='lr']", "class")
+    assert "differs" not in page.get_attribute("tr[data-key='batch_size']", "class")
+
+
+def test_a_pipelines_graph_shows_each_steps_status_and_links_to_it(signed_in: Watched, studio):
+    page = signed_in.page
+    page.goto(studio.page_url(f"jobs/{studio.jobs['pipeline']}?tab=graph"))
+    page.wait_for_selector("svg.pipeline-graph g.node")
+    nodes = page.eval_on_selector_all(
+        "svg.pipeline-graph g.node", "ns => ns.map(n => [n.dataset.step, n.dataset.status])"
+    )
+    assert sorted(nodes) == [["evaluate", "Completed"], ["prep", "Completed"], ["train", "Completed"]]
+    edges = page.eval_on_selector_all("svg.pipeline-graph path.edge", "es => es.map(e => e.dataset.edge)")
+    assert sorted(edges) == ["prep->evaluate", "prep->train"]
+    assert "ran" in page.inner_text("table.grid")  # each step's reuse decision, with its reason
+    page.click("svg.pipeline-graph g.node[data-step='train']")
+    page.wait_for_selector("h1:has-text('train')")
+    assert "/studio/workspaces/default/jobs/" in page.url
+
+
+def test_a_sweeps_trials_render_with_the_best_marked(signed_in: Watched, studio):
+    page = signed_in.page
+    sweep = studio.jobs["sweep"]
+    best = studio.ml.jobs.get(sweep).properties["best_child_run_id"]
+    page.goto(studio.page_url(f"jobs/{sweep}?tab=trials"))
+    page.wait_for_selector("svg.parcoords polyline.trial")
+    assert len(page.query_selector_all("svg.parcoords polyline.trial")) == 6
+    assert page.get_attribute("svg.parcoords polyline.best", "data-trial") == best
+    labels = page.eval_on_selector_all("svg.parcoords .pc-label", "ts => ts.map(t => t.textContent)")
+    assert labels == ["lr", "batch", "loss"]
+    assert "★ best" in page.inner_text("table.grid")
+
+
+def test_code_and_assets_pages_render(signed_in: Watched, studio):
+    page = signed_in.page
+    page.goto(studio.page_url(f"jobs/{studio.jobs['runs'][0]}?tab=code"))
+    page.wait_for_selector("pre.code[data-file='train.py']")
+    assert "MLFLOW_TRACKING_URI" in page.inner_text("pre.code")
+    sections = ("models", "data", "environments", "components", "computes", "datastores")
+    for section in (*sections, "online-endpoints", "batch-endpoints"):
+        page.goto(studio.page_url(section))
+        page.wait_for_selector("main h1")
+    page.goto(studio.page_url("computes/local"))
+    page.wait_for_selector("h2:has-text('Running jobs')")
+    assert "long-training" in page.inner_text("main") or "to-cancel" in page.inner_text("main")
+
+
+def test_keyboard_phone_width_and_dark_theme(browser, studio):
+    context = new_context(browser, viewport={"width": 390, "height": 844}, color_scheme="dark")
+    page = context.new_page()
+    watched = Watched(page)
+    try:
+        page.goto(studio.login_url())
+        page.goto(studio.page_url("jobs"))
+        rows(page)
+        # "/" jumps to the filter; Up/Down move between rows; Enter opens one.
+        page.keyboard.press("/")
+        assert page.evaluate("document.activeElement.name") == "filter"
+        page.focus("table.grid tbody tr")
+        page.keyboard.press("ArrowDown")
+        second = page.evaluate("document.activeElement.dataset.href")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"**{second}")
+        page.wait_for_selector(".tabs")
+        # Nothing wider than the phone's screen (wide tables scroll inside their own box).
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(18, 21, 27)"
+        # Tabs follow the arrow keys.
+        page.focus("#tab-overview")
+        page.keyboard.press("ArrowRight")
+        assert page.evaluate("document.activeElement.getAttribute('aria-selected')") == "true"
+    finally:
+        context.close()
+    assert watched.errors == []
+
+
+def test_tags_description_and_archive_go_to_the_server(signed_in: Watched, studio):
+    page = signed_in.page
+    name = studio.jobs["runs"][2]
+    page.goto(studio.page_url(f"jobs/{name}"))
+    page.fill("input[aria-label='new tag key']", "reviewed")
+    page.fill("input[aria-label='new tag value']", "yes")
+    page.click("button:has-text('Add tag')")
+    page.wait_for_selector("text=Saved.")
+    page.fill("textarea[aria-label='description']", "baseline run")
+    page.click("button:has-text('Save description')")
+    page.wait_for_function("[...document.querySelectorAll('[role=status]')].some(s => s.textContent === 'Saved.')")
+    body = studio.api("GET", f"workspaces/default/jobs/{name}").json()
+    assert body["tags"]["reviewed"] == "yes" and body["tags"]["team"] == "vision"
+    assert body["description"] == "baseline run"
+
+    page.click("button[data-action='archive']")
+    page.wait_for_selector("button[data-action='restore']")
+    assert studio.api("GET", f"workspaces/default/jobs/{name}").json().get("archived") is True
+    page.click("button[data-action='restore']")
+    page.wait_for_selector("button[data-action='archive']")
+    assert not studio.api("GET", f"workspaces/default/jobs/{name}").json().get("archived")
+
+    # The session cookie alone does not change anything: a write without the CSRF header is refused.
+    status = page.evaluate(
+        f"fetch('/api/v1/workspaces/default/jobs/{name}/archive', {{method: 'POST', credentials: 'same-origin'}})"
+        ".then(r => r.status)"
+    )
+    assert status == 403
+    signed_in.errors[:] = [e for e in signed_in.errors if "403" not in e]
+
+
+def test_cancel_from_the_job_page(signed_in: Watched, studio):
+    page = signed_in.page
+    name = studio.jobs["sleeper"]
+    page.goto(studio.page_url(f"jobs/{name}"))
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[data-action='cancel']")
+    page.wait_for_selector(".job-status .status-canceled", timeout=30000)
+    assert studio.api("GET", f"workspaces/default/jobs/{name}").json()["status"] == "Canceled"
