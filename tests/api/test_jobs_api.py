@@ -152,7 +152,7 @@ def test_rest_submit_queues_the_job_with_azure_defaults(api):
     assert set(props) == {"shoal.status_time.NotStarted", "shoal.status_time.Queued"}
     assert props["shoal.status_time.NotStarted"] <= props["shoal.status_time.Queued"]
     assert "start_time" not in body and "end_time" not in body
-    assert body["services"]["Studio"]["endpoint"].endswith(f"/api/v1/workspaces/default/jobs/{name}")
+    assert body["services"]["Studio"]["endpoint"].endswith(f"/studio/workspaces/default/jobs/{name}")
 
     got = job(api, name)
     assert {k: got[k] for k in ("status", "display_name", "experiment_name", "outputs")} == {

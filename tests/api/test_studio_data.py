@@ -86,7 +86,12 @@ def test_jobs_search_filters_sorts_and_pages(api):
         seen, token = [], None
         while True:
             page = studio(
-                api, "/jobs", experiment="sweep-a", order_by=order, max_results=5, **({"page_token": token} if token else {})
+                api,
+                "/jobs",
+                experiment="sweep-a",
+                order_by=order,
+                max_results=5,
+                **({"page_token": token} if token else {}),
             ).json()
             seen += [j["name"] for j in page["jobs"]]
             token = page["next_page_token"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +42,7 @@ from shoal.server.routes import (
     runner,
     schedules,
     studio_data,
+    studio_pages,
 )
 from shoal.server.routes import workspaces as ws_routes
 from shoal.services import workspaces
@@ -113,6 +115,7 @@ def create_app(
     context: ServiceContext | None = None,
     server_url: str | None = None,
     heartbeat_timeout: float = 30.0,
+    studio_static: Path | None = None,
 ) -> FastAPI:
     """The app. With ``server_url`` (a real listening server) it also runs the job dispatcher."""
     ctx = context or ServiceContext.from_settings(settings)
@@ -179,6 +182,9 @@ def create_app(
         version=__version__,
         description="A self-hosted Azure Machine Learning v2 workspace.",
         lifespan=lifespan,
+        # Swagger UI at /docs comes from local files (routes/studio_pages.py); ReDoc only from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.tokens = tokens
@@ -196,4 +202,5 @@ def create_app(
     routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
     for module in (*routers, endpoints, batch_endpoints, mlflow_artifacts, access, studio_data):
         app.include_router(module.router, prefix=f"/api/{API_VERSION}")
+    studio_pages.install(app, studio_static)
     return app

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from shoal.services.access.roles import (
     Permission,
     permissions_of,
 )
+from shoal.services.studio import logins
 
 __all__ = ["ALL_PERMISSIONS", "OTHER_ROUTE_RULES", "Permission", "Principal", "Require", "TokenTable"]
 
@@ -50,15 +52,46 @@ JOB_PERMISSIONS = frozenset({Permission.READ, Permission.TRACK})
 
 # Routes that are not API routes, and who may call them. "public": anyone; "token in team mode":
 # anyone on a local server, a valid token on a team server (``ShoalSettings.is_team_mode``).
+# "studio page": anyone reaches the route, which sends a caller without a session (or token) to the
+# login page; the page itself holds no data, its data calls are API routes.
 PUBLIC = "public"
 TOKEN_IN_TEAM_MODE = "token in team mode"
+STUDIO_PAGE = "studio page"
 OTHER_ROUTE_RULES: dict[str, str] = {
     "/api/v1/health": PUBLIC,  # liveness; its version details need a token in team mode
     "/openapi.json": TOKEN_IN_TEAM_MODE,
     "/docs": TOKEN_IN_TEAM_MODE,
-    "/docs/oauth2-redirect": TOKEN_IN_TEAM_MODE,
-    "/redoc": TOKEN_IN_TEAM_MODE,
+    "/docs/assets": PUBLIC,  # Swagger UI's own files (from the swagger-ui-bundle package): no data
+    "/studio/static": PUBLIC,  # the studio's own files: no data
+    "/studio/login": PUBLIC,  # trades a login code for a session; else says how to get one
+    "/studio": STUDIO_PAGE,
+    "/studio/{path:path}": STUDIO_PAGE,
+    # MLflow's "View run" links point under the tracking URI: a page that sends them to the studio.
+    "/api/v1/workspaces/{workspace}/mlflow": PUBLIC,
+    "/api/v1/workspaces/{workspace}/mlflow/": PUBLIC,
 }
+# The rules above by request path (the gate sees paths, not route templates).
+_RULE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^/docs/assets/"), PUBLIC),
+    (re.compile(r"^/studio/static/"), PUBLIC),
+    (re.compile(r"^/studio(/.*)?$"), STUDIO_PAGE),
+    (re.compile(r"^/api/v1/workspaces/[^/]+/mlflow/?$"), PUBLIC),
+]
+SESSION_COOKIE = "shoal_session"
+CSRF_COOKIE = "shoal_csrf"
+CSRF_HEADER = "x-shoal-csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def rule_for(path: str) -> str | None:
+    """The rule of a non-API route by request path; None for API routes (a token, and ``Require``)."""
+    rule = OTHER_ROUTE_RULES.get(path)
+    if rule is not None and "{" not in path:
+        return rule
+    for pattern, found in _RULE_PATTERNS:
+        if pattern.match(path):
+            return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -113,7 +146,9 @@ class TokenTable:
         self._by_digest[_digest(token)] = principal
 
     def lookup(self, token: str) -> Principal | None:
-        wanted = _digest(token)
+        return self.lookup_digest(_digest(token))
+
+    def lookup_digest(self, wanted: bytes) -> Principal | None:
         found = None
         for digest, principal in self._by_digest.items():
             if hmac.compare_digest(digest, wanted):
@@ -178,8 +213,32 @@ async def authenticate(app: Any, header: str) -> Principal:
     return principal
 
 
+def token_digest(header: str) -> str:
+    """The sha256 (hex) of a request's bearer token: what a studio login is bound to."""
+    return hashlib.sha256(bearer_token(header).encode()).hexdigest()
+
+
+async def authenticate_session(app: Any, secret: str) -> tuple[Principal, logins.SessionGrant]:
+    """The principal of a studio session cookie: its token signed in again, by digest, so the
+    session holds what the token holds now (a revoked or expired token: AuthError)."""
+    grant = await run_in_threadpool(logins.grant, app.state.ctx, secret) if secret else None
+    if grant is None:
+        raise AuthError("no studio session (signed out or expired): run `shoal studio` for a login link")
+    tokens: TokenTable = app.state.tokens
+    principal = tokens.lookup_digest(bytes.fromhex(grant.token_digest))
+    if principal is None:
+        identity = await run_in_threadpool(users.identify_digest, app.state.ctx, grant.token_digest)
+        principal = _identity_principal(identity)
+    if principal is None:
+        raise AuthError("the token this studio session came from is gone: run `shoal studio` again")
+    return principal, grant
+
+
 def _user_principal(app: Any, token: str) -> Principal | None:
-    identity = users.identify(app.state.ctx, token)
+    return _identity_principal(users.identify(app.state.ctx, token))
+
+
+def _identity_principal(identity: users.Identity | None) -> Principal | None:
     if identity is None:
         return None
     if identity.admin:

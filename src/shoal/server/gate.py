@@ -18,16 +18,30 @@ write, every secret read (both marked by ``auth.Require``) and every 401 and 403
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
 import anyio
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shoal.errors import AuthError, PayloadTooLargeError, ShoalError, UserError
-from shoal.server.auth import OTHER_ROUTE_RULES, PUBLIC, TOKEN_IN_TEAM_MODE, Principal, authenticate
+from shoal.errors import AuthError, PayloadTooLargeError, PermissionDeniedError, ShoalError, UserError
+from shoal.server.auth import (
+    CSRF_HEADER,
+    PUBLIC,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    STUDIO_PAGE,
+    TOKEN_IN_TEAM_MODE,
+    Principal,
+    authenticate,
+    authenticate_session,
+    rule_for,
+)
+from shoal.services.studio.logins import digest
 
 # JSON bodies are small; file content goes through the upload routes, which stream.
 MAX_JSON_BODY = 4 * 1024 * 1024
@@ -105,19 +119,38 @@ class RequestGate:
     # -- 1. who ---------------------------------------------------------------------------
 
     async def _authenticate(self, scope: Scope, headers: Headers, state: dict[str, Any]) -> JSONResponse | None:
+        """A bearer token, else a studio session cookie (``auth.authenticate_session``): a request
+        made with the cookie that changes state must also carry the session's CSRF token."""
         path = scope["path"]
-        rule = OTHER_ROUTE_RULES.get(path)
+        rule = rule_for(path)
         header = headers.get("authorization", "")
-        optional = rule == PUBLIC or (rule == TOKEN_IN_TEAM_MODE and not self.team_mode)
+        cookie = "" if header else cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE, "")
+        optional = rule in (PUBLIC, STUDIO_PAGE) or (rule == TOKEN_IN_TEAM_MODE and not self.team_mode)
         if optional or SCORING_ROUTES.match(path):
-            if header:  # optional here: health shows its version details to a signed-in caller
-                try:
+            # Optional here: health shows its version details to a signed-in caller; a studio
+            # page sends a caller with no principal to the login page.
+            try:
+                if header:
                     state["principal"] = await authenticate(scope["app"], header)
-                except AuthError:
-                    pass
+                elif cookie and not SCORING_ROUTES.match(path):
+                    state["principal"], state["studio_session"] = await authenticate_session(scope["app"], cookie)
+            except AuthError:
+                pass
             return None
         try:
-            state["principal"] = await authenticate(scope["app"], header)
+            if cookie:
+                state["principal"], grant = await authenticate_session(scope["app"], cookie)
+                state["studio_session"] = grant
+                sent = digest(headers.get(CSRF_HEADER, ""))
+                if scope["method"] not in SAFE_METHODS and not hmac.compare_digest(sent, grant.csrf_digest):
+                    refused = PermissionDeniedError(
+                        f"a studio request that changes something must carry the {CSRF_HEADER} header "
+                        "(the shoal_csrf cookie's value)"
+                    )
+                    state["denied"] = refused.message
+                    return error_response(path, refused)
+            else:
+                state["principal"] = await authenticate(scope["app"], header)
         except AuthError as exc:
             state["denied"] = exc.message
             return error_response(path, exc)

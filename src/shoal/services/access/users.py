@@ -188,8 +188,13 @@ def identify(ctx: ServiceContext, token: str) -> Identity | None:
     is refused by name, so its holder knows to ask for a new one."""
     if not token.startswith(TOKEN_PREFIX):
         return None
+    return identify_digest(ctx, digest(token))
+
+
+def identify_digest(ctx: ServiceContext, token_digest: str) -> Identity | None:
+    """:func:`identify` by the token's digest (a studio session keeps only that)."""
     with ctx.db.read() as session:
-        found = rows.token_owner(session, digest(token))
+        found = rows.token_owner(session, token_digest)
         if found is None:
             return None
         tok, user = found

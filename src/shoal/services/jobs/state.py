@@ -64,10 +64,10 @@ def to_body(workspace: str, row: JobRow, base_url: str | None = None) -> dict[st
             for name, out in outputs.items()
         }
     if base_url:
-        # Until the studio exists, the job's page is its REST resource.
+        # The job's page in the studio (what `job create --web` opens and `studio_url` gives).
         body["services"] = {
             **(body.get("services") or {}),
-            "Studio": {"endpoint": f"{base_url.rstrip('/')}/api/v1/workspaces/{workspace}/jobs/{row.name}"},
+            "Studio": {"endpoint": f"{base_url.rstrip('/')}/studio/workspaces/{workspace}/jobs/{row.name}"},
         }
     return body
 

@@ -255,3 +255,10 @@ def experiments(ctx: ServiceContext, workspace: str) -> dict[str, Any]:
     with ctx.db.read() as session:
         found = studio_jobs.experiments_with_counts(session, workspace_id(session, workspace))
     return {"experiments": [{"id": i, "name": n, "job_count": c} for i, n, c in found]}
+
+
+def experiment_name(ctx: ServiceContext, workspace: str, exp_id: str) -> str | None:
+    """The name of an experiment by its MLflow id (MLflow's "View experiment" links carry the id)."""
+    with ctx.db.read() as session:
+        row = tracking_rows.find_experiment(session, workspace_id(session, workspace), exp_id)
+        return row.name if row is not None else None
