@@ -78,23 +78,23 @@ def test_a_running_jobs_log_and_chart_update_without_a_reload(signed_in: Watched
     page = signed_in.page
     name = studio.jobs["running"]
     page.goto(studio.page_url(f"jobs/{name}?tab=logs"))
-    page.wait_for_function("document.querySelector('pre.log').textContent.includes('rank 0 step')")
-    lines = page.evaluate("document.querySelector('pre.log').textContent.split('\\n').length")
+    page.wait_for_function("(document.querySelector('pre.log')?.textContent || '').includes('rank 0 step')")
+    lines = page.evaluate("(document.querySelector('pre.log')?.textContent || '').split('\\n').length")
     page.wait_for_function(
-        "n => document.querySelector('pre.log').textContent.split('\\n').length > n + 3", arg=lines, timeout=20000
+        "n => (document.querySelector('pre.log')?.textContent || '').split('\\n').length > n + 3", arg=lines, timeout=20000
     )
     # Every rank has its file.
     options = page.eval_on_selector_all("select[aria-label='Log file'] option", "os => os.map(o => o.value)")
     assert {"user_logs/std_log_process_0.txt", "user_logs/std_log_process_1.txt"} <= set(options)
     page.select_option("select[aria-label='Log file']", "user_logs/std_log_process_1.txt")
-    page.wait_for_function("document.querySelector('pre.log').textContent.includes('rank 1 step')")
+    page.wait_for_function("(document.querySelector('pre.log')?.textContent || '').includes('rank 1 step')")
 
     page.click("#tab-metrics")
     chart = "figure[data-metric='loss'] path.series"
     page.wait_for_selector(chart)
     points = int(page.get_attribute(chart, "data-points"))
     page.wait_for_function(
-        "([sel, n]) => Number(document.querySelector(sel).dataset.points) > n + 2", arg=[chart, points], timeout=20000
+        "([sel, n]) => Number(document.querySelector(sel)?.dataset.points) > n + 2", arg=[chart, points], timeout=20000
     )
     assert page.query_selector("figure[data-metric='accuracy']") is not None
 
