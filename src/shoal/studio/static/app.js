@@ -1,6 +1,7 @@
 // The studio's router: one page module per path (docs/studio.md lists them). Each page's render()
 // gets the <main> element and the route, and may return a function that stops its timers.
 
+import { get, post } from "./api.js";
 import { clear, h, navigate } from "./dom.js";
 
 const ASSET_KINDS = ["models", "data", "environments", "components"];
@@ -60,6 +61,23 @@ function renderNav(current) {
       }, label),
     ),
   );
+}
+
+// Who the studio is signed in as, with a sign-out button (ends the session on the server too).
+async function showWho() {
+  const box = document.getElementById("who");
+  if (!box || location.pathname.startsWith("/studio/login")) return;
+  try {
+    const me = await get("studio/me");
+    clear(box,
+      h("span", { class: "muted", title: me.admin ? "administrator" : "" }, me.user || me.principal),
+      h("button", { type: "button", class: "secondary small", onclick: async () => {
+        await post("studio/logout").catch(() => null);
+        location.assign("/studio/login");
+      } }, "Sign out"));
+  } catch {
+    // not signed in: api.js is already on its way to the login page
+  }
 }
 
 let dispose = null;
@@ -131,4 +149,5 @@ document.addEventListener("keydown", (event) => {
 
 window.addEventListener("popstate", show);
 window.addEventListener("studio:navigate", show);
+showWho();
 show();

@@ -2,7 +2,7 @@
 // version with its files and lineage (the job that produced it, the jobs that used it).
 
 import { get, listAll, ws } from "../api.js";
-import { empty, facts, fmtTime, h, section, statusBadge, table, tagPills } from "../dom.js";
+import { clear, empty, facts, fmtTime, h, section, statusBadge, table, tagPills } from "../dom.js";
 import { refLink, studioPath } from "../refs.js";
 import { datastorePath, fileBrowser } from "./job_files.js";
 
@@ -64,7 +64,7 @@ function lineage(route, asset) {
   get(`${ws(route.ws)}/studio/lineage`, { kind: LINEAGE_KIND[route.kind], name: asset.name, version: asset.version }).then((body) => {
     const made = body.produced_by;
     const used = body.used_by || [];
-    box.replaceChildren(
+    clear(box,
       h("p", {}, "Produced by: ", made ? [h("a", { href: studioPath(route.ws, "jobs", made.job) }, made.job), made.output ? ` (output ${made.output})` : ""] : h("span", { class: "muted" }, "no job (uploaded or registered)")),
       h("p", {}, used.length ? `Used by ${used.length}${body.used_by_truncated ? "+" : ""} job${used.length === 1 ? "" : "s"}:` : "Used by no job yet."),
       used.length ? table([

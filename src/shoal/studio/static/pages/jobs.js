@@ -83,12 +83,12 @@ export async function render(main, route, params) {
     { label: "", value: (row) => h("input", { type: "checkbox", "aria-label": `select ${row.name}`, onchange: (e) => { e.target.checked ? selected.add(row.name) : selected.delete(row.name); updateCompare(); } }) },
     { label: "Name", sort: "name", value: (row) => [h("a", { href: `/studio/workspaces/${encodeURIComponent(route.ws)}/jobs/${encodeURIComponent(row.name)}` }, row.display_name || row.name), row.archived ? h("span", { class: "pill" }, "archived") : null] },
     { label: "Status", sort: "status", value: (row) => statusBadge(row.status) },
-    { label: "Experiment", value: (row) => row.experiment_name || "" },
+    { label: "Experiment", value: (row) => row.experiment_name || "", cls: "nowrap" },
     { label: "Type", value: (row) => row.type || "" },
     { label: "Compute", value: (row) => row.compute || "" },
-    { label: "Created", sort: "created_at", value: (row) => fmtTime(row.created_at) },
+    { label: "Created", sort: "created_at", value: (row) => fmtTime(row.created_at), cls: "nowrap" },
     { label: "Duration", sort: "duration", value: (row) => fmtDuration(durationOf(row)), cls: "num" },
-    { label: "User", value: (row) => row.user || "" },
+    ...(page.rows.some((row) => row.user) ? [{ label: "User", value: (row) => row.user || "" }] : []),
     { label: "Tags", value: (row) => tagPills(row.tags) },
     ...q.columns.map((c) => {
       const [group, ...rest] = c.split(".");
