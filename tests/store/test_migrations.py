@@ -92,3 +92,47 @@ def test_metric_points_survive_the_0007_rekey_both_ways(database_url, shoal_home
     tracking_metrics.log_batch(ctx, "default", batch)  # a replay after the copy adds nothing
     assert history() == before
     ctx.close()
+
+
+def test_0014_fills_the_metric_rollup_as_the_write_path_keeps_it(database_url, monkeypatch):
+    """0014 sums the points already stored into ``metric_rollup`` (floor buckets of 1,024 steps,
+    negative steps too, NaN left out): the same rows the write path keeps from then on."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from shoal.config import ShoalSettings
+    from shoal.services.context import ServiceContext
+    from shoal.services.tracking import metrics as tracking_metrics
+    from shoal.services.tracking import runs as tracking_runs
+    from shoal.services.workspaces import ensure_default
+    from shoal.store.db import MIGRATIONS_DIR
+
+    monkeypatch.setenv("SHOAL_DATABASE_URL", database_url)
+    ctx = ServiceContext.from_settings(ShoalSettings())
+    ctx.db.migrate()
+    ensure_default(ctx)
+    run = tracking_runs.create_run(ctx, "default", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    points = [{"key": "m", "value": (s % 7) / 2, "timestamp": 1000 + s, "step": s} for s in range(-1500, 3000, 3)]
+    points.append({"key": "m", "value": "NaN", "timestamp": 5, "step": 10})
+    for start in range(0, len(points), 1000):
+        tracking_metrics.log_batch(ctx, "default", {"run_id": run, "metrics": points[start : start + 1000]})
+    query = text(
+        'SELECT "bucket", "n", "total", "vmin", "vmax", "step_min", "step_max", "ts_min", "ts_max" '
+        'FROM metric_rollup ORDER BY "bucket"'
+    )
+    with ctx.db.read() as session:
+        kept = [tuple(r) for r in session.execute(query)]
+    assert [b[0] for b in kept] == [-2, -1, 0, 1, 2] and sum(b[1] for b in kept) == len(points) - 1
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with ctx.db.write_engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0011")
+        conn.commit()
+    ctx.db.migrate()
+    with ctx.db.read() as session:
+        rebuilt = [tuple(r) for r in session.execute(query)]
+    assert [b[:2] + b[3:] for b in rebuilt] == [b[:2] + b[3:] for b in kept]
+    assert all(abs(a[2] - b[2]) < 1e-9 for a, b in zip(rebuilt, kept, strict=True))
+    ctx.close()

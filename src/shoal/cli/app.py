@@ -70,6 +70,23 @@ def version(output: OutputOpt = OutputFormat.json, query: QueryOpt = None) -> No
     render({"shoal": __version__}, output, query=query)
 
 
+@app.command("studio")
+def studio(
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Only print the link; do not open a browser.")
+    ] = False,
+) -> None:
+    """Open Shoal studio: print a one-time login link (valid 5 minutes, once) that signs a browser
+    in with this CLI's token, and open it where a browser is. The session lasts 12 hours and ends
+    when the token is revoked."""
+    from shoal.cli.common import client, open_in_browser
+
+    found = client(None).access.studio_login()
+    typer.echo(found["url"])
+    if not no_browser and open_in_browser(found["url"]):
+        typer.echo("Opened in your browser.", err=True)
+
+
 @app.command("configure")
 def configure(
     defaults: Annotated[

@@ -106,3 +106,21 @@ def begin_command(app: typer.Typer, operations: str, verb: str, doc: str, epilog
 
     command.__doc__ = doc
     app.command(verb, epilog=epilog)(command)
+
+
+def open_in_browser(url: str) -> bool:
+    """Open ``url`` in a browser when this machine has one with a desktop; False when not (a
+    server, CI, an SSH session: the printed URL is all)."""
+    import os
+    import sys
+    import webbrowser
+
+    if sys.platform.startswith("linux") and not any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    ):
+        return False  # no desktop: not a text browser that would take over the terminal
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return bool(browser.open(url, new=2))

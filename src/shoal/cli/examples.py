@@ -73,6 +73,7 @@ WRITTEN: dict[tuple[str, str], list[str]] = {
     ],
     ("", "completion"): ['eval "$(shoal completion bash)"', "shoal completion zsh > ~/.zfunc/_shoal"],
     ("", "version"): ["shoal version", "shoal version --query shoal -o tsv"],
+    ("", "studio"): ["shoal studio", "shoal studio --no-browser"],
 }
 
 

@@ -22,6 +22,7 @@ from shoal.cli.common import (
     WorkspaceOpt,
     client,
     list_view,
+    open_in_browser,
     patch_from_sets,
     set_overrides,
     show,
@@ -68,18 +69,7 @@ def _open_studio(job: Any) -> None:
         warn(f"job {job.name} has no studio URL")
         return
     typer.echo(f"Studio: {url}", err=True)
-    import os
-    import webbrowser
-
-    if sys.platform.startswith("linux") and not any(
-        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
-    ):
-        return  # no desktop: not a text browser that would take over the terminal
-    try:
-        browser = webbrowser.get()
-    except webbrowser.Error:
-        return  # no browser here (a server, CI): the printed URL is all
-    browser.open(url, new=2)
+    open_in_browser(url)
 
 
 @job_app.command("create")

@@ -16,6 +16,10 @@ class AccessOperations:
     def whoami(self) -> dict[str, Any]:
         return self._t.request("GET", "/me")  # type: ignore[no-any-return]
 
+    def studio_login(self) -> dict[str, Any]:
+        """A one-time studio login link (``url``, ``expires_at``) bound to this client's token."""
+        return self._t.request("POST", "/studio/login-codes")  # type: ignore[no-any-return]
+
     # -- users ------------------------------------------------------------------------------
 
     def list_users(self) -> list[dict[str, Any]]:
