@@ -81,8 +81,10 @@ def test_jobs_search_filters_sorts_and_pages(api):
     assert body["total"] == 6
     assert studio(api, "/jobs", filter="metrics.acc > 0.95").json()["jobs"][0]["display_name"] == "elsewhere"
 
-    # Keyset pages: by a param (strings), then by the default order; no row twice, none left out.
-    for order in ("params.depth desc", "created_at", "metrics.loss", "name asc", "duration"):
+    # Keyset pages: no row twice, none left out; a job without the metric or param comes last.
+    bare = make_run(api, exp, "bare")
+    names.append(bare)
+    for order in ("params.depth desc", "created_at", "metrics.loss", "metrics.acc desc", "name asc", "duration"):
         seen, token = [], None
         while True:
             page = studio(
@@ -97,9 +99,15 @@ def test_jobs_search_filters_sorts_and_pages(api):
             token = page["next_page_token"]
             if not token:
                 break
-        assert sorted(seen) == sorted(names) and len(seen) == 12, order
+        assert sorted(seen) == sorted(names) and len(seen) == 13, order
+        if order.startswith(("metrics.", "params.")):
+            assert seen[-1] == bare, order
     page = studio(api, "/jobs", experiment="sweep-a", order_by="params.depth desc", max_results=3).json()
     assert [j["display_name"] for j in page["jobs"]] == ["r9", "r8", "r7"]  # strings: "9" > "8" > "11"
+    assert page["total"] == 13
+    # A filter expression is not counted past its first page (the count would read every job).
+    page = studio(api, "/jobs", filter="metrics.acc > 0.05", max_results=3).json()
+    assert len(page["jobs"]) == 3 and "total" not in page and page["next_page_token"]
 
     # Bad input names what was wrong.
     for params, words in (
@@ -117,7 +125,7 @@ def test_jobs_search_filters_sorts_and_pages(api):
     cols = studio(api, "/jobs-columns", experiment="sweep-a").json()
     assert cols == {"metrics": ["acc", "loss"], "params": ["depth", "lr"], "tags": ["team"]}
     exps = {e["name"]: e for e in studio(api, "/experiments").json()["experiments"]}
-    assert exps["sweep-a"]["job_count"] == 12 and exps["sweep-a"]["id"] == exp
+    assert exps["sweep-a"]["job_count"] == 13 and exps["sweep-a"]["id"] == exp
 
 
 def test_series_keeps_every_point_then_samples_min_and_max(api):

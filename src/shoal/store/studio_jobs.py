@@ -16,6 +16,7 @@ from sqlalchemy import Text, and_, cast, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from shoal.store.runs import condition
+from shoal.store.tracking import compare
 from shoal.store.tables import ExperimentRow, JobRow, LatestMetricRow, ParamRow, RunTagRow
 
 ATTRIBUTE_ORDERS = ("created_at", "name", "status", "start_time", "end_time", "duration", "display_name")
@@ -48,8 +49,11 @@ def _tag_condition(key: str, value: str | None) -> Any:
     return or_(_spec_tag(key) == value, run_tag.where(RunTagRow.value == value))
 
 
-def _filtered(f: JobFilter, columns: list[Any]) -> Any:
-    query = select(*columns).where(JobRow.workspace_id == f.ws_id, JobRow.lifecycle_stage != "deleted")
+def _filtered(f: JobFilter, columns: list[Any], *, walk_other_index: bool = False) -> Any:
+    """The jobs ``f`` selects. ``walk_other_index``: the workspace's job indexes are not to drive the
+    query (``workspace_id + 0`` keeps SQLite from them), so another table's index order can."""
+    ws = (JobRow.workspace_id + 0) if walk_other_index else JobRow.workspace_id
+    query = select(*columns).where(ws == f.ws_id, JobRow.lifecycle_stage != "deleted")
     if f.no_experiment:
         query = query.where(JobRow.id < 0)
     if f.experiment_id is not None:
@@ -105,6 +109,8 @@ def search(
 ) -> list[tuple[int, Any]]:
     """``(id, sort value)`` of up to ``limit`` jobs in order, after the ``after`` key (the last
     row's sort value and id). Ties are broken by id in the same direction; NULLs come last."""
+    if kind == "metric":
+        return _by_metric(session, f, key, ascending, after, limit)
     query, col = _order_column(session, _filtered(f, [JobRow.id]), kind, key)
     if col is None:  # created_at: the id is the order
         if after is not None:
@@ -125,6 +131,44 @@ def search(
     direction = col.asc() if ascending else col.desc()
     query = query.order_by(direction.nulls_last(), JobRow.id.asc() if ascending else JobRow.id.desc()).limit(limit)
     return [(int(i), v) for i, v in session.execute(query).all()]
+
+
+def _by_metric(
+    session: Session, f: JobFilter, key: str, ascending: bool, after: tuple[Any, int] | None, limit: int
+) -> list[tuple[int, Any]]:
+    """Ordered by a metric's last value, in two walks: the jobs that have the metric, read in the
+    order of ``ix_latest_metric_value`` (an inner join, which the database can walk and stop at
+    the page's end, instead of sorting every job), then those without it (NULLs last), by id.
+    The filter's own clauses on that metric go on the join."""
+    out: list[tuple[int, Any]] = []
+    beyond = (lambda last: JobRow.id > last) if ascending else (lambda last: JobRow.id < last)
+    by_id = JobRow.id.asc() if ascending else JobRow.id.desc()
+    if after is None or after[0] is not None:
+        on_metric = [c for c in f.clauses if c.kind == "metric" and c.key == key]
+        rest = JobFilter(**{**f.__dict__, "clauses": [c for c in f.clauses if c not in on_metric]})
+        lm = aliased(LatestMetricRow, name="o_metric")
+        query = _filtered(rest, [JobRow.id, lm.value], walk_other_index=True).join(
+            lm, and_(lm.job_id == JobRow.id, lm.key == key, lm.is_nan.is_(False))
+        )
+        for c in on_metric:
+            query = query.where(compare(lm.value, c.op, c.value))
+        if after is not None:
+            value, last_id = after
+            past = lm.value > value if ascending else lm.value < value
+            query = query.where(or_(past, and_(lm.value == value, beyond(last_id))))
+        query = query.order_by(lm.value.asc() if ascending else lm.value.desc(), by_id).limit(limit)
+        out = [(int(i), v) for i, v in session.execute(query).all()]
+        if len(out) >= limit or any(c.kind == "metric" and c.key == key for c in f.clauses):
+            return out  # a filter on the metric leaves out the jobs without it
+        after = None
+    missing = ~exists().where(
+        LatestMetricRow.job_id == JobRow.id, LatestMetricRow.key == key, LatestMetricRow.is_nan.is_(False)
+    )
+    query = _filtered(f, [JobRow.id]).where(missing)
+    if after is not None:
+        query = query.where(beyond(after[1]))
+    query = query.order_by(by_id).limit(limit - len(out))
+    return out + [(int(i), None) for i in session.scalars(query)]
 
 
 def count_upto(session: Session, f: JobFilter, cap: int) -> int:

@@ -121,6 +121,8 @@ class JobRow(Base):
         Index("ix_job_list", "workspace_id", "id"),
         # The studio's job list of one experiment, top-level jobs newest first, in index order.
         Index("ix_job_experiment_list", "experiment_id", "parent_job_name", "id"),
+        # ... and of one status (a rare one, Failed say, is found without reading every job).
+        Index("ix_job_status_list", "workspace_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)

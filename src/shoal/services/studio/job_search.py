@@ -169,7 +169,13 @@ def search(
             archived=archived,
         )
         found = studio_jobs.search(session, f, kind, key, ascending, after, limit + 1)
-        total = studio_jobs.count_upto(session, f, COUNT_CAP + 1)
+        # Counted where indexes answer (workspace, experiment, status): a filter expression or a
+        # tag would make the count read every job, so then only a last page gives the total.
+        total: int | None = None
+        if not f.clauses and not f.tags:
+            total = studio_jobs.count_upto(session, f, COUNT_CAP + 1)
+        elif after is None and len(found) <= limit:
+            total = len(found)
         page = found[:limit]
         ids = [i for i, _ in page]
         rows = run_store.by_ids(session, ids)
@@ -180,12 +186,10 @@ def search(
             _row(rows[i], metrics.get(i, []), params.get(i, {}), run_tags.get(i, {}), metric_cols, param_cols)
             for i in ids
         ]
-    body: dict[str, Any] = {
-        "jobs": jobs,
-        "next_page_token": None,
-        "total": min(total, COUNT_CAP),
-        "total_is_lower_bound": total > COUNT_CAP,
-    }
+    body: dict[str, Any] = {"jobs": jobs, "next_page_token": None}
+    if total is not None:
+        body["total"] = min(total, COUNT_CAP)
+        body["total_is_lower_bound"] = total > COUNT_CAP
     if len(found) > limit:
         last_id, last_value = page[-1]
         if isinstance(last_value, datetime):
