@@ -5,6 +5,7 @@ workspace isolation through the roles, the MLflow link page and Swagger UI from 
 from __future__ import annotations
 
 from pathlib import Path
+
 import pytest
 from starlette.testclient import TestClient
 

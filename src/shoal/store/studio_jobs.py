@@ -16,8 +16,8 @@ from sqlalchemy import Text, and_, cast, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from shoal.store.runs import condition
-from shoal.store.tracking import compare
 from shoal.store.tables import ExperimentRow, JobRow, LatestMetricRow, ParamRow, RunTagRow
+from shoal.store.tracking import compare
 
 ATTRIBUTE_ORDERS = ("created_at", "name", "status", "start_time", "end_time", "duration", "display_name")
 
