@@ -24,5 +24,8 @@ run shoal data show -n iris -v 1 --query path -o tsv
 run shoal job create --file examples/jobs/train-job.yml --stream
 run shoal job list --max-results 5 -o table
 run shoal server status
+# The studio: a one-time login link (5 minutes), opened where a browser is.
+run shoal studio
 echo
 echo "The server keeps running in the background: 'shoal server stop' ends it."
+echo "'shoal studio' prints a new studio link whenever you need one."
