@@ -156,6 +156,43 @@ def shoal_api(url: str, headers: dict[str, str], big: str, n: int) -> dict[str, 
         }
 
 
+def idle_cpu(url: str, headers: dict[str, str], pid: int, job: str, pages: int, seconds: float) -> tuple[float, float]:
+    """The server's CPU use (% of one core) over ``seconds`` with nothing asking, then with ``pages``
+    open job pages polling ``watch`` every 1.5 s with If-None-Match, as the studio's job page does."""
+    import threading
+
+    import psutil
+
+    proc = psutil.Process(pid)
+
+    def cpu_over(span: float) -> float:
+        before = proc.cpu_times()
+        time.sleep(span)
+        after = proc.cpu_times()
+        return 100.0 * ((after.user - before.user) + (after.system - before.system)) / span
+
+    quiet = cpu_over(seconds)
+    stop = threading.Event()
+    watch = f"{url}/api/v1/workspaces/default/studio/jobs/{job}/watch"
+
+    def page() -> None:
+        with httpx.Client(headers=headers, timeout=30) as http:
+            etag = ok(http.get(watch)).headers["etag"]
+            while not stop.wait(1.5):
+                r = http.get(watch, headers={"If-None-Match": etag})
+                etag = r.headers.get("etag", etag)
+
+    threads = [threading.Thread(target=page, daemon=True) for _ in range(pages)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    busy = cpu_over(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return quiet, busy
+
+
 @contextlib.contextmanager
 def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -300,6 +337,7 @@ def main() -> None:
     parser.add_argument("--peer-points", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=15)
     parser.add_argument("--mlflow", help="the peer's `mlflow` (a venv with mlflow from PyPI, UI included)")
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
@@ -307,6 +345,7 @@ def main() -> None:
     browser_missing = "--no-browser given" if args.no_browser else browser_problem()
     exe = find_mlflow(args.mlflow or "/tmp/peer-mlflow/bin/mlflow")
     results: dict[str, dict[str, list[float]]] = {}
+    quiet = polled = float("nan")
     notes: list[str] = []
     with scratch("shoal-bench-studio-") as tmp:
         t0 = time.perf_counter()
@@ -316,6 +355,7 @@ def main() -> None:
         )
         with shoal_server(tmp) as server:
             results["shoal api"] = shoal_api(server.url, server.headers, filled.big_run, args.samples)
+            quiet, polled = idle_cpu(server.url, server.headers, server.pid, filled.big_run, 20, args.idle_seconds)
             if browser_missing is None:
                 token = server.headers["Authorization"].split(" ", 1)[1]
                 with chromium() as browser:
@@ -355,6 +395,10 @@ def main() -> None:
         for key in ("jobs page", "chart"):
             lines.append(row(key, s_b.get(key), (m_b or {}).get(key)))
     lines += [
+        "",
+        f"Idle cost of live updates: the server used {quiet:.1f} % of a core with nothing asking and "
+        f"{polled:.1f} % with 20 open job pages polling `watch` every 1.5 s (`If-None-Match`, answered 304), "
+        f"over {args.idle_seconds:.0f} s each.",
         "",
         "What the calls are: Shoal's `studio/jobs` (50 rows with the columns `metrics.acc`, `metrics.loss`, "
         f"`params.group`; filtered: `{FILTER}` ordered by `metrics.acc desc`) and `studio/jobs/<job>/series` "

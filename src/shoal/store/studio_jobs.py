@@ -230,3 +230,20 @@ def jobs_mentioning(session: Session, ws_id: int, text: str, scan: int) -> tuple
     found = list(session.scalars(query))
     total = session.scalar(select(func.count()).select_from(JobRow).where(JobRow.workspace_id == ws_id)) or 0
     return found, int(total) > scan
+
+
+def live_row(session: Session, ws_id: int, name: str) -> tuple[int, str, datetime] | None:
+    """(id, status, updated_at) of a job: what a watching page checks, without the job's JSON."""
+    found = session.execute(
+        select(JobRow.id, JobRow.status, JobRow.updated_at).where(JobRow.workspace_id == ws_id, JobRow.name == name)
+    ).first()
+    return None if found is None else (int(found[0]), str(found[1]), found[2])
+
+
+def child_status_counts(session: Session, ws_id: int, parent: str) -> dict[str, int]:
+    query = (
+        select(JobRow.status, func.count())
+        .where(JobRow.workspace_id == ws_id, JobRow.parent_job_name == parent)
+        .group_by(JobRow.status)
+    )
+    return {str(s): int(n) for s, n in session.execute(query).all()}

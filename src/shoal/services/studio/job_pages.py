@@ -19,7 +19,7 @@ from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import jobs as job_rows
-from shoal.store import metric_rollup
+from shoal.store import metric_rollup, studio_jobs
 
 LOG_FOLDERS = ("user_logs", "system_logs")
 MAX_LOG_FILES = 1000
@@ -52,15 +52,17 @@ def watch(ctx: ServiceContext, workspace: str, name: str) -> tuple[dict[str, Any
     """A job's live state and its ETag (a digest of the state: equal while nothing changed)."""
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
-        row = job_state.get_row(session, ws_id, name)
-        latest = metric_rollup.latest_of(session, row.id)
-        children: dict[str, int] = {}
-        for child in job_rows.children(session, ws_id, name):
-            children[child.status] = children.get(child.status, 0) + 1
+        # Light reads only (no JSON columns): this is asked every 1.5 s by each open page.
+        found = studio_jobs.live_row(session, ws_id, name)
+        if found is None:
+            raise job_rows.missing(session, ws_id, name)
+        job_id, status, updated = found
+        latest = metric_rollup.latest_of(session, job_id)
+        children = studio_jobs.child_status_counts(session, ws_id, name)
         body: dict[str, Any] = {
-            "status": row.status,
-            "terminal": row.status in TERMINAL and not any(s not in TERMINAL for s in children),
-            "updated": iso(row.updated_at),
+            "status": status,
+            "terminal": status in TERMINAL and not any(s not in TERMINAL for s in children),
+            "updated": iso(updated),
             "metrics": {
                 m.key: {"step": m.step, "time": m.timestamp, "value": _number(m.value, m.is_nan)}
                 for m in sorted(latest, key=lambda m: m.key)
