@@ -288,14 +288,14 @@ def mlflow_browser(browser: Any, url: str, exp: str, big: str, runs: int, n: int
     newest = f"r{runs - 2}"  # the newest copied run's name (PEER_FILL)
 
     def rows_shown(page: Any) -> None:
-        page.wait_for_selector(f"text={newest}", timeout=120_000)
+        page.wait_for_selector(f"text={newest}", timeout=60_000)
 
     def chart_drawn(page: Any) -> None:
-        page.wait_for_selector(".js-plotly-plot .scatterlayer path, canvas", timeout=120_000)
+        page.wait_for_selector(".js-plotly-plot .scatterlayer path, canvas", timeout=60_000)
 
     out = {}
     targets = (
-        ("jobs page", f"{url}/#/experiments/{exp}", rows_shown),
+        ("jobs page", f"{url}/#/experiments/{exp}/runs", rows_shown),
         ("chart", f"{url}/#/experiments/{exp}/runs/{big}/model-metrics", chart_drawn),
     )
     for key, target, ready in targets:
