@@ -368,8 +368,14 @@ def main() -> None:
                 results["mlflow api"] = mlflow_api(server.url, peer["experiment_id"], peer["big"], args.samples)
                 if browser_missing is None:
                     with chromium() as browser:
+                        # Its UI takes seconds a page here: fewer samples keep the run short.
                         results["mlflow browser"] = mlflow_browser(
-                            browser, server.url, peer["experiment_id"], peer["big"], args.peer_runs, args.samples
+                            browser,
+                            server.url,
+                            peer["experiment_id"],
+                            peer["big"],
+                            args.peer_runs,
+                            min(args.samples, 5),
                         )
     peer_name = f"MLflow {mlflow_version(exe)}" if exe else "MLflow (not installed)"
     lines = [
