@@ -119,6 +119,13 @@ def sample(fn: Callable[[], Any], n: int, warm: int = 2) -> list[float]:
     return out
 
 
+def measured(fn: Callable[[], float], n: int, warm: int = 1) -> list[float]:
+    """Like :func:`sample`, for a ``fn`` that measures itself and returns seconds."""
+    for _ in range(warm):
+        fn()
+    return [fn() for _ in range(n)]
+
+
 def ok(response: httpx.Response) -> httpx.Response:
     response.raise_for_status()
     return response
@@ -215,11 +222,15 @@ def browser_problem() -> str | None:
     return None
 
 
-def timed_navigation(page: Any, url: str, ready: Callable[[], None]) -> float:
+def timed_navigation(page: Any, url: str, ready: Callable[[], None], mark: str) -> float:
+    """Seconds from navigation until drawn: the page's own ``performance.mark`` (set by the studio's
+    pages once the data is on screen) when it has one, else until ``ready`` returns."""
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit")
     ready()
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    at = page.evaluate(f"performance.getEntriesByName({json.dumps(mark)})[0]?.startTime ?? null")
+    return at / 1000 if at is not None else elapsed
 
 
 def shoal_browser(browser: Any, url: str, token: str, big: str, n: int) -> dict[str, list[float]]:
@@ -232,17 +243,22 @@ def shoal_browser(browser: Any, url: str, token: str, big: str, n: int) -> dict[
     chart = f"{url}/studio/workspaces/default/jobs/{big}?tab=metrics"
 
     def rows_shown() -> None:
-        page.wait_for_selector("table tbody tr", timeout=60_000)
+        page.wait_for_function(
+            "() => performance.getEntriesByName('studio:jobs-rendered').length"
+            " || document.querySelectorAll('table tbody tr').length",
+            timeout=60_000,
+        )
 
     def chart_drawn() -> None:
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.chart-grid *')].some(e => /points/.test(e.textContent))",
+            "() => performance.getEntriesByName('studio:charts-rendered').length"
+            " || [...document.querySelectorAll('.chart-grid *')].some(e => /points/.test(e.textContent))",
             timeout=60_000,
         )
 
     out = {
-        "jobs page": sample(lambda: timed_navigation(page, jobs, rows_shown), n, warm=1),
-        "chart": sample(lambda: timed_navigation(page, chart, chart_drawn), n, warm=1),
+        "jobs page": measured(lambda: timed_navigation(page, jobs, rows_shown, "studio:jobs-rendered"), n),
+        "chart": measured(lambda: timed_navigation(page, chart, chart_drawn, "studio:charts-rendered"), n),
     }
     context.close()
     return out
@@ -300,7 +316,7 @@ def mlflow_browser(browser: Any, url: str, exp: str, big: str, runs: int, n: int
     )
     for key, target, ready in targets:
         try:
-            out[key] = sample(lambda t=target, r=ready: fresh_page(context, t, r), n, warm=1)
+            out[key] = measured(lambda t=target, r=ready: fresh_page(context, t, r), n)
         except Exception as exc:  # noqa: BLE001 - the peer's UI may not draw what is waited for
             print(f"MLflow UI {key}: not measured ({type(exc).__name__}: {str(exc)[:160]})", file=sys.stderr)
     context.close()

@@ -84,7 +84,15 @@ def test_jobs_search_filters_sorts_and_pages(api):
     # Keyset pages: no row twice, none left out; a job without the metric or param comes last.
     bare = make_run(api, exp, "bare")
     names.append(bare)
-    for order in ("params.depth desc", "created_at", "metrics.loss", "metrics.acc desc", "name asc", "duration"):
+    for order in (
+        "params.depth desc",
+        "created_at",
+        "metrics.loss",
+        "metrics.acc desc",
+        "name asc",
+        "duration",
+        "tags.team",
+    ):
         seen, token = [], None
         while True:
             page = studio(
@@ -100,7 +108,7 @@ def test_jobs_search_filters_sorts_and_pages(api):
             if not token:
                 break
         assert sorted(seen) == sorted(names) and len(seen) == 13, order
-        if order.startswith(("metrics.", "params.")):
+        if order.startswith(("metrics.", "params.", "tags.")):
             assert seen[-1] == bare, order
     page = studio(api, "/jobs", experiment="sweep-a", order_by="params.depth desc", max_results=3).json()
     assert [j["display_name"] for j in page["jobs"]] == ["r9", "r8", "r7"]  # strings: "9" > "8" > "11"
@@ -160,7 +168,12 @@ def test_series_keeps_every_point_then_samples_min_and_max(api):
     both = studio(api, "/series", runs=f"{run},{other},nope", key="loss", points=50).json()["series"]
     assert [s["job"] for s in both] == [run, other] and both[1]["value"] == [2.0] * 20
 
-    for params, words in (({"points": 1}, "points"), ({"step_from": 5, "step_to": 1}, "step_from"), ({}, "key")):
+    for params, words in (
+        ({"points": 1}, "points"),
+        ({"step_from": 5, "step_to": 1}, "step_from"),
+        ({"step_to": 10**30}, "step_to"),
+        ({}, "key"),
+    ):
         r = studio(api, f"/jobs/{run}/series", **({"key": "loss"} if "key" not in words else {}), **params)
         assert r.status_code == 400 and words in error_of(r)["message"], r.text
     assert studio(api, "/jobs/nope/series", key="loss").status_code == 404

@@ -25,7 +25,7 @@ MAX_PAGE = 500
 COUNT_CAP = 10_000
 MAX_COLUMNS = 50
 MAX_TAG_FILTERS = 20
-COLUMN_SAMPLE = 2_000
+COLUMN_SAMPLE = 500
 # Orders whose first page shows the largest values first unless told otherwise.
 DESCENDING_BY_DEFAULT = {"created_at", "start_time", "end_time", "duration"}
 ORDER_ALIASES = {"created": "created_at", "creation_time": "created_at", "start": "start_time", "end": "end_time"}

@@ -39,9 +39,12 @@ def _int_arg(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise UserError(f"{name} must be a whole number, got {raw[:40]!r}") from None
+    if abs(value) > 2**62:
+        raise UserError(f"{name} must be within ±2**62, got {raw[:40]}")
+    return value
 
 
 def parse_args(points: str | None, step_from: str | None, step_to: str | None) -> tuple[int, tuple[int, int] | None]:
