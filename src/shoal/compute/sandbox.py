@@ -223,13 +223,22 @@ class Sandbox:
             ]
         return args + list(command)
 
-    def give(self, paths: Iterable[str | Path]) -> None:
-        """Make ``paths`` (folders, with all they hold) the job user's, where job code runs as another user."""
+    def confine_build(self, argv: list[str], *, cwd: Path, writable: list[Path], readable: list[Path]) -> list[str]:
+        """``argv`` of an environment build step (a requirement's build backend is job code) in
+        the sandbox: ``writable`` (the environment being built, the build cache) given to the job's
+        user, ``readable`` (uv, the base interpreter) read-only; the network as for jobs."""
+        self.give(writable, skip_owned=True)
+        shown = [str(p) for p in readable if os.path.exists(p)]
+        return self.argv(argv, cwd=cwd, writable=[str(p) for p in writable], readable=shown)
+
+    def give(self, paths: Iterable[str | Path], *, skip_owned: bool = False) -> None:
+        """Make ``paths`` (folders, with all they hold) the job user's, where job code runs as another user.
+        ``skip_owned``: leave a folder the job user owns already as it is (what it made there is its own)."""
         if self.uid is None:
             return
         for top in paths:
             top = Path(top)
-            if not top.exists():
+            if not top.exists() or (skip_owned and top.stat().st_uid == self.uid):
                 continue
             os.lchown(top, self.uid, self.gid if self.gid is not None else -1)
             for root, dirs, files in os.walk(top):
