@@ -31,7 +31,7 @@ pytestmark = [
 PACKAGES = Path(tempfile.mkdtemp(prefix="shoal-evil-pkgs-"))
 SERVER_ENV = {"SHOAL_JOB_ISOLATION": "required", "SHOAL_JOB_READ_PATHS": str(PACKAGES)}
 
-BACKEND = r'''
+BACKEND = r"""
 import json, os, sys
 from pathlib import Path
 
@@ -77,7 +77,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     _attack()
     raise RuntimeError("the evil build stops here")
-'''
+"""
 
 
 def test_a_requirements_build_backend_cannot_reach_the_server_home(jobs_cli: Cli, tmp_path):
@@ -132,7 +132,7 @@ def test_a_requirements_build_backend_cannot_reach_the_server_home(jobs_cli: Cli
     assert not (home / "pwned-by-build").exists()
 
 
-GOOD_BACKEND = r'''
+GOOD_BACKEND = r"""
 import base64, hashlib, os, zipfile
 
 NAME, VERSION = "goodpkg", "0.1"
@@ -159,7 +159,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         record.append(f"{DIST}/RECORD,,")
         whl.writestr(f"{DIST}/RECORD", "\n".join(record) + "\n")
     return name
-'''
+"""
 
 
 def test_a_source_requirement_still_builds_in_the_sandbox(jobs_cli: Cli, tmp_path):
