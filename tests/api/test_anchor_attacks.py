@@ -261,3 +261,50 @@ def test_secret_values_never_come_back_without_the_right(api):
     assert not [text for text in seen if SECRET_KEY in text]
     r = api.anon.get(api.url("/datastores/blob"), headers=dana, params={"include_secrets": "true"})
     assert SECRET_KEY in r.text
+
+
+# -- specs and bodies (BI-23, BI-27, BI-30) -------------------------------------------------------
+
+
+def test_environment_variable_names_a_process_cannot_hold_are_refused(sqlite_api):
+    """BI-30 (BentoML CVE-2026-44346: a newline in an env name became a Dockerfile line): refused
+    at submission naming the variable, nothing created. Values go to the process as they are
+    (argv lists, no shell, no generated files); LD_PRELOAD and the like act inside the sandbox
+    only (tests/e2e/test_env_build_isolation.py)."""
+    api = sqlite_api
+    for name in ("A=B", "A\nRUN id", "", "X\x00Y"):
+        body = {"command": "echo hi", "environment": {"image": "python:3.11"}, "environment_variables": {name: "1"}}
+        r = api.http.post(api.url("/jobs"), json=body)
+        assert r.status_code in (400, 422), (name, r.text)
+    assert api.http.get(api.url("/jobs")).json()["value"] == []
+
+
+def test_compressed_bodies_are_never_inflated(sqlite_api):
+    """BI-27: the server decodes no Content-Encoding and opens no archive; a gzip bomb is bytes
+    that are not JSON (400 at once)."""
+    import gzip
+
+    api = sqlite_api
+    bomb = gzip.compress(b"[" + b"0," * 20_000_000 + b"0]")
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    r = api.http.post(_ml(api, "experiments/create"), content=bomb, headers=headers)
+    assert r.status_code == 400 and len(bomb) < 100_000
+
+
+def test_log_batch_follows_mlflows_limits(sqlite_api):
+    """BI-23: more than 1000 metrics, 100 params or 100 tags in one batch, and values over MLflow's
+    lengths, are 400s naming the limit; nothing of the batch is stored."""
+    api = sqlite_api
+    run = _run(api)
+    cases = [
+        ({"metrics": [{"key": f"k{i}", "value": 1, "timestamp": 1, "step": 0} for i in range(1001)]}, "1000 metrics"),
+        ({"params": [{"key": f"p{i}", "value": "1"} for i in range(101)]}, "100 params"),
+        ({"tags": [{"key": f"t{i}", "value": "1"} for i in range(101)]}, "100 tags"),
+        ({"params": [{"key": "big", "value": "x" * 6001}]}, "6000"),
+        ({"tags": [{"key": "big", "value": "x" * 8001}]}, "8000"),
+    ]
+    for body, limit in cases:
+        r = api.http.post(_ml(api, "runs/log-batch"), json={"run_id": run, **body})
+        assert r.status_code == 400 and limit in r.json()["message"], (limit, r.text)
+    data = api.http.get(_ml(api, "runs/get"), params={"run_id": run}).json()["run"]["data"]
+    assert not data.get("metrics") and not data.get("params")

@@ -191,3 +191,54 @@ def test_a_source_requirement_still_builds_in_the_sandbox(jobs_cli: Cli, tmp_pat
     assert done["status"] == "Completed", log
     assert "VALUE built in the sandbox" in log
     assert "building them in the job sandbox" in log
+
+
+PRELOAD = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Runs in every process the dynamic loader starts with LD_PRELOAD set. */
+__attribute__((constructor)) static void attack(void) {
+    FILE *token = fopen(HOME "/token", "r");
+    if (token != NULL) {
+        fclose(token);
+        FILE *out = fopen(HOME "/pwned-by-preload", "w");
+        if (out != NULL) { fputs("escaped\n", out); fclose(out); }
+    }
+    if (access("outputs", W_OK) == 0) {
+        FILE *mine = fopen("outputs/preloaded", "w");
+        if (mine != NULL) { fputs("inside\n", mine); fclose(mine); }
+    }
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler to build the preload library")
+def test_loader_variables_of_a_job_apply_inside_the_sandbox_only(jobs_cli: Cli, tmp_path):
+    """``environment_variables: {LD_PRELOAD: …}`` used to reach bwrap itself, which runs outside
+    the sandbox with the server's rights: the library's code ran there and could read the token."""
+    import subprocess
+
+    home = jobs_cli.home
+    lib = PACKAGES / "preload.so"
+    src = tmp_path / "preload.c"
+    src.write_text(PRELOAD)
+    subprocess.run(["cc", "-shared", "-fPIC", f'-DHOME="{home}"', "-o", str(lib), str(src)], check=True)
+    lib.chmod(0o755)
+    job = write_job(
+        tmp_path,
+        f"""
+        command: mkdir -p outputs && true && ls outputs
+        environment:
+          image: python:3.11
+        environment_variables:
+          LD_PRELOAD: {lib}
+        """,
+    )
+    name = jobs_cli("job", "create", "--file", str(job), "--query", "name", "-o", "tsv").out.strip()
+    done = wait_for(jobs_cli, name, timeout=120)
+    log = jobs_cli("job", "stream", "-n", name, check=False).out
+    assert done["status"] == "Completed", log
+    assert not (home / "pwned-by-preload").exists(), "the preload library ran outside the sandbox"
+    assert "preloaded" in log  # the job's own processes still get their LD_PRELOAD

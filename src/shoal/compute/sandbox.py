@@ -63,6 +63,25 @@ SYSTEM_EXTRA = ("/run/systemd/resolve",)
 # Accelerators: NVIDIA (and its capability nodes), DRM render nodes, AMD ROCm, InfiniBand.
 DEVICE_PATHS = ("/dev/dri", "/dev/kfd", "/dev/infiniband", "/dev/nvidia-caps")
 DEVICE_PREFIXES = ("nvidia",)
+# Variables the dynamic loader and libc act on (glibc's list for setuid programs, and its tunables):
+# set on bwrap itself they would run the job's code in bwrap, outside the sandbox, with the
+# server's rights (LD_PRELOAD=<a library in the job's code>). They are set inside instead.
+LOADER_VARIABLES = frozenset(
+    {
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "GLIBC_TUNABLES",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "MALLOC_TRACE",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "TZDIR",
+    }
+)
 
 
 class IsolationUnavailable(InfraError):
@@ -144,10 +163,12 @@ class Sandbox:
         writable: Iterable[str | Path] = (),
         readable: Iterable[str | Path] = (),
         tmp: str | Path | None = None,
+        setenv: Sequence[str] = (),
     ) -> list[str]:
         """``command`` wrapped in bwrap: the system read-only, ``readable`` read-only, ``writable``
         read-write, ``tmp`` as ``/tmp`` (else an empty tmpfs), a new PID and IPC namespace.
-        Folders are shown at their own paths; the folders above them are empty ones of the sandbox."""
+        Folders are shown at their own paths; the folders above them are empty ones of the sandbox.
+        ``setenv``: ``NAME=VALUE`` set right before ``command``, by ``env`` (``move_loader_variables``)."""
         args = [self.bwrap, "--unshare-pid", "--unshare-ipc", "--die-with-parent"]
         if self.uid is not None:
             # bwrap is root here: it builds the view, then setpriv (below) drops to the job's user.
@@ -221,6 +242,8 @@ class Sandbox:
                 "--inh-caps=-all",
                 "--",
             ]
+        if setenv:
+            args += [shutil.which("env") or "/usr/bin/env", *setenv]
         return args + list(command)
 
     def confine_build(self, argv: list[str], *, cwd: Path, writable: list[Path], readable: list[Path]) -> list[str]:
@@ -230,6 +253,15 @@ class Sandbox:
         self.give(writable, skip_owned=True)
         shown = [str(p) for p in readable if os.path.exists(p)]
         return self.argv(argv, cwd=cwd, writable=[str(p) for p in writable], readable=shown)
+
+    @staticmethod
+    def move_loader_variables(env: dict[str, str]) -> list[str]:
+        """Take the loader's variables (``LD_*``, ``LOADER_VARIABLES``) out of ``env``, the
+        environment bwrap is started with, and return them as ``NAME=VALUE`` for ``argv``'s
+        ``setenv``: set by ``env`` as the job's user, right before the command, they act on the
+        job's own processes only (neither on bwrap nor on setpriv, which run with privileges)."""
+        moved = sorted(k for k in env if k.startswith("LD_") or k in LOADER_VARIABLES)
+        return [f"{name}={env.pop(name)}" for name in moved]
 
     def give(self, paths: Iterable[str | Path], *, skip_owned: bool = False) -> None:
         """Make ``paths`` (folders, with all they hold) the job user's, where job code runs as another user.

@@ -38,7 +38,7 @@ def sandboxed(
     """Prepare the job's folders for ``sandbox`` and return how to wrap a rank's argv.
 
     ``env`` (the command's environment) gets its own ``HOME`` and ``/tmp`` in the run folder, and
-    loses the server's XDG folders."""
+    loses the server's XDG folders and the loader's variables (set inside the sandbox instead)."""
     home, tmp = run_dir / "home", run_dir / "tmp"
     for folder in (home, tmp):
         folder.mkdir(exist_ok=True)
@@ -58,8 +58,10 @@ def sandboxed(
     for var in HOST_ONLY:
         env.pop(var, None)
     env["HOME"] = str(home)
+    # LD_PRELOAD and the like would act on bwrap itself, outside the sandbox: set inside only.
+    setenv = sandbox.move_loader_variables(env)
 
     def wrap(argv: list[str]) -> list[str]:
-        return sandbox.argv(argv, cwd=workdir, writable=writable, readable=readable, tmp=tmp)
+        return sandbox.argv(argv, cwd=workdir, writable=writable, readable=readable, tmp=tmp, setenv=setenv)
 
     return wrap
