@@ -308,3 +308,32 @@ def test_log_batch_follows_mlflows_limits(sqlite_api):
         assert r.status_code == 400 and limit in r.json()["message"], (limit, r.text)
     data = api.http.get(_ml(api, "runs/get"), params={"run_id": run}).json()["run"]["data"]
     assert not data.get("metrics") and not data.get("params")
+
+
+# -- the database (F-11) --------------------------------------------------------------------------
+
+
+def test_a_write_lock_held_elsewhere_is_a_503_with_retry_after_and_reads_go_on(shoal_home):
+    """F-11: another process holds SQLite's write lock past the busy timeout: writes answer 503
+    with ``Retry-After`` (not a 500), reads are served, and the next write after it lets go works."""
+    import sqlite3
+
+    from shoal.config import ShoalSettings
+
+    api = Api(ShoalSettings(home=shoal_home, db_busy_timeout=0.3))
+    try:
+        url = api.settings.resolved_database_url()
+        holder = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            r = api.http.put(api.url("/models/m/versions/1"), json={"path": "https://e.com/m"})
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1" and "database is busy" in error_of(r)["message"]
+            assert api.http.get(api.url("/models")).status_code == 200
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        r = api.http.put(api.url("/models/m/versions/1"), json={"path": "https://e.com/m"})
+        assert r.status_code == 200, r.text
+    finally:
+        api.close()
