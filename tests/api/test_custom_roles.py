@@ -195,25 +195,29 @@ def test_owners_read_their_own_workspaces_audit(sqlite_api):
 
 
 def test_a_job_of_a_custom_role_holder_gets_only_what_the_role_allows(shoal_home):
-    """A job token carries its submitter's custom role too: read and track where the role allows
-    reading jobs and writing experiments."""
+    """A job token carries its submitter's custom role too: a role that submits jobs gives its
+    jobs read and track (narrowed to the job, as always); a role submitted for (a user whose
+    role changed since) gives read where it reads jobs and track where it writes experiments."""
     app_api = Api(ShoalSettings(home=shoal_home))
     try:
         _put_role(app_api, "Submitter", actions=[f"{ML}/jobs/*", f"{ML}/environments/read"])
-        _put_role(app_api, "Tracker", actions=[f"{ML}/jobs/*", f"{ML}/experiments/*", f"{ML}/*/read"])
-        make_user(app_api, "sam", "Submitter")
-        make_user(app_api, "tina", "Tracker")
+        _put_role(app_api, "Viewer", actions=[f"{ML}/jobs/read"])
+        _put_role(app_api, "Logger", actions=[f"{ML}/jobs/read", f"{ML}/experiments/write"])
+        sam = make_user(app_api, "sam", "Submitter")
+        viewer = make_user(app_api, "vic", "Viewer")
+        make_user(app_api, "lou", "Logger")
+        body = {"command": "echo hi", "environment": {"image": "python:3.11"}}
+        assert app_api.anon.post(app_api.url("/jobs"), json=body, headers=viewer).status_code == 403
+        r = app_api.anon.post(app_api.url("/jobs"), json=body, headers=sam)
+        assert r.status_code in (200, 201), r.text
         ctx = app_api.app.state.ctx
-        for user, want in (("sam", {Permission.READ}), ("tina", {Permission.READ, Permission.TRACK})):
-            r = app_api.http.post(
-                app_api.url("/jobs"), json={"command": "echo hi", "environment": {"image": "python:3.11"}}
-            )
-            assert r.status_code in (200, 201), r.text
-            job = r.json()["name"]
+        grant = attempt_grant(ctx, "default", r.json()["name"], 1)
+        assert grant is not None and set(grant.submitter_permissions) == {Permission.READ, Permission.TRACK}
+        for user, want in (("vic", {Permission.READ}), ("lou", {Permission.READ, Permission.TRACK})):
+            job = app_api.http.post(app_api.url("/jobs"), json=body).json()["name"]
             user_service.record_submitter(ctx, "default", job, user)
             grant = attempt_grant(ctx, "default", job, 1)
-            assert grant is not None
-            assert set(grant.submitter_permissions) == want, user
+            assert grant is not None and set(grant.submitter_permissions) == want, user
     finally:
         app_api.close()
 

@@ -122,8 +122,12 @@ class CustomRole:
         return self._deny is None or not self._deny.fullmatch(action)
 
     def job_permissions(self) -> frozenset[Permission]:
-        """What a job submitted by a holder of only this role may do with its job token: read its
-        job (``jobs/read``) and record its run (``experiments/write``), where the role allows them."""
+        """What a job submitted by a holder of only this role may do with its job token (narrowed
+        to its job, as always): a role that submits jobs (``jobs/write``) gives its jobs what a job
+        needs to run and report (read, track); otherwise read where it allows ``jobs/read`` and
+        track where it allows ``experiments/write``."""
+        if self.allows(f"{NAMESPACE}/workspaces/jobs/write"):
+            return frozenset({P.READ, P.TRACK})
         held = set()
         if self.allows(f"{NAMESPACE}/workspaces/jobs/read"):
             held.add(P.READ)
