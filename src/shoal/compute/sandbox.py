@@ -50,6 +50,7 @@ from shoal.errors import InfraError
 logger = logging.getLogger(__name__)
 
 MODES = ("off", "auto", "required")
+NETWORK_MODES = ("host", "server")
 DEFAULT_MODE = "auto"
 DEFAULT_JOB_USER = "nobody"
 # What the backend tells its runners: the sandbox as JSON, absent when jobs run unconfined.
@@ -123,6 +124,9 @@ class Sandbox:
     read_paths: tuple[str, ...] = field(default_factory=tuple)
     # Folders never shown, even inside a system or read path (the server's home, say).
     hide: tuple[str, ...] = field(default_factory=tuple)
+    # SHOAL_JOB_NETWORK: "host" (the host's network) or "server" (a namespace of the job's own
+    # where the Shoal server is the only address: compute/job_network.py).
+    network: str = "host"
 
     # -- passing it to the runner -------------------------------------------------------------
 
@@ -135,6 +139,7 @@ class Sandbox:
                 "setpriv": self.setpriv,
                 "read": self.read_paths,
                 "hide": self.hide,
+                "network": self.network,
             }
         )
 
@@ -151,6 +156,7 @@ class Sandbox:
             data.get("setpriv"),
             tuple(data.get("read") or ()),
             tuple(data.get("hide") or ()),
+            data.get("network") or "host",
         )
 
     # -- starting a command in it -------------------------------------------------------------
@@ -323,17 +329,39 @@ def resolve(
     user: str | None = None,
     read_paths: str | Sequence[str] | None = None,
     hide: Sequence[str | Path] = (),
+    network: str | None = None,
 ) -> Sandbox | None:
     """The sandbox jobs run in under ``mode`` (``SHOAL_JOB_ISOLATION``), or None for unconfined.
 
     ``auto`` probes bwrap once (a few milliseconds) and falls back to unconfined with a warning;
-    ``required`` raises ``IsolationUnavailable`` saying why; ``off`` never probes."""
+    ``required`` raises ``IsolationUnavailable`` saying why; ``off`` never probes. ``network``
+    (``SHOAL_JOB_NETWORK``): ``server`` asks for a network namespace per job, which needs the
+    sandbox: a server that cannot give one refuses to start rather than run jobs on the host's
+    network."""
     mode = (mode or DEFAULT_MODE).strip().lower()
     if mode not in MODES:
         raise IsolationUnavailable(
             f"SHOAL_JOB_ISOLATION={mode!r} is not one of {', '.join(MODES)}",
             details={"setting": "SHOAL_JOB_ISOLATION", "allowed": list(MODES)},
         )
+    network = (network or "host").strip().lower()
+    if network not in NETWORK_MODES:
+        raise IsolationUnavailable(
+            f"SHOAL_JOB_NETWORK={network!r} is not one of {', '.join(NETWORK_MODES)}",
+            details={"setting": "SHOAL_JOB_NETWORK", "allowed": list(NETWORK_MODES)},
+        )
+    if network == "server":
+        if mode == "off":
+            raise IsolationUnavailable(
+                "SHOAL_JOB_NETWORK=server needs job isolation, but SHOAL_JOB_ISOLATION=off",
+                details={"setting": "SHOAL_JOB_NETWORK"},
+            )
+        if shutil.which("nsenter") is None:
+            raise IsolationUnavailable(
+                "SHOAL_JOB_NETWORK=server needs `nsenter` (util-linux) on PATH",
+                details={"setting": "SHOAL_JOB_NETWORK"},
+            )
+        mode = "required"
     if mode == "off":
         return None
     if isinstance(read_paths, str):
@@ -354,7 +382,7 @@ def resolve(
                 problem = "the server runs as root and `setpriv` (util-linux) is not on PATH"
         if problem is None:
             hidden = tuple(os.path.realpath(p) for p in hide)
-            sandbox = Sandbox(bwrap, uid, gid, setpriv, extra, hidden)
+            sandbox = Sandbox(bwrap, uid, gid, setpriv, extra, hidden, network)
             problem = sandbox.check()
     if problem is None:
         return sandbox

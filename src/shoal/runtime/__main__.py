@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     build_log = shipper.watch("system_logs/environment_build.txt")
     shipper.start()
     status, exit_code, error = "Failed", None, None
+    network: Any = None  # the job's own network namespace (SHOAL_JOB_NETWORK=server)
     try:
         # The job's own layer over the shared environment: its `pip install` goes there.
         prepared = prepare_environment(spec["environment"], build_log, home or run_dir, sandbox).layered(
@@ -190,7 +191,14 @@ def run(args: argparse.Namespace) -> int:
         env = prepared.environ(job_environment(spec, token, inputs, outputs))
         wrap = None
         if sandbox is not None:  # the server isolates job code: this run's folders only, see confine.py
-            from shoal.runtime.confine import sandboxed
+            from shoal.runtime.confine import sandboxed, server_address
+
+            if sandbox.network == "server":  # a network namespace of the job's own (job_network.py)
+                from shoal.compute.job_network import JobNetwork
+
+                port = server_address(spec["mlflow_tracking_uri"])[1]
+                network = JobNetwork(sandbox.bwrap, run_dir / "net", port, lambda: server_address(client.url))
+                network.start()
 
             wrap = sandboxed(
                 sandbox,
@@ -201,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 inputs_spec=spec["inputs"],
                 inputs=inputs,
                 env=env,
+                network=network,
             )
         ranks = plan_ranks(spec.get("distribution"), spec.get("resources") or {}, run_dir / "user_logs")
         for rank in ranks:
@@ -252,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
             fh.write(f"\n[shoal] {message}\n")
         traceback.print_exc()
     finally:
+        if network is not None:
+            network.close()
         beat.stopped.set()
         shipper.close()
     try:
