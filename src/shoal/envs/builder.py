@@ -37,12 +37,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO
+from typing import Literal, Protocol, TextIO
 
 from shoal.envs import pyver
 from shoal.envs.errors import EnvironmentBuildError
 from shoal.envs.spec import EnvSpec
-from shoal.envs.uvtool import find_uv, run_streaming
+from shoal.envs.uvtool import RunResult, find_uv, run_streaming
 
 MARKER = "shoal-env.json"
 # uv's cache for builds in the job sandbox, under the environment cache.
@@ -307,7 +307,7 @@ class EnvBuilder:
                 return
         self._fail(spec, digest, log_path, "installing the requirements", result.tail, result.timed_out)
 
-    def _attempts(self, cmd: list[str], tee: Callable[[str], None], env: dict[str, str], cwd: Path) -> Any:
+    def _attempts(self, cmd: list[str], tee: Callable[[str], None], env: dict[str, str], cwd: Path) -> RunResult:
         """Offline first (uv's cache), then with network access; the last attempt's result."""
         at = cmd.index("install") + 1
         attempts = [True, False] if self.offline_first else [False]
@@ -321,7 +321,7 @@ class EnvBuilder:
                 tee("# shoal: uv's cache does not hold everything; trying again with network access")
         return result
 
-    def _confined_install(self, spec: EnvSpec, options: list[str], tee: Callable[[str], None], venv: Path) -> Any:
+    def _confined_install(self, spec: EnvSpec, options: list[str], tee: Callable[[str], None], venv: Path) -> RunResult:
         assert self.confine is not None
         # A cache of the sandbox's own: a build cannot plant files in the one trusted installs use.
         cache = self.cache_dir / BUILD_CACHE

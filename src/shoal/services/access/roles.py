@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from shoal.errors import UserError
-
 
 class Permission(StrEnum):
     READ = "read"
@@ -81,14 +79,6 @@ ALIASES = {
 def builtin_role(name: str) -> str | None:
     """The built-in role's Azure name, from that name or an alias; None when it is none of them."""
     return ALIASES.get(str(name).strip().lower())
-
-
-def canonical_role(name: str) -> str:
-    """The role's Azure name, from that name or an alias; a clear error naming the roles otherwise."""
-    found = builtin_role(name)
-    if found is None:
-        raise UserError(f"unknown role {name!r}: one of {', '.join(repr(r) for r in ROLES)}")
-    return found
 
 
 def permissions_of(roles: list[str] | tuple[str, ...] | set[str]) -> frozenset[Permission]:
