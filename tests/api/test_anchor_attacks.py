@@ -337,3 +337,38 @@ def test_a_write_lock_held_elsewhere_is_a_503_with_retry_after_and_reads_go_on(s
         assert r.status_code == 200, r.text
     finally:
         api.close()
+
+
+# -- load (L-02) -----------------------------------------------------------------------------------
+
+
+def test_concurrent_log_batches_into_one_run_all_land(api):
+    """L-02 (MLflow's test_log_metric_concurrent_logging_succeeds, its SQLite 'database is
+    locked' and MySQL deadlock reports): 16 clients send a 1000-metric batch into one run at
+    once; no error, and every point is stored, on SQLite and PostgreSQL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.testclient import TestClient
+
+    run = _run(api)
+    keys = [f"m{i}" for i in range(1000)]
+
+    def send(step: int) -> int:
+        client = TestClient(api.app, raise_server_exceptions=False)  # no lifespan: the app is up
+        try:
+            metrics = [{"key": k, "value": step, "timestamp": 1000 + step, "step": step} for k in keys]
+            r = client.post(
+                _ml(api, "runs/log-batch"), json={"run_id": run, "metrics": metrics}, headers=api.http.headers
+            )
+            return r.status_code
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(send, range(16)))
+    assert codes == [200] * 16
+    data = api.http.get(_ml(api, "runs/get"), params={"run_id": run}).json()["run"]["data"]
+    assert len(data["metrics"]) == 1000 and {m["value"] for m in data["metrics"]} == {15}
+    for key in ("m0", "m500", "m999"):
+        r = api.http.get(_ml(api, "metrics/get-history"), params={"run_id": run, "metric_key": key})
+        assert sorted(p["step"] for p in r.json()["metrics"]) == list(range(16)), key
