@@ -7,6 +7,7 @@ token, keys and database, or to write into its home, finds nothing and changes n
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ pytestmark = [
 # The attacker's package must be reachable by the build: a local folder stands for the sdist an
 # attacker would publish (the sandbox shows it only because the admin lists it as a read path).
 PACKAGES = Path(tempfile.mkdtemp(prefix="shoal-evil-pkgs-"))
+atexit.register(shutil.rmtree, PACKAGES, True)
 SERVER_ENV = {"SHOAL_JOB_ISOLATION": "required", "SHOAL_JOB_READ_PATHS": str(PACKAGES)}
 
 BACKEND = r"""
@@ -242,3 +244,25 @@ def test_loader_variables_of_a_job_apply_inside_the_sandbox_only(jobs_cli: Cli, 
     assert done["status"] == "Completed", log
     assert not (home / "pwned-by-preload").exists(), "the preload library ran outside the sandbox"
     assert "preloaded" in log  # the job's own processes still get their LD_PRELOAD
+
+
+def test_the_loaders_debug_output_cannot_write_outside_the_sandbox(jobs_cli: Cli, tmp_path):
+    """No compiler needed: ``LD_DEBUG_OUTPUT`` makes the dynamic loader of every program it
+    starts write files where it names. Set on bwrap, that was a write into the server's home."""
+    home = jobs_cli.home
+    job = write_job(
+        tmp_path,
+        f"""
+        command: mkdir -p outputs && ls /proc/self/ > /dev/null && echo ran
+        environment:
+          image: python:3.11
+        environment_variables:
+          LD_DEBUG: files
+          LD_DEBUG_OUTPUT: {home}/pwned-debug
+        """,
+    )
+    name = jobs_cli("job", "create", "--file", str(job), "--query", "name", "-o", "tsv").out.strip()
+    done = wait_for(jobs_cli, name, timeout=120)
+    log = jobs_cli("job", "stream", "-n", name, check=False).out
+    assert done["status"] == "Completed", log
+    assert not list(home.glob("pwned-debug*")), "the loader wrote into the server's home"
