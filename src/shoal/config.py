@@ -4,9 +4,10 @@ Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABAS
 ``SHOAL_ARTIFACT_ROOT``, ``SHOAL_SERVER_URL``, ``SHOAL_TOKEN``, ``SHOAL_WORKSPACE``,
 ``SHOAL_LOCAL_DATASTORE_ROOTS``, ``SHOAL_UPLOAD_SESSION_TTL``, ``SHOAL_TEMP_FILE_MAX_AGE``,
 ``SHOAL_CLEANUP_INTERVAL``; job isolation: ``SHOAL_JOB_ISOLATION`` (off | auto | required),
-``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``; for several servers on one database
+``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``, ``SHOAL_JOB_NETWORK`` (host | server); for several servers on one database
 ``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``; team mode:
-``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``.
+``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``; SQLite:
+``SHOAL_DB_BUSY_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -56,12 +57,17 @@ class ShoalSettings(BaseSettings):
     job_user: str | None = None
     # Extra host folders jobs may read (os.pathsep-separated), e.g. a shared dataset folder.
     job_read_paths: str | None = None
+    # What job code reaches on the network: host (the host's network) | server (the Shoal
+    # server only, in a namespace of the job's own: compute/job_network.py).
+    job_network: str = "host"
     # Team mode (see ``is_team_mode``): true, false, or unset to decide from the bind address.
     team_mode: bool | None = None
     # Days the audit log keeps its records.
     audit_retention_days: float = 365.0
     # Seconds a request body may stall (no bytes arriving) before the server answers 408.
     body_timeout: float = 60.0
+    # SQLite: seconds a writer waits for another's lock before the request answers 503.
+    db_busy_timeout: float = 30.0
 
     def is_team_mode(self) -> bool:
         """A server others reach: SHOAL_TEAM_MODE=1, or bound to an address other than loopback.

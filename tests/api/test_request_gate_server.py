@@ -194,3 +194,26 @@ def test_user_role_and_audit_verbs(server, monkeypatch, capsys):
     assert records[0]["client"] == "127.0.0.1"
     shown = json.loads(shoal("user", "show", "-n", "alice")[1])
     assert shown["roles"] == [{"workspace": "default", "role": "Reader"}]
+    # Custom roles: an admin defines one (flags or Azure's JSON), assigns it, and shows it.
+    definition = json.dumps(
+        {
+            "Name": "Model Reader",
+            "Actions": ["Microsoft.MachineLearningServices/workspaces/models/read"],
+            "NotActions": [],
+        }
+    )
+    code, out, err = shoal("role", "create", "--role-definition", definition)
+    assert code == 0 and json.loads(out)["type"] == "custom", err
+    code, _, err = shoal("role", "create", "-n", "Mine", "--action", "*", token=alice)
+    assert code == 1 and "PERMISSION_DENIED" in err
+    assert shoal("role", "assignment", "create", "--assignee", "alice", "--role", "model reader")[0] == 0
+    table = shoal("role", "list", "-o", "table")[1]
+    assert "Model Reader" in table and "custom" in table and "workspaces/models/read" in table
+    code, _, err = shoal("role", "delete", "-n", "Model Reader", "--yes")
+    assert code == 1 and "still assigned" in err
+    # An Owner reads its workspace's audit records, not the whole log.
+    assert shoal("role", "assignment", "create", "--assignee", "alice", "--role", "Owner")[0] == 0
+    code, out, err = shoal("audit", "list", "--workspace", "default", "-o", "json", token=alice)
+    assert code == 0 and {r["workspace"] for r in json.loads(out)} == {"default"}, err
+    code, _, err = shoal("audit", "list", "-o", "json", token=alice)
+    assert code == 1 and "PERMISSION_DENIED" in err

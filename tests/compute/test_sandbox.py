@@ -34,6 +34,23 @@ def test_settings_are_checked_with_clear_errors():
     assert job_user("1234:5678") == (1234, 5678)
 
 
+def test_job_network_settings_are_checked(monkeypatch, tmp_path):
+    with pytest.raises(IsolationUnavailable, match="SHOAL_JOB_NETWORK='none' is not one of host, server"):
+        resolve("auto", network="none")
+    with pytest.raises(IsolationUnavailable, match="SHOAL_JOB_NETWORK=server needs job isolation"):
+        resolve("off", network="server")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, no nsenter: server mode refuses, never falls back
+    with pytest.raises(IsolationUnavailable, match="nsenter"):
+        resolve("auto", network="server")
+
+
+@needs_bwrap
+def test_the_network_setting_reaches_the_runner(tmp_path):
+    sandbox = resolve("required", network="server", hide=[tmp_path])
+    assert sandbox is not None and sandbox.network == "server"
+    assert Sandbox.from_env({"SHOAL_SANDBOX": sandbox.to_env()}) == sandbox
+
+
 def test_required_without_bwrap_says_why(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without bwrap
     with pytest.raises(IsolationUnavailable, match="required.*bubblewrap is not installed"):

@@ -123,17 +123,106 @@ def token_revoke(
 
 # -- role -----------------------------------------------------------------------------------
 
-role_app = typer.Typer(help="Workspace roles (Azure's built-in roles) and their assignments.", no_args_is_help=True)
+role_app = typer.Typer(
+    help="Workspace roles (Azure's built-in roles and custom ones) and their assignments.", no_args_is_help=True
+)
 assignment_app = typer.Typer(help="Who holds which role in a workspace (as `az role assignment`).")
 role_app.add_typer(assignment_app, name="assignment")
 AssigneeOpt = Annotated[str, typer.Option("--assignee", help="User name.")]
 
 
-@role_app.command("list", epilog=epilog(["shoal role list -o table"]))
+def _role_row(role: dict[str, Any]) -> dict[str, Any]:
+    grants = role.get("permissions") or role.get("actions") or []
+    denies = role.get("not_actions") or []
+    text = ", ".join(grants) + (f"; not {', '.join(denies)}" if denies else "")
+    return {"name": role["name"], "type": role.get("type", "built-in"), "grants": text}
+
+
+@role_app.command("list", epilog=epilog(["shoal role list -o table", "shoal role list --query \"[?type=='custom']\""]))
 def role_list(output: OutputOpt = OutputFormat.json, query: QueryOpt = None) -> None:
-    """List the roles and the permissions each holds."""
-    roles = [{"name": r["name"], "permissions": ", ".join(r["permissions"])} for r in _access().list_roles()]
-    show(roles, output, query, columns=["name", "permissions"])
+    """List the roles: the built-in ones with the permissions each holds, the custom ones with their
+    actions."""
+    roles = _access().list_roles()
+    if output == OutputFormat.table or output == OutputFormat.tsv:
+        roles = [_role_row(r) for r in roles]
+    show(roles, output, query, columns=["name", "type", "grants"])
+
+
+RoleNameOpt = Annotated[str, typer.Option("--name", "-n", help="The role's name.")]
+
+
+def _definition(path: str) -> dict[str, Any]:
+    """An Azure role definition file (``az role definition create --role-definition``): JSON with
+    Name, Description, Actions, NotActions (the lower-case spellings too)."""
+    import json
+    from pathlib import Path
+
+    text = path if path.lstrip().startswith("{") else Path(path).read_text(encoding="utf-8")
+    if len(text) > 1_000_000:
+        raise UserError(f"role definition {path!r} is over 1 MB")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"role definition {path!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"role definition {path!r} must be a JSON object")
+    return data
+
+
+@role_app.command(
+    "create",
+    epilog=epilog(
+        [
+            "shoal role create -n 'Job Runner' --action 'Microsoft.MachineLearningServices/workspaces/*/read' "
+            "--action 'Microsoft.MachineLearningServices/workspaces/jobs/*' "
+            "--action 'Microsoft.MachineLearningServices/workspaces/experiments/*'",
+            "shoal role create -n 'No Compute' --action '*' "
+            "--not-action 'Microsoft.MachineLearningServices/workspaces/computes/*'",
+            "shoal role create --role-definition role.json   # Azure's JSON: Name, Actions, NotActions",
+        ]
+    ),
+)
+def role_create(
+    name: Annotated[str | None, typer.Option("--name", "-n", help="The role's name.")] = None,
+    action: Annotated[
+        list[str] | None, typer.Option("--action", help="An allowed action pattern (repeat); `*` matches anything.")
+    ] = None,
+    not_action: Annotated[
+        list[str] | None, typer.Option("--not-action", help="An action pattern taken out of those allowed (repeat).")
+    ] = None,
+    description: Annotated[str | None, typer.Option("--description", help="What the role is for.")] = None,
+    role_definition: Annotated[
+        str | None, typer.Option("--role-definition", help="A JSON file (or JSON text) in Azure's role format.")
+    ] = None,
+    output: OutputOpt = OutputFormat.json,
+    query: QueryOpt = None,
+) -> None:
+    """Define a custom role from Azure-style actions, or replace one of that name (server admin).
+    Assign it per workspace with `shoal role assignment create`, like a built-in role."""
+    spellings = {"Name": "name", "Description": "description", "Actions": "actions", "NotActions": "not_actions"}
+    spec = {spellings.get(k, k): v for k, v in (_definition(role_definition) if role_definition else {}).items()}
+    name = name or spec.get("name")
+    if not name:
+        raise UserError("give the role's name (--name, or Name in --role-definition)")
+    actions = action or spec.get("actions") or []
+    not_actions = not_action or spec.get("not_actions") or []
+    text = description if description is not None else spec.get("description") or ""
+    result = _access().create_or_update_role(name, actions=actions, not_actions=not_actions, description=text)
+    show(result, output, query)
+
+
+@role_app.command("show", epilog=epilog(["shoal role show -n Reader", "shoal role show -n 'Job Runner'"]))
+def role_show(name: RoleNameOpt, output: OutputOpt = OutputFormat.json, query: QueryOpt = None) -> None:
+    """Show a role: a built-in one's permissions, a custom one's actions and not-actions."""
+    show(_access().get_role(name), output, query)
+
+
+@role_app.command("delete", epilog=epilog(["shoal role delete -n 'Job Runner' --yes"]))
+def role_delete(name: RoleNameOpt, yes: YesOpt = False) -> None:
+    """Delete a custom role (server admin); refused while anyone still holds it."""
+    if not yes and not typer.confirm(f"Delete the custom role '{name}'?", default=False):
+        raise typer.Abort()
+    _access().delete_role(name)
 
 
 @assignment_app.command(
@@ -147,7 +236,9 @@ def role_list(output: OutputOpt = OutputFormat.json, query: QueryOpt = None) -> 
 )
 def assignment_create(
     assignee: AssigneeOpt,
-    role: Annotated[str, typer.Option("--role", help="Owner, Contributor, Reader, AzureML Data Scientist, …")],
+    role: Annotated[
+        str, typer.Option("--role", help="Owner, Contributor, Reader, AzureML Data Scientist, … or a custom role.")
+    ],
     workspace_name: WorkspaceOpt = None,
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
@@ -192,7 +283,10 @@ def assignment_delete(
 
 # -- audit ----------------------------------------------------------------------------------
 
-audit_app = typer.Typer(help="The audit log: writes, secret reads and denied requests (admin).", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit log: writes, secret reads and denied requests (admins; a workspace's Owners, its own).",
+    no_args_is_help=True,
+)
 
 
 @audit_app.command(
@@ -217,7 +311,8 @@ def audit_list(
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
 ) -> None:
-    """List audit records, newest first: who, what, when, from where, and the answer."""
+    """List audit records, newest first: who, what, when, from where, and the answer. A server
+    admin reads every record; an Owner of a workspace reads that workspace's (--workspace)."""
     found = _access().list_audit(
         limit=max_results, user=user, workspace=workspace, since=since, until=until, outcome=outcome
     )

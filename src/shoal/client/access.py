@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from shoal.client.transport import Transport
 
@@ -52,7 +53,27 @@ class AccessOperations:
     # -- roles ------------------------------------------------------------------------------
 
     def list_roles(self) -> list[dict[str, Any]]:
+        """The built-in roles, then the custom ones."""
         return list(self._t.paged("/roles"))
+
+    def get_role(self, name: str) -> dict[str, Any]:
+        return self._t.request("GET", f"/roles/{quote(name, safe='')}")  # type: ignore[no-any-return]
+
+    def create_or_update_role(
+        self,
+        name: str,
+        *,
+        actions: list[str],
+        not_actions: list[str] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Define a custom role (server admin): Azure-style action patterns such as
+        ``Microsoft.MachineLearningServices/workspaces/jobs/*``."""
+        body = {"actions": actions, "not_actions": not_actions or [], "description": description}
+        return self._t.request("PUT", f"/roles/{quote(name, safe='')}", json=body)  # type: ignore[no-any-return]
+
+    def delete_role(self, name: str) -> None:
+        self._t.request("DELETE", f"/roles/{quote(name, safe='')}")
 
     def list_role_assignments(self, workspace: str) -> list[dict[str, Any]]:
         return list(self._t.paged(f"/workspaces/{workspace}/role-assignments"))
@@ -67,5 +88,9 @@ class AccessOperations:
     # -- audit ------------------------------------------------------------------------------
 
     def list_audit(self, *, limit: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Records newest first; filters: user, workspace, since, until (ISO 8601), outcome."""
+        """Records newest first; filters: user, workspace, since, until (ISO 8601), outcome. With
+        ``workspace``, that workspace's records (which its Owners may read, not only admins)."""
+        workspace = filters.pop("workspace", None)
+        if workspace:
+            return self._t.paged(f"/workspaces/{workspace}/audit", filters, limit=limit)
         return self._t.paged("/audit", filters, limit=limit)

@@ -40,6 +40,7 @@ class LocalBackend:
         isolation_mode: str | None = None,
         job_user: str | None = None,
         read_paths: str | None = None,
+        network: str | None = None,
     ) -> None:
         self.home = Path(home).expanduser().resolve()
         self.python = python or sys.executable
@@ -48,8 +49,11 @@ class LocalBackend:
             isolation_mode = settings.job_isolation
             job_user = job_user if job_user is not None else settings.job_user
             read_paths = read_paths if read_paths is not None else settings.job_read_paths
+            network = network if network is not None else settings.job_network
         # None: job code runs unconfined (SHOAL_JOB_ISOLATION=off, or auto where bwrap cannot run).
-        self.sandbox = isolation.resolve(isolation_mode, user=job_user, read_paths=read_paths, hide=[self.home])
+        self.sandbox = isolation.resolve(
+            isolation_mode, user=job_user, read_paths=read_paths, hide=[self.home], network=network
+        )
         # Runners this server started: polled so they are reaped, never left as zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 

@@ -50,6 +50,7 @@ from shoal.errors import InfraError
 logger = logging.getLogger(__name__)
 
 MODES = ("off", "auto", "required")
+NETWORK_MODES = ("host", "server")
 DEFAULT_MODE = "auto"
 DEFAULT_JOB_USER = "nobody"
 # What the backend tells its runners: the sandbox as JSON, absent when jobs run unconfined.
@@ -63,6 +64,25 @@ SYSTEM_EXTRA = ("/run/systemd/resolve",)
 # Accelerators: NVIDIA (and its capability nodes), DRM render nodes, AMD ROCm, InfiniBand.
 DEVICE_PATHS = ("/dev/dri", "/dev/kfd", "/dev/infiniband", "/dev/nvidia-caps")
 DEVICE_PREFIXES = ("nvidia",)
+# Variables the dynamic loader and libc act on (glibc's list for setuid programs, and its tunables):
+# set on bwrap itself they would run the job's code in bwrap, outside the sandbox, with the
+# server's rights (LD_PRELOAD=<a library in the job's code>). They are set inside instead.
+LOADER_VARIABLES = frozenset(
+    {
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "GLIBC_TUNABLES",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "MALLOC_TRACE",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "TZDIR",
+    }
+)
 
 
 class IsolationUnavailable(InfraError):
@@ -104,6 +124,9 @@ class Sandbox:
     read_paths: tuple[str, ...] = field(default_factory=tuple)
     # Folders never shown, even inside a system or read path (the server's home, say).
     hide: tuple[str, ...] = field(default_factory=tuple)
+    # SHOAL_JOB_NETWORK: "host" (the host's network) or "server" (a namespace of the job's own
+    # where the Shoal server is the only address: compute/job_network.py).
+    network: str = "host"
 
     # -- passing it to the runner -------------------------------------------------------------
 
@@ -116,6 +139,7 @@ class Sandbox:
                 "setpriv": self.setpriv,
                 "read": self.read_paths,
                 "hide": self.hide,
+                "network": self.network,
             }
         )
 
@@ -132,6 +156,7 @@ class Sandbox:
             data.get("setpriv"),
             tuple(data.get("read") or ()),
             tuple(data.get("hide") or ()),
+            data.get("network") or "host",
         )
 
     # -- starting a command in it -------------------------------------------------------------
@@ -144,10 +169,12 @@ class Sandbox:
         writable: Iterable[str | Path] = (),
         readable: Iterable[str | Path] = (),
         tmp: str | Path | None = None,
+        setenv: Sequence[str] = (),
     ) -> list[str]:
         """``command`` wrapped in bwrap: the system read-only, ``readable`` read-only, ``writable``
         read-write, ``tmp`` as ``/tmp`` (else an empty tmpfs), a new PID and IPC namespace.
-        Folders are shown at their own paths; the folders above them are empty ones of the sandbox."""
+        Folders are shown at their own paths; the folders above them are empty ones of the sandbox.
+        ``setenv``: ``NAME=VALUE`` set right before ``command``, by ``env`` (``move_loader_variables``)."""
         args = [self.bwrap, "--unshare-pid", "--unshare-ipc", "--die-with-parent"]
         if self.uid is not None:
             # bwrap is root here: it builds the view, then setpriv (below) drops to the job's user.
@@ -221,15 +248,35 @@ class Sandbox:
                 "--inh-caps=-all",
                 "--",
             ]
+        if setenv:
+            args += [shutil.which("env") or "/usr/bin/env", *setenv]
         return args + list(command)
 
-    def give(self, paths: Iterable[str | Path]) -> None:
-        """Make ``paths`` (folders, with all they hold) the job user's, where job code runs as another user."""
+    def confine_build(self, argv: list[str], *, cwd: Path, writable: list[Path], readable: list[Path]) -> list[str]:
+        """``argv`` of an environment build step (a requirement's build backend is job code) in
+        the sandbox: ``writable`` (the environment being built, the build cache) given to the job's
+        user, ``readable`` (uv, the base interpreter) read-only; the network as for jobs."""
+        self.give(writable, skip_owned=True)
+        shown = [str(p) for p in readable if os.path.exists(p)]
+        return self.argv(argv, cwd=cwd, writable=[str(p) for p in writable], readable=shown)
+
+    @staticmethod
+    def move_loader_variables(env: dict[str, str]) -> list[str]:
+        """Take the loader's variables (``LD_*``, ``LOADER_VARIABLES``) out of ``env``, the
+        environment bwrap is started with, and return them as ``NAME=VALUE`` for ``argv``'s
+        ``setenv``: set by ``env`` as the job's user, right before the command, they act on the
+        job's own processes only (neither on bwrap nor on setpriv, which run with privileges)."""
+        moved = sorted(k for k in env if k.startswith("LD_") or k in LOADER_VARIABLES)
+        return [f"{name}={env.pop(name)}" for name in moved]
+
+    def give(self, paths: Iterable[str | Path], *, skip_owned: bool = False) -> None:
+        """Make ``paths`` (folders, with all they hold) the job user's, where job code runs as another user.
+        ``skip_owned``: leave a folder the job user owns already as it is (what it made there is its own)."""
         if self.uid is None:
             return
         for top in paths:
             top = Path(top)
-            if not top.exists():
+            if not top.exists() or (skip_owned and top.stat().st_uid == self.uid):
                 continue
             os.lchown(top, self.uid, self.gid if self.gid is not None else -1)
             for root, dirs, files in os.walk(top):
@@ -282,17 +329,39 @@ def resolve(
     user: str | None = None,
     read_paths: str | Sequence[str] | None = None,
     hide: Sequence[str | Path] = (),
+    network: str | None = None,
 ) -> Sandbox | None:
     """The sandbox jobs run in under ``mode`` (``SHOAL_JOB_ISOLATION``), or None for unconfined.
 
     ``auto`` probes bwrap once (a few milliseconds) and falls back to unconfined with a warning;
-    ``required`` raises ``IsolationUnavailable`` saying why; ``off`` never probes."""
+    ``required`` raises ``IsolationUnavailable`` saying why; ``off`` never probes. ``network``
+    (``SHOAL_JOB_NETWORK``): ``server`` asks for a network namespace per job, which needs the
+    sandbox: a server that cannot give one refuses to start rather than run jobs on the host's
+    network."""
     mode = (mode or DEFAULT_MODE).strip().lower()
     if mode not in MODES:
         raise IsolationUnavailable(
             f"SHOAL_JOB_ISOLATION={mode!r} is not one of {', '.join(MODES)}",
             details={"setting": "SHOAL_JOB_ISOLATION", "allowed": list(MODES)},
         )
+    network = (network or "host").strip().lower()
+    if network not in NETWORK_MODES:
+        raise IsolationUnavailable(
+            f"SHOAL_JOB_NETWORK={network!r} is not one of {', '.join(NETWORK_MODES)}",
+            details={"setting": "SHOAL_JOB_NETWORK", "allowed": list(NETWORK_MODES)},
+        )
+    if network == "server":
+        if mode == "off":
+            raise IsolationUnavailable(
+                "SHOAL_JOB_NETWORK=server needs job isolation, but SHOAL_JOB_ISOLATION=off",
+                details={"setting": "SHOAL_JOB_NETWORK"},
+            )
+        if shutil.which("nsenter") is None:
+            raise IsolationUnavailable(
+                "SHOAL_JOB_NETWORK=server needs `nsenter` (util-linux) on PATH",
+                details={"setting": "SHOAL_JOB_NETWORK"},
+            )
+        mode = "required"
     if mode == "off":
         return None
     if isinstance(read_paths, str):
@@ -313,7 +382,7 @@ def resolve(
                 problem = "the server runs as root and `setpriv` (util-linux) is not on PATH"
         if problem is None:
             hidden = tuple(os.path.realpath(p) for p in hide)
-            sandbox = Sandbox(bwrap, uid, gid, setpriv, extra, hidden)
+            sandbox = Sandbox(bwrap, uid, gid, setpriv, extra, hidden, network)
             problem = sandbox.check()
     if problem is None:
         return sandbox

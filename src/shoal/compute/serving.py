@@ -106,7 +106,12 @@ def start_instance(
         shown = [*readable, SCORING_SERVER.parent, interpreter_prefix(python), os.path.realpath(sys.base_prefix)]
         sandbox.give([folder])
         argv = sandbox.argv(
-            argv, cwd=cwd, writable=[folder], readable=[str(p) for p in shown if Path(p).exists()], tmp=tmp
+            argv,
+            cwd=cwd,
+            writable=[folder],
+            readable=[str(p) for p in shown if Path(p).exists()],
+            tmp=tmp,
+            setenv=sandbox.move_loader_variables(env),  # never on bwrap itself (LD_PRELOAD)
         )
     with open(folder / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(

@@ -17,7 +17,7 @@ from shoal.entities.endpoint import (
     CodeConfiguration,
     EntityOrRef,
 )
-from shoal.entities.validation import FieldIssue, StrDict
+from shoal.entities.validation import EnvDict, FieldIssue, StrDict
 
 
 class BatchEndpointDefaults(ShoalModel):
@@ -57,7 +57,7 @@ class BatchDeploymentSettings(ShoalModel):
     retry_settings: BatchRetrySettings | None = None
     error_threshold: int = Field(-1, ge=-1)
     logging_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    environment_variables: StrDict = Field(default_factory=dict)
+    environment_variables: EnvDict = Field(default_factory=dict)
 
 
 _FLAT = ("mini_batch_size", "output_action", "output_file_name", "max_concurrency_per_instance", "retry_settings",
@@ -87,7 +87,7 @@ class ModelBatchDeployment(_BatchDeployment):
     compute: str | None = None
     resources: dict[str, Any] | None = None
     settings: BatchDeploymentSettings = Field(default_factory=BatchDeploymentSettings)
-    environment_variables: StrDict = Field(default_factory=dict)
+    environment_variables: EnvDict = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

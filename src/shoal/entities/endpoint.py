@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from shoal.entities.base import Entity, ShoalModel
-from shoal.entities.validation import FieldIssue, NameRule, StrDict
+from shoal.entities.validation import EnvDict, FieldIssue, NameRule, StrDict
 
 # Azure: 3-32 characters, a letter first, letters, digits and '-' (an endpoint name is a DNS label).
 ENDPOINT_NAME = NameRule(
@@ -120,7 +120,7 @@ class ManagedOnlineDeployment(Entity):
     liveness_probe: ProbeSettings | None = None
     readiness_probe: ProbeSettings | None = None
     scale_settings: dict[str, Any] | None = None
-    environment_variables: StrDict = Field(default_factory=dict)
+    environment_variables: EnvDict = Field(default_factory=dict)
     app_insights_enabled: bool = False
     egress_public_network_access: Literal["enabled", "disabled"] | None = None
     data_collector: dict[str, Any] | None = None

@@ -27,7 +27,7 @@ from shoal.entities.expressions import command_problem
 from shoal.entities.io import JobInputs, JobOutputs, Output, output_or_default
 from shoal.entities.job_parts import JobIdentity, PipelineJobSettings, PortDict, SweepSetters, plain
 from shoal.entities.names import JOB_NAME
-from shoal.entities.validation import FieldIssue, StrDict, scalar_to_str
+from shoal.entities.validation import EnvDict, FieldIssue, scalar_to_str
 
 IO_NAME = re.compile(r"[A-Za-z0-9_]+")
 SHM_SIZE = re.compile(r"\d+[bkmg]?", re.IGNORECASE)
@@ -245,7 +245,7 @@ class CommandJob(Job):
     command: str
     code: str | None = None
     environment: EnvironmentRef
-    environment_variables: StrDict = Field(default_factory=dict)
+    environment_variables: EnvDict = Field(default_factory=dict)
     inputs: JobInputs = Field(default_factory=dict)
     outputs: JobOutputs = Field(default_factory=dict)
     resources: JobResources | None = None

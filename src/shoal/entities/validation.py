@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 
 from shoal.errors import SpecError, did_you_mean
 
@@ -55,6 +55,23 @@ def _version(value: Any) -> Any:
 
 StrDict = Annotated[dict[str, str], BeforeValidator(_str_dict)]
 """``tags`` / ``properties``: str → str, scalar values coerced, ``null`` = empty."""
+
+_BAD_ENV_NAME = re.compile(r"^$|[=\x00-\x1f\x7f]")
+
+
+def _env_names(value: dict[str, str]) -> dict[str, str]:
+    # A process environment cannot hold such a name: the job would fail late, in its runner.
+    for name in value:
+        if _BAD_ENV_NAME.search(name):
+            raise ValueError(
+                f"environment variable name {name[:80]!r} is invalid: it may not be empty "
+                "or contain '=' or control characters"
+            )
+    return value
+
+
+EnvDict = Annotated[dict[str, str], BeforeValidator(_str_dict), AfterValidator(_env_names)]
+"""``environment_variables``: a StrDict whose names a process environment can hold."""
 
 VersionStr = Annotated[str, BeforeValidator(_version)]
 

@@ -37,18 +37,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal, Protocol, TextIO
 
 from shoal.envs import pyver
 from shoal.envs.errors import EnvironmentBuildError
 from shoal.envs.spec import EnvSpec
-from shoal.envs.uvtool import find_uv, run_streaming
+from shoal.envs.uvtool import RunResult, find_uv, run_streaming
 
 MARKER = "shoal-env.json"
+# uv's cache for builds in the job sandbox, under the environment cache.
+BUILD_CACHE = ".uv-build-cache"
 BUILD_LOG = "build.log"
 VENV_DIR = "venv"
 
 LogSink = TextIO | Callable[[str], None] | None
+
+
+class BuildConfinement(Protocol):
+    """Wraps a build command to run it in the job sandbox (``compute/sandbox.Sandbox.confine_build``):
+    ``writable`` and ``readable`` folders shown, nothing else of the server's."""
+
+    def __call__(self, argv: list[str], *, cwd: Path, writable: list[Path], readable: list[Path]) -> list[str]: ...
+
 
 # `pip` in a job's layer: pip from the layer or the environment under it, else ensurepip's into the layer.
 _PIP_SHIM = """\
@@ -163,6 +173,7 @@ class EnvBuilder:
         python_mismatch: Literal["error", "host"] = "error",
         timeout_s: float = 1800.0,
         isolate_host: bool = True,
+        confine: BuildConfinement | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.host_python = Path(host_python) if host_python else default_host_python()
@@ -172,6 +183,7 @@ class EnvBuilder:
         self.python_mismatch = python_mismatch
         self.timeout_s = timeout_s
         self.isolate_host = isolate_host
+        self.confine = confine
         self.builds_started = 0  # builds this builder ran (not reuses): for tests and metrics
         self._uv_explicit = uv
         self._uv_cmd: list[str] | None = None
@@ -276,26 +288,63 @@ class EnvBuilder:
         os.replace(tmp, root / MARKER)  # last, and atomic: its presence means the build is whole
 
     def _install(self, spec: EnvSpec, digest: str, log_path: Path, tee: Callable[[str], None], venv: Path) -> None:
-        cmd = [*self._uv(), "pip", "install", "--python", str(venv / "bin" / "python"), *self._link_mode()]
-        cmd += list(spec.pip_options)
-        if spec.torch_backend:
-            cmd += ["--torch-backend", spec.torch_backend]
-        cmd += ["--", *spec.requirements]
-        attempts = [True, False] if self.offline_first else [False]
-        for offline in attempts:
-            tee(f"$ {' '.join(cmd[:3])} {'--offline ' if offline else ''}{' '.join(cmd[3:])}")
-            result = run_streaming(
-                [*cmd[:3], "--offline", *cmd[3:]] if offline else cmd,
-                sink=tee,
-                env=self._uv_env(),
-                cwd=venv.parent,
-                timeout_s=self.timeout_s,
-            )
+        """``uv pip install`` the requirements. A source distribution's build backend is code from
+        the requirements (job code): with ``confine``, wheels are installed here with ``--no-build``
+        (uv runs no package code then), and only if that fails does the install run again inside
+        the job sandbox, where building can run that code without reaching the server's files."""
+        options = [*spec.pip_options, *(["--torch-backend", spec.torch_backend] if spec.torch_backend else [])]
+        python = str(venv / "bin" / "python")
+        cmd = [*self._uv(), "pip", "install", "--python", python, *self._link_mode(), *options]
+        if self.confine is not None:
+            cmd.append("--no-build")
+        result = self._attempts([*cmd, "--", *spec.requirements], tee, self._uv_env(), venv.parent)
+        if result.returncode == 0:
+            return
+        if self.confine is not None:
+            tee("# shoal: some requirements are built from source: building them in the job sandbox")
+            result = self._confined_install(spec, options, tee, venv)
             if result.returncode == 0:
                 return
+        self._fail(spec, digest, log_path, "installing the requirements", result.tail, result.timed_out)
+
+    def _attempts(self, cmd: list[str], tee: Callable[[str], None], env: dict[str, str], cwd: Path) -> RunResult:
+        """Offline first (uv's cache), then with network access; the last attempt's result."""
+        at = cmd.index("install") + 1
+        attempts = [True, False] if self.offline_first else [False]
+        for offline in attempts:
+            tee(f"$ {' '.join(cmd)}" if not offline else f"$ {' '.join(cmd[:at])} --offline {' '.join(cmd[at:])}")
+            argv = [*cmd[:at], "--offline", *cmd[at:]] if offline else cmd
+            result = run_streaming(argv, sink=tee, env=env, cwd=cwd, timeout_s=self.timeout_s)
+            if result.returncode == 0:
+                return result
             if offline:
                 tee("# shoal: uv's cache does not hold everything; trying again with network access")
-        self._fail(spec, digest, log_path, "installing the requirements", result.tail, result.timed_out)
+        return result
+
+    def _confined_install(self, spec: EnvSpec, options: list[str], tee: Callable[[str], None], venv: Path) -> RunResult:
+        assert self.confine is not None
+        # A cache of the sandbox's own: a build cannot plant files in the one trusted installs use.
+        cache = self.cache_dir / BUILD_CACHE
+        cache.mkdir(exist_ok=True)
+        uv = self._uv()
+        python = str(venv / "bin" / "python")
+        cfg = venv / "pyvenv.cfg"
+        saved = cfg.read_bytes()
+        base = _venv_home(saved)
+        readable = [Path(uv[0]).parent.parent, Path(os.path.realpath(uv[0])).parent.parent]
+        if base is not None:
+            readable += [base.parent, Path(os.path.realpath(base)).parent]
+        env = {k: v for k, v in self._uv_env().items() if not k.startswith(("SHOAL_", "XDG_"))}
+        env.update(UV_CACHE_DIR=str(cache), HOME="/tmp", TMPDIR="/tmp")
+        cmd = [*uv, "pip", "install", "--python", python, "--link-mode", "copy", *options, "--", *spec.requirements]
+        result = self._attempts(self.confine(cmd, cwd=venv, writable=[venv, cache], readable=readable), tee, env, venv)
+        # The runner later copies pyvenv.cfg into each job's layer with its own rights: never a
+        # file the build swapped (for a symlink to the server's token, say).
+        cfg.unlink(missing_ok=True)
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(saved)
+        return result
 
     def _step(
         self,
@@ -429,6 +478,15 @@ class EnvBuilder:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _venv_home(pyvenv_cfg: bytes) -> Path | None:
+    """The base interpreter's folder (``home = …``) of a venv's pyvenv.cfg."""
+    for line in pyvenv_cfg.decode(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home" and value.strip():
+            return Path(value.strip())
+    return None
 
 
 def _venv_python(root: Path) -> Path:

@@ -105,8 +105,9 @@ def env_cache_dir(home: Path) -> Path:
     return Path(os.environ["SHOAL_ENV_CACHE"]) if os.environ.get("SHOAL_ENV_CACHE") else home / "envs"
 
 
-def prepare_environment(resolved: dict[str, Any], build_log: Path, home: Path) -> Any:
-    """The job's interpreter: the host Python, or a uv environment built once and cached."""
+def prepare_environment(resolved: dict[str, Any], build_log: Path, home: Path, sandbox: Sandbox | None = None) -> Any:
+    """The job's interpreter: the host Python, or a uv environment built once and cached (what a
+    requirement's build backend runs, it runs in ``sandbox``)."""
     from shoal.envs import EnvBuilder, normalize_environment
 
     source = resolved.get("curated") or resolved.get("inline") or resolved.get("spec")
@@ -116,7 +117,9 @@ def prepare_environment(resolved: dict[str, Any], build_log: Path, home: Path) -
     cache = env_cache_dir(home)
     mismatch = "host" if os.environ.get("SHOAL_PYTHON_MISMATCH") == "host" else "error"
     with open(build_log, "a", encoding="utf-8") as log:
-        return EnvBuilder(cache, python_mismatch=mismatch).prepare(normalize_environment(source), log=log)
+        confine = sandbox.confine_build if sandbox is not None else None
+        builder = EnvBuilder(cache, python_mismatch=mismatch, confine=confine)
+        return builder.prepare(normalize_environment(source), log=log)
 
 
 def fetch_code(client: RunnerClient, code: dict[str, Any] | None, workdir: Path) -> None:
@@ -170,9 +173,12 @@ def run(args: argparse.Namespace) -> int:
     build_log = shipper.watch("system_logs/environment_build.txt")
     shipper.start()
     status, exit_code, error = "Failed", None, None
+    network: Any = None  # the job's own network namespace (SHOAL_JOB_NETWORK=server)
     try:
         # The job's own layer over the shared environment: its `pip install` goes there.
-        prepared = prepare_environment(spec["environment"], build_log, home or run_dir).layered(run_dir / "pyenv")
+        prepared = prepare_environment(spec["environment"], build_log, home or run_dir, sandbox).layered(
+            run_dir / "pyenv"
+        )
         workdir = run_dir / "wd"
         fetch_code(client, spec.get("code"), workdir)
         for sub in ("outputs", "logs"):  # Azure ML gives every job these, kept as its artifacts
@@ -185,7 +191,14 @@ def run(args: argparse.Namespace) -> int:
         env = prepared.environ(job_environment(spec, token, inputs, outputs))
         wrap = None
         if sandbox is not None:  # the server isolates job code: this run's folders only, see confine.py
-            from shoal.runtime.confine import sandboxed
+            from shoal.runtime.confine import sandboxed, server_address
+
+            if sandbox.network == "server":  # a network namespace of the job's own (job_network.py)
+                from shoal.compute.job_network import JobNetwork
+
+                port = server_address(spec["mlflow_tracking_uri"])[1]
+                network = JobNetwork(sandbox.bwrap, run_dir / "net", port, lambda: server_address(client.url))
+                network.start()
 
             wrap = sandboxed(
                 sandbox,
@@ -196,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 inputs_spec=spec["inputs"],
                 inputs=inputs,
                 env=env,
+                network=network,
             )
         ranks = plan_ranks(spec.get("distribution"), spec.get("resources") or {}, run_dir / "user_logs")
         for rank in ranks:
@@ -247,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
             fh.write(f"\n[shoal] {message}\n")
         traceback.print_exc()
     finally:
+        if network is not None:
+            network.close()
         beat.stopped.set()
         shipper.close()
     try:

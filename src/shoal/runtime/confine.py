@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shoal.compute.job_network import JobNetwork
 from shoal.compute.sandbox import Sandbox
 
 PRIMITIVES = ("string", "integer", "number", "boolean")
@@ -34,11 +36,12 @@ def sandboxed(
     inputs_spec: dict[str, Any],
     inputs: dict[str, str | None],
     env: dict[str, str],
+    network: JobNetwork | None = None,
 ) -> Callable[[list[str]], list[str]]:
     """Prepare the job's folders for ``sandbox`` and return how to wrap a rank's argv.
 
     ``env`` (the command's environment) gets its own ``HOME`` and ``/tmp`` in the run folder, and
-    loses the server's XDG folders."""
+    loses the server's XDG folders and the loader's variables (set inside the sandbox instead)."""
     home, tmp = run_dir / "home", run_dir / "tmp"
     for folder in (home, tmp):
         folder.mkdir(exist_ok=True)
@@ -58,8 +61,29 @@ def sandboxed(
     for var in HOST_ONLY:
         env.pop(var, None)
     env["HOME"] = str(home)
+    # LD_PRELOAD and the like would act on bwrap itself, outside the sandbox: set inside only.
+    setenv = sandbox.move_loader_variables(env)
+    prefix: list[str] = []
+    if network is not None:  # the job's own namespace: the server is on its loopback
+        prefix = network.enter()
+        if env.get("MLFLOW_TRACKING_URI"):
+            env["MLFLOW_TRACKING_URI"] = on_loopback(env["MLFLOW_TRACKING_URI"])
 
     def wrap(argv: list[str]) -> list[str]:
-        return sandbox.argv(argv, cwd=workdir, writable=writable, readable=readable, tmp=tmp)
+        inner = sandbox.argv(argv, cwd=workdir, writable=writable, readable=readable, tmp=tmp, setenv=setenv)
+        return prefix + inner
 
     return wrap
+
+
+def on_loopback(url: str) -> str:
+    """``url`` with its host replaced by ``127.0.0.1`` (its port kept): where the job's network
+    relay listens (compute/job_network.py)."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+
+
+def server_address(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)

@@ -53,9 +53,32 @@ def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
     return target_dir
 
 
+MAX_REDIRECTS = 10
+
+
+def url_file_name(url: str) -> str:
+    """The local name of a downloaded URL: its path's last segment, never ``..`` nor empty, and
+    never a name a response header chose (anchors BI-32, MLflow CVE-2024-0520)."""
+    name = Path(urllib.parse.urlparse(url).path).name
+    return name if name not in ("", ".", "..") and "\x00" not in name else "download"
+
+
+def _checked_url(url: str) -> str:
+    """The runner downloads with its own rights, outside the job sandbox: never from a cloud
+    metadata service (the host's credentials), at the first hop or after a redirect."""
+    from shoal.storage.endpoints import classify
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"cannot download {url[:200]!r}: only http(s) URLs with a host")
+    if classify(parts.hostname) == "metadata":
+        raise ValueError(f"cannot download {url[:200]!r}: {parts.hostname} is a cloud metadata address")
+    return url
+
+
 def fetch_url(url: str, target_dir: Path, cache_dir: Path | None) -> Path:
     """Download an http(s) file once into the cache, then copy it in."""
-    name = Path(urllib.parse.urlparse(url).path).name or "download"
+    name = url_file_name(url)
     key = hashlib.sha256(url.encode()).hexdigest()[:32]
     cached = (cache_dir / key / name) if cache_dir else None
     if cached is None or not cached.exists():
@@ -64,11 +87,20 @@ def fetch_url(url: str, target_dir: Path, cache_dir: Path | None) -> Path:
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         import httpx  # only jobs with URL inputs pay for it
 
-        with httpx.stream("GET", url, follow_redirects=True, timeout=120.0) as response:
-            response.raise_for_status()
-            with open(tmp, "wb") as fh:
-                for chunk in response.iter_bytes(1024 * 1024):
-                    fh.write(chunk)
+        with httpx.Client(follow_redirects=False, timeout=120.0) as http:
+            current = _checked_url(url)
+            for _ in range(MAX_REDIRECTS + 1):
+                with http.stream("GET", current) as response:
+                    if response.is_redirect and response.next_request is not None:
+                        current = _checked_url(str(response.next_request.url))
+                        continue
+                    response.raise_for_status()
+                    with open(tmp, "wb") as fh:
+                        for chunk in response.iter_bytes(1024 * 1024):
+                            fh.write(chunk)
+                    break
+            else:
+                raise ValueError(f"cannot download {url[:200]!r}: more than {MAX_REDIRECTS} redirects")
         os.replace(tmp, dest)
         if cached is None:
             return dest

@@ -19,6 +19,7 @@ from shoal.errors import (
     InternalError,
     NotFoundError,
     PermissionDeniedError,
+    ServerUnavailableError,
     ShoalError,
     SpecError,
     UserError,
@@ -70,7 +71,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             request.state.denied = exc.message  # for the audit record
         if isinstance(exc, InternalError):
             logger.error("internal error: %s", exc.message)
-        return _error(exc)
+        response = _error(exc)
+        if isinstance(exc, ServerUnavailableError):
+            response.headers["Retry-After"] = str(exc.details.get("retry_after_seconds", 1))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import AuthError, PermissionDeniedError
 from shoal.services.access import job_attempts, users
+from shoal.services.access.actions import CustomRole, route_action
 from shoal.services.access.roles import (
     ALL_PERMISSIONS,
     BOOTSTRAP_ADMIN,
@@ -108,6 +109,8 @@ class Principal:
     # A user token: the user, and what its roles grant by workspace.
     user: str | None = None
     grants: Mapping[str, frozenset[Permission]] = field(default_factory=dict, hash=False, compare=False)
+    # Its custom roles by workspace: they allow requests by the route's action (``actions.py``).
+    custom: Mapping[str, tuple[CustomRole, ...]] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -128,7 +131,13 @@ class Principal:
             return None
         if self.workspace is not None:
             return {self.workspace}
-        return {ws for ws, held in self.grants.items() if held}
+        return {ws for ws, held in self.grants.items() if held} | {ws for ws, roles in self.custom.items() if roles}
+
+    def allows_action(self, workspace: str | None, action: str | None) -> bool:
+        """Whether one of its custom roles in ``workspace`` allows ``action``."""
+        if workspace is None or action is None:
+            return False
+        return any(role.allows(action) for role in self.custom.get(workspace, ()))
 
 
 def _digest(token: str) -> bytes:
@@ -244,7 +253,10 @@ def _identity_principal(identity: users.Identity | None) -> Principal | None:
     if identity.admin:
         return Principal(identity.user, ALL_PERMISSIONS, user=identity.user)
     grants = {ws: permissions_of(roles) for ws, roles in identity.roles.items()}
-    return Principal(identity.user, frozenset(), user=identity.user, grants=grants)
+    custom = {
+        ws: tuple(identity.custom[r] for r in roles if r in identity.custom) for ws, roles in identity.roles.items()
+    }
+    return Principal(identity.user, frozenset(), user=identity.user, grants=grants, custom=custom)
 
 
 def _job_principal(app: Any, token: str) -> Principal | None:
@@ -291,6 +303,14 @@ class Require:
         self.permission = permission
         self.allow_self = allow_self
 
+    def action(self, request: Request) -> str | None:
+        """The request's Azure action, for custom roles (``services/access/actions.py``)."""
+        route = request.scope.get("route")
+        template = getattr(route, "path", None)
+        if template is None:
+            return None
+        return route_action(template, request.method, self.permission, request.path_params)
+
     async def __call__(self, request: Request) -> Principal:
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:  # the app without its gate (never in create_app): authenticate here
@@ -308,12 +328,21 @@ class Require:
             return principal
         if self.allow_self and principal.user is not None and request.path_params.get("user") == principal.user:
             return principal
+        if principal.custom and principal.allows_action(workspace, self.action(request)):
+            return principal
         where = f" in workspace '{workspace}'" if workspace else ""
         granted = _granting_roles(self.permission)
+        action = self.action(request)
+        custom = f"; no custom role of it allows '{action}'" if principal.custom and action else ""
         raise denied(
             request,
-            f"this token lacks the '{self.permission}' permission{where} (granted by: {granted})",
-            details={"permission": str(self.permission), "workspace": workspace, "principal": principal.name},
+            f"this token lacks the '{self.permission}' permission{where} (granted by: {granted}){custom}",
+            details={
+                "permission": str(self.permission),
+                "action": action,
+                "workspace": workspace,
+                "principal": principal.name,
+            },
         )
 
 
@@ -324,9 +353,15 @@ def require_secrets(request: Request, include_secrets: bool, what: str = "datast
         return
     principal: Principal = request.state.principal
     mark_audit(request, "secrets")
-    if Permission.SECRETS not in principal.permissions_in(request.path_params.get("workspace")):
-        raise denied(
-            request,
-            f"reading {what} credentials needs the 'secrets' permission "
-            f"(granted by: {_granting_roles(Permission.SECRETS)})",
-        )
+    workspace = request.path_params.get("workspace")
+    if Permission.SECRETS in principal.permissions_in(workspace):
+        return
+    template = getattr(request.scope.get("route"), "path", "")
+    action = route_action(template, request.method, Permission.SECRETS, request.path_params)
+    if principal.allows_action(workspace, action):
+        return
+    raise denied(
+        request,
+        f"reading {what} credentials needs the 'secrets' permission "
+        f"(granted by: {_granting_roles(Permission.SECRETS)}, or a custom role allowing '{action}')",
+    )

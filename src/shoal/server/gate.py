@@ -60,6 +60,7 @@ MLFLOW_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/mlflow(/|$)")
 WORKSPACE_OF = re.compile(r"^/api/v1/workspaces/([^/]+)")
 # DELETE too: MLflow sends JSON bodies with DELETE (registered-models/delete, alias, …).
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def error_response(path: str, exc: ShoalError, code: str | None = None) -> JSONResponse:
@@ -101,6 +102,8 @@ class RequestGate:
         async def send_tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
+                # Stored files go out as bytes: a browser never sniffs an uploaded .html into a page.
+                message = {**message, "headers": [*message.get("headers", []), NOSNIFF]}
             await send(message)
 
         try:

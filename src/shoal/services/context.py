@@ -36,7 +36,7 @@ class ServiceContext:
         home.mkdir(parents=True, exist_ok=True)
         # First: a bad SHOAL_LOCAL_DATASTORE_ROOTS stops the start before anything is opened.
         local_roots = LocalRoots(settings.local_datastore_roots, home, settings.resolved_artifact_root())
-        db = Database(settings.resolved_database_url())
+        db = Database(settings.resolved_database_url(), busy_timeout=settings.db_busy_timeout)
         return cls(
             settings=settings,
             db=db,

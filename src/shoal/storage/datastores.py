@@ -15,6 +15,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from shoal.errors import InfraError, UnsupportedError, UserError
+from shoal.storage.endpoints import check_endpoints
 from shoal.storage.filesystem import ArtifactStore
 from shoal.storage.paths import safe_relpath
 
@@ -167,6 +168,9 @@ def resolve_datastore_fs(
         if not os.path.isabs(path):
             raise UserError(f"a local datastore path must be absolute, got {path!r}")
         return LocalFileSystem(), os.path.realpath(path)
+    # Checked again at every open: a name may resolve elsewhere now (the server's own host is
+    # checked at creation, where the creator's rights are known).
+    check_endpoints(ds_type, spec, allow_loopback=True, label=f"datastore '{spec.get('name')}'")
     creds = credentials_of(spec, secrets)
     if ds_type == "s3":
         bucket = _segment(_required(spec, "bucket", ds_type), "bucket")

@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from shoal.store.tables import ApiTokenRow, AuditRow, JobRow, RoleAssignmentRow, UserRow, WorkspaceRow
+from shoal.store.tables import (
+    ApiTokenRow,
+    AuditRow,
+    CustomRoleRow,
+    JobRow,
+    RoleAssignmentRow,
+    UserRow,
+    WorkspaceRow,
+)
 
 # -- users ----------------------------------------------------------------------------------
 
@@ -113,6 +121,47 @@ def remove_assignments(session: Session, ws_id: int, user_id: int, role: str | N
     if role is not None:
         query = query.where(RoleAssignmentRow.role == role)
     return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
+
+
+# -- custom roles ---------------------------------------------------------------------------
+
+
+def list_custom_roles(session: Session) -> list[CustomRoleRow]:
+    return list(session.scalars(select(CustomRoleRow).order_by(CustomRoleRow.name)))
+
+
+def find_custom_role(session: Session, name: str) -> CustomRoleRow | None:
+    """By name, case-insensitively (as Azure's role names)."""
+    return session.scalar(select(CustomRoleRow).where(func.lower(CustomRoleRow.name) == name.strip().lower()))
+
+
+def custom_roles_named(session: Session, names: Sequence[str]) -> list[CustomRoleRow]:
+    if not names:
+        return []
+    return list(session.scalars(select(CustomRoleRow).where(CustomRoleRow.name.in_(list(names)))))
+
+
+def add_custom_role(session: Session, row: CustomRoleRow) -> CustomRoleRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_custom_role(session: Session, row: CustomRoleRow) -> None:
+    session.delete(row)
+    session.flush()
+
+
+def role_holders(session: Session, role: str) -> list[tuple[str, str]]:
+    """(workspace, user) of every assignment of ``role``."""
+    found = session.execute(
+        select(WorkspaceRow.name, UserRow.name)
+        .join(RoleAssignmentRow, RoleAssignmentRow.workspace_id == WorkspaceRow.id)
+        .join(UserRow, UserRow.id == RoleAssignmentRow.user_id)
+        .where(RoleAssignmentRow.role == role)
+        .order_by(WorkspaceRow.name, UserRow.name)
+    )
+    return [(ws, user) for ws, user in found]
 
 
 # -- jobs' submitters -----------------------------------------------------------------------

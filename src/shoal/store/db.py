@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shoal.errors import InfraError
+from shoal.errors import InfraError, ServerUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,22 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _unavailable_or_infra(exc: OperationalError) -> InfraError | ServerUnavailableError:
+    """A writer that waited its busy timeout out is told to come back (503), not a broken server."""
+    text = str(exc.orig)
+    if "database is locked" in text or "database is busy" in text:
+        return ServerUnavailableError(
+            "the database is busy: another writer held its lock longer than the busy timeout "
+            "(SHOAL_DB_BUSY_TIMEOUT); try again",
+            details={"retry_after_seconds": 1},
+        )
+    return InfraError(f"database error: {exc.orig}")
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = 30.0) -> None:
         self.url = normalize_url(url)
+        self.busy_timeout = busy_timeout
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
             self.write_engine = self._sqlite_engine(immediate=True, echo=echo)
@@ -51,7 +64,8 @@ class Database:
         path = self.url.split("///", 1)[1] if "///" in self.url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        timeout = self.busy_timeout
+        engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -60,7 +74,7 @@ class Database:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
@@ -79,7 +93,7 @@ class Database:
             session.commit()
         except OperationalError as exc:
             session.rollback()
-            raise InfraError(f"database error: {exc.orig}") from exc
+            raise _unavailable_or_infra(exc) from exc
         except BaseException:
             session.rollback()
             raise
@@ -92,7 +106,7 @@ class Database:
         try:
             yield session
         except OperationalError as exc:
-            raise InfraError(f"database error: {exc.orig}") from exc
+            raise _unavailable_or_infra(exc) from exc
         finally:
             # close(), not rollback(): rows read here stay readable after the session ends.
             session.close()

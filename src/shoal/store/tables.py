@@ -559,3 +559,19 @@ class StudioLoginRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CustomRoleRow(Base):
+    """A role an admin defined from Azure-style actions and not-actions (``services/access/custom_roles.py``);
+    assigned per workspace by its name, like the built-in roles."""
+
+    __tablename__ = "custom_role"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    actions: Mapped[list] = mapped_column(JSON)
+    not_actions: Mapped[list] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

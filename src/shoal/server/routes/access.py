@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import UserError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import ctx, guarded
-from shoal.services.access import audit, users
+from shoal.services.access import audit, custom_roles, users
 from shoal.services.access.roles import ROLES
 
 router = APIRouter(tags=["access"])
@@ -80,9 +80,27 @@ def revoke_token(request: Request, user: str, token_id: str) -> dict[str, Any]:
 
 @guarded(router, "GET", "/roles", Permission.SIGNED_IN)
 def list_roles(request: Request) -> dict[str, Any]:
-    """The built-in roles and the permissions each holds."""
-    value = [{"name": name, "permissions": sorted(str(p) for p in held)} for name, held in ROLES.items()]
-    return {"value": value, "next_page_token": None}
+    """The built-in roles with the permissions each holds, then the custom roles with their actions."""
+    return {"value": custom_roles.list_roles(ctx(request)), "next_page_token": None}
+
+
+@guarded(router, "GET", "/roles/{name}", Permission.SIGNED_IN)
+def get_role(request: Request, name: str) -> dict[str, Any]:
+    return custom_roles.get_role(ctx(request), name)
+
+
+@guarded(router, "PUT", "/roles/{name}", Permission.ADMIN)
+def put_role(request: Request, response: Response, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    """Create or replace a custom role: ``{"actions": [...], "not_actions": [...], "description": ...}``."""
+    body, created = custom_roles.put_role(ctx(request), name, spec, _principal(request).name)
+    response.status_code = 201 if created else 200
+    return body
+
+
+@guarded(router, "DELETE", "/roles/{name}", Permission.ADMIN, status_code=204)
+def delete_role(request: Request, name: str) -> None:
+    """Delete a custom role that no one holds any more."""
+    custom_roles.delete_role(ctx(request), name)
 
 
 @guarded(router, "GET", "/workspaces/{workspace}/role-assignments", Permission.READ)
@@ -106,6 +124,21 @@ def remove_role(request: Request, workspace: str, user: str, role: str | None = 
 
 
 # -- audit ----------------------------------------------------------------------------------
+
+
+@guarded(router, "GET", "/workspaces/{workspace}/audit", Permission.AUDIT)
+async def list_workspace_audit(
+    request: Request,
+    workspace: str,
+    user: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    outcome: str | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    """One workspace's audit records, newest first (its Owners, and the server's admins)."""
+    return await list_audit(request, user, workspace, since, until, outcome, max_results, page_token)
 
 
 @guarded(router, "GET", "/audit", Permission.ADMIN)

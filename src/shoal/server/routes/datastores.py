@@ -51,7 +51,8 @@ def put_datastore(request: Request, workspace: str, name: str, spec: dict[str, A
         raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
     if spec.get("type") == "local":
         require_local_datastore_right(request.state.principal)
-    return datastores.create_or_update(ctx(request), workspace, {**spec, "name": name})
+    allow_loopback = request.state.principal.is_admin
+    return datastores.create_or_update(ctx(request), workspace, {**spec, "name": name}, allow_loopback=allow_loopback)
 
 
 @guarded(router, "GET", PREFIX + "/{name}", Permission.READ)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shoal.entities.status import TERMINAL
+from shoal.services.access import custom_roles
 from shoal.services.access.roles import ALL_PERMISSIONS, BOOTSTRAP_ADMIN, Permission, permissions_of
 from shoal.services.context import ServiceContext
 from shoal.services.workspaces import workspace_id
@@ -30,7 +31,8 @@ def attempt_grant(ctx: ServiceContext, workspace: str, job: str, attempt: int) -
     the job is gone.
 
     A job submitted by the server's admin token (or before users existed) carries every right;
-    one submitted by a user carries that user's current roles in the workspace, so taking a role
+    one submitted by a user carries that user's current roles in the workspace (a custom role: what
+    it allows of reading jobs and recording runs, ``CustomRole.job_permissions``), so taking a role
     away (or deleting the user) narrows the jobs already running too."""
     with ctx.db.read() as session:
         found = job_rows.status_and_attempt(session, workspace, job)
@@ -45,6 +47,9 @@ def attempt_grant(ctx: ServiceContext, workspace: str, job: str, attempt: int) -
             if user is None:
                 permissions = frozenset()
             elif not user.admin:
-                permissions = permissions_of(access_rows.roles_by_workspace(session, user.id).get(workspace, []))
+                roles = access_rows.roles_by_workspace(session, user.id).get(workspace, [])
+                permissions = permissions_of(roles)
+                for role in custom_roles.definitions(session, roles).values():
+                    permissions |= role.job_permissions()
     state = "ended" if status in TERMINAL or current != attempt else "live"
     return AttemptGrant(state, permissions)

@@ -7,7 +7,7 @@ in every workspace.
 
 What each role may do follows Azure's built-in roles (``how-to-assign-roles``):
 
-- Owner: everything in the workspace, and assigning roles in it.
+- Owner: everything in the workspace, assigning roles in it and reading its audit records.
 - Contributor: everything but assigning roles.
 - Reader: read only; never datastore secrets (Azure's strict reading: list-secrets is an action).
 - AzureML Data Scientist: everything in the workspace except creating, changing or deleting
@@ -19,8 +19,6 @@ What each role may do follows Azure's built-in roles (``how-to-assign-roles``):
 from __future__ import annotations
 
 from enum import StrEnum
-
-from shoal.errors import UserError
 
 
 class Permission(StrEnum):
@@ -38,6 +36,8 @@ class Permission(StrEnum):
     MANAGE = "manage"
     # Assigning roles in the workspace (Azure: Owner only).
     ROLES = "roles"
+    # Reading the workspace's audit records (Owner; server admins read every workspace's).
+    AUDIT = "audit"
     # Server-wide: users, tokens, audit, creating and deleting workspaces.
     ADMIN = "admin"
     # Any valid token: routes about the caller itself (who am I, my workspaces).
@@ -56,7 +56,7 @@ DATA_SCIENTIST = "AzureML Data Scientist"
 COMPUTE_OPERATOR = "AzureML Compute Operator"
 
 ROLES: dict[str, frozenset[Permission]] = {
-    OWNER: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.COMPUTE, P.MANAGE, P.ROLES}),
+    OWNER: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.COMPUTE, P.MANAGE, P.ROLES, P.AUDIT}),
     CONTRIBUTOR: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.COMPUTE, P.MANAGE}),
     READER: frozenset({P.READ, P.COMPUTE_READ}),
     DATA_SCIENTIST: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ}),
@@ -76,12 +76,9 @@ ALIASES = {
 }
 
 
-def canonical_role(name: str) -> str:
-    """The role's Azure name, from that name or an alias; a clear error naming the roles otherwise."""
-    found = ALIASES.get(str(name).strip().lower())
-    if found is None:
-        raise UserError(f"unknown role {name!r}: one of {', '.join(repr(r) for r in ROLES)}")
-    return found
+def builtin_role(name: str) -> str | None:
+    """The built-in role's Azure name, from that name or an alias; None when it is none of them."""
+    return ALIASES.get(str(name).strip().lower())
 
 
 def permissions_of(roles: list[str] | tuple[str, ...] | set[str]) -> frozenset[Permission]:

@@ -17,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoal.errors import AuthError, ConflictError, NotFoundError, UserError, not_found
-from shoal.services.access.roles import BOOTSTRAP_ADMIN, canonical_role
+from shoal.services.access import custom_roles
+from shoal.services.access.actions import CustomRole
+from shoal.services.access.roles import BOOTSTRAP_ADMIN
 from shoal.services.context import ServiceContext
 from shoal.services.workspaces import workspace_id
 from shoal.store import access as rows
@@ -181,6 +183,8 @@ class Identity:
     user: str
     admin: bool
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The custom roles among ``roles``, by name.
+    custom: dict[str, CustomRole] = field(default_factory=dict)
 
 
 def identify(ctx: ServiceContext, token: str) -> Identity | None:
@@ -204,7 +208,8 @@ def identify_digest(ctx: ServiceContext, token_digest: str) -> Identity | None:
         if expires is not None and expires <= _now():
             raise AuthError(f"this token ({tok.token_id} of user '{user.name}') expired at {expires.isoformat()}")
         roles = {ws: tuple(names) for ws, names in rows.roles_by_workspace(session, user.id).items()}
-        return Identity(user.name, bool(user.admin), roles)
+        custom = custom_roles.definitions(session, [r for names in roles.values() for r in names])
+        return Identity(user.name, bool(user.admin), roles, custom)
 
 
 # -- role assignments -----------------------------------------------------------------------
@@ -220,8 +225,8 @@ def list_assignments(ctx: ServiceContext, workspace: str) -> list[dict[str, Any]
 
 
 def assign(ctx: ServiceContext, workspace: str, user: str, role: str, created_by: str) -> dict[str, Any]:
-    role = canonical_role(role)
     with ctx.db.write() as session:
+        role = custom_roles.assignable_name(session, role)
         ws_id = workspace_id(session, workspace)
         owner = _get_user(session, user)
         if rows.find_assignment(session, ws_id, owner.id, role) is None:
@@ -232,8 +237,8 @@ def assign(ctx: ServiceContext, workspace: str, user: str, role: str, created_by
 
 
 def unassign(ctx: ServiceContext, workspace: str, user: str, role: str | None) -> None:
-    role = canonical_role(role) if role else None
     with ctx.db.write() as session:
+        role = custom_roles.assignable_name(session, role) if role else None
         ws_id = workspace_id(session, workspace)
         removed = rows.remove_assignments(session, ws_id, _get_user(session, user).id, role)
     if not removed:

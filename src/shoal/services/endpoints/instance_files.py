@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal.compute.sandbox import Sandbox
 from shoal.entities.refs import parse_path
 from shoal.envs import EnvBuilder
 from shoal.envs.spec import normalize_environment
@@ -65,9 +66,16 @@ def _copy_uri(ctx: ServiceContext, workspace: str, uri: str, dest: Path) -> str:
 
 
 def prepare(
-    ctx: ServiceContext, workspace: str, endpoint: str, deployment: str, generation: int, resolved: dict[str, Any]
+    ctx: ServiceContext,
+    workspace: str,
+    endpoint: str,
+    deployment: str,
+    generation: int,
+    resolved: dict[str, Any],
+    sandbox: Sandbox | None = None,
 ) -> InstanceFiles:
-    """Lay out generation ``generation`` of a deployment and build (or reuse) its environment.
+    """Lay out generation ``generation`` of a deployment and build (or reuse) its environment
+    (a requirement's build backend runs in ``sandbox``, as the scoring script will).
     Raises on a missing model, code or a failed environment build (the log is in build.log)."""
     root = generation_dir(ctx, workspace, endpoint, deployment, generation)
     if root.exists():
@@ -106,6 +114,8 @@ def prepare(
     )
     mismatch = "host" if os.environ.get("SHOAL_PYTHON_MISMATCH") == "host" else "error"
     with open(root / "build.log", "a", encoding="utf-8") as log:
-        prepared = EnvBuilder(cache, python_mismatch=mismatch).prepare(normalize_environment(source), log=log)
+        confine = sandbox.confine_build if sandbox is not None else None
+        builder = EnvBuilder(cache, python_mismatch=mismatch, confine=confine)
+        prepared = builder.prepare(normalize_environment(source), log=log)
     env = prepared.environ({k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")})
     return InstanceFiles(root, str(prepared.python), env, model_dir, code_dir, script, cache)

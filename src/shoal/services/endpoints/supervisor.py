@@ -286,7 +286,7 @@ class Supervisor:
 
     def _start_pool(self, dep: Deployment, generation: int, resolved: dict[str, Any]) -> Pool:
         ws, ep, name = dep.key
-        files = instance_files.prepare(self.ctx, ws, ep, name, generation, resolved)
+        files = instance_files.prepare(self.ctx, ws, ep, name, generation, resolved, self.sandbox)
         env = dict(files.env)
         env.update(resolved.get("environment_variables") or {})
         env.update(

@@ -13,6 +13,7 @@ from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context
 from shoal.services.workspaces import BUILTIN_DATASTORES, DEFAULT_DATASTORE, workspace_id
 from shoal.storage.datastores import blob_account_url
+from shoal.storage.endpoints import check_endpoints
 from shoal.store import resources as rows
 from shoal.store.paging import Page
 from shoal.store.tables import ResourceRow
@@ -32,12 +33,17 @@ def to_body(ctx: ServiceContext, workspace: str, row: ResourceRow, *, include_se
     return body
 
 
-def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) -> dict[str, Any]:
+def create_or_update(
+    ctx: ServiceContext, workspace: str, spec: dict[str, Any], *, allow_loopback: bool = False
+) -> dict[str, Any]:
+    """Create or replace a datastore. ``allow_loopback``: the caller is an admin, who may point a
+    cloud datastore at the server's own host (storage/endpoints.py)."""
     clean = {k: v for k, v in spec.items() if k not in READ_ONLY}
     entity = parse_entity(KIND, clean)
     data = entity.to_dict()
     if entity.name in BUILTIN_DATASTORES:
         raise InvalidStateError(f"datastore '{entity.name}' is built in and cannot be changed")
+    check_endpoints(data["type"], data, allow_loopback=allow_loopback, label=f"datastore '{entity.name}'")
     if data["type"] == "local":
         path = str(data.get("path") or "")
         ctx.local_roots.check(path, f"datastore '{entity.name}'")
