@@ -42,6 +42,7 @@ from shoal.server.routes import (
     schedules,
 )
 from shoal.server.routes import workspaces as ws_routes
+from shoal.server.scoring_path import ScoringFastPath
 from shoal.services import workspaces
 from shoal.services.access.audit import AuditLog
 from shoal.services.context import ServiceContext
@@ -191,6 +192,8 @@ def create_app(
     app.state.scoring = scoring
     _install_error_handlers(app)
     app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)
+    # Outside the gate: an authorized scoring request is answered before the general stack.
+    app.add_middleware(ScoringFastPath, router=scoring, body_timeout=settings.body_timeout)
 
     routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
     for module in (*routers, endpoints, batch_endpoints, mlflow_artifacts, access):
