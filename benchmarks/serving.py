@@ -39,7 +39,6 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -231,7 +230,10 @@ def process(argv: list[str], tmp: Path, name: str, health: str, env: dict[str, s
             stop_process(proc, group=True)
 
 
-def deploy_shoal(ml: object, tmp: Path, model_dir: Path, sklearn_version: str, numpy_version: str, name: str) -> None:
+def deploy_shoal(
+    ml: object, tmp: Path, model_dir: Path, versions: tuple[str, str], name: str, per_instance: int
+) -> None:
+    sklearn_version, numpy_version = versions
     from shoal import CodeConfiguration, Environment, ManagedOnlineDeployment, Model, OnlineRequestSettings
 
     (tmp / "code").mkdir(exist_ok=True)
@@ -254,8 +256,9 @@ def deploy_shoal(ml: object, tmp: Path, model_dir: Path, sklearn_version: str, n
         environment=Environment(image="python:3.11", conda_file=str(tmp / "conda.yml")),
         instance_type="Standard_DS3_v2",
         instance_count=1,
-        # Azure's default is 1 request at a time per instance; the peers take 8 at once.
-        request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=8, request_timeout_ms=30000),
+        request_settings=OnlineRequestSettings(
+            max_concurrent_requests_per_instance=per_instance, request_timeout_ms=30000, max_queue_wait_ms=5000
+        ),
     )
     state = ml.online_deployments.begin_create_or_update(deployment).result().provisioning_state  # type: ignore[attr-defined]
     if state != "Succeeded":
@@ -268,7 +271,9 @@ def set_traffic(ml: object, traffic: dict[str, int]) -> None:
     ml.online_endpoints.begin_create_or_update(endpoint).result()  # type: ignore[attr-defined]
 
 
-def rollout_under_load(ml: object, target: Target, tmp: Path, model_dir: Path, versions: tuple[str, str]) -> dict:
+def rollout_under_load(
+    ml: object, target: Target, tmp: Path, model_dir: Path, versions: tuple[str, str], per_instance: int
+) -> dict:
     body = body_of(1)
     result: dict = {}
     stop_at = [time.perf_counter() + 3600]
@@ -289,7 +294,7 @@ def rollout_under_load(ml: object, target: Target, tmp: Path, model_dir: Path, v
     started = time.perf_counter()
     thread.start()
     time.sleep(1.0)
-    deploy_shoal(ml, tmp, model_dir, *versions, name="green")
+    deploy_shoal(ml, tmp, model_dir, versions, "green", per_instance)
     set_traffic(ml, {"blue": 50, "green": 50})
     time.sleep(1.0)
     set_traffic(ml, {"blue": 0, "green": 100})
@@ -343,6 +348,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per cell and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mlflow", help="the peer's mlflow executable (its venv needs sklearn, fastapi, uvicorn)")
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=1,
+        help="the deployment's max_concurrent_requests_per_instance (Azure's default: 1)",
+    )
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args()
 
@@ -359,9 +370,12 @@ def main() -> None:
         versions = subprocess.run(
             [peer, "-c", TRAIN, str(model_dir)], capture_output=True, text=True, check=True
         ).stdout.split()
-        sklearn_version, numpy_version = versions[-2], versions[-1]
+        sklearn_version = versions[-2]
+        versions = (versions[-2], versions[-1])
         (tmp / "bare_app.py").write_text(BARE_APP)
         peer_env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOAL_", "PYTHONPATH"))}
+        # `mlflow models serve` starts `uvicorn` from PATH: the peer's own.
+        peer_env["PATH"] = f"{Path(peer).parent}{os.pathsep}{peer_env.get('PATH', '')}"
         mlflow_port, bare_port = free_port(), free_port()
         mlflow_argv = [exe, "models", "serve", "-m", str(model_dir), "--env-manager", "local", "-h", "127.0.0.1",
                        "-p", str(mlflow_port), "-w", "1"]  # fmt: skip
@@ -378,7 +392,7 @@ def main() -> None:
             ml = MLClient(base_url=server.url, token=server.headers["Authorization"].split()[1])
             ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="bench", auth_mode="key")).result()
             built = time.perf_counter()
-            deploy_shoal(ml, tmp, model_dir, sklearn_version, numpy_version, name="blue")
+            deploy_shoal(ml, tmp, model_dir, versions, "blue", args.max_concurrent)
             print(f"Shoal deployment ready in {time.perf_counter() - built:.1f} s", flush=True)
             set_traffic(ml, {"blue": 100})
             key = ml.online_endpoints.get_keys("bench").primary_key
@@ -392,7 +406,7 @@ def main() -> None:
                 Target(BARE, bare_port, "/score"),
             ]
             results = measure(targets, args.seconds, args.rounds)
-            rollout = rollout_under_load(ml, targets[0], tmp, model_dir, (sklearn_version, numpy_version))
+            rollout = rollout_under_load(ml, targets[0], tmp, model_dir, versions, args.max_concurrent)
     report(results, rollout, args, exe, sklearn_version, load_before)
 
 
@@ -416,7 +430,13 @@ def report(results: dict, rollout: dict, args: argparse.Namespace, exe: str | No
                 f"{(shoal[1] - direct[1]) * 1000:.2f} |"
             )
     failures = sum(f[3] for f in figures.values())
-    body = f"""## Serving a model: online endpoint vs `mlflow models serve` vs a bare FastAPI app (`benchmarks/serving.py`)
+    title = "## Serving a model: online endpoint vs `mlflow models serve` vs a bare app (`benchmarks/serving.py`)"
+    header = (
+        "| rows | connections | Shoal ÷ MLflow (target ≥ 2×) | Shoal ÷ bare app (target ≥ 0.90×) "
+        "| router's share of p50, ms (target < 1) |"
+    )
+    examples = "; e.g. " + ", ".join(rollout["errors"]) if rollout["errors"] else ""
+    body = f"""{title}
 
 {today()}; {machine()}; load average before the run {load} (the 2 cores are shared: client and
 servers run on them together). MLflow {mlflow_version(exe) if exe else "—"}, scikit-learn {sk}; one
@@ -428,13 +448,13 @@ Every system gets the same `dataframe_split` body; raw keep-alive HTTP/1.1 conne
 |---:|---:|---|---:|---:|---:|---:|
 {chr(10).join(rows_md)}
 
-| rows | connections | Shoal ÷ MLflow (target ≥ 2×) | Shoal ÷ bare app (target ≥ 0.90×) | router's share of p50, ms (target < 1) |
+{header}
 |---:|---:|---:|---:|---:|
 {chr(10).join(ratios)}
 
 Failed requests in the cells above: {failures}. Blue→green rollout under load (4 connections,
 green created, traffic 50/50 then 0/100, blue deleted): {rollout["requests"]:,} requests in
-{rollout["seconds"]:.1f} s, **{rollout["failures"]} failed**{"; e.g. " + ", ".join(rollout["errors"]) if rollout["errors"] else ""}.
+{rollout["seconds"]:.1f} s, **{rollout["failures"]} failed**{examples}.
 
 The router's share is the endpoint's p50 minus the same instance's p50 called directly: the key
 check, the traffic draw, the slot, and the second HTTP hop (client → server → instance).

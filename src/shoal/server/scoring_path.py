@@ -3,13 +3,15 @@
 A scoring request is the one request a server sees thousands of times a second, and the general
 stack (the request gate's token lookup, FastAPI's dependency resolution and request objects)
 costs more than the hop to the instance. This layer answers an *authorized* scoring request
-itself: the endpoint's keys are in memory (``Supervisor.endpoints``; no database read), the body
-is read within the same 100 MB cap and stall limit as the gate's, and the router forwards it.
+itself: the endpoint's keys (and the secret its access tokens are signed with) are in memory
+(``Supervisor.endpoints``; no database read), the body is read within the same 100 MB cap and
+stall limit as the gate's, and the router forwards it.
 
 Anything else goes down the ordinary stack unchanged, and so does every scoring request this
-layer would refuse (no key, a wrong key, an unknown endpoint, an ``aml_token`` endpoint): the
-route ``routes/endpoints.score`` then answers it with the same checks, the 401 in Shoal's error
-format and the refusal in the audit log. So the fast path never decides a refusal on its own."""
+layer would not accept (no key, a wrong key, an unknown endpoint, a user's own Shoal token on an
+``aml_token`` endpoint): the route ``routes/endpoints.score`` then answers it with the same
+checks, a refusal in Shoal's error format and in the audit log. So the fast path never decides
+a refusal on its own."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoal.server.gate import MAX_SCORING_BODY
+from shoal.services.endpoints import tokens as endpoint_tokens
 from shoal.services.endpoints.router import DEPLOYMENT_HEADER, Router
 
 SCORE_PATH = re.compile(r"^/api/v1/workspaces/([^/]+)/onlineEndpoints/([^/]+)/score$")
@@ -48,7 +51,7 @@ class ScoringFastPath:
 
     def _authorized(self, scope: Scope, workspace: str, endpoint: str) -> bool:
         view = self.router.supervisor.endpoints.get((workspace, endpoint))
-        if view is None or view.auth_mode != "key":
+        if view is None:
             return False
         bearer = None
         for name, value in scope["headers"]:
@@ -59,6 +62,9 @@ class ScoringFastPath:
                 break
         if not bearer:
             return False
+        if view.auth_mode != "key":  # an access token from get-credentials; a user's token: the slow path
+            text = bearer.decode("latin-1")
+            return endpoint_tokens.verify(view.keys.get("primaryKey") or "", text, workspace, endpoint)
         matched = False
         for key in view.keys.values():  # every key compared: no early exit to time
             if key and hmac.compare_digest(bearer, key.encode()):

@@ -1,6 +1,6 @@
 """The scoring router: one stable URL per endpoint in front of its deployments' instances.
 
-Per request: the key (or a Shoal token, for ``aml_token`` endpoints), then the deployment (the
+Per request (authenticated before: ``server/scoring_path.py``, ``routes/endpoints.EndpointKey``): the deployment (the
 ``azureml-model-deployment`` header, else a weighted draw over ``traffic``), then an instance of
 that deployment with a free slot (``max_concurrent_requests_per_instance``), waiting at most
 ``max_queue_wait_ms`` for one (429), then the request forwarded on a kept-alive connection (``upstream.py``) and
@@ -11,12 +11,10 @@ the status and body of the scoring script, with the ``azureml-model-deployment``
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import random
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shoal.services.endpoints.supervisor import Deployment, EndpointView, Instance, Key, Supervisor
@@ -52,16 +50,6 @@ class Router:
         await self.upstream.close()
 
     # -- the request ---------------------------------------------------------------------------
-
-    def authenticate(self, view: EndpointView, bearer: str | None, token_ok: Callable[[str], bool]) -> str | None:
-        """None when allowed, else why not."""
-        if not bearer:
-            return "this endpoint needs an 'Authorization: Bearer <key>' header"
-        if view.auth_mode == "key":
-            if any(hmac.compare_digest(bearer.encode(), k.encode()) for k in view.keys.values() if k):
-                return None
-            return "the key is not one of this endpoint's keys"
-        return None if token_ok(bearer) else "the token is not valid for this endpoint"
 
     def choose(self, workspace: str, endpoint: str, view: EndpointView, pinned: str | None) -> str | Answer:
         if pinned:

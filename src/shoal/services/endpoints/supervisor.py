@@ -298,7 +298,7 @@ class Supervisor:
             AZUREML_ENDPOINT_NAME=ep,
         )
         if files.script is None:
-            raise ValueError("a deployment without code_configuration (a no-code MLflow model) is not served yet")
+            raise ValueError("the deployment has no scoring script")
         settings = resolved.get("request_settings") or {}
         liveness = ProbeSettings(**(resolved.get("liveness_probe") or {}))
         readiness = ProbeSettings(**(resolved.get("readiness_probe") or {}))
