@@ -48,6 +48,7 @@ from shoal.services.access.audit import AuditLog
 from shoal.services.context import ServiceContext
 from shoal.services.endpoints.router import Router
 from shoal.services.endpoints.supervisor import Supervisor
+from shoal.services.jobs.cluster import server_id_for
 from shoal.services.jobs.dispatcher import Dispatcher
 from shoal.services.schedules.firing import ScheduleTimer
 from shoal.services.storage.cleanup import Sweeper
@@ -140,7 +141,13 @@ def create_app(
         )
     # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
     sweeper = Sweeper(ctx)
-    supervisor = Supervisor(ctx)  # online endpoints' instances
+    # Online endpoints' instances; with several servers, the one holding the endpoints duty runs them.
+    supervisor = Supervisor(
+        ctx,
+        server_id=dispatcher.cluster.server_id if dispatcher is not None else server_id_for(settings.resolved_home()),
+        lease_seconds=settings.server_lease_seconds,
+        instance_host=settings.endpoint_instance_host,
+    )
     scoring = Router(supervisor)
     timer = (
         ScheduleTimer(

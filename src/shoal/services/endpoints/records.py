@@ -233,9 +233,9 @@ def put_deployment(
             row.generation += 1
             row.spec, row.resolved, row.state, row.error = spec, resolved, "Updating", None
             rows.touch(row)
-        generation = row.generation
+        generation, row_id = row.generation, row.id
         out = _deployment_body(sup, workspace, endpoint, row)
-    sup.rollout((workspace, endpoint, name), generation, resolved)
+    sup.rollout((workspace, endpoint, name), generation, resolved, row_id=row_id)
     return out
 
 

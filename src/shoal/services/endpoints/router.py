@@ -17,7 +17,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from shoal.services.endpoints.supervisor import Deployment, EndpointView, Instance, Key, Supervisor
+from shoal.services.endpoints.pools import Deployment, EndpointView, Instance, Key
+from shoal.services.endpoints.supervisor import Supervisor
 from shoal.services.endpoints.upstream import UpstreamError, UpstreamPool
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
@@ -130,14 +131,16 @@ class Router:
                 if port is None:
                     raise UpstreamError("the instance has no port yet")
                 async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
-                    reply = await self.upstream.post(port, "/score", body, content_type or "application/json")
+                    reply = await self.upstream.post(
+                        inst.host, port, "/score", body, content_type or "application/json"
+                    )
             except TimeoutError:
                 return _error(408, f"the request took longer than request_timeout_ms ({int(timeout * 1000)})", name)
             except UpstreamError:
-                if not inst.process.alive():
+                if not inst.alive():
                     inst.ready = False
                 if port is not None:
-                    self.upstream.forget(port)
+                    self.upstream.forget(inst.host, port)
                 if time.monotonic() >= deadline:
                     return _error(408, f"the request took longer than request_timeout_ms ({int(timeout * 1000)})", name)
                 continue  # the instance went away: another one, if any

@@ -2,11 +2,12 @@
 
 Why not httpx: the hop to an instance is the router's whole cost, and httpx's async client
 spends about 0.5 ms of CPU per request (its request and response models, the connection pool's
-locks). An instance is always ``127.0.0.1:<port>`` speaking plain HTTP/1.1 with a
-``Content-Length`` (``runtime/scoring_server.py``), so a request is one write of ready bytes and
-a response is a status line, a few headers and a body of known length: a few tens of µs here.
+locks). An instance is ``<host>:<port>`` (loopback, unless several servers share instances)
+speaking plain HTTP/1.1 with a ``Content-Length`` (``runtime/scoring_server.py``), so a
+request is one write of ready bytes and a response is a status line, a few headers and a body
+of known length: a few tens of µs here.
 
-Connections are kept per port (an instance's port is its identity: a restarted instance has a
+Connections are kept per address (an instance's port is its identity: a restarted instance has a
 new one) and reused last-in first-out. A connection that fails before any byte of the answer
 came back, having been idle in the pool, is retried once on a fresh connection (the instance
 closed it while it sat idle); other failures are the caller's to map (``UpstreamError``)."""
@@ -46,38 +47,39 @@ class _Conn:
 
 class UpstreamPool:
     def __init__(self) -> None:
-        self._idle: dict[int, list[_Conn]] = defaultdict(list)
+        self._idle: dict[tuple[str, int], list[_Conn]] = defaultdict(list)
 
-    async def _connect(self, port: int) -> _Conn:
+    async def _connect(self, host: str, port: int) -> _Conn:
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_HEAD)
+            reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEAD)
         except OSError as exc:
-            raise UpstreamError(f"cannot connect to instance port {port}: {exc}") from exc
+            raise UpstreamError(f"cannot connect to instance {host}:{port}: {exc}") from exc
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _Conn(reader, writer)
 
-    async def post(self, port: int, path: str, body: bytes, content_type: str) -> Reply:
+    async def post(self, host: str, port: int, path: str, body: bytes, content_type: str) -> Reply:
         """POST ``body``; the caller bounds the time (``asyncio.timeout``)."""
-        idle = self._idle[port]
+        address = (host, port)
+        idle = self._idle[address]
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         while idle:
             conn = idle.pop()
             try:
-                return await self._exchange(port, conn, head, body)
+                return await self._exchange(address, conn, head, body)
             except _StaleError:
                 continue  # closed while idle: the next one, or a fresh connection
-        conn = await self._connect(port)
+        conn = await self._connect(host, port)
         try:
-            return await self._exchange(port, conn, head, body)
+            return await self._exchange(address, conn, head, body)
         except _StaleError as exc:
-            raise UpstreamError(f"instance port {port} closed the connection: {exc}") from exc
+            raise UpstreamError(f"instance {host}:{port} closed the connection: {exc}") from exc
 
-    async def _exchange(self, port: int, conn: _Conn, head: bytes, body: bytes) -> Reply:
+    async def _exchange(self, address: tuple[str, int], conn: _Conn, head: bytes, body: bytes) -> Reply:
         reused_ok = False
         try:
             conn.writer.write(head + body if len(body) < 65536 else head)
@@ -105,20 +107,20 @@ class UpstreamPool:
             raise
         finally:
             if reused_ok:
-                idle = self._idle[port]
+                idle = self._idle[address]
                 if len(idle) < MAX_IDLE_PER_PORT:
                     idle.append(conn)
                 else:
                     conn.close()
 
-    def forget(self, port: int) -> None:
+    def forget(self, host: str, port: int) -> None:
         """Close the idle connections to an instance that is gone."""
-        for conn in self._idle.pop(port, []):
+        for conn in self._idle.pop((host, port), []):
             conn.close()
 
     async def close(self) -> None:
-        for port in list(self._idle):
-            self.forget(port)
+        for host, port in list(self._idle):
+            self.forget(host, port)
 
 
 class _StaleError(Exception):
