@@ -15,36 +15,32 @@ from shoal.client.ml_client import MLClient
 from tests.e2e.test_multiserver import Cluster, Server, cluster  # noqa: F401 - the fixture
 
 SCORE = """\
-import json, os
+import json, uuid
 
 def init():
-    pass
+    global ME
+    ME = uuid.uuid4().hex  # which process answered (a sandboxed one has its own pid namespace)
 
 def run(raw_data):
-    return {"pid": os.getpid(), "doubled": [x * 2 for x in json.loads(raw_data)["data"]]}
+    return {"instance": ME, "doubled": [x * 2 for x in json.loads(raw_data)["data"]]}
 """
 
 
 def _instances_on_machine(homes: list[Path]) -> list[int]:
-    """Scoring processes started from either server's home (by command line)."""
-    found = []
+    """Scoring processes started from either server's home (by command line), one per instance:
+    a sandboxed instance is a bwrap process and the python inside it, counted once (the outer)."""
+    found: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().split(")")[1].split()[0]
+            fields = Path(f"/proc/{entry}/stat").read_text().split(")")[1].split()
         except OSError:
             continue
-        sandbox = os.path.basename(cmdline.split(b"\0", 1)[0]) == b"bwrap"  # the python inside counts
-        if (
-            b"scoring_server.py" in cmdline
-            and state != "Z"
-            and not sandbox
-            and any(str(h).encode() in cmdline for h in homes)
-        ):
-            found.append(int(entry))
-    return found
+        if b"scoring_server.py" in cmdline and fields[0] != "Z" and any(str(h).encode() in cmdline for h in homes):
+            found[int(entry)] = int(fields[1])
+    return sorted(pid for pid, parent in found.items() if parent not in found)
 
 
 def _score(server: Server, uri_path: str, key: str) -> httpx.Response:
@@ -93,14 +89,14 @@ def test_instances_run_once_and_move_when_the_holder_dies(cluster: Cluster, tmp_
     path = "/api/v1/workspaces/default/onlineEndpoints/shared-ep/score"
 
     # Both routers answer, from the same two processes: the instances run once, not per server.
-    pids = set()
+    answered = set()
     for server in (cluster.a, cluster.b):
         answer = _wait_scoring(server, path, key)
         assert answer.json()["doubled"] == [2, 4]
         for _ in range(20):
-            pids.add(_score(server, path, key).json()["pid"])
+            answered.add(_score(server, path, key).json()["instance"])
     running = _instances_on_machine(homes)
-    assert len(running) == 2 and pids <= set(running), (pids, running)
+    assert len(running) == 2 and len(answered) == 2, (answered, running)
     shown = [
         {(i["pid"], i["port"]) for i in client.online_deployments.get("blue", "shared-ep").to_dict()["instances"]}
         for client in (a, b)

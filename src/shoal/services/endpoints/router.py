@@ -46,6 +46,7 @@ class Router:
         self._background: set[asyncio.Task[None]] = set()
         # Requests waiting for a free slot of a deployment, first come first served.
         self._waiters: dict[Key, deque[asyncio.Future[None]]] = {}
+        self._turn = 0
 
     async def close(self) -> None:
         await self.upstream.close()
@@ -168,7 +169,12 @@ class Router:
             pool = dep.pool
             best: Instance | None = None
             any_ready = False
-            for inst in pool.instances if pool else ():
+            instances = pool.instances if pool else []
+            # The least busy instance; among equals, the next in turn (requests one at a time
+            # spread over every instance rather than all going to the first).
+            self._turn += 1
+            start = self._turn % len(instances) if instances else 0
+            for inst in instances[start:] + instances[:start]:
                 if inst.ready and inst.port is not None:
                     any_ready = True
                     if inst.inflight < per_instance and (best is None or inst.inflight < best.inflight):
