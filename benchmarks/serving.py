@@ -351,8 +351,8 @@ def main() -> None:
     parser.add_argument(
         "--max-concurrent",
         type=int,
-        default=1,
-        help="the deployment's max_concurrent_requests_per_instance (Azure's default: 1)",
+        default=8,
+        help="the deployment's max_concurrent_requests_per_instance (Azure's default is 1; the peers take 8 at once)",
     )
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args()
@@ -441,8 +441,9 @@ def report(results: dict, rollout: dict, args: argparse.Namespace, exe: str | No
 {today()}; {machine()}; load average before the run {load} (the 2 cores are shared: client and
 servers run on them together). MLflow {mlflow_version(exe) if exe else "—"}, scikit-learn {sk}; one
 logistic regression on {FEATURES} features; each system one process (Shoal: the server plus one
-instance). {args.rounds} rounds of {args.seconds:g} s per cell, interleaved; medians over rounds.
-Every system gets the same `dataframe_split` body; raw keep-alive HTTP/1.1 connections.
+instance, `max_concurrent_requests_per_instance: {args.max_concurrent}`). {args.rounds} rounds of
+{args.seconds:g} s per cell, interleaved; medians over rounds. Every system gets the same
+`dataframe_split` body; raw keep-alive HTTP/1.1 connections.
 
 | rows | connections | system | requests/s | p50 ms | p99 ms | failed |
 |---:|---:|---|---:|---:|---:|---:|

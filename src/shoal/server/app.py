@@ -147,6 +147,7 @@ def create_app(
         server_id=dispatcher.cluster.server_id if dispatcher is not None else server_id_for(settings.resolved_home()),
         lease_seconds=settings.server_lease_seconds,
         instance_host=settings.endpoint_instance_host,
+        shared=dispatcher is not None,
     )
     scoring = Router(supervisor)
     timer = (

@@ -54,8 +54,11 @@ PEER_GRACE = 2.5 * REFRESH_PERIOD
 
 
 class Sharing:
-    def __init__(self, sup: Supervisor, server_id: str, lease_seconds: float, host: str) -> None:
+    def __init__(self, sup: Supervisor, server_id: str, lease_seconds: float, host: str, *, shared: bool) -> None:
         self.sup = sup
+        # False for an app without a listening server (in-process tests): it alone runs the
+        # instances, with no duty to hold (and no periodic write).
+        self.shared = shared
         self.server_id = server_id
         self.lease_seconds = max(1.0, lease_seconds)
         self.host = host
@@ -68,6 +71,10 @@ class Sharing:
 
     def renew(self) -> None:
         """Take or keep the duty; a holder that lost it stops its instances."""
+        if not self.shared:
+            self.holder = True
+            self._duty_at = time.monotonic()
+            return
         now = job_state.now()
         with self.sup.ctx.db.write() as session:
             held = server_rows.hold_duty(session, DUTY, self.server_id, now=now, ttl=self.lease_seconds)
@@ -126,7 +133,8 @@ class Sharing:
             dep = None
         if dep is not None:
             dep.row_id = row_id
-        if dep is None or generation > dep.wanted or (dep.pool is not None and dep.pool.files is None):
+        # A remote pool (this server took the duty over) has wanted 0: it is rolled out here too.
+        if dep is None or generation > dep.wanted:
             self.sup.rollout(key, generation, resolved, row_id=row_id)
 
     def _follow(

@@ -48,11 +48,13 @@ class Supervisor:
         server_id: str = "local",
         lease_seconds: float = 15.0,
         instance_host: str = "127.0.0.1",
+        shared: bool = False,
     ) -> None:
         self.ctx = ctx
         self.instance_host = instance_host
-        # Several servers on one database: one holds the endpoints duty and runs the instances.
-        self.sharing = Sharing(self, server_id, lease_seconds, instance_host)
+        # Several servers on one database (``shared``, a listening server): one holds the
+        # endpoints duty and runs the instances.
+        self.sharing = Sharing(self, server_id, lease_seconds, instance_host, shared=shared)
         self.deployments: dict[Key, Deployment] = {}
         self.endpoints: dict[tuple[str, str], EndpointView] = {}
         self._mutex = threading.Lock()
@@ -252,7 +254,7 @@ class Supervisor:
         count = int(resolved.get("instance_count") or 1)
         pool = Pool(generation, files, [], env, settings, liveness)
         for index in range(count):
-            pool.instances.append(Instance(self._spawn(pool, index)))
+            pool.instances.append(Instance(self._spawn(pool, index), host=self.instance_host))
         deadline = time.monotonic() + readiness.initial_delay + readiness.period * readiness.failure_threshold
         try:
             for inst in pool.instances:
