@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from _common import (
     DOCS,
     find_mlflow,
@@ -120,6 +121,8 @@ class Target:
     port: int
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    # CPU accounting: a part's name -> (root pids, with their descendants or not).
+    cpu: dict[str, tuple[list[int], bool]] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,6 +131,20 @@ class Cell:
     failures: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used by each part in the cell
+
+
+def cpu_seconds(pids: list[int], descendants: bool) -> float:
+    """User + system CPU seconds of the processes so far (what a busy machine cannot blur)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for proc in [root, *(root.children(recursive=True) if descendants else [])]:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+    return total
 
 
 # -- the load: raw keep-alive HTTP/1.1 ----------------------------------------------------------
@@ -184,6 +201,7 @@ async def connection(port: int, payload: bytes, until: float, cell: Cell, errors
 def drive(target: Target, body: bytes, concurrency: int, seconds: float) -> tuple[Cell, list[str]]:
     cell, errors = Cell(), []
     payload = request_bytes(target, body)
+    before = {part: cpu_seconds(*group) for part, group in target.cpu.items()}
 
     async def main() -> None:
         until = time.perf_counter() + seconds
@@ -197,6 +215,7 @@ def drive(target: Target, body: bytes, concurrency: int, seconds: float) -> tupl
 
         runner = uvloop.run  # type: ignore[assignment]
     runner(main())
+    cell.cpu = {part: cpu_seconds(*group) - before[part] for part, group in target.cpu.items()}
     return cell, errors
 
 
@@ -219,13 +238,15 @@ def peer_python(mlflow_exe: str | None) -> str | None:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], tmp: Path, name: str, health: str, env: dict[str, str]) -> Iterator[None]:
+def process(
+    argv: list[str], tmp: Path, name: str, health: str, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
         try:
             wait_until_answers(proc, health, name, log, limit=180)
-            yield
+            yield proc
         finally:
             stop_process(proc, group=True)
 
@@ -331,6 +352,14 @@ def measure(targets: list[Target], seconds: float, rounds: int) -> dict[tuple[st
     return out
 
 
+def cpu_per_request(cells: list[Cell], part: str | None = None) -> float:
+    """Median over rounds of CPU seconds per request (one part, or all parts summed)."""
+    values = [
+        (c.cpu.get(part, 0.0) if part else sum(c.cpu.values())) / c.requests for c in cells if c.requests and c.cpu
+    ]
+    return median(values)
+
+
 def summary(cells: list[Cell]) -> tuple[float, float, float, int]:
     """Throughput (req/s), p50 and p99 latency (s): medians over rounds; failures summed."""
     rates = [c.requests / c.seconds for c in cells if c.seconds]
@@ -383,9 +412,9 @@ def main() -> None:
                      "--workers", "1", "--no-access-log", "--log-level", "warning"]  # fmt: skip
         with (
             shoal_server(tmp) as server,
-            process(mlflow_argv, tmp, "mlflow-serve", f"http://127.0.0.1:{mlflow_port}/ping", peer_env),
+            process(mlflow_argv, tmp, "mlflow-serve", f"http://127.0.0.1:{mlflow_port}/ping", peer_env) as mlflow_proc,
             process(bare_argv, tmp, "bare-app", f"http://127.0.0.1:{bare_port}/health",
-                    {**peer_env, "MODEL_DIR": str(model_dir)}),
+                    {**peer_env, "MODEL_DIR": str(model_dir)}) as bare_proc,
         ):  # fmt: skip
             from shoal import ManagedOnlineEndpoint, MLClient
 
@@ -397,14 +426,18 @@ def main() -> None:
             set_traffic(ml, {"blue": 100})
             key = ml.online_endpoints.get_keys("bench").primary_key
             uri = ml.online_endpoints.get("bench").scoring_uri
-            instance_port = ml.online_deployments.get("blue", "bench").to_dict()["instances"][0]["port"]
+            instance = ml.online_deployments.get("blue", "bench").to_dict()["instances"][0]
             server_port = int(server.url.rsplit(":", 1)[1])
+            # CPU by part: the router is the server process alone; an instance with what it runs
+            # (a sandboxed one is bwrap and the python inside).
+            router_cpu, instance_cpu = ([server.pid], False), ([instance["pid"]], True)
             targets = [
-                Target(SHOAL, server_port, uri.split(str(server_port), 1)[1], {"Authorization": f"Bearer {key}"}),
-                Target(DIRECT, instance_port, "/score"),
-                Target(MLFLOW, mlflow_port, "/invocations"),
-                Target(BARE, bare_port, "/score"),
-            ]
+                Target(SHOAL, server_port, uri.split(str(server_port), 1)[1], {"Authorization": f"Bearer {key}"},
+                       {"router": router_cpu, "instance": instance_cpu}),
+                Target(DIRECT, instance["port"], "/score", {}, {"instance": instance_cpu}),
+                Target(MLFLOW, mlflow_port, "/invocations", {}, {"server": ([mlflow_proc.pid], True)}),
+                Target(BARE, bare_port, "/score", {}, {"server": ([bare_proc.pid], True)}),
+            ]  # fmt: skip
             results = measure(targets, args.seconds, args.rounds)
             rollout = rollout_under_load(ml, targets[0], tmp, model_dir, versions, args.max_concurrent)
     report(results, rollout, args, exe, sklearn_version, load_before)
@@ -429,6 +462,21 @@ def report(results: dict, rollout: dict, args: argparse.Namespace, exe: str | No
                 f"| {rows} | {conc} | {ratio(shoal[0], mlflow[0])} | {ratio(shoal[0], bare[0])} | "
                 f"{(shoal[1] - direct[1]) * 1000:.2f} |"
             )
+    cpu_rows = []
+    for rows in ROWS:
+        for conc in CONCURRENCY:
+            shoal = results[(SHOAL, rows, conc)]
+            router, total = cpu_per_request(shoal, "router"), cpu_per_request(shoal)
+            direct = cpu_per_request(results[(DIRECT, rows, conc)])
+            mlflow, bare = cpu_per_request(results[(MLFLOW, rows, conc)]), cpu_per_request(results[(BARE, rows, conc)])
+            cpu_rows.append(
+                f"| {rows} | {conc} | {ms(router)} | {ms(total - router)} | {ms(total)} | {ms(direct)} | {ms(mlflow)} "
+                f"| {ms(bare)} | {ratio(bare, total)} | {ratio(mlflow, total)} |"
+            )
+    cpu_header = (
+        "| rows | connections | Shoal router | Shoal instance | Shoal total | instance direct | MLflow | bare app "
+        "| bare ÷ Shoal | MLflow ÷ Shoal |"
+    )
     failures = sum(f[3] for f in figures.values())
     title = "## Serving a model: online endpoint vs `mlflow models serve` vs a bare app (`benchmarks/serving.py`)"
     header = (
@@ -452,6 +500,15 @@ instance, `max_concurrent_requests_per_instance: {args.max_concurrent}`). {args.
 {header}
 |---:|---:|---:|---:|---:|
 {chr(10).join(ratios)}
+
+CPU per request (ms of user + system time, from `/proc`: what a busy machine does not blur; the
+client's own is not counted). On a machine where the servers have the cores to themselves,
+throughput follows the inverse of these: the last two columns are the throughput ratios CPU
+alone allows.
+
+{cpu_header}
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+{chr(10).join(cpu_rows)}
 
 Failed requests in the cells above: {failures}. Blue→green rollout under load (4 connections,
 green created, traffic 50/50 then 0/100, blue deleted): {rollout["requests"]:,} requests in
