@@ -104,11 +104,14 @@ class Sharing:
         known_endpoints = list(self.sup.endpoints)
         with self.sup.ctx.db.read() as session:
             endpoints = [(ws, ep.name, ep.spec, ep.keys) for ws, ep in rows.all_endpoints(session)]
-            stored = {
-                (ws, ep.name, dep.name): (dep.id, dep.generation, dep.resolved, dep.served_by, dep.instances)
-                for ws, ep, dep in rows.all_live_deployments(session)
-            }
-            self.peers = bool(server_rows.live(session, job_state.now()) - {self.server_id})
+            stored = {}
+            if endpoints or known:  # most servers have none: one cheap query a second
+                stored = {
+                    (ws, ep.name, dep.name): (dep.id, dep.generation, dep.resolved, dep.served_by, dep.instances)
+                    for ws, ep, dep in rows.all_live_deployments(session)
+                }
+            if self.shared and self.holder and stored:  # only the holder's rollouts wait for peers
+                self.peers = bool(server_rows.live(session, job_state.now()) - {self.server_id})
         for ws, name, spec, keys in endpoints:
             self.sup.set_endpoint(ws, name, spec, self.sup.ctx.secrets.decrypt(keys))
         names = {(ws, name) for ws, name, _, _ in endpoints}
