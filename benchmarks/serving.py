@@ -515,7 +515,11 @@ green created, traffic 50/50 then 0/100, blue deleted): {rollout["requests"]:,} 
 {rollout["seconds"]:.1f} s, **{rollout["failures"]} failed**{examples}.
 
 The router's share is the endpoint's p50 minus the same instance's p50 called directly: the key
-check, the traffic draw, the slot, and the second HTTP hop (client → server → instance).
+check, the traffic draw, the slot, and the second HTTP hop (client → server → instance). With a
+load average far above the core count, the p50s of the 8-connection and 100-row cells are mostly
+waits for a core (a request through the router needs two processes scheduled, not one), and can
+come out negative; the single-row, single-connection cell and the CPU table are the steadier
+measures.
 """
     print(body)
     write("serving", body, args.out)
