@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
             "UserIdentityConfiguration ManagedIdentityConfiguration AmlTokenConfiguration JobResources "
             "CommandJobLimits QueueSettings Component "
             "ManagedOnlineEndpoint ManagedOnlineDeployment CodeConfiguration OnlineRequestSettings ProbeSettings "
+            "DefaultScaleSettings TargetUtilizationScaleSettings "
             "BatchEndpoint BatchDeployment ModelBatchDeployment PipelineComponentBatchDeployment BatchRetrySettings"
         ).split()
     },

@@ -38,6 +38,9 @@ class ShoalSettings(BaseSettings):
     public_url: str | None = None
     server_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     server_lease_seconds: float = Field(default=15.0, ge=1.0)
+    # The address online endpoints' scoring instances listen on, and that the other servers'
+    # routers reach them at (several servers on several hosts: this host's private address).
+    endpoint_instance_host: str = "127.0.0.1"
     # Folders local datastores may point into, os.pathsep-separated; by default
     # $SHOAL_HOME/local-datastores (storage/local_roots.py says what is refused).
     local_datastore_roots: str | None = None

@@ -146,7 +146,8 @@ def endpoint_credentials(
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
 ) -> None:
-    """Show the endpoint's keys (primaryKey, secondaryKey).
+    """Show the endpoint's keys (primaryKey, secondaryKey); for an aml_token endpoint, an access
+    token (accessToken, expiryTimeUtc, refreshAfterTimeUtc, tokenType), as az ml does.
 
     Example: KEY=$(shoal online-endpoint get-credentials -n my-ep -o tsv --query primaryKey)"""
     show(client(workspace_name).online_endpoints.get_keys(need(name)), output, query)

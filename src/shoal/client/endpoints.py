@@ -75,6 +75,24 @@ class EndpointAuthKeys:
         return {"primaryKey": self.primary_key, "secondaryKey": self.secondary_key}
 
 
+class AccessToken:
+    """``get_keys``' answer for an ``aml_token`` endpoint (azure-ai-ml's ``AccessToken``)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.access_token = body.get("accessToken")
+        self.expiry_time_utc = body.get("expiryTimeUtc")
+        self.refresh_after_time_utc = body.get("refreshAfterTimeUtc")
+        self.token_type = body.get("tokenType", "Bearer")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accessToken": self.access_token,
+            "expiryTimeUtc": self.expiry_time_utc,
+            "refreshAfterTimeUtc": self.refresh_after_time_utc,
+            "tokenType": self.token_type,
+        }
+
+
 class EndpointGroup(_Group):
     """What online and batch endpoint groups share: create or update, get, list, delete, by the
     REST collection ``plural`` (``onlineEndpoints``, ``batchEndpoints``)."""
@@ -113,8 +131,10 @@ class OnlineEndpointOperations(EndpointGroup):
     plural = "onlineEndpoints"
     what = "an online endpoint"
 
-    def get_keys(self, name: str) -> EndpointAuthKeys:
-        return EndpointAuthKeys(self._t.request("POST", f"{self._base}/{name}/listKeys"))
+    def get_keys(self, name: str) -> EndpointAuthKeys | AccessToken:
+        """The keys (``auth_mode: key``), or an access token (``aml_token``), as azure-ai-ml's."""
+        body = self._t.request("POST", f"{self._base}/{name}/listKeys")
+        return AccessToken(body) if "accessToken" in body else EndpointAuthKeys(body)
 
     def begin_regenerate_keys(self, name: str, *, key_type: str = "primary", key_value: str | None = None) -> LROPoller:
         body = {"keyType": key_type, "keyValue": key_value}
@@ -146,7 +166,11 @@ class OnlineEndpointOperations(EndpointGroup):
         else:
             raise UserError("give request_file (or request_body) to invoke an endpoint")
         endpoint = self.get(endpoint_name)
-        bearer = self.get_keys(endpoint_name).primary_key if endpoint.auth_mode == "key" else self._t.token
+        if endpoint.auth_mode in ("key", "aml_token"):
+            credentials = self.get_keys(endpoint_name)
+            bearer = credentials.primary_key if isinstance(credentials, EndpointAuthKeys) else credentials.access_token
+        else:
+            bearer = self._t.token
         headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
         if deployment_name:
             headers["azureml-model-deployment"] = deployment_name

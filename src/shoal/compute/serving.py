@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +90,14 @@ def start_instance(
     *,
     sandbox: Sandbox | None = None,
     readable: Sequence[str | Path] = (),
+    host: str = "127.0.0.1",
 ) -> InstanceProcess:
-    """Start one instance; with ``sandbox``, confined to ``readable`` (read-only) and ``folder``."""
+    """Start one instance listening on ``host``; with ``sandbox``, confined to ``readable``
+    (read-only) and ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PORT_FILE).unlink(missing_ok=True)
     argv = [python, str(SCORING_SERVER), "--script", str(script), "--port-file", str(folder / PORT_FILE)]
+    argv += ["--host", host]
     env = dict(env)
     if sandbox is not None:
         home, tmp = folder / "home", folder / "tmp"
@@ -122,9 +125,25 @@ def start_instance(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Unconfined, an instance still ends with the server (bwrap's --die-with-parent does
+            # this in the sandbox): a server killed outright leaves no instance serving for it.
+            preexec_fn=None if sandbox is not None else _die_with_parent(),
         )
     pid_file(folder).write_text(str(proc.pid))
     return InstanceProcess(index, folder, proc)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child runs before exec: SIGTERM to it when the starting thread ends (Linux
+    prctl PR_SET_PDEATHSIG). Looked up here, in the parent: the child only calls it. None where
+    there is no prctl; end_orphans cleans up at the next start there."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def end_orphans(root: Path) -> int:

@@ -62,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "ManagedOnlineEndpoint": "shoal.entities.endpoint",
     "OnlineRequestSettings": "shoal.entities.endpoint",
     "ProbeSettings": "shoal.entities.endpoint",
+    "DefaultScaleSettings": "shoal.entities.endpoint",
+    "TargetUtilizationScaleSettings": "shoal.entities.endpoint",
     "BuildContext": "shoal.entities.environment",
     "Environment": "shoal.entities.environment",
     "InferenceConfig": "shoal.entities.environment",

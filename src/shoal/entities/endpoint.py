@@ -101,6 +101,42 @@ class ProbeSettings(ShoalModel):
     failure_threshold: int = Field(30, ge=1)
 
 
+class ScaleSettings(ShoalModel):
+    """Azure's ``scale_settings``: ``default`` (managed endpoints: a fixed ``instance_count``) or
+    ``target_utilization`` (Kubernetes: autoscale between min and max instances). Recorded and
+    shown; Shoal runs ``instance_count`` instances either way."""
+
+    type: Literal["default", "target_utilization"] = "default"
+    min_instances: int | None = Field(None, ge=1)
+    max_instances: int | None = Field(None, ge=1)
+    polling_interval: int | None = Field(None, ge=1)
+    target_utilization_percentage: int | None = Field(None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> Self:
+        extra = [
+            f
+            for f in ("min_instances", "max_instances", "polling_interval", "target_utilization_percentage")
+            if getattr(self, f) is not None
+        ]
+        if self.type == "default" and extra:
+            raise FieldIssue(
+                "type",
+                f"scale_settings of type default take no {extra[0]} (that is type: target_utilization)",
+            )
+        if self.min_instances and self.max_instances and self.min_instances > self.max_instances:
+            raise FieldIssue("min_instances", "min_instances is above max_instances")
+        return self
+
+
+# azure-ai-ml's names for the two kinds.
+DefaultScaleSettings = ScaleSettings
+
+
+def TargetUtilizationScaleSettings(**fields: Any) -> ScaleSettings:  # noqa: N802 - azure-ai-ml's class name
+    return ScaleSettings(type="target_utilization", **fields)
+
+
 class ManagedOnlineDeployment(Entity):
     KIND: ClassVar[str] = "online_deployment"
     READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = Entity.READ_ONLY_FIELDS + (
@@ -119,7 +155,7 @@ class ManagedOnlineDeployment(Entity):
     request_settings: OnlineRequestSettings | None = None
     liveness_probe: ProbeSettings | None = None
     readiness_probe: ProbeSettings | None = None
-    scale_settings: dict[str, Any] | None = None
+    scale_settings: ScaleSettings = Field(default_factory=ScaleSettings)
     environment_variables: EnvDict = Field(default_factory=dict)
     app_insights_enabled: bool = False
     egress_public_network_access: Literal["enabled", "disabled"] | None = None

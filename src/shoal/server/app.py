@@ -46,11 +46,13 @@ from shoal.server.routes import (
     studio_pages,
 )
 from shoal.server.routes import workspaces as ws_routes
+from shoal.server.scoring_path import ScoringFastPath
 from shoal.services import workspaces
 from shoal.services.access.audit import AuditLog
 from shoal.services.context import ServiceContext
 from shoal.services.endpoints.router import Router
 from shoal.services.endpoints.supervisor import Supervisor
+from shoal.services.jobs.cluster import server_id_for
 from shoal.services.jobs.dispatcher import Dispatcher
 from shoal.services.schedules.firing import ScheduleTimer
 from shoal.services.storage.cleanup import Sweeper
@@ -147,7 +149,14 @@ def create_app(
         )
     # Temporary files and upload folders a crash left behind (services/storage/cleanup.py).
     sweeper = Sweeper(ctx)
-    supervisor = Supervisor(ctx)  # online endpoints' instances
+    # Online endpoints' instances; with several servers, the one holding the endpoints duty runs them.
+    supervisor = Supervisor(
+        ctx,
+        server_id=dispatcher.cluster.server_id if dispatcher is not None else server_id_for(settings.resolved_home()),
+        lease_seconds=settings.server_lease_seconds,
+        instance_host=settings.endpoint_instance_host,
+        shared=dispatcher is not None,
+    )
     scoring = Router(supervisor)
     timer = (
         ScheduleTimer(
@@ -202,6 +211,8 @@ def create_app(
     app.state.scoring = scoring
     _install_error_handlers(app)
     app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)
+    # Outside the gate: an authorized scoring request is answered before the general stack.
+    app.add_middleware(ScoringFastPath, router=scoring, body_timeout=settings.body_timeout)
 
     routers = (health, ws_routes, compute, datastores, connections, assets, jobs, schedules, runner, mlflow)
     for module in (*routers, endpoints, batch_endpoints, mlflow_artifacts, access, studio_data):

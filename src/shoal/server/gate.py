@@ -52,7 +52,7 @@ STREAMED_BODY_ROUTES = re.compile(
 )
 # Online endpoints' scoring route: called with an endpoint key, which its own dependency checks
 # (routes/endpoints.EndpointKey), not a Shoal token; any content type; up to Azure's 100 MB.
-SCORING_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/onlineEndpoints/[^/]+/score$")
+SCORING_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/onlineEndpoints/[^/]+/(score|swagger\.json)$")
 MAX_SCORING_BODY = 100 * 1024 * 1024
 # Raw bytes, but small: a runner's log chunk (at most 1 MiB, runtime/logs.py), capped like JSON.
 RAW_BODY_ROUTES = re.compile(r"^/api/v1/workspaces/[^/]+/jobs/[^/]+/logs$")

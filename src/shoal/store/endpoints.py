@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shoal.errors import NotFoundError, not_found
@@ -113,6 +113,16 @@ def all_endpoints(session: Session) -> list[tuple[str, OnlineEndpointRow]]:
         OnlineEndpointRow, OnlineEndpointRow.workspace_id == WorkspaceRow.id
     )
     return [(ws, ep) for ws, ep in session.execute(query)]
+
+
+def publish_instances(session: Session, deployment_id: int, served_by: str, instances: list[dict[str, Any]]) -> None:
+    """Record where a deployment's instances listen (the endpoints duty's holder writes this)."""
+    session.execute(
+        update(OnlineDeploymentRow)
+        .where(OnlineDeploymentRow.id == deployment_id)
+        .values(served_by=served_by, instances=instances)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def delete(session: Session, row: OnlineEndpointRow | OnlineDeploymentRow) -> None:

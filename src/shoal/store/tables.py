@@ -442,6 +442,10 @@ class OnlineDeploymentRow(Base):
     generation: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Several servers on one database: the server running its instances (the endpoints duty's
+    # holder) and their addresses, so every server's router can reach them.
+    served_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    instances: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class BatchEndpointRow(Base):

@@ -6,14 +6,16 @@ the key, so the route is never open by accident and a deny-by-default check sees
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from shoal.errors import AuthError, PayloadTooLargeError
-from shoal.server.auth import Permission
+from shoal.errors import AuthError, PayloadTooLargeError, PermissionDeniedError
+from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import base_url, ctx, guarded
-from shoal.services.endpoints import records
+from shoal.services.endpoints import openapi, records
+from shoal.services.endpoints import tokens as endpoint_tokens
 from shoal.services.endpoints.router import DEPLOYMENT_HEADER, Router
 from shoal.services.endpoints.supervisor import Supervisor
 
@@ -34,19 +36,39 @@ def _bearer(request: Request) -> str | None:
 
 
 class EndpointKey:
-    """The scoring route's authentication: a key of the endpoint (auth_mode key) or a valid Shoal
-    token (aml_token). Deny by default: an unknown endpoint is a 401 like a wrong key, so a caller
-    without a key learns nothing about which endpoints exist."""
+    """The scoring routes' authentication. ``auth_mode: key``: one of the endpoint's keys.
+    ``aml_token`` (and ``aad_token``): an access token from ``get-credentials`` for this endpoint,
+    or the caller's own Shoal token (the request gate signed it in) holding the ``score`` right in
+    the workspace (Owner, Contributor, AzureML Data Scientist; not Reader), as Azure's
+    onlineEndpoints/score/action. Deny by default: an unknown endpoint is a 401 like a wrong key,
+    so a caller without a key learns nothing about which endpoints exist."""
 
     async def __call__(self, request: Request, workspace: str, name: str) -> None:
         scoring: Router = request.app.state.scoring
         view = scoring.supervisor.endpoints.get((workspace, name))
         if view is None:
             raise AuthError(f"no valid key for online endpoint '{name}' (or there is no such endpoint)")
-        tokens = request.app.state.tokens
-        refusal = scoring.authenticate(view, _bearer(request), lambda t: tokens.lookup(t) is not None)
-        if refusal is not None:
-            raise AuthError(refusal)
+        bearer = _bearer(request)
+        if not bearer:
+            what = "<key>" if view.auth_mode == "key" else "<token>"
+            raise AuthError(f"this endpoint needs an 'Authorization: Bearer {what}' header")
+        if view.auth_mode == "key":
+            if not any(hmac.compare_digest(bearer.encode(), k.encode()) for k in view.keys.values() if k):
+                raise AuthError("the key is not one of this endpoint's keys")
+            return
+        if endpoint_tokens.verify(view.keys.get("primaryKey") or "", bearer, workspace, name):
+            return
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            raise AuthError(
+                "the token is not valid for this endpoint: use `shoal online-endpoint get-credentials` "
+                "(accessToken) or your own Shoal token"
+            )
+        if Permission.SCORE not in principal.permissions_in(workspace):
+            raise PermissionDeniedError(
+                f"'{principal.name}' may not score online endpoints in workspace '{workspace}': that takes the "
+                "score right (Owner, Contributor or AzureML Data Scientist)"
+            )
 
 
 @router.post(PREFIX + "/{name}/score", dependencies=[Depends(EndpointKey())], include_in_schema=True)
@@ -64,6 +86,14 @@ async def score(request: Request, workspace: str, name: str) -> Response:
         pinned=request.headers.get(DEPLOYMENT_HEADER),
     )
     return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=answer.media_type)
+
+
+@router.get(PREFIX + "/{name}/swagger.json", dependencies=[Depends(EndpointKey())], include_in_schema=True)
+async def swagger(request: Request, workspace: str, name: str) -> dict[str, Any]:
+    """The endpoint's OpenAPI document (its ``openapi_uri``), with the same key or token as scoring."""
+    view = sup(request).endpoints[(workspace, name)]
+    uri = records.scoring_uri(base_url(request), workspace, name)
+    return openapi.document(uri, workspace, name, view)
 
 
 # -- endpoints ---------------------------------------------------------------------------------
@@ -91,7 +121,9 @@ def delete_endpoint(request: Request, workspace: str, name: str) -> None:
 
 @guarded(router, "POST", PREFIX + "/{name}/listKeys", Permission.WRITE)
 def list_keys(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return records.get_keys(ctx(request), workspace, name)
+    """The keys (auth_mode key), or an access token for the caller (aml_token), as Azure's."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return records.get_keys(ctx(request), workspace, name, holder=principal.name if principal else "anonymous")
 
 
 @guarded(router, "POST", PREFIX + "/{name}/regenerateKeys", Permission.WRITE)

@@ -42,6 +42,9 @@ class Permission(StrEnum):
     ADMIN = "admin"
     # Any valid token: routes about the caller itself (who am I, my workspaces).
     SIGNED_IN = "signed-in"
+    # Scoring an aml_token online endpoint with one's own token (Azure:
+    # onlineEndpoints/score/action, held by Owner, Contributor and AzureML Data Scientist).
+    SCORE = "score"
 
 
 ALL_PERMISSIONS = frozenset(Permission)
@@ -56,10 +59,12 @@ DATA_SCIENTIST = "AzureML Data Scientist"
 COMPUTE_OPERATOR = "AzureML Compute Operator"
 
 ROLES: dict[str, frozenset[Permission]] = {
-    OWNER: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.COMPUTE, P.MANAGE, P.ROLES, P.AUDIT}),
-    CONTRIBUTOR: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.COMPUTE, P.MANAGE}),
+    OWNER: frozenset(
+        {P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.COMPUTE, P.MANAGE, P.ROLES, P.AUDIT, P.SCORE}
+    ),
+    CONTRIBUTOR: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.COMPUTE, P.MANAGE, P.SCORE}),
     READER: frozenset({P.READ, P.COMPUTE_READ}),
-    DATA_SCIENTIST: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ}),
+    DATA_SCIENTIST: frozenset({P.READ, P.WRITE, P.SECRETS, P.TRACK, P.COMPUTE_READ, P.SCORE}),
     COMPUTE_OPERATOR: frozenset({P.COMPUTE_READ, P.COMPUTE}),
 }
 # Short names the CLI and API accept as well (case-insensitive), as `az role assignment` users type them.

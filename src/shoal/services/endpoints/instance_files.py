@@ -24,8 +24,12 @@ from shoal.envs import EnvBuilder
 from shoal.envs.spec import normalize_environment
 from shoal.errors import UserError
 from shoal.services.context import ServiceContext
+from shoal.services.endpoints import mlflow_env
 from shoal.services.storage import files
 from shoal.storage.paths import join_inside, safe_relpath
+
+# A no-code MLflow deployment's score.py; a file of the runtime, run by the deployment's interpreter.
+MLFLOW_SCORING = Path(__file__).resolve().parents[2] / "runtime" / "mlflow_scoring.py"
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,12 @@ def prepare(
         _copy_uri(ctx, workspace, model["uri"], listed_root)
     code_dir = script = None
     code = resolved.get("code")
-    if code:
+    if resolved.get("mlflow"):  # no-code MLflow: Shoal's MLflow scoring script is the code
+        code_dir = root / "code"
+        code_dir.mkdir()
+        script = code_dir / "score.py"
+        shutil.copyfile(MLFLOW_SCORING, script)
+    elif code:
         code_dir = root / "code"
         code_dir.mkdir()
         _copy_uri(ctx, workspace, code["uri"], code_dir)
@@ -105,7 +114,12 @@ def prepare(
                 f"(it has: {', '.join(sorted(p.name for p in code_dir.iterdir())) or 'nothing'})"
             )
     env_source = resolved["environment"]
-    source = env_source.get("curated") or env_source.get("inline") or env_source.get("spec")
+    if env_source.get("from_model"):
+        if model_dir is None:
+            raise UserError("a no-code MLflow deployment needs a model")
+        source = mlflow_env.environment_of(model_dir)
+    else:
+        source = env_source.get("curated") or env_source.get("inline") or env_source.get("spec")
     # The same cache and settings as the runner's (runtime/__main__.prepare_environment).
     cache = (
         Path(os.environ["SHOAL_ENV_CACHE"])

@@ -13,6 +13,7 @@ from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import parse_asset_ref, parse_path
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, UserError
 from shoal.services.context import ServiceContext
+from shoal.services.endpoints import tokens as endpoint_tokens
 from shoal.services.endpoints.supervisor import Supervisor
 from shoal.services.references import assets as asset_lookup
 from shoal.services.references import resolution as references
@@ -32,12 +33,17 @@ def scoring_uri(base_url: str, workspace: str, name: str) -> str:
     return f"{base_url}/api/v1/workspaces/{workspace}/onlineEndpoints/{name}/score"
 
 
+def openapi_uri(base_url: str, workspace: str, name: str) -> str:
+    return f"{base_url}/api/v1/workspaces/{workspace}/onlineEndpoints/{name}/swagger.json"
+
+
 def _endpoint_body(row: Any, workspace: str, base_url: str) -> dict[str, Any]:
     uri = scoring_uri(base_url, workspace, row.name)
     return {
         **row.spec,
         "name": row.name,
         "scoring_uri": uri,
+        "openapi_uri": openapi_uri(base_url, workspace, row.name),
         "provisioning_state": row.state,
     }
 
@@ -101,13 +107,19 @@ def delete_endpoint(ctx: ServiceContext, sup: Supervisor, workspace: str, name: 
     sup.remove_endpoint(workspace, name)
 
 
-def get_keys(ctx: ServiceContext, workspace: str, name: str) -> dict[str, Any]:
+def get_keys(ctx: ServiceContext, workspace: str, name: str, *, holder: str | None = None) -> dict[str, Any]:
+    """The keys of a key endpoint; for an aml_token endpoint (``holder`` given), an access token
+    for it (accessToken, expiryTimeUtc, refreshAfterTimeUtc, tokenType), as Azure's
+    get-credentials."""
     with ctx.db.read() as session:
         row = rows.get_endpoint(session, workspace_id(session, workspace), name)
-        if row.spec.get("auth_mode", "key") != "key":
+        mode = row.spec.get("auth_mode", "key")
+        if mode == "aml_token" and holder is not None:
+            return endpoint_tokens.mint(ctx.secrets.decrypt(row.keys)["primaryKey"], workspace, name, holder)
+        if mode != "key":
             raise InvalidStateError(
-                f"online endpoint '{name}' uses auth_mode {row.spec.get('auth_mode')}: call it with your Shoal "
-                "token (Authorization: Bearer <token>); it has no keys"
+                f"online endpoint '{name}' uses auth_mode {mode}: call it with your Shoal token "
+                "(Authorization: Bearer <token>, `shoal account get-access-token`); it has no keys"
             )
         return ctx.secrets.decrypt(row.keys)
 
@@ -146,7 +158,8 @@ def resolve_model(ctx: ServiceContext, workspace: str, model: Any, deployment: s
             raise UserError(f"deployment '{deployment}': model path {uri!r} must be in a datastore of the workspace")
         require_datastore(ctx, workspace, ref.datastore, f"deployment '{deployment}' model")
         name = str(model.get("name") or f"{deployment}-model")
-        return {"name": name, "version": str(model.get("version") or "1"), "uri": uri}
+        out = {"name": name, "version": str(model.get("version") or "1"), "uri": uri}
+        return {**out, "type": str(model.get("type") or "custom_model")}
     text = str(model)
     parsed = parse_asset_ref(text, kind="model")
     label = None if parsed.version else (parsed.label or "latest")
@@ -154,7 +167,8 @@ def resolve_model(ctx: ServiceContext, workspace: str, model: Any, deployment: s
         body = asset_lookup.resolve(ctx, workspace, "model", parsed.name, version=parsed.version, label=label)
     except NotFoundError as exc:
         raise NotFoundError(f"deployment '{deployment}' model {text!r}: {exc.message}", details=exc.details) from exc
-    return {"name": body["name"], "version": str(body["version"]), "uri": body["path"], "asset": text}
+    out = {"name": body["name"], "version": str(body["version"]), "uri": body["path"], "asset": text}
+    return {**out, "type": str(body.get("type") or "custom_model")}
 
 
 def _resolve(ctx: ServiceContext, workspace: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -162,13 +176,24 @@ def _resolve(ctx: ServiceContext, workspace: str, name: str, data: dict[str, Any
     resolved: dict[str, Any] = {"model": resolve_model(ctx, workspace, data.get("model"), name)}
     code = data.get("code_configuration")
     if code is None:
-        raise UserError(
-            f"deployment '{name}': Shoal serves deployments with a code_configuration (score.py); "
-            "no-code MLflow deployments are not supported yet"
+        # A no-code MLflow deployment: Shoal's MLflow scoring script, in the environment the model
+        # names (its conda.yaml / requirements.txt) unless the deployment gives one.
+        model = resolved["model"]
+        if model is None or model.get("type") != "mlflow_model":
+            kind = model.get("type") if model else "none"
+            raise UserError(
+                f"deployment '{name}': without a code_configuration the model must be an MLflow model "
+                f"(type: mlflow_model); it is {kind}. Give a code_configuration (a score.py) and an environment"
+            )
+        resolved["mlflow"] = True
+        env = data.get("environment")
+        resolved["environment"] = (
+            references.resolve_environment(ctx, workspace, env) if env is not None else {"from_model": True}
         )
-    resolved["code"] = references.resolve_code(ctx, workspace, code["code"])
-    resolved["scoring_script"] = safe_relpath(code["scoring_script"])
-    resolved["environment"] = references.resolve_environment(ctx, workspace, data.get("environment"))
+    else:
+        resolved["code"] = references.resolve_code(ctx, workspace, code["code"])
+        resolved["scoring_script"] = safe_relpath(code["scoring_script"])
+        resolved["environment"] = references.resolve_environment(ctx, workspace, data.get("environment"))
     for key in ("instance_count", "request_settings", "liveness_probe", "readiness_probe", "environment_variables"):
         if data.get(key) is not None:
             resolved[key] = data[key]
@@ -208,9 +233,9 @@ def put_deployment(
             row.generation += 1
             row.spec, row.resolved, row.state, row.error = spec, resolved, "Updating", None
             rows.touch(row)
-        generation = row.generation
+        generation, row_id = row.generation, row.id
         out = _deployment_body(sup, workspace, endpoint, row)
-    sup.rollout((workspace, endpoint, name), generation, resolved)
+    sup.rollout((workspace, endpoint, name), generation, resolved, row_id=row_id)
     return out
 
 

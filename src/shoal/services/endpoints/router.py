@@ -1,9 +1,9 @@
 """The scoring router: one stable URL per endpoint in front of its deployments' instances.
 
-Per request: the key (or a Shoal token, for ``aml_token`` endpoints), then the deployment (the
+Per request (authenticated before: ``server/scoring_path.py``, ``routes/endpoints.EndpointKey``): the deployment (the
 ``azureml-model-deployment`` header, else a weighted draw over ``traffic``), then an instance of
 that deployment with a free slot (``max_concurrent_requests_per_instance``), waiting at most
-``max_queue_wait_ms`` for one (429), then the request forwarded with an async httpx client and
+``max_queue_wait_ms`` for one (429), then the request forwarded on a kept-alive connection (``upstream.py``) and
 answered within ``request_timeout_ms`` (408). No ready instance is a 503. A share of requests
 is copied to the ``mirror_traffic`` deployments, their answers dropped. Answers as Azure's:
 the status and body of the scoring script, with the ``azureml-model-deployment`` header."""
@@ -11,19 +11,19 @@ the status and body of the scoring script, with the ``azureml-model-deployment``
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import random
 import time
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass, field
 
-import httpx
-
-from shoal.services.endpoints.supervisor import Deployment, EndpointView, Instance, Supervisor
+from shoal.services.endpoints.pools import Deployment, EndpointView, Instance, Key
+from shoal.services.endpoints.supervisor import Supervisor
+from shoal.services.endpoints.upstream import UpstreamError, UpstreamPool
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 RETRY_CONNECT = 2  # an instance that vanished (restarted, rolled out) is retried on another
+QUEUE_RECHECK = 0.05  # a queued request looks again this often (a rollout may have added instances)
 
 
 @dataclass
@@ -42,31 +42,16 @@ def _error(status: int, message: str, deployment: str | None = None) -> Answer:
 class Router:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
-        self._client: httpx.AsyncClient | None = None
+        self.upstream = UpstreamPool()
         self._background: set[asyncio.Task[None]] = set()
-
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
-            self._client = httpx.AsyncClient(limits=limits, timeout=None)
-        return self._client
+        # Requests waiting for a free slot of a deployment, first come first served.
+        self._waiters: dict[Key, deque[asyncio.Future[None]]] = {}
+        self._turn = 0
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.upstream.close()
 
     # -- the request ---------------------------------------------------------------------------
-
-    def authenticate(self, view: EndpointView, bearer: str | None, token_ok: Callable[[str], bool]) -> str | None:
-        """None when allowed, else why not."""
-        if not bearer:
-            return "this endpoint needs an 'Authorization: Bearer <key>' header"
-        if view.auth_mode == "key":
-            if any(hmac.compare_digest(bearer.encode(), k.encode()) for k in view.keys.values() if k):
-                return None
-            return "the key is not one of this endpoint's keys"
-        return None if token_ok(bearer) else "the token is not valid for this endpoint"
 
     def choose(self, workspace: str, endpoint: str, view: EndpointView, pinned: str | None) -> str | Answer:
         if pinned:
@@ -142,44 +127,76 @@ class Router:
             if isinstance(inst, Answer):
                 inst.headers[DEPLOYMENT_HEADER] = name
                 return inst
+            port = inst.port
             try:
-                left = max(0.001, deadline - time.monotonic())
-                response = await self.client().post(
-                    f"http://127.0.0.1:{inst.port}/score",
-                    content=body,
-                    headers={"Content-Type": content_type or "application/json"},
-                    timeout=left,
-                )
-            except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout) and time.monotonic() < deadline:
-                    continue
+                if port is None:
+                    raise UpstreamError("the instance has no port yet")
+                async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
+                    reply = await self.upstream.post(
+                        inst.host, port, "/score", body, content_type or "application/json"
+                    )
+            except TimeoutError:
                 return _error(408, f"the request took longer than request_timeout_ms ({int(timeout * 1000)})", name)
-            except httpx.TransportError:
-                inst.ready = False if not inst.process.alive() else inst.ready
+            except UpstreamError:
+                if not inst.alive():
+                    inst.ready = False
+                if port is not None:
+                    self.upstream.forget(inst.host, port)
+                if time.monotonic() >= deadline:
+                    return _error(408, f"the request took longer than request_timeout_ms ({int(timeout * 1000)})", name)
                 continue  # the instance went away: another one, if any
             finally:
-                inst.inflight -= 1
-            media = response.headers.get("content-type", "application/json")
-            return Answer(response.status_code, response.content, {DEPLOYMENT_HEADER: name}, media)
+                self._release(dep, inst)
+            return Answer(reply.status, reply.body, {DEPLOYMENT_HEADER: name}, reply.content_type)
         return _error(503, f"deployment '{name}': no instance answered", name)
 
+    def _release(self, dep: Deployment, inst: Instance) -> None:
+        inst.inflight -= 1
+        waiters = self._waiters.get(dep.key)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
     async def _acquire(self, dep: Deployment, per_instance: int, queue_wait: float) -> Instance | Answer:
-        """An instance with a free slot, its ``inflight`` already counted (no await in between)."""
+        """An instance with a free slot, its ``inflight`` already counted (no await in between).
+        A request that finds every slot taken waits in line (first come, first served) and is
+        woken by the request that frees one; it rechecks now and then for instances that a
+        rollout or a restart made ready meanwhile."""
         give_up = time.monotonic() + queue_wait
         while True:
             pool = dep.pool
-            ready = [i for i in pool.instances if i.ready and i.port is not None] if pool else []
-            if not ready:
+            best: Instance | None = None
+            any_ready = False
+            instances = pool.instances if pool else []
+            # The least busy instance; among equals, the next in turn (requests one at a time
+            # spread over every instance rather than all going to the first).
+            self._turn += 1
+            start = self._turn % len(instances) if instances else 0
+            for inst in instances[start:] + instances[:start]:
+                if inst.ready and inst.port is not None:
+                    any_ready = True
+                    if inst.inflight < per_instance and (best is None or inst.inflight < best.inflight):
+                        best = inst
+            if best is not None:
+                best.inflight += 1
+                return best
+            if not any_ready:
                 return _error(503, "no instance of this deployment is ready (starting, or restarting after a crash)")
-            free = [i for i in ready if i.inflight < per_instance]
-            if free:
-                inst = min(free, key=lambda i: i.inflight)
-                inst.inflight += 1
-                return inst
-            if time.monotonic() >= give_up:
+            left = give_up - time.monotonic()
+            if left <= 0:
                 return _error(
                     429,
                     f"too many requests: every instance is serving max_concurrent_requests_per_instance "
                     f"({per_instance}) and none freed up within max_queue_wait_ms",
                 )
-            await asyncio.sleep(0.002)
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(dep.key, deque()).append(waiter)
+            try:
+                await asyncio.wait_for(waiter, min(left, QUEUE_RECHECK))
+            except TimeoutError:
+                pass
+            finally:
+                if not waiter.done():
+                    waiter.cancel()

@@ -18,9 +18,7 @@ import logging
 import shutil
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -30,102 +28,33 @@ from shoal.compute import serving
 from shoal.entities.endpoint import ProbeSettings
 from shoal.services.context import ServiceContext
 from shoal.services.endpoints import instance_files
+from shoal.services.endpoints.pools import Deployment, EndpointView, Instance, Key, Metrics, Pool
+from shoal.services.endpoints.sharing import PEER_GRACE, Sharing
 from shoal.services.workspaces import workspace_id
 from shoal.store import endpoints as rows
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str, str]  # workspace, endpoint, deployment
 LOG_TAIL = 30
 MONITOR_PERIOD = 0.5
 DRAIN_GRACE = 0.2
-SWEEP_PERIOD = 5.0  # how often stored deployments are compared with running ones
-
-
-class Metrics:
-    """The router's request counts and latencies of one deployment (in memory, since start)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.errors = 0
-        self.mirrored = 0
-        self.by_status: dict[int, int] = {}
-        self.latencies: deque[float] = deque(maxlen=4096)
-
-    def record(self, status: int, seconds: float, *, mirror: bool = False) -> None:
-        if mirror:
-            self.mirrored += 1
-            return
-        self.count += 1
-        self.by_status[status] = self.by_status.get(status, 0) + 1
-        if status >= 400:
-            self.errors += 1
-        self.latencies.append(seconds)
-
-    def snapshot(self) -> dict[str, Any]:
-        ordered = sorted(self.latencies)
-
-        def pct(p: float) -> float | None:
-            return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 3) if ordered else None
-
-        return {
-            "request_count": self.count,
-            "error_count": self.errors,
-            "mirrored_count": self.mirrored,
-            "status_counts": {str(k): v for k, v in sorted(self.by_status.items())},
-            "latency_p50_ms": pct(0.5),
-            "latency_p99_ms": pct(0.99),
-        }
-
-
-@dataclass
-class Instance:
-    process: serving.InstanceProcess
-    ready: bool = False
-    inflight: int = 0
-    restarts: int = 0
-    liveness_failures: int = 0
-    next_probe: float = 0.0
-
-    @property
-    def port(self) -> int | None:
-        return self.process.read_port()
-
-
-@dataclass
-class Pool:
-    """One generation of a deployment: its files and its instances."""
-
-    generation: int
-    files: instance_files.InstanceFiles
-    instances: list[Instance]
-    env: dict[str, str]
-    request_settings: dict[str, Any]
-    liveness: ProbeSettings
-
-
-@dataclass
-class Deployment:
-    key: Key
-    pool: Pool | None = None
-    wanted: int = 0  # the newest generation asked for; older rollouts give way
-    metrics: Metrics = field(default_factory=Metrics)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class EndpointView:
-    """What the router needs of an endpoint, without a database read per request."""
-
-    auth_mode: str
-    keys: dict[str, str]
-    traffic: dict[str, int]
-    mirror_traffic: dict[str, int]
 
 
 class Supervisor:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        server_id: str = "local",
+        lease_seconds: float = 15.0,
+        instance_host: str = "127.0.0.1",
+        shared: bool = False,
+    ) -> None:
         self.ctx = ctx
+        self.instance_host = instance_host
+        # Several servers on one database (``shared``, a listening server): one holds the
+        # endpoints duty and runs the instances.
+        self.sharing = Sharing(self, server_id, lease_seconds, instance_host, shared=shared)
         self.deployments: dict[Key, Deployment] = {}
         self.endpoints: dict[tuple[str, str], EndpointView] = {}
         self._mutex = threading.Lock()
@@ -149,19 +78,13 @@ class Supervisor:
     # -- life of the server ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """End what a previous server left running, then bring every deployment back."""
+        """End what a previous server left running, then bring every deployment back: run its
+        instances if this server holds the endpoints duty, else route to the holder's."""
         ended = serving.end_orphans(instance_files.endpoints_root(self.ctx))
         if ended:
             logger.info("ended %d scoring instances left by a previous server", ended)
-        with self.ctx.db.read() as session:
-            for ws, ep in rows.all_endpoints(session):
-                self.set_endpoint(ws, ep.name, ep.spec, self.ctx.secrets.decrypt(ep.keys))
-            live = [
-                (ws, ep.name, dep.name, dep.generation, dep.resolved)
-                for ws, ep, dep in rows.all_live_deployments(session)
-            ]
-        for ws, ep, dep, generation, resolved in live:
-            self.rollout((ws, ep, dep), generation, resolved)
+        self.sharing.renew()
+        self.sharing.refresh()
         self._monitor = threading.Thread(target=self._watch, name="shoal-endpoints", daemon=True)
         self._monitor.start()
 
@@ -202,8 +125,23 @@ class Supervisor:
                 dep = self.deployments[key] = Deployment(key)
             return dep
 
-    def rollout(self, key: Key, generation: int, resolved: dict[str, Any]) -> None:
+    def stop_local(self) -> None:
+        """Stop this server's instances (it no longer holds the endpoints duty); the routes to
+        the new holder's come with the next refresh."""
+        for dep in list(self.deployments.values()):
+            with dep.lock:
+                pool, dep.pool = dep.pool, None
+                dep.wanted, dep.published = 0, None
+            if pool is not None and pool.files is not None:
+                _stop_pool(pool)
+
+    def rollout(self, key: Key, generation: int, resolved: dict[str, Any], *, row_id: int | None = None) -> None:
+        """Roll ``generation`` out, if this server runs the instances (else the holder will)."""
+        if not self.sharing.holder:
+            return
         dep = self.deployment(key)
+        if row_id is not None:
+            dep.row_id = row_id
         dep.wanted = generation
         thread = threading.Thread(
             target=self._rollout,
@@ -222,9 +160,9 @@ class Supervisor:
         dep.wanted = -1
         with dep.lock:  # a rollout in progress stops first
             pool, dep.pool = dep.pool, None
-        if pool is not None:
+        if pool is not None and pool.files is not None:
             _stop_pool(pool)
-        shutil.rmtree(instance_files.endpoints_root(self.ctx).joinpath(*key), ignore_errors=True)
+            shutil.rmtree(instance_files.endpoints_root(self.ctx).joinpath(*key), ignore_errors=True)
 
     def describe(self, key: Key) -> dict[str, Any]:
         dep = self.deployments.get(key)
@@ -233,12 +171,14 @@ class Supervisor:
         pool = dep.pool
         instances = [
             {
-                "index": inst.process.index,
-                "pid": inst.process.pid,
+                "index": inst.process.index if inst.process else inst.index,
+                "pid": inst.process.pid if inst.process else inst.remote_pid,
+                "host": inst.host,
                 "port": inst.port,
-                "state": "Ready" if inst.ready else ("Starting" if inst.process.alive() else "Stopped"),
+                "state": "Ready" if inst.ready else ("Starting" if inst.alive() else "Stopped"),
                 "restarts": inst.restarts,
                 "generation": pool.generation,
+                "server": (pool.served_by or "") if pool.files is None else self.sharing.server_id,
             }
             for inst in (pool.instances if pool else [])
         ]
@@ -247,8 +187,14 @@ class Supervisor:
     def logs(self, key: Key, generation: int, lines: int) -> str:
         dep = self.deployments.get(key)
         pool = dep.pool if dep else None
+        if pool is not None and pool.files is None:
+            return (
+                f"the instances of this deployment run on server {pool.served_by or '(none yet)'}, which holds "
+                "the endpoints duty; their logs are on that server: ask it (its URL is in `shoal server status` "
+                "there, or send get-logs to it directly)"
+            )
         if pool is not None and pool.generation == generation:
-            parts = [(f"instance {i.process.index}", i.process.log_path) for i in pool.instances]
+            parts = [(f"instance {i.process.index}", i.process.log_path) for i in pool.instances if i.process]
         else:
             root = instance_files.generation_dir(self.ctx, *key, generation)
             parts = [(p.name, p / serving.LOG_FILE) for p in sorted(root.glob("instance-*"))]
@@ -277,8 +223,11 @@ class Supervisor:
                 _stop_pool(pool)
                 return
             old, dep.pool = dep.pool, pool
+            self.sharing.publish(dep)
             self._set_state(dep.key, generation, "Succeeded", None)
-        if old is not None:
+        if old is not None and old.files is not None:
+            if self.sharing.peers:
+                time.sleep(PEER_GRACE)  # the other servers' routers move to the new addresses first
             _drain(old)
             _stop_pool(old)
             if old.generation != generation:
@@ -298,14 +247,14 @@ class Supervisor:
             AZUREML_ENDPOINT_NAME=ep,
         )
         if files.script is None:
-            raise ValueError("a deployment without code_configuration (a no-code MLflow model) is not served yet")
+            raise ValueError("the deployment has no scoring script")
         settings = resolved.get("request_settings") or {}
         liveness = ProbeSettings(**(resolved.get("liveness_probe") or {}))
         readiness = ProbeSettings(**(resolved.get("readiness_probe") or {}))
         count = int(resolved.get("instance_count") or 1)
         pool = Pool(generation, files, [], env, settings, liveness)
         for index in range(count):
-            pool.instances.append(Instance(self._spawn(pool, index)))
+            pool.instances.append(Instance(self._spawn(pool, index), host=self.instance_host))
         deadline = time.monotonic() + readiness.initial_delay + readiness.period * readiness.failure_threshold
         try:
             for inst in pool.instances:
@@ -317,7 +266,7 @@ class Supervisor:
 
     def _spawn(self, pool: Pool, index: int) -> serving.InstanceProcess:
         files = pool.files
-        assert files.script is not None and files.code_dir is not None
+        assert files is not None and files.script is not None and files.code_dir is not None
         folder = files.root / f"instance-{index}"
         readable = [files.root / "azureml-models", files.code_dir, files.env_cache]
         return self._spawner.submit(
@@ -330,9 +279,11 @@ class Supervisor:
             pool.env,
             sandbox=self.sandbox,
             readable=[p for p in readable if p is not None],
+            host=self.instance_host,
         ).result()
 
     def _wait_ready(self, inst: Instance, deadline: float, dep: Deployment, generation: int) -> None:
+        assert inst.process is not None
         while True:
             if dep.wanted != generation:
                 raise RuntimeError("superseded by a newer update")
@@ -355,7 +306,7 @@ class Supervisor:
         if port is None:
             return False
         try:
-            return self._http.get(f"http://127.0.0.1:{port}{path}", timeout=timeout).status_code == 200
+            return self._http.get(f"http://{self.instance_host}:{port}{path}", timeout=timeout).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -376,14 +327,14 @@ class Supervisor:
     # -- watching ------------------------------------------------------------------------------
 
     def _watch(self) -> None:
-        next_sweep = time.monotonic() + SWEEP_PERIOD
         while not self._stop.wait(MONITOR_PERIOD):
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + SWEEP_PERIOD
-                self._sweep()
+            try:
+                self.sharing.tick()
+            except Exception:  # noqa: BLE001 - the database may be away a moment: next tick
+                logger.exception("refreshing the endpoints from the store")
             for dep in list(self.deployments.values()):
                 pool = dep.pool
-                if pool is None:
+                if pool is None or pool.files is None:
                     continue
                 for inst in pool.instances:
                     try:
@@ -391,26 +342,8 @@ class Supervisor:
                     except Exception:  # noqa: BLE001 - one instance's trouble must not stop the watch
                         logger.exception("checking an instance of %s", dep.key)
 
-    def _sweep(self) -> None:
-        """Stop the instances of deployments no longer stored (their workspace was deleted)."""
-        # Only deployments known before the read: a row is committed before the supervisor hears of
-        # it, so each of these is in the read unless it was deleted.
-        known = list(self.deployments)
-        known_endpoints = list(self.endpoints)
-        try:
-            with self.ctx.db.read() as session:
-                stored = {(ws, ep.name, dep.name) for ws, ep, dep in rows.all_live_deployments(session)}
-                endpoints = {(ws, ep.name) for ws, ep in rows.all_endpoints(session)}
-        except Exception:  # noqa: BLE001 - try again at the next sweep
-            logger.exception("listing the stored deployments")
-            return
-        for key in [k for k in known if k not in stored]:
-            logger.info("deployment %s is no longer stored: stopping its instances", key)
-            self.remove(key)
-        for key in [k for k in known_endpoints if k not in endpoints]:
-            self.endpoints.pop(key, None)
-
     def _check(self, dep: Deployment, pool: Pool, inst: Instance) -> None:
+        assert inst.process is not None  # this server's own instances only
         now = time.monotonic()
         if inst.process.alive() and inst.ready and now >= inst.next_probe:
             inst.next_probe = now + pool.liveness.period
@@ -449,4 +382,5 @@ def _stop_pool(pool: Pool) -> None:
     for inst in pool.instances:
         inst.ready = False
     for inst in pool.instances:
-        inst.process.stop()
+        if inst.process is not None:
+            inst.process.stop()
