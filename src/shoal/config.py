@@ -6,7 +6,8 @@ Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABAS
 ``SHOAL_CLEANUP_INTERVAL``; job isolation: ``SHOAL_JOB_ISOLATION`` (off | auto | required),
 ``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``; for several servers on one database
 ``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``; team mode:
-``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``.
+``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``; compute instances:
+``SHOAL_DEVBOX_TICK_SECONDS``, ``SHOAL_DEVBOX_START_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class ShoalSettings(BaseSettings):
     audit_retention_days: float = 365.0
     # Seconds a request body may stall (no bytes arriving) before the server answers 408.
     body_timeout: float = 60.0
+    # Compute instances' dev boxes: how often the server checks their JupyterLab (gone, idle),
+    # and how long a start may wait for JupyterLab to answer.
+    devbox_tick_seconds: float = Field(default=5.0, gt=0)
+    devbox_start_timeout: float = Field(default=120.0, gt=0)
 
     def is_team_mode(self) -> bool:
         """A server others reach: SHOAL_TEAM_MODE=1, or bound to an address other than loopback.
