@@ -125,6 +125,8 @@ class ComputeOperations(_Group):
             "min_instances",
             "max_instances",
             "idle_time_before_scale_down",
+            "idle_time_before_shutdown",
+            "idle_time_before_shutdown_minutes",
             "description",
             "tags",
             "identity",
@@ -143,6 +145,8 @@ class ComputeOperations(_Group):
         return list(self._t.paged(f"{self._wsp}/computes/{name}/nodes"))
 
     def begin_start(self, name: str) -> Poller:
+        """Start a compute instance: its dev box (JupyterLab) runs once this returns; ``services``
+        lists its URLs."""
         return self._action(name, "start")
 
     def begin_stop(self, name: str) -> Poller:

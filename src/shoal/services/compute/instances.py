@@ -101,6 +101,13 @@ def _last(name: str, status: str, trigger: str = "User", reason: str | None = No
     return last
 
 
+def _idle_limit(spec: dict[str, Any]) -> float | None:
+    """The instance's ``idle_time_before_shutdown`` in seconds, read at every check, so that an
+    update applies to a running instance."""
+    fields = {k: v for k, v in spec.items() if k in ("idle_time_before_shutdown", "idle_time_before_shutdown_minutes")}
+    return ComputeInstance.model_validate({"name": "ci", **fields}).idle_seconds()
+
+
 class DevBoxes:
     """The dev boxes this server runs: their actions, the monitor, reattaching after a restart."""
 
@@ -220,8 +227,7 @@ class DevBoxes:
                 raise UnsupportedError(
                     f"compute instance '{name}' cannot start: {problem}", details={"extra": "devbox"}
                 )
-            idle = ComputeInstance.model_validate({k: v for k, v in row.spec.items() if k != DEVBOX}).idle_seconds()
-            box = {"session": session_id, "server": self.server_id, "started_by": started_by, "idle_seconds": idle}
+            box = {"session": session_id, "server": self.server_id, "started_by": started_by}
             row.spec = {**row.spec, "state": "Starting", DEVBOX: box, "last_operation": _last(operation, "InProgress")}
             row.updated_at = utcnow()
         folder = self.folder(workspace, name)
@@ -345,8 +351,8 @@ class DevBoxes:
                 box = row.spec.get(DEVBOX) or {}
                 if row.spec.get("state") == "Running" and box.get("server") == self.server_id and box.get("pid"):
                     busy = bool(job_rows.on_compute(session, row.workspace_id, row.name, OCCUPYING))
-                    mine.append((ws, row.name, dict(box), busy))
-        for ws, name, box, busy in mine:
+                    mine.append((ws, row.name, dict(box), busy, _idle_limit(row.spec)))
+        for ws, name, box, busy, limit in mine:
             folder = self.folder(ws, name)
             held = self._procs.get((ws, name))
             alive = held.proc.poll() is None if held is not None and held.proc is not None else None
@@ -355,7 +361,6 @@ class DevBoxes:
             if not alive:
                 self._stop_box(ws, name, _last("Stop", "Succeeded", "System", "JupyterLab exited"), only=box["session"])
                 continue
-            limit = box.get("idle_seconds")
             if not limit or busy:
                 continue
             token = str(self.ctx.secrets.decrypt(box["token"]).get("jupyter", ""))
