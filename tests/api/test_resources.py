@@ -181,9 +181,13 @@ def test_compute_type_change_is_a_conflict(api):
 
 
 def test_compute_instance_power_actions(api):
-    """What the power actions refuse, in-process; starting a real dev box is tests/e2e/test_devbox.py."""
+    """What the power actions refuse, in-process; a real dev box is tests/e2e/test_devbox.py."""
+    # A new instance starts, as on Azure; this app is not listening (its notebooks could not call
+    # back), so it is created Stopped, saying why.
     ci = api.ml.compute.begin_create_or_update(ComputeInstance(name="dev-box")).result()
     assert ci.state == "Stopped" and ci.services is None
+    assert ci.last_operation["operation_name"] == "Create" and ci.last_operation["operation_status"] == "Failed"
+    assert "not listening" in ci.last_operation["shoal_reason"]
 
     def action(name: str, verb: str):
         return api.http.post(api.url(f"/computes/{name}/{verb}"))
@@ -193,12 +197,12 @@ def test_compute_instance_power_actions(api):
     assert "already stopped" in error_of(r)["message"]
     r = action("dev-box", "restart")
     assert r.status_code == 409 and "start it instead" in error_of(r)["message"]
-    # This app is not listening: its dev boxes could not call back, so start says so and changes nothing.
     r = action("dev-box", "start")
     assert r.status_code == 400 and error_of(r)["code"] == "UNSUPPORTED"
     assert "cannot start" in error_of(r)["message"]
     after = api.http.get(api.url("/computes/dev-box")).json()
-    assert after["state"] == "Stopped" and "last_operation" not in after and "shoal_devbox" not in after
+    assert after["state"] == "Stopped" and after["last_operation"]["operation_name"] == "Create"
+    assert "shoal_devbox" not in after
     # Re-applying the spec keeps the power state.
     assert api.ml.compute.begin_create_or_update(ComputeInstance(name="dev-box")).result().state == "Stopped"
 

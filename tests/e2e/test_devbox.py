@@ -127,27 +127,32 @@ def admin(cli: Cli) -> httpx.Client:
     return httpx.Client(base_url=server["url"], headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
-def test_create_then_start_runs_jupyterlab(dev: Cli) -> None:
+def test_create_starts_jupyterlab(dev: Cli) -> None:
+    # Created and started, as on Azure.
     created = json.loads(dev("compute", "create", "--file", str(dev.home / "ci.yml")).out)
-    assert created["state"] == "Stopped" and "services" not in created
-    # A stopped instance takes no jobs.
-    job = write_job(dev.home / "refused", "command: echo hi\ncompute: azureml:my-ci\nenvironment:\n  image: python\n")
-    refused = dev("job", "create", "--file", str(job), check=False)
-    assert refused.code != 0 and "stopped" in refused.err
-
-    started = json.loads(dev("compute", "start", "-n", "my-ci").out)
-    assert started["state"] == "Running"
-    assert started["last_operation"]["operation_name"] == "Start"
-    assert started["last_operation"]["operation_status"] == "Succeeded"
-    url = lab_url(started)
+    assert created["state"] == "Running"
+    assert created["last_operation"]["operation_name"] == "Create"
+    assert created["last_operation"]["operation_status"] == "Succeeded"
+    url = lab_url(created)
     assert url.startswith("http://127.0.0.1:") and "/lab?token=" in url
-    assert show(dev)["services"] == started["services"]
     assert httpx.get(url, timeout=30).status_code == 200
-    base, _ = base_and_token(started)
+    base, _ = base_and_token(created)
     assert httpx.get(f"{base}/api/status", timeout=30).status_code == 403  # no token: no entry
     assert jupyter_processes(dev.home)
-    again = dev("compute", "start", "-n", "my-ci", check=False)
-    assert again.code != 0 and "already running" in again.err
+    # `compute start` on it answers with it as it is.
+    started = json.loads(dev("compute", "start", "-n", "my-ci").out)
+    assert started["state"] == "Running" and started["services"] == created["services"]
+    assert show(dev)["services"] == created["services"]
+
+
+def test_login_link_only_for_its_starter(dev: Cli) -> None:
+    dev("user", "create", "-n", "rita")
+    dev("role", "assignment", "create", "--assignee", "rita", "--role", "Reader", "-w", "default")
+    token = dev("user", "token", "create", "-u", "rita", "--query", "token", "-o", "tsv").out.strip()
+    seen = json.loads(dev("compute", "show", "-n", "my-ci", env={"SHOAL_TOKEN": token}).out)
+    assert seen["state"] == "Running"
+    assert all("token=" not in s["endpoint_uri"] for s in seen["services"])
+    assert lab_url(seen) == lab_url(show(dev)).split("?")[0]
 
 
 def test_notebook_code_logs_into_the_workspace(dev: Cli) -> None:
@@ -230,6 +235,10 @@ def test_stop_ends_jupyterlab_and_its_token(dev: Cli) -> None:
     stopped = json.loads(dev("compute", "stop", "-n", "my-ci").out)
     assert stopped["state"] == "Stopped" and "services" not in stopped
     assert not jupyter_processes(dev.home)
+    # A stopped instance takes no jobs.
+    job = write_job(dev.home / "refused", "command: echo hi\ncompute: azureml:my-ci\nenvironment:\n  image: python\n")
+    refused = dev("job", "create", "--file", str(job), check=False)
+    assert refused.code != 0 and "stopped" in refused.err
     with pytest.raises(httpx.HTTPError):
         httpx.get(lab_url(body), timeout=5)
     with admin(dev) as api:

@@ -50,7 +50,12 @@ def list_computes(
 def put_compute(request: Request, workspace: str, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     if spec.get("name", name) != name:
         raise UserError(f"body name {spec.get('name')!r} does not match the URL's name {name!r}")
-    return compute_targets.create_or_update(ctx(request), workspace, {**spec, "name": name})
+    new = not compute_targets.exists(ctx(request), workspace, name)
+    body = compute_targets.create_or_update(ctx(request), workspace, {**spec, "name": name})
+    if new and body["type"] == "computeinstance":  # a new instance starts, as on Azure
+        started_by = request.state.principal.user
+        return _devboxes(request).after_create(workspace, name, started_by=started_by, viewer=_viewer(request))
+    return body
 
 
 @guarded(router, "GET", PREFIX + "/{name}", Permission.COMPUTE_READ)

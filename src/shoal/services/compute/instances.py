@@ -36,7 +36,7 @@ from shoal.compute import devbox
 from shoal.compute import sandbox as isolation
 from shoal.entities.compute import ComputeInstance
 from shoal.entities.status import OCCUPYING
-from shoal.errors import InfraError, InvalidStateError, NotFoundError, UnsupportedError
+from shoal.errors import InfraError, InvalidStateError, NotFoundError, ShoalError, UnsupportedError
 from shoal.jobtokens import JobTokenSigner
 from shoal.services.access.roles import ALL_PERMISSIONS, BOOTSTRAP_ADMIN, Permission, permissions_of
 from shoal.services.compute.targets import DEVBOX, INSTANCE, KIND, LOCAL, Viewer, present
@@ -186,11 +186,31 @@ class DevBoxes:
             raise UnsupportedError(f"compute action '{action}' is not one of {', '.join(ACTIONS)}")
         if action == "stop":
             self._stop_box(workspace, name, _last("Stop", "Succeeded"))
+        elif action == "start" and self._state(workspace, name, action) == "Running":
+            pass  # already running: answered as it is, with its services (a script may start it twice)
         else:
             if action == "restart":
                 self._stop_box(workspace, name, _last("Restart", "InProgress"), expect_running=True)
             self._start_box(workspace, name, started_by, "Restart" if action == "restart" else "Start")
         return self.get(workspace, name, viewer)
+
+    def after_create(self, workspace: str, name: str, *, started_by: str | None, viewer: Viewer) -> dict[str, Any]:
+        """A new instance starts, as on Azure. If it cannot (no JupyterLab, JupyterLab failing) it
+        is still created, Stopped, its ``last_operation`` a failed Create saying why."""
+        try:
+            self._start_box(workspace, name, started_by, "Create")
+        except ShoalError as exc:
+            with self.ctx.db.write() as session:
+                row = self._locked(session, workspace, name, "create")
+                if row.spec.get("state") == "Stopped":
+                    self._set_stopped(row, _last("Create", "Failed", reason=exc.message))
+            logger.warning("compute instance %s/%s created but not started: %s", workspace, name, exc.message)
+        return self.get(workspace, name, viewer)
+
+    def _state(self, workspace: str, name: str, action: str) -> str:
+        with self.ctx.db.read() as session:
+            row = self._locked(session, workspace, name, action, lock=False)
+            return str(row.spec.get("state", "Stopped"))
 
     def get(self, workspace: str, name: str, viewer: Viewer) -> dict[str, Any]:
         with self.ctx.db.read() as session:
@@ -205,10 +225,10 @@ class DevBoxes:
         if running:
             self._stop_box(workspace, name, _last("Stop", "Succeeded"))
 
-    def _locked(self, session: Any, workspace: str, name: str, action: str) -> ResourceRow:
+    def _locked(self, session: Any, workspace: str, name: str, action: str, *, lock: bool = True) -> ResourceRow:
         if name == LOCAL:
             raise UnsupportedError(f"compute 'local' cannot {action}: only compute instances can")
-        row = rows.get_row(session, workspace_id(session, workspace), KIND, name, lock=True)
+        row = rows.get_row(session, workspace_id(session, workspace), KIND, name, lock=lock)
         if row.type != INSTANCE:
             raise UnsupportedError(f"compute '{name}' is of type '{row.type}': only compute instances can {action}")
         return row

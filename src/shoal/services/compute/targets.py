@@ -103,7 +103,7 @@ def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) 
             )
         public["provisioning_state"] = "Succeeded"
         if data["type"] == INSTANCE:
-            # A new instance is Stopped: `compute start` starts its dev box (services/compute/instances.py).
+            # Stored Stopped; a new one then starts its dev box (services/compute/instances.py).
             kept = {k: existing.spec[k] for k in KEPT if existing is not None and k in existing.spec}
             public.update({"state": "Stopped", **kept, "provisioning_state": "Succeeded"})
         token = ctx.secrets.encrypt(secrets) if secrets else None
@@ -125,6 +125,11 @@ def present(ctx: ServiceContext, workspace: str, row: ResourceRow, viewer: Viewe
             {"display_name": "Jupyter", "endpoint_uri": f"{base}/tree{query}"},
         ]
     return body
+
+
+def exists(ctx: ServiceContext, workspace: str, name: str) -> bool:
+    with ctx.db.read() as session:
+        return rows.find_row(session, workspace_id(session, workspace), KIND, name) is not None
 
 
 def get(ctx: ServiceContext, workspace: str, name: str, viewer: Viewer | None = None) -> dict[str, Any]:
