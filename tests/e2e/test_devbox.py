@@ -18,6 +18,8 @@ import httpx
 import psutil
 import pytest
 
+from shoal import MLClient
+from shoal.entities import ComputeInstance
 from tests.e2e.conftest import Cli, wait_for, write_job
 
 pytest.importorskip("jupyterlab", reason="JupyterLab is not installed: pip install 'shoal[devbox]'")
@@ -205,9 +207,14 @@ def test_jobs_run_on_the_instance(dev: Cli) -> None:
 def test_restart_gives_a_new_server_and_token(dev: Cli) -> None:
     before = show(dev)
     old_token = run_in_kernel(before, "import os; print(os.environ['SHOAL_TOKEN'])").strip()
-    after = json.loads(dev("compute", "restart", "-n", "my-ci").out)
-    assert after["state"] == "Running" and after["last_operation"]["operation_name"] == "Restart"
-    assert lab_url(after) != lab_url(before)
+    # Through the SDK, as azure-ai-ml code does it.
+    server = json.loads((dev.home / "server.json").read_text())
+    ml_client = MLClient(base_url=server["url"], token=(dev.home / "token").read_text().strip())
+    restarted = ml_client.compute.begin_restart("my-ci").result()
+    assert isinstance(restarted, ComputeInstance) and restarted.state == "Running"
+    assert restarted.last_operation["operation_name"] == "Restart"
+    after = show(dev)
+    assert restarted.services == after["services"] and lab_url(after) != lab_url(before)
     assert httpx.get(lab_url(after), timeout=30).status_code == 200
     with admin(dev) as api:
         stale = api.get("/api/v1/workspaces/default/computes", headers={"Authorization": f"Bearer {old_token}"})
@@ -255,3 +262,11 @@ def test_idle_instance_stops_itself(dev: Cli) -> None:
     assert body["last_operation"]["operation_trigger"] == "IdleShutdown"
     assert not jupyter_processes(dev.home)
     assert os.path.exists(dev.home / "instances" / "default" / "my-ci" / "files" / "config.json")
+
+
+def test_delete_ends_a_running_instance(dev: Cli) -> None:
+    dev("compute", "start", "-n", "my-ci")
+    assert jupyter_processes(dev.home)
+    dev("compute", "delete", "-n", "my-ci", "--yes")
+    assert not jupyter_processes(dev.home)
+    assert dev("compute", "show", "-n", "my-ci", check=False).code != 0
