@@ -207,18 +207,32 @@ def test_jobs_run_on_the_instance(dev: Cli) -> None:
 def test_restart_gives_a_new_server_and_token(dev: Cli) -> None:
     before = show(dev)
     old_token = run_in_kernel(before, "import os; print(os.environ['SHOAL_TOKEN'])").strip()
-    # Through the SDK, as azure-ai-ml code does it.
+    # Carol (a Contributor) restarts it through the SDK, as azure-ai-ml code does it.
+    dev("user", "create", "-n", "carol")
+    dev("role", "assignment", "create", "--assignee", "carol", "--role", "Contributor", "-w", "default")
+    carol = dev("user", "token", "create", "-u", "carol", "--query", "token", "-o", "tsv").out.strip()
     server = json.loads((dev.home / "server.json").read_text())
-    ml_client = MLClient(base_url=server["url"], token=(dev.home / "token").read_text().strip())
-    restarted = ml_client.compute.begin_restart("my-ci").result()
+    restarted = MLClient(base_url=server["url"], token=carol).compute.begin_restart("my-ci").result()
     assert isinstance(restarted, ComputeInstance) and restarted.state == "Running"
     assert restarted.last_operation["operation_name"] == "Restart"
     after = show(dev)
     assert restarted.services == after["services"] and lab_url(after) != lab_url(before)
+    assert "token=" in lab_url(restarted)  # she started it: she gets the login link
     assert httpx.get(lab_url(after), timeout=30).status_code == 200
+    new_token = run_in_kernel(after, "import os; print(os.environ['SHOAL_TOKEN'])").strip()
     with admin(dev) as api:
-        stale = api.get("/api/v1/workspaces/default/computes", headers={"Authorization": f"Bearer {old_token}"})
-    assert stale.status_code == 401
+
+        def as_token(token: str, method: str, path: str) -> int:
+            return api.request(method, path, headers={"Authorization": f"Bearer {token}"}).status_code
+
+        computes = "/api/v1/workspaces/default/computes"
+        assert as_token(old_token, "GET", computes) == 401  # the last start's token ended with it
+        assert as_token(new_token, "GET", computes) == 200
+        # Carol's instance token is not Carol: it cannot mint her tokens.
+        assert as_token(new_token, "POST", "/api/v1/users/carol/tokens") == 403
+        # It never holds more than Carol does now.
+        dev("role", "assignment", "delete", "--assignee", "carol", "-w", "default")
+        assert as_token(new_token, "GET", computes) == 403
 
 
 def test_state_is_true_after_a_server_restart(dev: Cli) -> None:
