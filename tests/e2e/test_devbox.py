@@ -275,7 +275,7 @@ def test_idle_instance_stops_itself(dev: Cli) -> None:
     body = wait_state(dev, "Stopped", timeout=90)
     assert body["last_operation"]["operation_trigger"] == "IdleShutdown"
     assert not jupyter_processes(dev.home)
-    assert os.path.exists(dev.home / "instances" / "default" / "my-ci" / "files" / "config.json")
+    assert os.path.exists(dev.home / "instances" / "default" / "my-ci" / "box" / "files" / "config.json")
 
 
 def test_delete_ends_a_running_instance(dev: Cli) -> None:

@@ -3,11 +3,13 @@
 JupyterLab comes from the ``devbox`` extra (``pip install 'shoal[devbox]'``) and runs as
 ``<python> -m jupyterlab`` in its own process group, listening on 127.0.0.1 only, its login token
 passed in its environment (never on its command line, which other users can read in ``/proc``).
-Its files live in the instance's folder: ``files/`` (the notebooks, kept across stop and start,
-``config.json`` for ``MLClient.from_config()``), ``home/``, ``tmp/``, Jupyter's own config,
-data and runtime folders (so the server user's own Jupyter settings never apply) and
-``jupyter.log``. With job isolation on (``compute/sandbox.py``) it runs in the same sandbox as job
-code: the system and its interpreter read-only, its own folder writable, the server's home hidden.
+The instance's folder holds ``jupyter.log`` (written by the server) and ``box/``, the only
+folder notebook code may write: ``files/`` (the notebooks, kept across stop and start,
+``config.json`` for ``MLClient.from_config()``), ``home/``, ``tmp/``, Jupyter's own config, data
+and runtime folders (so the server user's own Jupyter settings never apply). With job isolation on
+(``compute/sandbox.py``) it runs in the same sandbox as job code, as the job user when the server
+is root: the system and its interpreter read-only, ``box/`` writable, the server's home hidden.
+The server never follows a link notebook code could have left in ``box/`` (``write_config``).
 
 The server's services record the pid, port and token in the database (out of the notebook's
 reach); this module only starts a server, asks it whether it is alive and idle, and ends it.
@@ -16,6 +18,7 @@ reach); this module only starts a server, asks it whether it is alive and idle, 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -35,7 +38,9 @@ from shoal.errors import UnsupportedError
 
 EXTRA = "devbox"
 LOG_FILE = "jupyter.log"
+BOX = "box"
 FILES = "files"
+CONFIG = "config.json"
 # Variables of the server's environment that name its own folders: never passed on.
 HOST_ONLY = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "TMPDIR")
 # Jupyter looks for its settings in these; each points into the instance's folder.
@@ -93,8 +98,9 @@ def start(
     if problem:
         raise UnsupportedError(problem, details={"extra": EXTRA})
     python = python or sys.executable
-    files, home, tmp = folder / FILES, folder / "home", folder / "tmp"
-    for sub in (files, home, tmp, folder / "jupyter" / "runtime", *(folder / d for d in JUPYTER_DIRS.values())):
+    box = folder / BOX
+    files, home, tmp = box / FILES, box / "home", box / "tmp"
+    for sub in (files, home, tmp, box / "jupyter" / "runtime", *(box / d for d in JUPYTER_DIRS.values())):
         sub.mkdir(parents=True, exist_ok=True)
     port, token = free_port(), new_token()
     argv = [
@@ -114,18 +120,18 @@ def start(
             "HOME": str(home),
             "TMPDIR": str(tmp),
             "JUPYTER_TOKEN": token,
-            "JUPYTER_RUNTIME_DIR": str(folder / "jupyter" / "runtime"),
-            "IPYTHONDIR": str(folder / "jupyter" / "ipython"),
+            "JUPYTER_RUNTIME_DIR": str(box / "jupyter" / "runtime"),
+            "IPYTHONDIR": str(box / "jupyter" / "ipython"),
             "PYTHONUNBUFFERED": "1",
         }
     )
     for var, sub in JUPYTER_DIRS.items():
-        child[var] = str(folder / sub)
+        child[var] = str(box / sub)
     if sandbox is not None:
         shown = [*readable, os.path.realpath(sys.base_prefix), sys.prefix]
-        sandbox.give([folder])
+        sandbox.give([box])
         argv = sandbox.argv(
-            argv, cwd=files, writable=[folder], readable=[str(p) for p in shown if Path(p).exists()], tmp=tmp
+            argv, cwd=files, writable=[box], readable=[str(p) for p in shown if Path(p).exists()], tmp=tmp
         )
     with open(folder / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
@@ -190,7 +196,7 @@ def is_running(pid: int, folder: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"jupyterlab" in cmdline and str(folder / FILES).encode() in cmdline
+    return b"jupyterlab" in cmdline and str(folder / BOX / FILES).encode() in cmdline
 
 
 def stop(pid: int, folder: Path, proc: subprocess.Popen[bytes] | None = None, grace: float = 10.0) -> None:
@@ -226,7 +232,7 @@ def stop(pid: int, folder: Path, proc: subprocess.Popen[bytes] | None = None, gr
 def _end_kernels(folder: Path) -> None:
     """SIGKILL the kernels of this instance still alive: their command line names a connection
     file in the instance's runtime folder."""
-    mark = str(folder / "jupyter" / "runtime").encode()
+    mark = str(folder / BOX / "jupyter" / "runtime").encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -235,6 +241,31 @@ def _end_kernels(folder: Path) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+
+
+def write_config(folder: Path, config: Mapping[str, object]) -> None:
+    """Write ``box/files/config.json`` without following links: notebook code (another user, when
+    the server is root) owns ``box/`` and could have left a link there to a file of the server's.
+    ``box`` lies in the server's own folder; ``files`` and the file are opened relative to it
+    with O_NOFOLLOW, and the file is made anew (O_EXCL) after any old one (or link) is removed."""
+    files = folder / BOX / FILES
+    files.mkdir(parents=True, exist_ok=True)
+    nofollow = os.O_NOFOLLOW | os.O_DIRECTORY
+    box_fd = os.open(folder / BOX, os.O_RDONLY | nofollow)
+    try:
+        files_fd = os.open(FILES, os.O_RDONLY | nofollow, dir_fd=box_fd)
+        try:
+            try:
+                os.unlink(CONFIG, dir_fd=files_fd)
+            except FileNotFoundError:
+                pass
+            fd = os.open(CONFIG, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=files_fd)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(dict(config), indent=2) + "\n")
+        finally:
+            os.close(files_fd)
+    finally:
+        os.close(box_fd)
 
 
 def log_tail(folder: Path, lines: int = 15) -> str:

@@ -21,7 +21,6 @@ no job of it running.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -244,9 +243,7 @@ class DevBoxes:
             if self.server_url is None:
                 problem = "this server has no URL its notebooks could call back on (it is not listening)"
             if problem:
-                raise UnsupportedError(
-                    f"compute instance '{name}' cannot start: {problem}", details={"extra": "devbox"}
-                )
+                raise UnsupportedError(f"compute instance '{name}' cannot start: {problem}")
             box = {"session": session_id, "server": self.server_id, "started_by": started_by}
             row.spec = {**row.spec, "state": "Starting", DEVBOX: box, "last_operation": _last(operation, "InProgress")}
             row.updated_at = utcnow()
@@ -337,15 +334,13 @@ class DevBoxes:
                 "CI_NAME": name,  # as on an Azure compute instance
             }
         )
-        files = folder / devbox.FILES
-        files.mkdir(parents=True, exist_ok=True)
         config = {
             "subscription_id": "00000000-0000-0000-0000-000000000000",
             "resource_group": "shoal",
             "workspace_name": workspace,
             "shoal_url": self.server_url,
         }
-        (files / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        devbox.write_config(folder, config)
         return env
 
     def _readable(self) -> list[str]:
