@@ -20,7 +20,7 @@ $(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
 	fi
 
 # uv first, to install the rest quickly; it is also one of Shoal's dependencies (builds job
-# environments), so the second step keeps it. `.[dev]` includes the `sweeps` extra.
+# environments), so the second step keeps it. `.[dev]` includes the `sweeps` and `devbox` extras.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade uv

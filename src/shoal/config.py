@@ -7,7 +7,8 @@ Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABAS
 ``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``, ``SHOAL_JOB_NETWORK`` (host | server); for several servers on one database
 ``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``; team mode:
 ``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``; SQLite:
-``SHOAL_DB_BUSY_TIMEOUT``.
+``SHOAL_DB_BUSY_TIMEOUT``; compute instances: ``SHOAL_DEVBOX_TICK_SECONDS``,
+``SHOAL_DEVBOX_START_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class ShoalSettings(BaseSettings):
     body_timeout: float = 60.0
     # SQLite: seconds a writer waits for another's lock before the request answers 503.
     db_busy_timeout: float = 30.0
+    # Compute instances' dev boxes: how often the server checks their JupyterLab (gone, idle),
+    # and how long a start may wait for JupyterLab to answer.
+    devbox_tick_seconds: float = Field(default=5.0, gt=0)
+    devbox_start_timeout: float = Field(default=120.0, gt=0)
 
     def is_team_mode(self) -> bool:
         """A server others reach: SHOAL_TEAM_MODE=1, or bound to an address other than loopback.

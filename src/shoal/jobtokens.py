@@ -3,6 +3,10 @@
 A token names its workspace, job and attempt and is signed with the server's key, so it grants
 read/write on that workspace only, and the server refuses writes from an attempt it has replaced
 (a runner that lost contact and came back after the job was started again).
+
+Compute-instance tokens (``shoalci.<workspace>.<instance>.<session>.<signature>``) are what a
+dev box's notebooks present: signed with the same key, valid while that start (session) of the
+instance runs, with the rights its starter holds in the workspace (``services/compute/instances.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "shoaljob"
+INSTANCE_PREFIX = "shoalci"
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,13 @@ class JobClaim:
     workspace: str
     job: str
     attempt: int
+
+
+@dataclass(frozen=True)
+class InstanceClaim:
+    workspace: str
+    compute: str
+    session: str
 
 
 class JobTokenSigner:
@@ -61,3 +73,15 @@ class JobTokenSigner:
         if not hmac.compare_digest(parts[4], self._sign(payload)):
             return None
         return JobClaim(parts[1], parts[2], int(parts[3]))
+
+    def issue_instance(self, workspace: str, compute: str, session: str) -> str:
+        payload = f"{INSTANCE_PREFIX}.{workspace}.{compute}.{session}"
+        return f"{payload}.{self._sign(payload)}"
+
+    def verify_instance(self, token: str) -> InstanceClaim | None:
+        parts = token.split(".")
+        if len(parts) != 5 or parts[0] != INSTANCE_PREFIX or not parts[3]:
+            return None
+        if not hmac.compare_digest(parts[4], self._sign(".".join(parts[:4]))):
+            return None
+        return InstanceClaim(parts[1], parts[2], parts[3])

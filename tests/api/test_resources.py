@@ -181,28 +181,41 @@ def test_compute_type_change_is_a_conflict(api):
 
 
 def test_compute_instance_power_actions(api):
+    """What the power actions refuse, in-process; a real dev box is tests/e2e/test_devbox.py."""
+    # A new instance starts, as on Azure; this app is not listening (its notebooks could not call
+    # back), so it is created Stopped, saying why.
     ci = api.ml.compute.begin_create_or_update(ComputeInstance(name="dev-box")).result()
-    assert ci.state == "Running"
+    assert ci.state == "Stopped" and ci.services is None
+    assert ci.last_operation["operation_name"] == "Create" and ci.last_operation["operation_status"] == "Failed"
+    assert "not listening" in ci.last_operation["shoal_reason"]
 
     def action(name: str, verb: str):
         return api.http.post(api.url(f"/computes/{name}/{verb}"))
 
-    r = action("dev-box", "start")
-    assert r.status_code == 409 and error_of(r)["code"] == "INVALID_STATE"
-    assert "already running" in error_of(r)["message"]
-
-    assert api.ml.compute.begin_stop("dev-box").result().state == "Stopped"
-    assert api.ml.compute.get("dev-box").state == "Stopped"
     r = action("dev-box", "stop")
-    assert r.status_code == 409 and "already stopped" in error_of(r)["message"]
-    r = action("dev-box", "restart")
     assert r.status_code == 409 and error_of(r)["code"] == "INVALID_STATE"
-
-    assert api.ml.compute.begin_start("dev-box").result().state == "Running"
-    assert api.ml.compute.begin_restart("dev-box").result().state == "Running"
+    assert "already stopped" in error_of(r)["message"]
+    r = action("dev-box", "restart")
+    assert r.status_code == 409 and "start it instead" in error_of(r)["message"]
+    r = action("dev-box", "start")
+    assert r.status_code == 400 and error_of(r)["code"] == "UNSUPPORTED"
+    assert "cannot start" in error_of(r)["message"]
+    after = api.http.get(api.url("/computes/dev-box")).json()
+    assert after["state"] == "Stopped" and after["last_operation"]["operation_name"] == "Create"
+    assert "shoal_devbox" not in after
     # Re-applying the spec keeps the power state.
-    api.ml.compute.begin_stop("dev-box")
     assert api.ml.compute.begin_create_or_update(ComputeInstance(name="dev-box")).result().state == "Stopped"
+
+    # idle_time_before_shutdown: an ISO 8601 duration or minutes, checked at create and update.
+    r = api.http.put(
+        api.url("/computes/dev-box"), json={"type": "computeinstance", "idle_time_before_shutdown": "PT1X"}
+    )
+    assert r.status_code == 422 and "idle_time_before_shutdown" in error_of(r)["message"]
+    assert api.ml.compute.update("dev-box", {"idle_time_before_shutdown": "PT30M"}).idle_time_before_shutdown == "PT30M"
+    assert api.ml.compute.update("dev-box", {"idle_time_before_shutdown": 45}).idle_time_before_shutdown == "45"
+    r = api.http.patch(api.url("/computes/dev-box"), json={"idle_time_before_shutdown": "later"})
+    assert r.status_code == 422 and "ISO 8601" in error_of(r)["message"]
+    assert api.ml.compute.get("dev-box").idle_time_before_shutdown == "45"
 
     api.ml.compute.begin_create_or_update(AmlCompute(name="cpu")).result()
     r = action("cpu", "stop")

@@ -34,8 +34,8 @@ def test_state_survives_a_restart(api, tmp_path: Path):
         },
     )
     assert r.status_code == 200
+    # Created Stopped (`compute start` runs its dev box: tests/e2e/test_devbox.py).
     api.ml.compute.begin_create_or_update(ComputeInstance(name="dev-box")).result()
-    api.ml.compute.begin_stop("dev-box")
     api.ml.workspaces.begin_create(Workspace(name="team-a", description="kept")).result()
     api.client("team-a").models.create_or_update(Model(name="tm", path="https://e.com/t.pkl"))
 

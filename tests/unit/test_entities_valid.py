@@ -47,6 +47,7 @@ from shoal.entities import (
     load_workspace,
     parse_entity,
 )
+from shoal.errors import SpecError
 
 from .conftest import YAML_DIR
 
@@ -350,3 +351,15 @@ def test_parallel_and_spark_components() -> None:
 def test_code_asset() -> None:
     code = load_code(YAML_DIR / "code/code.yml")
     assert code.path == _abs("component/train_src")
+
+
+def test_compute_instance_idle_time_before_shutdown() -> None:
+    # Azure's ISO 8601 duration, or minutes; the SDK's _minutes spelling too.
+    assert ComputeInstance(name="ci-a", idle_time_before_shutdown="PT30M").idle_seconds() == 1800
+    assert ComputeInstance(name="ci-a", idle_time_before_shutdown="P1DT1H30S").idle_seconds() == 90030
+    assert ComputeInstance(name="ci-a", idle_time_before_shutdown=20).idle_seconds() == 1200
+    assert ComputeInstance(name="ci-a", idle_time_before_shutdown_minutes=15).idle_seconds() == 900
+    assert ComputeInstance(name="ci-a").idle_seconds() is None
+    for bad in ("PT", "P", "30 minutes", "PT-5M", "PT5MT"):
+        with pytest.raises(SpecError, match="idle_time_before_shutdown"):
+            ComputeInstance(name="ci-a", idle_time_before_shutdown=bad)

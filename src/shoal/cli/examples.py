@@ -59,7 +59,16 @@ WRITTEN: dict[tuple[str, str], list[str]] = {
     ("workspace", "list"): ["shoal workspace list -o table"],
     ("workspace", "update"): ["shoal workspace update -n team --description 'Team workspace'"],
     ("compute", "list"): ["shoal compute list -o table", "shoal compute list --type amlcompute"],
-    ("compute", "update"): ["shoal compute update -n cpu-cluster --max-instances 4"],
+    ("compute", "update"): [
+        "shoal compute update -n cpu-cluster --max-instances 4",
+        "shoal compute update -n my-ci --set idle_time_before_shutdown=PT30M",
+    ],
+    ("compute", "start"): [
+        "shoal compute start -n my-ci",
+        "shoal compute show -n my-ci --query \"services[?display_name=='Jupyter Lab'].endpoint_uri\" -o tsv",
+    ],
+    ("compute", "stop"): ["shoal compute stop -n my-ci"],
+    ("compute", "restart"): ["shoal compute restart -n my-ci"],
     ("datastore", "list"): ["shoal datastore list -o table"],
     ("server", "start"): ["shoal server start --detach", "shoal server start --host 0.0.0.0 --port 8080"],
     ("account", "show"): ["shoal account show", "shoal account show --query roles -o table"],

@@ -146,7 +146,7 @@ def compute_update(
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
 ) -> None:
-    """Change a cluster's scale settings, description or tags."""
+    """Change a cluster's scale settings, an instance's idle_time_before_shutdown (--set), description or tags."""
 
     patch = patch_from_sets(set, typed=True)
     for key, value in dict(
@@ -186,8 +186,13 @@ def compute_list_nodes(
     show(nodes, output, query, columns=["node_id", "node_state", "run_id", "private_ip_address"])
 
 
-for _action in ("start", "stop", "restart"):
-    begin_command(compute_app, "compute", _action, f"{_action.title()} a compute instance.")
+_INSTANCE_ACTIONS = {
+    "start": "Start a compute instance: its dev box (JupyterLab on 127.0.0.1) runs; `compute show` lists its services.",
+    "stop": "Stop a compute instance: its JupyterLab ends, and so does the token its notebooks had.",
+    "restart": "Restart a compute instance's JupyterLab (a new port, login token and workspace token).",
+}
+for _action, _doc in _INSTANCE_ACTIONS.items():
+    begin_command(compute_app, "compute", _action, _doc)
 
 
 # -- datastore ------------------------------------------------------------------------------

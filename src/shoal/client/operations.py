@@ -101,6 +101,8 @@ class WorkspaceOperations(_Group):
 
 # -- compute --------------------------------------------------------------------------------
 
+INSTANCE_ACTION_TIMEOUT = 300.0
+
 
 class ComputeOperations(_Group):
     def begin_create_or_update(self, compute: Any) -> Poller:
@@ -125,6 +127,8 @@ class ComputeOperations(_Group):
             "min_instances",
             "max_instances",
             "idle_time_before_scale_down",
+            "idle_time_before_shutdown",
+            "idle_time_before_shutdown_minutes",
             "description",
             "tags",
             "identity",
@@ -136,13 +140,18 @@ class ComputeOperations(_Group):
         return Poller(None)
 
     def _action(self, name: str, action: str) -> Poller:
-        return Poller(_entity("compute", self._t.request("POST", f"{self._wsp}/computes/{name}/{action}")))
+        # A start waits until the instance's JupyterLab answers (the server gives it
+        # SHOAL_DEVBOX_START_TIMEOUT, 120 s by default): wait longer than the usual minute.
+        body = self._t.request("POST", f"{self._wsp}/computes/{name}/{action}", timeout=INSTANCE_ACTION_TIMEOUT)
+        return Poller(_entity("compute", body))
 
     def list_nodes(self, name: str) -> list[dict[str, Any]]:
         """One entry per node: its state and the job it runs."""
         return list(self._t.paged(f"{self._wsp}/computes/{name}/nodes"))
 
     def begin_start(self, name: str) -> Poller:
+        """Start a compute instance: its dev box (JupyterLab) runs once this returns; ``services``
+        lists its URLs."""
         return self._action(name, "start")
 
     def begin_stop(self, name: str) -> Poller:

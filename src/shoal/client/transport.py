@@ -44,11 +44,15 @@ class Transport:
         params: dict[str, Any] | None = None,
         content: Any = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
+        """``timeout``: seconds for this request, for the few that wait on purpose (a compute
+        instance's start); else the client's."""
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        extra = {"timeout": timeout} if timeout is not None else {}
         try:
             response = self.http.request(
-                method, self._url(path), json=json, params=clean, content=content, headers=headers
+                method, self._url(path), json=json, params=clean, content=content, headers=headers, **extra
             )
         except httpx.TransportError as exc:
             raise ServerUnavailableError(f"cannot reach the Shoal server at {self.base_url}: {exc}") from exc

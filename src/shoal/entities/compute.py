@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -11,6 +12,31 @@ from shoal.entities.common import IdentityConfiguration
 from shoal.entities.validation import COMPUTE_NAME, FieldIssue
 
 DEFAULT_VM_SIZE = "Standard_DS3_v2"
+# An ISO 8601 duration of days, hours, minutes and seconds (Azure's ``PT30M``, ``P1DT2H``).
+_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def duration_seconds(value: str | int | float) -> float:
+    """Seconds in ``value``: an ISO 8601 duration (``PT30M``) or a number of minutes (``30``)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        minutes = float(value)
+    else:
+        text = value.strip().upper()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            minutes = float(text)
+        else:
+            found = _DURATION.match(text)
+            if found is None or text in ("P", "PT") or text.endswith("T"):
+                raise ValueError(f"{value!r} is not an ISO 8601 duration such as PT30M, nor a number of minutes")
+            parts = {k: float(v) for k, v in found.groupdict().items() if v}
+            return parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    if minutes < 0:
+        raise ValueError(f"{value!r} is negative")
+    return minutes * 60
 
 
 class SshSettings(ShoalModel):
@@ -106,7 +132,9 @@ class ComputeInstance(Compute):
     ssh_settings: SshSettings | None = None
     network_settings: NetworkSettings | None = None
     identity: IdentityConfiguration | None = None
-    idle_time_before_shutdown: str | None = None  # ISO 8601 duration, e.g. PT30M
+    # Stop the instance (its JupyterLab) after this long without activity: an ISO 8601 duration
+    # (PT30M) or minutes; ``idle_time_before_shutdown_minutes`` is the SDK's other spelling.
+    idle_time_before_shutdown: str | None = None
     idle_time_before_shutdown_minutes: int | None = Field(None, ge=0)
     schedules: ComputeSchedules | None = None
     setup_scripts: dict[str, Any] | None = None
@@ -120,6 +148,25 @@ class ComputeInstance(Compute):
     last_operation: dict[str, Any] | None = None
     services: list[dict[str, Any]] | None = None
     os_image_metadata: dict[str, Any] | None = None
+
+    @field_validator("idle_time_before_shutdown", mode="before")
+    @classmethod
+    def _check_idle_time(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        try:
+            duration_seconds(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return str(value)
+
+    def idle_seconds(self) -> float | None:
+        """How long the instance may stay idle before it is stopped (None: never stopped for it)."""
+        if self.idle_time_before_shutdown:
+            return duration_seconds(self.idle_time_before_shutdown)
+        if self.idle_time_before_shutdown_minutes:
+            return self.idle_time_before_shutdown_minutes * 60.0
+        return None
 
 
 class KubernetesCompute(Compute):

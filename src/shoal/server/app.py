@@ -49,6 +49,7 @@ from shoal.server.routes import workspaces as ws_routes
 from shoal.server.scoring_path import ScoringFastPath
 from shoal.services import workspaces
 from shoal.services.access.audit import AuditLog
+from shoal.services.compute.instances import DevBoxes
 from shoal.services.context import ServiceContext
 from shoal.services.endpoints.router import Router
 from shoal.services.endpoints.supervisor import Supervisor
@@ -157,6 +158,15 @@ def create_app(
         instance_host=settings.endpoint_instance_host,
         shared=dispatcher is not None,
     )
+    # Compute instances' dev boxes (JupyterLab); their notebooks call back as runners do.
+    devboxes = DevBoxes(
+        ctx,
+        settings.public_url or server_url,
+        signer,
+        settings.server_id or server_id_for(settings.resolved_home()),
+        tick_seconds=settings.devbox_tick_seconds,
+        start_timeout=settings.devbox_start_timeout,
+    )
     scoring = Router(supervisor)
     timer = (
         ScheduleTimer(
@@ -175,9 +185,11 @@ def create_app(
             dispatcher.start()
         sweeper.start()
         supervisor.start()
+        devboxes.start()
         if timer is not None:
             timer.start()
         yield
+        devboxes.stop()
         supervisor.stop()
         await scoring.close()
         if timer is not None:
@@ -208,6 +220,7 @@ def create_app(
     app.state.sweeper = sweeper
     app.state.schedule_timer = timer
     app.state.endpoints = supervisor
+    app.state.devboxes = devboxes
     app.state.scoring = scoring
     _install_error_handlers(app)
     app.add_middleware(RequestGate, team_mode=team_mode, body_timeout=settings.body_timeout)

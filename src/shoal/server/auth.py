@@ -13,7 +13,10 @@ permission in the route's workspace. Three kinds of token sign in:
 - user API tokens (``shoalu_…``, ``services/access/users.py``): the user's roles per workspace,
   or every right for an admin user;
 - job tokens (``jobtokens.py``): ``read`` and ``track`` in their job's workspace, never more than
-  the submitting user holds there now, and narrowed to the job by ``job_token_scope``.
+  the submitting user holds there now, and narrowed to the job by ``job_token_scope``;
+- compute-instance tokens (a dev box's notebooks, ``services/compute/instances.py``): read, write
+  and track in their instance's workspace while that start of it runs, never more than its
+  starter holds there now; jobs they submit are the starter's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from shoal.errors import AuthError, PermissionDeniedError
+from shoal.jobtokens import INSTANCE_PREFIX
 from shoal.services.access import job_attempts, users
 from shoal.services.access.actions import CustomRole, route_action
 from shoal.services.access.roles import (
@@ -42,6 +46,7 @@ from shoal.services.access.roles import (
     permissions_of,
 )
 from shoal.services.studio import logins
+from shoal.services.compute import instances
 
 __all__ = ["ALL_PERMISSIONS", "OTHER_ROUTE_RULES", "Permission", "Principal", "Require", "TokenTable"]
 
@@ -215,6 +220,8 @@ async def authenticate(app: Any, header: str) -> Principal:
     principal = tokens.lookup(token)
     if principal is None and token.startswith(users.TOKEN_PREFIX):
         principal = await run_in_threadpool(_user_principal, app, token)
+    elif principal is None and token.startswith(INSTANCE_PREFIX + "."):
+        principal = await run_in_threadpool(_instance_principal, app, token)
     elif principal is None:
         principal = await run_in_threadpool(_job_principal, app, token)
     if principal is None:
@@ -272,6 +279,19 @@ def _job_principal(app: Any, token: str) -> Principal | None:
     return Principal(name, held, claim.workspace, claim.job, claim.attempt, ended=grant.state == "ended")
 
 
+def _instance_principal(app: Any, token: str) -> Principal | None:
+    signer = getattr(app.state, "job_signer", None)
+    claim = signer.verify_instance(token) if signer is not None else None
+    if claim is None:
+        return None
+    grant = instances.instance_grant(app.state.ctx, claim.workspace, claim.compute, claim.session)
+    if grant is None:
+        return None
+    # ``user``: jobs it submits are recorded as the starter's, and carry the starter's roles.
+    return Principal(f"computeinstance:{claim.workspace}/{claim.compute}", grant.permissions, claim.workspace,
+                     user=grant.starter)  # fmt: skip
+
+
 def _is_own_runner_route(request: Request, principal: Principal) -> bool:
     own = f"/workspaces/{principal.workspace}/jobs/{principal.job}/"
     path = request.url.path
@@ -326,7 +346,9 @@ class Require:
             if principal.workspace is not None and workspace is not None and workspace != principal.workspace:
                 raise denied(request, f"this job token is valid for workspace '{principal.workspace}' only")
             return principal
-        if self.allow_self and principal.user is not None and request.path_params.get("user") == principal.user:
+        # A token limited to one workspace (a job's, an instance's) never acts as its user.
+        acts_as_user = principal.user is not None and principal.workspace is None
+        if self.allow_self and acts_as_user and request.path_params.get("user") == principal.user:
             return principal
         if principal.custom and principal.allows_action(workspace, self.action(request)):
             return principal

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from shoal.errors import NotFoundError, not_found
 from shoal.store import workspaces
 from shoal.store.paging import Page, clamp_page_size, decode_token, encode_token
-from shoal.store.tables import ResourceRow, utcnow
+from shoal.store.tables import ResourceRow, WorkspaceRow, utcnow
 
 
 def find_row(session: Session, workspace_id: int, kind: str, name: str) -> ResourceRow | None:
@@ -21,8 +21,12 @@ def find_row(session: Session, workspace_id: int, kind: str, name: str) -> Resou
     )
 
 
-def get_row(session: Session, workspace_id: int, kind: str, name: str) -> ResourceRow:
+def get_row(session: Session, workspace_id: int, kind: str, name: str, *, lock: bool = False) -> ResourceRow:
+    """The row; ``lock``: held (``FOR UPDATE`` on PostgreSQL) until the transaction ends, so a
+    read-modify-write of its spec (a compute instance's power state) is never lost."""
     row = find_row(session, workspace_id, kind, name)
+    if row is not None and lock:
+        row = session.get(ResourceRow, row.id, with_for_update=True, populate_existing=True)
     if row is None:
         raise missing(session, workspace_id, kind, name)
     return row
@@ -84,6 +88,17 @@ def list_page(
     rows = list(session.scalars(query.order_by(ResourceRow.name).limit(size + 1)))
     token = encode_token([rows[size - 1].name]) if len(rows) > size else None
     return Page(rows[:size], token)
+
+
+def of_type(session: Session, kind: str, type_: str) -> list[tuple[str, ResourceRow]]:
+    """Every row of this kind and type in every workspace, with its workspace's name."""
+    query = (
+        select(WorkspaceRow.name, ResourceRow)
+        .join(WorkspaceRow, WorkspaceRow.id == ResourceRow.workspace_id)
+        .where(ResourceRow.kind == kind, ResourceRow.type == type_)
+        .order_by(ResourceRow.id)
+    )
+    return [(str(ws), row) for ws, row in session.execute(query)]
 
 
 def delete(session: Session, row: ResourceRow) -> None:

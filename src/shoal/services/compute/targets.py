@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from shoal.entities.kinds import parse_entity, split_secrets
 from shoal.entities.status import OCCUPYING
-from shoal.errors import ConflictError, InvalidStateError, UnsupportedError, UserError
+from shoal.errors import ConflictError, UnsupportedError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.records import arm_id, creation_context, iso
 from shoal.services.workspaces import workspace_id
@@ -17,8 +18,21 @@ from shoal.store.tables import ResourceRow, utcnow
 
 KIND = "compute"
 LOCAL = "local"
-READ_ONLY = ("id", "creation_context", "provisioning_state", "provisioning_errors", "created_on", "state")
-INSTANCE_ACTIONS = {"start": "Running", "stop": "Stopped", "restart": "Running"}
+# A compute instance's dev box as the server keeps it (pid, port, session…): never in a body.
+DEVBOX = "shoal_devbox"
+READ_ONLY = (
+    "id",
+    "creation_context",
+    "provisioning_state",
+    "provisioning_errors",
+    "created_on",
+    "state",
+    "services",
+    DEVBOX,
+)
+# What the server keeps of a compute's spec across create (re-apply) and update.
+KEPT = ("provisioning_state", "state", "last_operation", DEVBOX)
+INSTANCE = "computeinstance"
 # Fields `az ml compute update` may change; everything else is fixed at creation.
 UPDATABLE = {
     "min_instances",
@@ -27,7 +41,21 @@ UPDATABLE = {
     "description",
     "tags",
     "identity",
+    "idle_time_before_shutdown",
+    "idle_time_before_shutdown_minutes",
 }
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who reads a compute: a dev box's sign-in link (its Jupyter token) is shown only to the
+    user who started it and to admins; anyone else who may read computes sees the bare URL."""
+
+    admin: bool = True
+    user: str | None = None
+
+    def may_sign_in(self, started_by: str | None) -> bool:
+        return self.admin or (self.user is not None and self.user == started_by)
 
 
 def local_body(workspace: str) -> dict[str, Any]:
@@ -41,7 +69,7 @@ def local_body(workspace: str) -> dict[str, Any]:
 
 
 def to_body(workspace: str, row: ResourceRow) -> dict[str, Any]:
-    body = dict(row.spec)
+    body = {k: v for k, v in row.spec.items() if k != DEVBOX}
     body["name"] = row.name
     body["id"] = arm_id(workspace, "computes", row.name)
     body["created_on"] = iso(row.created_at)
@@ -74,20 +102,42 @@ def create_or_update(ctx: ServiceContext, workspace: str, spec: dict[str, Any]) 
                 f"creating it as '{data['type']}'"
             )
         public["provisioning_state"] = "Succeeded"
-        if data["type"] == "computeinstance":
-            previous = existing.spec.get("state") if existing is not None else None
-            public["state"] = previous or "Running"
+        if data["type"] == INSTANCE:
+            # Stored Stopped; a new one then starts its dev box (services/compute/instances.py).
+            kept = {k: existing.spec[k] for k in KEPT if existing is not None and k in existing.spec}
+            public.update({"state": "Stopped", **kept, "provisioning_state": "Succeeded"})
         token = ctx.secrets.encrypt(secrets) if secrets else None
         row, _ = rows.put(session, ws_id, KIND, data["name"], data["type"], public, token)
         return to_body(workspace, row)
 
 
-def get(ctx: ServiceContext, workspace: str, name: str) -> dict[str, Any]:
+def present(ctx: ServiceContext, workspace: str, row: ResourceRow, viewer: Viewer) -> dict[str, Any]:
+    """A compute's body; a running compute instance's with its ``services`` (JupyterLab's URLs)."""
+    body = to_body(workspace, row)
+    box = row.spec.get(DEVBOX) or {}
+    if row.type == INSTANCE and body.get("state") == "Running" and box.get("port"):
+        base = f"http://127.0.0.1:{box['port']}"
+        query = ""
+        if viewer.may_sign_in(box.get("started_by")) and box.get("token"):
+            query = "?token=" + str(ctx.secrets.decrypt(box["token"]).get("jupyter", ""))
+        body["services"] = [
+            {"display_name": "Jupyter Lab", "endpoint_uri": f"{base}/lab{query}"},
+            {"display_name": "Jupyter", "endpoint_uri": f"{base}/tree{query}"},
+        ]
+    return body
+
+
+def exists(ctx: ServiceContext, workspace: str, name: str) -> bool:
+    with ctx.db.read() as session:
+        return rows.find_row(session, workspace_id(session, workspace), KIND, name) is not None
+
+
+def get(ctx: ServiceContext, workspace: str, name: str, viewer: Viewer | None = None) -> dict[str, Any]:
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
         if name == LOCAL:
             return local_body(workspace)
-        return to_body(workspace, rows.get_row(session, ws_id, KIND, name))
+        return present(ctx, workspace, rows.get_row(session, ws_id, KIND, name), viewer or Viewer())
 
 
 def list_page(
@@ -97,11 +147,12 @@ def list_page(
     compute_type: str | None = None,
     max_results: int | None = None,
     page_token: str | None = None,
+    viewer: Viewer | None = None,
 ) -> Page[dict[str, Any]]:
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
         page = rows.list_page(session, ws_id, KIND, type_=compute_type, max_results=max_results, page_token=page_token)
-        items = [to_body(workspace, row) for row in page.items]
+        items = [present(ctx, workspace, row, viewer or Viewer()) for row in page.items]
     if not page_token and compute_type in (None, "local"):
         items.insert(0, local_body(workspace))
     return Page(items, page.next_page_token)
@@ -121,36 +172,10 @@ def update(ctx: ServiceContext, workspace: str, name: str, patch: dict[str, Any]
         merged = {**row.spec, **patch, "name": name}
         data = _validate(merged)
         public, _ = split_secrets(KIND, data)
-        for key in ("provisioning_state", "state"):
+        for key in KEPT:
             if key in row.spec:
                 public[key] = row.spec[key]
         row.spec = public
-        row.updated_at = utcnow()
-        return to_body(workspace, row)
-
-
-def instance_action(ctx: ServiceContext, workspace: str, name: str, action: str) -> dict[str, Any]:
-    """start / stop / restart of a compute instance (the other types have no power state)."""
-    with ctx.db.write() as session:
-        ws_id = workspace_id(session, workspace)
-        if name == LOCAL:
-            raise UnsupportedError(f"compute 'local' cannot {action}: only compute instances can")
-        row = rows.get_row(session, ws_id, KIND, name)
-        if row.type != "computeinstance":
-            raise UnsupportedError(f"compute '{name}' is of type '{row.type}': only compute instances can {action}")
-        state = row.spec.get("state", "Running")
-        if action == "start" and state == "Running":
-            raise InvalidStateError(f"compute instance '{name}' is already running")
-        if action == "stop" and state == "Stopped":
-            raise InvalidStateError(f"compute instance '{name}' is already stopped")
-        if action == "restart" and state != "Running":
-            raise InvalidStateError(f"compute instance '{name}' is {state.lower()}: start it instead")
-        last = {
-            "operation_name": action.title(),
-            "operation_time": iso(utcnow()),
-            "operation_status": "Succeeded",
-        }
-        row.spec = {**row.spec, "state": INSTANCE_ACTIONS[action], "last_operation": last}
         row.updated_at = utcnow()
         return to_body(workspace, row)
 
