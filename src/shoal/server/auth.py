@@ -45,8 +45,8 @@ from shoal.services.access.roles import (
     Permission,
     permissions_of,
 )
-from shoal.services.studio import logins
 from shoal.services.compute import instances
+from shoal.services.studio import logins
 
 __all__ = ["ALL_PERMISSIONS", "OTHER_ROUTE_RULES", "Permission", "Principal", "Require", "TokenTable"]
 
