@@ -59,9 +59,6 @@ CANNOT_RUN = {
     ),
     "assets/data/data.ipynb": "imports the mltable package (azureml-dataprep), which is not installed",
     "resources/datastores/datastore.ipynb": "Input(folder=…) is no Input argument: its job has an input without a path",
-    "jobs/pipelines/1b_pipeline_with_python_function_components/pipeline_with_python_function_components.ipynb": (
-        "binds a @command_component's return value to the next step; Shoal binds data outputs only"
-    ),
     "jobs/pipelines/1d_pipeline_with_non_python_components/pipeline_with_non_python_components.ipynb": (
         "builds its environment from a Docker context (R); Shoal runs jobs without Docker"
     ),

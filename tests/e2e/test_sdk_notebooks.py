@@ -162,3 +162,92 @@ def test_sweep_step_from_a_component_call(ml, tmp_path, monkeypatch):
     assert done.status == "Completed"
     ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="best")
     assert 0.1 <= float((tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text()) <= 0.9
+
+
+RETURNS_FILE = '''\
+from pathlib import Path
+
+from shoal.mldesigner import Input, Output, command_component
+
+
+@command_component()
+def count_files(folder: Input(type="uri_folder")) -> int:
+    import os
+
+    return len(os.listdir(folder))
+
+
+@command_component()
+def describe(n: int, note: str, listing: Output(type="uri_folder"), maybe: Input(type="string", optional=True) = None):
+    Path(listing, "n.txt").write_text(f"{n + 1} {note} {maybe!r}")
+
+
+@command_component()
+def nothing_returned(folder: Input(type="uri_folder")) -> Output(type="boolean", is_control=True):
+    return None
+'''
+
+WRITES_CONTROL = """\
+name: writes_flag
+type: command
+outputs:
+  flag: {type: boolean, is_control: true}
+  count: {type: integer}
+command: echo True > ${{outputs.flag}} && printf 'not a number' > ${{outputs.count}}
+environment: azureml:AzureML-minimal@latest
+"""
+
+
+def test_return_values_and_control_outputs_feed_later_steps(ml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fns").mkdir()
+    (tmp_path / "fns" / "returns_component.py").write_text(RETURNS_FILE)
+    (tmp_path / "data").mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (tmp_path / "data" / name).write_text("x")
+    fns = _import(tmp_path / "fns" / "returns_component.py")
+    assert fns.count_files.component.outputs["output"].type == "integer"
+    assert fns.nothing_returned.component.outputs["output"].is_control is True
+
+    @dsl.pipeline()
+    def chain(raw: Input):
+        counted = fns.count_files(folder=raw)
+        described = fns.describe(n=counted.outputs.output, note=counted.outputs.output)
+        return {"listing": described.outputs.listing, "count": counted.outputs.output}
+
+    job = ml.jobs.create_or_update(chain(Input(type="uri_folder", path="./data")))
+    done = ml.jobs.stream(job.name, out=io.StringIO())
+    assert done.status == "Completed"
+    ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="listing")
+    assert (tmp_path / "dl" / "named-outputs" / "listing" / "n.txt").read_text() == "4 3 None"
+    steps = {j.display_name: j for j in ml.jobs.list(parent_job_name=job.name)}
+    assert steps["counted"].outputs["output"].value == 3  # recorded as its type
+    assert steps["described"].inputs["n"] == 3
+    assert ml.jobs.get(job.name).outputs["count"]["value"] == 3  # the pipeline output bound to it
+
+    # A required input bound to a control output the job did not write: the step fails, naming it.
+    @dsl.pipeline()
+    def unwritten(raw: Input):
+        flag = fns.nothing_returned(folder=raw)
+        fns.describe(n=1, note=flag.outputs.output)
+
+    job = ml.jobs.create_or_update(unwritten(Input(type="uri_folder", path="./data")))
+    with pytest.raises(Exception, match="did not write"):
+        ml.jobs.stream(job.name, out=io.StringIO())
+    steps = {j.display_name: j for j in ml.jobs.list(parent_job_name=job.name)}
+    assert steps["describe"].error["code"] == "CONTROL_OUTPUT_MISSING"
+
+    # A YAML component writes its control outputs to ${{outputs.<name>}}; a value that is not its
+    # type fails the job, naming the output.
+    (tmp_path / "writes.yml").write_text(WRITES_CONTROL)
+    writes = load_component("writes.yml")
+
+    @dsl.pipeline()
+    def bad_value():
+        writes()
+
+    failed = ml.jobs.create_or_update(bad_value())
+    with pytest.raises(Exception, match="control output 'count' is declared integer"):
+        ml.jobs.stream(failed.name, out=io.StringIO())
+    (step,) = ml.jobs.list(parent_job_name=failed.name)
+    assert step.error["code"] == "CONTROL_OUTPUT_INVALID" and step.outputs["flag"].value is None

@@ -868,10 +868,41 @@ def test_uri_folder_given_to_a_uri_file_input() -> None:
     assert_problem(exc, "jobs.b.inputs.f", "uri_folder", "uri_file")
 
 
-def test_primitive_output_cannot_feed_a_step() -> None:
-    comp = component(outputs={"n": {"type": "integer"}})
-    exc = fail({"jobs": {"a": {"component": comp}, "b": cmd(inputs={"x": "${{parent.jobs.a.outputs.n}}"})}})
-    assert_problem(exc, "jobs.b.inputs.x", "is a integer", "data outputs only")
+def test_a_control_output_feeds_a_later_step() -> None:
+    comp = component(outputs={"n": {"type": "integer", "is_control": True}})
+    takes = component(inputs={"k": {"type": "number"}, "s": {"type": "string", "optional": True}})
+    graph = ok(
+        {
+            "jobs": {
+                "a": {"component": comp},
+                "b": cmd(inputs={"x": "${{parent.jobs.a.outputs.n}}"}),
+                "c": {"component": takes, "inputs": {"k": "${{parent.jobs.a.outputs.n}}", "s": "${{parent.jobs.a.outputs.n}}"}},
+            }
+        }
+    )
+    for step in ("b", "c"):
+        assert graph.leaves[step].depends_on == {"a"}
+    assert graph.leaves["b"].inputs["x"] == Value("output", ref=OutputRef("a", "n"), type="integer")
+    assert graph.leaves["c"].inputs["k"] == Value("output", ref=OutputRef("a", "n"), type="number")
+    assert graph.leaves["c"].inputs["s"].is_control and not graph.leaves["c"].inputs["s"].is_data
+
+
+def test_a_control_output_must_fit_the_input() -> None:
+    comp = component(outputs={"n": {"type": "string"}})
+    takes = component(inputs={"k": {"type": "integer"}, "d": {"type": "uri_folder", "optional": True}})
+    exc = fail(
+        {
+            "jobs": {
+                "a": {"component": comp},
+                "b": {
+                    "component": takes,
+                    "inputs": {"k": "${{parent.jobs.a.outputs.n}}", "d": "${{parent.jobs.a.outputs.n}}"},
+                },
+            }
+        }
+    )
+    assert_problem(exc, "jobs.b.inputs.k", "a string control output cannot be bound to an input declared integer", only=False)
+    assert_problem(exc, "jobs.b.inputs.d", "declared uri_folder, but it is bound to a string control output", only=False)
 
 
 @pytest.mark.parametrize("step_type", ["parallel", "spark", "automl"])

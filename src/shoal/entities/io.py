@@ -157,6 +157,9 @@ class Input(_LenientInit):
         return self.mode or DEFAULT_INPUT_MODE
 
 
+LiteralValue = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
 class Output(_LenientInit):
     """A job output (``Output(type="mlflow_model")``); with ``name`` it registers an asset when the job ends."""
 
@@ -167,6 +170,11 @@ class Output(_LenientInit):
     name: str | None = None
     version: VersionStr | None = None
     path_on_compute: str | None = None
+    # A primitive output is a control output (``is_control``, as azure-ai-ml's keyword): its job
+    # writes a value that later steps' inputs can be bound to. ``value`` is what the job wrote,
+    # set by the server when the job completes.
+    is_control: bool | None = None
+    value: LiteralValue | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -177,6 +185,10 @@ class Output(_LenientInit):
     def _check(self) -> Self:
         if self.type not in OUTPUT_TYPES:
             raise FieldIssue("type", f"unknown output type {self.type!r}; use one of {', '.join(OUTPUT_TYPES)}")
+        if self.type not in PRIMITIVE_TYPES:
+            for key in ("is_control", "value"):
+                if getattr(self, key):
+                    raise FieldIssue(key, f"only a primitive output (string, number, integer, boolean) has {key}")
         if self.type in PRIMITIVE_TYPES:
             for key in ("path", "mode", "name", "version", "path_on_compute"):
                 if getattr(self, key) is not None:
@@ -208,7 +220,6 @@ class Output(_LenientInit):
 
 # --- job input / output values ---------------------------------------------------------------
 
-LiteralValue = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
 def _value_kind(value: Any) -> str | None:

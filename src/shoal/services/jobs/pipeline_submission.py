@@ -185,6 +185,15 @@ def _prepare_leaf(
             inputs[name] = {"type": value.type or "uri_folder", "path": value.path}
             if value.mode:
                 inputs[name]["mode"] = value.mode
+        elif value.is_control and value.ref is not None:
+            # Another step's control output: a value once that step has run (filled in then).
+            inputs[name] = {"type": value.type}
+            pending[name] = {
+                "type": value.type,
+                "control": True,
+                "optional": bool(((leaf.component.get("inputs") or {}).get(name) or {}).get("optional")),
+                "pending": {"job": names[value.ref.step], "output": value.ref.output},
+            }
         elif value.kind == "output" and value.ref is not None:
             producer = names[value.ref.step]
             inputs[name] = {

@@ -225,6 +225,8 @@ def fill_inputs(resolved: dict[str, Any], inputs: dict[str, Any]) -> dict[str, A
             template_inputs[name] = {"type": entry.get("type") or "uri_folder", "path": entry["uri"]}
             if entry.get("mode"):
                 template_inputs[name]["mode"] = entry["mode"]
+        elif entry.get("control") and entry.get("value") is not None:  # an upstream step's control output
+            template_inputs[name] = entry["value"]
     template["inputs"] = template_inputs
     return {**resolved, "template": template, "inputs": inputs}
 
