@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal import Choice, Data, Environment, Input, MLClient, Uniform, command, dsl, load_component
+from shoal import Choice, Data, Environment, Input, MLClient, Output, Uniform, command, dsl, load_component
 from shoal.config import ShoalSettings
 from shoal.entities import UserIdentityConfiguration
 
@@ -251,3 +251,31 @@ def test_return_values_and_control_outputs_feed_later_steps(ml, tmp_path, monkey
         ml.jobs.stream(failed.name, out=io.StringIO())
     (step,) = ml.jobs.list(parent_job_name=failed.name)
     assert step.error["code"] == "CONTROL_OUTPUT_INVALID" and step.outputs["flag"].value is None
+
+
+def test_sweep_step_from_an_inline_command(ml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "trial.py").write_text(TRIAL)
+    train = command(
+        code="./src",
+        command="python trial.py ${{inputs.lr}} ${{outputs.model}} && echo ${{inputs.kernel}}",
+        inputs={"lr": 0.1, "kernel": "linear"},
+        outputs={"model": Output(type="uri_folder")},
+        environment="azureml:AzureML-minimal@latest",
+    )
+
+    @dsl.pipeline()
+    def tune():
+        trial = train(lr=Uniform(0.2, 0.8))
+        sweep_step = trial.sweep(primary_metric="acc", goal="maximize", max_total_trials=2, max_concurrent_trials=2)
+        return {"best": sweep_step.outputs.model}
+
+    job = ml.jobs.create_or_update(tune())
+    step = job.jobs["sweep_step"]
+    assert step["type"] == "sweep" and set(step["search_space"]) == {"lr"}
+    assert step["trial"]["inputs"] == {"kernel": {"type": "string"}}
+    done = ml.jobs.stream(job.name, out=io.StringIO())
+    assert done.status == "Completed"
+    ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="best")
+    assert 0.2 <= float((tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text()) <= 0.8
