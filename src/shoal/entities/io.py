@@ -86,6 +86,9 @@ def _fits(type_name: str, value: Any) -> bool:
     return isinstance(value, int) if type_name == "integer" else isinstance(value, int | float)
 
 
+INPUT_PATH_ALIASES = {"folder": "uri_folder", "file": "uri_file"}
+
+
 class Input(_LenientInit):
     """A job input (``Input(type="uri_file", path="./data.csv")``), or a typed literal with a default.
 
@@ -103,6 +106,24 @@ class Input(_LenientInit):
     description: str | None = None
     datastore: str | None = None
     path_on_compute: str | None = None
+
+    # ``Input(folder=…)`` / ``Input(file=…)``: written in some azure-ai-ml notebooks, where the
+    # keyword is ignored and the service refuses the input for having no path. Its meaning is
+    # plain, so Shoal reads it as the path (with that type), saying so.
+    def __init__(self, /, **data: Any) -> None:
+        for alias, type_name in INPUT_PATH_ALIASES.items():
+            if alias in data and "path" not in data:
+                data["path"] = data.pop(alias)
+                data.setdefault("type", type_name)
+                warnings.warn(
+                    f"Input({alias}=…) is read as Input(type={data['type']!r}, path=…); azure-ai-ml ignores "
+                    f"'{alias}' and the job fails there for an input without a path",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        super().__init__(**data)
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @model_validator(mode="before")
     @classmethod

@@ -40,6 +40,15 @@ KNOWN_SETTINGS = {
 }
 
 
+# Why a step type does not run here, added to the error that names it.
+UNSUPPORTED_STEPS = {
+    "spark": ": Shoal has no Spark runtime (a spark step runs on an attached Synapse pool or serverless Spark)",
+    "automl": ": Shoal does not run AutoML, Azure's hosted model search",
+    "data_transfer": ": Shoal does not run data transfer jobs (they copy from external databases and stores)",
+    "import": ": Shoal does not run data imports (they read external databases and stores)",
+}
+
+
 def _strip_azureml(value: Any) -> Any:
     return value.split(":", 1)[1] if isinstance(value, str) and value.startswith("azureml:") else value
 
@@ -147,9 +156,10 @@ class Expander(Binder):
             )
             return None
         if type_name not in STEP_TYPES:
+            why = UNSUPPORTED_STEPS.get(type_name, "")
             self.error(
                 join_field(where, "type"),
-                f"step type '{type_name}' is not supported in pipelines yet (supported: {', '.join(STEP_TYPES)})",
+                f"step type '{type_name}' is not supported in pipelines yet{why} (supported: {', '.join(STEP_TYPES)})",
             )
             return None
         if "services" in step:

@@ -488,6 +488,9 @@ def _finish(
         elif best is None:
             target = S.FAILED
             reason = f"no trial logged the primary metric '{metric}'" if never_logged else "no trial completed"
+            failed = next((t for t in trials if t.status == S.FAILED and t.error), None)
+            if failed is not None and not never_logged:  # why, from the first trial that failed
+                reason += f"; trial {failed.name} failed: {failed.error.get('message')}"
             error = {"code": "NO_TRIAL_SUCCEEDED", "message": reason}
         else:
             target, error = S.COMPLETED, None
