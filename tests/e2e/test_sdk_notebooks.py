@@ -279,3 +279,82 @@ def test_sweep_step_from_an_inline_command(ml, tmp_path, monkeypatch):
     assert done.status == "Completed"
     ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="best")
     assert 0.2 <= float((tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text()) <= 0.8
+
+
+ENTRY_SCRIPT = """\
+import argparse, os
+from pathlib import Path
+
+def init():
+    global OUT
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=str)
+    OUT = parser.parse_known_args()[0].copies
+
+def run(mini_batch):
+    if any("bad" in p for p in mini_batch):
+        raise ValueError("a bad file")
+    for p in mini_batch:
+        (Path(OUT) / os.path.basename(p)).write_text(Path(p).read_text().upper())
+    return [f"{os.path.basename(p)},{len(mini_batch)}" for p in mini_batch]
+"""
+
+
+def test_parallel_step_runs_its_entry_script_over_mini_batches(ml, tmp_path, monkeypatch):
+    from shoal.parallel import RunFunction, parallel_run_function
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text(ENTRY_SCRIPT)
+    (tmp_path / "files").mkdir()
+    for i in range(5):
+        (tmp_path / "files" / f"f{i}.txt").write_text(f"file {i}")
+    (tmp_path / "files" / "MLTable").write_text("paths:\n" + "".join(f"  - file: ./f{i}.txt\n" for i in range(5)))
+    score = parallel_run_function(
+        name="score_files",
+        inputs={"data": Input(type="mltable")},
+        outputs={"copies": Output(type="uri_folder"), "rows": Output(type="uri_folder")},
+        input_data="${{inputs.data}}",
+        instance_count=2,
+        mini_batch_size="2",
+        mini_batch_error_threshold=0,
+        retry_settings={"max_retries": 1, "timeout": 60},
+        task=RunFunction(
+            code="./src",
+            entry_script="score.py",
+            program_arguments="--copies ${{outputs.copies}}",
+            append_row_to="${{outputs.rows}}",
+            environment="azureml:AzureML-minimal@latest",
+        ),
+    )
+
+    @dsl.pipeline()
+    def batch(files: Input):
+        step = score(data=files)
+        step.inputs.data.mode = "direct"  # read as a download: the driver reads files
+        return {"copies": step.outputs.copies, "rows": step.outputs.rows}
+
+    with pytest.warns(UserWarning, match="mode direct is read as ro_mount"):
+        job = ml.jobs.create_or_update(batch(Input(type="mltable", path="./files")))
+    done = ml.jobs.stream(job.name, out=io.StringIO())
+    assert done.status == "Completed"
+    ml.jobs.download(job.name, download_path=tmp_path / "dl", all=True)
+    copies = tmp_path / "dl" / "named-outputs" / "copies"
+    assert sorted(p.name for p in copies.iterdir()) == [f"f{i}.txt" for i in range(5)]
+    assert (copies / "f3.txt").read_text() == "FILE 3"
+    rows = (tmp_path / "dl" / "named-outputs" / "rows" / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["f0.txt,2", "f1.txt,2", "f2.txt,2", "f3.txt,2", "f4.txt,1"]  # mini batches of 2
+
+    # A mini batch that fails past mini_batch_error_threshold fails the step, its log saying so.
+    (tmp_path / "files" / "bad.txt").write_text("x")
+    (tmp_path / "files" / "MLTable").write_text("paths:\n  - folder: ./\n")
+    with pytest.warns(UserWarning):
+        job = ml.jobs.create_or_update(batch(Input(type="mltable", path="./files")))
+    with pytest.raises(Exception, match="score_files|step"):
+        ml.jobs.stream(job.name, out=io.StringIO())
+    (step,) = ml.jobs.list(parent_job_name=job.name)
+    assert step.status == "Failed"
+    ml.jobs.download(step.name, download_path=tmp_path / "failed", all=True)
+    log = (tmp_path / "failed" / "artifacts" / "user_logs" / "std_log.txt").read_text()
+    assert "ValueError: a bad file" in log
+    assert "1 mini batches failed, over mini_batch_error_threshold 0" in log

@@ -154,6 +154,8 @@ class LocalPaths:
         if isinstance(value, dict):
             if value.get("type") == "pipeline":
                 self._pipeline(value, field)
+            elif value.get("type") == "parallel" and isinstance(value.get("task"), dict):
+                self._definition(value["task"], f"{field}.task")  # a parallel task's code and environment
             else:
                 self._definition(value, field)
         return value
