@@ -68,7 +68,7 @@ def init():
     SCALE = float(sys.argv[sys.argv.index("--scale") + 1])
 
 def run(frame):
-    frame["x"] = frame["x"] * SCALE
+    frame["x"] = (frame["x"] * SCALE).astype(int)
     return frame
 """
 
