@@ -164,7 +164,7 @@ def test_sweep_step_from_a_component_call(ml, tmp_path, monkeypatch):
     assert 0.1 <= float((tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text()) <= 0.9
 
 
-RETURNS_FILE = '''\
+RETURNS_FILE = """\
 from pathlib import Path
 
 from shoal.mldesigner import Input, Output, command_component
@@ -185,7 +185,7 @@ def describe(n: int, note: str, listing: Output(type="uri_folder"), maybe: Input
 @command_component()
 def nothing_returned(folder: Input(type="uri_folder")) -> Output(type="boolean", is_control=True):
     return None
-'''
+"""
 
 WRITES_CONTROL = """\
 name: writes_flag

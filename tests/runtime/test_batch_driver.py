@@ -86,9 +86,21 @@ def test_an_mltable_with_a_reader_comes_in_dataframes_of_about_the_batch_size(tm
     (tmp_path / "score.py").write_text(TABULAR)
     proc = subprocess.run(
         [
-            sys.executable, batch_driver.__file__, "--script", str(tmp_path / "score.py"),
-            "--input", str(tmp_path / "table"), "--output", str(tmp_path / "out"), "--mini-batch-size", "15",
-            "--output-file-name", "parallel_run_step.txt", "--", "--scale", "10",
+            sys.executable,
+            batch_driver.__file__,
+            "--script",
+            str(tmp_path / "score.py"),
+            "--input",
+            str(tmp_path / "table"),
+            "--output",
+            str(tmp_path / "out"),
+            "--mini-batch-size",
+            "15",
+            "--output-file-name",
+            "parallel_run_step.txt",
+            "--",
+            "--scale",
+            "10",
         ],  # fmt: skip
         capture_output=True,
         text=True,

@@ -242,7 +242,6 @@ class Output(_LenientInit):
 # --- job input / output values ---------------------------------------------------------------
 
 
-
 def _value_kind(value: Any) -> str | None:
     if isinstance(value, Input | Mapping):
         return "input"

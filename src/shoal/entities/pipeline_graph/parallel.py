@@ -30,9 +30,7 @@ def input_name(component: Mapping[str, Any]) -> str | None:
     return _port(component.get("input_data"), "inputs")
 
 
-def as_command(
-    component: Mapping[str, Any], error: Callable[[str, str], None], where: str
-) -> dict[str, Any] | None:
+def as_command(component: Mapping[str, Any], error: Callable[[str, str], None], where: str) -> dict[str, Any] | None:
     """The command component that runs ``component`` (a parallel one); None after reporting why not."""
     task = dict(component.get("task") or {})
     at = f"{where}.task" if where else "task"
