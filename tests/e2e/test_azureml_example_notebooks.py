@@ -5,8 +5,10 @@ Skipped unless SHOAL_AZUREML_EXAMPLES points at a checkout (or an exported tree)
 repository with its ``sdk/python`` folder. That folder is copied once (notebooks read files of
 their neighbours, e.g. the schedules notebook a pipeline of ``jobs/pipelines``); each notebook is
 converted there and run from its own folder against one workspace (a ``cpu-cluster`` compute
-exists, as the examples' setup creates it); then every job the script submitted must end
-``Completed``. The scikit-learn and LightGBM notebooks build curated environments with uv
+exists, as the examples' setup creates it, with a ``gpu-cluster`` record and an attached
+``spark-pool``); then every job the script submitted must end ``Completed``. A notebook that
+needs what Shoal cannot do offline (``CANNOT_RUN``) must instead end with the Shoal error that
+says so. The scikit-learn and LightGBM notebooks build curated environments with uv
 (several hundred MB into uv's cache once).
 """
 
