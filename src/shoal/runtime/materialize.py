@@ -49,7 +49,9 @@ def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
         local = target_dir / rel.rsplit("/", 1)[-1]
         client.download(datastore, rel, local)
         return local
-    client.download_many(datastore, [(f"{rel}/{item['path']}", target_dir / item["path"]) for item in listing["value"]])
+    # The datastore's root (``…/paths/``) is a folder too: its files' paths are relative to nothing.
+    pairs = [(f"{rel}/{item['path']}" if rel else item["path"], target_dir / item["path"]) for item in listing["value"]]
+    client.download_many(datastore, pairs)
     return target_dir
 
 
