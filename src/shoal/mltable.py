@@ -82,7 +82,10 @@ class MLTable:
         return found
 
     def to_pandas_dataframe(self) -> Any:
-        import pandas as pd  # only where a table is read
+        try:
+            import pandas as pd  # only where a table is read
+        except ImportError:
+            raise UserError("mltable: to_pandas_dataframe() needs pandas (pip install pandas)") from None
 
         steps = [s if isinstance(s, dict) else {s: {}} for s in self.spec.get("transformations") or []]
         reader = next((s for s in steps if next(iter(s)) in READERS), None)
