@@ -30,7 +30,13 @@ from tests.e2e.conftest import ROOT as REPO
 from tests.e2e.conftest import Cli
 
 EXAMPLES = os.environ.get("SHOAL_AZUREML_EXAMPLES")
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not EXAMPLES, reason="SHOAL_AZUREML_EXAMPLES is not set")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not EXAMPLES, reason="SHOAL_AZUREML_EXAMPLES is not set"),
+    # A notebook waits for its script (up to 30 min) and then for its jobs (up to 30 min more):
+    # under load its jobs queue behind an earlier notebook's sweep trials on the shared cluster.
+    pytest.mark.timeout(3900),
+]
 
 SDK = Path(EXAMPLES or ".") / "sdk" / "python"
 NOTEBOOKS = [

@@ -96,3 +96,15 @@ def test_parallel_run_function_makes_a_parallel_component(tmp_path, monkeypatch)
     body = component.to_dict()
     assert body["type"] == "parallel" and body["mini_batch_size"] == "2"
     assert body["task"]["code"] == (tmp_path / "src").as_posix() and body["resources"] == {"instance_count": 2}
+
+
+def test_a_spark_step_is_refused_before_any_local_path_is_looked_at(tmp_path):
+    from shoal.client.pipelines import LocalPaths
+
+    body = {
+        "type": "pipeline",
+        "inputs": {"data": {"type": "uri_folder", "path": str(tmp_path / "missing.txt")}},
+        "jobs": {"inner": {"type": "pipeline", "component": {"type": "pipeline", "jobs": {"k": {"type": "spark"}}}}},
+    }
+    with pytest.raises(SpecError, match="jobs.inner.component.jobs.k.type: step type 'spark'.*no Spark runtime"):
+        LocalPaths(None, "default").inline(body)  # type: ignore[arg-type]
