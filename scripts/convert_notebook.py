@@ -2,7 +2,8 @@
 edits a user makes by hand (issue #16):
 
 - ``azure.ai.ml`` becomes ``shoal`` in import lines (``from azure.ai.ml.entities import Model`` →
-  ``from shoal.entities import Model``), and ``mldesigner`` becomes ``shoal.mldesigner``;
+  ``from shoal.entities import Model``), ``mldesigner`` becomes ``shoal.mldesigner`` and
+  ``mltable`` ``shoal.mltable`` (``import mltable`` → ``import shoal.mltable as mltable``);
 - ``azure.identity`` imports go, credential objects become ``None`` and ``credential.get_token(…)``
   checks go;
 - every ``MLClient(…)`` / ``MLClient.from_config(…)`` becomes ``MLClient()`` (the local workspace),
@@ -35,7 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "tests" / "data" / "notebooks"
-MODULE_RENAMES = {"azure.ai.ml": "shoal", "mldesigner": "shoal.mldesigner"}
+MODULE_RENAMES = {"azure.ai.ml": "shoal", "mldesigner": "shoal.mldesigner", "mltable": "shoal.mltable"}
 DROPPED_MODULES = ("azure.identity",)
 CREDENTIAL_CLASSES = {
     "DefaultAzureCredential",
@@ -49,6 +50,7 @@ PLACEHOLDERS = {
     "<SUBSCRIPTION_ID>": "00000000-0000-0000-0000-000000000000",  # shoal.constants.SHOAL_SUBSCRIPTION_ID
     "<RESOURCE_GROUP>": "shoal",
     "<AML_WORKSPACE_NAME>": "default",
+    "<ATTACHED_SPARK_POOL_NAME>": "spark-pool",  # the Synapse pool a user attaches (a synapsespark compute)
 }
 # Web data the examples read → the file in --data-dir that replaces it.
 WEB_DATA = {
@@ -84,7 +86,9 @@ class _Edits(ast.NodeTransformer):
         for alias in node.names:
             module = _renamed(alias.name)
             if module is not None:
-                kept.append(ast.alias(name=module, asname=alias.asname))
+                # `import mltable` → `import shoal.mltable as mltable`: the name the cells use
+                asname = alias.asname or (alias.name if module != alias.name and "." not in alias.name else None)
+                kept.append(ast.alias(name=module, asname=asname))
         if not kept:
             return None
         node.names = kept
@@ -178,6 +182,7 @@ def convert_notebook(notebook: Path, data_dir: Path = DATA_DIR) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# Job code keeps `import mltable`: a job's environment installs the real package.
 _IMPORT_LINE = re.compile(r"^(\s*(?:from|import)\s+)(azure\.ai\.ml|mldesigner)\b")
 
 

@@ -173,3 +173,17 @@ def test_job_token_files(api):
     ):
         r = write(datastore, path)
         assert r.status_code == 403 and error_of(r)["code"] == "PERMISSION_DENIED", (path, r.text)
+
+
+def test_an_output_at_the_datastore_root_is_not_writable_and_the_refusal_says_why(api):
+    root = {"out": {"type": "uri_folder", "path": "azureml://datastores/workspaceblobstore/paths/"}}
+    job = submitted(api, name="scope-root", outputs=root)["name"]
+    tok = start_attempt(api, job)
+    r = api.anon.put(
+        api.url("/datastores/workspaceblobstore/content"),
+        params={"path": "my_output.parquet"},
+        headers={**tok, "content-type": "application/octet-stream"},
+        content=b"y",
+    )
+    assert r.status_code == 403
+    assert "output 'out' is the datastore's root, which no job may write" in error_of(r)["message"]

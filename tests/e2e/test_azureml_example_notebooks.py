@@ -5,8 +5,10 @@ Skipped unless SHOAL_AZUREML_EXAMPLES points at a checkout (or an exported tree)
 repository with its ``sdk/python`` folder. That folder is copied once (notebooks read files of
 their neighbours, e.g. the schedules notebook a pipeline of ``jobs/pipelines``); each notebook is
 converted there and run from its own folder against one workspace (a ``cpu-cluster`` compute
-exists, as the examples' setup creates it); then every job the script submitted must end
-``Completed``. The scikit-learn and LightGBM notebooks build curated environments with uv
+exists, as the examples' setup creates it, with a ``gpu-cluster`` record and an attached
+``spark-pool``); then every job the script submitted must end ``Completed``. A notebook that
+needs what Shoal cannot do offline (``CANNOT_RUN``) must instead end with the Shoal error that
+says so. The scikit-learn and LightGBM notebooks build curated environments with uv
 (several hundred MB into uv's cache once).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +30,13 @@ from tests.e2e.conftest import ROOT as REPO
 from tests.e2e.conftest import Cli
 
 EXAMPLES = os.environ.get("SHOAL_AZUREML_EXAMPLES")
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not EXAMPLES, reason="SHOAL_AZUREML_EXAMPLES is not set")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not EXAMPLES, reason="SHOAL_AZUREML_EXAMPLES is not set"),
+    # A notebook waits for its script (up to 30 min) and then for its jobs (up to 30 min more):
+    # under load its jobs queue behind an earlier notebook's sweep trials on the shared cluster.
+    pytest.mark.timeout(3900),
+]
 
 SDK = Path(EXAMPLES or ".") / "sdk" / "python"
 NOTEBOOKS = [
@@ -45,36 +54,39 @@ NOTEBOOKS = [
     "jobs/pipelines/1c_pipeline_with_hyperparameter_sweep/pipeline_with_hyperparameter_sweep.ipynb",
     "jobs/pipelines/1d_pipeline_with_non_python_components/pipeline_with_non_python_components.ipynb",
     "jobs/pipelines/1e_pipeline_with_registered_components/pipeline_with_registered_components.ipynb",
+    "jobs/pipelines/1g_pipeline_with_parallel_nodes/pipeline_with_parallel_nodes.ipynb",
+    "jobs/pipelines/1h_automl_in_pipeline/automl-classification-bankmarketing-in-pipeline/automl-classification-bankmarketing-in-pipeline.ipynb",
+    "jobs/pipelines/1i_pipeline_with_spark_nodes/pipeline_with_spark_nodes.ipynb",
     "jobs/pipelines/1j_pipeline_with_pipeline_component/pipeline_with_train_eval_pipeline_component/pipeline_with_train_eval_pipeline_component.ipynb",
     "schedules/job-schedule.ipynb",
 ]
 ENDED = ("Completed", "Failed", "Canceled")
-# What these notebooks need that Shoal cannot do offline; each fails with that error, never a
-# traceback from inside Shoal (strict: a notebook that starts to pass is noticed).
+# What these notebooks need that Shoal cannot do offline. Each must fail with a Shoal error (the
+# script's last line is a ``shoal`` exception whose message holds this text), never with a
+# traceback that ends inside Shoal; the jobs it started may have failed.
 SKLEARN = "jobs/single-step/scikit-learn/train-hyperparameter-tune-deploy-with-sklearn"
 CANNOT_RUN = {
-    f"{SKLEARN}/train-hyperparameter-tune-with-sklearn.ipynb": (
-        "pins python=3.8 with scikit-learn 0.24.2 and scipy 1.7.1, which have no wheels for the host's "
-        "Python, and this machine cannot download another Python: every trial fails to build its environment"
-    ),
-    "assets/data/data.ipynb": "imports the mltable package (azureml-dataprep), which is not installed",
-    "resources/datastores/datastore.ipynb": "Input(folder=…) is no Input argument: its job has an input without a path",
-    "jobs/pipelines/1b_pipeline_with_python_function_components/pipeline_with_python_function_components.ipynb": (
-        "binds a @command_component's return value to the next step; Shoal binds data outputs only"
-    ),
+    # python=3.8 with scikit-learn 0.24.2 and scipy 1.7.1: no wheels for the host's Python, and this
+    # machine cannot download another Python, so every trial fails to build its environment.
+    f"{SKLEARN}/train-hyperparameter-tune-with-sklearn.ipynb": "could not be built",
+    # Its R component's environment is a Docker context.
     "jobs/pipelines/1d_pipeline_with_non_python_components/pipeline_with_non_python_components.ipynb": (
-        "builds its environment from a Docker context (R); Shoal runs jobs without Docker"
+        "Shoal runs jobs without Docker"
     ),
+    # Its file-data parallel step runs (tests/e2e/test_sdk_notebooks.py runs one too); the tabular
+    # one's environment pins python=3.8, scikit-learn 0.23.2 and azureml-core, which cannot be built.
+    "jobs/pipelines/1g_pipeline_with_parallel_nodes/pipeline_with_parallel_nodes.ipynb": "could not be built",
+    # Reads its local MLTable (shoal.mltable), creates the connections, then imports from Snowflake.
+    "assets/data/data.ipynb": "Shoal does not run data imports",
+    "jobs/pipelines/1h_automl_in_pipeline/automl-classification-bankmarketing-in-pipeline/"
+    "automl-classification-bankmarketing-in-pipeline.ipynb": "Shoal does not run AutoML",
+    "jobs/pipelines/1i_pipeline_with_spark_nodes/pipeline_with_spark_nodes.ipynb": "Shoal has no Spark runtime",
 }
+ERROR_LINE = re.compile(r"^shoal\.[\w.]*(Error|Exception): ", re.MULTILINE)
 
 
 def _cases() -> list:
-    return [
-        pytest.param(n, id=Path(n).stem, marks=[pytest.mark.xfail(strict=True, reason=CANNOT_RUN[n])])
-        if n in CANNOT_RUN
-        else pytest.param(n, id=Path(n).stem)
-        for n in NOTEBOOKS
-    ]
+    return [pytest.param(n, id=Path(n).stem) for n in NOTEBOOKS]
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +102,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):
     spec = home / "cpu-cluster.yml"
     spec.write_text("name: cpu-cluster\ntype: amlcompute\nsize: STANDARD_DS3_v2\nmax_instances: 4\n")
     runner("compute", "create", "-f", str(spec))
+    # The other computes the examples' setup makes or a user attaches: records only, jobs run here.
+    gpu = home / "gpu-cluster.yml"
+    gpu.write_text("name: gpu-cluster\ntype: amlcompute\nsize: STANDARD_NC6s_v3\nmax_instances: 2\n")
+    runner("compute", "create", "-f", str(gpu))
+    pool = home / "spark-pool.yml"
+    pool.write_text(
+        "name: spark-pool\ntype: synapsespark\nresource_id: /subscriptions/00000000-0000-0000-0000-000000000000/"
+        "resourceGroups/shoal/providers/Microsoft.Synapse/workspaces/synapse/bigDataPools/pool\n"
+    )
+    runner("compute", "create", "-f", str(pool))
     try:
         yield runner
     finally:
@@ -122,6 +144,14 @@ def test_notebook_runs_on_shoal(workspace: Cli, sdk_copy: Path, notebook: str) -
     proc = subprocess.run(
         [sys.executable, script.name], cwd=folder, env=env, capture_output=True, text=True, timeout=1800
     )
+    if notebook in CANNOT_RUN:
+        # The exception that ended the script is Shoal's (its message may span lines: a build log).
+        raised = list(ERROR_LINE.finditer(proc.stderr))
+        message = proc.stderr[raised[-1].start() :] if raised else ""
+        assert proc.returncode != 0 and CANNOT_RUN[notebook] in message, (
+            f"{notebook} should fail with a Shoal error naming {CANNOT_RUN[notebook]!r}:\n{proc.stderr[-5000:]}"
+        )
+        return
     assert proc.returncode == 0, f"{notebook} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     deadline = time.monotonic() + 1800
     while True:

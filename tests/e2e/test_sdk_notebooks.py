@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal import Choice, Data, Environment, Input, MLClient, Uniform, command, dsl, load_component
+from shoal import Choice, Data, Environment, Input, MLClient, Output, Uniform, command, dsl, load_component
 from shoal.config import ShoalSettings
 from shoal.entities import UserIdentityConfiguration
 
@@ -162,3 +162,199 @@ def test_sweep_step_from_a_component_call(ml, tmp_path, monkeypatch):
     assert done.status == "Completed"
     ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="best")
     assert 0.1 <= float((tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text()) <= 0.9
+
+
+RETURNS_FILE = """\
+from pathlib import Path
+
+from shoal.mldesigner import Input, Output, command_component
+
+
+@command_component()
+def count_files(folder: Input(type="uri_folder")) -> int:
+    import os
+
+    return len(os.listdir(folder))
+
+
+@command_component()
+def describe(n: int, note: str, listing: Output(type="uri_folder"), maybe: Input(type="string", optional=True) = None):
+    Path(listing, "n.txt").write_text(f"{n + 1} {note} {maybe!r}")
+
+
+@command_component()
+def nothing_returned(folder: Input(type="uri_folder")) -> Output(type="boolean", is_control=True):
+    return None
+"""
+
+WRITES_CONTROL = """\
+name: writes_flag
+type: command
+outputs:
+  flag: {type: boolean, is_control: true}
+  count: {type: integer}
+command: echo True > ${{outputs.flag}} && printf 'not a number' > ${{outputs.count}}
+environment: azureml:AzureML-minimal@latest
+"""
+
+
+def test_return_values_and_control_outputs_feed_later_steps(ml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fns").mkdir()
+    (tmp_path / "fns" / "returns_component.py").write_text(RETURNS_FILE)
+    (tmp_path / "data").mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (tmp_path / "data" / name).write_text("x")
+    fns = _import(tmp_path / "fns" / "returns_component.py")
+    assert fns.count_files.component.outputs["output"].type == "integer"
+    assert fns.nothing_returned.component.outputs["output"].is_control is True
+
+    @dsl.pipeline()
+    def chain(raw: Input):
+        counted = fns.count_files(folder=raw)
+        described = fns.describe(n=counted.outputs.output, note=counted.outputs.output)
+        return {"listing": described.outputs.listing, "count": counted.outputs.output}
+
+    job = ml.jobs.create_or_update(chain(Input(type="uri_folder", path="./data")))
+    done = ml.jobs.stream(job.name, out=io.StringIO())
+    assert done.status == "Completed"
+    ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="listing")
+    assert (tmp_path / "dl" / "named-outputs" / "listing" / "n.txt").read_text() == "4 3 None"
+    steps = {j.display_name: j for j in ml.jobs.list(parent_job_name=job.name)}
+    assert steps["counted"].outputs["output"].value == 3  # recorded as its type
+    assert steps["described"].inputs["n"] == 3
+    assert ml.jobs.get(job.name).outputs["count"]["value"] == 3  # the pipeline output bound to it
+
+    # A required input bound to a control output the job did not write: the step fails, naming it.
+    @dsl.pipeline()
+    def unwritten(raw: Input):
+        flag = fns.nothing_returned(folder=raw)
+        fns.describe(n=1, note=flag.outputs.output)
+
+    job = ml.jobs.create_or_update(unwritten(Input(type="uri_folder", path="./data")))
+    with pytest.raises(Exception, match="did not write"):
+        ml.jobs.stream(job.name, out=io.StringIO())
+    steps = {j.display_name: j for j in ml.jobs.list(parent_job_name=job.name)}
+    assert steps["describe"].error["code"] == "CONTROL_OUTPUT_MISSING"
+
+    # A YAML component writes its control outputs to ${{outputs.<name>}}; a value that is not its
+    # type fails the job, naming the output.
+    (tmp_path / "writes.yml").write_text(WRITES_CONTROL)
+    writes = load_component("writes.yml")
+
+    @dsl.pipeline()
+    def bad_value():
+        writes()
+
+    failed = ml.jobs.create_or_update(bad_value())
+    with pytest.raises(Exception, match="control output 'count' is declared integer"):
+        ml.jobs.stream(failed.name, out=io.StringIO())
+    (step,) = ml.jobs.list(parent_job_name=failed.name)
+    assert step.error["code"] == "CONTROL_OUTPUT_INVALID" and step.outputs["flag"].value is None
+
+
+def test_sweep_step_from_an_inline_command(ml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "trial.py").write_text(TRIAL)
+    train = command(
+        code="./src",
+        command="python trial.py ${{inputs.lr}} ${{outputs.model}} && echo ${{inputs.kernel}}",
+        inputs={"lr": 0.1, "kernel": "linear"},
+        outputs={"model": Output(type="uri_folder")},
+        environment="azureml:AzureML-minimal@latest",
+    )
+
+    @dsl.pipeline()
+    def tune():
+        trial = train(lr=Uniform(0.2, 0.8))
+        sweep_step = trial.sweep(primary_metric="acc", goal="maximize", max_total_trials=2, max_concurrent_trials=2)
+        return {"best": sweep_step.outputs.model}
+
+    job = ml.jobs.create_or_update(tune())
+    step = job.jobs["sweep_step"]
+    assert step["type"] == "sweep" and set(step["search_space"]) == {"lr"}
+    assert step["trial"]["inputs"] == {"kernel": {"type": "string"}}
+    done = ml.jobs.stream(job.name, out=io.StringIO())
+    assert done.status == "Completed"
+    ml.jobs.download(job.name, download_path=tmp_path / "dl", output_name="best")
+    assert 0.2 <= float((tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text()) <= 0.8
+
+
+ENTRY_SCRIPT = """\
+import argparse, os
+from pathlib import Path
+
+def init():
+    global OUT
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=str)
+    OUT = parser.parse_known_args()[0].copies
+
+def run(mini_batch):
+    if any("bad" in p for p in mini_batch):
+        raise ValueError("a bad file")
+    for p in mini_batch:
+        (Path(OUT) / os.path.basename(p)).write_text(Path(p).read_text().upper())
+    return [f"{os.path.basename(p)},{len(mini_batch)}" for p in mini_batch]
+"""
+
+
+def test_parallel_step_runs_its_entry_script_over_mini_batches(ml, tmp_path, monkeypatch):
+    from shoal.parallel import RunFunction, parallel_run_function
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text(ENTRY_SCRIPT)
+    (tmp_path / "files").mkdir()
+    for i in range(5):
+        (tmp_path / "files" / f"f{i}.txt").write_text(f"file {i}")
+    (tmp_path / "files" / "MLTable").write_text("paths:\n" + "".join(f"  - file: ./f{i}.txt\n" for i in range(5)))
+    score = parallel_run_function(
+        name="score_files",
+        inputs={"data": Input(type="mltable")},
+        outputs={"copies": Output(type="uri_folder"), "rows": Output(type="uri_folder")},
+        input_data="${{inputs.data}}",
+        instance_count=2,
+        mini_batch_size="2",
+        mini_batch_error_threshold=0,
+        retry_settings={"max_retries": 1, "timeout": 60},
+        task=RunFunction(
+            code="./src",
+            entry_script="score.py",
+            program_arguments="--copies ${{outputs.copies}}",
+            append_row_to="${{outputs.rows}}",
+            environment="azureml:AzureML-minimal@latest",
+        ),
+    )
+
+    @dsl.pipeline()
+    def batch(files: Input):
+        step = score(data=files)
+        step.inputs.data.mode = "direct"  # read as a download: the driver reads files
+        return {"copies": step.outputs.copies, "rows": step.outputs.rows}
+
+    with pytest.warns(UserWarning, match="mode direct is read as ro_mount"):
+        job = ml.jobs.create_or_update(batch(Input(type="mltable", path="./files")))
+    done = ml.jobs.stream(job.name, out=io.StringIO())
+    assert done.status == "Completed"
+    ml.jobs.download(job.name, download_path=tmp_path / "dl", all=True)
+    copies = tmp_path / "dl" / "named-outputs" / "copies"
+    assert sorted(p.name for p in copies.iterdir()) == [f"f{i}.txt" for i in range(5)]
+    assert (copies / "f3.txt").read_text() == "FILE 3"
+    rows = (tmp_path / "dl" / "named-outputs" / "rows" / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["f0.txt,2", "f1.txt,2", "f2.txt,2", "f3.txt,2", "f4.txt,1"]  # mini batches of 2
+
+    # A mini batch that fails past mini_batch_error_threshold fails the step, its log saying so.
+    (tmp_path / "files" / "bad.txt").write_text("x")
+    (tmp_path / "files" / "MLTable").write_text("paths:\n  - folder: ./\n")
+    with pytest.warns(UserWarning):
+        job = ml.jobs.create_or_update(batch(Input(type="mltable", path="./files")))
+    with pytest.raises(Exception, match="score_files|step"):
+        ml.jobs.stream(job.name, out=io.StringIO())
+    (step,) = ml.jobs.list(parent_job_name=job.name)
+    assert step.status == "Failed"
+    ml.jobs.download(step.name, download_path=tmp_path / "failed", all=True)
+    log = (tmp_path / "failed" / "artifacts" / "user_logs" / "std_log.txt").read_text()
+    assert "ValueError: a bad file" in log
+    assert "1 mini batches failed, over mini_batch_error_threshold 0" in log

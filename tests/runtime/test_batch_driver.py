@@ -58,3 +58,63 @@ def test_error_threshold(tmp_path: Path) -> None:
         [*argv, "--error-threshold", "1"], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert strict.returncode == 1 and "over error_threshold 1" in strict.stdout
+
+
+TABULAR = """\
+import sys
+
+def init():
+    global SCALE
+    SCALE = float(sys.argv[sys.argv.index("--scale") + 1])
+
+def run(frame):
+    frame["x"] = (frame["x"] * SCALE).astype(int)
+    return frame
+"""
+
+
+def test_an_mltable_with_a_reader_comes_in_dataframes_of_about_the_batch_size(tmp_path: Path) -> None:
+    """A parallel step's tabular input: the MLTable's rows as pandas DataFrames of about
+    mini_batch_size bytes, the rows returned appended; the script's own arguments follow `--`."""
+    (tmp_path / "table").mkdir()
+    (tmp_path / "table" / "a.csv").write_text("x;name\n" + "".join(f"{i};n{i}\n" for i in range(6)))
+    (tmp_path / "table" / "b.csv").write_text("x;name\n6;n6\n")
+    (tmp_path / "table" / "MLTable").write_text(
+        "paths:\n  - pattern: ./*.csv\ntransformations:\n  - read_delimited:\n      delimiter: ';'\n"
+        "      header: all_files_same_headers\n"
+    )
+    (tmp_path / "score.py").write_text(TABULAR)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            batch_driver.__file__,
+            "--script",
+            str(tmp_path / "score.py"),
+            "--input",
+            str(tmp_path / "table"),
+            "--output",
+            str(tmp_path / "out"),
+            "--mini-batch-size",
+            "15",
+            "--output-file-name",
+            "parallel_run_step.txt",
+            "--",
+            "--scale",
+            "10",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "7 rows in 3 mini batches" in proc.stdout  # rows of 5 bytes ("0,n0\n"): 3 a batch of 15 bytes
+    rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == [f"{i * 10},n{i}" for i in range(7)]
+
+
+def test_an_mltable_without_a_reader_lists_its_files(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    for name in ("a.txt", "b.txt", "skip.bin"):
+        (tmp_path / "d" / name).write_text(name)
+    (tmp_path / "d" / "MLTable").write_text("paths:\n  - file: ./b.txt\n  - pattern: ./*.txt  # both\n")
+    assert [Path(p).name for p in batch_driver.input_files(str(tmp_path / "d"))] == ["b.txt", "a.txt", "b.txt"]
+    assert batch_driver.size_in_bytes("10MB") == 10 * 1024 * 1024 and batch_driver.size_in_bytes("100") == 100

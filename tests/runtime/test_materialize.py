@@ -13,10 +13,12 @@ import pytest
 
 from shoal.runtime.__main__ import job_environment
 from shoal.runtime.materialize import (
+    fetch_datastore,
     format_literal,
     materialize_inputs,
     parse_datastore_uri,
     prepare_outputs,
+    read_control_outputs,
     upload_artifacts,
     upload_outputs,
 )
@@ -98,7 +100,8 @@ def test_prepare_outputs_gives_empty_folders_and_file_paths(tmp_path):
         "count": {"type": "integer"},
     }
     paths = prepare_outputs(outputs, tmp_path)
-    assert set(paths) == {"model", "mlflow", "report", "other_file"}
+    assert set(paths) == {"model", "mlflow", "report", "other_file", "count"}
+    assert paths["count"] == str(tmp_path / "outputs" / "count")  # a control output: the job writes its value here
     for name in ("model", "mlflow"):
         assert paths[name] == str(tmp_path / "outputs" / name)
         assert Path(paths[name]).is_dir() and not any(Path(paths[name]).iterdir())
@@ -377,3 +380,32 @@ def test_a_tree_moves_on_several_connections_and_the_first_error_stops_it(tmp_pa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_control_outputs_are_read_back_bounded_and_never_through_a_symlink(tmp_path):
+    outputs = {
+        "n": {"type": "integer"},
+        "flag": {"type": "boolean"},
+        "big": {"type": "string"},
+        "d": {"type": "uri_folder", "path": f"{BLOB}/x/"},
+    }
+    paths = prepare_outputs(outputs, tmp_path)
+    Path(paths["n"]).write_text("3\n")
+    (tmp_path / "secret").write_text("s")
+    Path(paths["flag"]).symlink_to(tmp_path / "secret")
+    assert read_control_outputs(outputs, tmp_path) == {"n": "3\n"}
+    Path(paths["big"]).write_text("x" * (64 * 1024 + 1))
+    with pytest.raises(ValueError, match="control output 'big' holds more than"):
+        read_control_outputs(outputs, tmp_path)
+
+
+def test_the_datastore_root_is_fetched_as_a_folder(tmp_path):
+    store = tmp_path / "stores" / "workspaceblobstore"
+    (store / "LocalUpload" / "h").mkdir(parents=True)
+    (store / "LocalUpload" / "h" / "a.txt").write_text("a")
+    (store / "b.txt").write_text("b")
+    local = fetch_datastore(FakeClient(tmp_path / "stores"), f"{BLOB}/", tmp_path / "in")
+    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()) == [
+        "LocalUpload/h/a.txt",
+        "b.txt",
+    ]

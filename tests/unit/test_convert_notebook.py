@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.convert_notebook import DATA_DIR, convert_notebook, convert_sources
+from scripts.convert_notebook import DATA_DIR, convert_notebook, convert_source, convert_sources
 
 
 def notebook(tmp_path: Path, *cells: str) -> Path:
@@ -66,3 +66,12 @@ def test_sources_get_only_their_import_lines_swapped(tmp_path):
         "# mldesigner contains command_component\nfrom shoal.mldesigner import command_component, Input\n"
         "from shoal.entities import Model  # a comment kept\nx = 'from mldesigner import y'\n"
     )
+
+
+def test_mltable_is_swapped_keeping_its_name_and_the_spark_pool_placeholder_filled():
+    out = convert_source("import mltable\nfrom mltable import load\npool = '<ATTACHED_SPARK_POOL_NAME>'")
+    assert out.splitlines() == [
+        "import shoal.mltable as mltable",
+        "from shoal.mltable import load",
+        "pool = 'spark-pool'",
+    ]

@@ -868,13 +868,51 @@ def test_uri_folder_given_to_a_uri_file_input() -> None:
     assert_problem(exc, "jobs.b.inputs.f", "uri_folder", "uri_file")
 
 
-def test_primitive_output_cannot_feed_a_step() -> None:
-    comp = component(outputs={"n": {"type": "integer"}})
-    exc = fail({"jobs": {"a": {"component": comp}, "b": cmd(inputs={"x": "${{parent.jobs.a.outputs.n}}"})}})
-    assert_problem(exc, "jobs.b.inputs.x", "is a integer", "data outputs only")
+def test_a_control_output_feeds_a_later_step() -> None:
+    comp = component(outputs={"n": {"type": "integer", "is_control": True}})
+    takes = component(inputs={"k": {"type": "number"}, "s": {"type": "string", "optional": True}})
+    graph = ok(
+        {
+            "jobs": {
+                "a": {"component": comp},
+                "b": cmd(inputs={"x": "${{parent.jobs.a.outputs.n}}"}),
+                "c": {
+                    "component": takes,
+                    "inputs": {"k": "${{parent.jobs.a.outputs.n}}", "s": "${{parent.jobs.a.outputs.n}}"},
+                },
+            }
+        }
+    )
+    for step in ("b", "c"):
+        assert graph.leaves[step].depends_on == {"a"}
+    assert graph.leaves["b"].inputs["x"] == Value("output", ref=OutputRef("a", "n"), type="integer")
+    assert graph.leaves["c"].inputs["k"] == Value("output", ref=OutputRef("a", "n"), type="number")
+    assert graph.leaves["c"].inputs["s"].is_control and not graph.leaves["c"].inputs["s"].is_data
 
 
-@pytest.mark.parametrize("step_type", ["parallel", "spark", "automl"])
+def test_a_control_output_must_fit_the_input() -> None:
+    comp = component(outputs={"n": {"type": "string"}})
+    takes = component(inputs={"k": {"type": "integer"}, "d": {"type": "uri_folder", "optional": True}})
+    exc = fail(
+        {
+            "jobs": {
+                "a": {"component": comp},
+                "b": {
+                    "component": takes,
+                    "inputs": {"k": "${{parent.jobs.a.outputs.n}}", "d": "${{parent.jobs.a.outputs.n}}"},
+                },
+            }
+        }
+    )
+    assert_problem(
+        exc, "jobs.b.inputs.k", "a string control output cannot be bound to an input declared integer", only=False
+    )
+    assert_problem(
+        exc, "jobs.b.inputs.d", "declared uri_folder, but it is bound to a string control output", only=False
+    )
+
+
+@pytest.mark.parametrize("step_type", ["spark", "automl", "data_transfer"])
 def test_unsupported_step_types_are_named(step_type: str) -> None:
     exc = fail({"jobs": {"s": {"type": step_type, "command": "x"}, "ok": cmd()}})
     assert_problem(exc, "jobs.s.type", f"step type '{step_type}' is not supported", "command, pipeline")
@@ -1111,3 +1149,60 @@ def test_a_sweep_step_is_a_leaf_whose_trial_ports_minus_the_search_space_are_bou
     assert tune.job["search_space"]["lr"]["type"] == "uniform" and tune.job["trial"]["command"] == trial["command"]
     assert graph.leaves["use"].depends_on == {"tune"}
     assert graph.order().index("tune") < graph.order().index("use")
+
+
+def test_spark_and_automl_steps_say_why_they_do_not_run() -> None:
+    exc = fail({"jobs": {"s": {"type": "spark", "command": "x"}}})
+    assert_problem(exc, "jobs.s.type", "Shoal has no Spark runtime")
+    exc = fail({"jobs": {"s": {"type": "automl", "command": "x"}}})
+    assert_problem(exc, "jobs.s.type", "Shoal does not run AutoML")
+
+
+PARALLEL = {
+    "type": "parallel",
+    "name": "score",
+    "inputs": {"data": {"type": "mltable"}, "model": {"type": "uri_folder"}},
+    "outputs": {"rows": {"type": "uri_folder"}},
+    "input_data": "${{inputs.data}}",
+    "mini_batch_size": "10",
+    "retry_settings": {"max_retries": 2},
+    "mini_batch_error_threshold": 1,
+    "task": {
+        "type": "run_function",
+        "code": "azureml:code:1",
+        "entry_script": "score.py",
+        "program_arguments": "--model ${{inputs.model}}",
+        "append_row_to": "${{outputs.rows}}",
+        "environment": "azureml:env:1",
+    },
+}
+
+
+def test_a_parallel_step_is_a_command_step_running_the_batch_driver() -> None:
+    from shoal.entities.pipeline_graph.parallel import DRIVER_INPUT, DRIVER_PLACEHOLDER
+
+    step = {"component": PARALLEL, "inputs": {"data": {"type": "mltable", "path": DATA, "mode": "direct"}}}
+    step["inputs"]["model"] = {"type": "uri_folder", "path": DATA}
+    graph = ok({"jobs": {"p": step}})
+    leaf = graph.leaves["p"]
+    command = leaf.job["command"]
+    assert command.startswith(f"python ${{{{inputs.{DRIVER_INPUT}}}}} --script score.py --input ${{{{inputs.data}}}}")
+    for part in ("--output ${{outputs.rows}}", "--output-action append_row", "--mini-batch-size 10"):
+        assert part in command
+    assert "--max-retries 2" in command and "--mini-batch-error-threshold 1" in command
+    assert command.endswith("-- --model ${{inputs.model}}")
+    assert leaf.job["code"] == "azureml:code:1" and leaf.job["environment"] == "azureml:env:1"
+    assert leaf.inputs[DRIVER_INPUT] == Value("data", path=DRIVER_PLACEHOLDER, type="uri_file")
+    assert leaf.inputs["data"].mode == "ro_mount"  # the driver reads files: direct is downloaded
+    assert any("mode direct is read as ro_mount" in w for w in graph.warnings)
+
+
+def test_a_parallel_step_needs_its_input_data_and_entry_script() -> None:
+    broken = copy.deepcopy(PARALLEL)
+    broken["input_data"] = "${{inputs.nope}}"
+    exc = fail({"jobs": {"p": {"component": broken}}})
+    assert_problem(exc, "jobs.p.component.input_data", "a declared input")
+    broken = copy.deepcopy(PARALLEL)
+    del broken["task"]["entry_script"]
+    exc = fail({"jobs": {"p": {"component": broken}}})
+    assert_problem(exc, "jobs.p.component.task.entry_script", "init() and run(mini_batch)")

@@ -380,7 +380,7 @@ def test_command_component_reads_an_environment_file_and_declares_the_return_val
     assert component.environment.conda_file["dependencies"] == ["pip", {"pip": ["six"]}]
     assert component.inputs["lr"].type == "number" and component.inputs["lr"].default == 0.02
     assert component.outputs["output"].type == "string"  # mldesigner's name for a returned value
-    assert "outputs.output" not in component.command
+    assert "--returns '${{outputs.output}}'" in component.command  # the return value goes to its file
     assert yaml.safe_load(str(module.score))["name"] == "score"
 
 

@@ -11,7 +11,7 @@ from shoal.entities.base import Entity
 from shoal.entities.kind_names import KIND_NAMES
 from shoal.entities.kinds import parse_entity
 from shoal.entities.refs import is_local_path, strip_file_prefix
-from shoal.errors import NotFoundError, SpecError, UserError
+from shoal.errors import NotFoundError, SpecError, UnsupportedError, UserError
 
 LIST_VIEW_TYPES = ("ActiveOnly", "ArchivedOnly", "All")
 
@@ -327,6 +327,18 @@ class DataOperations(AssetOperations):
                 raise SpecError(f"{what}: an mltable folder must contain an 'MLTable' file; '{path}' has none")
             body["path"] = self._upload(path, body.get("datastore"))
         return body
+
+    def import_data(self, data_import: Any, **_: Any) -> Any:
+        """azure-ai-ml's data import job: Shoal does not run one (an UnsupportedError naming the
+        source), since it reads an external database or store through a connection."""
+        source = getattr(data_import, "source", None)
+        what = "a database query" if getattr(source, "type", None) == "database" else "a file system path"
+        connection = getattr(source, "connection", None) or "?"
+        raise UnsupportedError(
+            f"data import '{getattr(data_import, 'name', None)}' reads {what} of connection {connection!r}: Shoal "
+            "does not run data imports (they need the external database or store). Export the data to a file "
+            "and register it with ml_client.data.create_or_update(Data(path=...))"
+        )
 
     def download(self, name: str, version: str, download_path: str | Path = ".") -> Path:
         from shoal.client.downloads import download_uri

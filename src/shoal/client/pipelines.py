@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from shoal.client.component_files import upload_component_files
 from shoal.client.transport import Transport
 from shoal.client.uploads import upload_path
+from shoal.entities.pipeline_graph.expander import UNSUPPORTED_STEPS
 from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.refs import is_local_path, strip_file_prefix
 from shoal.errors import NotFoundError, SpecError
@@ -63,6 +64,7 @@ class LocalPaths:
         body = copy.deepcopy(body)
         self._uploads = []
         if body.get("type") == "pipeline":
+            _refuse_unsupported_steps(body, "")  # before any local path is checked or uploaded
             self._pipeline(body, "")
         else:
             if body.get("type") == "sweep" and body.get("trial") is not None:
@@ -154,6 +156,8 @@ class LocalPaths:
         if isinstance(value, dict):
             if value.get("type") == "pipeline":
                 self._pipeline(value, field)
+            elif value.get("type") == "parallel" and isinstance(value.get("task"), dict):
+                self._definition(value["task"], f"{field}.task")  # a parallel task's code and environment
             else:
                 self._definition(value, field)
         return value
@@ -176,6 +180,26 @@ class LocalPaths:
             return data
         finally:
             self._loading.pop()
+
+
+def _refuse_unsupported_steps(node: dict[str, Any], prefix: str) -> None:
+    """A step Shoal cannot run (spark, automl, …) is refused first, with the server's reason,
+    rather than after the job's local files were checked and uploaded for nothing."""
+    jobs = node.get("jobs")
+    for name, step in jobs.items() if isinstance(jobs, dict) else []:
+        if not isinstance(step, dict):
+            continue
+        where = _field(prefix, f"jobs.{name}")
+        component = step.get("component")
+        kind = step.get("type") or (component.get("type") if isinstance(component, dict) else None)
+        if kind in UNSUPPORTED_STEPS:
+            raise SpecError(
+                f"pipeline job: {where}.type: step type '{kind}' is not supported in pipelines yet"
+                f"{UNSUPPORTED_STEPS[kind]}",
+                details={"field": f"{where}.type"},
+            )
+        if isinstance(component, dict) and component.get("type") == "pipeline":
+            _refuse_unsupported_steps(component, f"{where}.component")
 
 
 def _absolute_step_inputs(component: dict[str, Any], base: Path) -> None:

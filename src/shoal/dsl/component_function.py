@@ -54,6 +54,7 @@ p.add_argument("--function", required=True)
 p.add_argument("--input", action="append", default=[])
 p.add_argument("--output", action="append", default=[])
 p.add_argument("--type", action="append", default=[])
+p.add_argument("--returns")
 a = p.parse_args()
 def stand_in(*args, **kwargs):
     if len(args) == 1 and callable(args[0]) and not kwargs:
@@ -104,11 +105,16 @@ spec.loader.exec_module(module)
 func = getattr(module, a.function)
 while hasattr(func, "__wrapped__"):
     func = func.__wrapped__
-func(**kwargs)
+result = func(**kwargs)
+if a.returns and result is not None:
+    with open(a.returns, "w", encoding="utf-8") as fh:
+        fh.write(("true" if result else "false") if isinstance(result, bool) else str(result))
 """.strip()
 
 
-def _launcher_command(source: str, function: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> str:
+def _launcher_command(
+    source: str, function: str, inputs: dict[str, Any], outputs: dict[str, Any], returns: str | None
+) -> str:
     code = base64.b64encode(zlib.compress(LAUNCHER.encode(), 9)).decode()
     parts = [
         f"python -c \"import base64, zlib; exec(zlib.decompress(base64.b64decode('{code}')))\"",
@@ -121,8 +127,10 @@ def _launcher_command(source: str, function: str, inputs: dict[str, Any], output
         flag = f"--input '{name}=${{{{inputs.{name}}}}}'"
         parts.append(f"$[[{flag}]]" if port.get("optional") else flag)
     for name, port in outputs.items():
-        if port["type"] not in PRIMITIVE_TYPES:  # a control output (the return value) has no path
+        if port["type"] not in PRIMITIVE_TYPES:
             parts.append(f"--output '{name}=${{{{outputs.{name}}}}}'")
+    if returns is not None:  # the return value goes to this control output's file
+        parts.append(f"--returns '${{{{outputs.{returns}}}}}'")
     return " ".join(parts)
 
 
@@ -157,6 +165,28 @@ def _port(param: inspect.Parameter, where: str) -> tuple[str, dict[str, Any]]:
         elif port["type"] in PRIMITIVE_TYPES:
             port["default"] = default
     return "input", port
+
+
+def _return_port(annotation: Any, where: str) -> dict[str, Any] | None:
+    """The output a return annotation declares: ``-> str`` or ``-> Output(type="boolean",
+    is_control=True)`` (a primitive: a control output); None without one."""
+    if annotation is inspect.Signature.empty or annotation is None:
+        return None
+    if isinstance(annotation, type) and annotation in _PY_TYPES:
+        return {"type": _PY_TYPES[annotation]}
+    if isinstance(annotation, Output) and annotation.type in PRIMITIVE_TYPES:
+        port: dict[str, Any] = {"type": annotation.type}
+        if annotation.is_control is not None:
+            port["is_control"] = annotation.is_control
+        if annotation.description:
+            port["description"] = annotation.description
+        return port
+    if isinstance(annotation, Output):
+        raise UserError(
+            f"{where}: the return annotation is a {annotation.type} output; only a primitive one (string, "
+            "number, integer, boolean) can be returned: write data to an Output(...) parameter"
+        )
+    return None  # another annotation (a class, a string) declares nothing, as in mldesigner
 
 
 def _without_mldesigner(env: Environment) -> Environment:
@@ -209,10 +239,13 @@ class ComponentFunction:
                 raise UserError(f"{where}: *args and **kwargs cannot be component ports; name each one")
             kind, port = _port(param, where)
             (inputs if kind == "input" else outputs)[param.name] = port
-        returns = inspect.signature(func).return_annotation
-        if returns in _PY_TYPES and "output" not in outputs:
-            # mldesigner declares a primitive return value as the output "output" (a control output).
-            outputs["output"] = {"type": _PY_TYPES[returns]}
+        returns = _return_port(inspect.signature(func).return_annotation, where)
+        if returns is not None:
+            if "output" in outputs:
+                raise UserError(f"{where}: a parameter is named 'output', the name of the return value's output")
+            # mldesigner declares a primitive return value as the output "output" (a control
+            # output): the job writes the value returned, and later steps can be bound to it.
+            outputs["output"] = returns
         doc = inspect.getdoc(func)
         body: dict[str, Any] = {
             "type": "command",
@@ -225,7 +258,7 @@ class ComponentFunction:
             "inputs": inputs,
             "outputs": outputs,
             "code": code.as_posix(),
-            "command": _launcher_command(relative, func.__name__, inputs, outputs),
+            "command": _launcher_command(relative, func.__name__, inputs, outputs, "output" if returns else None),
             "environment": _environment(options.get("environment") or "azureml:AzureML-minimal@latest", source.parent),
             "distribution": options.get("distribution"),
             "resources": options.get("resources"),
@@ -273,8 +306,9 @@ def command_component(
     of an environment YAML next to the function's file (default: ``AzureML-minimal``, the
     server's Python); a ``mldesigner`` pip requirement in its conda file is left out (the job does
     not need it). ``code`` defaults to the function's folder. A primitive return annotation
-    (``-> str``) declares the output ``output``, as mldesigner does; Shoal does not bind such
-    control outputs to other steps (the return value is not recorded)."""
+    (``-> str``, or ``-> Output(type="boolean", is_control=True)``) declares the output ``output``, as
+    mldesigner does: the value returned is recorded when the job completes, and a later step's
+    input bound to ``step.outputs.output`` gets it (a control output)."""
     options = {
         "name": name,
         "version": version,

@@ -302,8 +302,9 @@ class Node:
         job_tier: str | None = None,
         priority: str | None = None,
     ) -> Node:
-        """This component step as a sweep step, as azure-ai-ml's ``Command.sweep`` makes one in a
-        pipeline: the inputs given distributions (``train(lr=Uniform(0.01, 0.1))``), plus
+        """This command step (a component's, or an inline ``command(...)``'s) as a sweep step, as
+        azure-ai-ml's ``Command.sweep`` makes one in a pipeline: the inputs given distributions
+        (``train(lr=Uniform(0.01, 0.1))``), plus
         ``search_space``, are searched; the step is replaced by the sweep step, whose outputs are
         its best trial's."""
         space = {**self._search_space, **(search_space or {})}
@@ -312,8 +313,9 @@ class Node:
                 f"step {self._label()}: a sweep needs a search space; call the component with distributions, "
                 "e.g. train(lr=Uniform(0.01, 0.1))"
             )
-        if self._kind != "command" or self._component is None:
-            raise UserError(f"step {self._label()}: only a component's command step can be swept")
+        if self._kind != "command":
+            raise UserError(f"step {self._label()}: only a command step can be swept, not a {self._kind} step")
+        trial = copy.deepcopy(self._component) if self._component is not None else self._inline_trial(space)
         values = {n: p._value for n, p in self.inputs.items() if n not in space and p._value is not None}
         node = Node(
             kind="sweep",
@@ -331,7 +333,7 @@ class Node:
         node._fields["identity"] = identity or self._fields.get("identity")
         queue = plain(queue_settings) or merged(None, job_tier=job_tier, priority=priority)
         node._fields["queue_settings"] = queue or self._fields.get("queue_settings")
-        node.__dict__["_trial"] = copy.deepcopy(self._component)
+        node.__dict__["_trial"] = trial
         node._sweep.update(
             search_space={k: plain(v) for k, v in space.items()},
             sampling_algorithm=plain(sampling_algorithm),
@@ -349,6 +351,31 @@ class Node:
             builder.nodes[builder.nodes.index(self)] = node  # the swept step runs as the sweep's trials
             node.__dict__["_builder"] = builder
         return node
+
+    def _inline_trial(self, space: Mapping[str, Any]) -> dict[str, Any]:
+        """An inline ``command(...)`` step as the command component its trials run: its command,
+        code and environment, its inputs (but the searched ones) and outputs as ports."""
+        inline = self._inline or {}
+        trial: dict[str, Any] = {"type": "command"}
+        for key in ("command", "code", "environment", "additional_includes"):
+            if inline.get(key) is not None:
+                trial[key] = copy.deepcopy(inline[key])
+        for key in ("distribution", "resources", "environment_variables"):
+            if self._fields.get(key):
+                trial[key] = copy.deepcopy(plain(self._fields[key]))
+        trial["inputs"] = {}
+        for name, port in self.inputs.items():
+            if name in space:
+                continue
+            value = port._value
+            declared: dict[str, Any] = {"type": port.type or literal_type(value) or "string"}
+            if port.mode:
+                declared["mode"] = port.mode
+            if value is None:
+                declared["optional"] = True
+            trial["inputs"][name] = declared
+        trial["outputs"] = {n: {"type": o._declared_type or "uri_folder"} for n, o in self.outputs.items()}
+        return trial
 
     def _label(self) -> str:
         return self.name or self._default_name

@@ -9,6 +9,7 @@ from typing import Any
 
 from shoal.dsl.bindings import Binding
 from shoal.dsl.context import PipelineArgumentError
+from shoal.dsl.naming import STEP_NAME
 from shoal.dsl.nodes import NODE_FIELDS, Node, is_binding, literal_type, register, single_output
 from shoal.entities import hooks
 from shoal.entities.component import Component
@@ -80,7 +81,9 @@ def command_step(job: CommandJob, inputs: Mapping[str, Any]) -> Node:
         outputs=dict(job.outputs),
         default_name=(job.name or "command").lower(),
         fields=fields,
-        name=job.name,
+        # A job name may hold '-' (``name="download-input"``), a step name may not: such a name
+        # names the step only through its variable, else in its sanitized form.
+        name=job.name if job.name and STEP_NAME.fullmatch(job.name.lower()) else None,
     )
     for name, declared in job.inputs.items():
         if isinstance(declared, Input) and declared.mode:

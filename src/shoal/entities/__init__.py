@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "ServicePrincipalConfiguration": "shoal.entities.credentials",
     "Data": "shoal.entities.data",
     "DataImportSource": "shoal.entities.data",
+    "DataImport": "shoal.entities.data",
     "AzureBlobDatastore": "shoal.entities.datastore",
     "AzureDataLakeGen1Datastore": "shoal.entities.datastore",
     "AzureDataLakeGen2Datastore": "shoal.entities.datastore",

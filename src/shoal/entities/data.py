@@ -32,3 +32,13 @@ class Data(Asset):
         if self.path is None and self.source is None:
             raise FieldIssue("path", "give a path, or a source for a data import", missing=True)
         return self
+
+
+class DataImport(Data):
+    """``DataImport(name=, source=Database(...)|FileSystem(...), path=)``: a data asset copied
+    from an external database or file system through a connection. Shoal keeps the definition
+    (it validates and prints) but does not run imports: ``ml_client.data.import_data`` says so."""
+
+    KIND: ClassVar[str] = "data"
+
+    type: Literal["uri_file", "uri_folder", "mltable"] = "mltable"

@@ -86,6 +86,9 @@ def _fits(type_name: str, value: Any) -> bool:
     return isinstance(value, int) if type_name == "integer" else isinstance(value, int | float)
 
 
+INPUT_PATH_ALIASES = {"folder": "uri_folder", "file": "uri_file"}
+
+
 class Input(_LenientInit):
     """A job input (``Input(type="uri_file", path="./data.csv")``), or a typed literal with a default.
 
@@ -103,6 +106,24 @@ class Input(_LenientInit):
     description: str | None = None
     datastore: str | None = None
     path_on_compute: str | None = None
+
+    # ``Input(folder=…)`` / ``Input(file=…)``: written in some azure-ai-ml notebooks, where the
+    # keyword is ignored and the service refuses the input for having no path. Its meaning is
+    # plain, so Shoal reads it as the path (with that type), saying so.
+    def __init__(self, /, **data: Any) -> None:
+        for alias, type_name in INPUT_PATH_ALIASES.items():
+            if alias in data and "path" not in data:
+                data["path"] = data.pop(alias)
+                data.setdefault("type", type_name)
+                warnings.warn(
+                    f"Input({alias}=…) is read as Input(type={data['type']!r}, path=…); azure-ai-ml ignores "
+                    f"'{alias}' and the job fails there for an input without a path",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        super().__init__(**data)
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @model_validator(mode="before")
     @classmethod
@@ -157,6 +178,9 @@ class Input(_LenientInit):
         return self.mode or DEFAULT_INPUT_MODE
 
 
+LiteralValue = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
 class Output(_LenientInit):
     """A job output (``Output(type="mlflow_model")``); with ``name`` it registers an asset when the job ends."""
 
@@ -167,6 +191,11 @@ class Output(_LenientInit):
     name: str | None = None
     version: VersionStr | None = None
     path_on_compute: str | None = None
+    # A primitive output is a control output (``is_control``, as azure-ai-ml's keyword): its job
+    # writes a value that later steps' inputs can be bound to. ``value`` is what the job wrote,
+    # set by the server when the job completes.
+    is_control: bool | None = None
+    value: LiteralValue | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -177,6 +206,10 @@ class Output(_LenientInit):
     def _check(self) -> Self:
         if self.type not in OUTPUT_TYPES:
             raise FieldIssue("type", f"unknown output type {self.type!r}; use one of {', '.join(OUTPUT_TYPES)}")
+        if self.type not in PRIMITIVE_TYPES:
+            for key in ("is_control", "value"):
+                if getattr(self, key):
+                    raise FieldIssue(key, f"only a primitive output (string, number, integer, boolean) has {key}")
         if self.type in PRIMITIVE_TYPES:
             for key in ("path", "mode", "name", "version", "path_on_compute"):
                 if getattr(self, key) is not None:
@@ -207,8 +240,6 @@ class Output(_LenientInit):
 
 
 # --- job input / output values ---------------------------------------------------------------
-
-LiteralValue = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
 def _value_kind(value: Any) -> str | None:

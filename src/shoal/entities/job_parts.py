@@ -158,9 +158,24 @@ class PortDict(dict[str, Any]):
         if name.startswith("__"):
             raise AttributeError(name)
         try:
-            return self[name]
+            value = self[name]
         except KeyError:
             raise AttributeError(f"no port {name!r}; the ports are: {', '.join(self) or 'none'}") from None
+        if type(value) is dict:  # ``pipeline_job.outputs.out.type = "uri_file"`` changes the entry
+            value = self[name] = PortEntry(value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+class PortEntry(dict[str, Any]):
+    """One port of a pipeline job (``{type, path, mode}``) whose keys are also attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.get(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value

@@ -22,6 +22,7 @@ from shoal.runtime.materialize import (
     materialize_inputs,
     parse_datastore_uri,
     prepare_outputs,
+    read_control_outputs,
     upload_artifacts,
     upload_outputs,
 )
@@ -174,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     shipper.start()
     status, exit_code, error = "Failed", None, None
     network: Any = None  # the job's own network namespace (SHOAL_JOB_NETWORK=server)
+    control: dict[str, str] = {}
     try:
         # The job's own layer over the shared environment: its `pip install` goes there.
         prepared = prepare_environment(spec["environment"], build_log, home or run_dir, sandbox).layered(
@@ -241,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
             status = "Canceled"
             error = {"code": "JOB_TIMEOUT", "message": f"the job ran past limits.timeout ({timeout} s) and was stopped"}
         elif exit_code == 0:
+            control = read_control_outputs(spec["outputs"], run_dir)
             status = "Completed"
         else:
             error = {"code": "USER_ERROR", "message": f"the command exited with code {exit_code}"}
@@ -266,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         beat.stopped.set()
         shipper.close()
     try:
-        client.report(status, exit_code=exit_code, error=error)
+        client.report(status, exit_code=exit_code, error=error, outputs=control if status == "Completed" else None)
     except Stale:
         return 0
     if status == "Completed":

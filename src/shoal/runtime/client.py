@@ -191,9 +191,16 @@ class RunnerClient:
         return self.request("POST", f"{self._job}/heartbeat", retry_for=0).json()
 
     def report(
-        self, status: str, *, exit_code: int | None = None, error: dict[str, Any] | None = None
+        self,
+        status: str,
+        *,
+        exit_code: int | None = None,
+        error: dict[str, Any] | None = None,
+        outputs: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        body = {"status": status, "exit_code": exit_code, "error": error}
+        body: dict[str, Any] = {"status": status, "exit_code": exit_code, "error": error}
+        if outputs:
+            body["outputs"] = outputs  # control outputs' values, as the job wrote them
         return self.request("POST", f"{self._job}/status", json_body=body).json()
 
     def append_log(self, path: str, offset: int, data: bytes) -> int:

@@ -49,7 +49,9 @@ def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
         local = target_dir / rel.rsplit("/", 1)[-1]
         client.download(datastore, rel, local)
         return local
-    client.download_many(datastore, [(f"{rel}/{item['path']}", target_dir / item["path"]) for item in listing["value"]])
+    # The datastore's root (``…/paths/``) is a folder too: its files' paths are relative to nothing.
+    pairs = [(f"{rel}/{item['path']}" if rel else item["path"], target_dir / item["path"]) for item in listing["value"]]
+    client.download_many(datastore, pairs)
     return target_dir
 
 
@@ -156,8 +158,16 @@ def materialize_inputs(
 def prepare_outputs(outputs: dict[str, Any], run_dir: Path) -> dict[str, str]:
     """Each output gets an empty local folder (uri_file: a file path inside one)."""
     paths: dict[str, str] = {}
+    (run_dir / "outputs").mkdir(parents=True, exist_ok=True)
     for name, spec in outputs.items():
         if spec.get("type") in PRIMITIVES:
+            # A control output: the job writes its value into this file (``${{outputs.<name>}}``).
+            target = run_dir / "outputs" / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            paths[name] = str(target)
             continue
         folder = run_dir / "outputs" / name
         if folder.exists():
@@ -170,6 +180,27 @@ def prepare_outputs(outputs: dict[str, Any], run_dir: Path) -> dict[str, str]:
         else:
             paths[name] = str(folder)
     return paths
+
+
+CONTROL_VALUE_LIMIT = 64 * 1024  # a control output is a value, not data
+
+
+def read_control_outputs(outputs: dict[str, Any], run_dir: Path) -> dict[str, str]:
+    """The text the job wrote to each control output's file (an unwritten one is left out). A
+    symlink is not followed: the runner reads with more rights than job code has."""
+    values: dict[str, str] = {}
+    for name, spec in outputs.items():
+        if spec.get("type") not in PRIMITIVES:
+            continue
+        path = run_dir / "outputs" / name
+        if path.is_symlink() or not path.is_file():
+            continue
+        with open(path, "rb") as fh:
+            data = fh.read(CONTROL_VALUE_LIMIT + 1)
+        if len(data) > CONTROL_VALUE_LIMIT:
+            raise ValueError(f"control output '{name}' holds more than {CONTROL_VALUE_LIMIT} bytes; it is a value")
+        values[name] = data.decode("utf-8", errors="replace")
+    return values
 
 
 def files_within(folder: Path) -> list[Path]:

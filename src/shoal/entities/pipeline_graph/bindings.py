@@ -9,7 +9,7 @@ from typing import Any
 
 from shoal.entities.expressions import EXPRESSION_RE, binding_of, format_literal
 from shoal.entities.pipeline_graph.model import ARTIFACTS, FAILED, UNSET, Leaf, Node, OutputRef, Value, join_field
-from shoal.entities.pipeline_graph.type_rules import coerce_literal, data_compatibility, looks_like_path
+from shoal.entities.pipeline_graph.type_rules import coerce_literal, control_fits, data_compatibility, looks_like_path
 from shoal.entities.ports import DATA_TYPES, PRIMITIVE_TYPES
 
 
@@ -115,9 +115,8 @@ class Binder:
                     where, f"binds to output '{port}' of step '{step}', which it does not have (outputs: {have})"
                 )
                 return FAILED
-            if out.get("type") in PRIMITIVE_TYPES:
-                self.error(where, f"output '{port}' of step '{step}' is a {out['type']}; Shoal binds data outputs only")
-                return FAILED
+            if out.get("type") in PRIMITIVE_TYPES:  # a control output: the value the step's job wrote
+                return Value("output", ref=OutputRef(target.path, port), type=out["type"])
             return Value("output", ref=OutputRef(target.path, port), type=out.get("type") or "uri_folder")
         ref = target.bound_outputs.get(port)
         if ref is None:
@@ -187,6 +186,14 @@ class Binder:
         declared = port.get("type") or "uri_folder"
         if value.kind == "unset":
             return value
+        if value.is_control:
+            if declared not in PRIMITIVE_TYPES:
+                self.error(where, f"the input is declared {declared}, but it is bound to a {value.type} control output")
+                return FAILED
+            if not control_fits(value.type or "string", declared):
+                self.error(where, f"a {value.type} control output cannot be bound to an input declared {declared}")
+                return FAILED
+            return Value("output", ref=value.ref, type=declared)
         if declared in PRIMITIVE_TYPES:
             if value.is_data:
                 self.error(where, f"the input is declared {declared}, but it is bound to data ({value.type})")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shoal.entities.expressions import EXPRESSION_RE, binding_of
+from shoal.entities.pipeline_graph import parallel
 from shoal.entities.pipeline_graph.bindings import Binder
 from shoal.entities.pipeline_graph.model import (
     COMPONENT_JOB_FIELDS,
@@ -37,6 +38,15 @@ KNOWN_SETTINGS = {
     "on_init",
     "on_finalize",
     "timeout",
+}
+
+
+# Why a step type does not run here, added to the error that names it.
+UNSUPPORTED_STEPS = {
+    "spark": ": Shoal has no Spark runtime (a spark step runs on an attached Synapse pool or serverless Spark)",
+    "automl": ": Shoal does not run AutoML, Azure's hosted model search",
+    "data_transfer": ": Shoal does not run data transfer jobs (they copy from external databases and stores)",
+    "import": ": Shoal does not run data imports (they read external databases and stores)",
 }
 
 
@@ -147,9 +157,10 @@ class Expander(Binder):
             )
             return None
         if type_name not in STEP_TYPES:
+            why = UNSUPPORTED_STEPS.get(type_name, "")
             self.error(
                 join_field(where, "type"),
-                f"step type '{type_name}' is not supported in pipelines yet (supported: {', '.join(STEP_TYPES)})",
+                f"step type '{type_name}' is not supported in pipelines yet{why} (supported: {', '.join(STEP_TYPES)})",
             )
             return None
         if "services" in step:
@@ -167,6 +178,8 @@ class Expander(Binder):
             return self.nested(node, name, path, step, fields, component, ref, given, where, compute)
         if type_name == "sweep":
             return self.sweep(node, name, path, step, fields, given, where, compute)
+        if type_name == "parallel":
+            return self.parallel(node, name, path, step, fields, component, ref, given, where, compute)
         return self.leaf(node, name, path, step, fields, component, ref, given, where, compute)
 
     def sweep(
@@ -214,6 +227,39 @@ class Expander(Binder):
         return self.add_leaf(
             Leaf(path, name, node.path, job, inputs, outputs, trial, ref, deterministic=False, kind="sweep")
         )
+
+    def parallel(
+        self,
+        node: Node,
+        name: str,
+        path: str,
+        step: dict[str, Any],
+        fields: dict[str, Any],
+        component: dict[str, Any] | None,
+        ref: str | None,
+        given: dict[str, Value],
+        where: str,
+        compute: Any,
+    ) -> Leaf | None:
+        """A parallel step: the command step running its entry script over mini batches
+        (``pipeline_graph.parallel``); its ``input_data`` is downloaded (a ``direct`` one too:
+        the driver reads files)."""
+        if component is None:
+            self.error(join_field(where, "component"), "a parallel step needs a parallel component")
+            return None
+        command = parallel.as_command(component, self.error, join_field(where, "component"))
+        if command is None:
+            return None
+        given = {**given, parallel.DRIVER_INPUT: Value("data", path=parallel.DRIVER_PLACEHOLDER, type="uri_file")}
+        leaf = self.leaf(node, name, path, {**step, "type": "command"}, fields, command, ref, given, where, compute)
+        data = parallel.input_name(component)
+        value = leaf.inputs.get(data)
+        if value is not None and value.mode == "direct":
+            leaf.inputs[data] = Value(value.kind, path=value.path, ref=value.ref, type=value.type, mode="ro_mount")
+            self.warnings.append(
+                f"{join_field(where, 'inputs')}.{data}: mode direct is read as ro_mount (the parallel step reads files)"
+            )
+        return leaf
 
     def add_leaf(self, leaf: Leaf) -> Leaf:
         """Record a leaf; it waits for the leaves whose outputs its inputs are bound to."""

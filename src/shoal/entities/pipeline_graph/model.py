@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.entities.ports import PRIMITIVE_TYPES
+
 ComponentResolver = Callable[[str, str], dict[str, Any]]
 """``(reference, field)`` → the component's spec as a dict; raises when it does not exist."""
 
 ARTIFACTS = "artifacts"  # every command step's reserved output: its run's artifacts (./outputs, ./logs)
-STEP_TYPES = ("command", "pipeline", "sweep")
+STEP_TYPES = ("command", "pipeline", "sweep", "parallel")
 # A sweep step's own fields, kept as given for the sweep job it becomes.
 SWEEP_FIELDS = ("search_space", "sampling_algorithm", "objective", "limits", "early_termination")
 # Fields of a step that override its component's, and are copied into the command job that runs.
@@ -56,7 +58,12 @@ class Value:
 
     @property
     def is_data(self) -> bool:
-        return self.kind in ("data", "output")
+        return self.kind == "data" or (self.kind == "output" and not self.is_control)
+
+    @property
+    def is_control(self) -> bool:
+        """Another step's primitive output (a control output): a value known once that step ends."""
+        return self.kind == "output" and self.type in PRIMITIVE_TYPES
 
 
 UNSET = Value("unset")

@@ -60,3 +60,9 @@ def data_compatibility(given: str, declared: str) -> str:
 
 def looks_like_path(value: str) -> bool:
     return "://" in value or value.startswith(("azureml:", "/", "./", "../", "file:", "runs:/"))
+
+
+def control_fits(given: str, declared: str) -> bool:
+    """Whether a control output of type ``given`` may feed a primitive input ``declared``: the same
+    type, any type into a string, an integer into a number."""
+    return given == declared or declared == "string" or (given, declared) == ("integer", "number")

@@ -52,6 +52,7 @@ def post_status(
         str(event.get("status")),
         exit_code=event.get("exit_code"),
         error=event.get("error"),
+        outputs=event.get("outputs"),
     )
 
 

@@ -275,6 +275,22 @@ def _own_files(ctx: ServiceContext, workspace: str, job: str, datastore: str, ra
     return False
 
 
+def _root_outputs(ctx: ServiceContext, workspace: str, job: str, datastore: str) -> list[str]:
+    """The job's outputs whose path is the datastore's root (never writable: see below)."""
+    with ctx.db.read() as session:
+        row = job_rows.find(session, workspace_id(session, workspace), job)
+        outputs = ((row.resolved or {}).get("outputs") or {}) if row is not None else {}
+    found = []
+    for name, out in outputs.items():
+        try:
+            ref = parse_path(str((out or {}).get("path") or ""))
+        except SpecError:
+            continue
+        if ref.scheme == "datastore" and ref.datastore == datastore and not (ref.path or "").strip("/"):
+            found.append(name)
+    return found
+
+
 def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datastore: str, rel: str) -> None:
     """A file written by a runner (``PUT …/datastores/<ds>/content``): one of the job's outputs,
     or the artifacts of a run it may write."""
@@ -287,8 +303,16 @@ def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datasto
         datastore == job_state.ARTIFACTS_DATASTORE and parts[0] == "experiments"
     ):
         return
+    at_root = _root_outputs(ctx, workspace, job, datastore)
+    # A whole datastore is not a job's to write: other jobs' uploads and outputs live there.
+    why = (
+        f" (output '{at_root[0]}' is the datastore's root, which no job may write: use a folder in it)"
+        if at_root
+        else ""
+    )
     raise PermissionDeniedError(
-        f"a job token may write only its job's outputs and its runs' artifacts; '{datastore}/{rel[:200]}' is neither",
+        f"a job token may write only its job's outputs and its runs' artifacts; '{datastore}/{rel[:200]}' is "
+        f"neither{why}",
         details={"job": job, "datastore": datastore, "path": rel[:200]},
     )
 

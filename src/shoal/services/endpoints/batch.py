@@ -10,39 +10,22 @@ The jobs an endpoint started are recorded on it, for ``list-jobs``."""
 
 from __future__ import annotations
 
-import hashlib
 import shlex
-from pathlib import Path
 from typing import Any
 
 from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
 from shoal.entities.refs import parse_path
 from shoal.errors import InvalidStateError, NotFoundError, UserError
-from shoal.runtime import batch_driver
 from shoal.services.context import ServiceContext
 from shoal.services.endpoints.records import resolve_model
 from shoal.services.jobs import queries as job_queries
 from shoal.services.jobs import submission
+from shoal.services.jobs.driver_file import driver_uri
 from shoal.services.references import resolution as references
-from shoal.services.storage import files
-from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
+from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
 from shoal.store import batch_endpoints as rows
-
-DRIVER = Path(batch_driver.__file__).resolve()
-
-
-def driver_uri(ctx: ServiceContext, workspace: str) -> str:
-    """The batch driver as a file of the workspace's blob store, named by its content hash: it
-    reaches the job as an input, since job code runs in a sandbox that does not show Shoal's own
-    files (docs/job-isolation.md)."""
-    content = DRIVER.read_bytes()
-    rel = f"LocalUpload/shoal-batch-driver-{hashlib.sha256(content).hexdigest()[:16]}/batch_driver.py"
-    store = files.store_for(ctx, workspace, DEFAULT_DATASTORE)
-    if not store.exists(rel):
-        store.write_stream(rel, [content])
-    return f"azureml://datastores/{DEFAULT_DATASTORE}/paths/{rel}"
 
 
 def _endpoint_body(row: Any, workspace: str, base_url: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from shoal.entities.pipeline_graph.type_rules import coerce_literal
 from shoal.entities.refs import parse_path
 from shoal.entities.status import ACTIVE, TERMINAL, JobStatus
 from shoal.errors import ShoalError
@@ -98,7 +99,14 @@ def _start_ready_steps(ctx: ServiceContext) -> bool:
                 what = f"job '{gone[0]}' no longer exists" if gone else f"job '{ended[0].name}' ended {ended[0].status}"
                 step.status = _skip(ctx, step.id, what)
             elif all(p is not None and p.status == S.COMPLETED for p in deps):
-                inputs = _ready_inputs(step, known)
+                try:
+                    inputs = _ready_inputs(step, known)
+                except _MissingControlValue as exc:
+                    step.status = _fail(ctx, step.id, {"code": "CONTROL_OUTPUT_MISSING", "message": str(exc)})
+                    waiting.remove(step)
+                    known[(step.workspace_id, step.name)] = step
+                    progress = changed = True
+                    continue
                 try:
                     step.status, step.resolved = _start(ctx, step.id, ws_names[step.workspace_id], inputs)
                 except Exception as exc:  # noqa: BLE001 - one bad step must not stall every pipeline
@@ -121,10 +129,30 @@ def _ready_inputs(step: _Step, known: dict[tuple[int, str], _Step]) -> dict[str,
             src = entry["pending"]
             producer = known[(step.workspace_id, src["job"])]
             entry = {k: v for k, v in entry.items() if k != "pending"}
-            entry["uri"] = _output_location(producer, src["output"])
             entry["source"] = f"azureml://jobs/{src['job']}/outputs/{src['output']}"
+            if entry.get("control"):
+                entry["value"] = _control_value(producer, src["output"], entry, name)
+            else:
+                entry["uri"] = _output_location(producer, src["output"])
         inputs[name] = entry
     return inputs
+
+
+class _MissingControlValue(Exception):
+    """A required input bound to a control output the producer's job did not write."""
+
+
+def _control_value(producer: _Step, output: str, entry: dict[str, Any], name: str) -> Any:
+    """The value a producer's job wrote to its control output, as the consuming input's type."""
+    value = ((producer.resolved.get("outputs") or {}).get(output) or {}).get("value")
+    if value is None:
+        if not entry.get("optional"):
+            raise _MissingControlValue(
+                f"input '{name}' is bound to control output '{output}' of job '{producer.name}', "
+                "which that job did not write"
+            )
+        return None
+    return coerce_literal(entry["type"], value)
 
 
 def _skip(ctx: ServiceContext, job_id: int, why: str) -> str:
@@ -176,7 +204,9 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
         spec = dict(row.spec)
         spec_inputs = dict(spec.get("inputs") or {})
         for name, entry in inputs.items():
-            if entry.get("source"):
+            if entry.get("control"):
+                spec_inputs[name] = entry.get("value")  # the value the upstream job wrote
+            elif entry.get("source"):
                 spec_inputs[name] = {"type": entry["type"], "path": entry["source"], "mode": entry.get("mode")}
         spec["inputs"] = spec_inputs
         info: dict[str, Any] = {"reused": source is not None, "key": key, "reason": reason, "parts": parts}
@@ -282,7 +312,11 @@ def _plan(pipe: JobRow, children: list[JobRow]) -> tuple[JobStatus | None, list[
         if failed:
             step = failed[0]
             label = (step.spec.get("properties") or {}).get(STEP_PROPERTY) or step.name
-            return S.FAILED, [], {"code": "STEP_FAILED", "message": f"step '{label}' (job {step.name}) failed"}
+            message = f"step '{label}' (job {step.name}) failed"
+            why = (step.error or {}).get("message")
+            if why:  # the step's own reason (a nested pipeline's names its step in turn)
+                message += f": {why}"
+            return S.FAILED, [], {"code": "STEP_FAILED", "message": message}
         if any(c.status == S.CANCELED for c in children):
             return S.CANCELED, [], None
         return S.COMPLETED, [], None
@@ -334,5 +368,8 @@ def _final_outputs(session: Any, row: JobRow) -> dict[str, Any]:
                     location = inner.get("path")
                 if location:
                     entry["path"] = location
+                value = ((producer.resolved.get("outputs") or {}).get(bound["output"]) or {}).get("value")
+                if value is not None:  # a control output bound to the pipeline's output
+                    entry["value"] = value
         out[name] = entry
     return out

@@ -16,6 +16,7 @@ from shoal.constants import PROVENANCE_PROPERTY_PREFIXES
 from shoal.entities.expressions import resolve_output_path
 from shoal.entities.kinds import parse_entity
 from shoal.entities.names import generate_job_name
+from shoal.entities.pipeline_graph import parallel
 from shoal.entities.pipeline_graph.expander import expand
 from shoal.entities.pipeline_graph.model import Graph, Leaf, Value, field_of
 from shoal.entities.status import JobStatus
@@ -24,6 +25,7 @@ from shoal.services.context import ServiceContext
 from shoal.services.jobs import reuse, sweeps
 from shoal.services.jobs import state as job_state
 from shoal.services.jobs.command import prepare_command
+from shoal.services.jobs.driver_file import driver_uri
 from shoal.services.references import resolution as references
 from shoal.services.storage.datastores import require_datastore
 from shoal.services.workspaces import DEFAULT_DATASTORE, workspace_id
@@ -181,10 +183,21 @@ def _prepare_leaf(
     for name, value in leaf.inputs.items():
         if value.kind == "literal":
             inputs[name] = value.literal
+        elif value.kind == "data" and value.path == parallel.DRIVER_PLACEHOLDER:
+            inputs[name] = {"type": "uri_file", "path": driver_uri(ctx, workspace)}  # a parallel step's
         elif value.kind == "data":
             inputs[name] = {"type": value.type or "uri_folder", "path": value.path}
             if value.mode:
                 inputs[name]["mode"] = value.mode
+        elif value.is_control and value.ref is not None:
+            # Another step's control output: a value once that step has run (filled in then).
+            inputs[name] = {"type": value.type}
+            pending[name] = {
+                "type": value.type,
+                "control": True,
+                "optional": bool(((leaf.component.get("inputs") or {}).get(name) or {}).get("optional")),
+                "pending": {"job": names[value.ref.step], "output": value.ref.output},
+            }
         elif value.kind == "output" and value.ref is not None:
             producer = names[value.ref.step]
             inputs[name] = {

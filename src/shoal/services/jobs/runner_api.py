@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shoal.entities.pipeline_graph.type_rules import coerce_literal
+from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.status import TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, ShoalError, UserError
 from shoal.services.assets import versions as assets
@@ -132,6 +134,7 @@ def report(
     *,
     exit_code: int | None = None,
     error: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     try:
         target = JobStatus(status)
@@ -143,11 +146,19 @@ def report(
     with ctx.db.read() as session:
         row = _current(session, workspace, name, attempt)
         current = JobStatus(row.status)
+        declared_outputs = dict(row.resolved.get("outputs") or {})
     if current in TERMINAL:
         if current == target:  # a retried report: already recorded, nothing registered twice
             return {"status": str(current), "cancel_requested": False}
         raise InvalidStateError(f"job '{name}' already finished ({current})")
     _effective_path(current, target)  # refuse an impossible move before registering anything
+    values: dict[str, Any] = {}
+    if target == S.COMPLETED and outputs:
+        try:
+            values = control_values(declared_outputs, outputs)
+        except UserError as exc:
+            target = S.FAILED
+            error = {"code": "CONTROL_OUTPUT_INVALID", "message": exc.message}
     if target == S.COMPLETED:
         try:
             _register_outputs(ctx, workspace, name, attempt)
@@ -162,6 +173,8 @@ def report(
                 return {"status": row.status, "cancel_requested": False}
             raise InvalidStateError(f"job '{name}' already finished ({row.status})")
         steps = _effective_path(JobStatus(row.status), target)
+        if values:
+            row.resolved = with_control_values(row.resolved, values)
         for step in steps:
             final = step == steps[-1]
             job_state.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
@@ -169,6 +182,36 @@ def report(
     if target in TERMINAL:
         ctx.notify_jobs()  # a slot of its compute is free: the next queued job need not wait a poll
     return body
+
+
+CONTROL_TEXT_LIMIT = 64 * 1024
+
+
+def control_values(declared: dict[str, Any], given: Any) -> dict[str, Any]:
+    """The control outputs' values a runner reported, checked against the job's outputs and read
+    as their types (a number written as text becomes a number)."""
+    if not isinstance(given, dict):
+        raise UserError("outputs must be an object of control output values")
+    values: dict[str, Any] = {}
+    for name, text in given.items():
+        out = declared.get(name)
+        if out is None or out.get("type") not in PRIMITIVE_TYPES:
+            raise UserError(f"'{name}' is not a control output of this job (a primitive output)")
+        if not isinstance(text, str) or len(text) > CONTROL_TEXT_LIMIT:
+            raise UserError(f"control output '{name}': the value must be text of at most {CONTROL_TEXT_LIMIT} bytes")
+        value = text[:-1] if text.endswith("\n") else text  # `echo value > ${{outputs.x}}` adds one
+        try:
+            values[name] = coerce_literal(out["type"], value if out["type"] == "string" else value.strip())
+        except ValueError as exc:
+            raise UserError(f"control output '{name}' is declared {out['type']}: {exc}") from None
+    return values
+
+
+def with_control_values(resolved: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    outputs = {k: dict(v) for k, v in (resolved.get("outputs") or {}).items()}
+    for name, value in values.items():
+        outputs[name]["value"] = value
+    return {**resolved, "outputs": outputs}
 
 
 def _register_outputs(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> None:

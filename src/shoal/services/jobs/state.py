@@ -60,7 +60,7 @@ def to_body(workspace: str, row: JobRow, base_url: str | None = None) -> dict[st
     outputs = row.resolved.get("outputs") or {}
     if outputs:
         body["outputs"] = {
-            name: {k: v for k, v in out.items() if k in ("type", "mode", "path", "name", "version")}
+            name: {k: v for k, v in out.items() if k in ("type", "mode", "path", "name", "version", "value")}
             for name, out in outputs.items()
         }
     if base_url:

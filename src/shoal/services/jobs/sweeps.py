@@ -225,6 +225,8 @@ def fill_inputs(resolved: dict[str, Any], inputs: dict[str, Any]) -> dict[str, A
             template_inputs[name] = {"type": entry.get("type") or "uri_folder", "path": entry["uri"]}
             if entry.get("mode"):
                 template_inputs[name]["mode"] = entry["mode"]
+        elif entry.get("control") and entry.get("value") is not None:  # an upstream step's control output
+            template_inputs[name] = entry["value"]
     template["inputs"] = template_inputs
     return {**resolved, "template": template, "inputs": inputs}
 
@@ -486,6 +488,9 @@ def _finish(
         elif best is None:
             target = S.FAILED
             reason = f"no trial logged the primary metric '{metric}'" if never_logged else "no trial completed"
+            failed = next((t for t in trials if t.status == S.FAILED and t.error), None)
+            if failed is not None and not never_logged:  # why, from the first trial that failed
+                reason += f"; trial {failed.name} failed: {failed.error.get('message')}"
             error = {"code": "NO_TRIAL_SUCCEEDED", "message": reason}
         else:
             target, error = S.COMPLETED, None
