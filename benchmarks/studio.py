@@ -134,6 +134,24 @@ def ok(response: httpx.Response) -> httpx.Response:
 # -- Shoal -------------------------------------------------------------------------------------------
 
 
+def finish_copies(home: Path, big: str) -> None:
+    """The copied jobs as a finished workspace's are: most completed, some failed or canceled
+    (``fill`` copies the big run's Running state, which no workspace of 100,000 jobs has)."""
+    from sqlalchemy import case, update
+
+    from shoal.config import ShoalSettings
+    from shoal.services.context import ServiceContext
+    from shoal.store.tables import JobRow
+
+    ctx = ServiceContext.from_settings(ShoalSettings(home=home))
+    try:
+        with ctx.db.write() as session:
+            state = case((JobRow.id % 20 == 0, "Failed"), (JobRow.id % 50 == 1, "Canceled"), else_="Completed")
+            session.execute(update(JobRow).where(JobRow.name != big).values(status=state, end_time=JobRow.start_time))
+    finally:
+        ctx.close()
+
+
 def shoal_api(url: str, headers: dict[str, str], big: str, n: int) -> dict[str, list[float]]:
     ws = f"{url}/api/v1/workspaces/default/studio"
     cols = "metrics.acc,metrics.loss,params.group"
@@ -366,6 +384,7 @@ def main() -> None:
     with scratch("shoal-bench-studio-") as tmp:
         t0 = time.perf_counter()
         filled = fill(tmp / "shoal-home", None, args.jobs, args.points, seed=11)
+        finish_copies(tmp / "shoal-home", filled.big_run)
         notes.append(
             f"Shoal filled in {time.perf_counter() - t0:.0f} s ({filled.fill_s['points']:.0f} s for the points)"
         )
