@@ -447,8 +447,10 @@ def main() -> None:
         "400,000-599,999). "
         "MLflow's `runs/search` as its UI sends it (100 runs newest first; the same filter ordered by the "
         "metric) and `metrics/get-history-bulk-interval` (320 points, its UI's chart call). Browser: from "
-        "`goto` until the jobs table has rows and until the chart's note says how many points it drew "
-        "(MLflow: until the newest run's name shows, and until the metric's plot is drawn).",
+        "navigation start until the page's own `performance.mark` (`studio:jobs-rendered`: the jobs table "
+        "on screen; `studio:charts-rendered`: the job's charts drawn with their data), in a signed-in "
+        "Chromium tab; MLflow's UI in a fresh tab each time, until the newest run's name shows in its runs "
+        "table and until the metric's plot is drawn.",
         "",
         "; ".join(notes) + ".",
     ]
