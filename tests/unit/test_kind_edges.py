@@ -18,7 +18,8 @@ from shoal.entities.kinds import KIND_BY_PLURAL, KINDS
 API = "/api/v1"
 WS = f"{API}/workspaces/{{workspace}}"
 # Path segments under a workspace that are not kinds.
-NOT_KINDS = {"mlflow", "default-datastore", "role-assignments"}  # role-assignments: team mode, not a kind
+# role-assignments: team mode, not a kind; studio: what the studio's pages read
+NOT_KINDS = {"mlflow", "default-datastore", "role-assignments", "studio"}
 
 
 def _walk(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str, str]]:
