@@ -134,6 +134,24 @@ def ok(response: httpx.Response) -> httpx.Response:
 # -- Shoal -------------------------------------------------------------------------------------------
 
 
+def finish_copies(home: Path, big: str) -> None:
+    """The copied jobs as a finished workspace's are: most completed, some failed or canceled
+    (``fill`` copies the big run's Running state, which no workspace of 100,000 jobs has)."""
+    from sqlalchemy import case, update
+
+    from shoal.config import ShoalSettings
+    from shoal.services.context import ServiceContext
+    from shoal.store.tables import JobRow
+
+    ctx = ServiceContext.from_settings(ShoalSettings(home=home))
+    try:
+        with ctx.db.write() as session:
+            state = case((JobRow.id % 20 == 0, "Failed"), (JobRow.id % 50 == 1, "Canceled"), else_="Completed")
+            session.execute(update(JobRow).where(JobRow.name != big).values(status=state, end_time=JobRow.start_time))
+    finally:
+        ctx.close()
+
+
 def shoal_api(url: str, headers: dict[str, str], big: str, n: int) -> dict[str, list[float]]:
     ws = f"{url}/api/v1/workspaces/default/studio"
     cols = "metrics.acc,metrics.loss,params.group"
@@ -366,6 +384,7 @@ def main() -> None:
     with scratch("shoal-bench-studio-") as tmp:
         t0 = time.perf_counter()
         filled = fill(tmp / "shoal-home", None, args.jobs, args.points, seed=11)
+        finish_copies(tmp / "shoal-home", filled.big_run)
         notes.append(
             f"Shoal filled in {time.perf_counter() - t0:.0f} s ({filled.fill_s['points']:.0f} s for the points)"
         )
@@ -428,8 +447,10 @@ def main() -> None:
         "400,000-599,999). "
         "MLflow's `runs/search` as its UI sends it (100 runs newest first; the same filter ordered by the "
         "metric) and `metrics/get-history-bulk-interval` (320 points, its UI's chart call). Browser: from "
-        "`goto` until the jobs table has rows and until the chart's note says how many points it drew "
-        "(MLflow: until the newest run's name shows, and until the metric's plot is drawn).",
+        "navigation start until the page's own `performance.mark` (`studio:jobs-rendered`: the jobs table "
+        "on screen; `studio:charts-rendered`: the job's charts drawn with their data), in a signed-in "
+        "Chromium tab; MLflow's UI in a fresh tab each time, until the newest run's name shows in its runs "
+        "table and until the metric's plot is drawn.",
         "",
         "; ".join(notes) + ".",
     ]

@@ -122,7 +122,7 @@ class JobRow(Base):
         # The studio's job list of one experiment, top-level jobs newest first, in index order.
         Index("ix_job_experiment_list", "experiment_id", "parent_job_name", "id"),
         # ... and of one status (a rare one, Failed say, is found without reading every job).
-        Index("ix_job_status_list", "workspace_id", "status", "id"),
+        Index("ix_job_status_list", "workspace_id", "parent_job_name", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)

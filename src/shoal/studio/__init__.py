@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def login_url(base_url: str, token: str, *, timeout: float = 30.0) -> str:
     """A one-time login link for the studio of the server at ``base_url``, bound to ``token``
     (what ``shoal studio`` prints): opening it signs a browser in with that token's rights."""
+    import httpx  # here: the server imports this package for STATIC_DIR alone
+
     response = httpx.post(
         f"{base_url.rstrip('/')}/api/v1/studio/login-codes",
         headers={"Authorization": f"Bearer {token}"},

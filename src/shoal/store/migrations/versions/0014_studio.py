@@ -3,7 +3,8 @@
 ``metric_rollup`` sums each metric of a run up in buckets of 1,024 consecutive steps (min, max,
 sum, count, step and time range), filled here from the points already stored and kept by the
 write path from now on. ``studio_login`` holds login codes and browser sessions (digests only).
-``ix_job_experiment_list`` and ``ix_job_status_list`` read one experiment's (one status's) jobs newest first.
+``ix_job_experiment_list`` and ``ix_job_status_list`` read one experiment's (one status's) top-level jobs
+newest first.
 
 Revision ID: 0014
 Revises: 0011
@@ -66,7 +67,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("secret_digest", name=op.f("uq_studio_login_secret_digest")),
     )
     op.create_index("ix_job_experiment_list", "job", ["experiment_id", "parent_job_name", "id"])
-    op.create_index("ix_job_status_list", "job", ["workspace_id", "status", "id"])
+    op.create_index("ix_job_status_list", "job", ["workspace_id", "parent_job_name", "status", "id"])
 
 
 def downgrade() -> None:
