@@ -79,10 +79,9 @@ def test_a_running_jobs_log_and_chart_update_without_a_reload(signed_in: Watched
     name = studio.jobs["running"]
     page.goto(studio.page_url(f"jobs/{name}?tab=logs"))
     page.wait_for_function("(document.querySelector('pre.log')?.textContent || '').includes('rank 0 step')")
-    lines = page.evaluate("(document.querySelector('pre.log')?.textContent || '').split('\\n').length")
-    page.wait_for_function(
-        "n => (document.querySelector('pre.log')?.textContent || '').split('\\n').length > n + 3", arg=lines, timeout=20000
-    )
+    count = "(document.querySelector('pre.log')?.textContent || '').split('\\n').length"
+    lines = page.evaluate(count)
+    page.wait_for_function(f"n => {count} > n + 3", arg=lines, timeout=20000)
     # Every rank has its file.
     options = page.eval_on_selector_all("select[aria-label='Log file'] option", "os => os.map(o => o.value)")
     assert {"user_logs/std_log_process_0.txt", "user_logs/std_log_process_1.txt"} <= set(options)
