@@ -146,6 +146,12 @@ def test_code_and_assets_pages_render(signed_in: Watched, studio):
     for section in (*sections, "online-endpoints", "batch-endpoints"):
         page.goto(studio.page_url(section))
         page.wait_for_selector("main h1")
+    # A datastore's page never shows its secret.
+    studio.cli("datastore", "create", "--file", "examples/datastore/blob-account-key.yml")
+    page.goto(studio.page_url("datastores/blob_example"))
+    page.wait_for_selector("h2:has-text('Credentials')")
+    assert "examplestorage" in page.inner_text("main")
+    assert "not-a-real-key" not in page.content()
     page.goto(studio.page_url("computes/local"))
     page.wait_for_selector("h2:has-text('Running jobs')")
     assert "long-training" in page.inner_text("main") or "to-cancel" in page.inner_text("main")
