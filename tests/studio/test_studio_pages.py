@@ -98,6 +98,34 @@ def test_a_running_jobs_log_and_chart_update_without_a_reload(signed_in: Watched
     assert page.query_selector("figure[data-metric='accuracy']") is not None
 
 
+def test_a_chart_zooms_reads_out_and_switches_axes(signed_in: Watched, studio):
+    page = signed_in.page
+    page.goto(studio.page_url(f"jobs/{studio.jobs['runs'][0]}?tab=metrics"))
+    line = "figure[data-metric='loss'] path.series:not(.raw)"
+    page.wait_for_selector(line)
+    assert page.get_attribute(line, "data-points") == "40"
+    box = page.locator("figure[data-metric='loss'] svg").bounding_box()
+    # Hovering shows the nearest point's value.
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    tip = page.locator("figure[data-metric='loss'] .chart-tip")
+    assert "loss:" in tip.inner_text() and "step" in tip.inner_text()
+    # Dragging across the middle asks the server for that step range only.
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.5, steps=5)
+    page.mouse.up()
+    page.wait_for_function(f'Number(document.querySelector("{line}").dataset.points) < 20')
+    page.dblclick("figure[data-metric='loss'] svg")
+    page.wait_for_function(f"document.querySelector(\"{line}\").dataset.points === '40'")
+    # Smoothing keeps the raw curve faintly behind; wall-clock ticks are times; log scale still draws.
+    page.fill("input[aria-label='Smoothing']", "0.6")
+    page.wait_for_selector("figure[data-metric='loss'] path.series.raw")
+    page.select_option("select[aria-label='X axis']", "wall")
+    ticks = page.eval_on_selector_all("figure[data-metric='loss'] .axes text", "ts => ts.map(t => t.textContent)")
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d( [AP]M)?", t) for t in ticks), ticks
+    page.check("text=Log scale")
+    assert page.get_attribute(line, "data-points") == "40"
+
+
 def test_compare_overlays_curves_and_highlights_differences(signed_in: Watched, studio):
     page = signed_in.page
     a, b, _ = studio.jobs["runs"]
@@ -221,8 +249,14 @@ def test_tags_description_and_archive_go_to_the_server(signed_in: Watched, studi
 def test_cancel_from_the_job_page(signed_in: Watched, studio):
     page = signed_in.page
     name = studio.jobs["sleeper"]
+    # A jobs list open beside it shows the new status without a reload.
+    listing = Watched(page.context.new_page())
+    listing.page.goto(studio.page_url("jobs?experiment=housekeeping"))
+    listing.page.wait_for_selector("table.grid .status-running")
     page.goto(studio.page_url(f"jobs/{name}"))
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button[data-action='cancel']")
     page.wait_for_selector(".job-status .status-canceled", timeout=30000)
     assert studio.api("GET", f"workspaces/default/jobs/{name}").json()["status"] == "Canceled"
+    listing.page.wait_for_selector("table.grid .status-canceled", timeout=15000)
+    assert listing.errors == []
