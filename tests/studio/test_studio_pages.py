@@ -96,6 +96,9 @@ def test_a_running_jobs_log_and_chart_update_without_a_reload(signed_in: Watched
         "([sel, n]) => Number(document.querySelector(sel)?.dataset.points) > n + 2", arg=[chart, points], timeout=20000
     )
     assert page.query_selector("figure[data-metric='accuracy']") is not None
+    # The runner's system metrics have their own tab.
+    page.click("#tab-system-metrics")
+    page.wait_for_selector("figure[data-metric='system/memory_usage_megabytes'] path.series", timeout=30000)
 
 
 def test_a_chart_zooms_reads_out_and_switches_axes(signed_in: Watched, studio):
