@@ -150,6 +150,12 @@ def test_a_pipelines_graph_shows_each_steps_status_and_links_to_it(signed_in: Wa
     edges = page.eval_on_selector_all("svg.pipeline-graph path.edge", "es => es.map(e => e.dataset.edge)")
     assert sorted(edges) == ["prep->evaluate", "prep->train"]
     assert "ran" in page.inner_text("table.grid")  # each step's reuse decision, with its reason
+    # Run again with another input for train only: prep and evaluate are reused, and say why.
+    page.goto(studio.page_url(f"jobs/{studio.jobs['pipeline_again']}?tab=graph"))
+    page.wait_for_selector("svg.pipeline-graph g.node")
+    reused = page.eval_on_selector_all("svg.pipeline-graph g.node.reused", "ns => ns.map(n => n.dataset.step)")
+    assert sorted(reused) == ["evaluate", "prep"]
+    assert "reused" in page.inner_text("table.grid")
     page.click("svg.pipeline-graph g.node[data-step='train']")
     page.wait_for_selector("h1:has-text('train')")
     assert "/studio/workspaces/default/jobs/" in page.url
