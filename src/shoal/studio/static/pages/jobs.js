@@ -81,7 +81,7 @@ export async function render(main, route, params) {
     choices.length ? choices.map((c) => h("label", {}, h("input", { type: "checkbox", checked: q.columns.includes(c), onchange: (e) => go({ columns: e.target.checked ? [...q.columns, c] : q.columns.filter((x) => x !== c), page_token: q.page_token, pages: q.pages }) }), " ", c)) : h("p", { class: "muted" }, "No metrics or params logged yet."));
 
   const columns = [
-    { label: "", value: (row) => h("input", { type: "checkbox", "aria-label": `select ${row.name}`, checked: selected.has(row.name), onchange: (e) => { e.target.checked ? selected.add(row.name) : selected.delete(row.name); updateCompare(); } }) },
+    { label: h("span", { class: "sr-only" }, "Select"), value: (row) => h("input", { type: "checkbox", "aria-label": `select ${row.name}`, checked: selected.has(row.name), onchange: (e) => { e.target.checked ? selected.add(row.name) : selected.delete(row.name); updateCompare(); } }) },
     { label: "Name", sort: "name", value: (row) => [h("a", { href: `/studio/workspaces/${encodeURIComponent(route.ws)}/jobs/${encodeURIComponent(row.name)}` }, row.display_name || row.name), row.archived ? h("span", { class: "pill" }, "archived") : null] },
     { label: "Status", sort: "status", value: (row) => statusBadge(row.status) },
     { label: "Experiment", value: (row) => row.experiment_name || "", cls: "nowrap" },
