@@ -119,6 +119,12 @@ def test_a_chart_zooms_reads_out_and_switches_axes(signed_in: Watched, studio):
     page.wait_for_function(f'Number(document.querySelector("{line}").dataset.points) < 20')
     page.dblclick("figure[data-metric='loss'] svg")
     page.wait_for_function(f"document.querySelector(\"{line}\").dataset.points === '40'")
+    # The keyboard zooms a focused chart too: "+" narrows, "0" resets.
+    page.focus("figure[data-metric='loss']")
+    page.keyboard.press("+")
+    page.wait_for_function(f'Number(document.querySelector("{line}").dataset.points) < 40')
+    page.keyboard.press("0")
+    page.wait_for_function(f"document.querySelector(\"{line}\").dataset.points === '40'")
     # Smoothing keeps the raw curve faintly behind; wall-clock ticks are times; log scale still draws.
     page.fill("input[aria-label='Smoothing']", "0.6")
     page.wait_for_selector("figure[data-metric='loss'] path.series.raw")
