@@ -77,17 +77,19 @@ environment: {image: "python:3.11"}
 type: pipeline
 experiment_name: data-prep
 display_name: prepare-and-train
+inputs: {epochs: 10}
 jobs:
   prep:
     command: echo rows > ${{outputs.o}}/rows.txt
     environment: {image: "python:3.11"}
     outputs: {o: {type: uri_folder}}
   train:
-    command: cat ${{inputs.x}}/rows.txt && python train.py 0.3 10 0.02
+    command: cat ${{inputs.x}}/rows.txt && python train.py 0.3 ${{inputs.epochs}} 0.02
     code: src
     environment: {image: "python:3.11"}
     inputs:
       x: ${{parent.jobs.prep.outputs.o}}
+      epochs: ${{parent.inputs.epochs}}
   evaluate:
     command: ls ${{inputs.x}}
     environment: {image: "python:3.11"}
@@ -149,6 +151,9 @@ def make_demo_jobs(ml: MLClient, root: Path) -> dict[str, Any]:
     for name in [*names["runs"], names["pipeline"], names["sweep"]]:
         job = wait(ml, name)
         assert job.status == "Completed", f"demo job {name} ended {job.status}"
+    # The same pipeline with more epochs: prep and evaluate are reused, train runs again.
+    names["pipeline_again"] = submit(ml, root, "pipeline.yml", epochs=12)
+    assert wait(ml, names["pipeline_again"]).status == "Completed"
     names["running"] = submit(ml, root, "running.yml")
     names["sleeper"] = submit(ml, root, "sleeper.yml")
     wait(ml, names["running"], statuses=("Running",), timeout=60)

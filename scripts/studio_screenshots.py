@@ -83,7 +83,7 @@ def shoot(args: argparse.Namespace, base: str, token: str, jobs: dict) -> None:
         ("studio-job-metrics.png", f"{ws}/jobs/{jobs['running']}?tab=metrics", curve),
         ("studio-job-logs.png", f"{ws}/jobs/{jobs['running']}?tab=logs", "pre.log"),
         ("studio-compare.png", f"{ws}/compare?runs={runs}", curve),
-        ("studio-pipeline.png", f"{ws}/jobs/{jobs['pipeline']}?tab=graph", "svg.pipeline-graph g.node"),
+        ("studio-pipeline.png", f"{ws}/jobs/{jobs['pipeline_again']}?tab=graph", "svg.pipeline-graph g.node"),
         ("studio-sweep.png", f"{ws}/jobs/{jobs['sweep']}?tab=trials", "svg.parcoords polyline.trial"),
         ("studio-model.png", f"{ws}/models/credit-model", "h2:has-text('Lineage')"),
     ]

@@ -79,12 +79,9 @@ def test_a_running_jobs_log_and_chart_update_without_a_reload(signed_in: Watched
     name = studio.jobs["running"]
     page.goto(studio.page_url(f"jobs/{name}?tab=logs"))
     page.wait_for_function("(document.querySelector('pre.log')?.textContent || '').includes('rank 0 step')")
-    lines = page.evaluate("(document.querySelector('pre.log')?.textContent || '').split('\\n').length")
-    page.wait_for_function(
-        "n => (document.querySelector('pre.log')?.textContent || '').split('\\n').length > n + 3",
-        arg=lines,
-        timeout=20000,
-    )
+    count = "(document.querySelector('pre.log')?.textContent || '').split('\\n').length"
+    lines = page.evaluate(count)
+    page.wait_for_function(f"n => {count} > n + 3", arg=lines, timeout=20000)
     # Every rank has its file.
     options = page.eval_on_selector_all("select[aria-label='Log file'] option", "os => os.map(o => o.value)")
     assert {"user_logs/std_log_process_0.txt", "user_logs/std_log_process_1.txt"} <= set(options)
@@ -99,6 +96,43 @@ def test_a_running_jobs_log_and_chart_update_without_a_reload(signed_in: Watched
         "([sel, n]) => Number(document.querySelector(sel)?.dataset.points) > n + 2", arg=[chart, points], timeout=20000
     )
     assert page.query_selector("figure[data-metric='accuracy']") is not None
+    # The runner's system metrics have their own tab.
+    page.click("#tab-system-metrics")
+    page.wait_for_selector("figure[data-metric='system/memory_usage_megabytes'] path.series", timeout=30000)
+
+
+def test_a_chart_zooms_reads_out_and_switches_axes(signed_in: Watched, studio):
+    page = signed_in.page
+    page.goto(studio.page_url(f"jobs/{studio.jobs['runs'][0]}?tab=metrics"))
+    line = "figure[data-metric='loss'] path.series:not(.raw)"
+    page.wait_for_selector(line)
+    assert page.get_attribute(line, "data-points") == "40"
+    box = page.locator("figure[data-metric='loss'] svg").bounding_box()
+    # Hovering shows the nearest point's value.
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    tip = page.locator("figure[data-metric='loss'] .chart-tip")
+    assert "loss:" in tip.inner_text() and "step" in tip.inner_text()
+    # Dragging across the middle asks the server for that step range only.
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.5, steps=5)
+    page.mouse.up()
+    page.wait_for_function(f'Number(document.querySelector("{line}").dataset.points) < 20')
+    page.dblclick("figure[data-metric='loss'] svg")
+    page.wait_for_function(f"document.querySelector(\"{line}\").dataset.points === '40'")
+    # The keyboard zooms a focused chart too: "+" narrows, "0" resets.
+    page.focus("figure[data-metric='loss']")
+    page.keyboard.press("+")
+    page.wait_for_function(f'Number(document.querySelector("{line}").dataset.points) < 40')
+    page.keyboard.press("0")
+    page.wait_for_function(f"document.querySelector(\"{line}\").dataset.points === '40'")
+    # Smoothing keeps the raw curve faintly behind; wall-clock ticks are times; log scale still draws.
+    page.fill("input[aria-label='Smoothing']", "0.6")
+    page.wait_for_selector("figure[data-metric='loss'] path.series.raw")
+    page.select_option("select[aria-label='X axis']", "wall")
+    ticks = page.eval_on_selector_all("figure[data-metric='loss'] .axes text", "ts => ts.map(t => t.textContent)")
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d( [AP]M)?", t) for t in ticks), ticks
+    page.check("text=Log scale")
+    assert page.get_attribute(line, "data-points") == "40"
 
 
 def test_compare_overlays_curves_and_highlights_differences(signed_in: Watched, studio):
@@ -122,6 +156,12 @@ def test_a_pipelines_graph_shows_each_steps_status_and_links_to_it(signed_in: Wa
     edges = page.eval_on_selector_all("svg.pipeline-graph path.edge", "es => es.map(e => e.dataset.edge)")
     assert sorted(edges) == ["prep->evaluate", "prep->train"]
     assert "ran" in page.inner_text("table.grid")  # each step's reuse decision, with its reason
+    # Run again with another input for train only: prep and evaluate are reused, and say why.
+    page.goto(studio.page_url(f"jobs/{studio.jobs['pipeline_again']}?tab=graph"))
+    page.wait_for_selector("svg.pipeline-graph g.node")
+    reused = page.eval_on_selector_all("svg.pipeline-graph g.node.reused", "ns => ns.map(n => n.dataset.step)")
+    assert sorted(reused) == ["evaluate", "prep"]
+    assert "reused" in page.inner_text("table.grid")
     page.click("svg.pipeline-graph g.node[data-step='train']")
     page.wait_for_selector("h1:has-text('train')")
     assert "/studio/workspaces/default/jobs/" in page.url
@@ -149,6 +189,12 @@ def test_code_and_assets_pages_render(signed_in: Watched, studio):
     for section in (*sections, "online-endpoints", "batch-endpoints"):
         page.goto(studio.page_url(section))
         page.wait_for_selector("main h1")
+    # A datastore's page never shows its secret.
+    studio.cli("datastore", "create", "--file", "examples/datastore/blob-account-key.yml")
+    page.goto(studio.page_url("datastores/blob_example"))
+    page.wait_for_selector("h2:has-text('Credentials')")
+    assert "examplestorage" in page.inner_text("main")
+    assert "not-a-real-key" not in page.content()
     page.goto(studio.page_url("computes/local"))
     page.wait_for_selector("h2:has-text('Running jobs')")
     assert "long-training" in page.inner_text("main") or "to-cancel" in page.inner_text("main")
@@ -218,8 +264,14 @@ def test_tags_description_and_archive_go_to_the_server(signed_in: Watched, studi
 def test_cancel_from_the_job_page(signed_in: Watched, studio):
     page = signed_in.page
     name = studio.jobs["sleeper"]
+    # A jobs list open beside it shows the new status without a reload.
+    listing = Watched(page.context.new_page())
+    listing.page.goto(studio.page_url("jobs?experiment=housekeeping"))
+    listing.page.wait_for_selector("table.grid .status-running")
     page.goto(studio.page_url(f"jobs/{name}"))
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button[data-action='cancel']")
     page.wait_for_selector(".job-status .status-canceled", timeout=30000)
     assert studio.api("GET", f"workspaces/default/jobs/{name}").json()["status"] == "Canceled"
+    listing.page.wait_for_selector("table.grid .status-canceled", timeout=15000)
+    assert listing.errors == []

@@ -103,7 +103,9 @@ async function show() {
   } catch (error) {
     if (mine !== generation) return;
     if (error?.status === 401) return; // api.js is already on its way to the login page
-    clear(main, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, String(error?.message || error)));
+    const title = error?.status === 403 ? "No access" : error?.status === 404 ? "Not found" : "Something went wrong";
+    clear(main, h("h1", {}, title), h("p", { class: "error", role: "alert" }, String(error?.message || error)),
+      error?.status === 403 ? h("p", {}, "Your token has no role here. ", h("a", { href: "/studio/" }, "Pick another workspace"), ".") : null);
   }
   const title = main.querySelector("h1");
   document.title = title ? `${title.textContent} · Shoal studio` : "Shoal studio";

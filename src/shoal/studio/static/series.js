@@ -30,10 +30,11 @@ function pointsOf(answer) {
   return out;
 }
 
-// range: [stepFrom, stepTo] or null for the whole metric. Answers {points, sampled, total}.
+// range: [stepFrom, stepTo] (stepTo null: to the end) or null for the whole metric.
+// Answers {points, sampled, total}.
 export async function series(workspace, job, key, range = null, points = POINTS) {
   const answer = await get(`${ws(workspace)}/studio/jobs/${encodeURIComponent(job)}/series`, {
-    key, points, step_from: range ? range[0] : undefined, step_to: range ? range[1] : undefined,
+    key, points, step_from: range ? range[0] : undefined, step_to: range ? range[1] ?? undefined : undefined,
   });
   return { points: pointsOf(answer), sampled: answer.sampled, total: answer.total };
 }

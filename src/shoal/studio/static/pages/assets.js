@@ -31,6 +31,7 @@ export async function render(main, route) {
   main.append(h("div", { class: "cols" },
     section("Details", facts([
       ["Type", current.type],
+      ["Display name", current.display_name],
       ["Description", current.description],
       ["Stage", current.stage],
       ["Path", current.path ? refLink(route.ws, current.path) : ""],

@@ -18,17 +18,20 @@ export async function renderLogs(panel, live) {
   const follow = h("input", { type: "checkbox", checked: true });
   const pre = h("pre", { class: "log", tabindex: "0", "aria-label": "log" });
   const state = h("span", { class: "muted", role: "status" });
-  panel.append(h("div", { class: "toolbar" }, h("label", {}, "File ", select), h("label", {}, follow, " Follow"), state), pre);
+  const skipped = h("p", { class: "muted", hidden: true });
+  panel.append(h("div", { class: "toolbar" }, h("label", {}, "File ", select), h("label", {}, follow, " Follow"), state), skipped, pre);
 
   let files = [];
+  let sizes = {};
   let current = null;
   let offset = 0;
   let decoder = new TextDecoder();
   let reading = null;
   let stopped = false;
 
-  const showFiles = (sizes) => {
-    const found = order(Object.keys(sizes || {}));
+  const showFiles = (known) => {
+    sizes = known || {};
+    const found = order(Object.keys(sizes));
     if (!found.length) found.push(FIRST);
     if (found.join("\n") !== files.join("\n")) {
       files = found;
@@ -78,9 +81,12 @@ export async function renderLogs(panel, live) {
 
   function switchTo(path) {
     current = path;
-    offset = 0;
+    // A long log opens at its end: its last MAX_SHOWN bytes (a broken first character is dropped).
+    offset = Math.max(0, (sizes[path] || 0) - MAX_SHOWN);
     decoder = new TextDecoder();
     pre.replaceChildren();
+    skipped.hidden = offset === 0;
+    skipped.textContent = `The first ${offset.toLocaleString()} bytes of this log are not shown.`;
     select.value = path;
     read();
   }

@@ -2,10 +2,11 @@
 // status, experiment, tag and an MLflow expression; sort by any column; pages; pick runs to compare.
 
 import { columnKeys, experiments, searchJobs } from "../jobsearch.js";
-import { durationOf, errorBox, fmtDuration, fmtNumber, fmtTime, h, navigate, statusBadge, table, tagPills } from "../dom.js";
+import { TERMINAL, durationOf, errorBox, fmtDuration, fmtNumber, fmtTime, h, navigate, statusBadge, table, tagPills } from "../dom.js";
 
 const STATUSES = ["", "Running", "Queued", "Completed", "Failed", "Canceled"];
 const PAGE = 50;
+const REFRESH_MS = 5000;
 
 function state(params) {
   const [key, dir] = (params.get("order") || "created_at desc").split(" ");
@@ -80,7 +81,7 @@ export async function render(main, route, params) {
     choices.length ? choices.map((c) => h("label", {}, h("input", { type: "checkbox", checked: q.columns.includes(c), onchange: (e) => go({ columns: e.target.checked ? [...q.columns, c] : q.columns.filter((x) => x !== c), page_token: q.page_token, pages: q.pages }) }), " ", c)) : h("p", { class: "muted" }, "No metrics or params logged yet."));
 
   const columns = [
-    { label: "", value: (row) => h("input", { type: "checkbox", "aria-label": `select ${row.name}`, onchange: (e) => { e.target.checked ? selected.add(row.name) : selected.delete(row.name); updateCompare(); } }) },
+    { label: h("span", { class: "sr-only" }, "Select"), value: (row) => h("input", { type: "checkbox", "aria-label": `select ${row.name}`, checked: selected.has(row.name), onchange: (e) => { e.target.checked ? selected.add(row.name) : selected.delete(row.name); updateCompare(); } }) },
     { label: "Name", sort: "name", value: (row) => [h("a", { href: `/studio/workspaces/${encodeURIComponent(route.ws)}/jobs/${encodeURIComponent(row.name)}` }, row.display_name || row.name), row.archived ? h("span", { class: "pill" }, "archived") : null] },
     { label: "Status", sort: "status", value: (row) => statusBadge(row.status) },
     { label: "Experiment", value: (row) => row.experiment_name || "", cls: "nowrap" },
@@ -97,9 +98,10 @@ export async function render(main, route, params) {
     }),
   ];
   const onSort = (key) => go({ order: { key, desc: q.order.key === key ? !q.order.desc : true } });
-  const grid = page.rows.length
-    ? table(columns, page.rows, { rowHref: (row) => `/studio/workspaces/${encodeURIComponent(route.ws)}/jobs/${encodeURIComponent(row.name)}`, onSort, sort: q.order })
-    : h("p", { class: "muted" }, "No jobs match.");
+  const gridOf = (rows) => (rows.length
+    ? table(columns, rows, { rowHref: (row) => `/studio/workspaces/${encodeURIComponent(route.ws)}/jobs/${encodeURIComponent(row.name)}`, onSort, sort: q.order })
+    : h("p", { class: "muted" }, "No jobs match."));
+  const grid = h("div", {}, gridOf(page.rows));
 
   const prev = h("button", { type: "button", class: "secondary", disabled: !q.page_token, onclick: () => {
     const pages = q.pages.slice();
@@ -113,4 +115,31 @@ export async function render(main, route, params) {
     grid,
     h("nav", { class: "pager", "aria-label": "Pages" }, prev, next),
   );
+  // For benchmarks/studio.py: navigation start to the table on screen.
+  performance.mark("studio:jobs-rendered");
+
+  // While a job on this page is unfinished, the page is asked for again every REFRESH_MS and the
+  // table redrawn when it changed (not while the keyboard is in it, so focus is not lost).
+  let timer = null;
+  let last = JSON.stringify(page.rows);
+  const refresh = async () => {
+    timer = null;
+    try {
+      const again = await searchJobs(route.ws, { ...q, max_results: PAGE, archived: q.archived ? "all" : undefined });
+      const text = JSON.stringify(again.rows);
+      if (text !== last && !grid.contains(document.activeElement)) {
+        last = text;
+        page = again;
+        grid.replaceChildren(gridOf(again.rows));
+      }
+    } catch {
+      // the next round tries again
+    }
+    schedule();
+  };
+  const schedule = () => {
+    if (page.rows.some((row) => !TERMINAL.has(row.status))) timer = setTimeout(refresh, REFRESH_MS);
+  };
+  schedule();
+  return () => timer && clearTimeout(timer);
 }
