@@ -116,6 +116,16 @@ def test_cookie_writes_need_the_csrf_header(studio_api):
         f"/api/v1/workspaces/default/jobs/{run}", json=patch, headers={"X-Shoal-CSRF": b.cookies["shoal_csrf"]}
     )
     assert ok.status_code == 200 and ok.json()["tags"] == {"note": "from the studio"}
+    # A page of another origin (a rebound name, a cross-site form) is refused even with the token.
+    csrf = {"X-Shoal-CSRF": b.cookies["shoal_csrf"]}
+    elsewhere = b.patch(
+        f"/api/v1/workspaces/default/jobs/{run}", json=patch, headers={**csrf, "Origin": "http://evil.example:8080"}
+    )
+    assert elsewhere.status_code == 403 and "evil.example" in error_of(elsewhere)["message"]
+    same = b.patch(
+        f"/api/v1/workspaces/default/jobs/{run}", json=patch, headers={**csrf, "Origin": "http://testserver"}
+    )
+    assert same.status_code == 200
     # Signing out ends the session: its cookie signs nothing in afterwards.
     old = b.cookies["shoal_session"]
     out = b.post("/api/v1/studio/logout", headers={"X-Shoal-CSRF": b.cookies["shoal_csrf"]})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from starlette.datastructures import Headers
@@ -144,12 +145,8 @@ class RequestGate:
             if cookie:
                 state["principal"], grant = await authenticate_session(scope["app"], cookie)
                 state["studio_session"] = grant
-                sent = digest(headers.get(CSRF_HEADER, ""))
-                if scope["method"] not in SAFE_METHODS and not hmac.compare_digest(sent, grant.csrf_digest):
-                    refused = PermissionDeniedError(
-                        f"a studio request that changes something must carry the {CSRF_HEADER} header "
-                        "(the shoal_csrf cookie's value)"
-                    )
+                refused = self._cross_site_write(scope, headers, grant.csrf_digest)
+                if refused is not None:
                     state["denied"] = refused.message
                     return error_response(path, refused)
             else:
@@ -157,6 +154,26 @@ class RequestGate:
         except AuthError as exc:
             state["denied"] = exc.message
             return error_response(path, exc)
+        return None
+
+    @staticmethod
+    def _cross_site_write(scope: Scope, headers: Headers, csrf_digest: str) -> PermissionDeniedError | None:
+        """A cookie request that changes state carries the session's CSRF token, and when the
+        browser names its ``Origin``, that origin is this server's own (anchors BI-26/BI-36:
+        belt and braces beside the SameSite=Strict cookie)."""
+        if scope["method"] in SAFE_METHODS:
+            return None
+        if not hmac.compare_digest(digest(headers.get(CSRF_HEADER, "")), csrf_digest):
+            return PermissionDeniedError(
+                f"a studio request that changes something must carry the {CSRF_HEADER} header "
+                "(the shoal_csrf cookie's value)"
+            )
+        origin = headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+            return PermissionDeniedError(
+                f"a studio request from origin {origin!r} may not change anything on this server "
+                f"({headers.get('host', '')!r}): sessions act only for pages of the server's own origin"
+            )
         return None
 
     # -- 2. what ---------------------------------------------------------------------------
