@@ -212,7 +212,7 @@ class JobOperations(_Group):
         if body.get("type") in ("pipeline", "sweep"):
             return self._stream_pipeline(name, out, max(poll, 0.5), raise_on_failure)
         job = _job(body)
-        out.write(f"RunId: {name}\nWeb View: {self._t.base_url}/api/v1/workspaces/{self._ws}/jobs/{name}\n\n")
+        out.write(f"RunId: {name}\nWeb View: {self._t.base_url}/studio/workspaces/{self._ws}/jobs/{name}\n\n")
         out.flush()
         logs = _log_files(job)
         offsets = dict.fromkeys(logs, 0)

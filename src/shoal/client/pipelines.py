@@ -325,7 +325,7 @@ def stream_pipeline(
     """Print a pipeline's step changes until it ends; returns its final body and its steps."""
     out = out or sys.stdout
     base = f"/workspaces/{workspace}/jobs"
-    out.write(f"RunId: {name}\nWeb View: {transport.base_url}/api/v1{base}/{name}\n\n")
+    out.write(f"RunId: {name}\nWeb View: {transport.base_url}/studio{base}/{name}\n\n")
     out.flush()
     watch = _PipelineWatch(transport, base, out)
     first = transport.request("GET", f"{base}/{name}")
