@@ -104,7 +104,9 @@ class RequestGate:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
                 # Stored files go out as bytes: a browser never sniffs an uploaded .html into a page.
-                message = {**message, "headers": [*message.get("headers", []), NOSNIFF]}
+                headers = message.get("headers", [])
+                if not any(name.lower() == NOSNIFF[0] for name, _ in headers):
+                    message = {**message, "headers": [*headers, NOSNIFF]}
             await send(message)
 
         try:
