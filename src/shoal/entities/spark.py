@@ -84,7 +84,7 @@ def as_command(
     # azure-ai-ml's spark() fields (driver_cores, ...) are the same settings as conf's keys.
     conf = {CONF_OF_FIELD[k]: v for k, v in spec.items() if k in CONF_OF_FIELD and v is not None}
     conf.update(spec.get("conf") or {})
-    cores = local_cores(conf)
+    cores = local_cores(conf, machine)
     line, runtime_note = runtime_line(spec.get("resources"))
     notes: list[str] = []
     if runtime_note:
