@@ -158,3 +158,39 @@ outputs:
     out = tmp_path / "dl"
     spark_cli("job", "download", "-n", show["name"], "--all", "--download-path", str(out))
     assert (out / "named-outputs" / "o" / "seen.csv").read_text().splitlines() == ["city,total", "Lima,5", "Oslo,5"]
+
+
+def test_sdk_spark_builder_runs_as_a_job_and_as_a_pipeline_step(spark_cli, tmp_path):
+    from shoal import Input, MLClient, Output, dsl, spark
+    from shoal.config import ShoalSettings
+
+    _folder(tmp_path)
+    settings = {
+        "code": str(tmp_path / "src"),
+        "entry": {"file": "totals.py"},
+        "driver_cores": 1,
+        "driver_memory": "1g",
+        "executor_instances": 2,
+        "args": "--data ${{inputs.data}} --out ${{outputs.totals}}",
+    }
+    ml = MLClient(settings=ShoalSettings(home=spark_cli.home))
+    try:
+        job = spark(
+            inputs={"data": Input(type="uri_file", path=str(tmp_path / "sales.csv"), mode="direct")},
+            outputs={"totals": Output(type="uri_folder", mode="direct")},
+            **settings,
+        )
+        standalone = ml.jobs.create_or_update(job)
+
+        @dsl.pipeline()
+        def totals_pipeline(sales):
+            spark(inputs={"data": sales}, outputs={"totals": Output(type="uri_folder")}, **settings)
+
+        piped = ml.jobs.create_or_update(totals_pipeline(sales=Input(type="uri_file", path=str(tmp_path / "sales.csv"))))
+        for name in (standalone.name, piped.name):
+            _wait(spark_cli, name)
+        out = tmp_path / "dl"
+        ml.jobs.download(standalone.name, download_path=str(out), output_name="totals")
+        assert _totals(out) == ["city,total", "Lima,5", "Oslo,5"]
+    finally:
+        ml.close()
