@@ -12,8 +12,8 @@ from shoal.entities.component import SparkComponent
 from shoal.entities.io import Input
 from shoal.entities.job import SparkJob
 from shoal.entities.job_parts import plain
-from shoal.sdk_builders import _local_inputs
 from shoal.entities.refs import absolute_local_path, is_local_path
+from shoal.sdk_builders import _local_inputs
 
 
 def _declared(value: Any) -> dict[str, Any]:

@@ -127,12 +127,18 @@ identity:
 
 def test_spark_step_feeds_a_command_step(spark_cli, tmp_path):
     _folder(tmp_path)
-    component = write_job(tmp_path, "name: totals\ntype: spark\nversion: 1\n" + SPARK_FIELDS + """
+    write_job(
+        tmp_path,
+        "name: totals\ntype: spark\nversion: 1\n"
+        + SPARK_FIELDS
+        + """
 inputs:
   data: {type: uri_file, mode: direct}
 outputs:
   totals: {type: uri_folder, mode: direct}
-""", name="spark_component.yml")
+""",
+        name="spark_component.yml",
+    )
     path = write_job(
         tmp_path,
         """
@@ -186,7 +192,8 @@ def test_sdk_spark_builder_runs_as_a_job_and_as_a_pipeline_step(spark_cli, tmp_p
         def totals_pipeline(sales):
             spark(inputs={"data": sales}, outputs={"totals": Output(type="uri_folder")}, **settings)
 
-        piped = ml.jobs.create_or_update(totals_pipeline(sales=Input(type="uri_file", path=str(tmp_path / "sales.csv"))))
+        sales = Input(type="uri_file", path=str(tmp_path / "sales.csv"))
+        piped = ml.jobs.create_or_update(totals_pipeline(sales=sales))
         for name in (standalone.name, piped.name):
             _wait(spark_cli, name)
         out = tmp_path / "dl"

@@ -147,7 +147,18 @@ CONF_OF_FIELD = {
     "dynamic_allocation_min_executors": "spark.dynamicAllocation.minExecutors",
     "dynamic_allocation_max_executors": "spark.dynamicAllocation.maxExecutors",
 }
-SPARK_ONLY_FIELDS = (*CONF_OF_FIELD, "entry", "py_files", "jars", "files", "archives", "conf", "args", "identity", "type")
+SPARK_ONLY_FIELDS = (
+    *CONF_OF_FIELD,
+    "entry",
+    "py_files",
+    "jars",
+    "files",
+    "archives",
+    "conf",
+    "args",
+    "identity",
+    "type",
+)
 
 
 def _mounted(ports: Any, mode: str) -> Any:

@@ -32,5 +32,7 @@ def submit(ctx: ServiceContext, workspace: str, spec: dict[str, Any], base_url: 
     clean.setdefault("type", "command")
     submitter = SUBMITTERS.get(clean["type"])
     if submitter is None:
-        raise UnsupportedError(f"job type '{clean['type']}' is not supported yet; command, pipeline, sweep and spark jobs are")
+        raise UnsupportedError(
+            f"job type '{clean['type']}' is not supported yet; command, pipeline, sweep and spark jobs are"
+        )
     return submitter(ctx, workspace, clean, base_url)
