@@ -70,3 +70,24 @@ def test_a_spark_job_without_an_entry_is_refused():
     assert problems and problems[0][0] == "entry"
     with pytest.raises(SpecError, match="entry"):
         parse_entity("job", {"type": "spark", "entry": {}})
+
+
+def test_the_runner_finds_java(tmp_path):
+    from shoal.compute.local import java_home
+
+    assert java_home({"SHOAL_JAVA_HOME": "/opt/jdk", "PATH": ""}) == "/opt/jdk"  # the server's setting wins
+    jdk = tmp_path / "jdk"
+    (jdk / "bin").mkdir(parents=True)
+    (jdk / "bin" / "java").write_text("#!/bin/sh\n")
+    (jdk / "bin" / "java").chmod(0o755)
+    assert java_home({"JAVA_HOME": str(jdk), "PATH": ""}) == str(jdk)
+    assert java_home({"PATH": str(jdk / "bin")}) in (str(jdk), "/usr/lib/jvm/default-java")
+
+
+def test_a_job_without_java_fails_naming_what_to_install(tmp_path):
+    import subprocess
+
+    out, _ = convert({"entry": {"file": "m.py"}})
+    env = {"JAVA_HOME": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", out["command"]], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1 and "apt-get install default-jre-headless" in done.stderr

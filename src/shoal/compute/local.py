@@ -163,13 +163,15 @@ def java_home(environ: Mapping[str, str] | None = None) -> str | None:
     """The Java that Spark jobs run on: ``SHOAL_JAVA_HOME`` (the server's setting), ``JAVA_HOME``,
     Debian's ``/usr/lib/jvm/default-java``, else the one ``java`` on PATH resolves to."""
     environ = os.environ if environ is None else environ
-    for candidate in (environ.get("SHOAL_JAVA_HOME"), environ.get("JAVA_HOME"), DEFAULT_JAVA_HOME):
+    if environ.get("SHOAL_JAVA_HOME"):
+        return environ["SHOAL_JAVA_HOME"]  # as configured: a wrong one fails Spark jobs saying so
+    for candidate in (environ.get("JAVA_HOME"), DEFAULT_JAVA_HOME):
         if candidate and os.path.exists(os.path.join(candidate, "bin", "java")):
             return candidate
     found = shutil.which("java", path=environ.get("PATH"))
     if found:
         return os.path.dirname(os.path.dirname(os.path.realpath(found)))
-    return environ.get("SHOAL_JAVA_HOME") or None
+    return None
 
 
 def _kill(pid: int, sig: int) -> None:
