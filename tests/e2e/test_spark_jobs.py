@@ -201,3 +201,29 @@ def test_sdk_spark_builder_runs_as_a_job_and_as_a_pipeline_step(spark_cli, tmp_p
         assert _totals(out) == ["city,total", "Lima,5", "Oslo,5"]
     finally:
         ml.close()
+
+
+def test_an_environment_without_pyspark_gets_it_in_the_jobs_layer(spark_cli, tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "count.py").write_text(
+        "import sys\nfrom pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.getOrCreate()\n"
+        "print('rows', spark.range(int(sys.argv[1])).count())\n"
+    )
+    path = write_job(
+        tmp_path,
+        """
+        type: spark
+        code: ./src
+        entry: {file: count.py}
+        args: ${{inputs.n}}
+        environment: azureml:AzureML-minimal@latest
+        inputs: {n: 7}
+        """,
+    )
+    name = json.loads(spark_cli("job", "create", "-f", str(path), "-o", "json").out)["name"]
+    _wait(spark_cli, name)
+    out = tmp_path / "dl"
+    spark_cli("job", "download", "-n", name, "--all", "--download-path", str(out))
+    log = (out / "artifacts" / "user_logs" / "std_log.txt").read_text()
+    assert "installing pyspark==3.5.* into the job's layer" in log and "rows 7" in log

@@ -62,7 +62,7 @@ def test_cores_are_capped_by_the_machine_and_sdk_fields_are_conf():
 def test_missing_java_and_pyspark_fail_the_job_with_what_to_install():
     out, _ = convert({"entry": {"file": "m.py"}})
     assert "apt-get install default-jre-headless" in out["command"]
-    assert "add pyspark to its dependencies" in out["command"]
+    assert "add pyspark to its dependencies" in out["command"] and "pip install" in out["command"]
 
 
 def test_a_spark_job_without_an_entry_is_refused():

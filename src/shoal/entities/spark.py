@@ -29,9 +29,10 @@ _MISSING_JAVA = (
     "Shoal: this Spark job needs Java 17 (or 11) and none was found at JAVA_HOME=$JAVA_HOME; install "
     "it on the server (Debian/Ubuntu: apt-get install default-jre-headless) or set SHOAL_JAVA_HOME"
 )
+_ADDING_PYSPARK = "Shoal: the job's environment has no pyspark; installing pyspark=={line}.* into the job's layer"
 _MISSING_PYSPARK = (
-    "Shoal: the job's environment has no spark-submit; add pyspark to its dependencies, or leave the "
-    "environment out to run on the curated Spark environment"
+    "Shoal: the job's environment has no spark-submit and pyspark could not be installed into it; add "
+    "pyspark to its dependencies, or leave the environment out to run on the curated Spark environment"
 )
 _RUNTIME = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)")
 
@@ -120,6 +121,9 @@ def as_command(
     lines += [
         'export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"',
         f'[ -x "$JAVA_HOME/bin/java" ] || {{ echo "{_MISSING_JAVA}" >&2; exit 1; }}',
+        # An environment without pyspark gets it in the job's own layer (pip there installs into it).
+        f"command -v spark-submit >/dev/null || {{ echo {shlex.quote(_ADDING_PYSPARK.format(line=line))} >&2; "
+        f"pip install --quiet --disable-pip-version-check 'pyspark=={line}.*' >&2; }}",
         f"command -v spark-submit >/dev/null || {{ echo {shlex.quote(_MISSING_PYSPARK)} >&2; exit 1; }}",
         f"{submit} {args}".strip(),
     ]
