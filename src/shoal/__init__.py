@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
             "NoneCredentialConfiguration S3KeyConfiguration ConnectionStringConfiguration IdentityConfiguration "
             "Model Data "
             "Environment BuildContext CommandComponent PipelineComponent ParallelComponent "
-            "SparkComponent Code Job CommandJob PipelineJob SweepJob Input Output MpiDistribution "
+            "SparkComponent Code Job CommandJob PipelineJob SweepJob SparkJob Input Output MpiDistribution "
             "PyTorchDistribution TensorFlowDistribution RayDistribution PipelineJobSettings "
             "UserIdentityConfiguration ManagedIdentityConfiguration AmlTokenConfiguration JobResources "
             "CommandJobLimits QueueSettings Component "
@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
         ).split()
     },
     "command": "shoal.sdk_builders",
+    "spark": "shoal.sdk_spark",
     "command_component": "shoal.dsl.component_function",  # mldesigner's; also shoal.mldesigner
     "dsl": "shoal.dsl",  # the module: `from shoal import dsl`, then `@dsl.pipeline`
     **{name: "shoal.constants" for name in ("AssetTypes", "InputOutputModes", "ListViewType")},

@@ -64,6 +64,8 @@ class ShoalSettings(BaseSettings):
     # What job code reaches on the network: host (the host's network) | server (the Shoal
     # server only, in a namespace of the job's own: compute/job_network.py).
     job_network: str = "host"
+    # The Java that Spark jobs run on (JAVA_HOME); default: JAVA_HOME, /usr/lib/jvm/default-java, `java` on PATH.
+    java_home: str | None = None
     # Team mode (see ``is_team_mode``): true, false, or unset to decide from the bind address.
     team_mode: bool | None = None
     # Days the audit log keeps its records.

@@ -80,7 +80,6 @@ CANNOT_RUN = {
     "assets/data/data.ipynb": "Shoal does not run data imports",
     "jobs/pipelines/1h_automl_in_pipeline/automl-classification-bankmarketing-in-pipeline/"
     "automl-classification-bankmarketing-in-pipeline.ipynb": "Shoal does not run AutoML",
-    "jobs/pipelines/1i_pipeline_with_spark_nodes/pipeline_with_spark_nodes.ipynb": "Shoal has no Spark runtime",
 }
 ERROR_LINE = re.compile(r"^shoal\.[\w.]*(Error|Exception): ", re.MULTILINE)
 

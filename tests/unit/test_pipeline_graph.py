@@ -912,7 +912,7 @@ def test_a_control_output_must_fit_the_input() -> None:
     )
 
 
-@pytest.mark.parametrize("step_type", ["spark", "automl", "data_transfer"])
+@pytest.mark.parametrize("step_type", ["import", "automl", "data_transfer"])
 def test_unsupported_step_types_are_named(step_type: str) -> None:
     exc = fail({"jobs": {"s": {"type": step_type, "command": "x"}, "ok": cmd()}})
     assert_problem(exc, "jobs.s.type", f"step type '{step_type}' is not supported", "command, pipeline")
@@ -1151,9 +1151,9 @@ def test_a_sweep_step_is_a_leaf_whose_trial_ports_minus_the_search_space_are_bou
     assert graph.order().index("tune") < graph.order().index("use")
 
 
-def test_spark_and_automl_steps_say_why_they_do_not_run() -> None:
+def test_spark_steps_need_an_entry_and_automl_steps_say_why_they_do_not_run() -> None:
     exc = fail({"jobs": {"s": {"type": "spark", "command": "x"}}})
-    assert_problem(exc, "jobs.s.type", "Shoal has no Spark runtime")
+    assert_problem(exc, "jobs.s.entry", "needs entry.file")
     exc = fail({"jobs": {"s": {"type": "automl", "command": "x"}}})
     assert_problem(exc, "jobs.s.type", "Shoal does not run AutoML")
 

@@ -98,13 +98,13 @@ def test_parallel_run_function_makes_a_parallel_component(tmp_path, monkeypatch)
     assert body["task"]["code"] == (tmp_path / "src").as_posix() and body["resources"] == {"instance_count": 2}
 
 
-def test_a_spark_step_is_refused_before_any_local_path_is_looked_at(tmp_path):
+def test_an_automl_step_is_refused_before_any_local_path_is_looked_at(tmp_path):
     from shoal.client.pipelines import LocalPaths
 
     body = {
         "type": "pipeline",
         "inputs": {"data": {"type": "uri_folder", "path": str(tmp_path / "missing.txt")}},
-        "jobs": {"inner": {"type": "pipeline", "component": {"type": "pipeline", "jobs": {"k": {"type": "spark"}}}}},
+        "jobs": {"inner": {"type": "pipeline", "component": {"type": "pipeline", "jobs": {"k": {"type": "automl"}}}}},
     }
-    with pytest.raises(SpecError, match="jobs.inner.component.jobs.k.type: step type 'spark'.*no Spark runtime"):
+    with pytest.raises(SpecError, match="jobs.inner.component.jobs.k.type: step type 'automl'.*does not run AutoML"):
         LocalPaths(None, "default").inline(body)  # type: ignore[arg-type]

@@ -121,6 +121,10 @@ class LocalPaths:
             kind = value.get("type") or "uri_folder"
             if kind == "uri_file" and not local.is_file():
                 raise SpecError(f"{field}: type uri_file needs a file, but '{path}' is a folder")
+            if kind == "uri_folder" and local.is_file() and value.get("mode") == "direct":
+                # A direct input is a URI handed over as is: azure-ai-ml uploads a file given as
+                # uri_folder (the spark notebook 1i does) and the step reads the file's URI.
+                value["type"] = kind = "uri_file"
             if kind in ("uri_folder", "mltable") and not local.is_dir():
                 raise SpecError(f"{field}: type {kind} needs a folder, but '{path}' is a file")
             self._uploads.append(lambda value=value, local=local: self._upload_input(value, local))

@@ -14,9 +14,11 @@ the sandbox.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from shoal.compute import sandbox as isolation
@@ -25,6 +27,7 @@ from shoal.config import load_settings
 
 RUNNER_MARK = b"shoal.runtime"
 RUNNER_LOG = "runner.log"
+DEFAULT_JAVA_HOME = "/usr/lib/jvm/default-java"
 USER_PGIDS = "user_pgids"
 
 
@@ -126,6 +129,9 @@ class LocalBackend:
             argv = [self.python, "-m", "shoal.runtime", "--workspace", attempt.workspace, "--job", attempt.job]
             argv += ["--attempt", str(attempt.attempt)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        java = java_home()
+        if java:
+            env["JAVA_HOME"] = java  # Spark jobs' spark-submit (shoal.entities.spark)
         env.update(attempt.env)
         env.update(
             SHOAL_HOME=str(self.home),
@@ -151,6 +157,21 @@ class LocalBackend:
             )
         self._children[proc.pid] = proc
         return proc.pid
+
+
+def java_home(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Java that Spark jobs run on: ``SHOAL_JAVA_HOME`` (the server's setting), ``JAVA_HOME``,
+    Debian's ``/usr/lib/jvm/default-java``, else the one ``java`` on PATH resolves to."""
+    environ = os.environ if environ is None else environ
+    if environ.get("SHOAL_JAVA_HOME"):
+        return environ["SHOAL_JAVA_HOME"]  # as configured: a wrong one fails Spark jobs saying so
+    for candidate in (environ.get("JAVA_HOME"), DEFAULT_JAVA_HOME):
+        if candidate and os.path.exists(os.path.join(candidate, "bin", "java")):
+            return candidate
+    found = shutil.which("java", path=environ.get("PATH"))
+    if found:
+        return os.path.dirname(os.path.dirname(os.path.realpath(found)))
+    return None
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -93,6 +93,7 @@ _EXPORTS: dict[str, str] = {
     "QueueSettings": "shoal.entities.job",
     "RayDistribution": "shoal.entities.job",
     "SweepJob": "shoal.entities.job",
+    "SparkJob": "shoal.entities.job",
     "TensorFlowDistribution": "shoal.entities.job",
     "LineMap": "shoal.entities.loader",
     "apply_overrides": "shoal.entities.loader",

@@ -389,4 +389,44 @@ class MlflowRunJob(Job):
     parent_job_name: str | None = None
 
 
-JOB_TYPES: tuple[type[Job], ...] = (CommandJob, PipelineJob, SweepJob, MlflowRunJob)
+class SparkJob(Job):
+    """``type: spark``: a PySpark script (or a jar's class) run by ``spark-submit --master
+    local[N]`` on this server (``shoal.entities.spark``), stored as the command job that runs it."""
+
+    type: Literal["spark"] = "spark"
+    code: str | None = None
+    entry: dict[str, Any]
+    py_files: list[str] | None = None
+    jars: list[str] | None = None
+    files: list[str] | None = None
+    archives: list[str] | None = None
+    args: str | None = None
+    conf: dict[str, Any] | None = None
+    environment: EnvironmentRef | None = None
+    environment_variables: EnvDict = Field(default_factory=dict)
+    inputs: JobInputs = Field(default_factory=dict)
+    outputs: JobOutputs = Field(default_factory=dict)
+    resources: dict[str, Any] | None = None
+    driver_cores: int | None = None
+    driver_memory: str | None = None
+    executor_cores: int | None = None
+    executor_memory: str | None = None
+    executor_instances: int | None = None
+    dynamic_allocation_enabled: bool | None = None
+    dynamic_allocation_min_executors: int | None = None
+    dynamic_allocation_max_executors: int | None = None
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Self:
+        _check_io_names(self.inputs, "inputs")
+        _check_io_names(self.outputs, "outputs")
+        if not (self.entry.get("file") or self.entry.get("class_name")):
+            raise FieldIssue("entry", "a spark job needs entry.file (a script relative to code) or entry.class_name")
+        if self.args:
+            problem = command_problem(self.args, self.inputs, self.outputs, optional_inputs=[])
+            if problem:
+                raise FieldIssue("args", problem)
+        return self
+
+
+JOB_TYPES: tuple[type[Job], ...] = (CommandJob, PipelineJob, SweepJob, MlflowRunJob, SparkJob)

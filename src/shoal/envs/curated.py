@@ -99,12 +99,22 @@ def _lightgbm(name: str, match: re.Match[str]) -> Curated:
     return Curated(name, (f"lightgbm=={major}.{minor}.*", *_LIGHTGBM_33.requirements[1:]))
 
 
+def _spark(name: str, match: re.Match[str]) -> Curated:
+    # Serverless Spark's runtimes carry pandas 1.x and numpy 1.x (pyspark 3.4 breaks on pandas 2).
+    line = f"{match['major']}.{match['minor']}"
+    note = None
+    if line not in ("3.3", "3.4", "3.5"):
+        line, note = "3.5", "pyspark 3.5 (Java 17 needs Spark 3.3 or later)"
+    return Curated(name, (f"pyspark=={line}.*", "pandas<2", "numpy<2"), note=note)
+
+
 _FAMILIES: list[tuple[re.Pattern[str], str, Callable[[str, re.Match[str]], Curated]]] = [
     (re.compile(r"sklearn-(?P<major>\d+)\.(?P<minor>\d+)(\.\d+)?(-.*)?"), "sklearn-<version>-…", _sklearn),
     (re.compile(r"scikit-learn-(?P<major>\d+)\.(?P<minor>\d+)(\.\d+)?(-.*)?"), "Scikit-learn-<version>", _sklearn),
     (re.compile(r"lightgbm-(?P<major>\d+)\.(?P<minor>\d+)(\.\d+)?(-.*)?"), "lightgbm-<version>-…", _lightgbm),
     (re.compile(r"(acpt-)?pytorch-(?P<major>\d+)\.(?P<minor>\d+)(-.*)?"), "[ACPT-]pytorch-<version>-…", _torch),
     (re.compile(r"tensorflow-(?P<major>\d+)\.(?P<minor>\d+)(-.*)?"), "tensorflow-<version>-…", _tensorflow),
+    (re.compile(r"spark-(?P<major>\d+)\.(?P<minor>\d+)(\.\d+)?(-.*)?"), "spark-<runtime version>", _spark),
     (re.compile(r"minimal(-.*)?"), "minimal-…", lambda name, _: Curated(name)),
     (
         re.compile(r"mlflow(-.*)?-inference"),

@@ -8,6 +8,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from shoal.entities import spark
 from shoal.entities.expressions import EXPRESSION_RE, binding_of
 from shoal.entities.pipeline_graph import parallel
 from shoal.entities.pipeline_graph.bindings import Binder
@@ -43,7 +44,6 @@ KNOWN_SETTINGS = {
 
 # Why a step type does not run here, added to the error that names it.
 UNSUPPORTED_STEPS = {
-    "spark": ": Shoal has no Spark runtime (a spark step runs on an attached Synapse pool or serverless Spark)",
     "automl": ": Shoal does not run AutoML, Azure's hosted model search",
     "data_transfer": ": Shoal does not run data transfer jobs (they copy from external databases and stores)",
     "import": ": Shoal does not run data imports (they read external databases and stores)",
@@ -180,6 +180,8 @@ class Expander(Binder):
             return self.sweep(node, name, path, step, fields, given, where, compute)
         if type_name == "parallel":
             return self.parallel(node, name, path, step, fields, component, ref, given, where, compute)
+        if type_name == "spark":
+            return self.spark(node, name, path, step, fields, component, ref, given, where, compute)
         return self.leaf(node, name, path, step, fields, component, ref, given, where, compute)
 
     def sweep(
@@ -259,6 +261,42 @@ class Expander(Binder):
             self.warnings.append(
                 f"{join_field(where, 'inputs')}.{data}: mode direct is read as ro_mount (the parallel step reads files)"
             )
+        return leaf
+
+    def spark(
+        self,
+        node: Node,
+        name: str,
+        path: str,
+        step: dict[str, Any],
+        fields: dict[str, Any],
+        component: dict[str, Any] | None,
+        ref: str | None,
+        given: dict[str, Value],
+        where: str,
+        compute: Any,
+    ) -> Leaf | None:
+        """A spark step: the command step running ``spark-submit --master local[N]`` (``shoal.entities.spark``);
+        the step's own spark fields (conf, args, entry, resources) override its component's."""
+        source = dict(component or {})
+        source.update({k: v for k, v in step.items() if k in spark.SPARK_ONLY_FIELDS or k in ("resources", "code")})
+        source["display_name"] = source.get("display_name") or name
+        if compute:
+            source["compute"] = compute
+        command = spark.as_command(source, self.error, where)
+        if command is None:
+            return None
+        command.pop("compute", None)
+        fields = {k: v for k, v in fields.items() if k != "resources"}
+        if command.get("resources"):
+            fields["resources"] = command["resources"]
+        leaf = self.leaf(node, name, path, {**step, "type": "command"}, fields, command, ref, given, where, compute)
+        for key, value in list(leaf.inputs.items()):
+            if value.is_data and value.mode == "direct":
+                leaf.inputs[key] = Value(value.kind, path=value.path, ref=value.ref, type=value.type, mode="ro_mount")
+        for settings in leaf.outputs.values():
+            if settings.get("mode") == "direct":
+                settings["mode"] = "rw_mount"
         return leaf
 
     def add_leaf(self, leaf: Leaf) -> Leaf:

@@ -14,7 +14,7 @@ ComponentResolver = Callable[[str, str], dict[str, Any]]
 """``(reference, field)`` → the component's spec as a dict; raises when it does not exist."""
 
 ARTIFACTS = "artifacts"  # every command step's reserved output: its run's artifacts (./outputs, ./logs)
-STEP_TYPES = ("command", "pipeline", "sweep", "parallel")
+STEP_TYPES = ("command", "pipeline", "sweep", "parallel", "spark")
 # A sweep step's own fields, kept as given for the sweep job it becomes.
 SWEEP_FIELDS = ("search_space", "sampling_algorithm", "objective", "limits", "early_termination")
 # Fields of a step that override its component's, and are copied into the command job that runs.
