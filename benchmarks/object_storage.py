@@ -151,8 +151,8 @@ class Store:
 
     def shoal_get(self, prefix: str, target: Path) -> None:
         listing = self.runner.list_files(self.name, prefix)
-        pairs = [(f"{prefix}/{item['path']}", target / item["path"]) for item in listing["value"]]
-        self.runner.download_many(self.name, pairs)
+        items = [(f"{prefix}/{item['path']}", target / item["path"], item["size"]) for item in listing["value"]]
+        self.runner.download_many(self.name, items)
 
 
 def timed(fn: Callable[[], None]) -> float:

@@ -49,7 +49,8 @@ def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
         local = target_dir / rel.rsplit("/", 1)[-1]
         client.download(datastore, rel, local)
         return local
-    client.download_many(datastore, [(f"{rel}/{item['path']}", target_dir / item["path"]) for item in listing["value"]])
+    items = [(f"{rel}/{item['path']}", target_dir / item["path"], int(item["size"])) for item in listing["value"]]
+    client.download_many(datastore, items)
     return target_dir
 
 
