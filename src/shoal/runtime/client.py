@@ -249,7 +249,7 @@ class RunnerClient:
         self.request(
             "PUT",
             f"{self._ds(datastore)}/content",
-            params={"path": path},
+            params={"path": path, "digest": "false"},
             content_factory=chunks,
             headers={"Content-Type": "application/octet-stream"},
         )

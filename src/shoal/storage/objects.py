@@ -27,8 +27,11 @@ from collections import deque
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any, TypeVar
 
-PART_SIZE = 16 * 1024 * 1024
-PARTS_IN_FLIGHT = 4
+# s3fs's own part size (its put of a local file uses it too): moto and S3 spend a fixed cost per
+# part, so larger parts are faster; a body below two parts is one PUT, as s3fs does. A streamed
+# upload may have at most 10,000 parts: past 1,000 the parts grow (5 TB fits).
+PART_SIZE = 50 * 1024 * 1024
+PARTS_IN_FLIGHT = 4  # so at most about 250 MB of one upload is held in memory
 CONCURRENCY = 32
 READ_RANGE = 8 * 1024 * 1024
 T = TypeVar("T")
@@ -230,11 +233,14 @@ class ObjectWriter:
     def write(self, chunk: bytes) -> None:
         self._buffer.append(bytes(chunk))
         self._buffered += len(chunk)
-        while self._buffered >= self.part_size:
+        # Parts start only once the body is past two parts: anything smaller is a single PUT.
+        while self._buffered >= self.part_size and (self._session is not None or self._buffered >= 2 * self.part_size):
             data = b"".join(self._buffer)
             part, rest = data[: self.part_size], data[self.part_size :]
             self._buffer, self._buffered = ([rest] if rest else []), len(rest)
             self._send(part)
+            if len(self._parts) + len(self._sent) in (1000, 2000, 4000):
+                self.part_size *= 2
 
     def _send(self, part: bytes) -> None:
         if self._session is None:

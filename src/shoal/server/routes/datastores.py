@@ -148,14 +148,16 @@ def commit_upload(request: Request, workspace: str, name: str, upload_id: str) -
 
 
 @guarded(router, "PUT", PREFIX + "/{name}/content", Permission.TRACK)
-async def write_file(request: Request, workspace: str, name: str, path: str) -> dict[str, Any]:
-    """Write one file (job outputs): streamed to a temporary name, then renamed into place."""
+async def write_file(request: Request, workspace: str, name: str, path: str, digest: bool = True) -> dict[str, Any]:
+    """Write one file (job outputs): streamed to a temporary name, then renamed into place (on S3
+    and Azure Blob: a multipart upload completed at the end). ``digest=false``: no sha256 (the
+    runner has no use for it, and hashing a large file costs a core for seconds)."""
     rel = safe_relpath(path)
     job = getattr(getattr(request.state, "principal", None), "job", None)
     if job is not None:  # a runner writes its own outputs and artifacts only
         await run_in_threadpool(check_datastore_write, ctx(request), workspace, job, name, rel)
     store = files.store_for(ctx(request), workspace, name)
-    entry = await write_body(request, lambda chunks: store.write_stream(rel, chunks))
+    entry = await write_body(request, lambda chunks: store.write_stream(rel, chunks, digest=digest))
     return {"path": rel, "size": entry.size, "sha256": entry.sha256}
 
 
