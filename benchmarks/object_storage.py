@@ -100,7 +100,15 @@ class Store:
         if kind == "s3":
             import s3fs
 
-            self.fs = s3fs.S3FileSystem(key=KEY_ID, secret=SECRET, endpoint_url=url, skip_instance_cache=True)
+            # moto may take over a minute to complete a 1 GB multipart upload on a busy machine:
+            # the same read timeout as Shoal's own driver (storage/objects.py).
+            self.fs = s3fs.S3FileSystem(
+                key=KEY_ID,
+                secret=SECRET,
+                endpoint_url=url,
+                skip_instance_cache=True,
+                config_kwargs={"read_timeout": 600},
+            )
             self.fs.mkdir(self.place)
             body = {"type": "s3", "bucket": self.place, "endpoint_url": url}
             body["credentials"] = {"access_key_id": KEY_ID, "secret_access_key": SECRET}

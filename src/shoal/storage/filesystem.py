@@ -39,7 +39,7 @@ from shoal.errors import (
     UserError,
 )
 from shoal.storage.hashing import FileEntry
-from shoal.storage.objects import ItemFailed, ObjectWriter, object_io
+from shoal.storage.objects import ItemFailed, ObjectWriter, object_io, s3_options
 from shoal.storage.paths import join_inside, safe_relpath
 from shoal.storage.sinks import FsspecSink, LocalSink, file_chunks
 from shoal.storage.store_errors import local_error, remote_error
@@ -99,6 +99,8 @@ class ArtifactStore:
                 protocol = fsspec.core.split_protocol(root)[0]
                 # Object stores: no listings cache (another writer's files must show at once).
                 options = {} if protocol in (None, "file", "local", "memory") else {"use_listings_cache": False}
+                if protocol in ("s3", "s3a"):
+                    options = s3_options(options)
                 fs, root = fsspec.core.url_to_fs(root, **options)
             except ImportError as exc:
                 raise UnsupportedError(

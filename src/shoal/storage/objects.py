@@ -173,6 +173,22 @@ class AzureIO(ObjectIO):
         return None  # nothing was committed: there is nothing to remove
 
 
+# Completing a multipart upload of a large object can take a store minutes (S3 documents it; moto
+# on a busy machine takes over a minute for 1 GB); botocore's 60 s read timeout would give up and
+# retry an upload the store has meanwhile completed.
+S3_READ_TIMEOUT = 600
+
+
+def s3_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for s3fs with the longer read timeout, keeping any other botocore settings
+    from the call or from fsspec's configuration (``FSSPEC_S3_CONFIG_KWARGS``, fsspec.config)."""
+    import fsspec.config
+
+    configured = (fsspec.config.conf.get("s3") or {}).get("config_kwargs") or {}
+    config = {"read_timeout": S3_READ_TIMEOUT, **configured, **(options.get("config_kwargs") or {})}
+    return {**options, "config_kwargs": config}
+
+
 def object_io(fs: Any) -> ObjectIO | None:
     """The fast path for ``fs`` when it is an object store this module knows, else None."""
     protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
