@@ -137,6 +137,8 @@ class RunnerClient:
                 sink.begin(response.status)
             while block := response.read(CHUNK):
                 sink(block)
+            if response.length:  # http.client ends a short body quietly: the connection dropped
+                raise http.client.IncompleteRead(b"", response.length)
             return Reply(response.status, b"")
         return Reply(response.status, response.read())
 
