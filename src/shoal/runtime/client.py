@@ -24,6 +24,9 @@ RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying th
 # 503 (the server starting or shutting down) is retried for RETRY_FOR like a server that is away.
 SERVER_ERROR_TRIES = 5
 TIMEOUT = 60.0
+# After an upload's last byte the server still completes it on the store: for a large object on a
+# busy store (a multipart upload of a gigabyte) that can take minutes, not a network timeout.
+UPLOAD_WAIT = 600.0
 TRANSFERS = 8  # requests of one input or output in flight at once
 CHUNK = 1024 * 1024
 # Files up to SMALL travel in batches (``PUT …/contents``, ``POST …/contents/read``) of up to
@@ -121,6 +124,7 @@ class RunnerClient:
         body: bytes | Iterable[bytes] | None,
         headers: dict[str, str],
         sink: Any = None,
+        wait: float | None = None,
     ) -> Reply:
         target = f"{urllib.parse.urlsplit(self.url).path.rstrip('/')}/api/v1{path}"
         if params:
@@ -131,7 +135,13 @@ class RunnerClient:
         if sink is not None and hasattr(sink, "headers"):
             all_headers.update(sink.headers())  # a download resumed: the bytes it still needs
         conn.request(method, target, body=body, headers=all_headers, encode_chunked=chunked)
-        response = conn.getresponse()
+        if wait is not None and conn.sock is not None:
+            conn.sock.settimeout(wait)  # the body is sent; the answer may take this long
+        try:
+            response = conn.getresponse()
+        finally:
+            if wait is not None and conn.sock is not None:
+                conn.sock.settimeout(TIMEOUT)
         if sink is not None and response.status < 400:
             if hasattr(sink, "begin"):
                 sink.begin(response.status)
@@ -154,6 +164,7 @@ class RunnerClient:
         headers: dict[str, str] | None = None,
         sink: Any = None,
         retry_for: float = RETRY_FOR,
+        wait: float | None = None,
     ) -> Reply:
         deadline = time.monotonic() + retry_for
         delay = 0.2
@@ -166,7 +177,7 @@ class RunnerClient:
             # A streamed body cannot be replayed: make it anew for every try.
             body = content_factory() if content_factory is not None else content
             try:
-                reply = self._send(method, path, params, body, headers, sink)
+                reply = self._send(method, path, params, body, headers, sink, wait)
             except ServerRefused:
                 self._drop_connection()  # refused in the middle of a response: the rest is unread
                 raise
@@ -254,6 +265,7 @@ class RunnerClient:
             params={"path": path, "digest": "false"},
             content_factory=chunks,
             headers={"Content-Type": "application/octet-stream"},
+            wait=UPLOAD_WAIT,
         )
 
     def upload_batch(self, datastore: str, prefix: str, items: list[tuple[str, Path]]) -> None:
@@ -270,6 +282,7 @@ class RunnerClient:
             params={"prefix": prefix},
             content=bytes(body),
             headers={"Content-Type": "application/octet-stream"},
+            wait=UPLOAD_WAIT,
         )
 
     def download_batch(self, datastore: str, pairs: list[tuple[str, Path]]) -> None:
