@@ -473,7 +473,7 @@ def test_many_files_in_one_request_and_resumed_reads_on_every_backend(sqlite_api
     bad = api.http.put(f"{base}/contents", params={"prefix": "out"}, content=b'{"path": "../x", "size": 1}\nx')
     assert bad.status_code == 400 and "record 1" in error_of(bad)["message"]
 
-    big = bytes(range(256)) * 40000  # 10 MB: more than one ranged read on an object store
+    big = bytes(range(256)) * 40000  # 10 MB: more than one ranged read on Azure Blob
     assert api.http.put(f"{base}/content", params={"path": "big.bin"}, content=big).status_code == 200
     whole = api.http.get(f"{base}/content", params={"path": "big.bin"})
     assert whole.status_code == 200 and whole.content == big

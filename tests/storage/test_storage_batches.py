@@ -133,7 +133,8 @@ def test_a_multipart_write_publishes_only_when_complete(cloud_store, monkeypatch
     check passes; a write that fails after several parts leaves nothing, not even a part."""
     from shoal.storage import objects
 
-    monkeypatch.setattr(objects, "READ_RANGE", 3 * 1024 * 1024)
+    monkeypatch.setattr(objects.S3IO, "read_range", 3 * 1024 * 1024)  # reads in several ranges
+    monkeypatch.setattr(objects.AzureIO, "read_range", 3 * 1024 * 1024)
     part = 5 * 1024 * 1024
     real = ObjectWriter.__init__
     monkeypatch.setattr(ObjectWriter, "__init__", lambda self, io, full, **kw: real(self, io, full, part_size=part))
