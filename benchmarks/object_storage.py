@@ -8,7 +8,8 @@ the Azurite blob emulator on 127.0.0.1, and a real Shoal server with an ``s3`` a
 
 - one file of ``--big-mb`` MB and ``--small-count`` files of 4 KB, uploaded then downloaded
 - through Shoal exactly as a job's runner moves outputs and inputs (``shoal.runtime.client``:
-  HTTP to the server, which streams to and from the datastore; up to 8 files at once),
+  HTTP to the server, which moves the bytes to and from the datastore; files up to 1 MB in
+  batches, 8 requests at once; large files in parts),
 - and with the native client in this process (``s3fs`` put/get; ``azure-storage-blob`` with
   ``max_concurrency=4`` for the big file and 8 threads for the small files).
 
@@ -267,8 +268,10 @@ def render(rows: list[tuple[str, str, str, float, float]], args: argparse.Namesp
         "",
         f"`benchmarks/object_storage.py`, {today()}, {machine()}, load {load_average()}. Emulators on the same",
         "machine (moto's S3 server, Azurite; in memory), medians of "
-        f"{args.samples} transfers. Shoal = what a job's runner does (HTTP to the server, which streams",
-        "to the datastore; up to 8 files at once); native = s3fs / azure-storage-blob in one process.",
+        f"{args.samples} transfer(s). Shoal = what a job's runner does: HTTP to the server, files up to",
+        "1 MB in batches of 256 per request, 8 requests in flight, the server moving 32 objects at once;",
+        "larger files streamed, the server writing 50 MB parts (4 in flight) and reading in ranges.",
+        "Native = s3fs put/get, azure-storage-blob with 8 threads (`max_concurrency=4` per blob), in one process.",
         "",
         "| store | data | native up | Shoal up | Shoal / native | native down | Shoal down | Shoal / native |",
         "|---|---|---|---|---|---|---|---|",
