@@ -1,5 +1,5 @@
 """Many small files at once and large files in parts: the batch format, ``write_many`` /
-``read_many`` / ``read_chunks``, and multipart writes that publish only when complete, on local
+``read_each`` / ``read_chunks``, and multipart writes that publish only when complete, on local
 disk, memory://, S3 (moto) and Azure Blob (Azurite)."""
 
 from __future__ import annotations
@@ -87,22 +87,24 @@ def test_a_batch_is_bounded_in_files_and_bytes(monkeypatch):
 # -- many files at once -------------------------------------------------------------------------
 
 
-def test_write_many_then_read_many_and_records(store):
+def test_write_many_then_read_each_and_records(store):
     items = [(f"out/d{i % 3}/f{i}.bin", os.urandom(i * 37)) for i in range(70)]
     entries = store.write_many(items)
     assert [(e.path, e.size) for e in entries] == [(p, len(d)) for p, d in items]
     assert {f.path: f.size for f in store.list_files("out")} == {p[4:]: len(d) for p, d in items}
     paths = [p for p, _ in items]
-    assert store.read_many(paths, batches.MAX_FILE) == [d for _, d in items]
-    got = b"".join(batches.records(store, paths))  # more than one READ_GROUP
+    assert list(store.read_each(paths, batches.MAX_FILE)) == [d for _, d in items]
+    got = b"".join(batches.records(store, paths))  # more than CONCURRENCY files: reads overlap the response
     assert batches.parse_batch([got]) == items
 
 
 def test_a_missing_file_ends_a_batch_read_with_an_error_record(store):
     store.write_many([("a", b"1"), ("c", b"3")])
     out = b"".join(batches.records(store, ["a", "b", "c"]))
-    # The files of a group are read together: the group's failure is the one record sent.
-    [line] = out.splitlines()
+    # Each file is sent as soon as it is read: "a" goes out whole, "b" is the error that ends it.
+    first = batches.header("a", 1) + b"1"
+    assert out.startswith(first)
+    [line] = out[len(first) :].splitlines()
     record = json.loads(line)
     assert record["path"] == "b" and record["error"]["code"] == "NOT_FOUND" and "'b'" in record["error"]["message"]
 

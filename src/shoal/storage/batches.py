@@ -7,7 +7,7 @@ A batch is a run of records, each a JSON header line and the file's bytes:
 In a response a record may instead carry ``{"path": ..., "error": {"code", "message"}}`` (and no
 bytes): the files before it were sent, the ones after it are not. A file per request costs a
 round trip to the server and several to the store; a batch costs one, and the server moves its
-files to and from the store many at once (``ArtifactStore.write_many`` / ``read_many``).
+files to and from the store many at once (``ArtifactStore.write_many`` / ``read_each``).
 
 The parser is bounded: a header line of at most ``MAX_HEADER`` bytes, at most ``MAX_FILES``
 files of at most ``MAX_FILE`` bytes and ``MAX_TOTAL`` bytes in all, every path checked by
@@ -27,7 +27,6 @@ MAX_HEADER = 4096
 MAX_FILE = 8 * 1024 * 1024  # larger files go one per request, streamed
 MAX_FILES = 2000
 MAX_TOTAL = 64 * 1024 * 1024
-READ_GROUP = 64  # files fetched from the store together while a response streams
 
 
 def header(path: str, size: int) -> bytes:
@@ -106,21 +105,21 @@ def read_paths(body: Any) -> list[str]:
 
 
 def records(store: Any, rels: list[str]) -> Iterator[bytes]:
-    """A batch response: each file's record, fetched ``READ_GROUP`` at a time. A failure (a
-    missing file, one over ``MAX_FILE``, the store) becomes an error record and ends the batch."""
-    for start in range(0, len(rels), READ_GROUP):
-        group = rels[start : start + READ_GROUP]
-        try:
-            datas = store.read_many(group, MAX_FILE)
-        except ShoalError as exc:
-            yield _error(str((exc.details or {}).get("path") or group[0]), exc.code, exc.message)
-            return
-        for rel, data in zip(group, datas, strict=True):
+    """A batch response: each file's record as soon as it is read (the store reads many ahead,
+    ``ObjectIO.get_stream``). A failure (a missing file, one over ``MAX_FILE``, the store)
+    becomes an error record and ends the batch."""
+    done = 0
+    try:
+        for rel, data in zip(rels, store.read_each(rels, MAX_FILE), strict=False):
             if len(data) > MAX_FILE:
                 message = f"{rel!r} is over {MAX_FILE} bytes; read it on its own"
                 yield _error(rel, "PAYLOAD_TOO_LARGE", message)
                 return
+            done += 1
             yield header(rel, len(data)) + data
+    except ShoalError as exc:
+        path = (exc.details or {}).get("path") or (rels[done] if done < len(rels) else rels[-1])
+        yield _error(str(path), exc.code, exc.message)
 
 
 def _error(path: str, code: str, message: str) -> bytes:

@@ -375,18 +375,18 @@ class ArtifactStore:
                 raise failed.error from None
         return [FileEntry(rel, len(data), "") for rel, data in checked]
 
-    def read_many(self, rels: list[str], limit: int) -> list[bytes]:
-        """The bytes of several small files, at most ``limit + 1`` of each (a longer one is too
-        big for the caller); read many at once on S3 and Azure Blob."""
+    def read_each(self, rels: list[str], limit: int) -> Iterator[bytes]:
+        """The bytes of several small files in order, at most ``limit + 1`` of each, each given
+        as soon as it is read; on S3 and Azure Blob many are read at once, always ``CONCURRENCY``
+        ahead of the caller. A failure is raised after the files before it were given."""
         checked = [_check_rel(rel) for rel in rels]
         if self.io is None:
-            out = []
             for rel in checked:
                 with self.open_read(rel) as fh:
-                    out.append(fh.read(limit + 1))
-            return out
+                    yield fh.read(limit + 1)
+            return
         try:
-            return self.io.get_many([self._full(rel) for rel in checked], limit)
+            yield from self.io.get_stream([self._full(rel) for rel in checked], limit)
         except ItemFailed as failed:
             with self._errors("read", checked[failed.index]):
                 raise failed.error from None

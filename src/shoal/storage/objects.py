@@ -80,9 +80,28 @@ class ObjectIO:
         after the calls in flight have ended (each object is whole or absent)."""
         self.run(_bounded(self.put(full, data) for full, data in items))
 
-    def get_many(self, fulls: list[str], limit: int) -> list[bytes]:
-        """The bytes of every object (at most ``limit + 1`` of each), ``CONCURRENCY`` at a time."""
-        return self.run(_bounded(self.get_bounded(full, limit) for full in fulls))
+    def get_stream(self, fulls: list[str], limit: int) -> Iterator[bytes]:
+        """The bytes of every object in order (at most ``limit + 1`` of each), with up to
+        ``CONCURRENCY`` calls always in flight: each is yielded as soon as it and the ones before
+        it have arrived, with no wait for a whole group. A failed call is :class:`ItemFailed`
+        once the objects before it have been yielded; the calls after it are cancelled."""
+        calls = iter(enumerate(fulls))
+        ahead: deque[tuple[int, concurrent.futures.Future[bytes]]] = deque()
+        try:
+            while True:
+                while len(ahead) < CONCURRENCY and (call := next(calls, None)) is not None:
+                    ahead.append((call[0], self.submit(self.get_bounded(call[1], limit))))
+                if not ahead:
+                    return
+                index, future = ahead.popleft()
+                try:
+                    data = future.result()
+                except Exception as exc:
+                    raise ItemFailed(index, exc) from exc
+                yield data
+        finally:
+            for _index, future in ahead:
+                future.cancel()
 
     def read_ranges(self, full: str, size: int, start: int = 0) -> Iterator[bytes]:
         """The bytes of one object from ``start`` in order, ``read_range`` at a time with a few
