@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any, TypeVar
 
 # s3fs's own part size (its put of a local file uses it too): moto and S3 spend a fixed cost per
-# part, so larger parts are faster; a body below two parts is one PUT, as s3fs does. A streamed
+# part, so larger parts are faster; a body of at most one part is one PUT. A streamed
 # upload may have at most 10,000 parts: past 1,000 the parts grow (5 TB fits).
 PART_SIZE = 50 * 1024 * 1024
 PARTS_IN_FLIGHT = 4  # so at most about 250 MB of one upload is held in memory
@@ -275,8 +275,9 @@ class ObjectWriter:
     def write(self, chunk: bytes) -> None:
         self._buffer.append(bytes(chunk))
         self._buffered += len(chunk)
-        # Parts start only once the body is past two parts: anything smaller is a single PUT.
-        while self._buffered >= self.part_size and (self._session is not None or self._buffered >= 2 * self.part_size):
+        # The first part goes as soon as the body is past one part, so the store is writing while
+        # the rest arrives; a body of at most one part is a single PUT.
+        while self._buffered > self.part_size:
             data = b"".join(self._buffer)
             part, rest = data[: self.part_size], data[self.part_size :]
             self._buffer, self._buffered = ([rest] if rest else []), len(rest)
