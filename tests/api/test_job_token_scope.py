@@ -187,3 +187,30 @@ def test_an_output_at_the_datastore_root_is_not_writable_and_the_refusal_says_wh
     )
     assert r.status_code == 403
     assert "output 'out' is the datastore's root, which no job may write" in error_of(r)["message"]
+def test_job_token_batch_writes_its_own_outputs_only(api):
+    """``PUT …/contents`` (many small files in one request) follows the same rule as one file:
+    checked once for the prefix, or for every file when there is none; nothing lands when refused."""
+    from shoal.storage.batches import header
+
+    a = submitted(api, name="scope-batch-a", outputs={"out": {"type": "uri_folder"}})["name"]
+    b = submitted(api, name="scope-batch-b")["name"]
+    tok = start_attempt(api, a)
+    start_attempt(api, b)
+    body = header("x.txt", 1) + b"x" + header("d/y.txt", 2) + b"yy"
+
+    def write(prefix: str):
+        return api.anon.put(
+            api.url("/datastores/workspaceblobstore/contents"),
+            params={"prefix": prefix},
+            headers={**tok, "content-type": "application/octet-stream"},
+            content=body,
+        )
+
+    r = write(f"azureml/{a}/out")
+    assert r.status_code == 200, r.text
+    assert [f["path"] for f in r.json()["value"]] == [f"azureml/{a}/out/x.txt", f"azureml/{a}/out/d/y.txt"]
+    for prefix in (f"azureml/{b}/out", "LocalUpload", ""):
+        r = write(prefix)
+        assert r.status_code == 403 and error_of(r)["code"] == "PERMISSION_DENIED", (prefix, r.text)
+    listed = api.http.get(api.url("/datastores/workspaceblobstore/files"), params={"path": ""}).json()["value"]
+    assert sorted(f["path"] for f in listed) == [f"azureml/{a}/out/d/y.txt", f"azureml/{a}/out/x.txt"]

@@ -36,16 +36,19 @@ class FakeClient:
     def list_files(self, datastore: str, path: str) -> dict[str, Any]:
         base = self.root / datastore / path
         if base.is_file():
-            return {"is_dir": False, "value": [{"path": base.name}]}
-        files = sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
-        return {"is_dir": True, "value": [{"path": f} for f in files]}
+            return {"is_dir": False, "value": [{"path": base.name, "size": base.stat().st_size}]}
+        files = sorted(p for p in base.rglob("*") if p.is_file())
+        return {
+            "is_dir": True,
+            "value": [{"path": p.relative_to(base).as_posix(), "size": p.stat().st_size} for p in files],
+        }
 
     def download(self, datastore: str, path: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((self.root / datastore / path).read_bytes())
 
-    def download_many(self, datastore: str, pairs: list[tuple[str, Path]]) -> None:
-        for path, target in pairs:
+    def download_many(self, datastore: str, items: list[tuple[str, Path, int]]) -> None:
+        for path, target, _size in items:
             self.download(datastore, path, target)
 
     def upload(self, datastore: str, path: str, source: Path) -> None:
@@ -331,12 +334,15 @@ def test_runner_gives_up_on_server_errors_that_repeat(monkeypatch, plan, outcome
         server.server_close()
 
 
-def test_a_tree_moves_on_several_connections_and_the_first_error_stops_it(tmp_path):
-    """The runner's own client against a real HTTP server: files of one output go up in
-    parallel (each thread its own keep-alive connection), and a refused file fails the call."""
+def test_a_tree_moves_on_several_connections_and_the_first_error_stops_it(tmp_path, monkeypatch):
+    """The runner's own client against a real HTTP server: small files of one output go up in
+    one batch, larger ones in parallel (each thread its own keep-alive connection), and a
+    refused file fails the call."""
+    from shoal.runtime import client as runner_client
     from shoal.runtime.client import TRANSFERS, RunnerClient, ServerRefused
+    from shoal.storage.batches import parse_batch
 
-    seen: list[tuple[str, int]] = []
+    seen: list[tuple[str, int, bytes]] = []
     lock = threading.Lock()
 
     class Store(http.server.BaseHTTPRequestHandler):
@@ -351,7 +357,7 @@ def test_a_tree_moves_on_several_connections_and_the_first_error_stops_it(tmp_pa
                     self.rfile.readline()
                 self.rfile.readline()
             with lock:
-                seen.append((self.path, self.client_address[1]))
+                seen.append((self.path, self.client_address[1], body))
             status = 403 if "bad" in self.path else 200
             reply = b'{"error": {"code": "PERMISSION_DENIED", "message": "no"}}' if status == 403 else b"{}"
             self.send_response(status)
@@ -372,8 +378,15 @@ def test_a_tree_moves_on_several_connections_and_the_first_error_stops_it(tmp_pa
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         client = RunnerClient(f"http://127.0.0.1:{server.server_port}", "t", "ws", "job", None)
         assert client.upload_tree("ds", "pre", folder, files) == 40
+        [(path, _port, body)] = seen  # small files: one request, every file in it
+        assert path.startswith("/api/v1/workspaces/ws/datastores/ds/contents?prefix=pre")
+        assert dict(parse_batch([body])) == {f.relative_to(folder).as_posix(): f.read_bytes() for f in files}
+
+        seen.clear()
+        monkeypatch.setattr(runner_client, "SMALL", 0)  # every file on its own
+        assert client.upload_tree("ds", "pre", folder, files) == 40
         assert len(seen) == 40
-        assert 1 < len({port for _, port in seen}) <= TRANSFERS  # several connections, reused
+        assert 1 < len({port for _, port, _ in seen}) <= TRANSFERS  # several connections, reused
         (folder / "bad.txt").write_text("x")
         with pytest.raises(ServerRefused, match="no"):
             client.upload_tree("ds", "pre", folder, [*files, folder / "bad.txt"])

@@ -111,22 +111,22 @@ def test_sha_and_size_mismatch_rejected(store) -> None:
 
 def test_enospc_becomes_storage_full_and_temp_is_removed(tmp_path, monkeypatch) -> None:
     store = ArtifactStore(str(tmp_path))
-    real_open = store._open_tmp
+    real_sink = store._sink
 
     class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
+        def __init__(self, sink):
+            self.sink = sink
 
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store, "_open_tmp", lambda tmp: Full(real_open(tmp)))
+        def commit(self):
+            self.sink.commit()
+
+        def abort(self):
+            self.sink.abort()
+
+    monkeypatch.setattr(store, "_sink", lambda final: Full(real_sink(final)))
     with pytest.raises(StorageFullError, match="artifact storage is full") as caught:
         store.write_stream("big.bin", [b"x" * 10])
     assert isinstance(caught.value, InfraError) and caught.value.http_status == 507

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
 
     args, found = global_args.strip(sys.argv[1:] if argv is None else argv)
     global_args.apply(found)
+    from shoal.client import progress
+
+    if found.only_show_errors or progress.machine_output(args):
+        progress.set_enabled(False)  # no progress bars around machine output
     if args in (["version"], ["--version"]):  # as `shoal version`, without building the tree
         import json
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,13 +71,30 @@ class Transport:
             return None
         return response.json()
 
-    def stream_download(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+    def stream_download(
+        self, path: str, params: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> Iterator[bytes]:
+        with self.stream("GET", path, params=params, headers=headers) as response:
+            yield from response.iter_bytes(1024 * 1024)
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        """A response to read as it arrives; an error answer raises its Shoal error. A
+        connection lost while reading raises ``httpx.TransportError`` from the iteration."""
         try:
-            with self.http.stream("GET", self._url(path), params=params) as response:
+            with self.http.stream(method, self._url(path), params=params, json=json, headers=headers) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._decode(response)
-                yield from response.iter_bytes(1024 * 1024)
+                yield response
         except httpx.TransportError as exc:
             raise ServerUnavailableError(f"cannot reach the Shoal server at {self.base_url}: {exc}") from exc
 

@@ -1,7 +1,8 @@
 """Uploading local files and folders to a datastore, content-addressed.
 
 Only files the server does not already hold under ``LocalUpload/<hash>/<name>`` are sent, so
-re-uploading an unchanged folder sends nothing. Uploads over a few MB show a progress bar.
+re-uploading an unchanged folder sends nothing. Uploads over a few MB show a progress bar on a
+terminal (``client/progress.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
+from shoal.client.progress import transfer_progress
 from shoal.client.transport import Transport
 from shoal.errors import NotFoundError
 from shoal.storage.hashing import FileEntry, scan_file, scan_folder, tree_hash
 
-PROGRESS_THRESHOLD = 4 * 1024 * 1024
 CHUNK = 1024 * 1024
 
 
@@ -108,15 +107,7 @@ def upload_path(
         return str(started["path"])  # the same content is already stored
 
     total = sum(e.size for e in entries)
-    show = total > PROGRESS_THRESHOLD if show_progress is None else show_progress
-    progress = Progress(
-        TextColumn("Uploading {task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        disable=not show,
-        transient=False,
-    )
+    progress = transfer_progress("Uploading", total, show=show_progress)
     with progress:
         task = progress.add_task(name, total=total)
         for source in sources:

@@ -24,8 +24,17 @@ RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying th
 # 503 (the server starting or shutting down) is retried for RETRY_FOR like a server that is away.
 SERVER_ERROR_TRIES = 5
 TIMEOUT = 60.0
-TRANSFERS = 8  # files of one input or output moved at once
+# After an upload's last byte the server still completes it on the store: for a large object on a
+# busy store (a multipart upload of a gigabyte) that can take minutes, not a network timeout.
+UPLOAD_WAIT = 600.0
+TRANSFERS = 8  # requests of one input or output in flight at once
 CHUNK = 1024 * 1024
+# Files up to SMALL travel in batches (``PUT …/contents``, ``POST …/contents/read``) of up to
+# BATCH_FILES files and BATCH_BYTES bytes: one request to the server for many files, which it
+# moves to and from the store many at once. The server's own caps are higher (storage/batches.py).
+SMALL = 1024 * 1024
+BATCH_FILES = 256
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 class ServerGone(Exception):
@@ -115,6 +124,7 @@ class RunnerClient:
         body: bytes | Iterable[bytes] | None,
         headers: dict[str, str],
         sink: Any = None,
+        wait: float | None = None,
     ) -> Reply:
         target = f"{urllib.parse.urlsplit(self.url).path.rstrip('/')}/api/v1{path}"
         if params:
@@ -122,11 +132,23 @@ class RunnerClient:
         conn = self._connection()
         all_headers = {"Authorization": f"Bearer {self.token}", **headers}
         chunked = body is not None and not isinstance(body, bytes)
+        if sink is not None and hasattr(sink, "headers"):
+            all_headers.update(sink.headers())  # a download resumed: the bytes it still needs
         conn.request(method, target, body=body, headers=all_headers, encode_chunked=chunked)
-        response = conn.getresponse()
+        if wait is not None and conn.sock is not None:
+            conn.sock.settimeout(wait)  # the body is sent; the answer may take this long
+        try:
+            response = conn.getresponse()
+        finally:
+            if wait is not None and conn.sock is not None:
+                conn.sock.settimeout(TIMEOUT)
         if sink is not None and response.status < 400:
+            if hasattr(sink, "begin"):
+                sink.begin(response.status)
             while block := response.read(CHUNK):
                 sink(block)
+            if response.length:  # http.client ends a short body quietly: the connection dropped
+                raise http.client.IncompleteRead(b"", response.length)
             return Reply(response.status, b"")
         return Reply(response.status, response.read())
 
@@ -142,6 +164,7 @@ class RunnerClient:
         headers: dict[str, str] | None = None,
         sink: Any = None,
         retry_for: float = RETRY_FOR,
+        wait: float | None = None,
     ) -> Reply:
         deadline = time.monotonic() + retry_for
         delay = 0.2
@@ -154,7 +177,10 @@ class RunnerClient:
             # A streamed body cannot be replayed: make it anew for every try.
             body = content_factory() if content_factory is not None else content
             try:
-                reply = self._send(method, path, params, body, headers, sink)
+                reply = self._send(method, path, params, body, headers, sink, wait)
+            except ServerRefused:
+                self._drop_connection()  # refused in the middle of a response: the rest is unread
+                raise
             except (OSError, http.client.HTTPException):  # timeouts are OSErrors too
                 failures = 0
                 self._drop_connection()
@@ -227,15 +253,12 @@ class RunnerClient:
         return self.request("GET", f"{self._ds(datastore)}/files", params={"path": path}).json()
 
     def download(self, datastore: str, path: str, target: Path) -> None:
+        """One file, streamed into ``.<name>.part`` and renamed into place. A transfer cut off (a
+        server restart) resumes where it stopped: the retry asks for the rest with ``Range``."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
-        with open(tmp, "wb") as fh:
-
-            def sink(block: bytes) -> None:
-                fh.write(block)
-
-            self.request("GET", f"{self._ds(datastore)}/content", params={"path": path}, sink=sink)
-        os.replace(tmp, target)
+        with _PartFile(target) as part:
+            self.request("GET", f"{self._ds(datastore)}/content", params={"path": path}, sink=part)
+            part.finish()
 
     def upload(self, datastore: str, path: str, source: Path) -> None:
         def chunks() -> Iterator[bytes]:
@@ -246,22 +269,68 @@ class RunnerClient:
         self.request(
             "PUT",
             f"{self._ds(datastore)}/content",
-            params={"path": path},
+            params={"path": path, "digest": "false"},
             content_factory=chunks,
             headers={"Content-Type": "application/octet-stream"},
+            wait=UPLOAD_WAIT,
         )
 
+    def upload_batch(self, datastore: str, prefix: str, items: list[tuple[str, Path]]) -> None:
+        """Several small files in one request (see SMALL); the body is built once and resent
+        whole if the server must be tried again."""
+        body = bytearray()
+        for rel, source in items:
+            data = source.read_bytes()
+            body += json.dumps({"path": rel, "size": len(data)}, separators=(",", ":")).encode() + b"\n"
+            body += data
+        self.request(
+            "PUT",
+            f"{self._ds(datastore)}/contents",
+            params={"prefix": prefix},
+            content=bytes(body),
+            headers={"Content-Type": "application/octet-stream"},
+            wait=UPLOAD_WAIT,
+        )
+
+    def download_batch(self, datastore: str, pairs: list[tuple[str, Path]]) -> None:
+        """Several small files in one response; each is written whole (renamed into place)."""
+        records = _Records(dict(pairs))
+        self.request(
+            "POST", f"{self._ds(datastore)}/contents/read", json_body={"paths": list(records.targets)}, sink=records
+        )
+        records.finish()
+
     def upload_tree(self, datastore: str, prefix: str, folder: Path, files: Iterable[Path]) -> int:
+        prefix = prefix.rstrip("/")
+        small: list[tuple[str, Path, int]] = []
         tasks = []
         for f in files:
             rel = f.relative_to(folder).as_posix()
-            target = f"{prefix.rstrip('/')}/{rel}" if prefix else rel
-            tasks.append(lambda f=f, target=target: self.upload(datastore, target, f))
+            size = f.stat().st_size
+            if size <= SMALL:
+                small.append((rel, f, size))
+            else:
+                target = f"{prefix}/{rel}" if prefix else rel
+                tasks.append(lambda f=f, target=target: self.upload(datastore, target, f))
+        count = len(small) + len(tasks)
+        for group in _batches(small):
+            tasks.append(lambda g=group: self.upload_batch(datastore, prefix, [(r, f) for r, f, _ in g]))
         self.run_parallel(tasks)
-        return len(tasks)
+        return count
 
-    def download_many(self, datastore: str, pairs: Iterable[tuple[str, Path]]) -> None:
-        self.run_parallel([lambda p=p, t=t: self.download(datastore, p, t) for p, t in pairs])
+    def download_many(self, datastore: str, items: Iterable[tuple[str, Path] | tuple[str, Path, int]]) -> None:
+        """Files ``(path, target)``, or ``(path, target, size)`` as a listing gives them: the
+        small ones then travel in batches."""
+        small: list[tuple[str, Path, int]] = []
+        tasks = []
+        for item in items:
+            if len(item) == 3 and 0 <= item[2] <= SMALL:  # type: ignore[misc]
+                small.append(item)  # type: ignore[arg-type]
+            else:
+                tasks.append(lambda p=item[0], t=item[1]: self.download(datastore, p, t))
+        for group in _batches(small):
+            tasks.append(lambda g=group: self.download_batch(datastore, [(p, t) for p, t, _ in g]))
+        self.run_parallel(tasks)
 
     def run_parallel(self, tasks: list[Any]) -> None:
         """Run transfers on up to TRANSFERS threads: many small files cost a round trip each,
@@ -297,3 +366,96 @@ class RunnerClient:
             t.join()
         if failed:
             raise failed[0]
+
+
+def _batches(files: list[tuple[Any, Path, int]]) -> list[list[tuple[Any, Path, int]]]:
+    """Consecutive groups of at most BATCH_FILES files and about BATCH_BYTES bytes."""
+    groups: list[list[tuple[Any, Path, int]]] = []
+    size = 0
+    for item in files:
+        if not groups or len(groups[-1]) >= BATCH_FILES or size + item[2] > BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += item[2]
+    return groups
+
+
+class _PartFile:
+    """A download's ``.part`` file: resumable from what it holds (``Range``), renamed into place
+    by ``finish``, removed when the transfer fails."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.tmp = target.with_name(f".{target.name}.part")
+        self.fh = open(self.tmp, "wb")  # noqa: SIM115 - closed by __exit__
+        self.written = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Range": f"bytes={self.written}-"} if self.written else {}
+
+    def begin(self, status: int) -> None:
+        if status != 206:  # the whole file comes (again): start over
+            self.fh.seek(0)
+            self.fh.truncate()
+            self.written = 0
+
+    def __call__(self, block: bytes) -> None:
+        self.fh.write(block)
+        self.written += len(block)
+
+    def finish(self) -> None:
+        self.fh.close()
+        os.replace(self.tmp, self.target)
+
+    def __enter__(self) -> _PartFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.fh.closed:
+            self.fh.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+class _Records:
+    """Reads a batch response (``{"path", "size"}`` header line, then the bytes; or an error
+    record) and writes each file whole. A retried request starts the batch again."""
+
+    def __init__(self, targets: dict[str, Path]) -> None:
+        self.targets = targets
+        self.buf = bytearray()
+        self.done: set[str] = set()
+
+    def begin(self, status: int) -> None:
+        self.buf.clear()
+
+    def __call__(self, block: bytes) -> None:
+        self.buf += block
+        while True:
+            end = self.buf.find(b"\n")
+            if end < 0:
+                return
+            head = json.loads(bytes(self.buf[:end]))
+            if "error" in head:
+                err = head["error"] or {}
+                raise ServerRefused(str(err.get("code") or "ERROR"), str(err.get("message") or head))
+            path, size = str(head["path"]), int(head["size"])
+            if len(self.buf) < end + 1 + size:
+                return
+            target = self.targets.get(path)
+            if target is None:
+                raise ServerRefused("BAD_RESPONSE", f"the server sent {path!r}, which was not asked for")
+            data = bytes(self.buf[end + 1 : end + 1 + size])
+            del self.buf[: end + 1 + size]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            self.done.add(path)
+
+    def finish(self) -> None:
+        missing = [p for p in self.targets if p not in self.done]
+        if self.buf or missing:
+            raise ServerRefused(
+                "BAD_RESPONSE", f"the batch ended early: {len(missing)} of {len(self.targets)} files missing"
+            )

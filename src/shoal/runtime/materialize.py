@@ -50,8 +50,11 @@ def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
         client.download(datastore, rel, local)
         return local
     # The datastore's root (``…/paths/``) is a folder too: its files' paths are relative to nothing.
-    pairs = [(f"{rel}/{item['path']}" if rel else item["path"], target_dir / item["path"]) for item in listing["value"]]
-    client.download_many(datastore, pairs)
+    items = [
+        (f"{rel}/{item['path']}" if rel else item["path"], target_dir / item["path"], int(item["size"]))
+        for item in listing["value"]
+    ]
+    client.download_many(datastore, items)
     return target_dir
 
 

@@ -48,7 +48,7 @@ from shoal.services.studio.logins import digest
 MAX_JSON_BODY = 4 * 1024 * 1024
 # Routes whose body is raw file content streamed to storage: no cap here, no content type.
 STREAMED_BODY_ROUTES = re.compile(
-    r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/content"
+    r"^/api/v1/workspaces/[^/]+/(datastores/[^/]+/uploads/[^/]+/files|datastores/[^/]+/contents?"
     r"|mlflow/api/2\.0/mlflow-artifacts/artifacts/.*)$"
 )
 # Online endpoints' scoring route: called with an endpoint key, which its own dependency checks

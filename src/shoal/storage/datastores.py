@@ -17,6 +17,7 @@ from fsspec.implementations.local import LocalFileSystem
 from shoal.errors import InfraError, UnsupportedError, UserError
 from shoal.storage.endpoints import check_endpoints
 from shoal.storage.filesystem import ArtifactStore
+from shoal.storage.objects import s3_options
 from shoal.storage.paths import safe_relpath
 
 BUILTIN_DATASTORES = ("workspaceblobstore", "workspaceartifactstore")
@@ -180,6 +181,7 @@ def resolve_datastore_fs(
         fs = _driver(
             "s3",
             "s3",
+            **s3_options({}),
             key=creds.get("access_key_id"),
             secret=creds.get("secret_access_key"),
             token=creds.get("session_token"),

@@ -3,7 +3,10 @@
 Every method takes a client-style relative path and runs it through ``safe_relpath``; on local
 disk the joined path is also checked with ``realpath`` so a symlink cannot lead outside the
 root. Writes land under a temporary sibling name and are renamed into place only after the
-size and hash check, so a reader never sees a half-written file under its final name.
+size and hash check, so a reader never sees a half-written file under its final name. On S3 and
+Azure Blob (``objects.py``) a write goes to its final key as a multipart upload (staged blocks)
+that is completed only after that check, and small files are single PUTs, many at once: both
+stores publish an object whole or not at all.
 """
 
 from __future__ import annotations
@@ -29,25 +32,21 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from shoal.errors import (
     ConflictError,
-    InfraError,
     NotFoundError,
     PayloadTooLargeError,
-    PermissionDeniedError,
     ShoalError,
-    StorageFullError,
     UnsupportedError,
     UserError,
 )
 from shoal.storage.hashing import FileEntry
+from shoal.storage.objects import ItemFailed, ObjectWriter, object_io, s3_options
 from shoal.storage.paths import join_inside, safe_relpath
+from shoal.storage.sinks import FsspecSink, LocalSink, file_chunks
+from shoal.storage.store_errors import local_error, remote_error
 
 TMP_PREFIX = ".shoal-tmp-"
 _SHA256_HEX = frozenset("0123456789abcdef")
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-# A large file written to local disk asks the kernel to start writing it out every this many
-# bytes, so the fsync before the rename finds little left to do (PostgreSQL's pg_flush_data does
-# the same): about half the fsync of a 100 MB upload moves off the critical path.
-WRITEBACK_EVERY = 8 * 1024 * 1024
 _O_BINARY = getattr(os, "O_BINARY", 0)
 
 
@@ -55,81 +54,6 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 class StoredFile:
     path: str  # POSIX, relative to the listed prefix
     size: int
-
-
-def _infra(action: str, rel: str, exc: OSError) -> ShoalError:
-    if isinstance(exc, FileNotFoundError):
-        return NotFoundError(f"{rel!r} not found", details={"path": rel})
-    if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)):
-        return UserError(f"cannot {action} {rel!r}: a file and a folder have the same name")
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError(
-            f"the artifact storage is full: no space left to {action} {rel!r}; nothing was stored "
-            "(free space on the artifact storage or delete unused assets, then retry)",
-            details={"path": rel},
-        )
-    reason = exc.strerror or exc.__class__.__name__
-    return InfraError(f"storage failure while trying to {action} {rel!r}: {reason}", details={"path": rel})
-
-
-def _first_line(exc: BaseException, hide: Iterable[str]) -> str:
-    """A driver's message, cut to its first line (Azure appends request ids and XML) and with
-    every secret of the store blanked out: errors must never carry a credential."""
-    text = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
-    for secret in hide:
-        if secret:
-            text = text.replace(secret, "***")
-    return text or exc.__class__.__name__
-
-
-def _status_of(exc: BaseException) -> int | None:
-    """The HTTP status an object-store driver attached to its error, where it did."""
-    for attr in ("status_code", "status"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):  # botocore ClientError
-        value = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return value if isinstance(value, int) else None
-    return None
-
-
-_UNREACHABLE = (
-    "ServiceRequestError",
-    "ServiceResponseError",
-    "EndpointConnectionError",
-    "ConnectionClosedError",
-    "ClientConnectorError",
-    "ClientConnectionResetError",
-    "ServerDisconnectedError",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-)
-
-
-def _remote_error(label: str, action: str, rel: str, exc: Exception, hide: Iterable[str]) -> ShoalError:
-    """Map an object-store driver's error (s3fs, adlfs/azure-storage, botocore, aiohttp) to a
-    Shoal error that names the store: refused credentials are a 403 the user can act on,
-    an unreachable store a 502, never a 500 with a traceback."""
-    reason = _first_line(exc, hide)
-    status = _status_of(exc)
-    name = exc.__class__.__name__
-    details = {"path": rel}
-    if isinstance(exc, PermissionError) or status in (401, 403) or name == "ClientAuthenticationError":
-        return PermissionDeniedError(
-            f"{label} refused access while trying to {action} {rel!r}: {reason} (check the datastore's credentials)",
-            details=details,
-        )
-    if isinstance(exc, FileNotFoundError) or status == 404 or name == "ResourceNotFoundError":
-        return NotFoundError(f"{rel!r} not found in {label}: {reason}", details=details)
-    if name in _UNREACHABLE or isinstance(exc, (ConnectionError, TimeoutError)):
-        return InfraError(f"cannot reach {label} to {action} {rel!r}: {reason}", details=details)
-    if isinstance(exc, OSError):
-        return _infra(action, rel, exc)
-    if status is not None and 400 <= status < 500:
-        return UserError(f"{label} rejected the request to {action} {rel!r}: {reason}", details=details)
-    return InfraError(f"{label} failed to {action} {rel!r}: {reason}", details=details)
 
 
 def _check_rel(rel: str, *, allow_empty: bool = False) -> str:
@@ -148,16 +72,6 @@ def _link_or_replace(src: str, dst: str) -> None:
         os.replace(src, dst)  # no hard links here; same content, so replacing is harmless
         return
     os.unlink(src)
-
-
-def _start_writeback(fh: IO[bytes], start: int, end: int) -> None:
-    """Start (not wait for) writing ``[start, end)`` of a local file to disk. On Linux,
-    ``POSIX_FADV_DONTNEED`` starts writeback of the range's dirty pages; elsewhere, nothing."""
-    if not hasattr(os, "posix_fadvise"):
-        return
-    fh.flush()
-    with contextlib.suppress(OSError):
-        os.posix_fadvise(fh.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
 
 
 class ArtifactStore:
@@ -185,6 +99,8 @@ class ArtifactStore:
                 protocol = fsspec.core.split_protocol(root)[0]
                 # Object stores: no listings cache (another writer's files must show at once).
                 options = {} if protocol in (None, "file", "local", "memory") else {"use_listings_cache": False}
+                if protocol in ("s3", "s3a"):
+                    options = s3_options(options)
                 fs, root = fsspec.core.url_to_fs(root, **options)
             except ImportError as exc:
                 raise UnsupportedError(
@@ -194,6 +110,7 @@ class ArtifactStore:
                 raise UserError(f"invalid artifact root {root!r}: {exc}") from None
         self.fs = fs
         self.is_local = isinstance(fs, LocalFileSystem)
+        self.io = None if self.is_local else object_io(fs)  # S3 / Azure Blob: parallel, multipart
         self._publish_lock = threading.Lock()
         if self.is_local:
             self.root = os.path.realpath(root)
@@ -216,12 +133,12 @@ class ArtifactStore:
             raise
         except OSError as exc:
             if self.is_local:
-                raise _infra(action, rel, exc) from exc
-            raise _remote_error(self.label, action, rel, exc, self._hide) from None
+                raise local_error(action, rel, exc) from exc
+            raise remote_error(self.label, action, rel, exc, self._hide) from None
         except Exception as exc:
             if self.is_local:
                 raise
-            raise _remote_error(self.label, action, rel, exc, self._hide) from None
+            raise remote_error(self.label, action, rel, exc, self._hide) from None
 
     # -- path mapping --------------------------------------------------------------------
     def _full(self, rel: str) -> str:
@@ -370,8 +287,9 @@ class ArtifactStore:
         A size or hash mismatch is a :class:`UserError`, more than ``max_bytes`` a
         :class:`PayloadTooLargeError`, a storage failure an :class:`InfraError`; in every
         failure (including an exception raised by ``chunks`` itself, which propagates) the
-        temporary file is removed and nothing appears under ``rel``. With ``digest=False``
-        (a caller that has no use for the hash) the entry's ``sha256`` is empty.
+        temporary file (on an object store: the unfinished upload) is dropped and nothing
+        appears under ``rel``. With ``digest=False`` (a caller that has no use for the hash)
+        the entry's ``sha256`` is empty.
         """
         rel = _check_rel(rel)
         if expected_sha256 is not None:
@@ -380,14 +298,12 @@ class ArtifactStore:
             if len(expected_sha256) != 64 or not set(expected_sha256) <= _SHA256_HEX:
                 raise UserError(f"invalid sha256 {expected_sha256!r} for {rel!r}")
         final = self._full(rel)
-        parent = posixpath.dirname(final) if not self.is_local else os.path.dirname(final)
         with self._errors("write", rel):
             if self._isdir_full(final):
                 raise UserError(f"cannot write {rel!r}: a folder has that name")
-            self._makedirs(parent)
-        tmp = (os.path.join if self.is_local else posixpath.join)(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+            sink = self._sink(final)
         try:
-            size, sha = self._write_tmp(tmp, rel, chunks, expected_size, max_bytes, digest)
+            size, sha = self._pour(sink, rel, chunks, expected_size, max_bytes, digest)
             if expected_size is not None and size != expected_size:
                 raise UserError(
                     f"size mismatch for {rel!r}: expected {expected_size} bytes, received {size}",
@@ -399,18 +315,25 @@ class ArtifactStore:
                     details={"path": rel, "expected": expected_sha256, "received": sha},
                 )
             with self._errors("write", rel):
-                if self.is_local:
-                    os.replace(tmp, final)
-                else:
-                    self.fs.mv(tmp, final)
+                sink.commit()  # only now does anything appear under the final name
         except BaseException:
-            self._discard(tmp)
+            sink.abort()
             raise
         return FileEntry(rel, size, sha)
 
-    def _write_tmp(
+    def _sink(self, final: str) -> Any:
+        """Where a write's bytes go until it is checked: a temporary file renamed into place, or
+        on S3 / Azure Blob an upload to the final key that is completed only on commit."""
+        if self.io is not None:
+            return ObjectWriter(self.io, final)
+        parent = os.path.dirname(final) if self.is_local else posixpath.dirname(final)
+        self._makedirs(parent)
+        tmp = (os.path.join if self.is_local else posixpath.join)(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        return LocalSink(tmp, final) if self.is_local else FsspecSink(self.fs, tmp, final)
+
+    def _pour(
         self,
-        tmp: str,
+        sink: Any,
         rel: str,
         chunks: Iterable[bytes],
         expected_size: int | None,
@@ -418,60 +341,77 @@ class ArtifactStore:
         digest: bool = True,
     ) -> tuple[int, str]:
         hasher = hashlib.sha256() if digest else None
-        size = flushed = 0
-        with self._errors("write", rel):
-            fh = self._open_tmp(tmp)
-        done = False
-        try:
-            # Only the storage calls are mapped to storage errors: an exception raised by
-            # ``chunks`` itself (a client that went away) propagates as it is.
-            for chunk in chunks:
-                if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise UserError(f"upload of {rel!r} produced {type(chunk).__name__}, not bytes")
-                size += len(chunk)
-                # Stop early: a client that sends more than announced is cut off, not buffered.
-                if expected_size is not None and size > expected_size:
-                    raise UserError(
-                        f"size mismatch for {rel!r}: more than the expected {expected_size} bytes",
-                        details={"path": rel, "expected": expected_size},
-                    )
-                if max_bytes is not None and size > max_bytes:
-                    raise PayloadTooLargeError(f"{rel!r} is larger than {max_bytes} bytes")
-                if hasher is not None:
-                    hasher.update(chunk)
-                with self._errors("write", rel):
-                    fh.write(chunk)
-                if self.is_local and size - flushed >= WRITEBACK_EVERY:
-                    _start_writeback(fh, flushed, size)
-                    flushed = size
+        size = 0
+        # Only the storage calls are mapped to storage errors: an exception raised by
+        # ``chunks`` itself (a client that went away) propagates as it is.
+        for chunk in chunks:
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise UserError(f"upload of {rel!r} produced {type(chunk).__name__}, not bytes")
+            size += len(chunk)
+            # Stop early: a client that sends more than announced is cut off, not buffered.
+            if expected_size is not None and size > expected_size:
+                raise UserError(
+                    f"size mismatch for {rel!r}: more than the expected {expected_size} bytes",
+                    details={"path": rel, "expected": expected_size},
+                )
+            if max_bytes is not None and size > max_bytes:
+                raise PayloadTooLargeError(f"{rel!r} is larger than {max_bytes} bytes")
+            if hasher is not None:
+                hasher.update(chunk)
             with self._errors("write", rel):
-                if self.is_local:
-                    fh.flush()
-                    os.fsync(fh.fileno())  # the rename must not publish a file whose data is lost
-                fh.close()  # an object store uploads (the rest of) the object here
-            done = True
-        finally:
-            if not done:
-                with contextlib.suppress(Exception):
-                    # A multipart upload is aborted rather than completed with what came so far.
-                    discard = getattr(fh, "discard", None)
-                    if callable(discard) and not self.is_local:
-                        discard()
-                    fh.close()
+                sink.write(chunk)
         return size, hasher.hexdigest() if hasher is not None else ""
 
-    def _open_tmp(self, tmp: str) -> IO[bytes]:
-        if not self.is_local:
-            return self.fs.open(tmp, "wb")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
-        return os.fdopen(os.open(tmp, flags, 0o644), "wb")
+    def write_many(self, items: list[tuple[str, bytes]]) -> list[FileEntry]:
+        """Write several small files, each whole or not at all (``write_stream`` each; on S3 and
+        Azure Blob one atomic PUT each, many at once). Hashes are not computed."""
+        checked = [(_check_rel(rel), data) for rel, data in items]
+        if self.io is None:
+            return [self.write_stream(rel, [data], digest=False) for rel, data in checked]
+        try:
+            self.io.put_many((self._full(rel), data) for rel, data in checked)
+        except ItemFailed as failed:
+            with self._errors("write", checked[failed.index][0]):
+                raise failed.error from None
+        return [FileEntry(rel, len(data), "") for rel, data in checked]
 
-    def _discard(self, path: str) -> None:
-        with contextlib.suppress(Exception):  # best effort: the write's own error is what counts
-            if self.is_local:
-                os.unlink(path)
-            elif self.fs.exists(path):
-                self.fs.rm(path)
+    def read_each(self, rels: list[str], limit: int) -> Iterator[bytes]:
+        """The bytes of several small files in order, at most ``limit + 1`` of each, each given
+        as soon as it is read; on S3 and Azure Blob many are read at once, always ``CONCURRENCY``
+        ahead of the caller. A failure is raised after the files before it were given."""
+        checked = [_check_rel(rel) for rel in rels]
+        if self.io is None:
+            for rel in checked:
+                with self.open_read(rel) as fh:
+                    yield fh.read(limit + 1)
+            return
+        try:
+            yield from self.io.get_stream([self._full(rel) for rel in checked], limit)
+        except ItemFailed as failed:
+            with self._errors("read", checked[failed.index]):
+                raise failed.error from None
+
+    def read_chunks(self, rel: str, start: int = 0) -> tuple[int, Iterator[bytes]]:
+        """A stored file's size and its bytes from ``start`` on, in pieces of a megabyte or more;
+        on S3 and Azure Blob fetched in ranges, several at once. A missing file or a folder
+        raises here, before the first piece (the caller can still answer with an error)."""
+        rel = _check_rel(rel)
+        if self.io is None:
+            fh = self.open_read(rel)
+            size = os.fstat(fh.fileno()).st_size if self.is_local else int(self.fs.size(self._full(rel)) or 0)
+            fh.seek(min(start, size))
+            return size, file_chunks(fh)
+        full = self._full(rel)
+        with self._errors("read", rel):
+            try:
+                size = self.io.run(self.io.size(full))
+            except IsADirectoryError:
+                raise NotFoundError(f"no file {rel!r}: it is a folder", details={"path": rel}) from None
+        return size, self._mapped(rel, self.io.read_ranges(full, size, min(start, size)))
+
+    def _mapped(self, rel: str, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        with self._errors("read", rel):
+            yield from pieces
 
     def _isdir_full(self, full: str) -> bool:
         return os.path.isdir(full) and not os.path.islink(full) if self.is_local else self.fs.isdir(full)

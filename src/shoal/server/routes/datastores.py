@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from shoal.entities.kinds import KINDS
@@ -14,6 +17,7 @@ from shoal.server.routes.common import ctx, file_response, guarded, page_body, w
 from shoal.services.access.job_token_scope import check_datastore_write
 from shoal.services.storage import datastores, files
 from shoal.services.workspaces import DEFAULT_DATASTORE
+from shoal.storage import batches
 from shoal.storage.paths import safe_relpath
 
 router = APIRouter(tags=["datastores"])
@@ -86,11 +90,40 @@ def list_files(request: Request, workspace: str, name: str, path: str = "") -> d
 
 @guarded(router, "GET", PREFIX + "/{name}/content", Permission.READ)
 def read_file(request: Request, workspace: str, name: str, path: str) -> Any:
+    """One file. ``Range: bytes=<start>-`` (a download resuming) answers the rest with 206."""
     rel = safe_relpath(path)
     store = files.store_for(ctx(request), workspace, name)
-    if not store.exists(rel) or store.isdir(rel):
-        raise NotFoundError(f"file '{rel}' not found in datastore '{name}'")
-    return file_response(store, rel)
+    if store.io is None:
+        if not store.exists(rel) or store.isdir(rel):
+            raise NotFoundError(f"file '{rel}' not found in datastore '{name}'")
+        return file_response(store, rel)  # on local disk Starlette answers ranges itself
+    start = _range_start(request.headers.get("range"))
+    try:  # an object store: one call finds the file (and its size), the rest is ranged reads
+        size, chunks = store.read_chunks(rel, start)
+    except NotFoundError:
+        raise NotFoundError(f"file '{rel}' not found in datastore '{name}'") from None
+    if not start:
+        return StreamingResponse(chunks, media_type="application/octet-stream", headers={"Content-Length": str(size)})
+    if start >= size:
+        chunks.close()
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    headers = {"Content-Range": f"bytes {start}-{size - 1}/{size}", "Content-Length": str(size - start)}
+    return StreamingResponse(chunks, status_code=206, media_type="application/octet-stream", headers=headers)
+
+
+def _range_start(value: str | None) -> int:
+    """The start of a ``bytes=<start>-`` range; any other form is ignored (the whole file)."""
+    match = re.fullmatch(r"bytes=(\d{1,19})-", (value or "").strip())
+    return int(match.group(1)) if match else 0
+
+
+@guarded(router, "POST", PREFIX + "/{name}/contents/read", Permission.READ)
+def read_files(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> Any:
+    """Many small files in one response (a job's inputs): records of a JSON header line and the
+    bytes (``storage/batches.py``), fetched from the store many at once."""
+    rels = batches.read_paths(body)
+    store = files.store_for(ctx(request), workspace, name)
+    return StreamingResponse(batches.records(store, rels), media_type="application/octet-stream")
 
 
 @guarded(router, "POST", PREFIX + "/{name}/uploads", Permission.WRITE)
@@ -116,12 +149,36 @@ def commit_upload(request: Request, workspace: str, name: str, upload_id: str) -
 
 
 @guarded(router, "PUT", PREFIX + "/{name}/content", Permission.TRACK)
-async def write_file(request: Request, workspace: str, name: str, path: str) -> dict[str, Any]:
-    """Write one file (job outputs): streamed to a temporary name, then renamed into place."""
+async def write_file(request: Request, workspace: str, name: str, path: str, digest: bool = True) -> dict[str, Any]:
+    """Write one file (job outputs): streamed to a temporary name, then renamed into place (on S3
+    and Azure Blob: a multipart upload completed at the end). ``digest=false``: no sha256 (the
+    runner has no use for it, and hashing a large file costs a core for seconds)."""
     rel = safe_relpath(path)
     job = getattr(getattr(request.state, "principal", None), "job", None)
     if job is not None:  # a runner writes its own outputs and artifacts only
         await run_in_threadpool(check_datastore_write, ctx(request), workspace, job, name, rel)
     store = files.store_for(ctx(request), workspace, name)
-    entry = await write_body(request, lambda chunks: store.write_stream(rel, chunks))
+    entry = await write_body(request, lambda chunks: store.write_stream(rel, chunks, digest=digest))
     return {"path": rel, "size": entry.size, "sha256": entry.sha256}
+
+
+@guarded(router, "PUT", PREFIX + "/{name}/contents", Permission.TRACK)
+async def write_files(request: Request, workspace: str, name: str, prefix: str = "") -> dict[str, Any]:
+    """Write many small files in one request (job outputs): records of a JSON header line and the
+    bytes (``storage/batches.py``), paths relative to ``prefix``. Each file is stored whole or not
+    at all; on S3 and Azure Blob many at once."""
+    base = safe_relpath(prefix, allow_empty=True)
+    job = getattr(getattr(request.state, "principal", None), "job", None)
+    if job is not None and base:  # a runner writes its own outputs and artifacts only
+        await run_in_threadpool(check_datastore_write, ctx(request), workspace, job, name, base)
+    store = files.store_for(ctx(request), workspace, name)
+
+    def write(chunks: Iterator[bytes]) -> list[Any]:
+        items = [(f"{base}/{path}" if base else path, data) for path, data in batches.parse_batch(chunks)]
+        if job is not None and not base:
+            for rel, _ in items:
+                check_datastore_write(ctx(request), workspace, job, name, rel)
+        return store.write_many(items) if items else []
+
+    entries = await write_body(request, write)
+    return {"value": [{"path": e.path, "size": e.size} for e in entries]}

@@ -1,0 +1,317 @@
+"""Transfers on object stores (S3 through s3fs, Azure Blob through adlfs) on the driver's own loop.
+
+fsspec's buffered files move a large object one part at a time and a small one with a call per
+step (folder check, temporary key, copy, delete). Here the coroutines of the driver run directly
+on its event loop, several at once:
+
+- a small object is one ``PUT``: atomic on both stores, so it needs no temporary key;
+- a large one is a multipart upload (S3) or staged blocks (Azure) to its final key, parts of
+  ``PART_SIZE`` sent ``PARTS_IN_FLIGHT`` at a time while the next one is received; the object
+  appears only when the upload is completed (the block list committed), which the caller does
+  only after the size and hash check: an upload cut off is aborted and leaves nothing;
+- many small objects are written or read ``CONCURRENCY`` at a time;
+- a large read is fetched in ranges, several at once, and handed on in order.
+
+``object_io(fs)`` answers None for any other filesystem (local disk, ``memory://``): callers then
+use the generic path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Iterable, Iterator
+from typing import Any, TypeVar
+
+# s3fs's own part size (its put of a local file uses it too): moto and S3 spend a fixed cost per
+# part, so larger parts are faster; a body of at most one part is one PUT. A streamed
+# upload may have at most 10,000 parts: past 1,000 the parts grow (5 TB fits).
+PART_SIZE = 50 * 1024 * 1024
+PARTS_IN_FLIGHT = 4  # so at most about 250 MB of one upload is held in memory
+CONCURRENCY = 32
+READ_RANGE = 8 * 1024 * 1024
+T = TypeVar("T")
+
+
+class ObjectIO:
+    """Calls of one object store's driver, made from worker threads onto the driver's loop."""
+
+    read_range = READ_RANGE
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.fs.loop)  # type: ignore[arg-type]
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.submit(coro).result()
+
+    # -- whole objects -------------------------------------------------------------------------
+    async def put(self, full: str, data: bytes) -> None:
+        await self.fs._pipe_file(full, data)
+
+    async def get(self, full: str, start: int | None = None, end: int | None = None) -> bytes:
+        return bytes(await self.fs._cat_file(full, start=start, end=end))
+
+    async def get_bounded(self, full: str, limit: int) -> bytes:
+        """At most ``limit + 1`` bytes of an object (a caller that sees more knows it is too big).
+        Both stores refuse a range on an empty object (416): that one is read whole."""
+        try:
+            return await self.get(full, 0, limit + 1)
+        except Exception as exc:
+            if "range" not in str(exc).lower():
+                raise
+            return await self.get(full)
+
+    async def size(self, full: str) -> int:
+        """The size of an object; a missing one is FileNotFoundError (a folder too)."""
+        info = await self.fs._info(full)
+        if info.get("type") != "file":
+            raise IsADirectoryError(full)
+        return int(info.get("size") or 0)
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Write every ``(path, bytes)``, ``CONCURRENCY`` at a time; the first error is raised
+        after the calls in flight have ended (each object is whole or absent)."""
+        self.run(_bounded(self.put(full, data) for full, data in items))
+
+    def get_stream(self, fulls: list[str], limit: int) -> Iterator[bytes]:
+        """The bytes of every object in order (at most ``limit + 1`` of each), with up to
+        ``CONCURRENCY`` calls always in flight: each is yielded as soon as it and the ones before
+        it have arrived, with no wait for a whole group. A failed call is :class:`ItemFailed`
+        once the objects before it have been yielded; the calls after it are cancelled."""
+        calls = iter(enumerate(fulls))
+        ahead: deque[tuple[int, concurrent.futures.Future[bytes]]] = deque()
+        try:
+            while True:
+                while len(ahead) < CONCURRENCY and (call := next(calls, None)) is not None:
+                    ahead.append((call[0], self.submit(self.get_bounded(call[1], limit))))
+                if not ahead:
+                    return
+                index, future = ahead.popleft()
+                try:
+                    data = future.result()
+                except Exception as exc:
+                    raise ItemFailed(index, exc) from exc
+                yield data
+        finally:
+            for _index, future in ahead:
+                future.cancel()
+
+    def read_ranges(self, full: str, size: int, start: int = 0) -> Iterator[bytes]:
+        """The bytes of one object from ``start`` in order, ``read_range`` at a time with a few
+        ranges ahead."""
+        step = self.read_range
+        if start == 0 and size <= step:
+            yield self.run(self.get(full))
+            return
+        starts = iter(range(start, size, step))
+        ahead: deque[concurrent.futures.Future[bytes]] = deque()
+        try:
+            while True:
+                while len(ahead) < PARTS_IN_FLIGHT and (begin := next(starts, None)) is not None:
+                    ahead.append(self.submit(self.get(full, begin, min(begin + step, size))))
+                if not ahead:
+                    return
+                yield ahead.popleft().result()
+        finally:
+            for future in ahead:
+                future.cancel()
+
+    # -- multipart uploads: the kinds below ----------------------------------------------------
+    async def begin(self, full: str) -> Any:
+        raise NotImplementedError
+
+    async def put_part(self, session: Any, number: int, data: bytes) -> Any:
+        raise NotImplementedError
+
+    async def complete(self, session: Any, parts: list[Any]) -> None:
+        raise NotImplementedError
+
+    async def abort(self, session: Any) -> None:
+        raise NotImplementedError
+
+
+class S3IO(ObjectIO):
+    # s3fs's own range for a large get: S3 (and moto, which copies the whole object for every
+    # ranged GET) spends a fixed cost per request, so fewer, larger ranges are faster.
+    read_range = PART_SIZE
+
+    async def begin(self, full: str) -> Any:
+        bucket, key, _ = self.fs.split_path(full)
+        mpu = await self.fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+        return (full, bucket, key, mpu["UploadId"])
+
+    async def put_part(self, session: Any, number: int, data: bytes) -> Any:
+        _full, bucket, key, upload_id = session
+        out = await self.fs._call_s3(
+            "upload_part", Bucket=bucket, Key=key, PartNumber=number, UploadId=upload_id, Body=data
+        )
+        return {"PartNumber": number, "ETag": out["ETag"]}
+
+    async def complete(self, session: Any, parts: list[Any]) -> None:
+        full, bucket, key, upload_id = session
+        await self.fs._call_s3(
+            "complete_multipart_upload",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+        self.fs.invalidate_cache(full)
+
+    async def abort(self, session: Any) -> None:
+        _full, bucket, key, upload_id = session
+        await self.fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+class AzureIO(ObjectIO):
+    """Block blobs: blocks are staged under ids private to this upload and become the blob only
+    when the block list is committed; uncommitted blocks are never visible and the service
+    drops them (after a week) on its own."""
+
+    async def begin(self, full: str) -> Any:
+        container, blob, _ = self.fs.split_path(full)
+        return (container, blob, uuid.uuid4().hex)
+
+    async def put_part(self, session: Any, number: int, data: bytes) -> Any:
+        container, blob, tag = session
+        # Every block id of a blob has the same length: the upload's tag and a fixed-width number.
+        block_id = base64.b64encode(f"{tag}-{number:06d}".encode()).decode()
+        async with self.fs.service_client.get_blob_client(container=container, blob=blob) as client:
+            await client.stage_block(block_id, data, length=len(data))
+        return block_id
+
+    async def complete(self, session: Any, parts: list[Any]) -> None:
+        from azure.storage.blob import BlobBlock
+
+        container, blob, _tag = session
+        async with self.fs.service_client.get_blob_client(container=container, blob=blob) as client:
+            await client.commit_block_list([BlobBlock(block_id=b) for b in parts], metadata={"is_directory": "false"})
+        self.fs.invalidate_cache(self.fs._parent(f"{container}/{blob}"))
+
+    async def abort(self, session: Any) -> None:
+        return None  # nothing was committed: there is nothing to remove
+
+
+# Completing a multipart upload of a large object can take a store minutes (S3 documents it; moto
+# on a busy machine takes over a minute for 1 GB); botocore's 60 s read timeout would give up and
+# retry an upload the store has meanwhile completed.
+S3_READ_TIMEOUT = 600
+
+
+def s3_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for s3fs with the longer read timeout, keeping any other botocore settings
+    from the call or from fsspec's configuration (``FSSPEC_S3_CONFIG_KWARGS``, fsspec.config)."""
+    import fsspec.config
+
+    configured = (fsspec.config.conf.get("s3") or {}).get("config_kwargs") or {}
+    config = {"read_timeout": S3_READ_TIMEOUT, **configured, **(options.get("config_kwargs") or {})}
+    return {**options, "config_kwargs": config}
+
+
+def object_io(fs: Any) -> ObjectIO | None:
+    """The fast path for ``fs`` when it is an object store this module knows, else None."""
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    if not hasattr(fs, "loop"):
+        return None
+    if "s3" in protocols and hasattr(fs, "_call_s3"):
+        return S3IO(fs)
+    if "abfs" in protocols and hasattr(fs, "service_client"):
+        return AzureIO(fs)
+    return None
+
+
+class ItemFailed(Exception):
+    """One call of a batch failed: ``index`` says which, ``error`` is the driver's own error."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+async def _bounded(coros: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every coroutine, at most ``CONCURRENCY`` at once, results in order. On the first
+    error no new call starts; the calls already running end before it is raised as
+    :class:`ItemFailed`."""
+    pending = list(coros)
+    results: list[Any] = [None] * len(pending)
+    gate = asyncio.Semaphore(CONCURRENCY)
+    failed: list[ItemFailed] = []
+
+    async def one(i: int, coro: Awaitable[T]) -> None:
+        async with gate:
+            if failed:
+                coro.close()  # type: ignore[attr-defined]
+                return
+            try:
+                results[i] = await coro
+            except Exception as exc:  # noqa: BLE001 - raised below once every call has ended
+                failed.append(ItemFailed(i, exc))
+
+    await asyncio.gather(*(one(i, c) for i, c in enumerate(pending)))
+    if failed:
+        raise failed[0]
+    return results
+
+
+class ObjectWriter:
+    """One object written in parts from a worker thread: ``write`` as bytes arrive, then
+    ``commit`` (the object appears, whole) or ``abort`` (nothing appears)."""
+
+    def __init__(self, io: ObjectIO, full: str, *, part_size: int = PART_SIZE) -> None:
+        self.io, self.full, self.part_size = io, full, part_size
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._session: Any = None
+        self._sent: deque[concurrent.futures.Future[Any]] = deque()
+        self._parts: list[Any] = []
+
+    def write(self, chunk: bytes) -> None:
+        self._buffer.append(bytes(chunk))
+        self._buffered += len(chunk)
+        # The first part goes as soon as the body is past one part, so the store is writing while
+        # the rest arrives; a body of at most one part is a single PUT.
+        while self._buffered > self.part_size:
+            data = b"".join(self._buffer)
+            part, rest = data[: self.part_size], data[self.part_size :]
+            self._buffer, self._buffered = ([rest] if rest else []), len(rest)
+            self._send(part)
+            if len(self._parts) + len(self._sent) in (1000, 2000, 4000):
+                self.part_size *= 2
+
+    def _send(self, part: bytes) -> None:
+        if self._session is None:
+            self._session = self.io.run(self.io.begin(self.full))
+        number = len(self._parts) + len(self._sent) + 1
+        self._sent.append(self.io.submit(self.io.put_part(self._session, number, part)))
+        # Back pressure: the receiving waits while PARTS_IN_FLIGHT parts are on their way.
+        while len(self._sent) >= PARTS_IN_FLIGHT:
+            self._parts.append(self._sent.popleft().result())
+
+    def commit(self) -> None:
+        data = b"".join(self._buffer)
+        self._buffer, self._buffered = [], 0
+        if self._session is None:  # it fitted in one part: a single PUT
+            self.io.run(self.io.put(self.full, data))
+            return
+        if data:
+            self._send(data)
+        while self._sent:
+            self._parts.append(self._sent.popleft().result())
+        self.io.run(self.io.complete(self._session, self._parts))
+
+    def abort(self) -> None:
+        """Best effort: the parts sent are dropped and the upload abandoned, never completed."""
+        self._buffer = []
+        while self._sent:
+            with contextlib.suppress(Exception):
+                self._sent.popleft().result()
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                self.io.run(self.io.abort(self._session))

@@ -1,0 +1,154 @@
+"""A server killed (SIGKILL) and started again in the middle of a large transfer, on S3 (moto) and
+Azure Blob (Azurite): the runner's upload is tried again and lands whole, its download resumes
+from where it stopped (``Range``), and nothing half-written is ever visible, in the store or on
+the client's disk. The CLI's download (``shoal data download``'s code) resumes the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import Cli
+
+MB = 1024 * 1024
+
+
+def _server(cli: Cli) -> dict:
+    return json.loads((cli.home / "server.json").read_text())
+
+
+def _kill(cli: Cli) -> None:
+    """SIGKILL, as a crash: nothing of the server's shutdown runs."""
+    pid = _server(cli)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"server {pid} still alive")
+
+
+def _restart(cli: Cli, port: int) -> None:
+    _kill(cli)
+    cli("server", "start", "--detach", "--port", str(port))
+
+
+def test_a_server_restart_mid_transfer_resumes_or_retries_and_publishes_nothing_partial(tmp_path, cloud_backend):
+    from shoal.client.downloads import download_uri
+    from shoal.client.transport import Transport
+    from shoal.runtime import client as runner_client
+
+    cli = Cli(tmp_path / "home")
+    cli("server", "start", "--detach")
+    try:
+        server = _server(cli)
+        port = int(server["url"].rsplit(":", 1)[1])
+        token = (cli.home / "token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        ds = f"{server['url']}/api/v1/workspaces/default/datastores/ext"
+        assert httpx.put(ds, json=cloud_backend.datastore(), headers=headers).status_code == 200
+        store = cloud_backend.files()
+        runner = runner_client.RunnerClient(server["url"], token, "default", "nojob", cli.home)
+
+        # -- upload: 160 MB, killed after 120 MB (the store has parts of it by then) -----------
+        data = os.urandom(MB) * 160
+        sha = hashlib.sha256(data).hexdigest()
+        tries = []
+
+        def body():
+            tries.append(0)
+            for i in range(0, len(data), MB):
+                if len(tries) == 1 and i == 120 * MB:
+                    assert store.list_files("") == []  # parts uploaded, nothing visible
+                    _restart(cli, port)
+                    assert store.list_files("") == []  # the killed upload never completes
+                yield data[i : i + MB]
+
+        runner.request(
+            "PUT",
+            "/workspaces/default/datastores/ext/content",
+            params={"path": "big.bin"},
+            content_factory=body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert len(tries) == 2  # cut off once, sent again whole
+        [stored] = store.list_files("")
+        assert (stored.path, stored.size) == ("big.bin", len(data))
+        size, chunks = store.read_chunks("big.bin")
+        assert hashlib.sha256(b"".join(chunks)).hexdigest() == sha
+
+        # -- the runner's download: killed after 40 MB, resumed with Range -------------------
+        statuses: list[int] = []
+        real_begin, real_write = runner_client._PartFile.begin, runner_client._PartFile.__call__
+
+        def begin(self, status):
+            statuses.append(status)
+            real_begin(self, status)
+
+        def write(self, block):
+            real_write(self, block)
+            if len(statuses) == 1 and self.written >= 40 * MB:
+                assert not (tmp_path / "runner" / "big.bin").exists()  # only the .part file
+                statuses.append(-1)
+                _restart(cli, port)
+
+        runner_client._PartFile.begin, runner_client._PartFile.__call__ = begin, write
+        try:
+            runner.download("ext", "big.bin", tmp_path / "runner" / "big.bin")
+        finally:
+            runner_client._PartFile.begin, runner_client._PartFile.__call__ = real_begin, real_write
+        assert statuses == [200, -1, 206]  # the rest came as a range, not the whole file again
+        assert hashlib.sha256((tmp_path / "runner" / "big.bin").read_bytes()).hexdigest() == sha
+        assert [p.name for p in (tmp_path / "runner").iterdir()] == ["big.bin"]
+
+        # -- the CLI's download: the same, through the SDK's transport -----------------------
+        transport = Transport(server["url"], token)
+        real_stream = transport.stream
+        killed = []
+
+        def stream(method, path, **kw):
+            ctx = real_stream(method, path, **kw)
+            if path.endswith("/content") and not killed:
+                killed.append(kw.get("headers"))
+
+                class Cut:
+                    def __enter__(self):
+                        response = ctx.__enter__()
+                        real_iter = response.iter_bytes
+
+                        def iter_bytes(size):
+                            for n, piece in enumerate(real_iter(size)):
+                                yield piece
+                                if n == 20:
+                                    _restart(cli, port)
+
+                        response.iter_bytes = iter_bytes
+                        return response
+
+                    def __exit__(self, *exc):
+                        return ctx.__exit__(*exc)
+
+                return Cut()
+            killed.append(kw.get("headers"))
+            return ctx
+
+        transport.stream = stream
+        target = download_uri(transport, "default", "azureml://datastores/ext/paths/big.bin", tmp_path / "cli")
+        assert killed[0] is None and killed[1]["Range"].startswith("bytes=")  # resumed, not restarted
+        assert hashlib.sha256(target.read_bytes()).hexdigest() == sha
+        assert [p.name for p in (tmp_path / "cli").iterdir()] == ["big.bin"]
+        transport.close()
+    finally:
+        cli("server", "stop", check=False)
+    names = [f.path for f in cloud_backend.files().list_files("")]
+    assert names == ["big.bin"]  # one object, whole; no temporary or partial one
+    assert not list(Path(tmp_path).rglob("*.part"))
