@@ -187,6 +187,8 @@ def test_an_output_at_the_datastore_root_is_not_writable_and_the_refusal_says_wh
     )
     assert r.status_code == 403
     assert "output 'out' is the datastore's root, which no job may write" in error_of(r)["message"]
+
+
 def test_job_token_batch_writes_its_own_outputs_only(api):
     """``PUT …/contents`` (many small files in one request) follows the same rule as one file:
     checked once for the prefix, or for every file when there is none; nothing lands when refused."""
