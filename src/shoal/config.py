@@ -5,7 +5,8 @@ Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABAS
 ``SHOAL_LOCAL_DATASTORE_ROOTS``, ``SHOAL_UPLOAD_SESSION_TTL``, ``SHOAL_TEMP_FILE_MAX_AGE``,
 ``SHOAL_CLEANUP_INTERVAL``; job isolation: ``SHOAL_JOB_ISOLATION`` (off | auto | required),
 ``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``; for several servers on one database
-``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``; team mode:
+``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``; compute clusters on Ray:
+``SHOAL_RAY_ADDRESS``, ``SHOAL_ADVERTISE_URL``; team mode:
 ``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``.
 """
 
@@ -37,6 +38,11 @@ class ShoalSettings(BaseSettings):
     public_url: str | None = None
     server_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     server_lease_seconds: float = Field(default=15.0, ge=1.0)
+    # Compute clusters on Ray (docs/compute-ray.md): the cluster's address (``ray://head:10001``
+    # or ``head:6379``; unset: every job runs on this machine) and the URL runners on its nodes
+    # call back on (default: the public URL, else this server's own, which nodes must reach).
+    ray_address: str | None = None
+    advertise_url: str | None = None
     # Folders local datastores may point into, os.pathsep-separated; by default
     # $SHOAL_HOME/local-datastores (storage/local_roots.py says what is refused).
     local_datastore_roots: str | None = None

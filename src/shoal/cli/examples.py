@@ -61,7 +61,12 @@ WRITTEN: dict[tuple[str, str], list[str]] = {
     ("compute", "list"): ["shoal compute list -o table", "shoal compute list --type amlcompute"],
     ("compute", "update"): ["shoal compute update -n cpu-cluster --max-instances 4"],
     ("datastore", "list"): ["shoal datastore list -o table"],
-    ("server", "start"): ["shoal server start --detach", "shoal server start --host 0.0.0.0 --port 8080"],
+    ("server", "start"): [
+        "shoal server start --detach",
+        "shoal server start --host 0.0.0.0 --port 8080",
+        "shoal server start --host 0.0.0.0 --port 8080 --ray-address ray://head:10001 "
+        "--advertise-url http://server-host:8080",
+    ],
     ("account", "show"): ["shoal account show", "shoal account show --query roles -o table"],
     ("account", "get-access-token"): [
         "export MLFLOW_TRACKING_TOKEN=$(shoal account get-access-token --query accessToken -o tsv)"
