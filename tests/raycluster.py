@@ -98,38 +98,59 @@ class RayCluster:
         self.root = Path(tempfile.mkdtemp(prefix="shray-", dir="/tmp"))
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.client_port = 0
         self.workers, self.cpus, self.memory_gib = workers, cpus, memory_gib
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
-        self.nodes: list[subprocess.Popen[bytes]] = []
+        self.groups: list[int] = []
 
     def start(self) -> RayCluster:
         head = ["--head", "--port", str(self.port), "--num-cpus", "0", "--temp-dir", str(self.root / "t")]
-        head += ["--include-dashboard=false", "--disable-usage-stats", "--ray-client-server-port", "0"]
+        self.client_port = _free_port()
+        head += [
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--ray-client-server-port",
+            str(self.client_port),
+        ]
         self._start_node("head", head)
         for i in range(self.workers):
             self.add_worker(f"worker{i}")
         self.wait_for_nodes(self.workers + 1)
         return self
 
-    def add_worker(self, label: str) -> subprocess.Popen[bytes]:
+    def add_worker(self, label: str) -> int:
         return self._start_node(
             label,
             ["--address", self.address, "--num-cpus", str(self.cpus), "--memory", str(int(self.memory_gib * GIB))],
         )
 
-    def _start_node(self, label: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.root / f"{label}.log", "ab")  # noqa: SIM115 - the node's own
-        proc = subprocess.Popen(
-            [_ray_bin(), "start", "--block", "--node-ip-address", "127.0.0.1", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**self.env, "SHOAL_RAY_NODE_HOME": str(self.root / f"{label}-home")},
-            start_new_session=True,
-        )
-        log.close()
-        self.nodes.append(proc)
-        return proc
+    def _start_node(self, label: str, args: list[str], tries: int = 3) -> int:
+        """``ray start`` returns once its node is up; the node's processes stay in the process
+        group it led (its id is returned, and ended by ``stop``). Ray gives a raylet 30 s to
+        register, which a loaded machine can miss: a node that did not come up is ended and
+        started again."""
+        for attempt in range(1, tries + 1):
+            with open(self.root / f"{label}.log", "ab") as log:
+                proc = subprocess.Popen(
+                    [_ray_bin(), "start", "--node-ip-address", "127.0.0.1", *args],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={**self.env, "SHOAL_RAY_NODE_HOME": str(self.root / f"{label}-home")},
+                    start_new_session=True,
+                )
+            self.groups.append(proc.pid)  # ended by stop() even if the test ends while it starts
+            try:
+                code = proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code == 0:
+                return proc.pid
+            self.kill_node(proc.pid)
+            self.groups.remove(proc.pid)
+            if attempt == tries:
+                raise AssertionError(f"ray start of the {label} node failed ({code})\n{self.logs()}")
+        raise AssertionError("unreachable")
 
     def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
         code = (
@@ -142,7 +163,12 @@ class RayCluster:
         )
         deadline = time.monotonic() + timeout
         while True:
-            done = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True)
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=timeout
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise AssertionError(f"the Ray cluster did not come up\n{self.logs()}") from exc
             if done.returncode == 0:
                 return
             if time.monotonic() > deadline:
@@ -152,25 +178,27 @@ class RayCluster:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.root.glob("*.log"))
 
-    def kill_node(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-        """End one node: every process of its group (its raylet, workers and their runners' parents)."""
+    def kill_node(self, group: int, sig: int = signal.SIGKILL) -> None:
+        """End one node: every process of its group (its raylet, its workers)."""
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(group, sig)
         except ProcessLookupError:
             pass
 
     def stop(self) -> None:
-        for proc in reversed(self.nodes):
-            self.kill_node(proc, signal.SIGTERM)
+        for group in reversed(self.groups):
+            self.kill_node(group, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for proc in reversed(self.nodes):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            self.kill_node(proc, signal.SIGKILL)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+        while time.monotonic() < deadline and any(_group_alive(g) for g in self.groups):
+            time.sleep(0.2)
+        for group in self.groups:
+            self.kill_node(group, signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -783,6 +783,9 @@ class FakeBackend:
     def unplaceable(self, attempt: RunnerAttempt) -> str | None:
         return None
 
+    def exit_reason(self, handle: str) -> dict[str, str] | None:
+        return None
+
 
 @pytest.fixture
 def dispatcher(api):

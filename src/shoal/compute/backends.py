@@ -74,9 +74,7 @@ def get_backend(name: str = DEFAULT_BACKEND, **config: Any) -> ComputeBackend:
     return backend
 
 
-def server_backend(
-    home: Any, *, ray_address: str | None = None, advertise_url: str | None = None
-) -> ComputeBackend:
+def server_backend(home: Any, *, ray_address: str | None = None, advertise_url: str | None = None) -> ComputeBackend:
     """The backend a server's dispatcher uses: ``local`` alone, or with a Ray address, Ray for
     the jobs of compute clusters and ``local`` for the rest (``shoal.compute.routing``)."""
     local = get_backend(DEFAULT_BACKEND, home=home)

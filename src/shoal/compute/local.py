@@ -113,6 +113,9 @@ class LocalBackend:
     def unplaceable(self, attempt: RunnerAttempt) -> str | None:
         return None  # this machine runs whatever it is given
 
+    def exit_reason(self, handle: Handle) -> dict[str, str] | None:
+        return None  # a lost runner is all this backend can tell
+
     # -- local specifics ---------------------------------------------------------------------
 
     def run_dir(self, attempt: AttemptKey) -> Path:

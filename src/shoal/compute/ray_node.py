@@ -5,12 +5,13 @@ This module imports nothing of Shoal's, and Ray only inside ``finish`` (run on t
 backend (``shoal.compute.raybackend``) turns ``RunnerHost`` into a Ray actor class, and Ray imports
 this module on the node (shipped with the job's ``runtime_env`` or installed with Shoal).
 
-The runner works in ``<node home>/runs/<workspace>/<job>/<attempt>`` (``SHOAL_RAY_NODE_HOME`` on
+The runner works in ``<node home>/runs/<server tag>/<workspace>/<job>/<attempt>`` (``SHOAL_RAY_NODE_HOME`` on
 the node, else ``<tmp>/shoal-ray``); environments built there are cached per node under
 ``<node home>/envs``. Its own output goes to ``runner.log`` in that folder, which the server copies
-to its home as it grows (``state``). Once the runner has exited the actor waits for the server to
-``finish`` it (it ends what the job left behind and exits, freeing the node's share), or exits by
-itself after ``linger`` seconds when no server comes.
+to its home as it grows (``state``). Once the runner has exited and the server has its log, the
+server ``finish``es the actor, which frees the node's share; an actor no server comes for exits by
+itself ``linger`` seconds after its runner. What a dead runner's job left behind on a node is
+ended by ``end_user_processes_at``, a task the server runs on that node.
 """
 
 from __future__ import annotations
@@ -38,11 +39,33 @@ def node_home() -> Path:
     return Path(os.environ.get("SHOAL_RAY_NODE_HOME") or Path(tempfile.gettempdir()) / "shoal-ray")
 
 
+def run_dir_of(scope: str, workspace: str, job: str, attempt: int) -> Path:
+    """Where an attempt's runner works on this node (``scope`` names the server: its home)."""
+    return node_home() / "runs" / scope / workspace / job / str(attempt)
+
+
+def end_process_groups(run_dir: Path) -> None:
+    """The process groups a runner recorded in ``user_pgids`` (what a dead runner left)."""
+    try:
+        groups = [int(p) for p in (run_dir / USER_PGIDS).read_text().split()]
+    except (OSError, ValueError):
+        return
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def end_user_processes_at(scope: str, workspace: str, job: str, attempt: int) -> None:
+    """Run as a Ray task on the node that ran the attempt: end its job's process groups."""
+    end_process_groups(run_dir_of(scope, workspace, job, attempt))
+
+
 def _die_with_parent() -> None:
-    """In the runner, before exec: SIGTERM when the actor's worker dies, so a runner never
-    outlives the Ray actor that holds its node's share (it winds its job down on SIGTERM)."""
+    """In the runner, before exec: SIGKILL when the actor's worker dies, so a runner never
+    outlives the Ray actor that holds its node's share. Not SIGTERM: a runner winds its job down
+    on SIGTERM and reports it ``Canceled``, while a lost actor is a failure the server reports."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class RunnerHost:
@@ -56,9 +79,14 @@ class RunnerHost:
         env: dict[str, str],
         argv: list[str] | None = None,
         linger: float = 600.0,
+        scope: str = "shoal",
     ) -> None:
+        import ray  # on the node, inside the actor: Ray is there
+
+        self.node_id = ray.get_runtime_context().get_node_id()
         home = node_home()
-        self.run_dir = home / "runs" / workspace / job / str(attempt)
+        # ``scope`` names the server (its home): servers sharing a node never share a folder.
+        self.run_dir = run_dir_of(scope, workspace, job, attempt)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / RUNNER_LOG
         if argv is None:
@@ -108,6 +136,7 @@ class RunnerHost:
             "more": len(data) == LOG_CHUNK,
             "pid": self.proc.pid,
             "host": socket.gethostname(),
+            "node_id": self.node_id,
         }
 
     def terminate(self, force: bool = False) -> None:
@@ -118,18 +147,10 @@ class RunnerHost:
             self.end_user_processes()
 
     def end_user_processes(self) -> None:
-        """The process groups the runner recorded in ``user_pgids`` (what a dead runner left)."""
-        try:
-            groups = [int(p) for p in (self.run_dir / USER_PGIDS).read_text().split()]
-        except (OSError, ValueError):
-            return
-        for pgid in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
+        end_process_groups(self.run_dir)
 
     def finish(self) -> None:
-        """The runner has exited and the server has its log: end leftovers and free the node."""
-        self.end_user_processes()
-        import ray  # on the node, inside the actor: Ray is there
+        """The runner has exited and the server has its log: free the node's share."""
+        import ray
 
         ray.actor.exit_actor()

@@ -11,7 +11,9 @@ The handle is ``ray:<actor name>``; the name is made from this server's home and
 a restarted server finds its actors again by name (detached actors outlive their driver) and
 every backend call works from a handle alone. The runner's own output (``runner.log`` on the node)
 is copied into ``logs_location`` on the server as ``poll`` and ``reap`` see it grow. Once a
-runner has exited and its log is copied, ``reap`` finishes its actor, which frees the node's share.
+runner has exited and its log is copied, its actor is finished at once, which frees the node's
+share; ``end_user_processes`` then runs a zero-CPU task pinned to the node that ran it (its id is
+kept beside the log, ``ray_node``) to end what the runner left behind.
 
 Ray is imported when the backend is built (the ``shoal[ray]`` extra), never before: a server
 without a Ray address never loads it.
@@ -35,6 +37,7 @@ from shoal.errors import UnsupportedError
 PREFIX = "ray:"
 NAMESPACE = "shoal"
 RUNNER_LOG = "runner.log"
+NODE_FILE = "ray_node"
 # How long a node list is trusted when deciding whether a job can ever be placed.
 NODES_TTL = 2.0
 
@@ -63,6 +66,7 @@ class _Tracked:
     alive: bool = True
     lost: str | None = None
     finishing: bool = False
+    host: str | None = None
 
 
 class RayBackend:
@@ -89,8 +93,11 @@ class RayBackend:
         self._lock = threading.RLock()
         self._tracked: dict[str, _Tracked] = {}
         self._nodes: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        # Why actors ended without their runner saying so (a lost node), by actor name.
+        self._ended: dict[str, dict[str, str]] = {}
         self._connect(ship_runtime)
         self._host_class = self.ray.remote(ray_node.RunnerHost)
+        self._end_groups = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.end_user_processes_at)
         self._adopt_existing()
 
     def _connect(self, ship_runtime: bool) -> None:
@@ -156,6 +163,7 @@ class RayBackend:
             env,
             list(attempt.argv) if attempt.argv is not None else None,
             self.linger,
+            self.tag,
         )
         log = self.logs_location(attempt)
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -185,28 +193,32 @@ class RayBackend:
             pass
 
     def end_user_processes(self, attempt: AttemptKey) -> None:
-        tracked = self._find(PREFIX + self._name(attempt))
-        if tracked is None:
-            return
+        """A task on the node that ran the attempt ends the process groups its runner recorded."""
+        node_id = self._node_of(attempt)
+        if node_id is None:
+            return  # it never started on a node
+        strategy = self.ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
+        task = self._end_groups.options(scheduling_strategy=strategy)
         try:
-            self.ray.get(tracked.actor.end_user_processes.remote(), timeout=10)
+            self.ray.get(task.remote(self.tag, attempt.workspace, attempt.job, attempt.attempt), timeout=30)
         except Exception:  # noqa: BLE001 - a lost node took its processes with it
             pass
 
     def reap(self) -> None:
+        """Copies the logs of every runner this server knows of and finishes the actors of the
+        runners that ended (``_refresh``), whether or not the dispatcher still polls them."""
         with self._lock:
             tracked = list(self._tracked.values())
         for entry in tracked:
             self._refresh(entry, wait=0.0)
-            if not entry.alive and not entry.pending and not entry.finishing:
-                entry.finishing = True
-                try:
-                    entry.actor.finish.remote()
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
-            if entry.finishing or entry.lost:
+            if not entry.alive and entry.pending is None:
                 with self._lock:
                     self._tracked.pop(entry.name, None)
+
+    def exit_reason(self, handle: Handle) -> dict[str, str] | None:
+        if not str(handle).startswith(PREFIX):
+            return None
+        return self._ended.get(str(handle)[len(PREFIX) :])
 
     def logs_location(self, attempt: AttemptKey) -> Path:
         return self.home / "runs" / attempt.workspace / attempt.job / str(attempt.attempt) / RUNNER_LOG
@@ -231,10 +243,10 @@ class RayBackend:
 
     # -- Ray specifics -----------------------------------------------------------------------
 
-    def nodes_of(self, handle: Handle) -> str | None:
+    def host_of(self, handle: Handle) -> str | None:
         """The host a handle's runner runs on, once it has answered."""
         tracked = self._find(handle)
-        return getattr(tracked, "host", None) if tracked else None
+        return tracked.host if tracked else None
 
     def _live_nodes(self) -> list[dict[str, Any]]:
         when, nodes = self._nodes
@@ -288,14 +300,16 @@ class RayBackend:
             ref, tracked.pending = tracked.pending, None
             try:
                 state = ray.get(ref)
-            except ray.exceptions.RayActorError as exc:
-                tracked.alive, tracked.lost = False, _lost_reason(exc)
+            except Exception as exc:  # noqa: BLE001 - the actor is gone (its node, or killed)
+                tracked.alive = False
+                self._record_loss(tracked, exc)
                 return
-            except Exception as exc:  # noqa: BLE001 - any other failure ends this actor for us
-                tracked.alive, tracked.lost = False, f"{type(exc).__name__}: {exc}"
-                return
-            tracked.answered = True
-            tracked.host = state["host"]  # type: ignore[attr-defined]
+            if not tracked.answered:
+                tracked.answered = True
+                tracked.host = state["host"]
+                node_file = self.logs_location(tracked.key).parent / NODE_FILE
+                node_file.parent.mkdir(parents=True, exist_ok=True)
+                node_file.write_text(state["node_id"])
             if state["log"]:
                 log = self.logs_location(tracked.key)
                 log.parent.mkdir(parents=True, exist_ok=True)
@@ -306,8 +320,44 @@ class RayBackend:
                 return  # the next question fetches the rest before the runner counts as ended
             tracked.alive = state["alive"]
             if not tracked.alive:
-                # Its log is all here: one more answer is not needed.
-                tracked.pending = None
+                # Its log is all here: free the node's share now (the actor exits).
+                self._finish(tracked)
+
+    def _record_loss(self, tracked: _Tracked, exc: BaseException) -> None:
+        """Why an actor whose runner never said it ended is gone: its node, when that node is no
+        longer alive (kept for ``exit_reason``, also after ``reap`` forgets the actor)."""
+        node_id = self._node_of(tracked.key)
+        dead_node = False
+        if node_id:
+            try:
+                dead_node = not any(n.get("NodeID") == node_id for n in self.ray.nodes() if n.get("Alive"))
+            except Exception:  # noqa: BLE001 - a cluster we cannot ask: say what Ray said
+                dead_node = False
+        if dead_node:
+            where = f"{tracked.host or 'unknown host'}, node id {node_id}"
+            tracked.lost = "NODE_LOST"
+            message = f"the Ray node running the job was lost ({where}): {_first_line(exc)}"
+        else:
+            tracked.lost = "RUNNER_LOST"
+            message = f"the job's Ray actor ended: {_first_line(exc)}"
+        self._ended[tracked.name] = {"code": tracked.lost, "message": message}
+        while len(self._ended) > 1000:
+            self._ended.pop(next(iter(self._ended)))
+
+    def _node_of(self, key: AttemptKey) -> str | None:
+        try:
+            return (self.logs_location(key).parent / NODE_FILE).read_text().strip() or None
+        except OSError:
+            return None
+
+    def _finish(self, tracked: _Tracked) -> None:
+        if tracked.finishing:
+            return
+        tracked.finishing = True
+        try:
+            tracked.actor.finish.remote()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
     def _kill(self, tracked: _Tracked) -> None:
         try:
@@ -319,6 +369,6 @@ class RayBackend:
             self._tracked.pop(tracked.name, None)
 
 
-def _lost_reason(exc: BaseException) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

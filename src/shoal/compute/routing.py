@@ -63,5 +63,8 @@ class RoutedBackend:
         # Every backend keeps the runner's log at the same place under the server's home.
         return self.default.logs_location(attempt)
 
+    def exit_reason(self, handle: Handle) -> dict[str, str] | None:
+        return self._by_handle(handle).exit_reason(handle)
+
     def unplaceable(self, attempt: RunnerAttempt) -> str | None:
         return self.backend_for(attempt).unplaceable(attempt)

@@ -17,10 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 from shoal.compute import (
-    NodeResources,
     AttemptKey,
     ComputeBackend,
     Handle,
+    NodeResources,
     RunnerAttempt,
     get_backend,
     resources_for,
@@ -163,9 +163,7 @@ class Dispatcher:
             if row is not None and row.status == S.QUEUED:
                 row.queue_reason = reason
 
-    def _claim_and_launch(
-        self, job_id: int, cap: int | None, compute_type: str | None = None, size: Any = None
-    ) -> str:
+    def _claim_and_launch(self, job_id: int, cap: int | None, compute_type: str | None = None, size: Any = None) -> str:
         """Claim a queued job and start its runner: ``started``; ``taken`` when another server
         claimed or started it first; ``full`` when its compute has no room (counted under a lock
         on the compute, so servers starting jobs together never exceed ``max_instances``)."""
@@ -268,7 +266,11 @@ class Dispatcher:
             quiet = now - max(last, self._started_at) if last else now - self._started_at
             runner_gone = row.runner_handle is not None and not self.backend.poll(row.runner_handle)
             if runner_gone and raw_quiet > timedelta(seconds=2):
-                error = {"code": "RUNNER_LOST", "message": "the job's runner exited without reporting an outcome"}
+                # The backend may know more (the Ray node that went away); else the runner died.
+                error = self.backend.exit_reason(row.runner_handle) or {
+                    "code": "RUNNER_LOST",
+                    "message": "the job's runner exited without reporting an outcome",
+                }
                 self._finish(row.id, row.attempt, S.FAILED, error)
                 self.backend.end_user_processes(self._attempt_key(row))
             elif row.status != S.NOT_RESPONDING and quiet > timeout:
