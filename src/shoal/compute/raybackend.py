@@ -168,16 +168,24 @@ class RayBackend:
         log = self.logs_location(attempt)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
+        tracked = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
+        # The first question, answered once the actor runs: a poll meanwhile never waits on it.
+        tracked.pending = actor.state.remote(tracked.offset)
         with self._lock:
-            self._tracked[name] = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
+            self._tracked[name] = tracked
         return PREFIX + name
 
     def poll(self, handle: Handle) -> bool:
         tracked = self._find(handle)
         if tracked is None:
             return False
-        # A handle from before a restart: wait a moment for the truth; else never block a tick.
-        self._refresh(tracked, wait=2.0 if not tracked.answered else 0.0)
+        # A running actor answers in milliseconds: wait for it (its runner may have just ended);
+        # one still waiting for a node would not answer, so a tick never waits on it. A handle
+        # from before a restart (never asked) gets a moment for the truth.
+        if tracked.pending is None and not tracked.answered:
+            self._refresh(tracked, wait=2.0)
+        else:
+            self._refresh(tracked, wait=1.0 if tracked.answered else 0.0)
         return tracked.alive
 
     def cancel(self, handle: Handle, attempt: AttemptKey, *, force: bool = False) -> None:
