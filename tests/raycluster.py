@@ -79,9 +79,8 @@ def enter_network_namespace() -> NetworkNamespace:
         pytest.skip(message)
 
 
-def _ray_bin() -> str:
-    found = Path(sys.executable).with_name("ray")
-    return str(found) if found.exists() else (shutil.which("ray") or "ray")
+# ``ray start`` with more patience for a loaded machine (see that file).
+RAY_START = Path(__file__).with_name("ray_start.py")
 
 
 def _free_port() -> int:
@@ -132,7 +131,7 @@ class RayCluster:
         for attempt in range(1, tries + 1):
             with open(self.root / f"{label}.log", "ab") as log:
                 proc = subprocess.Popen(
-                    [_ray_bin(), "start", "--node-ip-address", "127.0.0.1", *args],
+                    [sys.executable, str(RAY_START), "start", "--node-ip-address", "127.0.0.1", *args],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -141,7 +140,7 @@ class RayCluster:
                 )
             self.groups.append(proc.pid)  # ended by stop() even if the test ends while it starts
             try:
-                code = proc.wait(timeout=180)
+                code = proc.wait(timeout=300)
             except subprocess.TimeoutExpired:
                 code = None
             if code == 0:
