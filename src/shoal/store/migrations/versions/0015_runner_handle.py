@@ -4,8 +4,9 @@ Revision ID: 0015
 Revises: 0011
 Create Date: 2026-12-05 17:00:00.000000
 
-The integer ``runner_pid`` column stays in the table, unused (nullable): dropping it would make
-SQLite rebuild the job table, which loses its expression index (``ix_job_run_order``).
+``runner_pid`` is dropped with a plain ``ALTER TABLE … DROP COLUMN`` (SQLite 3.35 and newer),
+not Alembic's batch mode: a rebuilt job table would lose its expression index
+(``ix_job_run_order``), which SQLite cannot reflect.
 """
 
 import sqlalchemy as sa
@@ -22,15 +23,15 @@ def upgrade() -> None:
     op.add_column("job", sa.Column("queue_reason", sa.String(length=1024), nullable=True))
     # A local runner's handle is its pid, written in decimal.
     op.execute("UPDATE job SET runner_handle = CAST(runner_pid AS VARCHAR(32)) WHERE runner_pid IS NOT NULL")
-    op.execute("UPDATE job SET runner_pid = NULL")
+    op.execute("ALTER TABLE job DROP COLUMN runner_pid")
 
 
 def downgrade() -> None:
+    op.add_column("job", sa.Column("runner_pid", sa.Integer(), nullable=True))
     # Only local handles (pids) have an integer form.
     op.execute(
         "UPDATE job SET runner_pid = CAST(runner_handle AS INTEGER) "
         "WHERE runner_handle IS NOT NULL AND runner_handle NOT LIKE '%:%'"
     )
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.drop_column("queue_reason")
-        batch_op.drop_column("runner_handle")
+    op.execute("ALTER TABLE job DROP COLUMN queue_reason")
+    op.execute("ALTER TABLE job DROP COLUMN runner_handle")
