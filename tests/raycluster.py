@@ -99,7 +99,14 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.client_port = 0
         self.workers, self.cpus, self.memory_gib = workers, cpus, memory_gib
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # A raylet waits this long for its node's agents (they import for a minute on a
+            # loaded machine) before it gives up and the node dies; Ray's default is 15 s.
+            "RAY_agent_register_timeout_ms": "300000",
+            **(env or {}),
+        }
         self.groups: list[int] = []
 
     def start(self) -> RayCluster:
