@@ -147,11 +147,12 @@ class RayCluster:
             ["--address", self.address, "--num-cpus", str(self.cpus), "--memory", str(int(self.memory_gib * GIB))],
         )
 
-    def _start_node(self, label: str, args: list[str], tries: int = 3) -> int:
+    def _start_node(self, label: str, args: list[str], tries: int = 5) -> int:
         """``ray start`` returns once its node is up; the node's processes stay in the process
         group it led (its id is returned, and ended by ``stop``). Ray gives a raylet 30 s to
-        register, which a loaded machine can miss: a node that did not come up is ended and
-        started again."""
+        register, and a raylet 15 s for its agents to write their ports (not configurable in
+        Ray 2.60), which a loaded machine can miss while the agents import: a node that did not
+        come up is ended and started again (the imports are faster once the files are cached)."""
         for attempt in range(1, tries + 1):
             with open(self.root / f"{label}.log", "ab") as log:
                 proc = subprocess.Popen(
@@ -164,7 +165,7 @@ class RayCluster:
                 )
             self.groups.append(proc.pid)  # ended by stop() even if the test ends while it starts
             try:
-                code = proc.wait(timeout=300)
+                code = proc.wait(timeout=240)
             except subprocess.TimeoutExpired:
                 code = None
             if code == 0:
