@@ -89,21 +89,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _agent_ports() -> list[str]:
-    """Fixed ports for a node's agents: with ports of its own choosing a raylet waits for the
-    files they write them to, and gives up on a loaded machine."""
-    return [
-        "--dashboard-agent-grpc-port",
-        str(_free_port()),
-        "--dashboard-agent-listen-port",
-        str(_free_port()),
-        "--metrics-export-port",
-        str(_free_port()),
-        "--runtime-env-agent-port",
-        str(_free_port()),
-    ]
-
-
 class RayCluster:
     """``ray start --head`` (no CPUs: jobs never land on it) and ``workers`` worker nodes."""
 
@@ -120,8 +105,6 @@ class RayCluster:
             # A raylet waits this long for its node's agents (they import for a minute on a
             # loaded machine) before it gives up and the node dies; Ray's default is 15 s.
             "RAY_agent_register_timeout_ms": "300000",
-            # No metrics: a raylet otherwise waits ~30 s for its metrics agent's port, then dies.
-            "RAY_enable_metrics_collection": "0",
             **(env or {}),
         }
         self.groups: list[int] = []
@@ -156,7 +139,7 @@ class RayCluster:
         for attempt in range(1, tries + 1):
             with open(self.root / f"{label}.log", "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, str(RAY_START), "start", "--node-ip-address", "127.0.0.1", *args, *_agent_ports()],
+                    [sys.executable, str(RAY_START), "start", "--node-ip-address", "127.0.0.1", *args],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
