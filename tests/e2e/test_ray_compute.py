@@ -139,11 +139,14 @@ def test_a_job_no_node_can_fit_stays_queued_saying_why(ray_shoal, tmp_path):
 
 
 def _user_processes(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (as one argument, or as its words)."""
+    forms = (marker.encode(), marker.replace(" ", "\0").encode())
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if marker.encode() in (proc / "cmdline").read_bytes():
+                cmdline = (proc / "cmdline").read_bytes()
+                if any(form in cmdline for form in forms):
                     found.append(int(proc.name))
             except OSError:
                 continue
