@@ -262,8 +262,6 @@ def test_a_pipeline_and_a_sweep_run_on_the_cluster(ray_shoal, tmp_path):
           code: ./sweep
           environment:
             image: python:3.11
-        inputs:
-          lr: 0.1
         search_space:
           lr:
             type: choice

@@ -308,6 +308,10 @@ class RayBackend:
             ref, tracked.pending = tracked.pending, None
             try:
                 state = ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:
+                # Unreachable for now (its node may be going away): ask again next time; Ray
+                # says ActorDiedError once it has decided.
+                return
             except Exception as exc:  # noqa: BLE001 - the actor is gone (its node, or killed)
                 tracked.alive = False
                 self._record_loss(tracked, exc)
