@@ -102,9 +102,6 @@ class RayCluster:
         self.env = {
             **os.environ,
             "RAY_USAGE_STATS_ENABLED": "0",
-            # A raylet waits this long for its node's agents (they import for a minute on a
-            # loaded machine) before it gives up and the node dies; Ray's default is 15 s.
-            "RAY_agent_register_timeout_ms": "300000",
             **(env or {}),
         }
         self.groups: list[int] = []
