@@ -105,6 +105,7 @@ class RayCluster:
             **(env or {}),
         }
         self.groups: list[int] = []
+        self._starters: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> RayCluster:
         head = ["--head", "--port", str(self.port), "--num-cpus", "0", "--temp-dir", str(self.root / "t")]
@@ -144,6 +145,7 @@ class RayCluster:
                     start_new_session=True,
                 )
             self.groups.append(proc.pid)  # ended by stop() even if the test ends while it starts
+            self._starters.append(proc)
             try:
                 code = proc.wait(timeout=240)
             except subprocess.TimeoutExpired:
@@ -151,6 +153,7 @@ class RayCluster:
             if code == 0:
                 return proc.pid
             self.kill_node(proc.pid)
+            proc.wait()  # reaped: no zombie left in the test process (the contract tests count them)
             self.groups.remove(proc.pid)
             if attempt == tries:
                 raise AssertionError(f"ray start of the {label} node failed ({code})\n{self.logs()}")
@@ -197,6 +200,11 @@ class RayCluster:
             time.sleep(0.2)
         for group in self.groups:
             self.kill_node(group, signal.SIGKILL)
+        for proc in self._starters:  # our own children: reaped, never left as zombies
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 
