@@ -5,7 +5,8 @@ Environment variables use the ``SHOAL_`` prefix: ``SHOAL_HOME``, ``SHOAL_DATABAS
 ``SHOAL_LOCAL_DATASTORE_ROOTS``, ``SHOAL_UPLOAD_SESSION_TTL``, ``SHOAL_TEMP_FILE_MAX_AGE``,
 ``SHOAL_CLEANUP_INTERVAL``; job isolation: ``SHOAL_JOB_ISOLATION`` (off | auto | required),
 ``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``, ``SHOAL_JOB_NETWORK`` (host | server); for several servers on one database
-``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``; team mode:
+``SHOAL_PUBLIC_URL``, ``SHOAL_SERVER_ID``, ``SHOAL_SERVER_LEASE_SECONDS``; compute clusters on Ray:
+``SHOAL_RAY_ADDRESS``, ``SHOAL_ADVERTISE_URL``; team mode:
 ``SHOAL_TEAM_MODE``, ``SHOAL_BODY_TIMEOUT``, ``SHOAL_AUDIT_RETENTION_DAYS``; SQLite:
 ``SHOAL_DB_BUSY_TIMEOUT``; compute instances: ``SHOAL_DEVBOX_TICK_SECONDS``,
 ``SHOAL_DEVBOX_START_TIMEOUT``.
@@ -42,6 +43,11 @@ class ShoalSettings(BaseSettings):
     # The address online endpoints' scoring instances listen on, and that the other servers'
     # routers reach them at (several servers on several hosts: this host's private address).
     endpoint_instance_host: str = "127.0.0.1"
+    # Compute clusters on Ray (docs/compute-ray.md): the cluster's address (``ray://head:10001``
+    # or ``head:6379``; unset: every job runs on this machine) and the URL runners on its nodes
+    # call back on (default: the public URL, else this server's own, which nodes must reach).
+    ray_address: str | None = None
+    advertise_url: str | None = None
     # Folders local datastores may point into, os.pathsep-separated; by default
     # $SHOAL_HOME/local-datastores (storage/local_roots.py says what is refused).
     local_datastore_roots: str | None = None

@@ -71,7 +71,7 @@ def row_of(api, name: str) -> dict[str, Any]:
             "attempt": row.attempt,
             "heartbeat_at": row.heartbeat_at,
             "status_times": dict(row.status_times or {}),
-            "runner_pid": row.runner_pid,
+            "runner_pid": row.runner_handle,
         }
 
 
@@ -755,20 +755,20 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self.launched: list[RunnerAttempt] = []
-        self.running: set[int] = set()
-        self.signals: list[tuple[int, int]] = []
+        self.running: set[str] = set()
+        self.signals: list[tuple[str, int]] = []
         self.cleaned: list[AttemptKey] = []
 
-    def submit(self, attempt: RunnerAttempt) -> int:
-        pid = 100000 + len(self.launched)
+    def submit(self, attempt: RunnerAttempt) -> str:
+        pid = str(100000 + len(self.launched))
         self.launched.append(attempt)
         self.running.add(pid)
         return pid
 
-    def poll(self, handle: int) -> bool:
+    def poll(self, handle: str) -> bool:
         return handle in self.running
 
-    def cancel(self, handle: int, attempt: AttemptKey, *, force: bool = False) -> None:
+    def cancel(self, handle: str, attempt: AttemptKey, *, force: bool = False) -> None:
         self.signals.append((handle, signal.SIGKILL if force else signal.SIGTERM))
 
     def end_user_processes(self, attempt: AttemptKey) -> None:
@@ -779,6 +779,12 @@ class FakeBackend:
 
     def logs_location(self, attempt: AttemptKey) -> Path:
         return Path("/nonexistent") / attempt.job / "runner.log"
+
+    def unplaceable(self, attempt: RunnerAttempt) -> str | None:
+        return None
+
+    def exit_reason(self, handle: str) -> dict[str, str] | None:
+        return None
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ def test_the_jobs_of_a_server_whose_lease_expired_are_taken_over(api, pair):
     expire(api, "server-a")
     b.tick()
     adopted = row_of(api, started)
-    assert (adopted.claimed_by, adopted.attempt, adopted.runner_pid) == ("server-b", 1, None)
+    assert (adopted.claimed_by, adopted.attempt, adopted.runner_handle) == ("server-b", 1, None)
     assert adopted.status == "Preparing"  # adopted, not restarted; its heartbeats decide from now on
     requeued = row_of(api, not_launched)
     # Queued again and started by the survivor as a new attempt (the old one's calls are refused).

@@ -7,6 +7,10 @@ the script starts its job's commands in process groups of their own and writes t
 ``user_pgids`` in ``$SHOAL_RUN_DIR``; it also prints what it sees to its log. The tests use the
 contract only (submit, poll, cancel, end_user_processes, reap, logs_location, capabilities), so
 a new backend joins by being registered; ``BACKEND_CONFIG`` holds what it needs besides ``home``.
+
+The ``ray`` backend runs against a real Ray cluster (a head and two worker nodes, in a network
+namespace of this test process: ``tests/raycluster.py``), started once for this module; without
+Ray installed its tests are skipped with a message (a failure under CI=true).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from shoal.compute import (
     get_backend,
 )
 from shoal.errors import UnsupportedError
+from tests.raycluster import RayCluster, enter_network_namespace, require_ray
 
 # Per backend, constructor settings besides ``home`` (every backend takes ``home``).
 BACKEND_CONFIG: dict[str, dict[str, Any]] = {}
@@ -90,7 +95,7 @@ class Harness:
         self.name = name
         self.home = home
         self.backend: ComputeBackend = self.new_backend()
-        self.submitted: list[tuple[int, RunnerAttempt]] = []
+        self.submitted: list[tuple[str, RunnerAttempt]] = []
         self._count = 0
 
     def new_backend(self) -> ComputeBackend:
@@ -99,7 +104,7 @@ class Harness:
 
     def submit(
         self, *, groups: int = 1, life: float = 120, ignore_term: bool = False, nodes: int = 1
-    ) -> tuple[int, RunnerAttempt]:
+    ) -> tuple[str, RunnerAttempt]:
         self._count += 1
         job = f"job_{self._count}"
         env = {"FAKE_GROUPS": str(groups), "FAKE_LIFE": str(life), "FAKE_EXTRA": "extra-value"}
@@ -129,11 +134,19 @@ class Harness:
 
     def groups(self, attempt: AttemptKey, count: int) -> list[int]:
         """The process groups the runner-like script started, once it has started them."""
-        wait_until(lambda: "groups" in self.log(attempt), what="the runner's process groups")
+        # A log copied from another node arrives as the backend sees it grow (poll).
+        wait_until(
+            lambda: self.backend.poll(self.handle_of(attempt)) and "groups" in self.log(attempt),
+            timeout=60,
+            what="the runner's process groups",
+        )
         line = next(line for line in self.log(attempt).splitlines() if line.startswith("groups"))
         pgids = [int(p) for p in line.split()[1:]]
         assert len(pgids) == count
         return pgids
+
+    def handle_of(self, attempt: AttemptKey) -> str:
+        return next(h for h, a in self.submitted if a.key() == attempt.key())
 
     def close(self) -> None:
         for handle, attempt in self.submitted:
@@ -144,8 +157,30 @@ class Harness:
         self.backend.reap()
 
 
-@pytest.fixture(params=available_backends())
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[RayCluster]:
+    """One small Ray cluster for this module's ``ray`` tests, in a network namespace."""
+    require_ray()
+    netns = enter_network_namespace()
+    cluster = RayCluster(workers=2, cpus=1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.stop()
+        netns.leave()
+
+
+# A Ray cluster takes minutes to start on a loaded machine: the first ``ray`` test pays for it.
+@pytest.fixture(
+    params=[pytest.param(n, marks=pytest.mark.timeout(900) if n == "ray" else ()) for n in available_backends()]
+)
 def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    if request.param == "ray":
+        BACKEND_CONFIG["ray"] = {"address": request.getfixturevalue("ray_cluster").address}
     # A setting of the "server" that must not reach its runners.
     monkeypatch.setenv("SHOAL_LEAK", "server-only")
     h = Harness(request.param, tmp_path / "home")
@@ -170,10 +205,14 @@ def test_every_backend_meets_the_contract_and_states_sane_capabilities(harness: 
 def test_a_submitted_runner_lives_logs_and_gets_its_environment(harness: Harness) -> None:
     # Two nodes where the backend allows them (ranks on one host, or separate nodes).
     handle, attempt = harness.submit(nodes=2 if (harness.backend.capabilities.max_nodes or 2) >= 2 else 1)
-    assert isinstance(handle, int)
+    assert isinstance(handle, str)
     assert harness.backend.poll(handle)
     log_path = Path(harness.backend.logs_location(attempt))
-    wait_until(lambda: "FAKE_EXTRA" in harness.log(attempt), what="the runner's output in its log")
+    wait_until(
+        lambda: harness.backend.poll(handle) and "FAKE_EXTRA" in harness.log(attempt),
+        timeout=60,
+        what="the runner's output in its log",
+    )
     assert log_path.is_file()
     log = harness.log(attempt)
     assert "runner-like started -m shoal.runtime --workspace ws --job job_1 --attempt 1" in log
@@ -212,15 +251,15 @@ def test_force_cancel_ends_a_runner_that_ignores_sigterm_and_its_process_groups(
 
 def test_a_runner_that_exits_is_reported_dead_and_reaped(harness: Harness) -> None:
     handle, attempt = harness.submit(groups=0, life=0)
-    wait_until(lambda: "runner-like done" in harness.log(attempt), what="the runner to finish")
-    wait_until(lambda: not harness.backend.poll(handle), what="the finished runner to be reported dead")
+    wait_until(lambda: not harness.backend.poll(handle), timeout=60, what="the finished runner to be reported dead")
+    assert "runner-like done" in harness.log(attempt), "its whole log is there once it is reported dead"
     harness.backend.end_user_processes(attempt)  # nothing left behind: no error
 
 
 def test_reap_leaves_no_zombies(harness: Harness) -> None:
-    attempts = [harness.submit(groups=0, life=0)[1] for _ in range(3)]
-    for attempt in attempts:
-        wait_until(lambda a=attempt: "runner-like done" in harness.log(a), what="the runners to finish")
+    submitted = [harness.submit(groups=0, life=0) for _ in range(3)]
+    for handle, _ in submitted:
+        wait_until(lambda h=handle: not harness.backend.poll(h), timeout=60, what="the runners to finish")
     time.sleep(0.3)  # their exits reach this process
     harness.backend.reap()
     assert zombie_children() == []
@@ -231,12 +270,13 @@ def test_a_process_that_is_no_runner_is_reported_dead(harness: Harness) -> None:
     recycled after a restart), is dead; so is a number that names no process at all."""
     other = subprocess.Popen(["sleep", "30"])
     try:
-        assert not harness.new_backend().poll(other.pid)
-        assert not harness.backend.poll(other.pid)
+        assert not harness.new_backend().poll(str(other.pid))
+        assert not harness.backend.poll(str(other.pid))
+        assert not harness.backend.poll(f"{harness.name}:no-such-runner")
     finally:
         other.kill()
         other.wait()
-    assert not harness.backend.poll(other.pid)
+    assert not harness.backend.poll(str(other.pid))
 
 
 def test_a_runner_outlives_its_backend_where_the_backend_says_so(harness: Harness) -> None:

@@ -70,7 +70,12 @@ WRITTEN: dict[tuple[str, str], list[str]] = {
     ("compute", "stop"): ["shoal compute stop -n my-ci"],
     ("compute", "restart"): ["shoal compute restart -n my-ci"],
     ("datastore", "list"): ["shoal datastore list -o table"],
-    ("server", "start"): ["shoal server start --detach", "shoal server start --host 0.0.0.0 --port 8080"],
+    ("server", "start"): [
+        "shoal server start --detach",
+        "shoal server start --host 0.0.0.0 --port 8080",
+        "shoal server start --host 0.0.0.0 --port 8080 --ray-address ray://head:10001 "
+        "--advertise-url http://server-host:8080",
+    ],
     ("account", "show"): ["shoal account show", "shoal account show --query roles -o table"],
     ("account", "get-access-token"): [
         "export MLFLOW_TRACKING_TOKEN=$(shoal account get-access-token --query accessToken -o tsv)"

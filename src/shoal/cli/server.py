@@ -14,10 +14,34 @@ def start(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 0,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Run the jobs of compute clusters on this Ray cluster (ray://head:10001 or head:6379); "
+            "needs shoal[ray]. Also SHOAL_RAY_ADDRESS.",
+        ),
+    ] = None,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option(
+            "--advertise-url",
+            help="The URL runners on Ray nodes call this server back on (http://<server-host>:8080). "
+            "Also SHOAL_ADVERTISE_URL.",
+        ),
+    ] = None,
 ) -> None:
     """Start the server (in the foreground unless --detach)."""
+    import os
+
     from shoal.client.local_server import running_server, start_server
     from shoal.config import load_settings
+
+    # Settings of the server process, detached or not: passed on as its environment.
+    if ray_address:
+        os.environ["SHOAL_RAY_ADDRESS"] = ray_address
+    if advertise_url:
+        os.environ["SHOAL_ADVERTISE_URL"] = advertise_url
 
     settings = load_settings()
     url = running_server(settings)

@@ -1,8 +1,10 @@
 """Compute backends: they start and stop runner processes and never touch the store.
 
 ``base`` holds the contract (``ComputeBackend``, ``RunnerAttempt``, ``Capabilities``);
-``backends`` the backends by name and the Azure compute types Shoal runs jobs on. Backend
-modules (``local``) are imported only when their backend is first asked for.
+``backends`` the backends by name and the Azure compute types Shoal runs jobs on; ``sizes`` what
+one node of an Azure VM size offers; ``routing`` several backends behind the contract (Ray for
+compute clusters, local for the rest). Backend modules (``local``, ``raybackend``) are imported
+only when their backend is first asked for.
 """
 
 from shoal.compute.backends import (
@@ -15,6 +17,7 @@ from shoal.compute.backends import (
     is_local_compute,
     register_backend,
     runs_jobs,
+    server_backend,
 )
 from shoal.compute.base import (
     FORWARDED_SETTINGS,
@@ -25,6 +28,7 @@ from shoal.compute.base import (
     RunnerAttempt,
     runner_environment,
 )
+from shoal.compute.sizes import NodeResources, known_sizes, resources_for
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -35,12 +39,16 @@ __all__ = [
     "Capabilities",
     "ComputeBackend",
     "Handle",
+    "NodeResources",
     "RunnerAttempt",
     "available_backends",
     "backend_class",
     "get_backend",
     "is_local_compute",
+    "known_sizes",
     "register_backend",
+    "resources_for",
     "runner_environment",
     "runs_jobs",
+    "server_backend",
 ]

@@ -11,10 +11,15 @@ import importlib
 from typing import Any
 
 from shoal.compute.base import ComputeBackend
+from shoal.compute.routing import CLUSTER_COMPUTE_TYPES, RoutedBackend
 from shoal.errors import UnsupportedError
 
 DEFAULT_BACKEND = "local"
-_BACKENDS: dict[str, str] = {"local": "shoal.compute.local:LocalBackend"}
+_BACKENDS: dict[str, str] = {
+    "local": "shoal.compute.local:LocalBackend",
+    # Needs the shoal[ray] extra; the module imports Ray only when a backend is built.
+    "ray": "shoal.compute.raybackend:RayBackend",
+}
 _LOADED: dict[str, type[Any]] = {}
 
 # Compute references that mean "this machine": none, "local" and Azure ML's serverless compute.
@@ -67,3 +72,14 @@ def get_backend(name: str = DEFAULT_BACKEND, **config: Any) -> ComputeBackend:
     """A new backend instance of the backend registered as ``name``, built with ``config``."""
     backend: ComputeBackend = backend_class(name)(**config)
     return backend
+
+
+def server_backend(home: Any, *, ray_address: str | None = None, advertise_url: str | None = None) -> ComputeBackend:
+    """The backend a server's dispatcher uses: ``local`` alone, or with a Ray address, Ray for
+    the jobs of compute clusters and ``local`` for the rest (``shoal.compute.routing``)."""
+    local = get_backend(DEFAULT_BACKEND, home=home)
+    if not ray_address:
+        return local
+    ray = get_backend("ray", home=home, address=ray_address, advertise_url=advertise_url)
+    routed: ComputeBackend = RoutedBackend(default=local, by_type=dict.fromkeys(CLUSTER_COMPUTE_TYPES, ray))
+    return routed

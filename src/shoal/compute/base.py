@@ -6,10 +6,11 @@ the store or the services: the dispatcher owns job states and hands a backend on
 
 - ``submit(attempt)`` starts the runner of one attempt, detached (it must outlive a server
   restart where ``capabilities.survives_restart``), and returns its *handle*: a backend-defined
-  ``int`` that the dispatcher stores in the job row (``JobRow.runner_pid``). For ``local`` the
-  handle is the runner's pid. The runner's environment carries ``SHOAL_SERVER_URL``,
-  ``SHOAL_JOB_TOKEN``, ``SHOAL_RUN_DIR`` (its run folder), ``SHOAL_HOME`` and ``attempt.env``;
-  no other ``SHOAL_*`` setting of the server leaks into it.
+  string that the dispatcher stores in the job row (``JobRow.runner_handle``). For ``local`` the
+  handle is the runner's pid (in decimal); other backends prefix theirs with ``<name>:``. The
+  runner's environment carries ``SHOAL_SERVER_URL``, ``SHOAL_JOB_TOKEN``, ``SHOAL_RUN_DIR``
+  (its run folder), ``SHOAL_HOME`` and ``attempt.env``; no other ``SHOAL_*`` setting of the
+  server leaks into it.
 - ``poll(handle)`` is True while that attempt's runner lives. A handle this backend instance did
   not issue (a runner from before a server restart) is alive only if it still names a runner:
   a recycled pid, or any other process, is reported dead.
@@ -20,7 +21,14 @@ the store or the services: the dispatcher owns job states and hands a backend on
   their ids to ``user_pgids`` in its run folder): the cleanup for a runner that died.
 - ``reap()`` collects the exit status of finished runners this backend started (no zombies);
   the dispatcher calls it every tick.
-- ``logs_location(attempt)`` is where the runner's own output goes (``runner.log``).
+- ``logs_location(attempt)`` is where the runner's own output goes (``runner.log``), on the
+  server's machine (a backend whose runners run elsewhere copies it there as it grows).
+- ``exit_reason(handle)`` is None, or for a runner that ``poll`` reports dead without its
+  having ended normally, the job's error as the backend knows it: ``{"code", "message"}``
+  (``NODE_LOST`` naming the node that went away). The dispatcher uses it for ``RUNNER_LOST``.
+- ``unplaceable(attempt)`` is None when the backend can start that attempt now or later, else
+  why it never can as things stand (``no Ray node offers 4 CPUs and 14 GiB``): the dispatcher
+  then leaves the job ``Queued`` with that reason instead of starting it.
 - ``capabilities`` says what the backend can do (see ``Capabilities``).
 
 Backends are constructed with keyword arguments only, through ``shoal.compute.get_backend``;
@@ -35,8 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-# Stored in the job row's integer ``runner_pid`` column: what it means is the backend's affair.
-Handle = int
+from shoal.compute.sizes import NodeResources
+
+# Stored in the job row's ``runner_handle`` column: what it means is the backend's affair.
+Handle = str
 
 # Settings of the server that its runners share: the system-metrics interval and how runners
 # build environments. ``runner_environment`` forwards them.
@@ -57,10 +67,12 @@ class RunnerAttempt(AttemptKey):
     """What a backend needs to start the runner of one attempt.
 
     ``env`` is added to the runner's environment (the heartbeat interval, forwarded settings).
-    ``nodes`` is the job's ``resources.instance_count``. ``argv``, when given, replaces the
-    runner command (``python -m shoal.runtime …``) and nothing else: the environment, run folder
-    and log are as for a real runner. It exists for the backend contract tests, which start a
-    runner-like script without a server; the dispatcher never sets it.
+    ``nodes`` is the job's ``resources.instance_count``. ``compute_type`` is the type of the
+    compute the job targets (``amlcompute``…; None: this machine), ``resources`` what one node
+    of it offers (from its ``size``; None: unknown), for backends that place runners on nodes.
+    ``argv``, when given, replaces the runner command (``python -m shoal.runtime …``) and nothing
+    else: the environment, run folder and log are as for a real runner. It exists for the backend
+    contract tests, which start a runner-like script without a server; the dispatcher never sets it.
     """
 
     server_url: str
@@ -68,6 +80,8 @@ class RunnerAttempt(AttemptKey):
     env: Mapping[str, str] = field(default_factory=dict)
     nodes: int = 1
     argv: tuple[str, ...] | None = None
+    compute_type: str | None = None
+    resources: NodeResources | None = None
 
     def key(self) -> AttemptKey:
         return AttemptKey(self.workspace, self.job, self.attempt)
@@ -107,6 +121,10 @@ class ComputeBackend(Protocol):
     def reap(self) -> None: ...
 
     def logs_location(self, attempt: AttemptKey) -> Path: ...
+
+    def unplaceable(self, attempt: RunnerAttempt) -> str | None: ...
+
+    def exit_reason(self, handle: Handle) -> dict[str, str] | None: ...
 
 
 def runner_environment(heartbeat_seconds: float, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -66,10 +66,12 @@ class LocalBackend:
         run_dir = self.run_dir(attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
         argv, env = self.command(attempt)
-        return self._launch(argv, env, run_dir, self.logs_location(attempt))
+        return str(self._launch(argv, env, run_dir, self.logs_location(attempt)))
 
     def poll(self, handle: Handle) -> bool:
-        pid = handle
+        pid = _pid(handle)
+        if pid is None:
+            return False  # not a handle this backend issues
         child = self._children.get(pid)
         if child is not None:
             if child.poll() is None:
@@ -89,7 +91,9 @@ class LocalBackend:
             return True
 
     def cancel(self, handle: Handle, attempt: AttemptKey, *, force: bool = False) -> None:
-        _kill(handle, signal.SIGKILL if force else signal.SIGTERM)
+        pid = _pid(handle)
+        if pid is not None:
+            _kill(pid, signal.SIGKILL if force else signal.SIGTERM)
         if force:
             self.end_user_processes(attempt)
 
@@ -112,6 +116,12 @@ class LocalBackend:
 
     def logs_location(self, attempt: AttemptKey) -> Path:
         return self.run_dir(attempt) / RUNNER_LOG
+
+    def unplaceable(self, attempt: RunnerAttempt) -> str | None:
+        return None  # this machine runs whatever it is given
+
+    def exit_reason(self, handle: Handle) -> dict[str, str] | None:
+        return None  # a lost runner is all this backend can tell
 
     # -- local specifics ---------------------------------------------------------------------
 
@@ -172,6 +182,10 @@ def java_home(environ: Mapping[str, str] | None = None) -> str | None:
     if found:
         return os.path.dirname(os.path.dirname(os.path.realpath(found)))
     return None
+def _pid(handle: Handle) -> int | None:
+    """The pid a local handle names (a positive decimal), else None."""
+    text = str(handle)
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def _kill(pid: int, sig: int) -> None:

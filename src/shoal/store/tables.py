@@ -148,7 +148,11 @@ class JobRow(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     # Each start of a runner takes a new attempt; writes carrying an older one are refused.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
-    runner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The compute backend's handle of the current attempt's runner (a pid for ``local``,
+    # ``ray:<actor>`` for Ray): what it means is the backend's affair.
+    runner_handle: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Why a Queued job is not starting although its compute has room (no Ray node fits it).
+    queue_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     # The server (``server_lease.server_id``) whose dispatcher started the current attempt: only
     # it can signal the runner; another server takes the job over once that server's lease ends.
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -105,7 +105,7 @@ class Membership:
                 if row is None or row.claimed_by != orphan.claimed_by or row.status not in OCCUPYING:
                     continue  # another survivor was first, or the job moved on
                 previous = row.claimed_by
-                if row.status == S.PREPARING and row.runner_pid is None:
+                if row.status == S.PREPARING and row.runner_handle is None:
                     # Claimed, never launched: queue it again; its next claim is a new attempt,
                     # so a runner its old server started in its last moment is refused.
                     job_state.transition(row, S.QUEUED)
@@ -113,7 +113,7 @@ class Membership:
                 else:
                     # Launched by another backend: its process handle means nothing here.
                     row.claimed_by = self.server_id
-                    row.runner_pid = None
+                    row.runner_handle = None
                 taken += 1
             logger.warning("took over job %s from server %s (lease expired)", orphan.name, previous)
         if taken:

@@ -3,7 +3,9 @@ ones asked to cancel, and notices runners that died or went quiet.
 
 Capacity: an ``amlcompute`` runs at most ``max_instances`` nodes' worth of jobs at once (a job
 takes ``resources.instance_count`` nodes); the rest wait in ``Queued``, first in, first out.
-Local, instance and Kubernetes computes have no cap here.
+Local, instance and Kubernetes computes have no cap here. A job its backend can never place as
+things stand (no Ray node offers one node of its compute's ``size``) stays ``Queued`` with that
+reason in ``queue_reason`` (``properties["shoal.queue_reason"]``), and nobody overtakes it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from shoal.compute import DEFAULT_BACKEND, AttemptKey, ComputeBackend, RunnerAttempt, get_backend, runner_environment
+from shoal.compute import (
+    AttemptKey,
+    ComputeBackend,
+    Handle,
+    NodeResources,
+    RunnerAttempt,
+    get_backend,
+    resources_for,
+    runner_environment,
+    server_backend,
+)
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
 from shoal.services.context import ServiceContext
@@ -37,7 +49,7 @@ class Dispatcher:
         signer: JobTokenSigner,
         *,
         backend: ComputeBackend | None = None,
-        backend_name: str = DEFAULT_BACKEND,
+        backend_name: str | None = None,
         poll_seconds: float = 0.5,
         heartbeat_timeout: float = 30.0,
         cancel_grace: float = 15.0,
@@ -48,7 +60,16 @@ class Dispatcher:
         self.ctx = ctx
         self.server_url = server_url
         self.signer = signer
-        self.backend = backend or get_backend(backend_name, home=ctx.settings.resolved_home())
+        home = ctx.settings.resolved_home()
+        if backend is None:
+            if backend_name is not None:
+                backend = get_backend(backend_name, home=home)
+            else:
+                # Which engine runs a compute is the server's configuration (a Ray address).
+                backend = server_backend(
+                    home, ray_address=ctx.settings.ray_address, advertise_url=ctx.settings.advertise_url
+                )
+        self.backend = backend
         self.poll_seconds = poll_seconds
         self.heartbeat_timeout = heartbeat_timeout
         self.cancel_grace = cancel_grace
@@ -111,23 +132,38 @@ class Dispatcher:
             for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
                 key = (row.workspace_id, row.compute)
                 busy[key] = busy.get(key, 0) + _nodes(row)
-            capacity = {key: _capacity(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
+            computes = {key: _compute(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
         blocked: set[tuple[int, str]] = set()
         for row in queued:
             key = (row.workspace_id, row.compute)
             if key in blocked:
                 continue  # first in, first out: nobody overtakes a job waiting for this compute
-            cap = capacity[key]
+            cap, compute_type, size = computes[key]
             if cap is not None and busy.get(key, 0) + _nodes(row) > cap:
                 blocked.add(key)
                 continue
-            outcome = self._claim_and_launch(row.id, cap)
+            probe = RunnerAttempt(
+                "", row.name, row.attempt + 1, server_url="", token="", compute_type=compute_type, resources=size
+            )
+            reason = self.backend.unplaceable(probe)
+            if reason != row.queue_reason and self.cluster.watches(row.claimed_by):
+                self._set_queue_reason(row.id, reason)
+            if reason is not None:
+                blocked.add(key)
+                continue
+            outcome = self._claim_and_launch(row.id, cap, compute_type, size)
             if outcome == "started":
                 busy[key] = busy.get(key, 0) + _nodes(row)
             elif outcome == "full":
                 blocked.add(key)
 
-    def _claim_and_launch(self, job_id: int, cap: int | None) -> str:
+    def _set_queue_reason(self, job_id: int, reason: str | None) -> None:
+        with self.ctx.db.write() as session:
+            row = job_rows.locked(session, job_id)
+            if row is not None and row.status == S.QUEUED:
+                row.queue_reason = reason
+
+    def _claim_and_launch(self, job_id: int, cap: int | None, compute_type: str | None = None, size: Any = None) -> str:
         """Claim a queued job and start its runner: ``started``; ``taken`` when another server
         claimed or started it first; ``full`` when its compute has no room (counted under a lock
         on the compute, so servers starting jobs together never exceed ``max_instances``)."""
@@ -145,14 +181,15 @@ class Dispatcher:
                 if busy + _nodes(row) > cap:
                     return "full"
             row.attempt += 1
+            row.queue_reason = None
             row.claimed_by = self.cluster.server_id
             row.heartbeat_at = job_state.now()
             job_state.transition(row, S.PREPARING)
             workspace = job_rows.workspace_name(session, row)
             name, attempt, nodes = row.name, row.attempt, _nodes(row)
         try:
-            pid = self._launch(workspace, name, attempt, nodes)
-        except OSError as exc:
+            handle = self._launch(workspace, name, attempt, nodes, compute_type, size)
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot start it fails the attempt
             with self.ctx.db.write() as session:
                 row = job_rows.locked(session, job_id)
                 if row is not None and row.status == S.PREPARING:
@@ -163,10 +200,12 @@ class Dispatcher:
         with self.ctx.db.write() as session:
             row = job_rows.locked(session, job_id)
             if row is not None and row.attempt == attempt:
-                row.runner_pid = pid
+                row.runner_handle = handle
         return "started"
 
-    def _launch(self, workspace: str, name: str, attempt: int, nodes: int) -> int:
+    def _launch(
+        self, workspace: str, name: str, attempt: int, nodes: int, compute_type: str | None, size: Any
+    ) -> Handle:
         runner = RunnerAttempt(
             workspace,
             name,
@@ -175,6 +214,8 @@ class Dispatcher:
             token=self.signer.issue(workspace, name, attempt),
             env=self._runner_env(),
             nodes=nodes,
+            compute_type=compute_type,
+            resources=size,
         )
         return self.backend.submit(runner)
 
@@ -195,7 +236,7 @@ class Dispatcher:
             if not self.cluster.watches(row.claimed_by):
                 continue  # another server's runner: that server signals it
             key = (row.id, row.attempt)
-            pid = row.runner_pid
+            pid = row.runner_handle
             if pid is None or not self.backend.poll(pid):
                 self._finish(row.id, row.attempt, S.CANCELED, None)
                 continue
@@ -223,9 +264,13 @@ class Dispatcher:
                 last = last.replace(tzinfo=now.tzinfo)
             raw_quiet = now - last if last else timeout * 3
             quiet = now - max(last, self._started_at) if last else now - self._started_at
-            runner_gone = row.runner_pid is not None and not self.backend.poll(row.runner_pid)
+            runner_gone = row.runner_handle is not None and not self.backend.poll(row.runner_handle)
             if runner_gone and raw_quiet > timedelta(seconds=2):
-                error = {"code": "RUNNER_LOST", "message": "the job's runner exited without reporting an outcome"}
+                # The backend may know more (the Ray node that went away); else the runner died.
+                error = self.backend.exit_reason(row.runner_handle) or {
+                    "code": "RUNNER_LOST",
+                    "message": "the job's runner exited without reporting an outcome",
+                }
                 self._finish(row.id, row.attempt, S.FAILED, error)
                 self.backend.end_user_processes(self._attempt_key(row))
             elif row.status != S.NOT_RESPONDING and quiet > timeout:
@@ -236,19 +281,19 @@ class Dispatcher:
                     "message": f"no heartbeat from the job's runner for {int(quiet.total_seconds())} s",
                 }
                 self._finish(row.id, row.attempt, S.FAILED, error)
-                if row.runner_pid is not None and self.backend.poll(row.runner_pid):
+                if row.runner_handle is not None and self.backend.poll(row.runner_handle):
                     # A runner that is alive but silent must not keep a freed slot busy: it stops
                     # its process groups on SIGTERM; SIGKILL follows if it does not.
                     attempt = self._attempt_key(row)
-                    self.backend.cancel(row.runner_pid, attempt)
-                    self._kill_later(row.runner_pid, attempt)
+                    self.backend.cancel(row.runner_handle, attempt)
+                    self._kill_later(row.runner_handle, attempt)
 
     def _attempt_key(self, row: JobRow) -> AttemptKey:
         with self.ctx.db.read() as session:
             workspace = job_rows.workspace_name(session, row)
         return AttemptKey(workspace, row.name, row.attempt)
 
-    def _kill_later(self, pid: int, attempt: AttemptKey) -> None:
+    def _kill_later(self, pid: Handle, attempt: AttemptKey) -> None:
         def kill() -> None:
             if self.backend.poll(pid):
                 self.backend.cancel(pid, attempt, force=True)
@@ -279,10 +324,14 @@ def _nodes(row: JobRow) -> int:
     return max(1, int(resources.get("instance_count") or 1))
 
 
-def _capacity(session: Any, workspace_id: int, compute: str) -> int | None:
+def _compute(session: Any, workspace_id: int, compute: str) -> tuple[int | None, str | None, NodeResources | None]:
+    """A compute's cap (``max_instances`` of an ``amlcompute``; None: none), type and node size."""
     if compute == "local":
-        return None
+        return None, None, None
     row = resource_rows.find_row(session, workspace_id, "compute", compute)
-    if row is None or row.type != "amlcompute":
-        return None
-    return max(1, int(row.spec.get("max_instances") or 1))
+    if row is None:
+        return None, None, None
+    size = resources_for(row.spec.get("size")) if row.spec.get("size") else None
+    if row.type != "amlcompute":
+        return None, row.type, size
+    return max(1, int(row.spec.get("max_instances") or 1)), row.type, size

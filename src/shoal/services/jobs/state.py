@@ -56,6 +56,8 @@ def to_body(workspace: str, row: JobRow, base_url: str | None = None) -> dict[st
         body["archived"] = True
     props = dict(body.get("properties") or {})
     props.update({f"shoal.status_time.{k}": v for k, v in (row.status_times or {}).items()})
+    if row.queue_reason and row.status == S.QUEUED:
+        props["shoal.queue_reason"] = row.queue_reason
     body["properties"] = props
     outputs = row.resolved.get("outputs") or {}
     if outputs:
@@ -111,7 +113,7 @@ def transition(
         row.start_time = stamp
     if target in TERMINAL:
         row.end_time = stamp
-        row.runner_pid = None
+        row.runner_handle = None
     if error is not None:
         row.error = error
     if exit_code is not None:

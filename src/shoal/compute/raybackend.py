@@ -1,0 +1,386 @@
+"""The ``ray`` backend: each job attempt's runner runs on a node of a Ray cluster.
+
+An attempt becomes a *detached, named* Ray actor (``shoal.compute.ray_node.RunnerHost``) that
+asks Ray for one node's worth of the compute's ``size`` (vCPUs, memory and GPUs, from
+``shoal.compute.sizes``) and starts the same runner as the local backend on the node it lands on.
+The runner talks to the server over HTTP only, at ``advertise_url``, with its job token: it
+fetches its run spec, code snapshot and inputs, builds its environment with uv on the node, and
+ships its logs and outputs, so no filesystem is shared with the server.
+
+The handle is ``ray:<actor name>``; the name is made from this server's home and the attempt, so
+a restarted server finds its actors again by name (detached actors outlive their driver) and
+every backend call works from a handle alone. The runner's own output (``runner.log`` on the node)
+is copied into ``logs_location`` on the server as ``poll`` and ``reap`` see it grow. Once a
+runner has exited and its log is copied, its actor is finished at once, which frees the node's
+share; ``end_user_processes`` then runs a zero-CPU task pinned to the node that ran it (its id is
+kept beside the log, ``ray_node``) to end what the runner left behind.
+
+Ray is imported when the backend is built (the ``shoal[ray]`` extra), never before: a server
+without a Ray address never loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shoal.compute import ray_node
+from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+from shoal.compute.sizes import NodeResources
+from shoal.errors import UnsupportedError
+
+PREFIX = "ray:"
+NAMESPACE = "shoal"
+RUNNER_LOG = "runner.log"
+NODE_FILE = "ray_node"
+# How long a node list is trusted when deciding whether a job can ever be placed.
+NODES_TTL = 2.0
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise UnsupportedError(
+            "the ray compute backend needs Ray: pip install 'shoal[ray]'",
+            details={"kind": "compute_backend", "name": "ray"},
+        ) from exc
+    return ray
+
+
+@dataclass
+class _Tracked:
+    """What this server knows of one actor: where its log stands and whether its runner lives."""
+
+    name: str
+    key: AttemptKey
+    actor: Any
+    offset: int = 0
+    pending: Any = None
+    answered: bool = False
+    alive: bool = True
+    lost: str | None = None
+    finishing: bool = False
+    host: str | None = None
+
+
+class RayBackend:
+    name = "ray"
+    # One runner per job on one node (ranks of instance_count > 1 are processes on that node).
+    capabilities = Capabilities(max_nodes=None, multi_node=False, survives_restart=True)
+
+    def __init__(
+        self,
+        *,
+        home: str | Path,
+        address: str | None = None,
+        advertise_url: str | None = None,
+        ship_runtime: bool = True,
+        linger: float = 600.0,
+    ) -> None:
+        self.home = Path(home).expanduser().resolve()
+        self.address = address or os.environ.get("RAY_ADDRESS")
+        self.advertise_url = advertise_url
+        self.linger = linger
+        self.ray = import_ray()
+        # Actor names carry this home's tag: servers sharing a cluster never see each other's.
+        self.tag = "shoal-" + hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+        self._lock = threading.RLock()
+        self._tracked: dict[str, _Tracked] = {}
+        self._nodes: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        # Why actors ended without their runner saying so (a lost node), by actor name.
+        self._ended: dict[str, dict[str, str]] = {}
+        self._connect(ship_runtime)
+        self._host_class = self.ray.remote(ray_node.RunnerHost)
+        self._end_groups = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.end_user_processes_at)
+        self._adopt_existing()
+
+    def _connect(self, ship_runtime: bool) -> None:
+        if self.ray.is_initialized():
+            return
+        if not self.address:
+            raise UnsupportedError(
+                "the ray compute backend needs the cluster's address: shoal server start --ray-address …",
+                details={"kind": "compute_backend", "name": "ray"},
+            )
+        runtime_env: dict[str, Any] = {}
+        if ship_runtime:
+            # The server's own Shoal code goes to every node with the actors (Ray caches it by
+            # hash): runners run the server's version. Its dependencies must be on the nodes.
+            runtime_env["py_modules"] = [str(Path(ray_node.__file__).resolve().parents[1])]
+        self.ray.init(
+            address=self.address,
+            namespace=NAMESPACE,
+            runtime_env=runtime_env or None,
+            log_to_driver=False,
+            logging_level="WARNING",
+            configure_logging=False,
+        )
+
+    def _adopt_existing(self) -> None:
+        """Actors of this home from before a restart: tracked, so their logs are copied and
+        their actors finished once their runners end."""
+        try:
+            names = self.ray.util.list_named_actors(all_namespaces=False)
+        except Exception:  # noqa: BLE001 - a cluster that cannot list them: poll finds each one
+            return
+        for name in names:
+            key = self._key_of(name)
+            if key is not None:
+                self._attach(name, key)
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def submit(self, attempt: RunnerAttempt) -> Handle:
+        name = self._name(attempt)
+        resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
+        env = dict(attempt.env)
+        env.update(
+            SHOAL_SERVER_URL=self.advertise_url or attempt.server_url,
+            SHOAL_JOB_TOKEN=attempt.token,
+            # There is no server.json on a node to find a moved server in.
+            SHOAL_SERVER_URL_FIXED="1",
+        )
+        options: dict[str, Any] = {
+            "name": name,
+            "namespace": NAMESPACE,
+            "lifetime": "detached",
+            "max_restarts": 0,
+            "num_cpus": resources.cpus,
+            "num_gpus": resources.gpus,
+        }
+        if resources.memory_gib:
+            options["memory"] = resources.memory_bytes
+        actor = self._host_class.options(**options).remote(
+            attempt.workspace,
+            attempt.job,
+            attempt.attempt,
+            env,
+            list(attempt.argv) if attempt.argv is not None else None,
+            self.linger,
+            self.tag,
+        )
+        log = self.logs_location(attempt)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+        tracked = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
+        # The first question, answered once the actor runs: a poll meanwhile never waits on it.
+        tracked.pending = actor.state.remote(tracked.offset)
+        with self._lock:
+            self._tracked[name] = tracked
+        return PREFIX + name
+
+    def poll(self, handle: Handle) -> bool:
+        tracked = self._find(handle)
+        if tracked is None:
+            return False
+        # A running actor answers in milliseconds: wait for it (its runner may have just ended);
+        # one still waiting for a node would not answer, so a tick never waits on it. A handle
+        # from before a restart (never asked) gets a moment for the truth.
+        if tracked.pending is None and not tracked.answered:
+            self._refresh(tracked, wait=2.0)
+        else:
+            self._refresh(tracked, wait=1.0 if tracked.answered else 0.0)
+        return tracked.alive
+
+    def cancel(self, handle: Handle, attempt: AttemptKey, *, force: bool = False) -> None:
+        tracked = self._find(handle)
+        if tracked is None or not tracked.alive:
+            return
+        if not tracked.answered and force:
+            self._kill(tracked)  # never started (still waiting for a node), or gone
+            return
+        try:
+            tracked.actor.terminate.remote(force)
+        except Exception:  # noqa: BLE001 - an actor already gone has nothing left to stop
+            pass
+
+    def end_user_processes(self, attempt: AttemptKey) -> None:
+        """A task on the node that ran the attempt ends the process groups its runner recorded."""
+        node_id = self._node_of(attempt)
+        if node_id is None:
+            return  # it never started on a node
+        strategy = self.ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
+        task = self._end_groups.options(scheduling_strategy=strategy)
+        try:
+            self.ray.get(task.remote(self.tag, attempt.workspace, attempt.job, attempt.attempt), timeout=30)
+        except Exception:  # noqa: BLE001 - a lost node took its processes with it
+            pass
+
+    def reap(self) -> None:
+        """Copies the logs of every runner this server knows of and finishes the actors of the
+        runners that ended (``_refresh``), whether or not the dispatcher still polls them."""
+        with self._lock:
+            tracked = list(self._tracked.values())
+        for entry in tracked:
+            self._refresh(entry, wait=0.0)
+            if not entry.alive and entry.pending is None:
+                with self._lock:
+                    self._tracked.pop(entry.name, None)
+
+    def exit_reason(self, handle: Handle) -> dict[str, str] | None:
+        if not str(handle).startswith(PREFIX):
+            return None
+        return self._ended.get(str(handle)[len(PREFIX) :])
+
+    def logs_location(self, attempt: AttemptKey) -> Path:
+        return self.home / "runs" / attempt.workspace / attempt.job / str(attempt.attempt) / RUNNER_LOG
+
+    def unplaceable(self, attempt: RunnerAttempt) -> str | None:
+        need = attempt.resources or NodeResources(size="", cpus=1, known=False)
+        try:
+            nodes = self._live_nodes()
+        except Exception as exc:  # noqa: BLE001 - say why instead of failing the tick
+            return f"cannot reach the Ray cluster: {exc}"
+        if not nodes:
+            return "the Ray cluster has no live nodes"
+        for node in nodes:
+            total = node.get("Resources") or {}
+            if (
+                total.get("CPU", 0) >= need.cpus
+                and total.get("GPU", 0) >= need.gpus
+                and total.get("memory", 0) >= need.memory_bytes
+            ):
+                return None
+        return f"no Ray node offers {need.describe()}" + (f" ({need.size})" if need.size else "")
+
+    # -- Ray specifics -----------------------------------------------------------------------
+
+    def host_of(self, handle: Handle) -> str | None:
+        """The host a handle's runner runs on, once it has answered."""
+        tracked = self._find(handle)
+        return tracked.host if tracked else None
+
+    def _live_nodes(self) -> list[dict[str, Any]]:
+        when, nodes = self._nodes
+        if time.monotonic() - when > NODES_TTL:
+            nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+            self._nodes = (time.monotonic(), nodes)
+        return nodes
+
+    def _name(self, attempt: AttemptKey) -> str:
+        return f"{self.tag}/{attempt.workspace}/{attempt.job}/{attempt.attempt}"
+
+    def _key_of(self, name: str) -> AttemptKey | None:
+        parts = name.split("/")
+        if len(parts) != 4 or parts[0] != self.tag or not parts[3].isdigit():
+            return None
+        return AttemptKey(parts[1], parts[2], int(parts[3]))
+
+    def _find(self, handle: Handle) -> _Tracked | None:
+        if not str(handle).startswith(PREFIX):
+            return None
+        name = str(handle)[len(PREFIX) :]
+        with self._lock:
+            tracked = self._tracked.get(name)
+        if tracked is not None:
+            return tracked
+        key = self._key_of(name)
+        return self._attach(name, key) if key is not None else None
+
+    def _attach(self, name: str, key: AttemptKey) -> _Tracked | None:
+        try:
+            actor = self.ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return None  # no such actor (any more)
+        log = self.logs_location(key)
+        offset = log.stat().st_size if log.exists() else 0
+        with self._lock:
+            return self._tracked.setdefault(name, _Tracked(name, key, actor, offset=offset))
+
+    def _refresh(self, tracked: _Tracked, wait: float) -> None:
+        """Ask the actor how its runner does (one question in flight at a time) and take in
+        the answer where there is one: the runner's state and the next piece of its log."""
+        ray = self.ray
+        with self._lock:
+            if not tracked.alive and tracked.pending is None:
+                return
+            if tracked.pending is None:
+                tracked.pending = tracked.actor.state.remote(tracked.offset)
+            ready, _ = ray.wait([tracked.pending], timeout=wait)
+            if not ready:
+                return
+            ref, tracked.pending = tracked.pending, None
+            try:
+                state = ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:
+                # Unreachable for now (its node may be going away): ask again next time; Ray
+                # says ActorDiedError once it has decided.
+                return
+            except Exception as exc:  # noqa: BLE001 - the actor is gone (its node, or killed)
+                tracked.alive = False
+                self._record_loss(tracked, exc)
+                return
+            if not tracked.answered:
+                tracked.answered = True
+                tracked.host = state["host"]
+                node_file = self.logs_location(tracked.key).parent / NODE_FILE
+                node_file.parent.mkdir(parents=True, exist_ok=True)
+                node_file.write_text(state["node_id"])
+            if state["log"]:
+                log = self.logs_location(tracked.key)
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "ab") as out:
+                    out.write(state["log"])
+                tracked.offset += len(state["log"])
+            if state["more"]:
+                return  # the next question fetches the rest before the runner counts as ended
+            tracked.alive = state["alive"]
+            if not tracked.alive:
+                # Its log is all here: free the node's share now (the actor exits).
+                self._finish(tracked)
+
+    def _record_loss(self, tracked: _Tracked, exc: BaseException) -> None:
+        """Why an actor whose runner never said it ended is gone: its node, when that node is no
+        longer alive (kept for ``exit_reason``, also after ``reap`` forgets the actor)."""
+        node_id = self._node_of(tracked.key)
+        dead_node = False
+        if node_id:
+            try:
+                dead_node = not any(n.get("NodeID") == node_id for n in self.ray.nodes() if n.get("Alive"))
+            except Exception:  # noqa: BLE001 - a cluster we cannot ask: say what Ray said
+                dead_node = False
+        if dead_node:
+            where = f"{tracked.host or 'unknown host'}, node id {node_id}"
+            tracked.lost = "NODE_LOST"
+            message = f"the Ray node running the job was lost ({where}): {_first_line(exc)}"
+        else:
+            tracked.lost = "RUNNER_LOST"
+            message = f"the job's Ray actor ended: {_first_line(exc)}"
+        self._ended[tracked.name] = {"code": tracked.lost, "message": message}
+        while len(self._ended) > 1000:
+            self._ended.pop(next(iter(self._ended)))
+
+    def _node_of(self, key: AttemptKey) -> str | None:
+        try:
+            return (self.logs_location(key).parent / NODE_FILE).read_text().strip() or None
+        except OSError:
+            return None
+
+    def _finish(self, tracked: _Tracked) -> None:
+        if tracked.finishing:
+            return
+        tracked.finishing = True
+        try:
+            tracked.actor.finish.remote()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    def _kill(self, tracked: _Tracked) -> None:
+        try:
+            self.ray.kill(tracked.actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        tracked.alive = False
+        with self._lock:
+            self._tracked.pop(tracked.name, None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,70 @@
+"""Several backends behind the one contract: which engine runs a job is the server's choice.
+
+A server started with a Ray address (``shoal server start --ray-address …``) runs the jobs of
+compute clusters (``amlcompute``, ``kubernetes``) on Ray and everything else (``local``,
+``serverless``, compute instances) on this machine. ``RoutedBackend`` picks the backend by the
+attempt's ``compute_type`` when it starts a runner, and by the handle's ``<name>:`` prefix
+afterwards (a bare pid is the default backend's, as handles were before prefixes), so a job keeps
+the backend that started it even if the server's configuration changes between restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from shoal.compute.base import AttemptKey, Capabilities, ComputeBackend, Handle, RunnerAttempt
+
+# The compute types a cluster engine runs when the server has one.
+CLUSTER_COMPUTE_TYPES = ("amlcompute", "kubernetes")
+
+
+class RoutedBackend:
+    name = "routed"
+
+    def __init__(self, *, default: ComputeBackend, by_type: Mapping[str, ComputeBackend]) -> None:
+        self.default = default
+        self.by_type = dict(by_type)
+        self.by_name = {b.name: b for b in (default, *self.by_type.values())}
+        caps = [b.capabilities for b in self.by_name.values()]
+        maxes = [c.max_nodes for c in caps]
+        self.capabilities = Capabilities(
+            max_nodes=None if None in maxes else max(m for m in maxes if m is not None),
+            multi_node=any(c.multi_node for c in caps),
+            survives_restart=all(c.survives_restart for c in caps),
+        )
+
+    def backend_for(self, attempt: RunnerAttempt) -> ComputeBackend:
+        return self.by_type.get(attempt.compute_type or "", self.default)
+
+    def _by_handle(self, handle: Handle) -> ComputeBackend:
+        prefix, sep, _ = str(handle).partition(":")
+        return self.by_name.get(prefix, self.default) if sep else self.default
+
+    def submit(self, attempt: RunnerAttempt) -> Handle:
+        return self.backend_for(attempt).submit(attempt)
+
+    def poll(self, handle: Handle) -> bool:
+        return self._by_handle(handle).poll(handle)
+
+    def cancel(self, handle: Handle, attempt: AttemptKey, *, force: bool = False) -> None:
+        self._by_handle(handle).cancel(handle, attempt, force=force)
+
+    def end_user_processes(self, attempt: AttemptKey) -> None:
+        # The key does not say which backend ran it: each ends what it finds of that attempt.
+        for backend in self.by_name.values():
+            backend.end_user_processes(attempt)
+
+    def reap(self) -> None:
+        for backend in self.by_name.values():
+            backend.reap()
+
+    def logs_location(self, attempt: AttemptKey) -> Path:
+        # Every backend keeps the runner's log at the same place under the server's home.
+        return self.default.logs_location(attempt)
+
+    def exit_reason(self, handle: Handle) -> dict[str, str] | None:
+        return self._by_handle(handle).exit_reason(handle)
+
+    def unplaceable(self, attempt: RunnerAttempt) -> str | None:
+        return self.backend_for(attempt).unplaceable(attempt)

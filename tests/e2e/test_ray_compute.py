@@ -1,0 +1,339 @@
+"""Compute clusters on Ray, end to end: a real Ray cluster (a head and two worker nodes, each a
+``ray start`` of its own), a real ``shoal server --ray-address …`` and the real CLI, all inside a
+network namespace this test module makes (``tests/raycluster.py``).
+
+The worker nodes offer 1 CPU and 4 GiB each; ``cpu-cluster`` is ``Standard_DS1_v2`` (1 vCPU,
+3.5 GiB: one job per node), ``big-cluster`` the README's ``Standard_DS3_v2`` (4 vCPUs, 14 GiB),
+which no node offers. Each node has its own Shoal home (``SHOAL_RAY_NODE_HOME``): a job's run
+folder there tells which node ran it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import SHOAL, Cli, wait_for, write_job
+from tests.raycluster import RayCluster, enter_network_namespace, require_ray
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+CPU_CLUSTER = """
+$schema: https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json
+name: cpu-cluster
+type: amlcompute
+size: Standard_DS1_v2
+min_instances: 0
+max_instances: 2
+"""
+BIG_CLUSTER = """
+name: big-cluster
+type: amlcompute
+size: Standard_DS3_v2
+max_instances: 4
+"""
+
+
+class RayShoal:
+    def __init__(self, cluster: RayCluster, cli: Cli) -> None:
+        self.cluster, self.cli = cluster, cli
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.cli(*args, "-o", "json").out)
+
+    def submit(self, path: Path, *extra: str) -> str:
+        return self.cli("job", "create", "--file", str(path), "--query", "name", "-o", "tsv", *extra).out.strip()
+
+    def node_of(self, job: str) -> str | None:
+        """The worker node whose Shoal home holds a run folder of ``job``."""
+        for home in self.cluster.root.glob("worker*-home"):
+            if any(p.name == job for p in home.glob("runs/*/*/*")):
+                return home.name.removesuffix("-home")
+        return None
+
+
+@pytest.fixture(scope="module")
+def ray_shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayShoal]:
+    require_ray()
+    netns = enter_network_namespace()
+    cluster = RayCluster(workers=2, cpus=1, memory_gib=4)
+    cli = Cli(tmp_path_factory.mktemp("ray-home"))
+    # Long enough for Ray to declare a killed node dead before the heartbeat timeout fails the job.
+    cli.env["SHOAL_HEARTBEAT_TIMEOUT"] = "30"
+    try:
+        cluster.start()
+        out = cli("server", "start", "--detach", "--ray-address", cluster.address).out
+        assert "started" in out
+        folder = tmp_path_factory.mktemp("computes")
+        cli("compute", "create", "--file", str(write_job(folder, CPU_CLUSTER, "cpu.yml")))
+        cli("compute", "create", "--file", str(write_job(folder, BIG_CLUSTER, "big.yml")))
+        yield RayShoal(cluster, cli)
+    finally:
+        cli("server", "stop", check=False)
+        cluster.stop()
+        netns.leave()
+
+
+def test_a_command_job_runs_on_a_ray_node_with_code_and_inputs(ray_shoal, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "hello.py").write_text(
+        "import os, sys\n"
+        "print('rows', len(open(sys.argv[1]).read().splitlines()), 'lr', sys.argv[2])\n"
+        "print('ran in', os.getcwd())\n"
+    )
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n")
+    path = write_job(
+        tmp_path,
+        """
+        command: python hello.py ${{inputs.data}} ${{inputs.lr}}
+        code: ./src
+        compute: azureml:cpu-cluster
+        environment:
+          image: library/python:3.11
+        inputs:
+          data:
+            type: uri_file
+            path: ./data.csv
+          lr: 0.5
+        """,
+    )
+    result = ray_shoal.cli("job", "create", "--file", str(path), "--stream", check=False)
+    assert result.code == 0, result.out + result.err
+    assert "rows 3 lr 0.5" in result.out, result.out
+    assert "Status: Completed" in result.out
+    name = next(line.split()[1] for line in result.out.splitlines() if line.startswith("RunId:"))
+    # It ran on a worker node, in that node's own home, not on the server's machine.
+    assert ray_shoal.node_of(name) in ("worker0", "worker1")
+    assert "shray-" in result.out and "-home/runs/" in result.out
+    assert not (ray_shoal.cli.home / "runs" / "default" / name / "1" / "wd").exists()
+    # The runner's own log came back to the server's home.
+    assert (ray_shoal.cli.home / "runs" / "default" / name / "1" / "runner.log").exists()
+
+
+def test_a_job_no_node_can_fit_stays_queued_saying_why(ray_shoal, tmp_path):
+    path = write_job(
+        tmp_path, "command: echo never\ncompute: azureml:big-cluster\nenvironment:\n  image: python:3.11\n"
+    )
+    name = ray_shoal.submit(path)
+    deadline = time.monotonic() + 30
+    while True:
+        job = ray_shoal.json("job", "show", "-n", name)
+        reason = job["properties"].get("shoal.queue_reason")
+        if reason or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert job["status"] == "Queued"
+    assert reason == "no Ray node offers 4 CPUs and 14 GiB (Standard_DS3_v2)"
+    time.sleep(2)
+    assert ray_shoal.json("job", "show", "-n", name)["status"] == "Queued"
+    ray_shoal.cli("job", "cancel", "-n", name)
+    assert wait_for(ray_shoal.cli, name, timeout=30)["status"] == "Canceled"
+
+
+def _user_processes(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (as one argument, or as its words)."""
+    forms = (marker.encode(), marker.replace(" ", "\0").encode())
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                if any(form in cmdline for form in forms):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_logs_stream_live_and_cancel_stops_the_user_processes_on_the_node(ray_shoal, tmp_path):
+    marker = f"sleep 3{os.getpid() % 1000:03d}"
+    path = write_job(
+        tmp_path,
+        f"""
+        command: echo started-on-ray; {marker}
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:3.11
+        """,
+    )
+    name = ray_shoal.submit(path)
+    # `job stream` follows the log while the job runs: its line arrives before the job ends.
+    stream = subprocess.Popen(
+        [*SHOAL, "job", "stream", "-n", name], env=ray_shoal.cli.env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(stream.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not any("started-on-ray" in line for line in lines):
+            assert time.monotonic() < deadline, "the job's log never arrived while it ran"
+            time.sleep(0.3)
+    finally:
+        stream.kill()
+        stream.wait()
+    assert ray_shoal.json("job", "show", "-n", name)["status"] == "Running"
+    assert _user_processes(marker), "the job's command runs"
+    ray_shoal.cli("job", "cancel", "-n", name)
+    assert wait_for(ray_shoal.cli, name, timeout=60)["status"] == "Canceled"
+    deadline = time.monotonic() + 15
+    while _user_processes(marker):
+        assert time.monotonic() < deadline, "the canceled job's command is still running"
+        time.sleep(0.3)
+
+
+def test_jobs_fill_both_nodes_and_max_instances_caps_them(ray_shoal, tmp_path):
+    names = [
+        ray_shoal.submit(
+            write_job(
+                tmp_path / str(i),
+                "command: sleep 4\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n",
+            )
+        )
+        for i in range(3)
+    ]
+    seen_running = 0
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        # One read of them all: three reads in a row could straddle one job ending and another starting.
+        listed = {j["name"]: j["status"] for j in ray_shoal.json("job", "list", "--all-results")}
+        statuses = [listed[n] for n in names]
+        seen_running = max(seen_running, sum(s in ("Preparing", "Running", "Finalizing") for s in statuses))
+        assert seen_running <= 2, statuses
+        if all(s == "Completed" for s in statuses):
+            break
+        time.sleep(0.5)
+    assert all(ray_shoal.json("job", "show", "-n", n)["status"] == "Completed" for n in names)
+    assert {ray_shoal.node_of(n) for n in names} == {"worker0", "worker1"}
+
+
+def test_a_pipeline_and_a_sweep_run_on_the_cluster(ray_shoal, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "make.py").write_text("import sys, pathlib\npathlib.Path(sys.argv[1], 'n.txt').write_text('21')\n")
+    (src / "double.py").write_text(
+        "import sys, pathlib\nprint('doubled', 2 * int(pathlib.Path(sys.argv[1], 'n.txt').read_text()))\n"
+    )
+    pipeline = write_job(
+        tmp_path,
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        settings:
+          default_compute: azureml:cpu-cluster
+        jobs:
+          make:
+            command: python make.py ${{outputs.out}}
+            code: ./src
+            environment:
+              image: python:3.11
+            outputs:
+              out:
+                type: uri_folder
+          double:
+            command: python double.py ${{inputs.n}}
+            code: ./src
+            environment:
+              image: python:3.11
+            inputs:
+              n: ${{parent.jobs.make.outputs.out}}
+        """,
+        "pipeline.yml",
+    )
+    sweep_src = tmp_path / "sweep"
+    sweep_src.mkdir()
+    # The trial's environment has no mlflow: it logs its metric through MLflow's REST API.
+    (sweep_src / "train.py").write_text(
+        "import json, os, sys, time, urllib.request\n"
+        "body = {'run_id': os.environ['MLFLOW_RUN_ID'], 'key': 'score', 'value': float(sys.argv[1]),\n"
+        "        'timestamp': int(time.time() * 1000), 'step': 0}\n"
+        "url = os.environ['MLFLOW_TRACKING_URI'].rstrip('/') + '/api/2.0/mlflow/runs/log-metric'\n"
+        "headers = {'Content-Type': 'application/json',\n"
+        "           'Authorization': 'Bearer ' + os.environ['MLFLOW_TRACKING_TOKEN']}\n"
+        "urllib.request.urlopen(urllib.request.Request(url, json.dumps(body).encode(), headers)).read()\n"
+        "print('lr', sys.argv[1])\n"
+    )
+    sweep = write_job(
+        tmp_path,
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json
+        type: sweep
+        compute: azureml:cpu-cluster
+        trial:
+          command: python train.py ${{search_space.lr}}
+          code: ./sweep
+          environment:
+            image: python:3.11
+        search_space:
+          lr:
+            type: choice
+            values: [0.1, 0.2]
+        sampling_algorithm: grid
+        objective:
+          goal: maximize
+          primary_metric: score
+        limits:
+          max_total_trials: 2
+          max_concurrent_trials: 2
+        """,
+        "sweep.yml",
+    )
+    pipe_name = ray_shoal.submit(pipeline)
+    sweep_name = ray_shoal.submit(sweep)
+    assert wait_for(ray_shoal.cli, pipe_name, timeout=300)["status"] == "Completed"
+    steps = ray_shoal.json("job", "list", "--parent-job-name", pipe_name)
+    assert len(steps) == 2
+    for step in steps:
+        assert ray_shoal.node_of(step["name"]) in ("worker0", "worker1"), step["name"]
+    double = next(s for s in steps if s["display_name"] == "double")
+    assert "doubled 42" in ray_shoal.cli("job", "stream", "-n", double["name"]).out
+    assert wait_for(ray_shoal.cli, sweep_name, timeout=300)["status"] == "Completed"
+    trials = ray_shoal.json("job", "list", "--parent-job-name", sweep_name)
+    assert len(trials) == 2 and all(t["status"] == "Completed" for t in trials)
+    assert all(ray_shoal.node_of(t["name"]) in ("worker0", "worker1") for t in trials)
+
+
+def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
+    path = write_job(
+        tmp_path,
+        "command: echo before; sleep 12; echo after\n"
+        "compute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n",
+    )
+    name = ray_shoal.submit(path)
+    wait_for(ray_shoal.cli, name, ("Running",), timeout=120)
+    ray_shoal.cli("server", "stop")
+    time.sleep(1)
+    ray_shoal.cli("server", "start", "--detach", "--ray-address", ray_shoal.cluster.address)
+    job = wait_for(ray_shoal.cli, name, timeout=120)
+    assert job["status"] == "Completed", job
+    log = ray_shoal.cli("job", "stream", "-n", name).out
+    assert "before" in log and "after" in log
+
+
+def test_a_worker_node_lost_mid_job_fails_the_job_naming_the_node(ray_shoal, tmp_path):
+    """Last in this module: it takes a worker node away."""
+    marker = f"sleep 4{os.getpid() % 1000:03d}"
+    path = write_job(tmp_path, f"command: {marker}\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n")
+    name = ray_shoal.submit(path)
+    wait_for(ray_shoal.cli, name, ("Running",), timeout=120)
+    node = ray_shoal.node_of(name)
+    assert node in ("worker0", "worker1")
+    ray_shoal.cluster.kill_node(ray_shoal.cluster.groups[1 + int(node[-1])])
+    try:
+        job = wait_for(ray_shoal.cli, name, timeout=120)
+        assert job["status"] == "Failed", job
+        assert job["error"]["code"] == "NODE_LOST", job["error"]
+        node_id = (ray_shoal.cli.home / "runs" / "default" / name / "1" / "ray_node").read_text().strip()
+        assert node_id in job["error"]["message"]
+    finally:
+        # On a real machine they went with it; here the job's command outlives its "node".
+        for pid in _user_processes(marker):
+            os.kill(pid, 9)
