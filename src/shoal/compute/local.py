@@ -182,6 +182,8 @@ def java_home(environ: Mapping[str, str] | None = None) -> str | None:
     if found:
         return os.path.dirname(os.path.dirname(os.path.realpath(found)))
     return None
+
+
 def _pid(handle: Handle) -> int | None:
     """The pid a local handle names (a positive decimal), else None."""
     text = str(handle)
