@@ -31,24 +31,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shoal.compute.netrelay import pipe
 from shoal.errors import InfraError
 
 RELAY = Path(__file__).with_name("netrelay.py")
 START_TIMEOUT = 30.0
-
-
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
-            try:
-                sock.shutdown(how)
-            except OSError:
-                pass
 
 
 class JobNetwork:
@@ -85,9 +72,9 @@ class JobNetwork:
         except OSError:
             inner.close()
             return
-        back = threading.Thread(target=_pipe, args=(outer, inner), daemon=True)
+        back = threading.Thread(target=pipe, args=(outer, inner), daemon=True)
         back.start()
-        _pipe(inner, outer)
+        pipe(inner, outer)
         back.join()
         inner.close()
         outer.close()

@@ -11,7 +11,9 @@ import sys
 import threading
 
 
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy one direction of a connection until it ends, then half-close both sides (also used by
+    ``job_network``: this file runs alone in the relay's sandbox, so it imports only the stdlib)."""
     try:
         while data := source.recv(65536):
             sink.sendall(data)
@@ -33,9 +35,9 @@ def _serve(client: socket.socket, target: str) -> None:
         client.close()
         upstream.close()
         return
-    back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+    back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
     back.start()
-    _pipe(client, upstream)
+    pipe(client, upstream)
     back.join()
     client.close()
     upstream.close()
