@@ -36,6 +36,8 @@ import httpx
 from shoal.compute.sandbox import Sandbox
 from shoal.errors import UnsupportedError
 
+SHOAL_PACKAGE = Path(__file__).resolve().parent.parent  # the `shoal` package's folder
+
 EXTRA = "devbox"
 LOG_FILE = "jupyter.log"
 BOX = "box"
@@ -128,7 +130,10 @@ def start(
     for var, sub in JUPYTER_DIRS.items():
         child[var] = str(box / sub)
     if sandbox is not None:
-        shown = [*readable, os.path.realpath(sys.base_prefix), sys.prefix]
+        # The notebook kernel imports shoal (MLClient.from_config): show its package where it is,
+        # which for an editable install is outside sys.prefix (and under /tmp, which the sandbox
+        # replaces with its own).
+        shown = [*readable, os.path.realpath(sys.base_prefix), sys.prefix, str(SHOAL_PACKAGE)]
         sandbox.give([box])
         argv = sandbox.argv(
             argv, cwd=files, writable=[box], readable=[str(p) for p in shown if Path(p).exists()], tmp=tmp
