@@ -24,11 +24,10 @@ from shoal.client.progress import transfer_progress
 from shoal.client.transport import Transport
 from shoal.entities.refs import parse_path
 from shoal.errors import InfraError, ServerUnavailableError, UnsupportedError, error_from_wire
+from shoal.storage.batches import batched
 from shoal.storage.paths import join_inside
 
 SMALL = 1024 * 1024
-BATCH_FILES = 256
-BATCH_BYTES = 8 * 1024 * 1024
 WORKERS = 4
 RESUME_FOR = 120.0
 
@@ -61,7 +60,7 @@ def download_uri(transport: Transport, workspace: str, uri: str, destination: Pa
             small.append((remote, local, size))
         else:
             tasks.append(lambda r=remote, lo=local, s=size: _fetch(transport, base, r, lo, s, progress.advance, task))
-    for group in _groups(small):
+    for group in batched(small):
         tasks.append(lambda g=group: _fetch_batch(transport, base, g, progress.advance, task))
     with progress:
         _run(tasks)
@@ -83,18 +82,6 @@ def _run(tasks: list[Callable[[], None]]) -> None:
         finally:
             for future in futures:
                 future.cancel()  # the first error ends the download: nothing new starts
-
-
-def _groups(files: list[tuple[str, Path, int]]) -> list[list[tuple[str, Path, int]]]:
-    groups: list[list[tuple[str, Path, int]]] = []
-    size = 0
-    for item in files:
-        if not groups or len(groups[-1]) >= BATCH_FILES or size + item[2] > BATCH_BYTES:
-            groups.append([])
-            size = 0
-        groups[-1].append(item)
-        size += item[2]
-    return groups
 
 
 def _fetch(

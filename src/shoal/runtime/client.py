@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal.storage.batches import batched
+
 RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying this long
 # A server that answers but fails the same request this many times in a row (a datastore it
 # cannot read, a bug) will not get better by waiting: the error is passed on and fails the job.
@@ -33,8 +35,6 @@ CHUNK = 1024 * 1024
 # BATCH_FILES files and BATCH_BYTES bytes: one request to the server for many files, which it
 # moves to and from the store many at once. The server's own caps are higher (storage/batches.py).
 SMALL = 1024 * 1024
-BATCH_FILES = 256
-BATCH_BYTES = 8 * 1024 * 1024
 
 
 class ServerGone(Exception):
@@ -313,7 +313,7 @@ class RunnerClient:
                 target = f"{prefix}/{rel}" if prefix else rel
                 tasks.append(lambda f=f, target=target: self.upload(datastore, target, f))
         count = len(small) + len(tasks)
-        for group in _batches(small):
+        for group in batched(small):
             tasks.append(lambda g=group: self.upload_batch(datastore, prefix, [(r, f) for r, f, _ in g]))
         self.run_parallel(tasks)
         return count
@@ -328,7 +328,7 @@ class RunnerClient:
                 small.append(item)  # type: ignore[arg-type]
             else:
                 tasks.append(lambda p=item[0], t=item[1]: self.download(datastore, p, t))
-        for group in _batches(small):
+        for group in batched(small):
             tasks.append(lambda g=group: self.download_batch(datastore, [(p, t) for p, t, _ in g]))
         self.run_parallel(tasks)
 
@@ -366,19 +366,6 @@ class RunnerClient:
             t.join()
         if failed:
             raise failed[0]
-
-
-def _batches(files: list[tuple[Any, Path, int]]) -> list[list[tuple[Any, Path, int]]]:
-    """Consecutive groups of at most BATCH_FILES files and about BATCH_BYTES bytes."""
-    groups: list[list[tuple[Any, Path, int]]] = []
-    size = 0
-    for item in files:
-        if not groups or len(groups[-1]) >= BATCH_FILES or size + item[2] > BATCH_BYTES:
-            groups.append([])
-            size = 0
-        groups[-1].append(item)
-        size += item[2]
-    return groups
 
 
 class _PartFile:

@@ -28,6 +28,23 @@ MAX_FILE = 8 * 1024 * 1024  # larger files go one per request, streamed
 MAX_FILES = 2000
 MAX_TOTAL = 64 * 1024 * 1024
 SEND_SIZE = 64 * 1024  # a batch response is sent in pieces of about this size
+# What a client (the CLI's downloads, the runner) puts in one batch request: well inside the
+# bounds above, so a batch is never refused for its size.
+BATCH_FILES = 256
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+def batched(files: list[tuple[Any, Any, int]]) -> list[list[tuple[Any, Any, int]]]:
+    """Consecutive groups of at most BATCH_FILES ``(…, …, size)`` items and about BATCH_BYTES bytes."""
+    groups: list[list[tuple[Any, Any, int]]] = []
+    size = 0
+    for item in files:
+        if not groups or len(groups[-1]) >= BATCH_FILES or size + item[2] > BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += item[2]
+    return groups
 
 
 def header(path: str, size: int) -> bytes:
