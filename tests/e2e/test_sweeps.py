@@ -201,7 +201,9 @@ def test_bandit_stops_poor_trials_and_says_why(ml, project: Path) -> None:
             "type": "sweep",
             "trial": {
                 "code": str(project / "src"),
-                "command": "python trial.py --x ${{search_space.x}} --steps 10 --sleep 0.3",
+                # 9 s a trial: long enough that, on a loaded machine, the poor trials are still
+                # running when the bandit first compares them (10 steps were sometimes not).
+                "command": "python trial.py --x ${{search_space.x}} --steps 30 --sleep 0.3",
                 "environment": ENV_DICT,
             },
             "sampling_algorithm": "grid",
