@@ -22,22 +22,25 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 from _common import load_average, machine, median, scratch, shoal_server, today, write_section
+from job_start import host_python
 
-NOOP = [sys.executable, "-c", "pass"]
+# The interpreter jobs run `python` on (as in job_start.py): the host's, not this venv's, which a
+# sandboxed job (SHOAL_JOB_ISOLATION=auto) does not see.
+PYTHON = str(host_python())
+NOOP = [PYTHON, "-c", "pass"]
 ENV = {"image": "python:3.11"}
 
 
 def spec(shape: str, steps: int, salt: str) -> dict[str, Any]:
     # Every step writes something of its own: identical steps would (rightly) reuse each other.
     def command(i: int) -> str:
-        return f"{sys.executable} -c pass && echo {salt}-{i} > ${{{{outputs.o}}}}/x"
+        return f"python -c pass && echo {salt}-{i} > ${{{{outputs.o}}}}/x"
 
     jobs: dict[str, Any] = {"s0": {"command": command(0), "environment": ENV, "outputs": {"o": None}}}
     for i in range(1, steps):

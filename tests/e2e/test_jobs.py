@@ -159,7 +159,7 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
     for i in range(3):
         path = write_job(
             tmp_path / f"j{i}",
-            "command: echo start $(date +%s.%N); sleep 1; echo end $(date +%s.%N)\n"
+            "command: echo start $(date +%s.%N); sleep 3; echo end $(date +%s.%N)\n"
             "environment:\n  image: python:3.11\ncompute: azureml:one-node\n",
         )
         names.append(submit(jobs_cli, path))

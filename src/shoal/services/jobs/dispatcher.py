@@ -86,6 +86,9 @@ class Dispatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        warm_up = getattr(self.backend, "warm_up", None)  # the local backend's warm runner
+        if warm_up is not None:
+            warm_up()
         self._thread = threading.Thread(target=self._loop, name="shoal-dispatcher", daemon=True)
         self._thread.start()
 
@@ -94,6 +97,9 @@ class Dispatcher:
         self.ctx.jobs_changed.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
         try:
             self.cluster.release()
         except Exception:  # noqa: BLE001 - a server stopping with its database gone still stops
