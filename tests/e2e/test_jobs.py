@@ -233,9 +233,13 @@ def _runner_pid(home: Path, job: str) -> int:
 
 
 def test_server_restart_while_a_job_runs(jobs_cli, tmp_path):
-    path = write_job(tmp_path, "command: sleep 3; echo survived\nenvironment:\n  image: python:3.11\n")
+    # Long enough for a loaded machine's CLI calls (seconds each) to see it Running and stop the server.
+    path = write_job(tmp_path, "command: sleep 8; echo survived\nenvironment:\n  image: python:3.11\n")
     name = submit(jobs_cli, path)
     wait_for(jobs_cli, name, ("Running",))
+    # Its runner was forked by the server's warm runner, whose exit with the server must not end it.
+    parent = Path(f"/proc/{_runner_pid(jobs_cli.home, name)}/status").read_text().split("PPid:")[1].split()[0]
+    assert b"shoal.runtime.warm" in Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
     jobs_cli("server", "stop")
     time.sleep(1)
     jobs_cli("server", "start", "--detach")
