@@ -146,9 +146,9 @@ class LocalBackend:
                 self._warm = None  # collected; the next submit starts another
 
     def warm_up(self, timeout: float = 0.0) -> bool:
-        """Start the warm process now rather than at the first submit (a server calls this as it
-        starts, so its first job starts warm too); wait up to ``timeout`` s for it to be ready.
-        Whether runners will start warm."""
+        """Start the warm process now rather than at the first submit (which starts cold, and the
+        warm process with it: a server that never runs a job never pays for one); wait up to
+        ``timeout`` s for it to be ready. Whether runners will start warm."""
         if not self.warm:
             return False
         with self._warm_lock:

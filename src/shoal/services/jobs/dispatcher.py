@@ -86,9 +86,6 @@ class Dispatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        warm_up = getattr(self.backend, "warm_up", None)  # the local backend's warm runner
-        if warm_up is not None:
-            warm_up()
         self._thread = threading.Thread(target=self._loop, name="shoal-dispatcher", daemon=True)
         self._thread.start()
 
@@ -97,7 +94,7 @@ class Dispatcher:
         self.ctx.jobs_changed.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        close = getattr(self.backend, "close", None)
+        close = getattr(self.backend, "close", None)  # the local backend's warm runner
         if close is not None:
             close()
         try:
