@@ -149,3 +149,27 @@ def test_warm_starts_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("SHOAL_WARM_RUNNER", "0")
     off = LocalBackend(home=tmp_path, isolation_mode="off")
     assert not off.warm_up(timeout=1) and off._warm is None
+
+
+def test_a_warm_process_that_cannot_start_leaves_runners_cold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its interpreter finds a shoal package that cannot be imported (the runners here need none).
+    broken = tmp_path / "broken" / "shoal"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(broken.parent), os.environ.get("PYTHONPATH", "")]))
+    b = LocalBackend(home=tmp_path / "home", isolation_mode="off", warm=True)
+    b.started = []  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 60
+        while b.warm:
+            assert time.monotonic() < deadline, "the backend kept starting warm processes that die"
+            handle, attempt = submit(b, life=30)
+            assert parent_of(int(handle)) == os.getpid(), "started cold"
+            assert seen(b, attempt)["pid"] == int(handle)
+            time.sleep(0.3)
+        assert "broken on purpose" in (b.home / "warm-runner.log").read_text()
+        assert not b.warm_up(timeout=1)
+    finally:
+        for handle, attempt in b.started:  # type: ignore[attr-defined]
+            b.cancel(handle, attempt, force=True)
+        b.close()

@@ -48,6 +48,7 @@ WARM_LOG = "warm-runner.log"  # the warm process's own output, in the home
 # Command-line room for the warm process's children: their runners' argv (``runtime/warm.py``).
 WARM_TITLE_ROOM = 2048
 WARM_ANSWER_SECONDS = 30.0  # a fork answers in milliseconds: longer than this, the process is stuck
+WARM_TRIES = 3  # warm processes that die before they are ready, after which runners start cold
 
 
 class LocalBackend:
@@ -71,6 +72,7 @@ class LocalBackend:
             warm = os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "off", "no")
         self.warm = warm
         self._warm: WarmRunner | None = None
+        self._warm_failures = 0
         self._warm_lock = threading.Lock()
         if isolation_mode is None:
             settings = load_settings()
@@ -153,8 +155,10 @@ class LocalBackend:
             return False
         with self._warm_lock:
             if self._warm is None or not self._warm.alive():
-                self._warm = WarmRunner.spawn(self.python, self.home)
+                self._respawn(self._warm)
             warm = self._warm
+        if warm is None:
+            return False
         deadline = time.monotonic() + timeout
         while True:
             with self._warm_lock:
@@ -210,6 +214,20 @@ class LocalBackend:
             env[isolation.RUNNER_ENV] = self.sandbox.to_env()
         return argv, env
 
+    def _respawn(self, dead: WarmRunner | None) -> None:
+        """A new warm process (under ``_warm_lock``). One that keeps dying before it is ready (it
+        cannot import the runner: see ``WARM_LOG``) is not started again: runners start cold."""
+        if dead is not None and not dead.was_ready:
+            self._warm_failures += 1
+        self._warm = None
+        if self._warm_failures >= WARM_TRIES:
+            self.warm = False
+            return
+        try:
+            self._warm = WarmRunner.spawn(self.python, self.home)
+        except OSError:
+            self._warm_failures += 1
+
     def _fork_warm(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> int | None:
         """The pid of a runner forked by the warm process, or None: start this one cold."""
         if not self.warm or len(argv) < 3 or argv[0] != self.python:
@@ -221,7 +239,7 @@ class LocalBackend:
             warm = self._warm
             if warm is None or not warm.alive():
                 # The first start, or the warm process died: this job starts cold, the next warm.
-                self._warm = WarmRunner.spawn(self.python, self.home)
+                self._respawn(warm)
                 return None
             if not warm.ready():
                 return None  # still importing
@@ -263,6 +281,10 @@ class WarmRunner:
         self._pending = b""
         self._ready = False
         self.titled = False
+
+    @property
+    def was_ready(self) -> bool:
+        return self._ready
 
     @classmethod
     def spawn(cls, python: str, home: Path) -> WarmRunner:
