@@ -720,7 +720,9 @@ def reading(
         f"`shoal.runtime` {ms(median(cold['runtime']))} ms, `shoal.envs` {ms(median(cold['envs']))} ms, "
         f"`shoal.entities.expressions` {ms(median(cold['expressions']))} ms. The rest of Preparing → Running "
         f"(~{ms(max(segs['runner'] - warm, 0.0))} ms) is the runner's own work: its requests (run spec, then "
-        "Running), the job's environment layer and working folder, the sandbox's set-up."
+        "Running), the job's environment layer and working folder, the sandbox's set-up. Started cold, each "
+        f"job would pay ~{ms(cold_start - warm)} ms more at this run's load (runner start, cold − warm), an "
+        f"overhead of ~{ms(over + cold_start - warm)} ms."
     )
     pickup = segs["pickup"]
     if pickup < 0.05:

@@ -30,13 +30,25 @@ time.sleep(float(os.environ.get("LIFE", "120")))
 """
 
 
-@pytest.fixture
-def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBackend]:
-    monkeypatch.setenv("SHOAL_LEAK", "server-only")
-    monkeypatch.setenv("WARM_ONLY", "set when the warm process started")
-    b = LocalBackend(home=tmp_path / "home", isolation_mode="off", warm=True)
-    assert b.warm_up(timeout=60)
-    monkeypatch.delenv("WARM_ONLY")
+def _warm_backend(home: Path) -> LocalBackend:
+    """A backend whose warm process started with WARM_ONLY set, which the jobs' environment lacks."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARM_ONLY", "set when the warm process started")
+        b = LocalBackend(home=home, isolation_mode="off", warm=True)
+        assert b.warm_up(timeout=60)
+    return b
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
+    """One warm process for the tests that leave it alive (each costs seconds of imports)."""
+    b = _warm_backend(tmp_path_factory.mktemp("warm") / "home")
+    yield b
+    b.close()
+
+
+def _ending(b: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBackend]:
+    monkeypatch.setenv("SHOAL_LEAK", "server-only")  # a setting of the "server" only
     started: list[tuple[str, RunnerAttempt]] = []
     b.started = started  # type: ignore[attr-defined]
     try:
@@ -46,11 +58,25 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBa
             b.cancel(handle, attempt, force=True)
         for handle, _ in started:
             wait_until(lambda h=handle: not b.poll(h), what="the runner to end")
+
+
+@pytest.fixture
+def backend(shared: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBackend]:
+    yield from _ending(shared, monkeypatch)
+
+
+@pytest.fixture
+def own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBackend]:
+    """A backend of the test's own, for tests that kill or stop its warm process."""
+    b = _warm_backend(tmp_path / "home")
+    try:
+        yield from _ending(b, monkeypatch)
+    finally:
         b.close()
 
 
 def submit(b: LocalBackend, life: float = 120) -> tuple[str, RunnerAttempt]:
-    job = f"job_{len(b.started) + 1}"  # type: ignore[attr-defined]
+    job = f"job_{len(b.started) + 1}_{time.monotonic_ns()}"  # type: ignore[attr-defined]
     argv = (sys.executable, "-c", SCRIPT, "-m", "shoal.runtime", "--workspace", "ws", "--job", job, "--attempt", "1")
     env = {"LIFE": str(life)}
     attempt = RunnerAttempt("ws", job, 1, server_url="http://127.0.0.1:9/", token="t", env=env, argv=argv)
@@ -82,7 +108,7 @@ def test_a_forked_runner_is_what_a_cold_start_makes(backend: LocalBackend) -> No
     assert "WARM_ONLY" not in env, "the runner's environment is the job's, not the warm process's"
     # ps and the backend see a runner: its command line is the runner's.
     cmdline = Path(f"/proc/{handle}/cmdline").read_bytes().split(b"\0")
-    assert cmdline[:2] == [sys.executable.encode(), b"-c"] and b"job_1" in cmdline
+    assert cmdline[:2] == [sys.executable.encode(), b"-c"] and attempt.job.encode() in cmdline
     assert backend.poll(handle) and LocalBackend(home=backend.home, warm=False).poll(handle)
 
 
@@ -100,7 +126,8 @@ def test_the_warm_process_is_fork_safe_and_never_taken_for_a_runner(backend: Loc
     assert not backend.poll(str(pid)), "a recycled runner pid naming the warm process is no runner"
 
 
-def test_a_killed_warm_process_loses_no_job(backend: LocalBackend) -> None:
+def test_a_killed_warm_process_loses_no_job(own: LocalBackend) -> None:
+    backend = own
     warm = backend._warm
     assert warm is not None
     os.kill(warm.proc.pid, signal.SIGKILL)
@@ -115,7 +142,8 @@ def test_a_killed_warm_process_loses_no_job(backend: LocalBackend) -> None:
     assert seen(backend, attempt)["pid"] == int(handle)
 
 
-def test_a_forked_runner_outlives_its_warm_process_and_server(backend: LocalBackend) -> None:
+def test_a_forked_runner_outlives_its_warm_process_and_server(own: LocalBackend) -> None:
+    backend = own
     warm = backend._warm
     assert warm is not None
     handle, attempt = submit(backend)

@@ -18,7 +18,9 @@ interpreter would be: the request's ``PYTHON*``/``LD_*`` variables differ from t
 started with (they act at interpreter start), or this process has a thread or a socket (fork
 safety: nothing here starts one, and this is checked before every fork). The backend then starts
 that job cold. Forked children are reaped here (SIGCHLD ignored), and restored to the default in
-each child. The process exits when its stdin closes: the server stopped or went away; its children
+each child. What a fork shares that a new interpreter would draw afresh: the string hash seed (the
+runner depends on no set or dict order of strings; ``random`` reseeds itself in a forked child). The
+process exits when its stdin closes: the server stopped or went away; its children
 are in sessions of their own and live on, like cold runners.
 """
 
