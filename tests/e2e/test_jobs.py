@@ -159,7 +159,9 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
     for i in range(3):
         path = write_job(
             tmp_path / f"j{i}",
-            "command: echo start $(date +%s.%N); sleep 3; echo end $(date +%s.%N)\n"
+            # The first job outlasts the next two submits (CLI calls of seconds each on a loaded
+            # machine), so that the polls below see a job running.
+            f"command: echo start $(date +%s.%N); sleep {6 if i == 0 else 1}; echo end $(date +%s.%N)\n"
             "environment:\n  image: python:3.11\ncompute: azureml:one-node\n",
         )
         names.append(submit(jobs_cli, path))
@@ -170,6 +172,8 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
         assert len(nodes) == 1, nodes
         if nodes[0]["run_id"]:
             seen_running.add(nodes[0]["run_id"])
+        elif seen_running:
+            break  # the queue has run dry
         time.sleep(0.2)
     assert seen_running <= set(names) and seen_running
     jobs = [wait_for(jobs_cli, n) for n in names]
