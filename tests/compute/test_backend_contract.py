@@ -88,19 +88,33 @@ def zombie_children() -> list[int]:
     return found
 
 
-class Harness:
-    """One backend, with the attempts a test submitted: ended (forced) when the test ends."""
+def parent_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
 
-    def __init__(self, name: str, home: Path) -> None:
+
+class Harness:
+    """One backend, with the attempts a test submitted: ended (forced) when the test ends.
+
+    ``local`` runs twice: ``warm`` (every runner forked by its warm process, checked at each
+    submit) and ``cold`` (``warm=False``: every runner a new process)."""
+
+    def __init__(self, name: str, home: Path, variant: str = "") -> None:
         self.name = name
         self.home = home
+        self.variant = variant
         self.backend: ComputeBackend = self.new_backend()
+        if variant == "warm":
+            assert self.backend.warm_up(timeout=60), "the warm runner did not get ready"  # type: ignore[attr-defined]
         self.submitted: list[tuple[str, RunnerAttempt]] = []
         self._count = 0
 
     def new_backend(self) -> ComputeBackend:
         """A fresh instance, as a restarted server would build it."""
-        return get_backend(self.name, home=self.home, **BACKEND_CONFIG.get(self.name, {}))
+        config = dict(BACKEND_CONFIG.get(self.name, {}))
+        if self.variant:
+            config["warm"] = self.variant == "warm"
+        return get_backend(self.name, home=self.home, **config)
 
     def submit(
         self, *, groups: int = 1, life: float = 120, ignore_term: bool = False, nodes: int = 1
@@ -124,6 +138,10 @@ class Harness:
         )
         handle = self.backend.submit(attempt)
         self.submitted.append((handle, attempt))
+        if self.variant:
+            warm = self.backend._warm  # type: ignore[attr-defined]
+            forked = warm is not None and parent_of(int(handle)) == warm.proc.pid
+            assert forked == (self.variant == "warm"), f"{self.variant} start expected"
         return handle, attempt
 
     def log(self, attempt: AttemptKey) -> str:
@@ -155,6 +173,9 @@ class Harness:
         for handle, _ in self.submitted:
             wait_until(lambda h=handle: not self.backend.poll(h), what="the runner to end")
         self.backend.reap()
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
 
 @pytest.fixture(scope="module")
@@ -174,16 +195,25 @@ def ray_cluster() -> Iterator[RayCluster]:
         netns.leave()
 
 
+# Backends by name; ``local`` as its two ways of starting runners.
+VARIANTS = {"local": ("warm", "cold")}
+
+
 # A Ray cluster takes minutes to start on a loaded machine: the first ``ray`` test pays for it.
 @pytest.fixture(
-    params=[pytest.param(n, marks=pytest.mark.timeout(900) if n == "ray" else ()) for n in available_backends()]
+    params=[
+        pytest.param((n, v), id=f"{n}-{v}" if v else n, marks=pytest.mark.timeout(900) if n == "ray" else ())
+        for n in available_backends()
+        for v in VARIANTS.get(n, ("",))
+    ]
 )
 def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    if request.param == "ray":
+    name, variant = request.param
+    if name == "ray":
         BACKEND_CONFIG["ray"] = {"address": request.getfixturevalue("ray_cluster").address}
     # A setting of the "server" that must not reach its runners.
     monkeypatch.setenv("SHOAL_LEAK", "server-only")
-    h = Harness(request.param, tmp_path / "home")
+    h = Harness(name, tmp_path / "home", variant)
     try:
         yield h
     finally:

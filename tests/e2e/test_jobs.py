@@ -159,7 +159,9 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
     for i in range(3):
         path = write_job(
             tmp_path / f"j{i}",
-            "command: echo start $(date +%s.%N); sleep 1; echo end $(date +%s.%N)\n"
+            # The first job outlasts the next two submits (CLI calls of seconds each on a loaded
+            # machine), so that the polls below see a job running.
+            f"command: echo start $(date +%s.%N); sleep {6 if i == 0 else 1}; echo end $(date +%s.%N)\n"
             "environment:\n  image: python:3.11\ncompute: azureml:one-node\n",
         )
         names.append(submit(jobs_cli, path))
@@ -170,6 +172,8 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
         assert len(nodes) == 1, nodes
         if nodes[0]["run_id"]:
             seen_running.add(nodes[0]["run_id"])
+        elif seen_running:
+            break  # the queue has run dry
         time.sleep(0.2)
     assert seen_running <= set(names) and seen_running
     jobs = [wait_for(jobs_cli, n) for n in names]
@@ -232,10 +236,30 @@ def _runner_pid(home: Path, job: str) -> int:
     raise AssertionError(f"no runner process for {job}")
 
 
+def _warm_runner(home: Path) -> int | None:
+    """The pid of the warm runner of the server of this home (its working folder), if it runs."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"shoal.runtime.warm" in (proc / "cmdline").read_bytes().split(b"\0") and os.readlink(
+                proc / "cwd"
+            ) == str(home.resolve()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
 def test_server_restart_while_a_job_runs(jobs_cli, tmp_path):
-    path = write_job(tmp_path, "command: sleep 3; echo survived\nenvironment:\n  image: python:3.11\n")
+    if _warm_runner(jobs_cli.home) is None:  # a server's first job starts cold, and its warm runner
+        warm_up = submit(jobs_cli, write_job(tmp_path / "w", "command: echo\nenvironment:\n  image: python:3.11\n"))
+        wait_for(jobs_cli, warm_up)
+    # Long enough for a loaded machine's CLI calls (seconds each) to see it Running and stop the server.
+    path = write_job(tmp_path, "command: sleep 8; echo survived\nenvironment:\n  image: python:3.11\n")
     name = submit(jobs_cli, path)
     wait_for(jobs_cli, name, ("Running",))
+    # Its runner was forked by the server's warm runner, whose exit with the server must not end it.
+    parent = Path(f"/proc/{_runner_pid(jobs_cli.home, name)}/status").read_text().split("PPid:")[1].split()[0]
+    assert int(parent) == _warm_runner(jobs_cli.home)
     jobs_cli("server", "stop")
     time.sleep(1)
     jobs_cli("server", "start", "--detach")

@@ -9,17 +9,31 @@ Job code is isolated (``shoal.compute.sandbox``): the backend decides once, when
 whether and how (``SHOAL_JOB_ISOLATION``, ``SHOAL_JOB_USER``, ``SHOAL_JOB_READ_PATHS``), and tells
 each runner in ``SHOAL_SANDBOX``; the runner, trusted and unconfined, starts the user's command in
 the sandbox.
+
+Runners start warm: the backend keeps one ``python -m shoal.runtime.warm`` (``runtime/warm.py``),
+which has imported the runner once, and asks it to fork each runner; the child takes the job's
+environment, folder, session and log, so it is what a cold start would have made, ~100 ms
+sooner. The first job (while the warm process imports), a job whose ``PYTHON*``/``LD_*`` variables
+differ from the warm process's, and every job after the warm process died or stopped answering
+start cold (``subprocess``), and a new warm process is started for the next ones.
+``SHOAL_WARM_RUNNER=0`` turns warm starts off. A forked runner is no child of the server: its pid
+is polled through /proc like a runner from before a restart, and the warm process reaps it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from shoal.compute import sandbox as isolation
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
@@ -29,6 +43,12 @@ RUNNER_MARK = b"shoal.runtime"
 RUNNER_LOG = "runner.log"
 DEFAULT_JAVA_HOME = "/usr/lib/jvm/default-java"
 USER_PGIDS = "user_pgids"
+WARM_ENV = "SHOAL_WARM_RUNNER"  # 0/false/off: every runner starts cold
+WARM_LOG = "warm-runner.log"  # the warm process's own output, in the home
+# Command-line room for the warm process's children: their runners' argv (``runtime/warm.py``).
+WARM_TITLE_ROOM = 2048
+WARM_ANSWER_SECONDS = 30.0  # a fork answers in milliseconds: longer than this, the process is stuck
+WARM_TRIES = 3  # warm processes that die before they are ready, after which runners start cold
 
 
 class LocalBackend:
@@ -44,9 +64,16 @@ class LocalBackend:
         job_user: str | None = None,
         read_paths: str | None = None,
         network: str | None = None,
+        warm: bool | None = None,
     ) -> None:
         self.home = Path(home).expanduser().resolve()
         self.python = python or sys.executable
+        if warm is None:
+            warm = os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "off", "no")
+        self.warm = warm
+        self._warm: WarmRunner | None = None
+        self._warm_failures = 0
+        self._warm_lock = threading.Lock()
         if isolation_mode is None:
             settings = load_settings()
             isolation_mode = settings.job_isolation
@@ -66,7 +93,9 @@ class LocalBackend:
         run_dir = self.run_dir(attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
         argv, env = self.command(attempt)
-        return str(self._launch(argv, env, run_dir, self.logs_location(attempt)))
+        log = self.logs_location(attempt)
+        pid = self._fork_warm(argv, env, run_dir, log)
+        return str(pid if pid is not None else self._launch(argv, env, run_dir, log))
 
     def poll(self, handle: Handle) -> bool:
         pid = _pid(handle)
@@ -78,7 +107,8 @@ class LocalBackend:
                 return True
             del self._children[pid]
             return False
-        # A runner from before a server restart: alive only if that pid is still a Shoal runner.
+        # A forked runner, or one from before a server restart: alive only if that pid is still a
+        # Shoal runner (``-m shoal.runtime``; the warm process itself says ``shoal.runtime.warm``).
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -86,7 +116,7 @@ class LocalBackend:
         except PermissionError:
             return True
         try:
-            return RUNNER_MARK in Path(f"/proc/{pid}/cmdline").read_bytes()
+            return RUNNER_MARK in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             return True
 
@@ -113,6 +143,37 @@ class LocalBackend:
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
                 del self._children[pid]
+        with self._warm_lock:
+            if self._warm is not None and not self._warm.alive():
+                self._warm = None  # collected; the next submit starts another
+
+    def warm_up(self, timeout: float = 0.0) -> bool:
+        """Start the warm process now rather than at the first submit (which starts cold, and the
+        warm process with it: a server that never runs a job never pays for one); wait up to
+        ``timeout`` s for it to be ready. Whether runners will start warm."""
+        if not self.warm:
+            return False
+        with self._warm_lock:
+            if self._warm is None or not self._warm.alive():
+                self._respawn(self._warm)
+            warm = self._warm
+        if warm is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._warm_lock:
+                if warm.ready():
+                    return warm.titled
+            if not warm.alive() or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        """Stop the warm process (runners it forked live on); a later submit starts another."""
+        with self._warm_lock:
+            warm, self._warm = self._warm, None
+        if warm is not None:
+            warm.close()
 
     def logs_location(self, attempt: AttemptKey) -> Path:
         return self.run_dir(attempt) / RUNNER_LOG
@@ -153,6 +214,48 @@ class LocalBackend:
             env[isolation.RUNNER_ENV] = self.sandbox.to_env()
         return argv, env
 
+    def _respawn(self, dead: WarmRunner | None) -> None:
+        """A new warm process (under ``_warm_lock``). One that keeps dying before it is ready (it
+        cannot import the runner: see ``WARM_LOG``) is not started again: runners start cold."""
+        if dead is not None and not dead.was_ready:
+            self._warm_failures += 1
+        self._warm = None
+        if self._warm_failures >= WARM_TRIES:
+            self.warm = False
+            return
+        try:
+            self._warm = WarmRunner.spawn(self.python, self.home)
+        except OSError:
+            self._warm_failures += 1
+
+    def _fork_warm(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> int | None:
+        """The pid of a runner forked by the warm process, or None: start this one cold."""
+        if not self.warm or len(argv) < 3 or argv[0] != self.python:
+            return None
+        if argv[1:3] != ["-m", "shoal.runtime"] and argv[1] != "-c":
+            return None
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with self._warm_lock:
+            warm = self._warm
+            if warm is None or not warm.alive():
+                # The first start, or the warm process died: this job starts cold, the next warm.
+                self._respawn(warm)
+                return None
+            if not warm.ready():
+                return None  # still importing
+            if not warm.titled:
+                # Its children could not show a runner's command line, which is how their pids
+                # are recognised (``poll``): on this machine every runner starts cold.
+                self.warm = False
+                warm.close()
+                self._warm = None
+                return None
+            pid, usable = warm.fork({"argv": argv, "env": env, "cwd": str(cwd), "log": str(log)})
+            if not usable:
+                warm.close()
+                self._warm = None
+            return pid
+
     def _launch(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
@@ -167,6 +270,97 @@ class LocalBackend:
             )
         self._children[proc.pid] = proc
         return proc.pid
+
+
+class WarmRunner:
+    """The server's end of one ``python -m shoal.runtime.warm`` (see ``runtime/warm.py``): requests
+    on its stdin, answers on its stdout, one JSON line each; its stderr goes to ``WARM_LOG``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self._pending = b""
+        self._ready = False
+        self.titled = False
+
+    @property
+    def was_ready(self) -> bool:
+        return self._ready
+
+    @classmethod
+    def spawn(cls, python: str, home: Path) -> WarmRunner:
+        home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        with open(home / WARM_LOG, "ab") as log:
+            proc = subprocess.Popen(
+                # The padding is room for the children's command lines (their titles).
+                [python, "-m", "shoal.runtime.warm", " " * WARM_TITLE_ROOM],
+                cwd=home,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        return cls(proc)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ready(self) -> bool:
+        """Whether it has imported the runner (never waits)."""
+        if not self._ready:
+            answer = self._answer(0)
+            self._ready = bool(answer and answer.get("ready"))
+            self.titled = bool(answer and answer.get("titled"))
+        return self._ready
+
+    def fork(self, request: dict[str, Any]) -> tuple[int | None, bool]:
+        """(the forked runner's pid or None, whether this process may be asked again)."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None, False  # it died: the job starts cold
+        answer = self._answer(WARM_ANSWER_SECONDS)
+        if answer is None:
+            # Dead or stuck: end it, then read its answer pipe to the end. A child it forked
+            # answers before letting go of the pipe, so no child is missed (and none started twice).
+            self.close()
+            answer = self._answer(WARM_ANSWER_SECONDS)
+            pid = answer.get("pid") if answer else None
+            return (pid if isinstance(pid, int) else None), False
+        pid = answer.get("pid")
+        return (pid if isinstance(pid, int) else None), True
+
+    def _answer(self, timeout: float) -> dict[str, Any] | None:
+        """The next answer line, waiting up to ``timeout`` s; None on timeout or end of pipe."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
 def java_home(environ: Mapping[str, str] | None = None) -> str | None:

@@ -235,10 +235,13 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if procs.stop_reason == "canceled":
             raise _Canceled()
-        client.report("Finalizing")
-        # Outputs first: a job whose outputs did not reach their datastore has not completed.
-        upload_outputs(client, spec["outputs"], run_dir)
-        upload_artifacts(client, spec["artifacts"], workdir)
+        finalizing = client.report_soon("Finalizing")  # while the outputs upload
+        try:
+            # Outputs first: a job whose outputs did not reach their datastore has not completed.
+            upload_outputs(client, spec["outputs"], run_dir)
+            upload_artifacts(client, spec["artifacts"], workdir)
+        finally:
+            finalizing()  # recorded before the outcome is
         if procs.stop_reason == "timeout":
             status = "Canceled"
             error = {"code": "JOB_TIMEOUT", "message": f"the job ran past limits.timeout ({timeout} s) and was stopped"}

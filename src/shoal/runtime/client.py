@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,6 +212,30 @@ class RunnerClient:
 
     def run_spec(self) -> dict[str, Any]:
         return self.request("GET", f"{self._job}/runspec").json()
+
+    def report_soon(self, status: str) -> Callable[[], None]:
+        """``report(status)`` on a thread and connection of its own while the caller goes on (the
+        Finalizing report travels while the outputs upload, not before); the returned function
+        waits for it and raises what it raised."""
+        failed: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                self.report(status)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                failed.append(exc)
+            finally:
+                self._drop_connection()
+
+        thread = threading.Thread(target=send, name=f"shoal-report-{status}", daemon=True)
+        thread.start()
+
+        def wait() -> None:
+            thread.join()
+            if failed:
+                raise failed[0]
+
+        return wait
 
     def heartbeat(self) -> dict[str, Any]:
         return self.request("POST", f"{self._job}/heartbeat", retry_for=0).json()

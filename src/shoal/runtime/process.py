@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -130,6 +131,20 @@ class UserProcesses:
                 )
             self.procs.append(proc)
 
+    def _pause(self, seconds: float) -> None:
+        """Up to ``seconds``, less when a rank exits (its pidfd turns readable): a job's end is
+        noticed at once, not on the next 50 ms poll."""
+        try:
+            live = [os.pidfd_open(p.pid) for p in self.procs if p.returncode is None]
+        except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): poll
+            time.sleep(seconds)
+            return
+        try:
+            select.select(live, [], [], seconds)
+        finally:
+            for fd in live:
+                os.close(fd)
+
     def wait(self, *, timeout: float | None, should_stop: threading.Event) -> int:
         """Exit code of the first failing rank (0 when all succeed)."""
         deadline = time.monotonic() + timeout if timeout else None
@@ -146,7 +161,7 @@ class UserProcesses:
                 first_failure = failed[0].returncode  # its code, not that of the peers stopped for it
                 self.stop("rank failed")  # one failed rank fails the job: do not leave peers hanging
                 break
-            time.sleep(0.05)
+            self._pause(0.05)
         codes = [p.wait() for p in self.procs]
         if first_failure is not None:
             return first_failure

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from shoal.errors import NotFoundError, not_found
 from shoal.store import workspaces
@@ -141,14 +141,24 @@ def with_status(
     return list(session.scalars(query.order_by(JobRow.id.desc() if newest_first else JobRow.id)))
 
 
+# What a controller's pass over many jobs reads of each: ids, names, states and ``resolved``. The
+# other JSON columns are loaded (and decoded) only for a row that reads them: a 100-step pipeline's
+# pass would otherwise decode every step's spec and status times on every dispatcher tick.
+_NOT_FOR_A_PASS = (JobRow.spec, JobRow.status_times, JobRow.error)
+
+
 def waiting_steps(session: Session, status: str) -> list[JobRow]:
-    """Child jobs (pipeline steps, trials) in ``status``."""
-    return list(session.scalars(select(JobRow).where(JobRow.status == status, JobRow.parent_job_name.is_not(None))))
+    """Child jobs (pipeline steps, trials) in ``status`` (``spec``, ``status_times`` and ``error``
+    load when read)."""
+    query = select(JobRow).where(JobRow.status == status, JobRow.parent_job_name.is_not(None))
+    return list(session.scalars(query.options(*(defer(c) for c in _NOT_FOR_A_PASS))))
 
 
 def named(session: Session, names: Iterable[str]) -> list[JobRow]:
-    """Jobs with any of these names, in every workspace (the caller keys them by workspace)."""
-    return list(session.scalars(select(JobRow).where(JobRow.name.in_(sorted(names)))))
+    """Jobs with any of these names, in every workspace (the caller keys them by workspace);
+    ``spec``, ``status_times`` and ``error`` load when read."""
+    query = select(JobRow).where(JobRow.name.in_(sorted(names)))
+    return list(session.scalars(query.options(*(defer(c) for c in _NOT_FOR_A_PASS))))
 
 
 def completed_with_reuse_key(session: Session, ws_id: int, key: str, status: str, *, not_id: int) -> list[JobRow]:
@@ -179,9 +189,9 @@ def workspace_names(session: Session) -> dict[int, str]:
     return {w.id: w.name for w in session.scalars(select(WorkspaceRow))}
 
 
-def children(session: Session, ws_id: int, parent: str) -> list[JobRow]:
-    return list(
-        session.scalars(
-            select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.parent_job_name == parent).order_by(JobRow.id)
-        )
-    )
+def children(session: Session, ws_id: int, parent: str, *, states_only: bool = False) -> list[JobRow]:
+    """A pipeline's or sweep's jobs; ``states_only``: their JSON columns load when read."""
+    query = select(JobRow).where(JobRow.workspace_id == ws_id, JobRow.parent_job_name == parent).order_by(JobRow.id)
+    if states_only:
+        query = query.options(*(defer(c) for c in (*_NOT_FOR_A_PASS, JobRow.resolved)))
+    return list(session.scalars(query))

@@ -94,6 +94,9 @@ class Dispatcher:
         self.ctx.jobs_changed.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        close = getattr(self.backend, "close", None)  # the local backend's warm runner
+        if close is not None:
+            close()
         try:
             self.cluster.release()
         except Exception:  # noqa: BLE001 - a server stopping with its database gone still stops
@@ -112,13 +115,15 @@ class Dispatcher:
         self.cluster.renew()
         self.cluster.take_over_orphans()
         self._handle_cancels()
-        self._check_liveness()
         if self.cluster.runs_controllers:
             # One server at a time decides which steps and trials start; each start is then a
-            # Queued job claimed like any other.
-            pipeline_controller.advance(self.ctx)
+            # Queued job claimed like any other, at once (a step's runner starts before the
+            # controller rolls its pipeline's state up).
+            pipeline_controller.advance(self.ctx, on_queued=self._schedule)
             sweeps.advance(self.ctx)
         self._schedule()
+        # After the starts: a tick woken by a job's end starts what it let go first.
+        self._check_liveness()
         self.backend.reap()
 
     # -- scheduling --------------------------------------------------------------------------

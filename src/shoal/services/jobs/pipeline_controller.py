@@ -12,6 +12,7 @@ mid-pipeline picks up where it was.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +32,16 @@ logger = logging.getLogger(__name__)
 S = JobStatus
 
 
-def advance(ctx: ServiceContext) -> None:
-    """Start ready steps and roll states up until nothing changes (reused chains finish in one call)."""
+def advance(ctx: ServiceContext, on_queued: Callable[[], None] | None = None) -> None:
+    """Start ready steps and roll states up until nothing changes (reused chains finish in one call).
+    ``on_queued`` (the dispatcher's scheduling) runs as soon as a pass has queued steps, so their
+    runners start before the roll-up and the next pass, not after them."""
     for _ in range(1000):
-        changed = _start_ready_steps(ctx)
-        changed = _roll_up(ctx) or changed
-        if not changed:
+        # One pass settles every step the current states allow (see _start_ready_steps): another
+        # is needed only when rolling up changed a state (a nested pipeline ended, steps canceled).
+        if _start_ready_steps(ctx) and on_queued is not None:
+            on_queued()
+        if not _roll_up(ctx):
             return
 
 
@@ -229,8 +234,8 @@ def _start(ctx: ServiceContext, job_id: int, workspace: str, inputs: dict[str, A
         if source is not None:
             job_state.transition(row, S.COMPLETED)
         outcome = (row.status, resolved)
-    if source is None:
-        ctx.notify_jobs()
+    # No wake-up of the dispatcher: this runs in its tick, which schedules the step right away
+    # (advance's on_queued, then _schedule); a wake-up would only buy an idle pass over every step.
     return outcome
 
 
@@ -287,7 +292,7 @@ def _roll_up(ctx: ServiceContext) -> bool:
             return False
         plans = []
         for pipe in pipes:
-            children = job_rows.children(session, pipe.workspace_id, pipe.name)
+            children = job_rows.children(session, pipe.workspace_id, pipe.name, states_only=True)
             plans.append((pipe.id, _plan(pipe, children)))
     changed = False
     for pipe_id, (target, cancel_ids, error) in plans:
