@@ -397,7 +397,23 @@ def test_a_pytorch_job_all_reduces_with_gloo_across_two_ray_nodes(ray_shoal, tmp
     assert _nodes_of(ray_shoal, name) == {"worker0", "worker1"}
 
 
-def test_tensorflow_and_mpi_jobs_see_every_node(ray_shoal, tmp_path):
+def test_tensorflow_workers_see_every_node_and_too_many_nodes_stay_queued(ray_shoal, tmp_path):
+    # max_instances 4: the compute allows three nodes; the Ray cluster has two that fit.
+    wide = "name: wide-cluster\ntype: amlcompute\nsize: Standard_DS1_v2\nmax_instances: 4\n"
+    ray_shoal.cli("compute", "create", "--file", str(write_job(tmp_path, wide, "wide.yml")))
+    three = write_job(
+        tmp_path / "three",
+        """
+        command: echo never
+        compute: azureml:wide-cluster
+        environment:
+          image: python:3.11
+        distribution:
+          type: pytorch
+        resources:
+          instance_count: 3
+        """,
+    )
     tf = write_job(
         tmp_path / "tf",
         """
@@ -411,21 +427,17 @@ def test_tensorflow_and_mpi_jobs_see_every_node(ray_shoal, tmp_path):
           instance_count: 2
         """,
     )
-    mpi = write_job(
-        tmp_path / "mpi",
-        """
-        command: echo "ompi $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE node $OMPI_COMM_WORLD_NODE_RANK"
-        compute: azureml:cpu-cluster
-        environment:
-          image: python:3.11
-        distribution:
-          type: mpi
-          process_count_per_instance: 1
-        resources:
-          instance_count: 2
-        """,
-    )
-    tf_name, mpi_name = ray_shoal.submit(tf), ray_shoal.submit(mpi)
+    queued, tf_name = ray_shoal.submit(three), ray_shoal.submit(tf)
+    deadline = time.monotonic() + 30
+    while True:
+        job = ray_shoal.json("job", "show", "-n", queued)
+        reason = job["properties"].get("shoal.queue_reason")
+        if reason or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert job["status"] == "Queued"
+    assert reason == "no 3 Ray nodes each offer 1 CPU and 3.5 GiB (Standard_DS1_v2); the cluster has 2"
+    ray_shoal.cli("job", "cancel", "-n", queued)
     assert wait_for(ray_shoal.cli, tf_name, timeout=240)["status"] == "Completed"
     configs = {}
     for log in _rank_logs(ray_shoal, tf_name, tmp_path).values():
@@ -436,9 +448,7 @@ def test_tensorflow_and_mpi_jobs_see_every_node(ray_shoal, tmp_path):
     assert len(set(workers)) == 2 and all(":" in w for w in workers), workers
     assert configs[1]["cluster"] == configs[0]["cluster"]
     assert _nodes_of(ray_shoal, tf_name) == {"worker0", "worker1"}
-    assert wait_for(ray_shoal.cli, mpi_name, timeout=240)["status"] == "Completed"
-    lines = sorted(log.strip() for log in _rank_logs(ray_shoal, mpi_name, tmp_path).values())
-    assert lines == ["ompi 0 of 2 node 0", "ompi 1 of 2 node 1"]
+    assert wait_for(ray_shoal.cli, queued, timeout=30)["status"] == "Canceled"
 
 
 def test_a_rank_failing_on_node_1_fails_the_job_naming_it(ray_shoal, tmp_path):
@@ -469,17 +479,18 @@ def test_a_rank_failing_on_node_1_fails_the_job_naming_it(ray_shoal, tmp_path):
         time.sleep(0.3)
 
 
-def test_cancel_stops_a_two_node_jobs_processes_on_both_nodes(ray_shoal, tmp_path):
+def test_an_mpi_job_on_two_nodes_sees_its_ranks_and_cancel_stops_both(ray_shoal, tmp_path):
     marker = f"sleep 6{os.getpid() % 1000:03d}"
     path = write_job(
         tmp_path,
         f"""
-        command: echo "node $NODE_RANK up"; {marker}
+        command: echo "ompi $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE node $OMPI_COMM_WORLD_NODE_RANK"; {marker}
         compute: azureml:cpu-cluster
         environment:
           image: python:3.11
         distribution:
-          type: pytorch
+          type: mpi
+          process_count_per_instance: 1
         resources:
           instance_count: 2
         """,
@@ -496,37 +507,8 @@ def test_cancel_stops_a_two_node_jobs_processes_on_both_nodes(ray_shoal, tmp_pat
     while _user_processes(marker):
         assert time.monotonic() < deadline, "a canceled node's rank still runs"
         time.sleep(0.3)
-
-
-def test_a_job_needing_more_nodes_than_fit_stays_queued_saying_why(ray_shoal, tmp_path):
-    # max_instances 4: the compute allows three nodes, the Ray cluster has two that fit.
-    wide = "name: wide-cluster\ntype: amlcompute\nsize: Standard_DS1_v2\nmax_instances: 4\n"
-    ray_shoal.cli("compute", "create", "--file", str(write_job(tmp_path, wide, "wide.yml")))
-    path = write_job(
-        tmp_path,
-        """
-        command: echo never
-        compute: azureml:wide-cluster
-        environment:
-          image: python:3.11
-        distribution:
-          type: pytorch
-        resources:
-          instance_count: 3
-        """,
-    )
-    name = ray_shoal.submit(path)
-    deadline = time.monotonic() + 30
-    while True:
-        job = ray_shoal.json("job", "show", "-n", name)
-        reason = job["properties"].get("shoal.queue_reason")
-        if reason or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert job["status"] == "Queued"
-    assert reason == "no 3 Ray nodes each offer 1 CPU and 3.5 GiB (Standard_DS1_v2); the cluster has 2"
-    ray_shoal.cli("job", "cancel", "-n", name)
-    assert wait_for(ray_shoal.cli, name, timeout=30)["status"] == "Canceled"
+    lines = sorted(log.strip() for log in _rank_logs(ray_shoal, name, tmp_path).values())
+    assert lines == ["ompi 0 of 2 node 0", "ompi 1 of 2 node 1"]
 
 
 def test_a_worker_node_lost_mid_job_fails_the_job_naming_the_node(ray_shoal, tmp_path):
