@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -316,6 +317,195 @@ def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
     assert job["status"] == "Completed", job
     log = ray_shoal.cli("job", "stream", "-n", name).out
     assert "before" in log and "after" in log
+
+
+# -- distributed jobs on separate nodes (a placement group, one runner per node) -------------
+
+ALLREDUCE = """
+import os, torch, torch.distributed as dist
+dist.init_process_group("gloo")  # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE from Azure's variables
+value = torch.tensor([float(int(os.environ["RANK"]) + 1)])
+dist.all_reduce(value)
+print("rank", os.environ["RANK"], "node", os.environ["NODE_RANK"], "local", os.environ["LOCAL_RANK"],
+      "of", os.environ["WORLD_SIZE"], "sum", int(value.item()), flush=True)
+dist.destroy_process_group()
+"""
+
+
+def _require_torch() -> None:
+    """The CPU build of torch in Shoal's venv (.ci/run installs it); skipped without, failed in CI."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        message = "torch is not installed (pip install torch==2.13.0, the CPU build): the gloo test does not run"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _rank_logs(ray_shoal: RayShoal, name: str, tmp_path: Path) -> dict[str, str]:
+    out = tmp_path / ("dl-" + name)
+    ray_shoal.cli("job", "download", "-n", name, "--download-path", str(out))
+    return {p.name: p.read_text() for p in (out / "artifacts" / "user_logs").glob("std_log_process_*.txt")}
+
+
+def _nodes_of(ray_shoal: RayShoal, job: str) -> set[str]:
+    """Every worker node whose Shoal home holds a run folder of ``job``."""
+    return {
+        home.name.removesuffix("-home")
+        for home in ray_shoal.cluster.root.glob("worker*-home")
+        if any(p.name == job for p in home.glob("runs/*/*/*"))
+    }
+
+
+def test_a_pytorch_job_all_reduces_with_gloo_across_two_ray_nodes(ray_shoal, tmp_path):
+    _require_torch()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "allreduce.py").write_text(ALLREDUCE)
+    # The job runs the test's own interpreter (it has torch): a host environment is a clean venv.
+    # GLOO_SOCKET_IFNAME: the test's network namespace has loopback only.
+    path = write_job(
+        tmp_path,
+        f"""
+        command: {sys.executable} allreduce.py
+        code: ./src
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:3.11
+        environment_variables:
+          GLOO_SOCKET_IFNAME: lo
+        distribution:
+          type: pytorch
+          process_count_per_instance: 1
+        resources:
+          instance_count: 2
+        """,
+    )
+    name = ray_shoal.submit(path)
+    job = wait_for(ray_shoal.cli, name, timeout=240)
+    assert job["status"] == "Completed", job
+    # One process per node (two per node would double torch's imports on the test's two cores;
+    # tests/runtime/test_node_group.py checks the rank numbering of several per node).
+    logs = _rank_logs(ray_shoal, name, tmp_path)
+    lines = sorted(text.strip().splitlines()[-1] for text in logs.values())
+    assert lines == ["rank 0 node 0 local 0 of 2 sum 3", "rank 1 node 1 local 0 of 2 sum 3"], logs
+    # One runner per node: both worker nodes hold a run folder of the job.
+    assert _nodes_of(ray_shoal, name) == {"worker0", "worker1"}
+
+
+def test_tensorflow_workers_see_every_node_and_too_many_nodes_stay_queued(ray_shoal, tmp_path):
+    # max_instances 4: the compute allows three nodes; the Ray cluster has two that fit.
+    wide = "name: wide-cluster\ntype: amlcompute\nsize: Standard_DS1_v2\nmax_instances: 4\n"
+    ray_shoal.cli("compute", "create", "--file", str(write_job(tmp_path, wide, "wide.yml")))
+    three = write_job(
+        tmp_path / "three",
+        """
+        command: echo never
+        compute: azureml:wide-cluster
+        environment:
+          image: python:3.11
+        distribution:
+          type: pytorch
+        resources:
+          instance_count: 3
+        """,
+    )
+    tf = write_job(
+        tmp_path / "tf",
+        """
+        command: echo "config $TF_CONFIG"
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:3.11
+        distribution:
+          type: tensorflow
+        resources:
+          instance_count: 2
+        """,
+    )
+    queued, tf_name = ray_shoal.submit(three), ray_shoal.submit(tf)
+    deadline = time.monotonic() + 30
+    while True:
+        job = ray_shoal.json("job", "show", "-n", queued)
+        reason = job["properties"].get("shoal.queue_reason")
+        if reason or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert job["status"] == "Queued"
+    assert reason == "no 3 Ray nodes each offer 1 CPU and 3.5 GiB (Standard_DS1_v2); the cluster has 2"
+    ray_shoal.cli("job", "cancel", "-n", queued)
+    assert wait_for(ray_shoal.cli, tf_name, timeout=240)["status"] == "Completed"
+    configs = {}
+    for log in _rank_logs(ray_shoal, tf_name, tmp_path).values():
+        config = json.loads(log.strip().split("config ", 1)[1])
+        configs[config["task"]["index"]] = config
+    assert sorted(configs) == [0, 1]
+    workers = configs[0]["cluster"]["worker"]
+    assert len(set(workers)) == 2 and all(":" in w for w in workers), workers
+    assert configs[1]["cluster"] == configs[0]["cluster"]
+    assert _nodes_of(ray_shoal, tf_name) == {"worker0", "worker1"}
+    assert wait_for(ray_shoal.cli, queued, timeout=30)["status"] == "Canceled"
+
+
+def test_a_rank_failing_on_node_1_fails_the_job_naming_it(ray_shoal, tmp_path):
+    marker = f"sleep 5{os.getpid() % 1000:03d}"
+    path = write_job(
+        tmp_path,
+        f"""
+        command: if [ "$NODE_RANK" = 1 ]; then sleep 1; exit 3; fi; {marker}
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:3.11
+        distribution:
+          type: pytorch
+        resources:
+          instance_count: 2
+        """,
+    )
+    name = ray_shoal.submit(path)
+    job = wait_for(ray_shoal.cli, name, timeout=240)
+    assert job["status"] == "Failed", job
+    assert job["error"]["code"] == "USER_ERROR", job["error"]
+    assert job["error"]["message"].startswith("rank 1 on node 1 ("), job["error"]
+    assert "exited with code 3" in job["error"]["message"]
+    # Node 0's rank was stopped rather than left to sleep.
+    deadline = time.monotonic() + 20
+    while _user_processes(marker):
+        assert time.monotonic() < deadline, "node 0's rank still runs after node 1 failed"
+        time.sleep(0.3)
+
+
+def test_an_mpi_job_on_two_nodes_sees_its_ranks_and_cancel_stops_both(ray_shoal, tmp_path):
+    marker = f"sleep 6{os.getpid() % 1000:03d}"
+    path = write_job(
+        tmp_path,
+        f"""
+        command: echo "ompi $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE node $OMPI_COMM_WORLD_NODE_RANK"; {marker}
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:3.11
+        distribution:
+          type: mpi
+          process_count_per_instance: 1
+        resources:
+          instance_count: 2
+        """,
+    )
+    name = ray_shoal.submit(path)
+    deadline = time.monotonic() + 180
+    while len(_user_processes(marker)) < 2:
+        assert time.monotonic() < deadline, "the job's two ranks never both ran"
+        time.sleep(0.3)
+    assert _nodes_of(ray_shoal, name) == {"worker0", "worker1"}
+    ray_shoal.cli("job", "cancel", "-n", name)
+    assert wait_for(ray_shoal.cli, name, timeout=60)["status"] == "Canceled"
+    deadline = time.monotonic() + 20
+    while _user_processes(marker):
+        assert time.monotonic() < deadline, "a canceled node's rank still runs"
+        time.sleep(0.3)
+    lines = sorted(log.strip() for log in _rank_logs(ray_shoal, name, tmp_path).values())
+    assert lines == ["ompi 0 of 2 node 0", "ompi 1 of 2 node 1"]
 
 
 def test_a_worker_node_lost_mid_job_fails_the_job_naming_the_node(ray_shoal, tmp_path):

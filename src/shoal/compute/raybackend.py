@@ -15,6 +15,10 @@ runner has exited and its log is copied, its actor is finished at once, which fr
 share; ``end_user_processes`` then runs a zero-CPU task pinned to the node that ran it (its id is
 kept beside the log, ``ray_node``) to end what the runner left behind.
 
+A job with ``instance_count`` > 1 takes that many nodes: ``shoal.compute.ray_groups`` makes a
+placement group and one actor per node, node 0's under the attempt's usual name, so the code here
+treats it as the attempt's one actor; the group hooks below are marked ``# node group``.
+
 Ray is imported when the backend is built (the ``shoal[ray]`` extra), never before: a server
 without a Ray address never loads it.
 """
@@ -31,6 +35,7 @@ from typing import Any
 
 from shoal.compute import ray_node
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+from shoal.compute.ray_groups import NodeGroups
 from shoal.compute.sizes import NodeResources
 from shoal.errors import UnsupportedError
 
@@ -71,8 +76,8 @@ class _Tracked:
 
 class RayBackend:
     name = "ray"
-    # One runner per job on one node (ranks of instance_count > 1 are processes on that node).
-    capabilities = Capabilities(max_nodes=None, multi_node=False, survives_restart=True)
+    # instance_count > 1: one runner per node, on separate nodes (ray_groups).
+    capabilities = Capabilities(max_nodes=None, multi_node=True, survives_restart=True)
 
     def __init__(
         self,
@@ -98,6 +103,7 @@ class RayBackend:
         self._connect(ship_runtime)
         self._host_class = self.ray.remote(ray_node.RunnerHost)
         self._end_groups = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.end_user_processes_at)
+        self._node_groups = NodeGroups(self.ray, NAMESPACE)  # node group
         self._adopt_existing()
 
     def _connect(self, ship_runtime: bool) -> None:
@@ -156,15 +162,19 @@ class RayBackend:
         }
         if resources.memory_gib:
             options["memory"] = resources.memory_bytes
-        actor = self._host_class.options(**options).remote(
-            attempt.workspace,
-            attempt.job,
-            attempt.attempt,
-            env,
-            list(attempt.argv) if attempt.argv is not None else None,
-            self.linger,
-            self.tag,
-        )
+        if attempt.nodes > 1 and attempt.argv is None:  # node group: one actor per node
+            # (``argv``, the contract tests' stand-in for a runner, keeps one node: it is no runner.)
+            actor = self._node_groups.start(name, attempt, resources, options, env, linger=self.linger, scope=self.tag)
+        else:
+            actor = self._host_class.options(**options).remote(
+                attempt.workspace,
+                attempt.job,
+                attempt.attempt,
+                env,
+                list(attempt.argv) if attempt.argv is not None else None,
+                self.linger,
+                self.tag,
+            )
         log = self.logs_location(attempt)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
@@ -192,6 +202,7 @@ class RayBackend:
         tracked = self._find(handle)
         if tracked is None or not tracked.alive:
             return
+        self._node_groups.cancel(tracked.name, force)  # node group: every other node's runner too
         if not tracked.answered and force:
             self._kill(tracked)  # never started (still waiting for a node), or gone
             return
@@ -239,6 +250,8 @@ class RayBackend:
             return f"cannot reach the Ray cluster: {exc}"
         if not nodes:
             return "the Ray cluster has no live nodes"
+        if attempt.nodes > 1:  # node group: that many nodes, each holding one node's worth
+            return NodeGroups.unplaceable(attempt.nodes, need, nodes)
         for node in nodes:
             total = node.get("Resources") or {}
             if (
@@ -315,6 +328,7 @@ class RayBackend:
             except Exception as exc:  # noqa: BLE001 - the actor is gone (its node, or killed)
                 tracked.alive = False
                 self._record_loss(tracked, exc)
+                self._node_groups.end(tracked.name)  # node group: free the other nodes
                 return
             if not tracked.answered:
                 tracked.answered = True
@@ -370,12 +384,14 @@ class RayBackend:
             tracked.actor.finish.remote()
         except Exception:  # noqa: BLE001 - already gone
             pass
+        self._node_groups.end(tracked.name)  # node group: the other nodes, then the placement group
 
     def _kill(self, tracked: _Tracked) -> None:
         try:
             self.ray.kill(tracked.actor, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
+        self._node_groups.end(tracked.name)  # node group: never placed, or gone
         tracked.alive = False
         with self._lock:
             self._tracked.pop(tracked.name, None)

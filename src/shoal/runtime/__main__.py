@@ -213,7 +213,15 @@ def run(args: argparse.Namespace) -> int:
                 env=env,
                 network=network,
             )
-        ranks = plan_ranks(spec.get("distribution"), spec.get("resources") or {}, run_dir / "user_logs")
+        group = None  # node 0 of a job on several Ray nodes (imported only there: start time)
+        if os.environ.get("SHOAL_NODE_COUNT"):
+            from shoal.runtime.node_group import NodeGroup
+
+            group = NodeGroup.from_env(run_dir)
+        if group is not None:
+            ranks = group.plan(spec.get("distribution"), run_dir / "user_logs", cancel)
+        else:
+            ranks = plan_ranks(spec.get("distribution"), spec.get("resources") or {}, run_dir / "user_logs")
         for rank in ranks:
             if rank.log != user_log:
                 shipper.watch(rank.log.relative_to(run_dir).as_posix())
@@ -222,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         client.report("Running")
         procs = UserProcesses(command, workdir, env, ranks, wrap)
         procs.start()
+        if group is not None:
+            group.watch(procs)  # another node failing stops this node's ranks
         # If this runner dies, the server ends these process groups (they would be orphans).
         (run_dir / "user_pgids").write_text("\n".join(str(p.pid) for p in procs.procs))
         sampler = _start_system_metrics(client, [p.pid for p in procs.procs])
@@ -235,6 +245,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if procs.stop_reason == "canceled":
             raise _Canceled()
+        if group is not None:  # every node's ranks decide: waits for them, raises the first failure
+            group.settle(exit_code, procs, cancel)
+            if cancel.is_set():
+                raise _Canceled()
         finalizing = client.report_soon("Finalizing")  # while the outputs upload
         try:
             # Outputs first: a job whose outputs did not reach their datastore has not completed.

@@ -148,7 +148,14 @@ class Dispatcher:
                 blocked.add(key)
                 continue
             probe = RunnerAttempt(
-                "", row.name, row.attempt + 1, server_url="", token="", compute_type=compute_type, resources=size
+                "",
+                row.name,
+                row.attempt + 1,
+                server_url="",
+                token="",
+                nodes=_nodes(row),  # a multi-node job needs that many nodes that fit
+                compute_type=compute_type,
+                resources=size,
             )
             reason = self.backend.unplaceable(probe)
             if reason != row.queue_reason and self.cluster.watches(row.claimed_by):
