@@ -186,7 +186,7 @@ def compute_list_nodes(
     nodes = client(workspace_name).compute.list_nodes(name)
     columns = ["node_id", "node_state", "run_id", "private_ip_address"]
     if any("resources" in node for node in nodes):
-        columns += ["port", "resources"]
+        columns += ["port", "resources.cpus", "resources.memory_gib", "resources.gpus"]
     show(nodes, output, query, columns=columns)
 
 

@@ -99,7 +99,10 @@ class RayBackend:
         # Why actors ended without their runner saying so (a lost node), by actor name.
         self._ended: dict[str, dict[str, str]] = {}
         self._connect(ship_runtime)
-        gcs = self.ray.get_runtime_context().gcs_address
+        try:
+            gcs = self.ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001 - Ray Client (ray://): the address given is what answers
+            gcs = str(self.address).removeprefix("ray://")
         self.watch = ClusterWatch(self.ray, str(self.address or gcs), gcs)
         self._host_class = self.ray.remote(ray_node.RunnerHost)
         self._end_groups = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.end_user_processes_at)
