@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ NODE_FILE = "ray_node"
 # retries for as long as the server runs; ``ClusterWatch`` decides when the head is lost.
 GCS_RECONNECT_S = str(10 * 365 * 24 * 3600)
 HEAD_LOST = "RAY_HEAD_LOST"
+# How long a question to a running actor may wait for its runner to exit (see ``wake``).
+LONG_POLL = 2.0
 
 
 def import_ray() -> Any:
@@ -96,6 +99,12 @@ class RayBackend:
         self.tag = "shoal-" + hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
         self._lock = threading.RLock()
         self._tracked: dict[str, _Tracked] = {}
+        # Set by a server's dispatcher (its notify): then each running actor is asked a question
+        # that it answers when its runner exits (or every LONG_POLL s), and an answer wakes the
+        # dispatcher, so a finished runner's node is freed and the next job placed within
+        # milliseconds instead of the next poll or two. Without it (the contract tests, a
+        # backend of its own) ``poll`` asks and waits, as before.
+        self.wake: Callable[[], None] | None = None
         # Why actors ended without their runner saying so (a lost node), by actor name.
         self._ended: dict[str, dict[str, str]] = {}
         self._connect(ship_runtime)
@@ -183,6 +192,7 @@ class RayBackend:
         tracked = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
         # The first question, answered once the actor runs: a poll meanwhile never waits on it.
         tracked.pending = actor.state.remote(tracked.offset)
+        self._wake_on(tracked.pending)
         with self._lock:
             self._tracked[name] = tracked
         return PREFIX + name
@@ -198,6 +208,8 @@ class RayBackend:
         # from before a restart (never asked) gets a moment for the truth.
         if tracked.pending is None and not tracked.answered:
             self._refresh(tracked, wait=2.0)
+        elif self.wake is not None:
+            self._refresh(tracked, wait=0.0)  # an answer wakes the dispatcher: never wait for it
         else:
             self._refresh(tracked, wait=1.0 if tracked.answered else 0.0)
         return tracked.alive
@@ -380,7 +392,9 @@ class RayBackend:
             if not tracked.alive and tracked.pending is None:
                 return
             if tracked.pending is None:
-                tracked.pending = tracked.actor.state.remote(tracked.offset)
+                long_poll = LONG_POLL if self.wake is not None and tracked.answered else 0.0
+                tracked.pending = tracked.actor.state.remote(tracked.offset, long_poll)
+                self._wake_on(tracked.pending)
             ready, _ = ray.wait([tracked.pending], timeout=wait)
             if not ready:
                 return
@@ -414,6 +428,15 @@ class RayBackend:
             if not tracked.alive:
                 # Its log is all here: free the node's share now (the actor exits).
                 self._finish(tracked)
+
+    def _wake_on(self, ref: Any) -> None:
+        wake = self.wake
+        if wake is None:
+            return
+        try:
+            ref.future().add_done_callback(lambda _done: wake())
+        except Exception:  # noqa: BLE001 - then the next poll sees the answer
+            pass
 
     def _record_loss(self, tracked: _Tracked, exc: BaseException) -> None:
         """Why an actor whose runner never said it ended is gone: its node, when that node is no

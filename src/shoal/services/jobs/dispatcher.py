@@ -74,6 +74,9 @@ class Dispatcher:
                     home, ray_address=ctx.settings.ray_address, advertise_url=ctx.settings.advertise_url
                 )
         self.backend = backend
+        engine = cluster_engine(backend)
+        if engine is not None and hasattr(engine, "wake"):
+            engine.wake = ctx.notify_jobs  # an engine's news (a runner ended) starts a tick at once
         self.poll_seconds = poll_seconds
         self.heartbeat_timeout = heartbeat_timeout
         self.cancel_grace = cancel_grace
