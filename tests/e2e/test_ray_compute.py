@@ -68,6 +68,8 @@ def ray_shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayShoal]:
     cli = Cli(tmp_path_factory.mktemp("ray-home"))
     # Long enough for Ray to declare a killed node dead before the heartbeat timeout fails the job.
     cli.env["SHOAL_HEARTBEAT_TIMEOUT"] = "30"
+    # The head-loss test (last) need not wait the default 10 s before the head counts as lost.
+    cli.env["SHOAL_RAY_HEAD_GRACE"] = "5"
     try:
         cluster.start()
         out = cli("server", "start", "--detach", "--ray-address", cluster.address).out
