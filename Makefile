@@ -62,6 +62,7 @@ bench: install
 	$(PY) benchmarks/sweeps.py
 	$(PY) benchmarks/cli_startup.py
 	$(PY) benchmarks/object_storage.py
+	$(PY) benchmarks/ray_compute.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache/azurite

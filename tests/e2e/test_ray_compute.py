@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import SHOAL, Cli, wait_for, write_job
@@ -68,6 +69,8 @@ def ray_shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayShoal]:
     cli = Cli(tmp_path_factory.mktemp("ray-home"))
     # Long enough for Ray to declare a killed node dead before the heartbeat timeout fails the job.
     cli.env["SHOAL_HEARTBEAT_TIMEOUT"] = "30"
+    # The head-loss test (last) need not wait the default 10 s before the head counts as lost.
+    cli.env["SHOAL_RAY_HEAD_GRACE"] = "5"
     try:
         cluster.start()
         out = cli("server", "start", "--detach", "--ray-address", cluster.address).out
@@ -525,5 +528,92 @@ def test_a_worker_node_lost_mid_job_fails_the_job_naming_the_node(ray_shoal, tmp
         assert node_id in job["error"]["message"]
     finally:
         # On a real machine they went with it; here the job's command outlives its "node".
+        for pid in _user_processes(marker):
+            os.kill(pid, 9)
+
+
+def test_list_nodes_shows_the_ray_nodes_holding_the_clusters_jobs(ray_shoal, tmp_path):
+    marker = f"sleep 5{os.getpid() % 1000:03d}"
+    path = write_job(tmp_path, f"command: {marker}\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n")
+    name = ray_shoal.submit(path)
+    try:
+        wait_for(ray_shoal.cli, name, ("Running",), timeout=120)
+        nodes = ray_shoal.json("compute", "list-nodes", "-n", "cpu-cluster")
+        node_id = (ray_shoal.cli.home / "runs" / "default" / name / "1" / "ray_node").read_text().strip()
+        assert [n["node_id"] for n in nodes] == [node_id], nodes
+        node = nodes[0]
+        assert node["node_state"] == "running" and node["run_id"] == name and node["run_ids"] == [name]
+        assert node["private_ip_address"] == "127.0.0.1" and isinstance(node["port"], int)
+        assert node["resources"] == {"cpus": 1.0, "memory_gib": 4.0, "gpus": 0.0}
+        table = ray_shoal.cli("compute", "list-nodes", "-n", "cpu-cluster", "-o", "table").out
+        assert node_id in table and name in table and "running" in table
+        # No autoscaler in this cluster (plain `ray start`): the hints are recorded, and said so.
+        shown = ray_shoal.json("compute", "show", "-n", "cpu-cluster")
+        assert shown["min_instances"] == 0 and shown["idle_time_before_scale_down"] == 120
+        assert shown["properties"]["shoal.autoscaler"].startswith("none (min_instances"), shown
+    finally:
+        ray_shoal.cli("job", "cancel", "-n", name, check=False)
+    assert wait_for(ray_shoal.cli, name, timeout=60)["status"] == "Canceled"
+    assert ray_shoal.json("compute", "list-nodes", "-n", "cpu-cluster") == []
+
+
+def _mlflow(cli: Cli, path: str, body: dict) -> dict:
+    info = json.loads((cli.home / "server.json").read_text())
+    token = (cli.home / "token").read_text().strip()
+    response = httpx.post(
+        f"{info['url']}/api/v1/workspaces/default/mlflow/api/2.0/mlflow/{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def test_the_ray_head_lost_fails_ray_jobs_and_the_server_serves_the_rest(ray_shoal, tmp_path):
+    """Last in this module: it takes the Ray head away."""
+    marker = f"sleep 6{os.getpid() % 1000:03d}"
+    running = ray_shoal.submit(
+        write_job(
+            tmp_path / "a", f"command: {marker}\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
+        )
+    )
+    wait_for(ray_shoal.cli, running, ("Running",), timeout=120)
+    ray_shoal.cluster.kill_node(ray_shoal.cluster.groups[0])
+    lost_at = time.monotonic()
+    time.sleep(1.5)  # the server's probe sees the head gone (every 0.5 s) before the next job comes
+    try:
+        queued = ray_shoal.submit(
+            write_job(
+                tmp_path / "b",
+                "command: echo never\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n",
+            )
+        )
+        job = wait_for(ray_shoal.cli, running, timeout=90)
+        assert job["status"] == "Failed", job
+        assert job["error"]["code"] == "RAY_HEAD_LOST", job["error"]
+        assert ray_shoal.cluster.address in job["error"]["message"]
+        assert time.monotonic() - lost_at < 60
+        # The queued Ray job waits, saying why.
+        shown = ray_shoal.json("job", "show", "-n", queued)
+        assert shown["status"] == "Queued"
+        assert shown["properties"]["shoal.queue_reason"].startswith(
+            f"cannot reach the Ray cluster at {ray_shoal.cluster.address}"
+        ), shown["properties"]
+        # Everything else still works: listing, a job on this machine, MLflow.
+        assert {j["name"] for j in ray_shoal.json("job", "list", "--all-results")} >= {running, queued}
+        local = write_job(tmp_path / "c", "command: echo still-serving\nenvironment:\n  image: python:3.11\n")
+        result = ray_shoal.cli("job", "create", "--file", str(local), "--stream", check=False)
+        assert result.code == 0 and "still-serving" in result.out, result.out + result.err
+        run = _mlflow(ray_shoal.cli, "runs/create", {"experiment_id": "0"})["run"]["info"]["run_id"]
+        _mlflow(ray_shoal.cli, "runs/log-metric", {"run_id": run, "key": "k", "value": 1.0, "timestamp": 0, "step": 0})
+        # The running job's command was ended through its actor (no head needed for that).
+        deadline = time.monotonic() + 30
+        while _user_processes(marker):
+            assert time.monotonic() < deadline, "the lost job's command still runs"
+            time.sleep(0.5)
+        ray_shoal.cli("job", "cancel", "-n", queued)
+        assert wait_for(ray_shoal.cli, queued, timeout=30)["status"] == "Canceled"
+    finally:
         for pid in _user_processes(marker):
             os.kill(pid, 9)

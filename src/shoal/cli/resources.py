@@ -181,9 +181,13 @@ def compute_list_nodes(
     output: OutputOpt = OutputFormat.json,
     query: QueryOpt = None,
 ) -> None:
-    """What runs where: a cluster's nodes, their state and the job on each."""
+    """What runs where: a cluster's nodes, their state and the job on each (on a server with a
+    Ray cluster: the Ray nodes holding the cluster's jobs, with their resources)."""
     nodes = client(workspace_name).compute.list_nodes(name)
-    show(nodes, output, query, columns=["node_id", "node_state", "run_id", "private_ip_address"])
+    columns = ["node_id", "node_state", "run_id", "private_ip_address"]
+    if any("resources" in node for node in nodes):
+        columns += ["port", "resources.cpus", "resources.memory_gib", "resources.gpus"]
+    show(nodes, output, query, columns=columns)
 
 
 _INSTANCE_ACTIONS = {

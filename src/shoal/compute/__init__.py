@@ -3,7 +3,8 @@
 ``base`` holds the contract (``ComputeBackend``, ``RunnerAttempt``, ``Capabilities``);
 ``backends`` the backends by name and the Azure compute types Shoal runs jobs on; ``sizes`` what
 one node of an Azure VM size offers; ``routing`` several backends behind the contract (Ray for
-compute clusters, local for the rest). Backend modules (``local``, ``raybackend``) are imported
+compute clusters, local for the rest); ``ray_cluster`` what the server watches of its Ray
+cluster (reachability, nodes, autoscaler hints). Backend modules (``local``, ``raybackend``) are imported
 only when their backend is first asked for.
 """
 
@@ -28,6 +29,8 @@ from shoal.compute.base import (
     RunnerAttempt,
     runner_environment,
 )
+from shoal.compute.ray_cluster import CapacityHint
+from shoal.compute.routing import cluster_engine
 from shoal.compute.sizes import NodeResources, known_sizes, resources_for
 
 __all__ = [
@@ -37,12 +40,14 @@ __all__ = [
     "RUNNABLE_COMPUTE_TYPES",
     "AttemptKey",
     "Capabilities",
+    "CapacityHint",
     "ComputeBackend",
     "Handle",
     "NodeResources",
     "RunnerAttempt",
     "available_backends",
     "backend_class",
+    "cluster_engine",
     "get_backend",
     "is_local_compute",
     "known_sizes",

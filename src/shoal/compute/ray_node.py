@@ -120,8 +120,14 @@ class RunnerHost:
         self.end_user_processes()
         os._exit(0)
 
-    def state(self, offset: int) -> dict[str, Any]:
-        """Whether the runner lives, its exit code, and its log from ``offset`` (1 MB at most)."""
+    def state(self, offset: int, wait: float = 0.0) -> dict[str, Any]:
+        """Whether the runner lives, its exit code, and its log from ``offset`` (1 MB at most).
+        With ``wait``, answered when the runner exits or after ``wait`` seconds, whichever is
+        first: the server learns of an exit at once (and frees the node for the next job)
+        without asking over and over."""
+        if wait > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=wait)
         code = self.proc.poll()
         try:
             with open(self.log_path, "rb") as log:

@@ -28,13 +28,14 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shoal.compute import ray_node
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+from shoal.compute.ray_cluster import CapacityHint, ClusterWatch, describe_resources
 from shoal.compute.ray_groups import NodeGroups
 from shoal.compute.sizes import NodeResources
 from shoal.errors import UnsupportedError
@@ -43,8 +44,13 @@ PREFIX = "ray:"
 NAMESPACE = "shoal"
 RUNNER_LOG = "runner.log"
 NODE_FILE = "ray_node"
-# How long a node list is trusted when deciding whether a job can ever be placed.
-NODES_TTL = 2.0
+# How long Ray's clients inside the server retry an unreachable head before Ray ends the whole
+# process (Ray's default is 60 s): the server must outlive its cluster's head, so its driver
+# retries for as long as the server runs; ``ClusterWatch`` decides when the head is lost.
+GCS_RECONNECT_S = str(10 * 365 * 24 * 3600)
+HEAD_LOST = "RAY_HEAD_LOST"
+# How long a question to a running actor may wait for its runner to exit (see ``wake``).
+LONG_POLL = 2.0
 
 
 def import_ray() -> Any:
@@ -72,6 +78,7 @@ class _Tracked:
     lost: str | None = None
     finishing: bool = False
     host: str | None = None
+    node_id: str | None = None
 
 
 class RayBackend:
@@ -97,10 +104,20 @@ class RayBackend:
         self.tag = "shoal-" + hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
         self._lock = threading.RLock()
         self._tracked: dict[str, _Tracked] = {}
-        self._nodes: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        # Set by a server's dispatcher (its notify): then each running actor is asked a question
+        # that it answers when its runner exits (or every LONG_POLL s), and an answer wakes the
+        # dispatcher, so a finished runner's node is freed and the next job placed within
+        # milliseconds instead of the next poll or two. Without it (the contract tests, a
+        # backend of its own) ``poll`` asks and waits, as before.
+        self.wake: Callable[[], None] | None = None
         # Why actors ended without their runner saying so (a lost node), by actor name.
         self._ended: dict[str, dict[str, str]] = {}
         self._connect(ship_runtime)
+        try:
+            gcs = self.ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001 - Ray Client (ray://): the address given is what answers
+            gcs = str(self.address).removeprefix("ray://")
+        self.watch = ClusterWatch(self.ray, str(self.address or gcs), gcs)
         self._host_class = self.ray.remote(ray_node.RunnerHost)
         self._end_groups = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.end_user_processes_at)
         self._node_groups = NodeGroups(self.ray, NAMESPACE)  # node group
@@ -114,6 +131,8 @@ class RayBackend:
                 "the ray compute backend needs the cluster's address: shoal server start --ray-address …",
                 details={"kind": "compute_backend", "name": "ray"},
             )
+        # Read by Ray's core worker when ray.init starts it (see GCS_RECONNECT_S).
+        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", GCS_RECONNECT_S)
         runtime_env: dict[str, Any] = {}
         if ship_runtime:
             # The server's own Shoal code goes to every node with the actors (Ray caches it by
@@ -143,6 +162,8 @@ class RayBackend:
     # -- the contract ------------------------------------------------------------------------
 
     def submit(self, attempt: RunnerAttempt) -> Handle:
+        if not self.watch.reachable():
+            raise RuntimeError(self.watch.unreachable())
         name = self._name(attempt)
         resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
         env = dict(attempt.env)
@@ -181,11 +202,14 @@ class RayBackend:
         tracked = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
         # The first question, answered once the actor runs: a poll meanwhile never waits on it.
         tracked.pending = actor.state.remote(tracked.offset)
+        self._wake_on(tracked.pending)
         with self._lock:
             self._tracked[name] = tracked
         return PREFIX + name
 
     def poll(self, handle: Handle) -> bool:
+        if not self.watch.reachable():
+            return self._poll_headless(handle)
         tracked = self._find(handle)
         if tracked is None:
             return False
@@ -194,6 +218,8 @@ class RayBackend:
         # from before a restart (never asked) gets a moment for the truth.
         if tracked.pending is None and not tracked.answered:
             self._refresh(tracked, wait=2.0)
+        elif self.wake is not None:
+            self._refresh(tracked, wait=0.0)  # an answer wakes the dispatcher: never wait for it
         else:
             self._refresh(tracked, wait=1.0 if tracked.answered else 0.0)
         return tracked.alive
@@ -202,7 +228,8 @@ class RayBackend:
         tracked = self._find(handle)
         if tracked is None or not tracked.alive:
             return
-        self._node_groups.cancel(tracked.name, force)  # node group: every other node's runner too
+        if self.watch.reachable():  # a lookup by name at the head: never while it is away
+            self._node_groups.cancel(tracked.name, force)  # node group: every other node's runner too
         if not tracked.answered and force:
             self._kill(tracked)  # never started (still waiting for a node), or gone
             return
@@ -214,8 +241,8 @@ class RayBackend:
     def end_user_processes(self, attempt: AttemptKey) -> None:
         """A task on the node that ran the attempt ends the process groups its runner recorded."""
         node_id = self._node_of(attempt)
-        if node_id is None:
-            return  # it never started on a node
+        if node_id is None or not self.watch.reachable():
+            return  # it never started on a node, or no task can be placed without the head
         strategy = self.ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
         task = self._end_groups.options(scheduling_strategy=strategy)
         try:
@@ -226,6 +253,10 @@ class RayBackend:
     def reap(self) -> None:
         """Copies the logs of every runner this server knows of and finishes the actors of the
         runners that ended (``_refresh``), whether or not the dispatcher still polls them."""
+        if not self.watch.reachable():
+            if self.watch.head_lost():
+                self._lose_all()
+            return
         with self._lock:
             tracked = list(self._tracked.values())
         for entry in tracked:
@@ -244,10 +275,9 @@ class RayBackend:
 
     def unplaceable(self, attempt: RunnerAttempt) -> str | None:
         need = attempt.resources or NodeResources(size="", cpus=1, known=False)
-        try:
-            nodes = self._live_nodes()
-        except Exception as exc:  # noqa: BLE001 - say why instead of failing the tick
-            return f"cannot reach the Ray cluster: {exc}"
+        if not self.watch.reachable():
+            return self.watch.unreachable()
+        nodes = self.watch.live_nodes()
         if not nodes:
             return "the Ray cluster has no live nodes"
         if attempt.nodes > 1:  # node group: that many nodes, each holding one node's worth
@@ -269,12 +299,72 @@ class RayBackend:
         tracked = self._find(handle)
         return tracked.host if tracked else None
 
-    def _live_nodes(self) -> list[dict[str, Any]]:
-        when, nodes = self._nodes
-        if time.monotonic() - when > NODES_TTL:
-            nodes = [n for n in self.ray.nodes() if n.get("Alive")]
-            self._nodes = (time.monotonic(), nodes)
+    def _poll_headless(self, handle: Handle) -> bool:
+        """``poll`` while the head does not answer: no Ray call (they would block). A runner
+        counts as alive for the head's grace period, then as lost with its cluster's head."""
+        if not str(handle).startswith(PREFIX):
+            return False
+        if not self.watch.head_lost():
+            tracked = self._tracked.get(str(handle)[len(PREFIX) :])
+            return tracked.alive if tracked is not None else True
+        self._lose_all()
+        name = str(handle)[len(PREFIX) :]
+        if name not in self._ended:
+            self._ended[name] = self._head_lost_error(None)
+        return False
+
+    def _lose_all(self) -> None:
+        """The head is lost: every runner this server tracks is lost with it. Each actor is
+        still asked to end its runner (a call straight to the actor's worker, not through the
+        head), so a node that outlives its head does not keep running the job."""
+        with self._lock:
+            tracked, self._tracked = list(self._tracked.values()), {}
+        for entry in tracked:
+            if entry.alive:
+                entry.alive, entry.lost = False, HEAD_LOST
+                self._ended[entry.name] = self._head_lost_error(entry)
+                try:
+                    entry.actor.terminate.remote(True)
+                except Exception:  # noqa: BLE001 - the actor went with its node
+                    pass
+
+    def _head_lost_error(self, tracked: _Tracked | None) -> dict[str, str]:
+        where = f" (the runner ran on {tracked.host})" if tracked is not None and tracked.host else ""
+        message = f"the Ray cluster's head at {self.watch.address} stopped answering for {self.watch.grace:g} s{where}"
+        return {"code": HEAD_LOST, "message": message}
+
+    def cluster_nodes(self) -> list[dict[str, Any]]:
+        """The Ray nodes as last seen, each with the attempts of this server's runners on it
+        (``shoal compute list-nodes``); read from the watcher's copy, never from the head."""
+        reachable = self.watch.reachable()
+        with self._lock:
+            tracked = list(self._tracked.values())
+        by_node: dict[str, list[AttemptKey]] = {}
+        for entry in tracked:
+            if entry.node_id and entry.alive:
+                by_node.setdefault(entry.node_id, []).append(entry.key)
+        nodes = []
+        for node in self.watch.all_nodes():
+            node_id = str(node.get("NodeID") or "")
+            state = "running" if node.get("Alive") else "unusable"
+            nodes.append(
+                {
+                    "node_id": node_id,
+                    "private_ip_address": node.get("NodeManagerAddress"),
+                    "port": node.get("NodeManagerPort"),
+                    "host": node.get("NodeManagerHostname"),
+                    "node_state": state if reachable else "unknown",
+                    "resources": describe_resources(node.get("Resources") or {}),
+                    "attempts": by_node.get(node_id, []),
+                }
+            )
         return nodes
+
+    def capacity_hints(self, hints: list[CapacityHint]) -> None:
+        self.watch.hint(hints)
+
+    def autoscaler_note(self, min_instances: int) -> str:
+        return self.watch.autoscaler_note(min_instances)
 
     def _name(self, attempt: AttemptKey) -> str:
         return f"{self.tag}/{attempt.workspace}/{attempt.job}/{attempt.attempt}"
@@ -294,7 +384,9 @@ class RayBackend:
         if tracked is not None:
             return tracked
         key = self._key_of(name)
-        return self._attach(name, key) if key is not None else None
+        if key is None or not self.watch.reachable():
+            return None  # finding an actor by name asks the head: not while it is away
+        return self._attach(name, key)
 
     def _attach(self, name: str, key: AttemptKey) -> _Tracked | None:
         try:
@@ -314,7 +406,9 @@ class RayBackend:
             if not tracked.alive and tracked.pending is None:
                 return
             if tracked.pending is None:
-                tracked.pending = tracked.actor.state.remote(tracked.offset)
+                long_poll = LONG_POLL if self.wake is not None and tracked.answered else 0.0
+                tracked.pending = tracked.actor.state.remote(tracked.offset, long_poll)
+                self._wake_on(tracked.pending)
             ready, _ = ray.wait([tracked.pending], timeout=wait)
             if not ready:
                 return
@@ -333,6 +427,7 @@ class RayBackend:
             if not tracked.answered:
                 tracked.answered = True
                 tracked.host = state["host"]
+                tracked.node_id = state["node_id"]
                 node_file = self.logs_location(tracked.key).parent / NODE_FILE
                 node_file.parent.mkdir(parents=True, exist_ok=True)
                 node_file.write_text(state["node_id"])
@@ -349,12 +444,21 @@ class RayBackend:
                 # Its log is all here: free the node's share now (the actor exits).
                 self._finish(tracked)
 
+    def _wake_on(self, ref: Any) -> None:
+        wake = self.wake
+        if wake is None:
+            return
+        try:
+            ref.future().add_done_callback(lambda _done: wake())
+        except Exception:  # noqa: BLE001 - then the next poll sees the answer
+            pass
+
     def _record_loss(self, tracked: _Tracked, exc: BaseException) -> None:
         """Why an actor whose runner never said it ended is gone: its node, when that node is no
         longer alive (kept for ``exit_reason``, also after ``reap`` forgets the actor)."""
         node_id = self._node_of(tracked.key)
         dead_node = False
-        if node_id:
+        if node_id and self.watch.reachable():
             try:
                 dead_node = not any(n.get("NodeID") == node_id for n in self.ray.nodes() if n.get("Alive"))
             except Exception:  # noqa: BLE001 - a cluster we cannot ask: say what Ray said
@@ -388,7 +492,8 @@ class RayBackend:
 
     def _kill(self, tracked: _Tracked) -> None:
         try:
-            self.ray.kill(tracked.actor, no_restart=True)
+            if self.watch.reachable():
+                self.ray.kill(tracked.actor, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
         self._node_groups.end(tracked.name)  # node group: never placed, or gone

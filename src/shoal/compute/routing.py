@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from shoal.compute.base import AttemptKey, Capabilities, ComputeBackend, Handle, RunnerAttempt
 
@@ -68,3 +69,15 @@ class RoutedBackend:
 
     def unplaceable(self, attempt: RunnerAttempt) -> str | None:
         return self.backend_for(attempt).unplaceable(attempt)
+
+
+def cluster_engine(backend: Any) -> Any | None:
+    """The backend that runs compute clusters on a cluster engine (Ray), where the server has
+    one: what ``list-nodes``, ``compute show`` and the capacity hints talk to (its
+    ``cluster_nodes``, ``autoscaler_note``, ``capacity_hints``)."""
+    if hasattr(backend, "cluster_nodes"):
+        return backend
+    for member in getattr(backend, "by_name", {}).values():
+        if hasattr(member, "cluster_nodes"):
+            return member
+    return None

@@ -80,6 +80,8 @@ class Compute(Entity):
 class AmlCompute(Compute):
     """A compute cluster: ``min_instances``..``max_instances`` nodes that scale with demand."""
 
+    READ_ONLY_FIELDS: ClassVar[tuple[str, ...]] = Compute.READ_ONLY_FIELDS + ("properties",)
+
     type: Literal["amlcompute"] = "amlcompute"
     size: str = DEFAULT_VM_SIZE
     tier: Literal["dedicated", "low_priority"] = "dedicated"
@@ -91,6 +93,8 @@ class AmlCompute(Compute):
     network_settings: NetworkSettings | None = None
     identity: IdentityConfiguration | None = None
     enable_node_public_ip: bool = True
+    # Set by the server on read (``shoal.autoscaler``: whether the capacity hints reach one).
+    properties: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Self:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Request
 
+from shoal.compute import cluster_engine
 from shoal.entities.kinds import KINDS
 from shoal.errors import UserError
 from shoal.server.auth import Permission
@@ -58,9 +59,15 @@ def put_compute(request: Request, workspace: str, name: str, spec: dict[str, Any
     return body
 
 
+def _engine(request: Request) -> Any:
+    """The server's cluster engine (its Ray backend), if it runs one: None otherwise."""
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    return cluster_engine(dispatcher.backend) if dispatcher is not None else None
+
+
 @guarded(router, "GET", PREFIX + "/{name}", Permission.COMPUTE_READ)
 def get_compute(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return compute_targets.get(ctx(request), workspace, name, _viewer(request))
+    return compute_targets.get(ctx(request), workspace, name, _viewer(request), _engine(request))
 
 
 @guarded(router, "PATCH", PREFIX + "/{name}", Permission.COMPUTE)
@@ -70,7 +77,8 @@ def patch_compute(request: Request, workspace: str, name: str, patch: dict[str, 
 
 @guarded(router, "GET", PREFIX + "/{name}/nodes", Permission.COMPUTE_READ)
 def list_compute_nodes(request: Request, workspace: str, name: str) -> dict[str, Any]:
-    return {"value": compute_targets.list_nodes(ctx(request), workspace, name), "next_page_token": None}
+    nodes = compute_targets.list_nodes(ctx(request), workspace, name, _engine(request))
+    return {"value": nodes, "next_page_token": None}
 
 
 @guarded(router, "POST", PREFIX + "/{name}/{action}", Permission.COMPUTE)

@@ -17,6 +17,7 @@ from shoal.store.paging import Page
 from shoal.store.tables import ResourceRow, utcnow
 
 KIND = "compute"
+AUTOSCALER_PROPERTY = "shoal.autoscaler"
 LOCAL = "local"
 # A compute instance's dev box as the server keeps it (pid, port, session…): never in a body.
 DEVBOX = "shoal_devbox"
@@ -80,6 +81,8 @@ def to_body(workspace: str, row: ResourceRow) -> dict[str, Any]:
 
 def _validate(spec: dict[str, Any]) -> dict[str, Any]:
     clean = {k: v for k, v in spec.items() if k not in READ_ONLY}
+    if clean.get("type") == "amlcompute":
+        clean.pop("properties", None)  # the server's own (shoal.autoscaler), set on read
     entity = parse_entity(KIND, clean)
     data = entity.to_dict()
     if entity.name == LOCAL:
@@ -132,12 +135,19 @@ def exists(ctx: ServiceContext, workspace: str, name: str) -> bool:
         return rows.find_row(session, workspace_id(session, workspace), KIND, name) is not None
 
 
-def get(ctx: ServiceContext, workspace: str, name: str, viewer: Viewer | None = None) -> dict[str, Any]:
+def get(
+    ctx: ServiceContext, workspace: str, name: str, viewer: Viewer | None = None, engine: Any = None
+) -> dict[str, Any]:
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
         if name == LOCAL:
             return local_body(workspace)
-        return present(ctx, workspace, rows.get_row(session, ws_id, KIND, name), viewer or Viewer())
+        body = present(ctx, workspace, rows.get_row(session, ws_id, KIND, name), viewer or Viewer())
+    if engine is not None and body.get("type") == "amlcompute":
+        # Whether min_instances and idle_time_before_scale_down reach an autoscaler.
+        note = engine.autoscaler_note(int(body.get("min_instances") or 0))
+        body["properties"] = {**(body.get("properties") or {}), AUTOSCALER_PROPERTY: note}
+    return body
 
 
 def list_page(
@@ -188,11 +198,13 @@ def delete(ctx: ServiceContext, workspace: str, name: str) -> None:
         rows.delete(session, rows.get_row(session, ws_id, KIND, name))
 
 
-def list_nodes(ctx: ServiceContext, workspace: str, name: str) -> list[dict[str, Any]]:
+def list_nodes(ctx: ServiceContext, workspace: str, name: str, engine: Any = None) -> list[dict[str, Any]]:
     """What runs where: one entry per node of a cluster (``az ml compute list-nodes``).
 
-    Shoal runs a cluster's jobs on this machine; its nodes are the ``max_instances`` slots those
-    jobs take (a job takes ``resources.instance_count`` of them), filled in start order.
+    On this machine a cluster's nodes are the ``max_instances`` slots its jobs take (a job takes
+    ``resources.instance_count`` of them), filled in start order. With a cluster ``engine`` (the
+    server's Ray backend, ``shoal.compute.cluster_engine``) they are the engine's nodes that hold
+    this cluster's jobs, and an entry without a node for each job still waiting for one.
     """
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)
@@ -204,6 +216,8 @@ def list_nodes(ctx: ServiceContext, workspace: str, name: str) -> list[dict[str,
                 raise UnsupportedError(f"compute '{name}' is of type '{row.type}': list-nodes is for clusters")
             slots = int(row.spec.get("max_instances") or 1)
         running = job_rows.on_compute(session, ws_id, name, OCCUPYING)
+        if engine is not None and slots is not None:
+            return _engine_nodes(engine, workspace, {job.name: job.status for job in running})
     nodes: list[dict[str, Any]] = []
     for job in running:
         count = max(1, int((job.spec.get("resources") or {}).get("instance_count") or 1))
@@ -212,6 +226,35 @@ def list_nodes(ctx: ServiceContext, workspace: str, name: str) -> list[dict[str,
     if slots is not None:
         while len(nodes) < slots:
             nodes.append(_node(len(nodes), "idle", None))
+    return nodes
+
+
+def _engine_nodes(engine: Any, workspace: str, jobs: dict[str, str]) -> list[dict[str, Any]]:
+    """The engine's nodes holding ``jobs`` (name: status), in Azure's fields plus ``run_ids``
+    (every job on the node), ``resources`` and ``host``."""
+    nodes: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for node in engine.cluster_nodes():
+        runs = [key.job for key in node["attempts"] if key.workspace == workspace and key.job in jobs]
+        if not runs:
+            continue
+        placed.update(runs)
+        nodes.append(
+            {
+                "node_id": node["node_id"],
+                "node_state": node["node_state"],
+                "run_id": runs[0],
+                "run_ids": runs,
+                "private_ip_address": node["private_ip_address"],
+                "public_ip_address": None,
+                "port": node["port"],
+                "host": node["host"],
+                "resources": node["resources"],
+            }
+        )
+    for job in sorted(set(jobs) - placed):
+        # Claimed, its actor still waiting for a node (or not answered yet).
+        nodes.append({**_node(len(nodes), "preparing", job), "node_id": None, "private_ip_address": None})
     return nodes
 
 

@@ -18,10 +18,12 @@ from typing import Any
 
 from shoal.compute import (
     AttemptKey,
+    CapacityHint,
     ComputeBackend,
     Handle,
     NodeResources,
     RunnerAttempt,
+    cluster_engine,
     get_backend,
     resources_for,
     runner_environment,
@@ -39,6 +41,8 @@ from shoal.store.tables import JobRow
 
 logger = logging.getLogger(__name__)
 S = JobStatus
+# How often the computes' capacity wishes go to a cluster engine's autoscaler (Ray).
+HINT_EVERY = 5.0
 
 
 class Dispatcher:
@@ -70,6 +74,9 @@ class Dispatcher:
                     home, ray_address=ctx.settings.ray_address, advertise_url=ctx.settings.advertise_url
                 )
         self.backend = backend
+        engine = cluster_engine(backend)
+        if engine is not None and hasattr(engine, "wake"):
+            engine.wake = ctx.notify_jobs  # an engine's news (a runner ended) starts a tick at once
         self.poll_seconds = poll_seconds
         self.heartbeat_timeout = heartbeat_timeout
         self.cancel_grace = cancel_grace
@@ -82,6 +89,7 @@ class Dispatcher:
         # share the database); own_url is this server's, recorded with its lease.
         home = ctx.settings.resolved_home()
         self.cluster = Membership(ctx, server_id or server_id_for(home), own_url or server_url, lease_seconds)
+        self._hinted_at = -HINT_EVERY
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -125,6 +133,7 @@ class Dispatcher:
         # After the starts: a tick woken by a job's end starts what it let go first.
         self._check_liveness()
         self.backend.reap()
+        self._hint_capacity()
 
     # -- scheduling --------------------------------------------------------------------------
 
@@ -168,6 +177,30 @@ class Dispatcher:
                 busy[key] = busy.get(key, 0) + _nodes(row)
             elif outcome == "full":
                 blocked.add(key)
+
+    def _hint_capacity(self) -> None:
+        """Each ``amlcompute``'s ``min_instances``, ``idle_time_before_scale_down`` and nodes
+        in use, for the cluster engine to pass to its autoscaler (``shoal.compute.ray_cluster``)."""
+        engine = cluster_engine(self.backend)
+        if engine is None or time.monotonic() - self._hinted_at < HINT_EVERY:
+            return
+        self._hinted_at = time.monotonic()
+        hints = []
+        with self.ctx.db.read() as session:
+            busy: dict[tuple[int, str], int] = {}
+            for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
+                busy[(row.workspace_id, row.compute)] = busy.get((row.workspace_id, row.compute), 0) + _nodes(row)
+            for workspace, row in resource_rows.of_type(session, "compute", "amlcompute"):
+                hints.append(
+                    CapacityHint(
+                        compute=f"{workspace}/{row.name}",
+                        resources=resources_for(row.spec.get("size")),
+                        min_instances=int(row.spec.get("min_instances") or 0),
+                        idle_seconds=float(row.spec.get("idle_time_before_scale_down") or 0),
+                        busy=busy.get((row.workspace_id, row.name), 0),
+                    )
+                )
+        engine.capacity_hints(hints)
 
     def _set_queue_reason(self, job_id: int, reason: str | None) -> None:
         with self.ctx.db.write() as session:
@@ -277,9 +310,11 @@ class Dispatcher:
             raw_quiet = now - last if last else timeout * 3
             quiet = now - max(last, self._started_at) if last else now - self._started_at
             runner_gone = row.runner_handle is not None and not self.backend.poll(row.runner_handle)
-            if runner_gone and raw_quiet > timedelta(seconds=2):
-                # The backend may know more (the Ray node that went away); else the runner died.
-                error = self.backend.exit_reason(row.runner_handle) or {
+            # The backend may know more (the Ray node or head that went away): then at once, even
+            # while a runner cut off from its actor still sends heartbeats.
+            known = self.backend.exit_reason(row.runner_handle) if runner_gone else None
+            if runner_gone and (known is not None or raw_quiet > timedelta(seconds=2)):
+                error = known or {
                     "code": "RUNNER_LOST",
                     "message": "the job's runner exited without reporting an outcome",
                 }
