@@ -228,15 +228,16 @@ class RayBackend:
         tracked = self._find(handle)
         if tracked is None or not tracked.alive:
             return
-        if self.watch.reachable():  # a lookup by name at the head: never while it is away
-            self._node_groups.cancel(tracked.name, force)  # node group: every other node's runner too
         if not tracked.answered and force:
             self._kill(tracked)  # never started (still waiting for a node), or gone
             return
         try:
+            # Node 0 first: its runner must know of the cancel before it hears the others stopped.
             tracked.actor.terminate.remote(force)
         except Exception:  # noqa: BLE001 - an actor already gone has nothing left to stop
             pass
+        if self.watch.reachable():  # a lookup by name at the head: never while it is away
+            self._node_groups.cancel(tracked.name, force)  # node group: every other node's runner too
 
     def end_user_processes(self, attempt: AttemptKey) -> None:
         """A task on the node that ran the attempt ends the process groups its runner recorded."""

@@ -71,7 +71,12 @@ def run_node(workspace: str, job: str, attempt: int, node_rank: int) -> int:
         (run_dir / "user_pgids").write_text("\n".join(str(p.pid) for p in procs.procs))
         timeout = (spec.get("limits") or {}).get("timeout")
         code = procs.wait(timeout=float(timeout) if timeout else None, should_stop=cancel)
-        if code != 0:
+        if procs.stop_reason == "canceled":
+            # The job's cancel reached every node: stopped ranks are no failure of this node's
+            # (node 0 would otherwise report the job Failed instead of Canceled).
+            code = 0
+            result["canceled"] = True
+        elif code != 0:
             result["rank"] = group.failed_rank(procs)
     except (Stale, ServerGone):
         code = 3  # the attempt was replaced or the server is gone: nothing to report to
