@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-count", type=int, default=1000, help="number of 4 KB files (the issue's: 10000)")
     parser.add_argument("--samples", type=int, default=3, help="timed repetitions of each transfer")
     parser.add_argument("--out", type=Path, default=DOCS, help="markdown file to update")
+    parser.add_argument("--stores", default="s3,azure_blob", help="which stores to measure (comma-separated)")
+    parser.add_argument("--data", default="big,small", help="which transfers to measure: big, small or both")
+    parser.add_argument("--no-write", action="store_true", help="print the figures only (a quick check)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
@@ -228,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             moto, moto_url = start_moto(tmp)
             procs.append(moto)
-            emulators = [("s3", moto_url)]
+            emulators = [("s3", moto_url)] if "s3" in args.stores else []
             command = azurite_command()
-            if command and shutil.which("node"):
+            if "azure_blob" not in args.stores:
+                pass
+            elif command and shutil.which("node"):
                 azurite, az_url = start_azurite(tmp, command)
                 procs.append(azurite)
                 emulators.append(("azure_blob", az_url))
@@ -243,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                 for kind, url in emulators:
                     store = Store(kind, url, server, runner)
                     for what, (base, files) in data.items():
+                        if what not in args.data:
+                            continue
                         for path_name, put, get in (
                             ("native", store.native_put, store.native_get),
                             ("shoal", store.shoal_put, store.shoal_get),
@@ -256,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             for key in env_keys:
                 os.environ.pop(key, None)
 
-    write_section("object-storage", render(rows, args, notes), args.out)
+    if not args.no_write:
+        write_section("object-storage", render(rows, args, notes), args.out)
     return 0
 
 
