@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[tuple[str, str, str, float, float]] = []
     notes: list[str] = []
+    args.load_at_start, args.started = load_average(), time.strftime("%H:%M", time.gmtime())
     procs: list[subprocess.Popen[bytes]] = []
     with scratch("shoal-bench-objstore-") as tmp:
         env_keys = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
@@ -282,11 +283,15 @@ def render(rows: list[tuple[str, str, str, float, float]], args: argparse.Namesp
     lines = [
         "## Object storage: job inputs and outputs through Shoal vs the native client",
         "",
-        f"`benchmarks/object_storage.py`, {today()}, {machine()}, load {load_average()}. Emulators on the same",
+        f"`benchmarks/object_storage.py`, {today()}, {machine()}; `--big-mb {args.big_mb} --small-count "
+        f"{args.small_count} --samples {args.samples}`, {args.started}-{time.strftime('%H:%M', time.gmtime())} UTC, "
+        f"load average {args.load_at_start} at the start, {load_average()} at the end. Emulators on the same",
         "machine (moto's S3 server, Azurite; in memory), medians of "
         f"{args.samples} transfer(s). Shoal = what a job's runner does: HTTP to the server, files up to",
-        "1 MB in batches of 256 per request, 8 requests in flight, the server moving 32 objects at once;",
-        "larger files streamed, the server writing 50 MB parts (4 in flight) and reading in ranges.",
+        "1 MB in batches of 256 per request, 8 requests in flight, the server moving 32 objects at once",
+        "(on Azure as plain signed REST calls); larger files streamed, the server writing parts to the final",
+        "key (S3: 50 MB, 4 in flight; Azure: 8 MB blocks, 8 in flight) and reading in ranges. Native and Shoal",
+        "take turns, and each transfer's objects are removed before the next.",
         "Native = s3fs put/get, azure-storage-blob with 8 threads (`max_concurrency=4` per blob), in one process.",
         "",
         "| store | data | native up | Shoal up | Shoal / native | native down | Shoal down | Shoal / native |",
