@@ -6,7 +6,7 @@ on its event loop, several at once:
 
 - a small object is one ``PUT``: atomic on both stores, so it needs no temporary key;
 - a large one is a multipart upload (S3) or staged blocks (Azure) to its final key, parts of
-  ``PART_SIZE`` sent ``PARTS_IN_FLIGHT`` at a time while the next one is received; the object
+  ``PART_SIZE`` (the first ones smaller) sent a few at a time while the next one is received; the object
   appears only when the upload is completed (the block list committed), which the caller does
   only after the size and hash check: an upload cut off is aborted and leaves nothing;
 - many small objects are written or read ``CONCURRENCY`` at a time;
@@ -35,6 +35,7 @@ from shoal.storage.azure_rest import BlobRest, environment_settings_present
 # upload may have at most 10,000 parts: past 1,000 the parts grow (5 TB fits).
 PART_SIZE = 50 * 1024 * 1024
 PARTS_IN_FLIGHT = 4  # so at most about 250 MB of one upload is held in memory
+FIRST_PART = 8 * 1024 * 1024  # S3's smallest part is 5 MB
 AZURE_PART_SIZE = 8 * 1024 * 1024
 AZURE_PARTS_IN_FLIGHT = 8
 CONCURRENCY = 32
@@ -47,6 +48,7 @@ class ObjectIO:
 
     read_range = READ_RANGE
     part_size = PART_SIZE
+    first_part = FIRST_PART
     parts_in_flight = PARTS_IN_FLIGHT
 
     def __init__(self, fs: Any) -> None:
@@ -326,24 +328,42 @@ class ObjectWriter:
 
     def __init__(self, io: ObjectIO, full: str, *, part_size: int | None = None) -> None:
         self.io, self.full, self.part_size = io, full, part_size or io.part_size
-        self._buffer: list[bytes] = []
+        self.first_part = min(io.first_part, self.part_size)
+        self._buffer: deque[bytes] = deque()
         self._buffered = 0
         self._session: Any = None
         self._sent: deque[concurrent.futures.Future[Any]] = deque()
         self._parts: list[Any] = []
 
+    def _next_size(self) -> int:
+        """The first parts are smaller (``first_part``, doubling up to ``part_size``): the store
+        starts writing soon after the body starts arriving, not a whole part later."""
+        number = len(self._parts) + len(self._sent)
+        return self.part_size if number > 16 else min(self.part_size, self.first_part << number)
+
     def write(self, chunk: bytes) -> None:
         self._buffer.append(bytes(chunk))
         self._buffered += len(chunk)
-        # The first part goes as soon as the body is past one part, so the store is writing while
-        # the rest arrives; a body of at most one part is a single PUT.
-        while self._buffered > self.part_size:
-            data = b"".join(self._buffer)
-            part, rest = data[: self.part_size], data[self.part_size :]
-            self._buffer, self._buffered = ([rest] if rest else []), len(rest)
-            self._send(part)
+        # A part goes as soon as the body is past it, so the store is writing while the rest
+        # arrives; a body of at most the first part is a single PUT.
+        while self._buffered > (size := self._next_size()):
+            self._send(self._take(size))
             if len(self._parts) + len(self._sent) in (1000, 2000, 4000):
                 self.part_size *= 2
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` buffered bytes, copied once (only the chunk on the boundary is split)."""
+        taken: list[bytes] = []
+        need = size
+        while need:
+            head = self._buffer.popleft()
+            if len(head) > need:
+                head, rest = head[:need], head[need:]
+                self._buffer.appendleft(rest)
+            taken.append(head)
+            need -= len(head)
+        self._buffered -= size
+        return b"".join(taken)
 
     def _send(self, part: bytes) -> None:
         if self._session is None:
@@ -356,7 +376,8 @@ class ObjectWriter:
 
     def commit(self) -> None:
         data = b"".join(self._buffer)
-        self._buffer, self._buffered = [], 0
+        self._buffer.clear()
+        self._buffered = 0
         if self._session is None:  # it fitted in one part: a single PUT
             self.io.run(self.io.put(self.full, data))
             return
@@ -368,7 +389,7 @@ class ObjectWriter:
 
     def abort(self) -> None:
         """Best effort: the parts sent are dropped and the upload abandoned, never completed."""
-        self._buffer = []
+        self._buffer.clear()
         while self._sent:
             with contextlib.suppress(Exception):
                 self._sent.popleft().result()
