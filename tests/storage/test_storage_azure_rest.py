@@ -4,6 +4,7 @@ kind of credential; refused keys, missing blobs and empty blobs give the same er
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -72,7 +73,7 @@ def test_blocks_become_the_blob_only_when_committed(azurite):
     assert size == len(body) and b"".join(chunks) == body[1000:]
 
 
-def test_a_refused_key_and_a_missing_blob_are_the_same_errors_as_with_the_sdk(azurite):
+def test_a_refused_key_or_sas_and_a_missing_blob_are_the_same_errors_as_with_the_sdk(azurite):
     container = azurite.new_container()
     wrong = AZURITE_KEY[:-8] + "AAAAAAA="
     store = _store(azurite, container, {"account_key": wrong})
@@ -80,6 +81,14 @@ def test_a_refused_key_and_a_missing_blob_are_the_same_errors_as_with_the_sdk(az
         store.write_many([("x.bin", b"data")])
     assert "datastore 'blobs'" in refused.value.message and "credentials" in refused.value.message
     assert wrong not in refused.value.message
+    other = azurite.new_container()
+    sas = azurite.sas_token(other)  # signed for another container: refused here
+    store = _store(azurite, container, {"sas_token": sas})
+    with pytest.raises(PermissionDeniedError) as refused:
+        list(store.read_each(["x.bin"], 100))
+    signature = urllib.parse.unquote(dict(urllib.parse.parse_qsl(sas))["sig"])
+    assert "datastore 'blobs'" in refused.value.message and signature not in refused.value.message
+    assert dict(urllib.parse.parse_qsl(sas))["sig"] not in refused.value.message
     good = _store(azurite, container, {"account_key": AZURITE_KEY})
     with pytest.raises(NotFoundError):
         list(good.read_each(["absent.bin"], 100))
