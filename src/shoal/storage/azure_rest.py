@@ -5,10 +5,11 @@ every call through a pipeline of policies (about 1.7 ms of a core per 4 KB blob,
 Azurite), so the server spent more of its time there than the native client it is compared with.
 The same Blob REST calls made here on the driver's own aiohttp loop cost about a third of that.
 
-Only the four calls the transfers need are made here (Put Blob, Get Blob with a range, Put Block,
-Put Block List), and only with a Shared Key (account key, connection string with one) or a SAS
-token, read from adlfs's own service client so the account URL and API version are the SDK's.
-Azure AD credentials (tokens, refreshes) stay with the SDK: ``BlobRest.of`` answers None.
+Only the two calls that many small files need are made here (Put Blob, Get Blob with a range;
+the staged blocks of large uploads stay with the SDK, faster there for 8 MB bodies), and only with
+a Shared Key (account key, connection string with one) or a SAS token, read from adlfs's own
+service client so the account URL and API version are the SDK's. Azure AD credentials (tokens,
+refreshes) stay with the SDK: ``BlobRest.of`` answers None.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 TRIES = 3  # the SDK's own retry policy also tries a failed call again (a dropped connection, a 5xx)
 RETRY_STATUS = (408, 500, 502, 503, 504)
 CONNECT_TIMEOUT = 20.0
-READ_TIMEOUT = 600.0  # committing a large block list can take a store a while
+READ_TIMEOUT = 600.0  # as the S3 driver's (storage/objects.py S3_READ_TIMEOUT)
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -93,17 +94,6 @@ class BlobRest:
             headers["x-ms-range"] = f"bytes={start}-"
         return await self._call("GET", container, blob, {}, headers, None)
 
-    async def put_block(self, container: str, blob: str, block_id: str, data: bytes) -> None:
-        headers = {"Content-Type": "application/octet-stream"}
-        await self._call("PUT", container, blob, {"comp": "block", "blockid": block_id}, headers, data)
-
-    async def put_block_list(self, container: str, blob: str, block_ids: list[str], metadata: dict[str, str]) -> None:
-        body = '<?xml version="1.0" encoding="utf-8"?><BlockList>'
-        body += "".join(f"<Latest>{b}</Latest>" for b in block_ids) + "</BlockList>"
-        headers = {"Content-Type": "application/xml"}
-        headers.update({f"x-ms-meta-{k}": v for k, v in metadata.items()})
-        await self._call("PUT", container, blob, {"comp": "blocklist"}, headers, body.encode())
-
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
@@ -138,7 +128,7 @@ class BlobRest:
         import yarl
 
         path = f"{self.base_path}/{urllib.parse.quote(container)}/{urllib.parse.quote(blob, safe='~/')}"
-        # The SAS goes on as it was given (already encoded); the block id is base64 (+, /, =).
+        # The SAS goes on as it was given (already encoded).
         search = "&".join(part for part in (urllib.parse.urlencode(query), self._sas) if part)
         url = yarl.URL(f"{self.origin}{path}?{search}" if search else self.origin + path, encoded=True)
         delay = 0.2
