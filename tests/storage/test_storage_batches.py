@@ -164,3 +164,21 @@ def test_a_multipart_write_publishes_only_when_complete(cloud_store, monkeypatch
         bucket, key, _ = cloud_store.fs.split_path(cloud_store.root)
         pending = cloud_store.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
         assert pending.get("Uploads", []) == []
+
+
+def test_the_first_parts_are_smaller_and_the_object_is_whole(cloud_store):
+    """Parts of 5, 10 and 20 MB, then 20 MB each and the rest (a store starts writing after the first part,
+    not a whole large part later); chunks of odd sizes cross every part boundary."""
+    mb = 1024 * 1024
+    writer = ObjectWriter(cloud_store.io, cloud_store._full("grown.bin"), part_size=20 * mb)
+    writer.first_part = 5 * mb  # S3's smallest part
+    data = os.urandom(57 * mb + 5)
+    sizes = []
+    real_send = writer._send
+    writer._send = lambda part: (sizes.append(len(part)), real_send(part))  # type: ignore[method-assign]
+    for i in range(0, len(data), 777_777):
+        writer.write(data[i : i + 777_777])
+    writer.commit()
+    assert sizes == [5 * mb, 10 * mb, 20 * mb, 20 * mb, 2 * mb + 5]  # the last one sent by commit
+    size, pieces = cloud_store.read_chunks("grown.bin")
+    assert size == len(data) and b"".join(pieces) == data
