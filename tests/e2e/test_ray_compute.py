@@ -480,6 +480,7 @@ def test_a_rank_failing_on_node_1_fails_the_job_naming_it(ray_shoal, tmp_path):
 
 
 def test_an_mpi_job_on_two_nodes_sees_its_ranks_and_cancel_stops_both(ray_shoal, tmp_path):
+    """Canceled by a server restarted meanwhile: it finds node 0's actor and the other node's by name."""
     marker = f"sleep 6{os.getpid() % 1000:03d}"
     path = write_job(
         tmp_path,
@@ -501,6 +502,9 @@ def test_an_mpi_job_on_two_nodes_sees_its_ranks_and_cancel_stops_both(ray_shoal,
         assert time.monotonic() < deadline, "the job's two ranks never both ran"
         time.sleep(0.3)
     assert _nodes_of(ray_shoal, name) == {"worker0", "worker1"}
+    ray_shoal.cli("server", "stop")
+    ray_shoal.cli("server", "start", "--detach", "--ray-address", ray_shoal.cluster.address)
+    assert ray_shoal.json("job", "show", "-n", name)["status"] == "Running"
     ray_shoal.cli("job", "cancel", "-n", name)
     assert wait_for(ray_shoal.cli, name, timeout=60)["status"] == "Canceled"
     deadline = time.monotonic() + 20
