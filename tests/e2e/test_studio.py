@@ -59,8 +59,9 @@ def test_studio_login_and_the_links_that_lead_there(cli, tmp_path):
     assert job["name"] in [r["name"] for r in rows]
 
     # MLflow's own printed links, from a real MLflow client.
+    # Not another test's MLflow settings (MLflow's set_experiment exports MLFLOW_EXPERIMENT_ID).
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
         "MLFLOW_TRACKING_URI": f"{base}/api/v1/workspaces/default/mlflow",
         "MLFLOW_TRACKING_TOKEN": token,
     }
