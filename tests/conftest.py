@@ -20,24 +20,6 @@ PG_ADMIN_URL = os.environ.get("SHOAL_TEST_PG_ADMIN_URL", "postgresql+psycopg://p
 warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
 
 
-# The longest modules (minutes each, mostly waiting on the servers and clusters they start) go
-# to the workers first: `make test` runs modules on several workers (--dist loadfile), and one of
-# these started last would run alone at the end of the run.
-SLOW_MODULES = (
-    "tests/e2e/test_ray_compute.py",
-    "tests/e2e/test_spark_jobs.py",
-    "tests/e2e/test_devbox.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        return SLOW_MODULES.index(path) if path in SLOW_MODULES else len(SLOW_MODULES)
-
-    items.sort(key=rank)  # stable: every module's own order is kept
-
-
 @pytest.fixture(autouse=True)
 def shoal_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own SHOAL_HOME; nothing touches ~/.shoal."""
