@@ -122,18 +122,23 @@ def test_a_command_job_runs_on_a_ray_node_with_code_and_inputs(ray_shoal, tmp_pa
     assert (ray_shoal.cli.home / "runs" / "default" / name / "1" / "runner.log").exists()
 
 
+def _queue_reason(ray_shoal: RayShoal, name: str, timeout: float = 30) -> tuple[dict, str | None]:
+    """The job and the reason it is queued, once the dispatcher has given one (or the time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = ray_shoal.json("job", "show", "-n", name)
+        reason = job["properties"].get("shoal.queue_reason")
+        if reason or time.monotonic() > deadline:
+            return job, reason  # type: ignore[return-value]
+        time.sleep(0.5)
+
+
 def test_a_job_no_node_can_fit_stays_queued_saying_why(ray_shoal, tmp_path):
     path = write_job(
         tmp_path, "command: echo never\ncompute: azureml:big-cluster\nenvironment:\n  image: python:3.11\n"
     )
     name = ray_shoal.submit(path)
-    deadline = time.monotonic() + 30
-    while True:
-        job = ray_shoal.json("job", "show", "-n", name)
-        reason = job["properties"].get("shoal.queue_reason")
-        if reason or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    job, reason = _queue_reason(ray_shoal, name)
     assert job["status"] == "Queued"
     assert reason == "no Ray node offers 4 CPUs and 14 GiB (Standard_DS3_v2)"
     time.sleep(2)
@@ -428,13 +433,7 @@ def test_tensorflow_workers_see_every_node_and_too_many_nodes_stay_queued(ray_sh
         """,
     )
     queued, tf_name = ray_shoal.submit(three), ray_shoal.submit(tf)
-    deadline = time.monotonic() + 30
-    while True:
-        job = ray_shoal.json("job", "show", "-n", queued)
-        reason = job["properties"].get("shoal.queue_reason")
-        if reason or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    job, reason = _queue_reason(ray_shoal, queued)
     assert job["status"] == "Queued"
     assert reason == "no 3 Ray nodes each offer 1 CPU and 3.5 GiB (Standard_DS1_v2); the cluster has 2"
     ray_shoal.cli("job", "cancel", "-n", queued)

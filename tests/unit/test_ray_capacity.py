@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from shoal.compute.ray_cluster import CapacityHint, Holds, bundle_of, has_autoscaler
+from shoal.compute.ray_cluster import CapacityHint, Holds, has_autoscaler
 from shoal.compute.sizes import GIB, resources_for
 
 DS1 = resources_for("Standard_DS1_v2")
@@ -15,8 +15,8 @@ NC6 = resources_for("Standard_NC6s_v3")
 
 
 def test_a_bundle_is_one_node_of_the_size():
-    assert bundle_of(DS1) == {"CPU": 1.0, "memory": 3.5 * GIB}
-    assert bundle_of(NC6)["GPU"] == 1.0
+    assert DS1.ray_bundle() == {"CPU": 1.0, "memory": 3.5 * GIB}
+    assert NC6.ray_bundle()["GPU"] == 1.0
 
 
 def test_min_instances_bundles_for_every_compute_in_one_request():
@@ -26,7 +26,7 @@ def test_min_instances_bundles_for_every_compute_in_one_request():
         CapacityHint("default/cpu", DS1, min_instances=2, idle_seconds=120),
         CapacityHint("default/none", DS1, min_instances=0, idle_seconds=120),
     ]
-    assert holds.bundles(hints, now=0.0) == [bundle_of(DS1)] * 2 + [bundle_of(NC6)]
+    assert holds.bundles(hints, now=0.0) == [DS1.ray_bundle()] * 2 + [NC6.ray_bundle()]
 
 
 def test_nodes_in_use_stay_requested_for_idle_time_before_scale_down():

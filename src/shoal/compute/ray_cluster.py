@@ -52,16 +52,6 @@ class CapacityHint:
     busy: int = 0
 
 
-def bundle_of(resources: NodeResources) -> dict[str, float]:
-    """One node of a size as a Ray resource bundle (what an attempt's actor asks for)."""
-    bundle: dict[str, float] = {"CPU": float(resources.cpus)}
-    if resources.gpus:
-        bundle["GPU"] = float(resources.gpus)
-    if resources.memory_gib:
-        bundle["memory"] = float(resources.memory_bytes)
-    return bundle
-
-
 class Holds:
     """How many nodes each compute asks the autoscaler to keep: ``min_instances``, or more while
     its jobs hold more, and for ``idle_seconds`` after they stop (Azure's scale-down delay)."""
@@ -82,7 +72,7 @@ class Holds:
         now = time.monotonic() if now is None else now
         out: list[dict[str, float]] = []
         for hint in sorted(hints, key=lambda h: h.compute):
-            out += [bundle_of(hint.resources)] * self.wanted(hint, now)
+            out += [hint.resources.ray_bundle()] * self.wanted(hint, now)
         return out
 
 

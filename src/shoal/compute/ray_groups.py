@@ -37,16 +37,6 @@ def peer_name(name: str, node_rank: int) -> str:
     return name if node_rank == 0 else f"{name}#{node_rank}"
 
 
-def bundle_of(resources: NodeResources) -> dict[str, float]:
-    """One node's worth of a size, as a placement group bundle (no zero entries: Ray refuses them)."""
-    bundle: dict[str, float] = {"CPU": float(resources.cpus)}
-    if resources.gpus:
-        bundle["GPU"] = float(resources.gpus)
-    if resources.memory_gib:
-        bundle["memory"] = float(resources.memory_bytes)
-    return bundle
-
-
 def ports_per_node(attempt: RunnerAttempt) -> int:
     """Free ports each node reserves: one (MASTER_PORT) plus one per TF task it may run."""
     return 2 + max(1, attempt.nodes)
@@ -81,7 +71,7 @@ class NodeGroups:
         except Exception:  # noqa: BLE001 - none: the usual case
             pass
         group = ray.util.placement_group(
-            [bundle_of(resources)] * nodes, strategy="STRICT_SPREAD", name=pg_name(name), lifetime="detached"
+            [resources.ray_bundle()] * nodes, strategy="STRICT_SPREAD", name=pg_name(name), lifetime="detached"
         )
         names = [peer_name(name, k) for k in range(nodes)]
         first = None
@@ -170,15 +160,7 @@ class NodeGroups:
     @staticmethod
     def unplaceable(nodes: int, need: NodeResources, live: list[dict[str, Any]]) -> str | None:
         """None when at least ``nodes`` live nodes can each hold one bundle, else why not."""
-        fit = 0
-        for node in live:
-            total = node.get("Resources") or {}
-            if (
-                total.get("CPU", 0) >= need.cpus
-                and total.get("GPU", 0) >= need.gpus
-                and total.get("memory", 0) >= need.memory_bytes
-            ):
-                fit += 1
+        fit = sum(1 for node in live if need.offered_by(node))
         if fit >= nodes:
             return None
         size = f" ({need.size})" if need.size else ""

@@ -283,14 +283,8 @@ class RayBackend:
             return "the Ray cluster has no live nodes"
         if attempt.nodes > 1:  # node group: that many nodes, each holding one node's worth
             return NodeGroups.unplaceable(attempt.nodes, need, nodes)
-        for node in nodes:
-            total = node.get("Resources") or {}
-            if (
-                total.get("CPU", 0) >= need.cpus
-                and total.get("GPU", 0) >= need.gpus
-                and total.get("memory", 0) >= need.memory_bytes
-            ):
-                return None
+        if any(need.offered_by(node) for node in nodes):
+            return None
         return f"no Ray node offers {need.describe()}" + (f" ({need.size})" if need.size else "")
 
     # -- Ray specifics -----------------------------------------------------------------------

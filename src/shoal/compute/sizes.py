@@ -8,6 +8,7 @@ The figures are Azure's published ones for each size (``az vm list-sizes``): mem
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 GIB = 1024**3
 
@@ -25,6 +26,25 @@ class NodeResources:
     @property
     def memory_bytes(self) -> int:
         return int(self.memory_gib * GIB)
+
+    def ray_bundle(self) -> dict[str, float]:
+        """One node of this size as Ray resources (an actor's ask, a placement group's bundle, an
+        autoscaler request); no zero entries: Ray refuses them in bundles."""
+        bundle: dict[str, float] = {"CPU": float(self.cpus)}
+        if self.gpus:
+            bundle["GPU"] = float(self.gpus)
+        if self.memory_gib:
+            bundle["memory"] = float(self.memory_bytes)
+        return bundle
+
+    def offered_by(self, ray_node: dict[str, Any]) -> bool:
+        """Whether a Ray node (an entry of ``ray.nodes()``) has this much in all."""
+        total = ray_node.get("Resources") or {}
+        return (
+            total.get("CPU", 0) >= self.cpus
+            and total.get("GPU", 0) >= self.gpus
+            and total.get("memory", 0) >= self.memory_bytes
+        )
 
     def describe(self) -> str:
         """``4 CPUs and 14 GiB`` (``, 1 GPU`` where it has one)."""

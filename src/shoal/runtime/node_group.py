@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shoal.runtime.process import Rank, UserProcesses
+from shoal.runtime.process import Rank, UserProcesses, rank_environment
 
 GROUP_FILE = "group.json"
 PEERS_FILE = "peers.json"
@@ -105,26 +105,10 @@ class NodeGroup:
             per_node = max(1, int(distribution.get("process_count_per_instance") or 1))  # type: ignore[union-attr]
             world = self.nodes * per_node
             master = self.table[0]
+            address = (str(master["ip"]), str(master["ports"][0]))
             for local in range(per_node):
                 rank = self.node_rank * per_node + local
-                if kind == "pytorch":
-                    env = {
-                        "RANK": str(rank),
-                        "LOCAL_RANK": str(local),
-                        "WORLD_SIZE": str(world),
-                        "NODE_RANK": str(self.node_rank),
-                        "LOCAL_WORLD_SIZE": str(per_node),
-                        "MASTER_ADDR": str(master["ip"]),
-                        "MASTER_PORT": str(master["ports"][0]),
-                    }
-                else:
-                    env = {
-                        "OMPI_COMM_WORLD_RANK": str(rank),
-                        "OMPI_COMM_WORLD_SIZE": str(world),
-                        "OMPI_COMM_WORLD_LOCAL_RANK": str(local),
-                        "OMPI_COMM_WORLD_LOCAL_SIZE": str(per_node),
-                        "OMPI_COMM_WORLD_NODE_RANK": str(self.node_rank),
-                    }
+                env = rank_environment(kind, rank, per_node, world, address)
                 self.local.append(rank)
                 ranks.append(Rank(env, logs / f"std_log_process_{rank}.txt"))
             return ranks

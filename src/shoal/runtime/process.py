@@ -37,6 +37,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rank_environment(kind: str, rank: int, per_node: int, world: int, master: tuple[str, str]) -> dict[str, str]:
+    """Azure's variables of one ``pytorch`` or ``mpi`` rank (``master``: rank 0's address, port)."""
+    node, local = divmod(rank, per_node)
+    if kind == "pytorch":
+        return {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(local),
+            "WORLD_SIZE": str(world),
+            "NODE_RANK": str(node),
+            "LOCAL_WORLD_SIZE": str(per_node),
+            "MASTER_ADDR": master[0],
+            "MASTER_PORT": master[1],
+        }
+    return {
+        "OMPI_COMM_WORLD_RANK": str(rank),
+        "OMPI_COMM_WORLD_SIZE": str(world),
+        "OMPI_COMM_WORLD_LOCAL_RANK": str(local),
+        "OMPI_COMM_WORLD_LOCAL_SIZE": str(per_node),
+        "OMPI_COMM_WORLD_NODE_RANK": str(node),
+    }
+
+
 def plan_ranks(distribution: dict[str, Any] | None, resources: dict[str, Any], logs: Path) -> list[Rank]:
     """The processes to start and each one's extra environment and log file."""
     nodes = max(1, int(resources.get("instance_count") or 1))
@@ -49,25 +71,7 @@ def plan_ranks(distribution: dict[str, Any] | None, resources: dict[str, Any], l
         port = str(_free_port())
         ranks = []
         for rank in range(world):
-            node, local = divmod(rank, per_node)
-            if kind == "pytorch":
-                env = {
-                    "RANK": str(rank),
-                    "LOCAL_RANK": str(local),
-                    "WORLD_SIZE": str(world),
-                    "NODE_RANK": str(node),
-                    "LOCAL_WORLD_SIZE": str(per_node),
-                    "MASTER_ADDR": "127.0.0.1",
-                    "MASTER_PORT": port,
-                }
-            else:
-                env = {
-                    "OMPI_COMM_WORLD_RANK": str(rank),
-                    "OMPI_COMM_WORLD_SIZE": str(world),
-                    "OMPI_COMM_WORLD_LOCAL_RANK": str(local),
-                    "OMPI_COMM_WORLD_LOCAL_SIZE": str(per_node),
-                    "OMPI_COMM_WORLD_NODE_RANK": str(node),
-                }
+            env = rank_environment(kind, rank, per_node, world, ("127.0.0.1", port))
             ranks.append(Rank(env, logs / f"std_log_process_{rank}.txt"))
         return ranks
     if kind == "tensorflow":
