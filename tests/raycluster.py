@@ -105,6 +105,7 @@ class RayCluster:
             **(env or {}),
         }
         self.groups: list[int] = []
+        self.nodes: dict[str, int] = {}  # a node's label ("head", "worker0", …) -> its process group
         self._starters: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> RayCluster:
@@ -151,6 +152,7 @@ class RayCluster:
             except subprocess.TimeoutExpired:
                 code = None
             if code == 0:
+                self.nodes[label] = proc.pid
                 return proc.pid
             self.kill_node(proc.pid)
             proc.wait()  # reaped: no zombie left in the test process (the contract tests count them)
@@ -191,6 +193,10 @@ class RayCluster:
             os.killpg(group, sig)
         except ProcessLookupError:
             pass
+
+    def kill_worker(self, label: str) -> None:
+        """A worker node lost as a machine is: its raylet and every process of its group, SIGKILL."""
+        self.kill_node(self.nodes.pop(label))
 
     def stop(self) -> None:
         for group in reversed(self.groups):

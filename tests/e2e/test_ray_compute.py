@@ -535,6 +535,71 @@ def test_a_worker_node_lost_mid_job_fails_the_job_naming_the_node(ray_shoal, tmp
             os.kill(pid, 9)
 
 
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _run_folders(ray_shoal: RayShoal, job: str) -> dict[str, Path]:
+    """Each worker node's run folder of ``job`` (its first attempt), by the node's label."""
+    found = {}
+    for home in ray_shoal.cluster.root.glob("worker*-home"):
+        for folder in home.glob(f"runs/*/*/{job}/1"):
+            found[home.name.removesuffix("-home")] = folder
+    return found
+
+
+def test_a_worker_node_lost_mid_job_fails_a_two_node_job_naming_that_node(ray_shoal, tmp_path):
+    """After the one-node case above: a node of its own joins first, so two nodes can hold the job
+    whichever of the module's nodes that test took away (and one is left for the tests after)."""
+    ray_shoal.cluster.add_worker("worker2")
+    marker = f"sleep 7{os.getpid() % 1000:03d}"
+    path = write_job(
+        tmp_path,
+        f"""
+        command: echo "node $NODE_RANK up"; {marker}
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:3.11
+        distribution:
+          type: pytorch
+        resources:
+          instance_count: 2
+        """,
+    )
+    name = ray_shoal.submit(path)
+    try:
+        deadline = time.monotonic() + 180
+        while len(_user_processes(marker)) < 2:
+            assert time.monotonic() < deadline, "the job's two ranks never both ran"
+            time.sleep(0.3)
+        # Node 1 of the job: the worker whose run folder holds rank 1's log.
+        folders = _run_folders(ray_shoal, name)
+        label = next(n for n, f in folders.items() if (f / "user_logs" / "std_log_process_1.txt").exists())
+        table = json.loads((folders[label] / "group.json").read_text())["nodes"]
+        node_id = table[1]["node_id"]
+        ray_shoal.cluster.kill_worker(label)
+        lost_at = time.monotonic()
+        job = wait_for(ray_shoal.cli, name, timeout=120)
+        assert job["status"] == "Failed", job
+        assert job["error"]["code"] == "NODE_LOST", job["error"]
+        message = job["error"]["message"]
+        assert message.startswith("node 1 (") and f"Ray node id {node_id}" in message, message
+        print(f"the lost node failed the job {time.monotonic() - lost_at:.1f} s after it went")
+        # Node 0's rank was stopped, not left running for a peer that will never come back.
+        deadline = time.monotonic() + 20
+        while any(_environ(pid).get("NODE_RANK") == "0" for pid in _user_processes(marker)):
+            assert time.monotonic() < deadline, "node 0's rank still runs after node 1 was lost"
+            time.sleep(0.3)
+    finally:
+        # On a real machine the lost node's rank went with it; here it outlives its "node".
+        for pid in _user_processes(marker):
+            os.kill(pid, 9)
+
+
 def test_list_nodes_shows_the_ray_nodes_holding_the_clusters_jobs(ray_shoal, tmp_path):
     marker = f"sleep 5{os.getpid() % 1000:03d}"
     path = write_job(tmp_path, f"command: {marker}\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n")
