@@ -514,6 +514,77 @@ def test_an_mpi_job_on_two_nodes_sees_its_ranks_and_cancel_stops_both(ray_shoal,
     assert lines == ["ompi 0 of 2 node 0", "ompi 1 of 2 node 1"]
 
 
+def test_outputs_written_on_every_node_end_up_in_the_jobs_output(ray_shoal, tmp_path):
+    """As on Azure ML, where every node mounts the output: node 1's file is uploaded too."""
+    path = write_job(
+        tmp_path,
+        """
+        command: echo "written by rank $RANK" > ${{outputs.out}}/rank_$RANK.txt
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:3.11
+        distribution:
+          type: pytorch
+        resources:
+          instance_count: 2
+        outputs:
+          out:
+            type: uri_folder
+        """,
+    )
+    name = ray_shoal.submit(path)
+    job = wait_for(ray_shoal.cli, name, timeout=240)
+    assert job["status"] == "Completed", job
+    assert _nodes_of(ray_shoal, name) == {"worker0", "worker1"}
+    out = tmp_path / "dl"
+    ray_shoal.cli("job", "download", "-n", name, "--output-name", "out", "--download-path", str(out))
+    files = {p.name: p.read_text().strip() for p in (out / "named-outputs" / "out").iterdir()}
+    assert files == {"rank_0.txt": "written by rank 0", "rank_1.txt": "written by rank 1"}, files
+
+
+# Azure/azureml-examples (SHOAL_AZUREML_EXAMPLES, as tests/e2e/test_azureml_example_pipelines.py).
+EXAMPLES = os.environ.get("SHOAL_AZUREML_EXAMPLES")
+GPU_CLUSTER = "name: gpu-cluster\ntype: amlcompute\nsize: Standard_DS1_v2\nmax_instances: 2\n"
+
+
+@pytest.mark.parametrize(
+    ("example", "step", "expected"),
+    [
+        (
+            "6a_tf_hello_world",
+            "tf_job",
+            {f"std_log_process_{i}.txt": f'"task": {{"type": "worker", "index": {i}}}' for i in range(2)},
+        ),
+        ("6b_pytorch_hello_world", "pytorch_job", {f"std_log_process_{r}.txt": f"RANK: {r}" for r in range(4)}),
+    ],
+)
+def test_the_distributed_example_pipelines_print_their_ranks_on_two_nodes(ray_shoal, tmp_path, example, step, expected):
+    """The examples' YAML unchanged but for the environment: their curated TensorFlow 2.16 and
+    PyTorch 2.8 images would be built on the nodes from PyPI, which this module's network
+    namespace cannot reach, and their commands only echo the variables Shoal sets."""
+    if not EXAMPLES:
+        pytest.skip("SHOAL_AZUREML_EXAMPLES is not set (a checkout of Azure/azureml-examples)")
+    folder = Path(EXAMPLES) / "cli" / "jobs" / "pipelines-with-components" / "basics" / example
+    # The examples name gpu-cluster; here it is a cluster of the module's CPU nodes.
+    if "gpu-cluster" not in {c["name"] for c in ray_shoal.json("compute", "list")}:  # type: ignore[union-attr]
+        ray_shoal.cli("compute", "create", "--file", str(write_job(tmp_path, GPU_CLUSTER, "gpu.yml")))
+    pipeline = ray_shoal.cli(
+        "job", "create", "--file", "pipeline.yml", "--query", "name", "-o", "tsv",
+        "--set", "settings.force_rerun=True",
+        "--set", f"jobs.{step}.environment=azureml:AzureML-Minimal@latest",
+        cwd=folder,
+    ).out.strip()  # fmt: skip
+    job = wait_for(ray_shoal.cli, pipeline, timeout=300)
+    children = ray_shoal.json("job", "list", "--parent-job-name", pipeline)
+    assert job["status"] == "Completed", (job.get("error"), [(c["status"], c.get("error")) for c in children])
+    [child] = children
+    assert _nodes_of(ray_shoal, child["name"]) == {"worker0", "worker1"}
+    logs = _rank_logs(ray_shoal, child["name"], tmp_path)
+    assert set(logs) == set(expected), logs
+    for log, text in expected.items():
+        assert text in logs[log], (log, logs[log])
+
+
 def test_a_worker_node_lost_mid_job_fails_the_job_naming_the_node(ray_shoal, tmp_path):
     """Last in this module: it takes a worker node away."""
     marker = f"sleep 4{os.getpid() % 1000:03d}"

@@ -2,9 +2,16 @@
 
 It prepares its node as the job's runner does (run spec, environment, code snapshot, inputs),
 waits for the rendezvous (``shoal.runtime.node_group``), runs its node's ranks, ships their logs
-(``user_logs/std_log_process_<global rank>.txt``) and exits with their exit code. It never reports
-the job's state: node 0's runner does, once it knows how every node did (its actor reads this
-runner's ``node_result.json``). Outputs written on this node stay on it: node 0 uploads the job's.
+(``user_logs/std_log_process_<global rank>.txt``), uploads what its ranks wrote into the job's
+outputs and exits with their exit code. It never reports the job's state: node 0's runner does,
+once it knows how every node did (its actor reads this runner's ``node_result.json``).
+
+Outputs: as on Azure ML, where every node mounts the same output location, what any node's ranks
+write into ``${{outputs.<name>}}`` ends up in that output. This runner uploads its node's files
+(through the server, with the job token, as node 0 does) once its ranks succeeded and before it
+exits; node 0 waits for every node's runner to have exited before it uploads its own and reports
+the job, so the job is only ``Completed`` with every node's files in place (a file written on two
+nodes is node 0's). A failed upload is this node's error, and so the job's.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 
 from shoal.runtime.client import RunnerClient, ServerGone, Stale
 from shoal.runtime.logs import LogShipper
-from shoal.runtime.materialize import materialize_inputs, prepare_outputs
+from shoal.runtime.materialize import materialize_inputs, prepare_outputs, upload_outputs
 from shoal.runtime.node_group import RESULT_FILE, GroupFailed, NodeGroup
 from shoal.runtime.process import UserProcesses
 
@@ -78,6 +85,8 @@ def run_node(workspace: str, job: str, attempt: int, node_rank: int) -> int:
             result["canceled"] = True
         elif code != 0:
             result["rank"] = group.failed_rank(procs)
+        elif not cancel.is_set():
+            upload_outputs(client, spec["outputs"], run_dir)  # before node 0 hears this node ended
     except (Stale, ServerGone):
         code = 3  # the attempt was replaced or the server is gone: nothing to report to
     except Exception as exc:  # noqa: BLE001 - node 0 reports it as the job's error
