@@ -2,8 +2,9 @@
 actor per node, each in its own bundle of the job's STRICT_SPREAD placement group.
 
 Every actor starts a runner on its node: node 0 the job's normal runner (it reports states and
-uploads outputs), node K > 0 ``python -m shoal.runtime.node_runner … --node-rank K``, which
-runs that node's ranks and ships their logs only. The runners know nothing of Ray; what they need
+uploads outputs and artifacts), node K > 0 ``python -m shoal.runtime.node_runner … --node-rank K``,
+which runs that node's ranks, ships their logs and uploads what they wrote into the job's outputs
+before it exits (node 0 waits for that). The runners know nothing of Ray; what they need
 from the other nodes goes through files in their run folder, written by their actor:
 
 - ``group.json`` (every node): the rendezvous, each node's address and the free ports it
