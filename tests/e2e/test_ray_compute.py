@@ -65,7 +65,10 @@ class RayShoal:
 def ray_shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayShoal]:
     require_ray()
     netns = enter_network_namespace()
-    cluster = RayCluster(workers=2, cpus=1, memory_gib=4)
+    # A killed node is declared dead after 5 missed health checks: one a second here (Ray's default
+    # is one every 3 s), so the lost-node tests wait ~5 s for it rather than ~15 s. A node that only
+    # stalls still has 5 × (1 s + the check's 10 s timeout) before it counts as lost.
+    cluster = RayCluster(workers=2, cpus=1, memory_gib=4, env={"RAY_health_check_period_ms": "1000"})
     cli = Cli(tmp_path_factory.mktemp("ray-home"))
     # Long enough for Ray to declare a killed node dead before the heartbeat timeout fails the job.
     cli.env["SHOAL_HEARTBEAT_TIMEOUT"] = "30"
