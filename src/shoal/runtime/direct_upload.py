@@ -19,6 +19,7 @@ from pathlib import Path
 PARTS_IN_FLIGHT = 4
 PART_TRIES = 3  # a part is sent again after a dropped connection or a 5xx
 TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
 BLOCK = 1024 * 1024
 
 
@@ -45,9 +46,19 @@ class _Slice:
 
 
 def _connect(url: str) -> http.client.HTTPConnection:
+    """A connection to the store, opened now: a store that does not answer from here (a runner in
+    a network namespace, a firewall) is given up at once, not retried part after part."""
     parts = urllib.parse.urlsplit(url)
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    return cls(parts.hostname or "", parts.port, timeout=TIMEOUT, blocksize=BLOCK)
+    conn = cls(parts.hostname or "", parts.port, timeout=CONNECT_TIMEOUT, blocksize=BLOCK)
+    try:
+        conn.connect()
+    except OSError as exc:
+        conn.close()
+        raise DirectUploadFailed(f"the store cannot be reached from here ({type(exc).__name__}: {exc})") from None
+    if conn.sock is not None:
+        conn.sock.settimeout(TIMEOUT)
+    return conn
 
 
 def _put(conn: http.client.HTTPConnection, url: str, headers: dict[str, str], body: _Slice, length: int) -> None:
