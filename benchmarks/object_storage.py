@@ -321,7 +321,7 @@ def render(rows: list[tuple[str, str, str, float, float]], args: argparse.Namesp
         f"{args.samples} transfer(s). Shoal = what a job's runner does: HTTP to the server, files up to",
         "1 MB in batches of 256 per request, 8 requests in flight, the server moving 32 objects at once",
         "(on Azure as plain signed REST calls); larger files downloaded in ranges through the server; uploaded",
-        "on S3 by the runner straight to the store (50 MB parts, 4 in flight, each PUT signed by the server,",
+        "on S3 by the runner straight to the store (50 MB parts, 10 in flight, each PUT signed by the server,",
         "which completes the upload), on Azure through the server (8 MB blocks, 8 in flight). Native and Shoal",
         "take turns, and each transfer starts on an empty store (Azure: a fresh container, dropped afterwards).",
         "Native = s3fs put/get, azure-storage-blob with 8 threads (`max_concurrency=4` per blob), in one process.",

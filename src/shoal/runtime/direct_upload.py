@@ -16,7 +16,9 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-PARTS_IN_FLIGHT = 4
+# Parts are read from the file as they are sent, so more in flight costs connections, not memory:
+# as many as s3fs and boto3 send (measured on moto, 1 GB: 29 s with 10 in flight, 61-67 s with 4).
+PARTS_IN_FLIGHT = 10
 PART_TRIES = 3  # a part is sent again after a dropped connection or a 5xx
 TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
