@@ -360,6 +360,7 @@ def test_inputs_and_outputs_on_every_datastore_backend(jobs_cli, tmp_path, cloud
           print('tbl', sorted(os.listdir(sys.argv[2])));
           print('direct', sys.argv[3]);
           pathlib.Path(sys.argv[4], 'model.txt').write_text('m');
+          pathlib.Path(sys.argv[4], 'weights.bin').write_bytes(bytes(range(256)) * 12288);
           pathlib.Path(sys.argv[5], 'deep').mkdir();
           pathlib.Path(sys.argv[5], 'deep', 'r.txt').write_text('r');
           print('url rows', len(open(sys.argv[6]).read().splitlines()))"
@@ -390,6 +391,11 @@ def test_inputs_and_outputs_on_every_datastore_backend(jobs_cli, tmp_path, cloud
     assert "direct azureml://datastores/ext/paths/data/" in log
     with files.open_read("results/up/model.txt") as fh:
         assert fh.read() == b"m"
+    # 3 MB: on S3 the runner sends it to the store itself, each part's request signed by the server.
+    with files.open_read("results/up/weights.bin") as fh:
+        assert fh.read() == bytes(range(256)) * 12288
+    if backend.kind == "s3":  # a multipart upload's ETag ends in its number of parts (the server's would be one PUT)
+        assert files.fs.info(f"{files.root}/results/up/weights.bin")["ETag"].strip('"').endswith("-1")
     with files.open_read("results/rw/deep/r.txt") as fh:
         assert fh.read() == b"r"
     assert (out / "named-outputs" / "rw" / "deep" / "r.txt").read_text() == "r"

@@ -1,5 +1,6 @@
 """A server killed (SIGKILL) and started again in the middle of a large transfer, on S3 (moto) and
-Azure Blob (Azurite): the runner's upload is tried again and lands whole, its download resumes
+Azure Blob (Azurite): the runner's upload is tried again and lands whole (on S3 its direct upload
+goes on where it was), its download resumes
 from where it stopped (``Range``), and nothing half-written is ever visible, in the store or on
 the client's disk. The CLI's download (``shoal data download``'s code) resumes the same way."""
 
@@ -85,6 +86,34 @@ def test_a_server_restart_mid_transfer_resumes_or_retries_and_publishes_nothing_
         assert (stored.path, stored.size) == ("big.bin", len(data))
         size, chunks = store.read_chunks("big.bin")
         assert hashlib.sha256(b"".join(chunks)).hexdigest() == sha
+
+        # -- a direct upload (S3: the runner sends the parts, the server signs each one): the
+        # server killed while the first parts are on their way; the third part's signing waits
+        # for it, the parts sent stay, and the new server completes the upload, whole ----------
+        if cloud_backend.kind == "s3":
+            source = tmp_path / "direct.bin"
+            source.write_bytes(data)
+            signed: list[int] = []
+            real_request = runner.request
+
+            def request(method, path, **kw):
+                if path.endswith("/direct-uploads/sign"):
+                    signed.append(kw["json_body"]["parts"][0])
+                    if len(signed) == 3:
+                        assert [f.path for f in store.list_files("")] == ["big.bin"]  # nothing visible
+                        _restart(cli, port)
+                return real_request(method, path, **kw)
+
+            runner.request = request
+            try:
+                runner.upload("ext", "direct.bin", source)
+            finally:
+                del runner.request
+            assert sorted(signed) == [1, 2, 3, 4]  # 160 MB in 50 MB parts, none sent twice
+            assert store.fs.info(f"{store.root}/direct.bin")["ETag"].strip('"').endswith("-4")
+            size, chunks = store.read_chunks("direct.bin")
+            assert hashlib.sha256(b"".join(chunks)).hexdigest() == sha
+            store.remove("direct.bin")
 
         # -- the runner's download: killed after 40 MB, resumed with Range -------------------
         statuses: list[int] = []

@@ -7,9 +7,11 @@ and the main thread each have theirs).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal.runtime.direct_upload import DirectUploadFailed, send_parts
 from shoal.storage.batches import batched
 
 RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying this long
@@ -84,6 +87,7 @@ class RunnerClient:
         self.job = job
         self.home = home
         self._local = threading.local()
+        self._not_direct: set[str] = set()  # datastores whose files go through the server
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -285,6 +289,11 @@ class RunnerClient:
             part.finish()
 
     def upload(self, datastore: str, path: str, source: Path) -> None:
+        """One file: a large one straight to the store where the server offers it (S3), else
+        streamed to the server, which writes it to the store."""
+        if datastore not in self._not_direct and self._upload_direct(datastore, path, source):
+            return
+
         def chunks() -> Iterator[bytes]:
             with open(source, "rb") as fh:
                 while block := fh.read(CHUNK):
@@ -298,6 +307,44 @@ class RunnerClient:
             headers={"Content-Type": "application/octet-stream"},
             wait=UPLOAD_WAIT,
         )
+
+    def _upload_direct(self, datastore: str, path: str, source: Path) -> bool:
+        """``storage/direct_uploads.py``: the parts go to presigned URLs, the server publishes the
+        file. False (the caller sends it through the server) when the datastore offers no direct
+        path or the store cannot be reached from here (a runner in a network namespace): the
+        datastore's later files then go through the server at once."""
+        size = source.stat().st_size
+        if size <= SMALL:
+            return False
+        base = self._ds(datastore) + "/direct-uploads"
+        try:  # not retried: the way through the server waits for a server that is away
+            offer = self.request("POST", base, json_body={"path": path, "size": size}, retry_for=0).json()
+        except ServerRefused:
+            self._not_direct.add(datastore)
+            return False
+        except ServerGone:
+            return False
+        ticket = {"path": path, "upload_id": offer["upload_id"]}
+
+        def sign(number: int) -> tuple[str, dict[str, str]]:
+            signed = self.request("POST", f"{base}/sign", json_body={**ticket, "parts": [number]}).json()
+            return str(signed["parts"][0]["url"]), dict(signed["parts"][0]["headers"])
+
+        try:
+            send_parts(source, size, int(offer["part_size"]), int(offer["parts"]), sign)
+            self.request("POST", f"{base}/complete", json_body={**ticket, "size": size}, wait=UPLOAD_WAIT)
+            return True
+        except (DirectUploadFailed, ServerRefused) as exc:
+            print(
+                f"[shoal] {path}: sending it to datastore '{datastore}' directly failed ({exc}); "
+                "sending it through the server",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._not_direct.add(datastore)
+            with contextlib.suppress(ServerRefused, ServerGone):
+                self.request("POST", f"{base}/abort", json_body=ticket, retry_for=30)
+            return False
 
     def upload_batch(self, datastore: str, prefix: str, items: list[tuple[str, Path]]) -> None:
         """Several small files in one request (see SMALL); the body is built once and resent

@@ -38,6 +38,8 @@ from shoal.errors import (
     UnsupportedError,
     UserError,
 )
+from shoal.storage import direct_uploads
+from shoal.storage.direct_uploads import DirectUpload
 from shoal.storage.hashing import FileEntry
 from shoal.storage.objects import ItemFailed, ObjectWriter, object_io, s3_options
 from shoal.storage.paths import join_inside, safe_relpath
@@ -374,6 +376,35 @@ class ArtifactStore:
             with self._errors("write", checked[failed.index][0]):
                 raise failed.error from None
         return [FileEntry(rel, len(data), "") for rel, data in checked]
+
+    # -- large files a runner sends to the store itself (storage/direct_uploads.py) -------
+    def begin_direct_upload(self, rel: str, size: int) -> DirectUpload:
+        """A multipart upload to ``rel`` whose parts the caller sends itself, each signed by
+        ``sign_direct_upload``; on any store but S3 an :class:`UnsupportedError` (the caller
+        sends the file through us)."""
+        rel = _check_rel(rel)
+        final = self._full(rel)
+        with self._errors("write", rel):
+            if self._isdir_full(final):
+                raise UserError(f"cannot write {rel!r}: a folder has that name")
+            return direct_uploads.begin(self.io, final, size)
+
+    def sign_direct_upload(self, rel: str, upload_id: str, numbers: list[int]) -> list[dict[str, Any]]:
+        rel = _check_rel(rel)
+        with self._errors("write", rel):
+            return direct_uploads.sign(self.io, self._full(rel), upload_id, numbers)
+
+    def complete_direct_upload(self, rel: str, upload_id: str, size: int) -> FileEntry:
+        """Publish a direct upload: only now does ``rel`` appear, whole."""
+        rel = _check_rel(rel)
+        with self._errors("write", rel):
+            direct_uploads.complete(self.io, self._full(rel), upload_id, size)
+        return FileEntry(rel, size, "")
+
+    def abort_direct_upload(self, rel: str, upload_id: str) -> None:
+        rel = _check_rel(rel)
+        with self._errors("write", rel):
+            direct_uploads.abort(self.io, self._full(rel), upload_id)
 
     def read_each(self, rels: list[str], limit: int) -> Iterator[bytes]:
         """The bytes of several small files in order, at most ``limit + 1`` of each, each given

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import urllib.parse
 import uuid
 import weakref
 from collections import deque
@@ -177,6 +178,51 @@ class S3IO(ObjectIO):
     async def abort(self, session: Any) -> None:
         _full, bucket, key, upload_id = session
         await self.fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+
+    # -- uploads whose parts another process sends (storage/direct_uploads.py) -----------------
+    def session_of(self, full: str, upload_id: str) -> Any:
+        bucket, key, _ = self.fs.split_path(full)
+        return (full, bucket, key, upload_id)
+
+    async def sign_part(self, session: Any, number: int) -> tuple[str, dict[str, str]]:
+        """The URL and signed headers of a PUT of part ``number`` of this upload, with an
+        unsigned payload (the sender hashes nothing); S3 takes it for 15 minutes."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.config import Config
+
+        _full, bucket, key, upload_id = session
+        await self.fs.set_session()
+        client = await self.fs.get_s3(bucket)
+        credentials = client._request_signer._credentials
+        if credentials is None:
+            raise PermissionError("no credentials to sign with")
+        # The client's own URL for the call (its addressing style, its quoting of the key),
+        # without the query signature: the headers carry it instead.
+        params = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+        url = await client.generate_presigned_url("upload_part", Params=params, ExpiresIn=60)
+        parts = urllib.parse.urlsplit(url)
+        query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if not k.lower().startswith("x-amz-")]
+        url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+        request = AWSRequest(method="PUT", url=url)
+        request.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+        frozen = await credentials.get_frozen_credentials()
+        S3SigV4Auth(frozen, "s3", client.meta.region_name).add_auth(request)
+        return url, {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+
+    async def list_parts(self, session: Any) -> list[dict[str, Any]]:
+        """The parts the store holds for this upload, in order (every page of the listing)."""
+        _full, bucket, key, upload_id = session
+        parts: list[dict[str, Any]] = []
+        marker = 0
+        while True:
+            page = await self.fs._call_s3(
+                "list_parts", Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+            )
+            parts += page.get("Parts") or []
+            if not page.get("IsTruncated"):
+                return parts
+            marker = int(page["NextPartNumberMarker"])
 
 
 class AzureIO(ObjectIO):

@@ -162,6 +162,70 @@ async def write_file(request: Request, workspace: str, name: str, path: str, dig
     return {"path": rel, "size": entry.size, "sha256": entry.sha256}
 
 
+# -- large job outputs sent by the runner straight to S3 (storage/direct_uploads.py) -----------
+MAX_OBJECT = 5 * 1024**4  # S3's largest object
+
+
+def _direct_body(body: dict[str, Any], *fields: str) -> tuple[str, dict[str, Any]]:
+    """The checked path of a direct upload's request, and its other fields."""
+    rel = safe_relpath(str(body.get("path") or ""))
+    values: dict[str, Any] = {}
+    for field in fields:
+        value = body.get(field)
+        if field == "size" and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_OBJECT):
+            raise UserError(f"'size' must be a whole number of bytes from 1 to {MAX_OBJECT}, not {value!r}")
+        if field == "parts" and (not isinstance(value, list) or not all(type(n) is int for n in value)):
+            raise UserError("'parts' must be a list of part numbers")
+        if field == "upload_id" and (not isinstance(value, str) or not 0 < len(value) <= 1024):
+            raise UserError("'upload_id' must be the id the direct upload was started with")
+        values[field] = value
+    return rel, values
+
+
+def _check_job_write(request: Request, workspace: str, name: str, rel: str) -> None:
+    job = getattr(getattr(request.state, "principal", None), "job", None)
+    if job is not None:  # a runner writes its own outputs and artifacts only
+        check_datastore_write(ctx(request), workspace, job, name, rel)
+
+
+@guarded(router, "POST", PREFIX + "/{name}/direct-uploads", Permission.TRACK)
+def begin_direct_upload(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> Any:
+    """``{"path", "size"}``: a multipart upload on S3 whose parts the caller sends itself (on any
+    other store a 400: send the file with ``PUT …/content``)."""
+    rel, values = _direct_body(body, "size")
+    _check_job_write(request, workspace, name, rel)
+    upload = files.store_for(ctx(request), workspace, name).begin_direct_upload(rel, values["size"])
+    return {"path": rel, "upload_id": upload.upload_id, "part_size": upload.part_size, "parts": upload.parts}
+
+
+@guarded(router, "POST", PREFIX + "/{name}/direct-uploads/sign", Permission.TRACK)
+def sign_direct_upload(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> Any:
+    """``{"path", "upload_id", "parts": [n, ...]}``: the URL and signed headers of each part's PUT
+    (valid 15 minutes, for that part of that upload only; the credentials stay here)."""
+    rel, values = _direct_body(body, "upload_id", "parts")
+    _check_job_write(request, workspace, name, rel)
+    store = files.store_for(ctx(request), workspace, name)
+    return {"parts": store.sign_direct_upload(rel, values["upload_id"], values["parts"])}
+
+
+@guarded(router, "POST", PREFIX + "/{name}/direct-uploads/complete", Permission.TRACK)
+def complete_direct_upload(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> Any:
+    """``{"path", "upload_id", "size"}``: publish the file once every part is stored."""
+    rel, values = _direct_body(body, "upload_id", "size")
+    _check_job_write(request, workspace, name, rel)
+    store = files.store_for(ctx(request), workspace, name)
+    entry = store.complete_direct_upload(rel, values["upload_id"], values["size"])
+    return {"path": rel, "size": entry.size}
+
+
+@guarded(router, "POST", PREFIX + "/{name}/direct-uploads/abort", Permission.TRACK, status_code=204)
+def abort_direct_upload(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> None:
+    """``{"path", "upload_id"}``: drop an unfinished direct upload (its parts never appear)."""
+    rel, values = _direct_body(body, "upload_id")
+    _check_job_write(request, workspace, name, rel)
+    files.store_for(ctx(request), workspace, name).abort_direct_upload(rel, values["upload_id"])
+
+
 @guarded(router, "PUT", PREFIX + "/{name}/contents", Permission.TRACK)
 async def write_files(request: Request, workspace: str, name: str, prefix: str = "") -> dict[str, Any]:
     """Write many small files in one request (job outputs): records of a JSON header line and the
