@@ -58,7 +58,8 @@ def test_a_whole_server_on_an_object_store_artifact_root(tmp_path, cloud_backend
         (src / "train.py").write_text(
             textwrap.dedent(
                 """
-                import pathlib, sys
+                import os, pathlib, sys
+                print("server keys seen:", sorted(set(os.environ) & set(sys.argv[2].split(","))))
                 pathlib.Path(sys.argv[1], "w.txt").write_text("weights")
                 pathlib.Path("outputs").mkdir(exist_ok=True)
                 pathlib.Path("outputs/report.txt").write_text("report")
@@ -70,7 +71,7 @@ def test_a_whole_server_on_an_object_store_artifact_root(tmp_path, cloud_backend
         job = write_job(
             tmp_path,
             """
-            command: python train.py ${{outputs.model}}
+            command: python train.py ${{outputs.model}} KEYS
             code: ./src
             environment:
               image: python:3.11
@@ -78,14 +79,16 @@ def test_a_whole_server_on_an_object_store_artifact_root(tmp_path, cloud_backend
               model:
                 type: custom_model
                 name: cloud-model
-            """,
+            """.replace("KEYS", ",".join(env)),
         )
         name = cli("job", "create", "--file", str(job), "--query", "name", "-o", "tsv").out.strip()
         assert wait_for(cli, name)["status"] == "Completed"
         out = tmp_path / "dl"
         cli("job", "download", "-n", name, "--all", "--snapshot", "--download-path", str(out))
         assert (out / "snapshot" / "train.py").read_text() == (src / "train.py").read_text()
-        assert "trained" in (out / "artifacts" / "user_logs" / "std_log.txt").read_text()
+        log = (out / "artifacts" / "user_logs" / "std_log.txt").read_text()
+        assert "trained" in log
+        assert "server keys seen: []" in log  # the artifact root's keys stay the server's
         assert (out / "artifacts" / "outputs" / "report.txt").read_text() == "report"
         assert (out / "artifacts" / "outputs" / "big.bin").read_bytes() == bytes(range(256)) * 8192
         cli("model", "download", "-n", "cloud-model", "-v", "1", "--download-path", str(tmp_path / "m"))

@@ -238,6 +238,9 @@ def test_job_environment(monkeypatch):
     # The server's own MLflow settings must not steer the job's client.
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "5")
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://elsewhere")
+    # The server's artifact-root keys, exported as docs/team-mode.md shows, are not the job's.
+    for var in ("AWS_SECRET_ACCESS_KEY", "AZURE_STORAGE_CONNECTION_STRING", "FSSPEC_S3_SECRET", "AZURE_CLIENT_SECRET"):
+        monkeypatch.setenv(var, "server-storage-key")
     spec = {
         "job": "brave_otter_x7kq2mzr9d",
         "workspace": "default",
@@ -255,6 +258,7 @@ def test_job_environment(monkeypatch):
             "MODEL_DIR": "${{outputs.model}}",
             "OPTIONAL": "x$[[ --u ${{inputs.unset}}]]",
             "PLAIN": "value",
+            "AWS_REGION": "set-by-the-job",
         },
     }
     inputs = {"lr": "0.5", "data": "/run/inputs/data", "unset": None}
@@ -263,6 +267,8 @@ def test_job_environment(monkeypatch):
 
     assert not [k for k in env if k.startswith("SHOAL_")]
     assert "secret-token" not in env.values()
+    assert "server-storage-key" not in env.values()
+    assert env["AWS_REGION"] == "set-by-the-job"  # the job's own YAML may still set such variables
     assert env["KEEP_ME"] == "kept" and env["PYTHONUNBUFFERED"] == "1"
     assert env["AZUREML_RUN_ID"] == env["MLFLOW_RUN_ID"] == "brave_otter_x7kq2mzr9d"
     assert env["AZUREML_ARM_WORKSPACE_NAME"] == "default"

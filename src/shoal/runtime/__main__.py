@@ -59,6 +59,12 @@ class Heartbeat(threading.Thread):
 
 SANDBOX_ENV = "SHOAL_SANDBOX"  # shoal.compute.sandbox.RUNNER_ENV, not imported unless set
 INHERITED_MLFLOW = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI", "MLFLOW_ACTIVE_MODEL_ID", "_MLFLOW_ACTIVE_MODEL_ID")
+# The server's own storage settings and keys (the artifact root's, as docs/team-mode.md exports
+# them) are the server's: job code gets a store's keys only through its datastore inputs and
+# outputs, or from its own YAML's environment_variables.
+SERVER_STORAGE_PREFIXES = ("AWS_", "AZURE_STORAGE_", "FSSPEC_")
+SERVER_SECRETS = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+                  "GOOGLE_APPLICATION_CREDENTIALS")  # fmt: skip
 
 
 def job_environment(
@@ -67,7 +73,11 @@ def job_environment(
     """What the user command sees: Azure ML's variables, MLflow's, and its own."""
     from shoal.entities.expressions import resolve_command
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SHOAL_", *SERVER_STORAGE_PREFIXES)) and k not in SERVER_SECRETS
+    }
     # MLflow settings of the runner's own environment (the server's) must not point the job's
     # client at another experiment, registry or model than its own.
     for var in INHERITED_MLFLOW:
