@@ -150,6 +150,29 @@ def test_a_job_no_node_can_fit_stays_queued_saying_why(ray_shoal, tmp_path):
     assert wait_for(ray_shoal.cli, name, timeout=30)["status"] == "Canceled"
 
 
+def test_a_node_without_the_environments_python_fails_the_job_with_a_build_error(ray_shoal, tmp_path):
+    # No node has Python 2.7 and none can download one (the cluster has no network beyond
+    # loopback): the build on the node fails, and the job says which Python it could not find.
+    path = write_job(
+        tmp_path,
+        """
+        command: python -c "print('never')"
+        compute: azureml:cpu-cluster
+        environment:
+          image: python:2.7
+          conda_file:
+            dependencies: [python=2.7, six]
+        """,
+    )
+    name = ray_shoal.submit(path)
+    job = wait_for(ray_shoal.cli, name, timeout=180)
+    assert job["status"] == "Failed", job
+    assert job["error"]["code"] == "ENVIRONMENT_BUILD_FAILED", job["error"]
+    message = job["error"]["message"]
+    assert "Python ==2.7.*" in message and "the host Python is 3." in message, message
+    assert ray_shoal.node_of(name) in ("worker0", "worker1")  # built on a node, not on the server
+
+
 def _user_processes(marker: str) -> list[int]:
     """Processes whose command line holds ``marker`` (as one argument, or as its words)."""
     forms = (marker.encode(), marker.replace(" ", "\0").encode())
