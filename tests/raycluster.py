@@ -124,10 +124,13 @@ class RayCluster:
         return self
 
     def add_worker(self, label: str) -> int:
+        # One log monitor per host, as Ray advises: the head's. Shoal ships its runners' logs
+        # itself, and each worker node's monitor would cost CPU the tests share.
         return self._start_node(
             label,
-            ["--address", self.address, "--num-cpus", str(self.cpus), "--memory", str(int(self.memory_gib * GIB))],
-        )
+            ["--address", self.address, "--num-cpus", str(self.cpus), "--memory", str(int(self.memory_gib * GIB)),
+             "--include-log-monitor=false"],
+        )  # fmt: skip
 
     def _start_node(self, label: str, args: list[str], tries: int = 5) -> int:
         """``ray start`` returns once its node is up; the node's processes stay in the process
