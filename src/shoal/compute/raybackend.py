@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from typing import Any
 
 from shoal.compute import ray_node
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+from shoal.compute.ray_agents import NodeAgents, RunnerOnAgent, slot_name
 from shoal.compute.ray_cluster import CapacityHint, ClusterWatch, describe_resources
 from shoal.compute.ray_groups import NodeGroups
 from shoal.compute.sizes import NodeResources
@@ -79,6 +81,13 @@ class _Tracked:
     finishing: bool = False
     host: str | None = None
     node_id: str | None = None
+    # The agent path (one-node attempts without GPUs): the attempt's share (a placement group),
+    # Ray's answer to "is it placed?", and what the agent needs to start the runner once it is
+    # (dropped then: it holds the job's token). ``actor`` is None until the runner is started.
+    on_agent: bool = False
+    slot: Any = None
+    placed: Any = None
+    start: tuple[Any, ...] | None = None
 
 
 class RayBackend:
@@ -121,6 +130,11 @@ class RayBackend:
         self._host_class = self.ray.remote(ray_node.RunnerHost)
         self._end_groups = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.end_user_processes_at)
         self._node_groups = NodeGroups(self.ray, NAMESPACE)  # node group
+        self.agents = NodeAgents(self.ray, NAMESPACE, self.tag, self.watch, linger=self.linger)
+        # Attempts whose share Ray has just placed: started by this thread at once (Ray's own
+        # callback threads must not make blocking calls), not at the dispatcher's next poll.
+        self._placed: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._starter, name="shoal-ray-starter", daemon=True).start()
         self._adopt_existing()
 
     def _connect(self, ship_runtime: bool) -> None:
@@ -154,7 +168,7 @@ class RayBackend:
             names = self.ray.util.list_named_actors(all_namespaces=False)
         except Exception:  # noqa: BLE001 - a cluster that cannot list them: poll finds each one
             return
-        for name in names:
+        for name in [*names, *self.agents.slot_names()]:
             key = self._key_of(name)
             if key is not None:
                 self._attach(name, key)
@@ -183,10 +197,13 @@ class RayBackend:
         }
         if resources.memory_gib:
             options["memory"] = resources.memory_bytes
+        actor = None
         if attempt.nodes > 1 and attempt.argv is None:  # node group: one actor per node
             # (``argv``, the contract tests' stand-in for a runner, keeps one node: it is no runner.)
             actor = self._node_groups.start(name, attempt, resources, options, env, linger=self.linger, scope=self.tag)
-        else:
+        elif resources.gpus:
+            # An actor of its own: Ray tells a GPU's ids (CUDA_VISIBLE_DEVICES) only to the actor
+            # or task that holds it, never to a process an agent starts in a placement group.
             actor = self._host_class.options(**options).remote(
                 attempt.workspace,
                 attempt.job,
@@ -200,6 +217,19 @@ class RayBackend:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
         tracked = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
+        if actor is None:
+            # The agent path: reserve the node's share; the node's agent starts the runner once
+            # Ray has placed it (``_place``). Ray gave an actor's worker OMP_NUM_THREADS = its CPUs.
+            env.setdefault("OMP_NUM_THREADS", str(max(1, int(resources.cpus))))
+            argv = list(attempt.argv) if attempt.argv is not None else None
+            tracked.on_agent = True
+            tracked.start = (attempt.workspace, attempt.job, attempt.attempt, env, argv)
+            tracked.slot = self.agents.reserve(name, resources)
+            tracked.placed = tracked.slot.ready()
+            with self._lock:
+                self._tracked[name] = tracked
+            self._when_placed(tracked)
+            return PREFIX + name
         # The first question, answered once the actor runs: a poll meanwhile never waits on it.
         tracked.pending = actor.state.remote(tracked.offset)
         self._wake_on(tracked.pending)
@@ -216,7 +246,9 @@ class RayBackend:
         # A running actor answers in milliseconds: wait for it (its runner may have just ended);
         # one still waiting for a node would not answer, so a tick never waits on it. A handle
         # from before a restart (never asked) gets a moment for the truth.
-        if tracked.pending is None and not tracked.answered:
+        if tracked.actor is None and tracked.start is not None:
+            self._refresh(tracked, wait=0.0)  # still waiting for a node: never wait on it
+        elif tracked.pending is None and not tracked.answered:
             self._refresh(tracked, wait=2.0)
         elif self.wake is not None:
             self._refresh(tracked, wait=0.0)  # an answer wakes the dispatcher: never wait for it
@@ -228,7 +260,7 @@ class RayBackend:
         tracked = self._find(handle)
         if tracked is None or not tracked.alive:
             return
-        if not tracked.answered and force:
+        if (not tracked.answered and force) or (tracked.on_agent and tracked.actor is None):
             self._kill(tracked)  # never started (still waiting for a node), or gone
             return
         try:
@@ -244,6 +276,14 @@ class RayBackend:
         node_id = self._node_of(attempt)
         if node_id is None or not self.watch.reachable():
             return  # it never started on a node, or no task can be placed without the head
+        if not any(n.get("NodeID") == node_id for n in self.watch.live_nodes()):
+            return  # the node is gone, and its processes with it
+        agent = self.agents.agent(node_id)
+        try:
+            self.ray.get(agent.end_user_processes.remote(attempt.workspace, attempt.job, attempt.attempt), timeout=30)
+            return
+        except Exception:  # noqa: BLE001 - the agent died: a task of its own does it
+            self.agents.forget(node_id)
         strategy = self.ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
         task = self._end_groups.options(scheduling_strategy=strategy)
         try:
@@ -355,6 +395,12 @@ class RayBackend:
             )
         return nodes
 
+    def close(self) -> None:
+        """This server stops: its threads end. Agents, shares and runners live on (a restarted
+        server finds them by name)."""
+        self.agents.close()
+        self.watch.close()
+
     def capacity_hints(self, hints: list[CapacityHint]) -> None:
         self.watch.hint(hints)
 
@@ -384,14 +430,80 @@ class RayBackend:
         return self._attach(name, key)
 
     def _attach(self, name: str, key: AttemptKey) -> _Tracked | None:
+        slot = None
         try:
             actor = self.ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
-            return None  # no such actor (any more)
+            # The agent path: the attempt's share, found by name (``_place`` finds its runner).
+            actor, slot = None, self.agents.find_slot(name)
+            if slot is None:
+                return None  # no such actor or share (any more)
         log = self.logs_location(key)
         offset = log.stat().st_size if log.exists() else 0
+        found = _Tracked(name, key, actor, offset=offset, on_agent=slot is not None, slot=slot)
         with self._lock:
-            return self._tracked.setdefault(name, _Tracked(name, key, actor, offset=offset))
+            return self._tracked.setdefault(name, found)
+
+    # -- the agent path (``shoal.compute.ray_agents``) ---------------------------------------
+
+    def _when_placed(self, tracked: _Tracked) -> None:
+        """Start the runner as soon as Ray places the attempt's share."""
+        try:
+            tracked.placed.future().add_done_callback(lambda _done: self._placed.put(tracked.name))
+        except Exception:  # noqa: BLE001 - then the dispatcher's polls start it
+            pass
+
+    def _starter(self) -> None:
+        while True:
+            name = self._placed.get()
+            with self._lock:
+                tracked = self._tracked.get(name)
+            if tracked is None or not self.watch.reachable():
+                continue  # ended meanwhile, or the head is away (the polls start it later)
+            try:
+                with self._lock:
+                    self._place(tracked, wait=0.0)
+            except Exception:  # noqa: BLE001 - the dispatcher's next poll tries again
+                pass
+
+    def _place(self, tracked: _Tracked, wait: float) -> bool:
+        """(under ``_lock``) Whether the attempt's runner is on an agent: started there once Ray
+        has placed its share, or, for an attempt found by name after a restart, looked up on the
+        agent of the node its share is on."""
+        if tracked.actor is not None:
+            return True
+        if not tracked.alive:
+            return False
+        if tracked.start is None:  # found by name (a restart): started by the server before
+            node_id = self.agents.slot_node(tracked.slot)
+            if node_id is None:
+                self._lose_unstarted(tracked)  # it never started, and what it needed is gone
+                return False
+            tracked.actor = RunnerOnAgent(self.agents.agent(node_id), tracked.name, node_id)
+            return True
+        ready, _ = self.ray.wait([tracked.placed], timeout=wait)
+        if not ready:
+            return False
+        node_id = self.agents.slot_node(tracked.slot)
+        if node_id is None:
+            return False  # placed and moved (a node lost meanwhile): asked again later
+        agent = self.agents.agent(node_id)
+        workspace, job, attempt, env, argv = tracked.start
+        tracked.actor = RunnerOnAgent(agent, tracked.name, node_id)
+        tracked.start = None
+        tracked.pending = agent.start.remote(
+            tracked.name, workspace, job, attempt, env, argv, tracked.offset, slot_name(tracked.name)
+        )
+        self._wake_on(tracked.pending)
+        return True
+
+    def _lose_unstarted(self, tracked: _Tracked) -> None:
+        tracked.alive, tracked.lost = False, "RUNNER_LOST"
+        self._ended[tracked.name] = {
+            "code": tracked.lost,
+            "message": "the server restarted before a Ray node started this attempt's runner",
+        }
+        self.agents.release(tracked.name, tracked.slot)
 
     def _refresh(self, tracked: _Tracked, wait: float) -> None:
         """Ask the actor how its runner does (one question in flight at a time) and take in
@@ -400,6 +512,8 @@ class RayBackend:
         with self._lock:
             if not tracked.alive and tracked.pending is None:
                 return
+            if tracked.actor is None and not self._place(tracked, wait):
+                return  # the agent path: its share not placed yet (or lost)
             if tracked.pending is None:
                 long_poll = LONG_POLL if self.wake is not None and tracked.answered else 0.0
                 tracked.pending = tracked.actor.state.remote(tracked.offset, long_poll)
@@ -417,7 +531,19 @@ class RayBackend:
             except Exception as exc:  # noqa: BLE001 - the actor is gone (its node, or killed)
                 tracked.alive = False
                 self._record_loss(tracked, exc)
-                self._node_groups.end(tracked.name)  # node group: free the other nodes
+                if tracked.on_agent:  # its node's agent died: free the share, a new agent next time
+                    self.agents.forget(getattr(tracked.actor, "node_id", None))
+                    self.agents.release(tracked.name, tracked.slot)
+                else:
+                    self._node_groups.end(tracked.name)  # node group: free the other nodes
+                return
+            if state.get("unknown"):
+                # Its agent never heard of it: the agent died and was made anew, or a restart
+                # found a share whose runner was never started.
+                if tracked.answered:
+                    self._lose_runner(tracked)
+                else:
+                    self._lose_unstarted(tracked)
                 return
             if not tracked.answered:
                 tracked.answered = True
@@ -475,6 +601,11 @@ class RayBackend:
         except OSError:
             return None
 
+    def _lose_runner(self, tracked: _Tracked) -> None:
+        tracked.alive, tracked.lost = False, "RUNNER_LOST"
+        self._ended[tracked.name] = {"code": tracked.lost, "message": "the job's runner is unknown to its Ray node"}
+        self.agents.release(tracked.name, tracked.slot)
+
     def _finish(self, tracked: _Tracked) -> None:
         if tracked.finishing:
             return
@@ -483,9 +614,24 @@ class RayBackend:
             tracked.actor.finish.remote()
         except Exception:  # noqa: BLE001 - already gone
             pass
-        self._node_groups.end(tracked.name)  # node group: the other nodes, then the placement group
+        if tracked.on_agent:
+            self.agents.release(tracked.name, tracked.slot)  # the node's share, for the next job
+        else:
+            self._node_groups.end(tracked.name)  # node group: the other nodes, then the placement group
 
     def _kill(self, tracked: _Tracked) -> None:
+        if tracked.on_agent:
+            with self._lock:
+                tracked.alive = False
+                self._tracked.pop(tracked.name, None)
+            if self.watch.reachable():
+                if tracked.actor is not None:
+                    try:
+                        tracked.actor.terminate.remote(True)
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+                self.agents.release(tracked.name, tracked.slot)
+            return
         try:
             if self.watch.reachable():
                 self.ray.kill(tracked.actor, no_restart=True)
