@@ -15,12 +15,17 @@ A runner's record is dropped when the server ``finish``es it (it has the whole l
 seconds after the runner exited when no server came for it; then the agent also removes the
 attempt's placement group, so the node's share is never held for good by a server that is gone.
 
-Runners are started from one thread of the agent that lives as long as the agent, with
-``PR_SET_PDEATHSIG`` (SIGKILL) tied to it: a runner never outlives its agent (a lost node, or an
-agent that died), as it never outlived its actor before.
+Runners start warm, as on the local backend: the agent keeps a ``python -m shoal.runtime.warm``
+(``runtime/warm.py``), which has imported the runner once, and asks it to fork each runner (its
+imports done: ~0.1 s sooner). The first runner while it imports, and a runner whose
+``PYTHON*``/``LD_*`` variables differ from it, start cold. A forked runner is no child of the
+agent (the warm process reaps it): the agent watches it through a pidfd. Runners never outlive
+their agent (a lost node, or an agent that died), as they never outlived their actor before:
+cold ones and the warm process are started from one thread of the agent that lives as long as
+the agent, with ``PR_SET_PDEATHSIG`` (SIGKILL), and forked ones die with the warm process.
 
-This module imports nothing of Shoal's but ``ray_node`` (which imports nothing of Shoal's), and Ray
-only on the node, inside the actor.
+This module imports nothing of Shoal's at the top but ``ray_node`` (which imports nothing of
+Shoal's); the warm process's client (``compute/local.py``) and Ray only inside the actor.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import select
 import signal
 import socket
 import subprocess
@@ -47,10 +53,42 @@ AGENT_CONCURRENCY = 256
 SWEEP_EVERY = 5.0
 
 
+WARM_TITLE_ROOM = 2048  # as compute/local.py: room for the forked runners' command lines
+STARTUP_PREFIXES = ("PYTHON", "LD_")  # as runtime/warm.py: what a fork cannot change
+
+
+class _Forked:
+    """A runner the warm process forked: not this process's child, watched through a pidfd (its
+    exit code is the warm process's to reap: unknown here)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except OSError:  # gone already
+            self._fd, self.returncode = None, -1
+
+    def poll(self) -> int | None:
+        self.wait(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self._fd is not None and select.select([self._fd], [], [], timeout)[0]:
+            os.close(self._fd)
+            self._fd, self.returncode = None, -1
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._fd, sig)
+
+
 @dataclass
 class _Runner:
     key: tuple[str, str, int]
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | _Forked
     run_dir: Path
     log_path: Path
     slot: str | None
@@ -76,8 +114,18 @@ class NodeAgent:
         # order): a start that comes after never starts them.
         self._gone: dict[str, float] = {}
         self._starting = threading.Lock()  # one start at a time: a run is never started twice
-        self._launches: queue.Queue[tuple[list[str], dict[str, str], Path, Path, Future[Any]]] = queue.Queue()
+        self._launches: queue.Queue[tuple[list[str], dict[str, str], Path, Path, Future[Any]] | None] = queue.Queue()
+        self._warm: Any = None  # compute.local.WarmRunner, used by the launcher thread only
+        self._warm_startup: dict[str, str] | None = None
+        self._warm_failures = 0
+        self.warm = hasattr(os, "pidfd_open") and os.environ.get("SHOAL_WARM_RUNNER", "1").lower() not in (
+            "0",
+            "false",
+            "off",
+            "no",
+        )
         threading.Thread(target=self._launcher, name="shoal-agent-launcher", daemon=True).start()
+        self._launches.put(None)  # the warm process starts importing now, before the first job
         threading.Thread(target=self._sweeper, name="shoal-agent-sweeper", daemon=True).start()
 
     # -- what the server calls -----------------------------------------------------------------
@@ -143,7 +191,7 @@ class NodeAgent:
             return {"unknown": True, "alive": False, "log": b"", "more": False, "node_id": self.node_id}
         if wait > 0:
             runner.exited.wait(wait)
-        code = runner.proc.poll()
+        alive = not runner.exited.is_set()  # before the log: an exited runner's log is whole
         try:
             with open(runner.log_path, "rb") as log:
                 log.seek(offset)
@@ -151,8 +199,8 @@ class NodeAgent:
         except OSError:
             data = b""
         return {
-            "alive": code is None,
-            "exit_code": code,
+            "alive": alive,
+            "exit_code": None if alive else runner.proc.returncode,
             "log": data,
             "more": len(data) == LOG_CHUNK,
             "pid": runner.proc.pid,
@@ -173,7 +221,7 @@ class NodeAgent:
                 self._forget(run)
                 return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(runner.proc.pid, signal.SIGKILL if force else signal.SIGTERM)
+            runner.proc.send_signal(signal.SIGKILL if force else signal.SIGTERM)
         if force:
             end_process_groups(runner.run_dir)
 
@@ -200,26 +248,78 @@ class NodeAgent:
             self._gone.pop(next(iter(self._gone)))
 
     def _launcher(self) -> None:
-        """Starts every runner, from this one thread: their parent-death signal is tied to the
-        thread that forked them, and this one lives as long as the agent."""
+        """Starts every runner (and the warm process), from this one thread: the parent-death
+        signal is tied to the thread that forked, and this one lives as long as the agent."""
         while True:
-            argv, env, cwd, log_path, done = self._launches.get()
+            item = self._launches.get()
+            if item is None:
+                self._warm_for({k: v for k, v in os.environ.items() if k.startswith(STARTUP_PREFIXES)})
+                continue
+            argv, env, cwd, log_path, done = item
             try:
-                with open(log_path, "ab") as log:
-                    proc = subprocess.Popen(
-                        argv,
-                        cwd=cwd,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                        preexec_fn=_die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
-                    )
+                proc = self._fork_warm(argv, env, cwd, log_path) or self._start_cold(argv, env, cwd, log_path)
             except BaseException as exc:  # noqa: BLE001 - the caller raises it to the server
                 done.set_exception(exc)
             else:
                 done.set_result(proc)
+
+    def _start_cold(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
+            )
+
+    def _warm_for(self, startup: dict[str, str]) -> Any:
+        """The warm process for runners with these ``PYTHON*``/``LD_*`` variables: the one there
+        is, else a new one (ready later: this runner starts cold). None: warm starts are off."""
+        warm = self._warm
+        if warm is not None and warm.alive() and self._warm_startup == startup:
+            return warm
+        if warm is not None:
+            if not warm.was_ready:
+                self._warm_failures += 1
+            _let_go(warm)
+            self._warm = None
+        if not self.warm or self._warm_failures >= 3:
+            return None
+        from shoal.compute.local import WarmRunner
+
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("SHOAL_", *STARTUP_PREFIXES))}
+        home = node_home()
+        home.mkdir(parents=True, exist_ok=True)
+        with open(home / "warm-runner.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "shoal.runtime.warm", " " * WARM_TITLE_ROOM],
+                cwd=home,
+                env={**base, **startup},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
+            )
+        self._warm, self._warm_startup = WarmRunner(proc), startup
+        return None
+
+    def _fork_warm(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> _Forked | None:
+        """A runner forked by the warm process, or None: start this one cold."""
+        if len(argv) < 3 or argv[0] != sys.executable or (argv[1:3] != ["-m", "shoal.runtime"] and argv[1] != "-c"):
+            return None
+        warm = self._warm_for({k: v for k, v in env.items() if k.startswith(STARTUP_PREFIXES)})
+        if warm is None or not warm.ready():
+            return None
+        request = {"argv": argv, "env": env, "cwd": str(cwd), "log": str(log_path), "die_with_parent": True}
+        pid, usable = warm.fork(request)
+        if not usable:
+            _let_go(warm)
+            self._warm = None
+        return _Forked(pid) if pid is not None else None
 
     def _watch(self, runner: _Runner) -> None:
         runner.proc.wait()
@@ -251,3 +351,11 @@ class NodeAgent:
                         ray.util.remove_placement_group(ray.util.get_placement_group(runner.slot))
             if self._retiring and idle:
                 os._exit(0)  # no runner left to take with it
+
+
+def _let_go(warm: Any) -> None:
+    """A warm process this agent no longer asks: its stdin closed, it exits once the runners it
+    forked have (they die with it); reaped by a thread of its own."""
+    with contextlib.suppress(OSError):
+        warm.proc.stdin.close()
+    threading.Thread(target=warm.proc.wait, name="shoal-agent-warm-reap", daemon=True).start()
