@@ -333,18 +333,21 @@ def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
 
 # -- one-node jobs on the nodes' agents (no Ray worker started per job) ------------------------
 
-# Run by a job: the runner it runs under (the process whose command line is ``-m shoal.runtime``)
-# and that runner's parent, which must be its node's agent (a Ray worker titled ``ray::NodeAgent``).
+# Run by a job: the runner it runs under (the process whose command line is ``-m shoal.runtime``),
+# whether the agent's warm runner forked it, and the agent (a Ray worker titled ``ray::NodeAgent``).
 PARENTS = """
 import os
 def parent(pid):
     return int(next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("PPid:")))
+def argv(pid):
+    return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
 pid = os.getpid()
-while pid > 1 and b"shoal.runtime" not in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0"):
+while pid > 1 and b"shoal.runtime" not in argv(pid):
     pid = parent(pid)
-agent = parent(pid)
-title = open(f"/proc/{agent}/cmdline", "rb").read().split(b"\\0")[0].decode()
-print("runner", pid, "agent", agent, "title", title, flush=True)
+up = parent(pid)
+warm = b"shoal.runtime.warm" in argv(up)
+agent = parent(up) if warm else up
+print("runner", pid, "warm", int(warm), "agent", agent, "title", argv(agent)[0].decode(), flush=True)
 """
 
 
@@ -397,9 +400,10 @@ def test_jobs_start_on_one_agent_per_node_that_outlives_them_and_frees_the_node_
         assert result.code == 0 and "Status: Completed" in result.out, result.out + result.err
         name = next(line.split()[1] for line in result.out.splitlines() if line.startswith("RunId:"))
         line = next(line for line in result.out.splitlines() if line.startswith("runner "))
-        _, _runner, _, agent, _, title = line.split()
-        # The runner is a child of its node's agent, not of a Ray worker started for the job.
-        assert title.startswith("ray::NodeAgent"), line
+        _, _runner, _, warm, _, agent, _, title = line.split()
+        # The runner was forked by the warm runner of its node's agent, not started by a Ray
+        # worker made for the job.
+        assert title.startswith("ray::NodeAgent") and warm == "1", line
         seen.setdefault(ray_shoal.node_of(name), set()).add(int(agent))
         names.append(name)
     # One agent per node, the same for every job there, still running once the jobs are done.

@@ -1,19 +1,24 @@
 """The ``ray`` backend: each job attempt's runner runs on a node of a Ray cluster.
 
-An attempt becomes a *detached, named* Ray actor (``shoal.compute.ray_node.RunnerHost``) that
-asks Ray for one node's worth of the compute's ``size`` (vCPUs, memory and GPUs, from
-``shoal.compute.sizes``) and starts the same runner as the local backend on the node it lands on.
-The runner talks to the server over HTTP only, at ``advertise_url``, with its job token: it
-fetches its run spec, code snapshot and inputs, builds its environment with uv on the node, and
-ships its logs and outputs, so no filesystem is shared with the server.
+A one-node attempt reserves one node's worth of the compute's ``size`` (vCPUs, memory and GPUs,
+from ``shoal.compute.sizes``) as a detached one-bundle placement group named after it, and the
+*agent* of the node Ray places it on starts the same runner as the local backend there
+(``shoal.compute.ray_agents``: one long-lived actor per node, so no Ray worker process is started
+per job). A GPU size's attempt is instead a *detached, named* Ray actor of its own
+(``shoal.compute.ray_node.RunnerHost``), which holds the GPUs and starts the runner: Ray gives GPU
+ids to actors only. Either way the runner talks to the server over HTTP only, at
+``advertise_url``, with its job token: it fetches its run spec, code snapshot and inputs, builds
+its environment with uv on the node, and ships its logs and outputs, so no filesystem is shared
+with the server.
 
-The handle is ``ray:<actor name>``; the name is made from this server's home and the attempt, so
-a restarted server finds its actors again by name (detached actors outlive their driver) and
-every backend call works from a handle alone. The runner's own output (``runner.log`` on the node)
-is copied into ``logs_location`` on the server as ``poll`` and ``reap`` see it grow. Once a
-runner has exited and its log is copied, its actor is finished at once, which frees the node's
-share; ``end_user_processes`` then runs a zero-CPU task pinned to the node that ran it (its id is
-kept beside the log, ``ray_node``) to end what the runner left behind.
+The handle is ``ray:<attempt name>``; the name is made from this server's home and the attempt, so
+a restarted server finds its placement groups, agents and actors again by name (they are detached:
+they outlive their driver) and every backend call works from a handle alone. The runner's own
+output (``runner.log`` on the node) is copied into ``logs_location`` on the server as ``poll`` and
+``reap`` see it grow. Once a runner has exited and its log is copied, its share (placement group)
+is removed or its actor finished at once, which frees the node's share; ``end_user_processes``
+asks the agent of the node that ran it (its id is kept beside the log, ``ray_node``) to end what
+the runner left behind.
 
 A job with ``instance_count`` > 1 takes that many nodes: ``shoal.compute.ray_groups`` makes a
 placement group and one actor per node, node 0's under the attempt's usual name, so the code here
