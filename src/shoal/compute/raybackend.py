@@ -90,6 +90,7 @@ class _Tracked:
     # Ray's answer to "is it placed?", and what the agent needs to start the runner once it is
     # (dropped then: it holds the job's token). ``actor`` is None until the runner is started.
     on_agent: bool = False
+    bundle: NodeResources | None = None
     slot: Any = None
     placed: Any = None
     start: tuple[Any, ...] | None = None
@@ -227,7 +228,7 @@ class RayBackend:
             # Ray has placed it (``_place``). Ray gave an actor's worker OMP_NUM_THREADS = its CPUs.
             env.setdefault("OMP_NUM_THREADS", str(max(1, int(resources.cpus))))
             argv = list(attempt.argv) if attempt.argv is not None else None
-            tracked.on_agent = True
+            tracked.on_agent, tracked.bundle = True, resources
             tracked.start = (attempt.workspace, attempt.job, attempt.attempt, env, argv)
             tracked.slot = self.agents.reserve(name, resources)
             tracked.placed = tracked.slot.ready()
@@ -502,6 +503,20 @@ class RayBackend:
         self._wake_on(tracked.pending)
         return True
 
+    def _ask_again(self) -> None:
+        """(under ``_lock``) This server just gave a share back: its shares still waiting for a
+        node are asked for anew. Ray tries a waiting placement group again only after a backoff
+        (up to 1 s by default) even once room is free, while a new one is placed at once."""
+        for tracked in list(self._tracked.values()):
+            if not (tracked.on_agent and tracked.alive and tracked.actor is None and tracked.start is not None):
+                continue
+            if tracked.bundle is None or self.ray.wait([tracked.placed], timeout=0)[0]:
+                continue  # placed already: its start is under way
+            self.agents.release(tracked.name, tracked.slot)
+            tracked.slot = self.agents.reserve(tracked.name, tracked.bundle)
+            tracked.placed = tracked.slot.ready()
+            self._when_placed(tracked)
+
     def _lose_unstarted(self, tracked: _Tracked) -> None:
         tracked.alive, tracked.lost = False, "RUNNER_LOST"
         self._ended[tracked.name] = {
@@ -621,6 +636,7 @@ class RayBackend:
             pass
         if tracked.on_agent:
             self.agents.release(tracked.name, tracked.slot)  # the node's share, for the next job
+            self._ask_again()
         else:
             self._node_groups.end(tracked.name)  # node group: the other nodes, then the placement group
 
