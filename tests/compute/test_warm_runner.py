@@ -229,3 +229,17 @@ def test_a_runner_forked_to_die_with_the_warm_process_does_and_keeps_it_up_till_
         if warm.alive():
             warm.proc.kill()
         warm.proc.wait()
+
+
+def test_a_server_with_a_ray_address_warms_and_stops_its_local_warm_runner(tmp_path: Path) -> None:
+    """Behind ``RoutedBackend`` (a server with a Ray address) the local backend's warm runner is
+    still started by ``warm_up`` and stopped by ``close`` (the dispatcher's stop)."""
+    from shoal.compute.routing import RoutedBackend
+
+    local = LocalBackend(home=tmp_path / "home", isolation_mode="off", warm=True)
+    routed = RoutedBackend(default=local, by_type={})
+    assert routed.warm_up(timeout=60)
+    warm = local._warm
+    assert warm is not None and warm.alive()
+    routed.close()
+    assert local._warm is None and not warm.alive()
