@@ -21,6 +21,7 @@ long polls, losses, reattaching) is the same for both paths.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from pathlib import Path
@@ -38,9 +39,11 @@ def slot_name(name: str) -> str:
     return name + SLOT_SUFFIX
 
 
+@functools.cache
 def code_fingerprint(package: Path | None = None) -> str:
     """A short fingerprint of the Shoal code this server ships (names, sizes, change times of its
-    modules): agents run the code they were started with, so another fingerprint, another agent."""
+    modules, read once per process: the code it runs): agents run the code they were started
+    with, so another fingerprint, another agent."""
     root = package or Path(ray_agent.__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):

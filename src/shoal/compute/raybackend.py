@@ -127,6 +127,8 @@ class RayBackend:
         self.wake: Callable[[], None] | None = None
         # Why actors ended without their runner saying so (a lost node), by actor name.
         self._ended: dict[str, dict[str, str]] = {}
+        # Shares of attempts canceled while the head was away: removed once it answers again.
+        self._unreleased: set[str] = set()
         self._connect(ship_runtime)
         try:
             gcs = self.ray.get_runtime_context().gcs_address
@@ -306,6 +308,9 @@ class RayBackend:
             return
         with self._lock:
             tracked = list(self._tracked.values())
+            unreleased, self._unreleased = self._unreleased, set()
+        for name in unreleased:
+            self.agents.release(name)
         for entry in tracked:
             self._refresh(entry, wait=0.0)
             if not entry.alive and entry.pending is None:
@@ -652,6 +657,8 @@ class RayBackend:
                     except Exception:  # noqa: BLE001 - already gone
                         pass
                 self.agents.release(tracked.name, tracked.slot)
+            else:
+                self._unreleased.add(tracked.name)
             return
         try:
             if self.watch.reachable():
