@@ -296,7 +296,7 @@ def report(
     starts = info.get("worker_starts") or []
     out += [
         f"| Ray starting the worker process of an actor (raylet: process started → its core worker up; every "
-        f"worker of the run, {len(starts)}: the Jobs SDK's supervisors, and Shoal's two node agents, once) | "
+        f"worker of the run, {len(starts)}: nearly all the Jobs SDK's; Shoal's are its node agents, started once) | "
         f"{ms(median(starts))} | {ms(p95(starts))} |",
         "",
         f"### (b) {info['jobs']} one-second jobs, two at a time",
