@@ -24,8 +24,8 @@ their agent (a lost node, or an agent that died), as they never outlived their a
 cold ones and the warm process are started from one thread of the agent that lives as long as
 the agent, with ``PR_SET_PDEATHSIG`` (SIGKILL), and forked ones die with the warm process.
 
-This module imports nothing of Shoal's at the top but ``ray_node`` (which imports nothing of
-Shoal's); the warm process's client (``compute/local.py``) and Ray only inside the actor.
+This module imports ``ray_node`` and the warm process's client (``compute/local.py``); Ray only
+inside the actor, on the node.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.compute.ray_node import LOG_CHUNK, RUNNER_LOG, _die_with_parent, end_process_groups, node_home, run_dir_of
+from shoal.compute.local import WarmRunner
+from shoal.compute.ray_node import LOG_CHUNK, RUNNER_LOG, die_with_parent, end_process_groups, node_home, run_dir_of
 
 # How many calls an agent serves at once: one long poll per runner on its node, plus starts,
 # cancels and the server's other questions.
@@ -273,7 +274,7 @@ class NodeAgent:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
             )
 
     def _warm_for(self, startup: dict[str, str]) -> Any:
@@ -289,8 +290,6 @@ class NodeAgent:
             self._warm = None
         if not self.warm or self._warm_failures >= 3:
             return None
-        from shoal.compute.local import WarmRunner
-
         base = {k: v for k, v in os.environ.items() if not k.startswith(("SHOAL_", *STARTUP_PREFIXES))}
         home = node_home()
         home.mkdir(parents=True, exist_ok=True)
@@ -302,7 +301,7 @@ class NodeAgent:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
             )
         self._warm, self._warm_startup = WarmRunner(proc), startup
         return None

@@ -41,7 +41,7 @@ from typing import Any
 
 from shoal.compute import ray_node
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
-from shoal.compute.ray_agents import NodeAgents, RunnerOnAgent, slot_name
+from shoal.compute.ray_agents import AgentPath, NodeAgents
 from shoal.compute.ray_cluster import CapacityHint, ClusterWatch, describe_resources
 from shoal.compute.ray_groups import NodeGroups
 from shoal.compute.sizes import NodeResources
@@ -96,7 +96,7 @@ class _Tracked:
     start: tuple[Any, ...] | None = None
 
 
-class RayBackend:
+class RayBackend(AgentPath):
     name = "ray"
     # instance_count > 1: one runner per node, on separate nodes (ray_groups).
     capabilities = Capabilities(max_nodes=None, multi_node=True, survives_restart=True)
@@ -455,81 +455,6 @@ class RayBackend:
         with self._lock:
             return self._tracked.setdefault(name, found)
 
-    # -- the agent path (``shoal.compute.ray_agents``) ---------------------------------------
-
-    def _when_placed(self, tracked: _Tracked) -> None:
-        """Start the runner as soon as Ray places the attempt's share."""
-        try:
-            tracked.placed.future().add_done_callback(lambda _done: self._placed.put(tracked.name))
-        except Exception:  # noqa: BLE001 - then the dispatcher's polls start it
-            pass
-
-    def _starter(self) -> None:
-        while True:
-            name = self._placed.get()
-            with self._lock:
-                tracked = self._tracked.get(name)
-            if tracked is None or not self.watch.reachable():
-                continue  # ended meanwhile, or the head is away (the polls start it later)
-            try:
-                with self._lock:
-                    self._place(tracked, wait=0.0)
-            except Exception:  # noqa: BLE001 - the dispatcher's next poll tries again
-                pass
-
-    def _place(self, tracked: _Tracked, wait: float) -> bool:
-        """(under ``_lock``) Whether the attempt's runner is on an agent: started there once Ray
-        has placed its share, or, for an attempt found by name after a restart, looked up on the
-        agent of the node its share is on."""
-        if tracked.actor is not None:
-            return True
-        if not tracked.alive:
-            return False
-        if tracked.start is None:  # found by name (a restart): started by the server before
-            node_id = self.agents.slot_node(tracked.slot)
-            if node_id is None:
-                self._lose_unstarted(tracked)  # it never started, and what it needed is gone
-                return False
-            tracked.actor = RunnerOnAgent(self.agents.agent(node_id), tracked.name, node_id)
-            return True
-        ready, _ = self.ray.wait([tracked.placed], timeout=wait)
-        if not ready:
-            return False
-        node_id = self.agents.slot_node(tracked.slot)
-        if node_id is None:
-            return False  # placed and moved (a node lost meanwhile): asked again later
-        agent = self.agents.agent(node_id)
-        workspace, job, attempt, env, argv = tracked.start
-        tracked.actor = RunnerOnAgent(agent, tracked.name, node_id)
-        tracked.start = None
-        tracked.pending = agent.start.remote(
-            tracked.name, workspace, job, attempt, env, argv, tracked.offset, slot_name(tracked.name)
-        )
-        self._wake_on(tracked.pending)
-        return True
-
-    def _ask_again(self) -> None:
-        """(under ``_lock``) This server just gave a share back: its shares still waiting for a
-        node are asked for anew. Ray tries a waiting placement group again only after a backoff
-        (up to 1 s by default) even once room is free, while a new one is placed at once."""
-        for tracked in list(self._tracked.values()):
-            if not (tracked.on_agent and tracked.alive and tracked.actor is None and tracked.start is not None):
-                continue
-            if tracked.bundle is None or self.ray.wait([tracked.placed], timeout=0)[0]:
-                continue  # placed already: its start is under way
-            self.agents.release(tracked.name, tracked.slot)
-            tracked.slot = self.agents.reserve(tracked.name, tracked.bundle)
-            tracked.placed = tracked.slot.ready()
-            self._when_placed(tracked)
-
-    def _lose_unstarted(self, tracked: _Tracked) -> None:
-        tracked.alive, tracked.lost = False, "RUNNER_LOST"
-        self._ended[tracked.name] = {
-            "code": tracked.lost,
-            "message": "the server restarted before a Ray node started this attempt's runner",
-        }
-        self.agents.release(tracked.name, tracked.slot)
-
     def _refresh(self, tracked: _Tracked, wait: float) -> None:
         """Ask the actor how its runner does (one question in flight at a time) and take in
         the answer where there is one: the runner's state and the next piece of its log."""
@@ -625,11 +550,6 @@ class RayBackend:
             return (self.logs_location(key).parent / NODE_FILE).read_text().strip() or None
         except OSError:
             return None
-
-    def _lose_runner(self, tracked: _Tracked) -> None:
-        tracked.alive, tracked.lost = False, "RUNNER_LOST"
-        self._ended[tracked.name] = {"code": tracked.lost, "message": "the job's runner is unknown to its Ray node"}
-        self.agents.release(tracked.name, tracked.slot)
 
     def _finish(self, tracked: _Tracked) -> None:
         if tracked.finishing:
