@@ -198,7 +198,8 @@ class RayJobs:
         jobs = [self.submit(ONE_SECOND) for _ in range(count)]
         runs = []
         for job in jobs:
-            if self.wait(job, limit=600) != "SUCCEEDED":
+            # Submitted all at once, two at a time: the last waits for all the others.
+            if self.wait(job, limit=max(600.0, 20.0 * count)) != "SUCCEEDED":
                 batch.failed += 1
                 continue
             found = stamps(self.client.get_job_logs(job))
@@ -237,8 +238,8 @@ def shoal_batch(jobs: ShoalJobs, count: int) -> Batch:
 
 SEGMENTS = (
     ("submit → Queued", "t0", "Queued"),
-    ("Queued → Preparing (dispatcher claims it, creates the actor)", "Queued", "Preparing"),
-    ("Preparing → Running (actor placed and started, runner starts, env, code)", "Preparing", "Running"),
+    ("Queued → Preparing (dispatcher claims it, reserves the node's share)", "Queued", "Preparing"),
+    ("Preparing → Running (share placed, the node's agent starts the runner, env, code)", "Preparing", "Running"),
     ("Running → first line printed", "Running", "first"),
 )
 
@@ -295,7 +296,7 @@ def report(
     starts = info.get("worker_starts") or []
     out += [
         f"| Ray starting the worker process of an actor (raylet: process started → its core worker up; every "
-        f"worker of the run, {len(starts)}: Shoal's actors and the Jobs SDK's supervisors alike) | "
+        f"worker of the run, {len(starts)}: nearly all the Jobs SDK's; Shoal's are its node agents, started once) | "
         f"{ms(median(starts))} | {ms(p95(starts))} |",
         "",
         f"### (b) {info['jobs']} one-second jobs, two at a time",
@@ -316,12 +317,12 @@ def report(
         f"Target: within 10 % of the ideal — **{'met' if shoal_b.wall_s <= ideal * 1.1 else 'NOT met'}** "
         f"({ratio(shoal_b.wall_s, ideal)}).",
         "",
-        f"Reading: Shoal's start is Preparing → Running ({ms(prep)} of {ms(shoal)} ms), and within it Ray "
-        f"starting a new worker process for the job's actor ({ms(median(starts))} ms at the median): the Jobs "
-        "SDK waits for the same (its supervisor actor), so both are bound by it, and so is every hand-off in (b) "
-        "(a node is free once the last job's actor exits; the next actor's worker starts from nothing). "
-        "Shoal's own share (submit, claim, the runner, the command) is the rest. The targets need warm "
-        "hosts that take the next job without a new worker process (docs/compute-ray.md, *Speed*).",
+        f"Reading: a Shoal job starts no Ray worker process: its share of a node is a one-bundle placement "
+        f"group and its runner is started by the node's agent, an actor whose worker was started once, before "
+        f"the jobs (docs/compute-ray.md, *How a job runs*). Preparing → Running ({ms(prep)} of {ms(shoal)} ms) "
+        f"is the placement, the runner's start and its preparation; the Jobs SDK waits for a new worker "
+        f"process for every job's supervisor actor ({ms(median(starts))} ms at the median). In (b) a hand-off "
+        "is the runner's end, the share given back, the next job's share placed and its runner started.",
     ]
     return "\n".join(out)
 

@@ -201,3 +201,45 @@ def test_a_warm_process_that_cannot_start_leaves_runners_cold(tmp_path: Path, mo
         for handle, attempt in b.started:  # type: ignore[attr-defined]
             b.cancel(handle, attempt, force=True)
         b.close()
+
+
+def test_a_runner_forked_to_die_with_the_warm_process_does_and_keeps_it_up_till_then(tmp_path: Path) -> None:
+    """What a Ray node's agent asks (``die_with_parent``): the warm process, told to end, waits for
+    such runners; killed (its agent gone), it takes them with it."""
+    from shoal.compute.local import WarmRunner
+
+    warm = WarmRunner.spawn(sys.executable, tmp_path)
+    try:
+        wait_until(warm.ready, timeout=60, what="the warm process to get ready")
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        argv = [sys.executable, "-c", "import time; time.sleep(120)", "-m", "shoal.runtime", "--job", "j"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        request = {"argv": argv, "env": env, "cwd": str(run_dir), "log": str(run_dir / "log"), "die_with_parent": True}
+        pid, usable = warm.fork(request)
+        assert usable and pid is not None
+        assert parent_of(pid) == warm.proc.pid
+        assert warm.proc.stdin is not None
+        warm.proc.stdin.close()  # told to end: it waits for its runner
+        time.sleep(1.5)
+        assert warm.alive() and not ended(pid)
+        warm.proc.send_signal(signal.SIGKILL)  # gone: its runner with it
+        wait_until(lambda: ended(pid), what="the runner to die with the warm process")
+    finally:
+        if warm.alive():
+            warm.proc.kill()
+        warm.proc.wait()
+
+
+def test_a_server_with_a_ray_address_warms_and_stops_its_local_warm_runner(tmp_path: Path) -> None:
+    """Behind ``RoutedBackend`` (a server with a Ray address) the local backend's warm runner is
+    still started by ``warm_up`` and stopped by ``close`` (the dispatcher's stop)."""
+    from shoal.compute.routing import RoutedBackend
+
+    local = LocalBackend(home=tmp_path / "home", isolation_mode="off", warm=True)
+    routed = RoutedBackend(default=local, by_type={})
+    assert routed.warm_up(timeout=60)
+    warm = local._warm
+    assert warm is not None and warm.alive()
+    routed.close()
+    assert local._warm is None and not warm.alive()

@@ -344,6 +344,8 @@ def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
     )
     name = ray_shoal.submit(path)
     wait_for(ray_shoal.cli, name, ("Running",), timeout=120)
+    agents = _agents(ray_shoal)
+    assert set(agents.values()) == {"worker0", "worker1"}, agents  # one per node, made ahead of the jobs
     ray_shoal.cli("server", "stop")
     time.sleep(1)
     ray_shoal.cli("server", "start", "--detach", "--ray-address", ray_shoal.cluster.address)
@@ -351,6 +353,100 @@ def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
     assert job["status"] == "Completed", job
     log = ray_shoal.cli("job", "stream", "-n", name).out
     assert "before" in log and "after" in log
+    # The restarted server found the nodes' agents by name: the same processes.
+    assert _agents(ray_shoal) == agents
+
+
+# -- one-node jobs on the nodes' agents (no Ray worker started per job) ------------------------
+
+# Run by a job: the runner it runs under (the process whose command line is ``-m shoal.runtime``),
+# whether the agent's warm runner forked it, and the agent (a Ray worker titled ``ray::NodeAgent``).
+PARENTS = """
+import os
+def parent(pid):
+    return int(next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("PPid:")))
+def argv(pid):
+    return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+pid = os.getpid()
+while pid > 1 and b"shoal.runtime" not in argv(pid):
+    pid = parent(pid)
+up = parent(pid)
+warm = b"shoal.runtime.warm" in argv(up)
+agent = parent(up) if warm else up
+print("runner", pid, "warm", int(warm), "agent", agent, "title", argv(agent)[0].decode(), flush=True)
+"""
+
+
+def _agents(ray_shoal: RayShoal) -> dict[int, str]:
+    """This cluster's agent processes (pid -> the worker node's home they serve)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if not (proc / "cmdline").read_bytes().startswith(b"ray::NodeAgent"):
+                continue
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for entry in environ:
+            if entry.startswith(b"SHOAL_RAY_NODE_HOME=") and str(ray_shoal.cluster.root).encode() in entry:
+                found[int(proc.name)] = Path(entry.split(b"=", 1)[1].decode()).name.removesuffix("-home")
+    return found
+
+
+def _ray_resources(ray_shoal: RayShoal) -> dict:
+    """The cluster's free CPUs and the shares (placement groups) of Shoal's one-node attempts,
+    asked by a driver of its own."""
+    code = (
+        "import json, ray\n"
+        f"ray.init(address={ray_shoal.cluster.address!r}, namespace='shoal', logging_level='ERROR', "
+        "log_to_driver=False)\n"
+        "slots = {p['name']: p['state'] for p in ray.util.placement_group_table().values() "
+        "if p['name'].endswith('#slot')}\n"
+        "print(json.dumps({'cpus': ray.available_resources().get('CPU', 0), 'slots': slots}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_jobs_start_on_one_agent_per_node_that_outlives_them_and_frees_the_node_after(ray_shoal, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "parents.py").write_text(PARENTS)
+    path = write_job(
+        tmp_path,
+        "command: python parents.py\ncode: ./src\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n",
+    )
+    seen: dict[str, set[int]] = {}
+    names = []
+    for _ in range(3):  # one after the other: two of them on one node
+        result = ray_shoal.cli("job", "create", "--file", str(path), "--stream", check=False)
+        assert result.code == 0 and "Status: Completed" in result.out, result.out + result.err
+        name = next(line.split()[1] for line in result.out.splitlines() if line.startswith("RunId:"))
+        line = next(line for line in result.out.splitlines() if line.startswith("runner "))
+        _, _runner, _, warm, _, agent, _, title = line.split()
+        # The runner was forked by the warm runner of its node's agent, not started by a Ray
+        # worker made for the job.
+        assert title.startswith("ray::NodeAgent") and warm == "1", line
+        seen.setdefault(ray_shoal.node_of(name), set()).add(int(agent))
+        names.append(name)
+    # One agent per node, the same for every job there, still running once the jobs are done.
+    assert all(len(pids) == 1 for pids in seen.values()), seen
+    agents = _agents(ray_shoal)
+    assert {node: next(iter(pids)) for node, pids in seen.items()} == {
+        node: pid for pid, node in agents.items() if node in seen
+    }, agents
+    # Each attempt's share of its node (a one-bundle placement group) is given back once it ends.
+    deadline = time.monotonic() + 60
+    while True:
+        found = _ray_resources(ray_shoal)
+        held = [n for n, state in found["slots"].items() if state != "REMOVED" and n.split("/")[2] in names]
+        if not held and found["cpus"] == 2:
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(1)
 
 
 # -- distributed jobs on separate nodes (a placement group, one runner per node) -------------

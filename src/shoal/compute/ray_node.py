@@ -60,7 +60,7 @@ def end_user_processes_at(scope: str, workspace: str, job: str, attempt: int) ->
     end_process_groups(run_dir_of(scope, workspace, job, attempt))
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the runner, before exec: SIGKILL when the actor's worker dies, so a runner never
     outlives the Ray actor that holds its node's share. Not SIGTERM: a runner winds its job down
     on SIGTERM and reports it ``Canceled``, while a lost actor is a failure the server reports."""
@@ -106,7 +106,7 @@ class RunnerHost:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - a prctl only, no Python state touched
             )
         self.linger = linger
         self.exited_at: float | None = None

@@ -1,19 +1,24 @@
 """The ``ray`` backend: each job attempt's runner runs on a node of a Ray cluster.
 
-An attempt becomes a *detached, named* Ray actor (``shoal.compute.ray_node.RunnerHost``) that
-asks Ray for one node's worth of the compute's ``size`` (vCPUs, memory and GPUs, from
-``shoal.compute.sizes``) and starts the same runner as the local backend on the node it lands on.
-The runner talks to the server over HTTP only, at ``advertise_url``, with its job token: it
-fetches its run spec, code snapshot and inputs, builds its environment with uv on the node, and
-ships its logs and outputs, so no filesystem is shared with the server.
+A one-node attempt reserves one node's worth of the compute's ``size`` (vCPUs, memory and GPUs,
+from ``shoal.compute.sizes``) as a detached one-bundle placement group named after it, and the
+*agent* of the node Ray places it on starts the same runner as the local backend there
+(``shoal.compute.ray_agents``: one long-lived actor per node, so no Ray worker process is started
+per job). A GPU size's attempt is instead a *detached, named* Ray actor of its own
+(``shoal.compute.ray_node.RunnerHost``), which holds the GPUs and starts the runner: Ray gives GPU
+ids to actors only. Either way the runner talks to the server over HTTP only, at
+``advertise_url``, with its job token: it fetches its run spec, code snapshot and inputs, builds
+its environment with uv on the node, and ships its logs and outputs, so no filesystem is shared
+with the server.
 
-The handle is ``ray:<actor name>``; the name is made from this server's home and the attempt, so
-a restarted server finds its actors again by name (detached actors outlive their driver) and
-every backend call works from a handle alone. The runner's own output (``runner.log`` on the node)
-is copied into ``logs_location`` on the server as ``poll`` and ``reap`` see it grow. Once a
-runner has exited and its log is copied, its actor is finished at once, which frees the node's
-share; ``end_user_processes`` then runs a zero-CPU task pinned to the node that ran it (its id is
-kept beside the log, ``ray_node``) to end what the runner left behind.
+The handle is ``ray:<attempt name>``; the name is made from this server's home and the attempt, so
+a restarted server finds its placement groups, agents and actors again by name (they are detached:
+they outlive their driver) and every backend call works from a handle alone. The runner's own
+output (``runner.log`` on the node) is copied into ``logs_location`` on the server as ``poll`` and
+``reap`` see it grow. Once a runner has exited and its log is copied, its share (placement group)
+is removed or its actor finished at once, which frees the node's share; ``end_user_processes``
+asks the agent of the node that ran it (its id is kept beside the log, ``ray_node``) to end what
+the runner left behind.
 
 A job with ``instance_count`` > 1 takes that many nodes: ``shoal.compute.ray_groups`` makes a
 placement group and one actor per node, node 0's under the attempt's usual name, so the code here
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ from typing import Any
 
 from shoal.compute import ray_node
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+from shoal.compute.ray_agents import AgentPath, NodeAgents
 from shoal.compute.ray_cluster import CapacityHint, ClusterWatch, describe_resources
 from shoal.compute.ray_groups import NodeGroups
 from shoal.compute.sizes import NodeResources
@@ -79,9 +86,17 @@ class _Tracked:
     finishing: bool = False
     host: str | None = None
     node_id: str | None = None
+    # The agent path (one-node attempts without GPUs): the attempt's share (a placement group),
+    # Ray's answer to "is it placed?", and what the agent needs to start the runner once it is
+    # (dropped then: it holds the job's token). ``actor`` is None until the runner is started.
+    on_agent: bool = False
+    bundle: NodeResources | None = None
+    slot: Any = None
+    placed: Any = None
+    start: tuple[Any, ...] | None = None
 
 
-class RayBackend:
+class RayBackend(AgentPath):
     name = "ray"
     # instance_count > 1: one runner per node, on separate nodes (ray_groups).
     capabilities = Capabilities(max_nodes=None, multi_node=True, survives_restart=True)
@@ -112,6 +127,8 @@ class RayBackend:
         self.wake: Callable[[], None] | None = None
         # Why actors ended without their runner saying so (a lost node), by actor name.
         self._ended: dict[str, dict[str, str]] = {}
+        # Shares of attempts canceled while the head was away: removed once it answers again.
+        self._unreleased: set[str] = set()
         self._connect(ship_runtime)
         try:
             gcs = self.ray.get_runtime_context().gcs_address
@@ -121,6 +138,11 @@ class RayBackend:
         self._host_class = self.ray.remote(ray_node.RunnerHost)
         self._end_groups = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.end_user_processes_at)
         self._node_groups = NodeGroups(self.ray, NAMESPACE)  # node group
+        self.agents = NodeAgents(self.ray, NAMESPACE, self.tag, self.watch, linger=self.linger)
+        # Attempts whose share Ray has just placed: started by this thread at once (Ray's own
+        # callback threads must not make blocking calls), not at the dispatcher's next poll.
+        self._placed: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._starter, name="shoal-ray-starter", daemon=True).start()
         self._adopt_existing()
 
     def _connect(self, ship_runtime: bool) -> None:
@@ -154,7 +176,7 @@ class RayBackend:
             names = self.ray.util.list_named_actors(all_namespaces=False)
         except Exception:  # noqa: BLE001 - a cluster that cannot list them: poll finds each one
             return
-        for name in names:
+        for name in [*names, *self.agents.slot_names()]:
             key = self._key_of(name)
             if key is not None:
                 self._attach(name, key)
@@ -183,10 +205,13 @@ class RayBackend:
         }
         if resources.memory_gib:
             options["memory"] = resources.memory_bytes
+        actor = None
         if attempt.nodes > 1 and attempt.argv is None:  # node group: one actor per node
             # (``argv``, the contract tests' stand-in for a runner, keeps one node: it is no runner.)
             actor = self._node_groups.start(name, attempt, resources, options, env, linger=self.linger, scope=self.tag)
-        else:
+        elif resources.gpus:
+            # An actor of its own: Ray tells a GPU's ids (CUDA_VISIBLE_DEVICES) only to the actor
+            # or task that holds it, never to a process an agent starts in a placement group.
             actor = self._host_class.options(**options).remote(
                 attempt.workspace,
                 attempt.job,
@@ -200,6 +225,19 @@ class RayBackend:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
         tracked = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
+        if actor is None:
+            # The agent path: reserve the node's share; the node's agent starts the runner once
+            # Ray has placed it (``_place``). Ray gave an actor's worker OMP_NUM_THREADS = its CPUs.
+            env.setdefault("OMP_NUM_THREADS", str(max(1, int(resources.cpus))))
+            argv = list(attempt.argv) if attempt.argv is not None else None
+            tracked.on_agent, tracked.bundle = True, resources
+            tracked.start = (attempt.workspace, attempt.job, attempt.attempt, env, argv)
+            tracked.slot = self.agents.reserve(name, resources)
+            tracked.placed = tracked.slot.ready()
+            with self._lock:
+                self._tracked[name] = tracked
+            self._when_placed(tracked)
+            return PREFIX + name
         # The first question, answered once the actor runs: a poll meanwhile never waits on it.
         tracked.pending = actor.state.remote(tracked.offset)
         self._wake_on(tracked.pending)
@@ -216,7 +254,9 @@ class RayBackend:
         # A running actor answers in milliseconds: wait for it (its runner may have just ended);
         # one still waiting for a node would not answer, so a tick never waits on it. A handle
         # from before a restart (never asked) gets a moment for the truth.
-        if tracked.pending is None and not tracked.answered:
+        if tracked.actor is None and tracked.start is not None:
+            self._refresh(tracked, wait=0.0)  # still waiting for a node: never wait on it
+        elif tracked.pending is None and not tracked.answered:
             self._refresh(tracked, wait=2.0)
         elif self.wake is not None:
             self._refresh(tracked, wait=0.0)  # an answer wakes the dispatcher: never wait for it
@@ -228,7 +268,7 @@ class RayBackend:
         tracked = self._find(handle)
         if tracked is None or not tracked.alive:
             return
-        if not tracked.answered and force:
+        if (not tracked.answered and force) or (tracked.on_agent and tracked.actor is None):
             self._kill(tracked)  # never started (still waiting for a node), or gone
             return
         try:
@@ -244,6 +284,14 @@ class RayBackend:
         node_id = self._node_of(attempt)
         if node_id is None or not self.watch.reachable():
             return  # it never started on a node, or no task can be placed without the head
+        if not any(n.get("NodeID") == node_id for n in self.watch.live_nodes()):
+            return  # the node is gone, and its processes with it
+        agent = self.agents.agent(node_id)
+        try:
+            self.ray.get(agent.end_user_processes.remote(attempt.workspace, attempt.job, attempt.attempt), timeout=30)
+            return
+        except Exception:  # noqa: BLE001 - the agent died: a task of its own does it
+            self.agents.forget(node_id)
         strategy = self.ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id, soft=False)
         task = self._end_groups.options(scheduling_strategy=strategy)
         try:
@@ -260,6 +308,9 @@ class RayBackend:
             return
         with self._lock:
             tracked = list(self._tracked.values())
+            unreleased, self._unreleased = self._unreleased, set()
+        for name in unreleased:
+            self.agents.release(name)
         for entry in tracked:
             self._refresh(entry, wait=0.0)
             if not entry.alive and entry.pending is None:
@@ -355,6 +406,12 @@ class RayBackend:
             )
         return nodes
 
+    def close(self) -> None:
+        """This server stops: its threads end. Agents, shares and runners live on (a restarted
+        server finds them by name)."""
+        self.agents.close()
+        self.watch.close()
+
     def capacity_hints(self, hints: list[CapacityHint]) -> None:
         self.watch.hint(hints)
 
@@ -384,14 +441,19 @@ class RayBackend:
         return self._attach(name, key)
 
     def _attach(self, name: str, key: AttemptKey) -> _Tracked | None:
+        slot = None
         try:
             actor = self.ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
-            return None  # no such actor (any more)
+            # The agent path: the attempt's share, found by name (``_place`` finds its runner).
+            actor, slot = None, self.agents.find_slot(name)
+            if slot is None:
+                return None  # no such actor or share (any more)
         log = self.logs_location(key)
         offset = log.stat().st_size if log.exists() else 0
+        found = _Tracked(name, key, actor, offset=offset, on_agent=slot is not None, slot=slot)
         with self._lock:
-            return self._tracked.setdefault(name, _Tracked(name, key, actor, offset=offset))
+            return self._tracked.setdefault(name, found)
 
     def _refresh(self, tracked: _Tracked, wait: float) -> None:
         """Ask the actor how its runner does (one question in flight at a time) and take in
@@ -400,6 +462,8 @@ class RayBackend:
         with self._lock:
             if not tracked.alive and tracked.pending is None:
                 return
+            if tracked.actor is None and not self._place(tracked, wait):
+                return  # the agent path: its share not placed yet (or lost)
             if tracked.pending is None:
                 long_poll = LONG_POLL if self.wake is not None and tracked.answered else 0.0
                 tracked.pending = tracked.actor.state.remote(tracked.offset, long_poll)
@@ -417,7 +481,19 @@ class RayBackend:
             except Exception as exc:  # noqa: BLE001 - the actor is gone (its node, or killed)
                 tracked.alive = False
                 self._record_loss(tracked, exc)
-                self._node_groups.end(tracked.name)  # node group: free the other nodes
+                if tracked.on_agent:  # its node's agent died: free the share, a new agent next time
+                    self.agents.forget(getattr(tracked.actor, "node_id", None))
+                    self.agents.release(tracked.name, tracked.slot)
+                else:
+                    self._node_groups.end(tracked.name)  # node group: free the other nodes
+                return
+            if state.get("unknown"):
+                # Its agent never heard of it: the agent died and was made anew, or a restart
+                # found a share whose runner was never started.
+                if tracked.answered:
+                    self._lose_runner(tracked)
+                else:
+                    self._lose_unstarted(tracked)
                 return
             if not tracked.answered:
                 tracked.answered = True
@@ -483,9 +559,27 @@ class RayBackend:
             tracked.actor.finish.remote()
         except Exception:  # noqa: BLE001 - already gone
             pass
-        self._node_groups.end(tracked.name)  # node group: the other nodes, then the placement group
+        if tracked.on_agent:
+            self.agents.release(tracked.name, tracked.slot)  # the node's share, for the next job
+            self._ask_again()
+        else:
+            self._node_groups.end(tracked.name)  # node group: the other nodes, then the placement group
 
     def _kill(self, tracked: _Tracked) -> None:
+        if tracked.on_agent:
+            with self._lock:
+                tracked.alive = False
+                self._tracked.pop(tracked.name, None)
+            if self.watch.reachable():
+                if tracked.actor is not None:
+                    try:
+                        tracked.actor.terminate.remote(True)
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+                self.agents.release(tracked.name, tracked.slot)
+            else:
+                self._unreleased.add(tracked.name)
+            return
         try:
             if self.watch.reachable():
                 self.ray.kill(tracked.actor, no_restart=True)

@@ -70,6 +70,18 @@ class RoutedBackend:
     def unplaceable(self, attempt: RunnerAttempt) -> str | None:
         return self.backend_for(attempt).unplaceable(attempt)
 
+    def warm_up(self, timeout: float = 0.0) -> bool:
+        """The default backend's warm runner (``LocalBackend.warm_up``), where it has one."""
+        warm_up = getattr(self.default, "warm_up", None)
+        return bool(warm_up(timeout)) if warm_up is not None else False
+
+    def close(self) -> None:
+        """Each backend's ``close``, where it has one (the local backend's warm runner, Ray's threads)."""
+        for backend in self.by_name.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+
 
 def cluster_engine(backend: Any) -> Any | None:
     """The backend that runs compute clusters on a cluster engine (Ray), where the server has

@@ -21,7 +21,9 @@ that job cold. Forked children are reaped here (SIGCHLD ignored), and restored t
 each child. What a fork shares that a new interpreter would draw afresh: the string hash seed (the
 runner depends on no set or dict order of strings; ``random`` reseeds itself in a forked child). The
 process exits when its stdin closes: the server stopped or went away; its children
-are in sessions of their own and live on, like cold runners.
+are in sessions of their own and live on, like cold runners. A request with ``"die_with_parent":
+true`` (a Ray node's agent, ``compute/ray_agent.py``) makes a child that is SIGKILLed when this
+process dies instead, as the agent's runners die with the agent.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 import shoal.runtime.__main__ as runner
@@ -57,6 +60,7 @@ PRELOAD = (
 
 STARTUP_PREFIXES = ("PYTHON", "LD_")  # read at interpreter or loader start: a fork cannot change them
 NAME = "shoal.runtime.warm"
+PR_SET_PDEATHSIG = 1
 
 
 def _startup(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
@@ -122,10 +126,12 @@ def serve(title: _Title, titled: bool) -> dict[str, Any] | None:
     startup = _startup(os.environ)
     _answer({"ready": True, "pid": os.getpid(), "titled": titled})
     pending = b""
+    bound: list[int] = []  # children that die with this process
     while True:
         while b"\n" not in pending:
             chunk = os.read(0, 1 << 16)
             if not chunk:
+                _outlive(bound)
                 return None  # the server went away
             pending += chunk
         line, _, pending = pending.partition(b"\n")
@@ -139,13 +145,47 @@ def serve(title: _Title, titled: bool) -> dict[str, Any] | None:
             continue
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
             _answer({"cold": f"fork failed: {exc}"})
             continue
         if pid == 0:
+            if request.get("die_with_parent"):
+                _die_with(parent)
             return _become(request, title)
+        if request.get("die_with_parent"):
+            bound = [p for p in bound if _alive(p)] + [pid]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _outlive(bound: list[int]) -> None:
+    """Asked to end (stdin closed) with children that die with this process: wait for them (their
+    own parent, the agent, still lives: it would have SIGKILLed this process with it)."""
+    while any(_alive(p) for p in bound):
+        time.sleep(0.5)
+
+
+def _die_with(parent: int) -> None:
+    """In the child: SIGKILL when this warm process dies (``PR_SET_PDEATHSIG``); gone already: exit."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)  # it died before the signal was armed: no answer, the job starts cold
 
 
 def _become(request: dict[str, Any], title: _Title) -> dict[str, Any]:
