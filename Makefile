@@ -34,9 +34,9 @@ demo: install
 # Byte-compile our sources too: with PYTHONDONTWRITEBYTECODE set, every CLI call in the tests
 # would otherwise recompile them. The test modules run on TEST_WORKERS processes (pytest-xdist),
 # a module per worker: most of a test's time is spent waiting on servers and jobs it started, so
-# even 2 cores keep 3 workers busy. TEST_WORKERS=0 runs them in this process. The 25 slowest
+# even 2 cores keep 4 workers busy (3 took 12 min 15 s on a quiet machine). TEST_WORKERS=0 runs them in this process. The 25 slowest
 # tests are listed at the end, so a run over its 10-minute budget says where the time went.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: install
 	$(PY) -m compileall -q src
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
