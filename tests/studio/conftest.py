@@ -92,10 +92,15 @@ def studio(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[S
     cli = Cli(home)
     cli("server", "start", "--detach")
     ml = MLClient(settings=ShoalSettings(home=home))
+    jobs: dict[str, Any] = {}
     try:
-        jobs = make_demo_jobs(ml, tmp_path_factory.mktemp("studio-demo"))
+        jobs.update(make_demo_jobs(ml, tmp_path_factory.mktemp("studio-demo")))
         yield Studio(cli, ml, jobs)
     finally:
+        # The demo's long jobs would outlive the server (runners wait for it to come back).
+        for name in (jobs.get("running"), jobs.get("sleeper")):
+            if name:
+                cli("job", "cancel", "-n", name, check=False)
         ml.close()
         cli("server", "stop", check=False)
 

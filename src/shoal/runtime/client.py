@@ -24,6 +24,7 @@ from shoal.runtime.direct_upload import DirectUploadFailed, send_parts
 from shoal.storage.batches import batched
 
 RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying this long
+BEGIN_RETRY_FOR = 10.0  # starting a direct upload (S3): then the way through the server
 # A server that answers but fails the same request this many times in a row (a datastore it
 # cannot read, a bug) will not get better by waiting: the error is passed on and fails the job.
 # 503 (the server starting or shutting down) is retried for RETRY_FOR like a server that is away.
@@ -317,8 +318,11 @@ class RunnerClient:
         if size <= SMALL:
             return False
         base = self._ds(datastore) + "/direct-uploads"
-        try:  # not retried: the way through the server waits for a server that is away
-            offer = self.request("POST", base, json_body={"path": path, "size": size}, retry_for=0).json()
+        # Retried for a few seconds only: a kept-alive connection the server has just closed, or
+        # one 5xx, must not send a large file the slow way; a server that stays away is waited
+        # for by the way through the server.
+        try:
+            offer = self.request("POST", base, json_body={"path": path, "size": size}, retry_for=BEGIN_RETRY_FOR).json()
         except ServerRefused:
             self._not_direct.add(datastore)
             return False
