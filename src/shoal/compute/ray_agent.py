@@ -46,7 +46,15 @@ from pathlib import Path
 from typing import Any
 
 from shoal.compute.local import WarmRunner
-from shoal.compute.ray_node import LOG_CHUNK, RUNNER_LOG, die_with_parent, end_process_groups, node_home, run_dir_of
+from shoal.compute.ray_node import (
+    LOG_CHUNK,
+    RUNNER_LOG,
+    die_with_parent,
+    end_process_groups,
+    node_home,
+    read_log_chunk,
+    run_dir_of,
+)
 
 # How many calls an agent serves at once: one long poll per runner on its node, plus starts,
 # cancels and the server's other questions.
@@ -193,12 +201,7 @@ class NodeAgent:
         if wait > 0:
             runner.exited.wait(wait)
         alive = not runner.exited.is_set()  # before the log: an exited runner's log is whole
-        try:
-            with open(runner.log_path, "rb") as log:
-                log.seek(offset)
-                data = log.read(LOG_CHUNK)
-        except OSError:
-            data = b""
+        data = read_log_chunk(runner.log_path, offset)
         return {
             "alive": alive,
             "exit_code": None if alive else runner.proc.returncode,

@@ -60,6 +60,16 @@ def end_user_processes_at(scope: str, workspace: str, job: str, attempt: int) ->
     end_process_groups(run_dir_of(scope, workspace, job, attempt))
 
 
+def read_log_chunk(path: Path, offset: int) -> bytes:
+    """Up to LOG_CHUNK bytes of a runner's log from ``offset`` (none while it is not written yet)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return log.read(LOG_CHUNK)
+    except OSError:
+        return b""
+
+
 def die_with_parent() -> None:
     """In the runner, before exec: SIGKILL when the actor's worker dies, so a runner never
     outlives the Ray actor that holds its node's share. Not SIGTERM: a runner winds its job down
@@ -129,12 +139,7 @@ class RunnerHost:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=wait)
         code = self.proc.poll()
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(offset)
-                data = log.read(LOG_CHUNK)
-        except OSError:
-            data = b""
+        data = read_log_chunk(self.log_path, offset)
         return {
             "alive": code is None,
             "exit_code": code,
