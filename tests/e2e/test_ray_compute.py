@@ -225,29 +225,73 @@ def test_logs_stream_live_and_cancel_stops_the_user_processes_on_the_node(ray_sh
         time.sleep(0.3)
 
 
-def test_jobs_fill_both_nodes_and_max_instances_caps_them(ray_shoal, tmp_path):
-    names = [
-        ray_shoal.submit(
-            write_job(
-                tmp_path / str(i),
-                "command: sleep 4\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n",
-            )
-        )
-        for i in range(3)
-    ]
-    seen_running = 0
+STAMPED = "import time; print('start', time.time(), flush=True); time.sleep(4); print('end', time.time(), flush=True)"
+
+
+def _stamps(ray_shoal: RayShoal, name: str) -> tuple[float, float]:
+    log = ray_shoal.cli("job", "stream", "-n", name).out
+    found = dict(line.split()[:2] for line in log.splitlines() if line.startswith(("start ", "end ")))
+    return float(found["start"]), float(found["end"])
+
+
+def test_jobs_fill_both_nodes_max_instances_caps_them_and_the_next_is_prepared_ahead(ray_shoal, tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "stamp.py").write_text(STAMPED)
+    job = "command: python stamp.py\ncode: ./src\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
+    names = [ray_shoal.submit(write_job(tmp_path, job, f"job{i}.yml")) for i in range(3)]
+    ahead_of: dict[str, str] = {}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         # One read of them all: three reads in a row could straddle one job ending and another starting.
-        listed = {j["name"]: j["status"] for j in ray_shoal.json("job", "list", "--all-results")}
-        statuses = [listed[n] for n in names]
-        seen_running = max(seen_running, sum(s in ("Preparing", "Running", "Finalizing") for s in statuses))
-        assert seen_running <= 2, statuses
-        if all(s == "Completed" for s in statuses):
+        listed = {j["name"]: j for j in ray_shoal.json("job", "list", "--all-results")}
+        for name in names:
+            after = listed[name]["properties"].get("shoal.runs_after")
+            if after and listed[name]["status"] == "Preparing":
+                ahead_of[name] = after
+        if all(listed[n]["status"] == "Completed" for n in names):
             break
-        time.sleep(0.5)
+        time.sleep(0.3)
     assert all(ray_shoal.json("job", "show", "-n", n)["status"] == "Completed" for n in names)
+    runs = {name: _stamps(ray_shoal, name) for name in names}
+    # max_instances 2: never more than two commands at once, whatever was prepared meanwhile.
+    for name, (start, _) in runs.items():
+        running = [n for n, (s, e) in runs.items() if s <= start < e]
+        assert len(running) <= 2, (name, runs)
     assert {ray_shoal.node_of(n) for n in names} == {"worker0", "worker1"}
+    # The third job was prepared on a busy node while the compute was full (Preparing, saying
+    # which job it runs after) and ran there, its command starting once that job's had ended.
+    third = names[2]
+    assert ahead_of.get(third) in names[:2], ahead_of
+    before = ahead_of[third]
+    assert ray_shoal.node_of(third) == ray_shoal.node_of(before)
+    assert runs[before][1] <= runs[third][0] < runs[before][1] + 5, runs
+
+
+def test_a_job_prepared_ahead_is_canceled_before_its_turn(ray_shoal, tmp_path):
+    marker = f"sleep 6{os.getpid() % 1000:03d}"
+    long = f"command: {marker}\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
+    holders = [ray_shoal.submit(write_job(tmp_path, long, f"hold{i}.yml")) for i in range(2)]
+    try:
+        for name in holders:
+            wait_for(ray_shoal.cli, name, ("Running",), timeout=120)
+        never = "command: echo never\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
+        waiting = ray_shoal.submit(write_job(tmp_path, never))
+        deadline = time.monotonic() + 60
+        while (job := ray_shoal.json("job", "show", "-n", waiting))["properties"].get("shoal.runs_after") is None:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+        assert job["status"] == "Preparing" and job["properties"]["shoal.runs_after"] in holders
+        ray_shoal.cli("job", "cancel", "-n", waiting)
+        assert wait_for(ray_shoal.cli, waiting, timeout=60)["status"] == "Canceled"
+        log = ray_shoal.cli("job", "stream", "-n", waiting, check=False).out
+        assert "Preparing the environment" in log and "never" not in log.replace("echo never", ""), log
+        # The jobs it waited for were left alone.
+        assert all(ray_shoal.json("job", "show", "-n", n)["status"] == "Running" for n in holders)
+    finally:
+        for name in holders:
+            ray_shoal.cli("job", "cancel", "-n", name, check=False)
+        for name in holders:
+            assert wait_for(ray_shoal.cli, name, timeout=60)["status"] == "Canceled"
 
 
 def test_a_pipeline_and_a_sweep_run_on_the_cluster(ray_shoal, tmp_path):

@@ -31,6 +31,13 @@ the store or the services: the dispatcher owns job states and hands a backend on
   then leaves the job ``Queued`` with that reason instead of starting it.
 - ``capabilities`` says what the backend can do (see ``Capabilities``).
 
+Optional: ``followable(handle)`` and ``follow(attempt, handle)``. A backend that has them can
+start the runner of the next job of a full compute on the node of a running attempt, ahead of
+time: it prepares there (spec, code, inputs, environment) and starts its command the moment the
+command of the attempt it follows has ended (``shoal.runtime.handover``). ``follow`` returns the
+new attempt's handle, or None when it cannot (the dispatcher then leaves the job queued). Ray's
+agents have them; the local backend does not.
+
 Backends are constructed with keyword arguments only, through ``shoal.compute.get_backend``;
 every backend accepts ``home`` (the Shoal home: run folders live under it).
 """

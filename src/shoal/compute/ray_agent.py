@@ -64,6 +64,10 @@ SWEEP_EVERY = 5.0
 
 WARM_TITLE_ROOM = 2048  # as compute/local.py: room for the forked runners' command lines
 STARTUP_PREFIXES = ("PYTHON", "LD_")  # as runtime/warm.py: what a fork cannot change
+# As runtime/handover.py (the runtime imports no compute module): a follower's runner waits for
+# the lock its predecessor's runner holds in its run folder while its commands run.
+START_AFTER_ENV = "SHOAL_START_AFTER"
+LOCK_NAME = "commands.lock"
 
 
 class _Forked:
@@ -153,8 +157,16 @@ class NodeAgent:
         argv: list[str] | None,
         offset: int = 0,
         slot: str | None = None,
+        after: str | None = None,
     ) -> dict[str, Any]:
-        """Start the runner of ``run`` (the attempt's name) once; answers as ``state`` does."""
+        """Start the runner of ``run`` (the attempt's name) once; answers as ``state`` does.
+        ``after``: another run on this node whose commands this one's waits for (a follower,
+        prepared ahead: ``shoal.runtime.handover``); ignored once that runner has exited."""
+        if after is not None:
+            with self._lock:
+                before = self._runners.get(after)
+            if before is not None and not before.exited.is_set():
+                env = {**env, START_AFTER_ENV: str(before.run_dir / LOCK_NAME)}
         with self._starting:
             self._start(run, workspace, job, attempt, env, argv, slot)
         return self.state(run, offset)

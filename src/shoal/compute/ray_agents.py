@@ -155,10 +155,20 @@ class NodeAgents:
 
     # -- the attempts' shares ------------------------------------------------------------------------
 
-    def reserve(self, name: str, resources: NodeResources) -> Any:
+    def reserve(self, name: str, resources: NodeResources, near: str | None = None) -> Any:
         """The attempt's share of one node: a detached one-bundle placement group (Ray places it
-        when a node has room; ``ready()`` says when)."""
+        when a node has room; ``ready()`` says when). ``near``: the node it should land on when
+        that node has room (a follower's: its runner already runs there)."""
         self.release(name)  # an attempt submitted again after a failed start: never two of one name
+        if near is not None:
+            # Ray's hint works with STRICT_PACK only (one bundle: the same as PACK).
+            return self.ray.util.placement_group(
+                [resources.ray_bundle()],
+                strategy="STRICT_PACK",
+                name=slot_name(name),
+                lifetime="detached",
+                _soft_target_node_id=near,
+            )
         return self.ray.util.placement_group(
             [resources.ray_bundle()], strategy="PACK", name=slot_name(name), lifetime="detached"
         )
@@ -219,6 +229,9 @@ class AgentPath:
     def _wake_on(self, ref: Any) -> None:
         raise NotImplementedError
 
+    def _node_of(self, key: Any) -> str | None:
+        raise NotImplementedError
+
     def _when_placed(self, tracked: Any) -> None:
         """Start the runner as soon as Ray places the attempt's share."""
         try:
@@ -248,7 +261,8 @@ class AgentPath:
         if not tracked.alive:
             return False
         if tracked.start is None:  # found by name (a restart): started by the server before
-            node_id = self.agents.slot_node(tracked.slot)
+            # A follower's runner started before its share was placed: its node is noted beside its log.
+            node_id = self.agents.slot_node(tracked.slot) or self._node_of(tracked.key)
             if node_id is None:
                 self._lose_unstarted(tracked)  # it never started, and what it needed is gone
                 return False
@@ -275,12 +289,14 @@ class AgentPath:
         node are asked for anew. Ray tries a waiting placement group again only after a backoff
         (up to 1 s by default) even once room is free, while a new one is placed at once."""
         for tracked in list(self._tracked.values()):
-            if not (tracked.on_agent and tracked.alive and tracked.actor is None and tracked.start is not None):
+            # A follower's runner runs already; its share, once placed, keeps the books.
+            waiting = tracked.actor is None and tracked.start is not None
+            if not (tracked.on_agent and tracked.alive and (waiting or tracked.near is not None)):
                 continue
             if tracked.bundle is None or self.ray.wait([tracked.placed], timeout=0)[0]:
                 continue  # placed already: its start is under way
             self.agents.release(tracked.name, tracked.slot)
-            tracked.slot = self.agents.reserve(tracked.name, tracked.bundle)
+            tracked.slot = self.agents.reserve(tracked.name, tracked.bundle, near=tracked.near)
             tracked.placed = tracked.slot.ready()
             self._when_placed(tracked)
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from shoal.compute import ray_node
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
-from shoal.compute.ray_agents import AgentPath, NodeAgents
+from shoal.compute.ray_agents import AgentPath, NodeAgents, RunnerOnAgent, slot_name
 from shoal.compute.ray_cluster import CapacityHint, ClusterWatch, describe_resources
 from shoal.compute.ray_groups import NodeGroups
 from shoal.compute.sizes import NodeResources
@@ -94,6 +94,8 @@ class _Tracked:
     slot: Any = None
     placed: Any = None
     start: tuple[Any, ...] | None = None
+    # A follower's (``follow``): the node its runner was started on, where its share should go.
+    near: str | None = None
 
 
 class RayBackend(AgentPath):
@@ -188,13 +190,7 @@ class RayBackend(AgentPath):
             raise RuntimeError(self.watch.unreachable())
         name = self._name(attempt)
         resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
-        env = dict(attempt.env)
-        env.update(
-            SHOAL_SERVER_URL=self.advertise_url or attempt.server_url,
-            SHOAL_JOB_TOKEN=attempt.token,
-            # There is no server.json on a node to find a moved server in.
-            SHOAL_SERVER_URL_FIXED="1",
-        )
+        env = self._env(attempt)
         options: dict[str, Any] = {
             "name": name,
             "namespace": NAMESPACE,
@@ -227,8 +223,7 @@ class RayBackend(AgentPath):
         tracked = _Tracked(name, attempt.key(), actor, offset=log.stat().st_size)
         if actor is None:
             # The agent path: reserve the node's share; the node's agent starts the runner once
-            # Ray has placed it (``_place``). Ray gave an actor's worker OMP_NUM_THREADS = its CPUs.
-            env.setdefault("OMP_NUM_THREADS", str(max(1, int(resources.cpus))))
+            # Ray has placed it (``_place``).
             argv = list(attempt.argv) if attempt.argv is not None else None
             tracked.on_agent, tracked.bundle = True, resources
             tracked.start = (attempt.workspace, attempt.job, attempt.attempt, env, argv)
@@ -244,6 +239,71 @@ class RayBackend(AgentPath):
         with self._lock:
             self._tracked[name] = tracked
         return PREFIX + name
+
+    def followable(self, handle: Handle) -> bool:
+        """Whether a next attempt can be prepared on this attempt's node while it runs
+        (``follow``): a one-node attempt whose runner an agent started, on a node seen alive."""
+        tracked = self._find(handle)
+        return bool(
+            tracked is not None
+            and tracked.on_agent
+            and tracked.alive
+            and tracked.answered
+            and tracked.node_id
+            and not (tracked.bundle is not None and tracked.bundle.gpus)
+            and self.watch.reachable()
+        )
+
+    def follow(self, attempt: RunnerAttempt, before: Handle) -> Handle | None:
+        """Start ``attempt``'s runner now on the node of ``before``'s, to prepare there and run
+        its command the moment ``before``'s command ends (``shoal.runtime.handover``); its own
+        share of the node is asked for at once, on that node (placed once ``before``'s share is
+        given back). None: ``before`` cannot be followed (the dispatcher then waits as before)."""
+        ahead = self._find(before)
+        resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
+        if ahead is None or not self.followable(before) or attempt.nodes > 1 or resources.gpus:
+            return None
+        name = self._name(attempt)
+        node_id = str(ahead.node_id)
+        log = self.logs_location(attempt)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+        # Where it runs, known before its agent answers: a server restarting meanwhile finds it.
+        (log.parent / NODE_FILE).write_text(node_id)
+        agent = self.agents.agent(node_id)
+        tracked = _Tracked(name, attempt.key(), RunnerOnAgent(agent, name, node_id), offset=log.stat().st_size)
+        tracked.on_agent, tracked.bundle, tracked.near = True, resources, node_id
+        tracked.slot = self.agents.reserve(name, resources, near=node_id)
+        tracked.placed = tracked.slot.ready()
+        argv = list(attempt.argv) if attempt.argv is not None else None
+        with self._lock:
+            self._tracked[name] = tracked
+            tracked.pending = agent.start.remote(
+                name,
+                attempt.workspace,
+                attempt.job,
+                attempt.attempt,
+                self._env(attempt),
+                argv,
+                tracked.offset,
+                slot_name(name),
+                ahead.name,
+            )
+            self._wake_on(tracked.pending)
+        return PREFIX + name
+
+    def _env(self, attempt: RunnerAttempt) -> dict[str, str]:
+        resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
+        env = dict(attempt.env)
+        env.update(
+            SHOAL_SERVER_URL=self.advertise_url or attempt.server_url,
+            SHOAL_JOB_TOKEN=attempt.token,
+            # There is no server.json on a node to find a moved server in.
+            SHOAL_SERVER_URL_FIXED="1",
+        )
+        # Ray gives an actor's worker OMP_NUM_THREADS = its CPUs; a runner an agent starts, too.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, int(resources.cpus))))
+        return env
 
     def poll(self, handle: Handle) -> bool:
         if not self.watch.reachable():

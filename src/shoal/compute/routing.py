@@ -45,6 +45,18 @@ class RoutedBackend:
     def submit(self, attempt: RunnerAttempt) -> Handle:
         return self.backend_for(attempt).submit(attempt)
 
+    def followable(self, handle: Handle) -> bool:
+        followable = getattr(self._by_handle(handle), "followable", None)
+        return bool(followable(handle)) if followable is not None else False
+
+    def follow(self, attempt: RunnerAttempt, before: Handle) -> Handle | None:
+        """``before``'s backend starts ``attempt`` on its node (see ``RayBackend.follow``)."""
+        backend = self._by_handle(before)
+        follow = getattr(backend, "follow", None)
+        if follow is None or backend is not self.backend_for(attempt):
+            return None
+        return follow(attempt, before)  # type: ignore[no-any-return]
+
     def poll(self, handle: Handle) -> bool:
         return self._by_handle(handle).poll(handle)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.runtime.client import RunnerClient, ServerGone, Stale
+from shoal.runtime.handover import CommandsLock, wait_for_turn
 from shoal.runtime.logs import LogShipper
 from shoal.runtime.materialize import (
     fetch_datastore,
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
     status, exit_code, error = "Failed", None, None
     network: Any = None  # the job's own network namespace (SHOAL_JOB_NETWORK=server)
     control: dict[str, str] = {}
+    commands_lock: CommandsLock | None = None
     try:
         # The job's own layer over the shared environment: its `pip install` goes there.
         prepared = prepare_environment(spec["environment"], build_log, home or run_dir, sandbox).layered(
@@ -235,8 +237,10 @@ def run(args: argparse.Namespace) -> int:
         for rank in ranks:
             if rank.log != user_log:
                 shipper.watch(rank.log.relative_to(run_dir).as_posix())
-        if cancel.is_set():
+        # Prepared ahead on a node still running another job's command: start once it ends.
+        if not wait_for_turn(cancel):
             raise _Canceled()
+        commands_lock = CommandsLock(run_dir)
         client.report("Running")
         procs = UserProcesses(command, workdir, env, ranks, wrap)
         procs.start()
@@ -249,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             exit_code = procs.wait(timeout=float(timeout) if timeout else None, should_stop=cancel)
         finally:
+            commands_lock.release()  # the next job's command on this node may start now
             if sampler is not None:
                 sampler.stop()
         if beat.stale.is_set():
@@ -291,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
             fh.write(f"\n[shoal] {message}\n")
         traceback.print_exc()
     finally:
+        if commands_lock is not None:
+            commands_lock.release()
         if network is not None:
             network.close()
         beat.stopped.set()

@@ -156,6 +156,9 @@ class JobRow(Base):
     # The server (``server_lease.server_id``) whose dispatcher started the current attempt: only
     # it can signal the runner; another server takes the job over once that server's lease ends.
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A job whose runner was started ahead on the node of another job of its compute, to run its
+    # command the moment that job's command ends (the other job's name; see the dispatcher).
+    follows: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Pipeline steps: the hash of what determines their outputs (see services/reuse.py).
     reuse_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

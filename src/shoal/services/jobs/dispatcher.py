@@ -11,6 +11,7 @@ reason in ``queue_reason`` (``properties["shoal.queue_reason"]``), and nobody ov
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
@@ -89,6 +90,8 @@ class Dispatcher:
         # share the database); own_url is this server's, recorded with its lease.
         home = ctx.settings.resolved_home()
         self.cluster = Membership(ctx, server_id or server_id_for(home), own_url or server_url, lease_seconds)
+        # Prepare the next job of a full compute on a busy node (backends that can: Ray's agents).
+        self.prepare_ahead = os.environ.get("SHOAL_PREPARE_AHEAD", "1").lower() not in ("0", "false", "off", "no")
         self._hinted_at = -HINT_EVERY
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -142,10 +145,10 @@ class Dispatcher:
             queued = job_rows.with_status(session, [S.QUEUED], exclude_types=NO_RUNNER)
             if not queued:
                 return
-            busy: dict[tuple[int, str], int] = {}
+            occupying: dict[tuple[int, str], list[JobRow]] = {}
             for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
-                key = (row.workspace_id, row.compute)
-                busy[key] = busy.get(key, 0) + _nodes(row)
+                occupying.setdefault((row.workspace_id, row.compute), []).append(row)
+            busy = {key: slots_in_use(rows) for key, rows in occupying.items()}
             computes = {key: _compute(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
         blocked: set[tuple[int, str]] = set()
         for row in queued:
@@ -154,7 +157,11 @@ class Dispatcher:
                 continue  # first in, first out: nobody overtakes a job waiting for this compute
             cap, compute_type, size = computes[key]
             if cap is not None and busy.get(key, 0) + _nodes(row) > cap:
-                blocked.add(key)
+                ahead = self._to_follow(row, occupying.get(key, []))
+                if ahead is None or self._claim_and_launch(row.id, cap, compute_type, size, follow=ahead) != "started":
+                    blocked.add(key)
+                else:
+                    occupying.setdefault(key, []).append(_following(row, ahead))
                 continue
             probe = RunnerAttempt(
                 "",
@@ -178,6 +185,20 @@ class Dispatcher:
             elif outcome == "full":
                 blocked.add(key)
 
+    def _to_follow(self, row: JobRow, occupying: list[JobRow]) -> str | None:
+        """A running job of a full compute whose node ``row`` can be prepared on, to start the
+        moment that job's command ends (its name), where the backend can (Ray's agents)."""
+        if not self.prepare_ahead or _nodes(row) != 1:
+            return None
+        for ahead in followable(occupying):
+            if self.cluster.watches(ahead.claimed_by) and self.backend_follows(ahead.runner_handle):
+                return ahead.name
+        return None
+
+    def backend_follows(self, handle: Handle | None) -> bool:
+        followable_handle = getattr(self.backend, "followable", None)
+        return bool(handle and followable_handle is not None and followable_handle(handle))
+
     def _hint_capacity(self) -> None:
         """Each ``amlcompute``'s ``min_instances``, ``idle_time_before_scale_down`` and nodes
         in use, for the cluster engine to pass to its autoscaler (``shoal.compute.ray_cluster``)."""
@@ -187,9 +208,10 @@ class Dispatcher:
         self._hinted_at = time.monotonic()
         hints = []
         with self.ctx.db.read() as session:
-            busy: dict[tuple[int, str], int] = {}
+            occupying: dict[tuple[int, str], list[JobRow]] = {}
             for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
-                busy[(row.workspace_id, row.compute)] = busy.get((row.workspace_id, row.compute), 0) + _nodes(row)
+                occupying.setdefault((row.workspace_id, row.compute), []).append(row)
+            busy = {key: slots_in_use(rows) for key, rows in occupying.items()}
             for workspace, row in resource_rows.of_type(session, "compute", "amlcompute"):
                 hints.append(
                     CapacityHint(
@@ -208,24 +230,33 @@ class Dispatcher:
             if row is not None and row.status == S.QUEUED:
                 row.queue_reason = reason
 
-    def _claim_and_launch(self, job_id: int, cap: int | None, compute_type: str | None = None, size: Any = None) -> str:
+    def _claim_and_launch(
+        self, job_id: int, cap: int | None, compute_type: str | None = None, size: Any = None, follow: str | None = None
+    ) -> str:
         """Claim a queued job and start its runner: ``started``; ``taken`` when another server
         claimed or started it first; ``full`` when its compute has no room (counted under a lock
-        on the compute, so servers starting jobs together never exceed ``max_instances``)."""
+        on the compute, so servers starting jobs together never exceed ``max_instances``).
+        ``follow``: a running job of the compute to prepare it behind, on that job's node."""
+        before: Handle | None = None
         with self.ctx.db.write() as session:
             row = job_rows.claim_queued(session, job_id)
             if row is None:
                 return "taken"
             if cap is not None:
                 job_rows.lock_compute(session, row.workspace_id, row.compute)
-                busy = sum(
-                    _nodes(r)
+                rows = [
+                    r
                     for r in job_rows.on_compute(session, row.workspace_id, row.compute, OCCUPYING)
                     if r.type not in NO_RUNNER
-                )
-                if busy + _nodes(row) > cap:
+                ]
+                if follow is not None:
+                    before = next((r.runner_handle for r in followable(rows) if r.name == follow), None)
+                    if before is None:
+                        return "full"  # it ended, or another job follows it already
+                elif slots_in_use(rows) + _nodes(row) > cap:
                     return "full"
             row.attempt += 1
+            row.follows = follow if before is not None else None
             row.queue_reason = None
             row.claimed_by = self.cluster.server_id
             row.heartbeat_at = job_state.now()
@@ -233,7 +264,7 @@ class Dispatcher:
             workspace = job_rows.workspace_name(session, row)
             name, attempt, nodes = row.name, row.attempt, _nodes(row)
         try:
-            handle = self._launch(workspace, name, attempt, nodes, compute_type, size)
+            handle = self._launch(workspace, name, attempt, nodes, compute_type, size, before)
         except Exception as exc:  # noqa: BLE001 - a backend that cannot start it fails the attempt
             with self.ctx.db.write() as session:
                 row = job_rows.locked(session, job_id)
@@ -245,12 +276,24 @@ class Dispatcher:
         with self.ctx.db.write() as session:
             row = job_rows.locked(session, job_id)
             if row is not None and row.attempt == attempt:
+                if handle is None and row.status == S.PREPARING:
+                    # The backend could not follow that job after all: back in the queue.
+                    job_state.transition(row, S.QUEUED)
+                    row.follows = row.claimed_by = None
+                    return "full"
                 row.runner_handle = handle
         return "started"
 
     def _launch(
-        self, workspace: str, name: str, attempt: int, nodes: int, compute_type: str | None, size: Any
-    ) -> Handle:
+        self,
+        workspace: str,
+        name: str,
+        attempt: int,
+        nodes: int,
+        compute_type: str | None,
+        size: Any,
+        before: Handle | None = None,
+    ) -> Handle | None:
         runner = RunnerAttempt(
             workspace,
             name,
@@ -262,6 +305,8 @@ class Dispatcher:
             compute_type=compute_type,
             resources=size,
         )
+        if before is not None:
+            return self.backend.follow(runner, before)  # type: ignore[attr-defined, no-any-return]
         return self.backend.submit(runner)
 
     def _runner_env(self) -> dict[str, str]:
@@ -369,6 +414,36 @@ class Dispatcher:
 def _nodes(row: JobRow) -> int:
     resources = row.spec.get("resources") or {}
     return max(1, int(resources.get("instance_count") or 1))
+
+
+def slots_in_use(occupying: list[JobRow]) -> int:
+    """Nodes' worth held by these occupying jobs of one compute. A follower shares the node of
+    the job it follows for as long as that job occupies it (its command starts when the other's
+    ends; the other is then only uploading its outputs)."""
+    names = {r.name for r in occupying}
+    return sum(_nodes(r) for r in occupying if not (r.follows and r.follows in names))
+
+
+def followable(occupying: list[JobRow]) -> list[JobRow]:
+    """The jobs of one compute a queued job may be prepared behind: one-node jobs running their
+    command that no job follows yet, longest-running first (the likeliest to end soonest)."""
+    followed = {r.follows for r in occupying if r.follows}
+    found = [
+        r for r in occupying if r.status == S.RUNNING and _nodes(r) == 1 and r.runner_handle and r.name not in followed
+    ]
+    return sorted(found, key=lambda r: (r.start_time is None, r.start_time or 0, r.id))
+
+
+def _following(row: JobRow, ahead: str) -> JobRow:
+    """A stand-in for ``row`` as just claimed behind ``ahead``, for the rest of one schedule pass."""
+    return JobRow(
+        name=row.name,
+        compute=row.compute,
+        spec=row.spec,
+        status=S.PREPARING,
+        follows=ahead,
+        workspace_id=row.workspace_id,
+    )
 
 
 def _compute(session: Any, workspace_id: int, compute: str) -> tuple[int | None, str | None, NodeResources | None]:

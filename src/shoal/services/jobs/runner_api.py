@@ -179,8 +179,10 @@ def report(
             final = step == steps[-1]
             job_state.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
         body = {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
-    if target in TERMINAL:
-        ctx.notify_jobs()  # a slot of its compute is free: the next queued job need not wait a poll
+    if target in TERMINAL or target == S.RUNNING:
+        # Terminal: a slot of its compute is free, the next queued job need not wait a poll.
+        # Running: the next job of a full compute can be prepared on its node (dispatcher).
+        ctx.notify_jobs()
     return body
 
 
