@@ -239,27 +239,19 @@ def test_jobs_fill_both_nodes_max_instances_caps_them_and_the_next_is_prepared_a
     (tmp_path / "src" / "stamp.py").write_text(STAMPED)
     job = "command: python stamp.py\ncode: ./src\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
     names = [ray_shoal.submit(write_job(tmp_path, job, f"job{i}.yml")) for i in range(3)]
-    ahead_of: dict[str, str] = {}
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        # One read of them all: three reads in a row could straddle one job ending and another starting.
-        listed = {j["name"]: j for j in ray_shoal.json("job", "list", "--all-results")}
-        for name in names:
-            after = listed[name]["properties"].get("shoal.runs_after")
-            if after and listed[name]["status"] == "Preparing":
-                ahead_of[name] = after
-        if all(listed[n]["status"] == "Completed" for n in names):
-            break
-        time.sleep(0.3)
-    assert all(ray_shoal.json("job", "show", "-n", n)["status"] == "Completed" for n in names)
+    shown = {name: wait_for(ray_shoal.cli, name, timeout=180) for name in names}
+    assert all(job["status"] == "Completed" for job in shown.values()), shown
+    ahead_of = {
+        n: job["properties"]["shoal.runs_after"] for n, job in shown.items() if "shoal.runs_after" in job["properties"]
+    }
     runs = {name: _stamps(ray_shoal, name) for name in names}
     # max_instances 2: never more than two commands at once, whatever was prepared meanwhile.
     for name, (start, _) in runs.items():
         running = [n for n, (s, e) in runs.items() if s <= start < e]
         assert len(running) <= 2, (name, runs)
     assert {ray_shoal.node_of(n) for n in names} == {"worker0", "worker1"}
-    # The third job was prepared on a busy node while the compute was full (Preparing, saying
-    # which job it runs after) and ran there, its command starting once that job's had ended.
+    # The third job was prepared on a busy node while the compute was full (saying which job it
+    # ran after) and ran there, its command starting once that job's had ended.
     third = names[2]
     assert ahead_of.get(third) in names[:2], ahead_of
     before = ahead_of[third]

@@ -58,8 +58,8 @@ def to_body(workspace: str, row: JobRow, base_url: str | None = None) -> dict[st
     props.update({f"shoal.status_time.{k}": v for k, v in (row.status_times or {}).items()})
     if row.queue_reason and row.status == S.QUEUED:
         props["shoal.queue_reason"] = row.queue_reason
-    if row.follows and row.status == S.PREPARING:
-        # Prepared on a busy node of its compute: its command starts when that job's ends.
+    if row.follows:
+        # Prepared on a busy node of its compute: its command started (or starts) when that job's ended.
         props["shoal.runs_after"] = row.follows
     body["properties"] = props
     outputs = row.resolved.get("outputs") or {}
