@@ -373,13 +373,20 @@ def test_a_pipeline_and_a_sweep_run_on_the_cluster(ray_shoal, tmp_path):
 
 
 def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
-    path = write_job(
-        tmp_path,
-        "command: echo before; sleep 12; echo after\n"
-        "compute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n",
+    body = (
+        "command: echo before; sleep 12; echo after\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
     )
-    name = ray_shoal.submit(path)
-    wait_for(ray_shoal.cli, name, ("Running",), timeout=120)
+    name, filler = (ray_shoal.submit(write_job(tmp_path, body, f"job{i}.yml")) for i in range(2))
+    for job_name in (name, filler):
+        wait_for(ray_shoal.cli, job_name, ("Running",), timeout=120)
+    # A job of another compute while both nodes are busy: claimed, its share asked for, no node
+    # to start its runner on yet when the server stops.
+    other = "name: other-cluster\ntype: amlcompute\nsize: Standard_DS1_v2\nmax_instances: 2\n"
+    ray_shoal.cli("compute", "create", "--file", str(write_job(tmp_path, other, "other.yml")))
+    late = ray_shoal.submit(
+        write_job(tmp_path, "command: echo late\ncompute: azureml:other-cluster\nenvironment:\n  image: python:3.11\n")
+    )
+    wait_for(ray_shoal.cli, late, ("Preparing",), timeout=60)
     agents = _agents(ray_shoal)
     assert set(agents.values()) == {"worker0", "worker1"}, agents  # one per node, made ahead of the jobs
     ray_shoal.cli("server", "stop")
@@ -391,6 +398,13 @@ def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
     assert "before" in log and "after" in log
     # The restarted server found the nodes' agents by name: the same processes.
     assert _agents(ray_shoal) == agents
+    # The job whose runner had not started yet was queued again (nothing of it had run), not
+    # failed, and ran as its second attempt once a node was free.
+    shown = wait_for(ray_shoal.cli, late, timeout=120)
+    assert shown["status"] == "Completed", shown
+    assert "late" in ray_shoal.cli("job", "stream", "-n", late).out
+    assert [p.name for p in ray_shoal.cluster.root.glob(f"worker*-home/runs/*/*/{late}/*")] == ["2"]
+    assert wait_for(ray_shoal.cli, filler, timeout=60)["status"] == "Completed"
 
 
 # -- one-node jobs on the nodes' agents (no Ray worker started per job) ------------------------

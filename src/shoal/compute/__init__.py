@@ -22,6 +22,7 @@ from shoal.compute.backends import (
 )
 from shoal.compute.base import (
     FORWARDED_SETTINGS,
+    RUNNER_NOT_STARTED,
     AttemptKey,
     Capabilities,
     ComputeBackend,
@@ -38,6 +39,7 @@ __all__ = [
     "FORWARDED_SETTINGS",
     "LOCAL_COMPUTE_NAMES",
     "RUNNABLE_COMPUTE_TYPES",
+    "RUNNER_NOT_STARTED",
     "AttemptKey",
     "Capabilities",
     "CapacityHint",

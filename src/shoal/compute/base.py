@@ -25,7 +25,9 @@ the store or the services: the dispatcher owns job states and hands a backend on
   server's machine (a backend whose runners run elsewhere copies it there as it grows).
 - ``exit_reason(handle)`` is None, or for a runner that ``poll`` reports dead without its
   having ended normally, the job's error as the backend knows it: ``{"code", "message"}``
-  (``NODE_LOST`` naming the node that went away). The dispatcher uses it for ``RUNNER_LOST``.
+  (``NODE_LOST`` naming the node that went away). The dispatcher uses it for ``RUNNER_LOST``;
+  ``RUNNER_NOT_STARTED`` says the runner never started (nothing of the job ran: a restarted
+  server found the attempt still waiting for a node), and the dispatcher queues the job again.
 - ``unplaceable(attempt)`` is None when the backend can start that attempt now or later, else
   why it never can as things stand (``no Ray node offers 4 CPUs and 14 GiB``): the dispatcher
   then leaves the job ``Queued`` with that reason instead of starting it.
@@ -54,6 +56,8 @@ from shoal.compute.sizes import NodeResources
 
 # Stored in the job row's ``runner_handle`` column: what it means is the backend's affair.
 Handle = str
+# ``exit_reason``'s code for an attempt whose runner never started: its job is queued again.
+RUNNER_NOT_STARTED = "RUNNER_NOT_STARTED"
 
 # Settings of the server that its runners share: the system-metrics interval and how runners
 # build environments. ``runner_environment`` forwards them.

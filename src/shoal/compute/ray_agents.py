@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.compute import ray_agent
+from shoal.compute.base import RUNNER_NOT_STARTED
 from shoal.compute.sizes import NodeResources
 
 SLOT_SUFFIX = "#slot"
@@ -301,7 +302,8 @@ class AgentPath:
             self._when_placed(tracked)
 
     def _lose_unstarted(self, tracked: Any) -> None:
-        tracked.alive, tracked.lost = False, "RUNNER_LOST"
+        # Nothing of the job ran: the dispatcher queues it again (``RUNNER_NOT_STARTED``).
+        tracked.alive, tracked.lost = False, RUNNER_NOT_STARTED
         self._ended[tracked.name] = {
             "code": tracked.lost,
             "message": "the server restarted before a Ray node started this attempt's runner",

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from shoal.compute import (
+    RUNNER_NOT_STARTED,
     AttemptKey,
     CapacityHint,
     ComputeBackend,
@@ -358,7 +359,9 @@ class Dispatcher:
             # The backend may know more (the Ray node or head that went away): then at once, even
             # while a runner cut off from its actor still sends heartbeats.
             known = self.backend.exit_reason(row.runner_handle) if runner_gone else None
-            if runner_gone and (known is not None or raw_quiet > timedelta(seconds=2)):
+            if known is not None and known.get("code") == RUNNER_NOT_STARTED and row.status == S.PREPARING:
+                self._queue_again(row.id, row.attempt, known["message"])
+            elif runner_gone and (known is not None or raw_quiet > timedelta(seconds=2)):
                 error = known or {
                     "code": "RUNNER_LOST",
                     "message": "the job's runner exited without reporting an outcome",
@@ -379,6 +382,18 @@ class Dispatcher:
                     attempt = self._attempt_key(row)
                     self.backend.cancel(row.runner_handle, attempt)
                     self._kill_later(row.runner_handle, attempt)
+
+    def _queue_again(self, job_id: int, attempt: int, why: str) -> None:
+        """An attempt whose runner never started (nothing of the job ran): the job waits in the
+        queue again, and its next claim is a new attempt."""
+        with self.ctx.db.write() as session:
+            row = job_rows.locked(session, job_id)
+            if row is None or row.attempt != attempt or row.status != S.PREPARING:
+                return
+            job_state.transition(row, S.QUEUED)
+            row.claimed_by = row.runner_handle = row.follows = None
+        logger.warning("job %s queued again: %s", row.name, why)
+        self.ctx.notify_jobs()
 
     def _attempt_key(self, row: JobRow) -> AttemptKey:
         with self.ctx.db.read() as session:
