@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shoal.compute import is_local_compute
 from shoal.entities.pipeline_graph.type_rules import coerce_literal
 from shoal.entities.ports import PRIMITIVE_TYPES
 from shoal.entities.status import TERMINAL, JobStatus, can_move
@@ -179,9 +180,11 @@ def report(
             final = step == steps[-1]
             job_state.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
         body = {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
-    if target in TERMINAL or target == S.RUNNING:
-        # Terminal: a slot of its compute is free, the next queued job need not wait a poll.
-        # Running: the next job of a full compute can be prepared on its node (dispatcher).
+        on_cluster = not is_local_compute(row.compute)
+    # Terminal: a slot of its compute is free, the next queued job need not wait a poll. Running,
+    # on a compute cluster: the next job of a full compute can be prepared on its node (the
+    # dispatcher's followers); not on the local compute, where a tick would only cost CPU.
+    if target in TERMINAL or (target == S.RUNNING and on_cluster):
         ctx.notify_jobs()
     return body
 
