@@ -12,7 +12,11 @@ path (``ray_node.RunnerHost``) paid that for every job. Here instead:
 - every attempt reserves its node's share (the compute's ``size``) with a detached **one-bundle
   placement group** named ``<attempt's name>#slot`` (reserving a bundle starts no worker); once Ray
   has placed it, the agent of the node it landed on starts the runner (``NodeAgents.agent``), and
-  removing the group when the attempt ends frees the share for the next job.
+  removing the group when the attempt ends frees the share for the next job;
+- a **follower** (``AgentPath.follow``: the dispatcher's next job of a full compute) is started
+  at once on the agent of a running attempt's node, told to wait for that runner's commands
+  (``shoal.runtime.handover``), and asks for its own share there (placed once the other's is
+  given back).
 
 ``RunnerOnAgent`` makes an attempt on an agent look like the attempt's own actor to
 ``RayBackend`` (``state``, ``terminate``, ``finish``), so the rest of the backend (log copying,
@@ -29,16 +33,33 @@ from pathlib import Path
 from typing import Any
 
 from shoal.compute import ray_agent
-from shoal.compute.base import RUNNER_NOT_STARTED
+from shoal.compute.base import RUNNER_NOT_STARTED, Handle, RunnerAttempt
 from shoal.compute.sizes import NodeResources
 
 SLOT_SUFFIX = "#slot"
+PREFIX = "ray:"  # of the Ray backend's handles: ``ray:<attempt name>``
+NODE_FILE = "ray_node"  # beside an attempt's log on the server: the id of the node that runs it
 # How often the server looks for nodes without an agent (nodes that joined).
 KEEP_EVERY = 2.0
 
 
 def slot_name(name: str) -> str:
     return name + SLOT_SUFFIX
+
+
+def runner_env(attempt: RunnerAttempt, advertise_url: str | None) -> dict[str, str]:
+    """What a runner on a node gets from the server: the attempt's settings and token, and the
+    URL it calls back on (never looked up again: a node has no server.json)."""
+    env = dict(attempt.env)
+    env.update(
+        SHOAL_SERVER_URL=advertise_url or attempt.server_url,
+        SHOAL_JOB_TOKEN=attempt.token,
+        SHOAL_SERVER_URL_FIXED="1",
+    )
+    # Ray gives an actor's worker OMP_NUM_THREADS = its CPUs; a runner an agent starts, too.
+    resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, int(resources.cpus))))
+    return env
 
 
 @functools.cache
@@ -230,8 +251,74 @@ class AgentPath:
     def _wake_on(self, ref: Any) -> None:
         raise NotImplementedError
 
+    advertise_url: str | None
+
     def _node_of(self, key: Any) -> str | None:
         raise NotImplementedError
+
+    def _find(self, handle: str) -> Any | None:
+        raise NotImplementedError
+
+    def _name(self, attempt: Any) -> str:
+        raise NotImplementedError
+
+    def _new_tracked(self, name: str, key: Any, actor: Any, offset: int) -> Any:
+        raise NotImplementedError
+
+    def logs_location(self, attempt: Any) -> Path:
+        raise NotImplementedError
+
+    def followable(self, handle: Handle) -> bool:
+        """Whether a next attempt can be prepared on this attempt's node while it runs
+        (``follow``): a one-node attempt whose runner an agent started, on a node seen alive."""
+        tracked = self._find(handle)
+        return bool(
+            tracked is not None
+            and tracked.on_agent
+            and tracked.alive
+            and tracked.answered
+            and tracked.node_id
+            and not (tracked.bundle is not None and tracked.bundle.gpus)
+            and self.watch.reachable()
+        )
+
+    def follow(self, attempt: RunnerAttempt, before: Handle) -> Handle | None:
+        """Start ``attempt``'s runner now on the node of ``before``'s, to prepare there and run
+        its command the moment ``before``'s command ends (``shoal.runtime.handover``); its own
+        share of the node is asked for at once, on that node (placed once ``before``'s share is
+        given back). None: ``before`` cannot be followed (the dispatcher then waits as before)."""
+        ahead = self._find(before)
+        resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
+        if ahead is None or not self.followable(before) or attempt.nodes > 1 or resources.gpus:
+            return None
+        name = self._name(attempt)
+        node_id = str(ahead.node_id)
+        log = self.logs_location(attempt)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+        # Where it runs, known before its agent answers: a server restarting meanwhile finds it.
+        (log.parent / NODE_FILE).write_text(node_id)
+        agent = self.agents.agent(node_id)
+        tracked = self._new_tracked(name, attempt.key(), RunnerOnAgent(agent, name, node_id), log.stat().st_size)
+        tracked.on_agent, tracked.bundle, tracked.near = True, resources, node_id
+        tracked.slot = self.agents.reserve(name, resources, near=node_id)
+        tracked.placed = tracked.slot.ready()
+        argv = list(attempt.argv) if attempt.argv is not None else None
+        with self._lock:
+            self._tracked[name] = tracked
+            tracked.pending = agent.start.remote(
+                name,
+                attempt.workspace,
+                attempt.job,
+                attempt.attempt,
+                runner_env(attempt, self.advertise_url),
+                argv,
+                tracked.offset,
+                slot_name(name),
+                ahead.name,
+            )
+            self._wake_on(tracked.pending)
+        return PREFIX + name
 
     def _when_placed(self, tracked: Any) -> None:
         """Start the runner as soon as Ray places the attempt's share."""

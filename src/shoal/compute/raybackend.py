@@ -41,16 +41,14 @@ from typing import Any
 
 from shoal.compute import ray_node
 from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
-from shoal.compute.ray_agents import AgentPath, NodeAgents, RunnerOnAgent, slot_name
+from shoal.compute.ray_agents import NODE_FILE, PREFIX, AgentPath, NodeAgents, runner_env
 from shoal.compute.ray_cluster import CapacityHint, ClusterWatch, describe_resources
 from shoal.compute.ray_groups import NodeGroups
 from shoal.compute.sizes import NodeResources
 from shoal.errors import UnsupportedError
 
-PREFIX = "ray:"
 NAMESPACE = "shoal"
 RUNNER_LOG = "runner.log"
-NODE_FILE = "ray_node"
 # How long Ray's clients inside the server retry an unreachable head before Ray ends the whole
 # process (Ray's default is 60 s): the server must outlive its cluster's head, so its driver
 # retries for as long as the server runs; ``ClusterWatch`` decides when the head is lost.
@@ -190,7 +188,7 @@ class RayBackend(AgentPath):
             raise RuntimeError(self.watch.unreachable())
         name = self._name(attempt)
         resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
-        env = self._env(attempt)
+        env = runner_env(attempt, self.advertise_url)
         options: dict[str, Any] = {
             "name": name,
             "namespace": NAMESPACE,
@@ -240,70 +238,8 @@ class RayBackend(AgentPath):
             self._tracked[name] = tracked
         return PREFIX + name
 
-    def followable(self, handle: Handle) -> bool:
-        """Whether a next attempt can be prepared on this attempt's node while it runs
-        (``follow``): a one-node attempt whose runner an agent started, on a node seen alive."""
-        tracked = self._find(handle)
-        return bool(
-            tracked is not None
-            and tracked.on_agent
-            and tracked.alive
-            and tracked.answered
-            and tracked.node_id
-            and not (tracked.bundle is not None and tracked.bundle.gpus)
-            and self.watch.reachable()
-        )
-
-    def follow(self, attempt: RunnerAttempt, before: Handle) -> Handle | None:
-        """Start ``attempt``'s runner now on the node of ``before``'s, to prepare there and run
-        its command the moment ``before``'s command ends (``shoal.runtime.handover``); its own
-        share of the node is asked for at once, on that node (placed once ``before``'s share is
-        given back). None: ``before`` cannot be followed (the dispatcher then waits as before)."""
-        ahead = self._find(before)
-        resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
-        if ahead is None or not self.followable(before) or attempt.nodes > 1 or resources.gpus:
-            return None
-        name = self._name(attempt)
-        node_id = str(ahead.node_id)
-        log = self.logs_location(attempt)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.touch()
-        # Where it runs, known before its agent answers: a server restarting meanwhile finds it.
-        (log.parent / NODE_FILE).write_text(node_id)
-        agent = self.agents.agent(node_id)
-        tracked = _Tracked(name, attempt.key(), RunnerOnAgent(agent, name, node_id), offset=log.stat().st_size)
-        tracked.on_agent, tracked.bundle, tracked.near = True, resources, node_id
-        tracked.slot = self.agents.reserve(name, resources, near=node_id)
-        tracked.placed = tracked.slot.ready()
-        argv = list(attempt.argv) if attempt.argv is not None else None
-        with self._lock:
-            self._tracked[name] = tracked
-            tracked.pending = agent.start.remote(
-                name,
-                attempt.workspace,
-                attempt.job,
-                attempt.attempt,
-                self._env(attempt),
-                argv,
-                tracked.offset,
-                slot_name(name),
-                ahead.name,
-            )
-            self._wake_on(tracked.pending)
-        return PREFIX + name
-
-    def _env(self, attempt: RunnerAttempt) -> dict[str, str]:
-        resources = attempt.resources or NodeResources(size="", cpus=1, known=False)
-        env = dict(attempt.env)
-        env.update(
-            SHOAL_SERVER_URL=self.advertise_url or attempt.server_url,
-            SHOAL_JOB_TOKEN=attempt.token,
-            # There is no server.json on a node to find a moved server in.
-            SHOAL_SERVER_URL_FIXED="1",
-        )
-        # Ray gives an actor's worker OMP_NUM_THREADS = its CPUs; a runner an agent starts, too.
-        env.setdefault("OMP_NUM_THREADS", str(max(1, int(resources.cpus))))
-        return env
+    def _new_tracked(self, name: str, key: AttemptKey, actor: Any, offset: int) -> _Tracked:
+        return _Tracked(name, key, actor, offset=offset)
 
     def poll(self, handle: Handle) -> bool:
         if not self.watch.reachable():
