@@ -204,8 +204,10 @@ def test_a_job_token_gets_urls_for_its_own_inputs_and_outputs_only(sqlite_api, e
     api = sqlite_api
     ext.files().write_stream("data/x.csv", [b"x"])
     ext.files().write_stream("secret/y.csv", [b"y"])
+    asset = {"type": "uri_folder", "path": "azureml://datastores/ext/paths/data/"}
+    assert api.http.put(api.url("/data/dd/versions/1"), json=asset).status_code == 200
     spec = {
-        "inputs": {"d": {"type": "uri_folder", "path": "azureml://datastores/ext/paths/data/"}},
+        "inputs": {"d": {"type": "uri_folder", "path": "azureml:dd:1"}},  # resolved to its datastore path
         "outputs": {"out": {"type": "uri_folder", "path": "azureml://datastores/ext/paths/results/a/"}},
     }
     a = submitted(api, name="direct-blob-a", **spec)["name"]

@@ -374,8 +374,10 @@ class RunnerClient:
             return self.request(  # type: ignore[no-any-return]
                 "POST", f"{self._ds(datastore)}/direct-{kind}", json_body=body, retry_for=BEGIN_RETRY_FOR
             ).json()
-        except ServerRefused:
+        except ServerRefused as exc:
             refused.add(datastore)
+            if exc.code != "UNSUPPORTED":  # not the store's kind: a refusal worth a line in the log
+                print(f"[shoal] datastore '{datastore}': no direct {kind} ({exc}); through the server", file=sys.stderr)
         except ServerGone:
             pass
         return None
