@@ -9,9 +9,11 @@ the Azurite blob emulator on 127.0.0.1, and a real Shoal server with an ``s3`` a
 
 - one file of ``--big-mb`` MB and ``--small-count`` files of 4 KB, uploaded then downloaded
 - through Shoal exactly as a job's runner moves outputs and inputs (``shoal.runtime.client``:
-  HTTP to the server, which moves the bytes to and from the datastore; files up to 1 MB in
-  batches, 8 requests at once; large files in parts; a large upload to S3 goes from the runner
-  to the store itself, each part's request signed by the server),
+  on S3, HTTP to the server, which moves the bytes to and from the datastore; files up to 1 MB
+  in batches, 8 requests at once; large files in parts; a large upload goes from the runner to
+  the store itself, each part's request signed by the server; on Azure the runner moves the
+  files itself with a SAS URL the server signs per blob, or per block of a large upload, and
+  reads a large file through the server),
 - and with the native client in this process (``s3fs`` put/get; ``azure-storage-blob`` with
   ``max_concurrency=4`` for the big file and 8 threads for the small files).
 
@@ -318,11 +320,14 @@ def render(rows: list[tuple[str, str, str, float, float]], args: argparse.Namesp
         f"{args.small_count} --samples {args.samples}`, {args.started}-{time.strftime('%H:%M', time.gmtime())} UTC "
         f"(whole run {args.minutes:.0f} min), load average {args.load_at_start} at the start, {load_average()} at "
         "the end. Emulators on the same machine (moto's S3 server, Azurite; in memory), medians of "
-        f"{args.samples} transfer(s). Shoal = what a job's runner does: HTTP to the server, files up to",
-        "1 MB in batches of 256 per request, 8 requests in flight, the server moving 32 objects at once",
-        "(on Azure as plain signed REST calls); larger files downloaded in ranges through the server; uploaded",
-        "on S3 by the runner straight to the store (50 MB parts, 10 in flight, each PUT signed by the server,",
-        "which completes the upload), on Azure through the server (8 MB blocks, 8 in flight). Native and Shoal",
+        f"{args.samples} transfer(s). Shoal = what a job's runner does. On S3: HTTP to the server, files up to",
+        "1 MB in batches of 256 per request, 8 requests in flight, the server moving 32 objects at once;",
+        "larger files downloaded in ranges through the server, uploaded by the runner straight to the store",
+        "(50 MB parts, 10 in flight, each PUT signed by the server, which completes the upload). On Azure the",
+        "runner moves every file itself: for each batch of 256 small files the server signs a SAS URL per blob,",
+        "and the runner GETs or PUTs them on 8 threads; a large upload is 8 MB blocks the runner stages (10 in",
+        "flight, each URL signed by the server, which commits the block list); a large download goes in ranges",
+        "through the server. Native and Shoal",
         "take turns, and each transfer starts on an empty store (Azure: a fresh container, dropped afterwards).",
         "Native = s3fs put/get, azure-storage-blob with 8 threads (`max_concurrency=4` per blob), in one process.",
         "",

@@ -109,7 +109,7 @@ def test_direct_uploads_are_refused_where_they_do_not_apply(sqlite_api):
     api = sqlite_api
     base = api.url("/datastores/workspaceblobstore/direct-uploads")
     r = api.http.post(base, json={"path": "out/x.bin", "size": 10})
-    assert r.status_code == 400 and "S3 only" in error_of(r)["message"], r.text
+    assert r.status_code == 400 and "account key only" in error_of(r)["message"], r.text
     for body, word in (
         ({"path": "out/x.bin", "size": 0}, "'size'"),
         ({"path": "out/x.bin", "size": "10"}, "'size'"),

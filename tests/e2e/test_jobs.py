@@ -389,6 +389,8 @@ def test_inputs_and_outputs_on_every_datastore_backend(jobs_cli, tmp_path, cloud
     log = (out / "artifacts" / "user_logs" / "std_log.txt").read_text()
     assert "rows 3" in log and "url rows 3" in log and "tbl ['MLTable', 'part-0.csv']" in log
     assert "direct azureml://datastores/ext/paths/data/" in log
+    # The runner reached the store itself (no line saying that it went through the server instead).
+    assert not [p for p in out.rglob("*") if p.is_file() and "directly failed" in p.read_text(errors="replace")]
     with files.open_read("results/up/model.txt") as fh:
         assert fh.read() == b"m"
     # 3 MB: on S3 the runner sends it to the store itself, each part's request signed by the server.
@@ -396,6 +398,12 @@ def test_inputs_and_outputs_on_every_datastore_backend(jobs_cli, tmp_path, cloud
         assert fh.read() == bytes(range(256)) * 12288
     if backend.kind == "s3":  # a multipart upload's ETag ends in its number of parts (the server's would be one PUT)
         assert files.fs.info(f"{files.root}/results/up/weights.bin")["ETag"].strip('"').endswith("-1")
+    else:  # Azure: a block the runner staged, committed by the server (the server's would be one Put Blob)
+        from azure.storage.blob import BlobServiceClient
+
+        with BlobServiceClient.from_connection_string(backend.azurite.connection_string()) as service:
+            committed, _ = service.get_blob_client(backend.place, "results/up/weights.bin").get_block_list()
+        assert len(committed) == 1
     with files.open_read("results/rw/deep/r.txt") as fh:
         assert fh.read() == b"r"
     assert (out / "named-outputs" / "rw" / "deep" / "r.txt").read_text() == "r"

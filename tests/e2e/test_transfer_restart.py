@@ -87,33 +87,41 @@ def test_a_server_restart_mid_transfer_resumes_or_retries_and_publishes_nothing_
         size, chunks = store.read_chunks("big.bin")
         assert hashlib.sha256(b"".join(chunks)).hexdigest() == sha
 
-        # -- a direct upload (S3: the runner sends the parts, the server signs each one): the
-        # server killed while the first parts are on their way; the third part's signing waits
-        # for it, the parts sent stay, and the new server completes the upload, whole ----------
+        # -- a direct upload (the runner sends the parts, S3's parts or Azure's blocks, the server
+        # signs each one): the server killed while the first parts are on their way; the third
+        # part's signing waits for it, the parts sent stay, and the new server completes the
+        # upload, whole -------------------------------------------------------------------------
+        source = tmp_path / "direct.bin"
+        source.write_bytes(data)
+        signed: list[int] = []
+        real_request = runner.request
+
+        def request(method, path, **kw):
+            if path.endswith("/direct-uploads/sign"):
+                signed.append(kw["json_body"]["parts"][0])
+                if len(signed) == 3:
+                    assert [f.path for f in store.list_files("")] == ["big.bin"]  # nothing visible
+                    _restart(cli, port)
+            return real_request(method, path, **kw)
+
+        runner.request = request
+        try:
+            runner.upload("ext", "direct.bin", source)
+        finally:
+            del runner.request
+        parts = 4 if cloud_backend.kind == "s3" else 20  # 160 MB in 50 MB parts, or in 8 MB blocks
+        assert sorted(signed) == list(range(1, parts + 1))  # none sent twice
         if cloud_backend.kind == "s3":
-            source = tmp_path / "direct.bin"
-            source.write_bytes(data)
-            signed: list[int] = []
-            real_request = runner.request
-
-            def request(method, path, **kw):
-                if path.endswith("/direct-uploads/sign"):
-                    signed.append(kw["json_body"]["parts"][0])
-                    if len(signed) == 3:
-                        assert [f.path for f in store.list_files("")] == ["big.bin"]  # nothing visible
-                        _restart(cli, port)
-                return real_request(method, path, **kw)
-
-            runner.request = request
-            try:
-                runner.upload("ext", "direct.bin", source)
-            finally:
-                del runner.request
-            assert sorted(signed) == [1, 2, 3, 4]  # 160 MB in 50 MB parts, none sent twice
             assert store.fs.info(f"{store.root}/direct.bin")["ETag"].strip('"').endswith("-4")
-            size, chunks = store.read_chunks("direct.bin")
-            assert hashlib.sha256(b"".join(chunks)).hexdigest() == sha
-            store.remove("direct.bin")
+        else:
+            from azure.storage.blob import BlobServiceClient
+
+            with BlobServiceClient.from_connection_string(cloud_backend.azurite.connection_string()) as service:
+                committed, _ = service.get_blob_client(cloud_backend.place, "direct.bin").get_block_list()
+            assert len(committed) == parts  # the runner's blocks, committed by the new server
+        size, chunks = store.read_chunks("direct.bin")
+        assert hashlib.sha256(b"".join(chunks)).hexdigest() == sha
+        store.remove("direct.bin")
 
         # -- the runner's download: killed after 40 MB, resumed with Range -------------------
         statuses: list[int] = []

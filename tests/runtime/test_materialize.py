@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import io
 import os
 import stat
 import threading
@@ -371,6 +373,15 @@ def test_a_tree_moves_on_several_connections_and_the_first_error_stops_it(tmp_pa
             self.end_headers()
             self.wfile.write(reply)
 
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            # Signed URLs for the store itself (Azure Blob only): a server on another store has none.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            reply = b'{"error": {"code": "UNSUPPORTED", "message": "direct transfers: Azure Blob only"}}'
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -467,6 +478,76 @@ def test_a_store_the_runner_cannot_reach_gets_the_file_through_the_server(tmp_pa
         seen.clear()
         client.upload("ds", "out/big2.bin", big)
         assert seen == [("PUT", "content")]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_small_files_go_through_the_server_when_the_store_cannot_be_reached(tmp_path):
+    """Signed URLs for small files (Azure Blob) whose store does not answer from here: the batch
+    goes through the server, said once in the runner's log without the URLs, and the
+    datastore's later batches go there at once."""
+    import json
+    import socket
+
+    from shoal.runtime.client import RunnerClient
+    from shoal.storage.batches import header, parse_batch
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    seen: list[str] = []
+    stored: dict[str, bytes] = {}
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self, data: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(self.path.split("?")[0].rsplit("/ds/", 1)[1])
+            if self.path.endswith("/contents/read"):
+                self._answer(b"".join(header(p, len(stored[p])) + stored[p] for p in body["paths"]))
+                return
+            urls = [{"path": p, "url": f"http://127.0.0.1:{dead}/acct/c/{p}?sig=SECRETSIG"} for p in body["paths"]]
+            self._answer(json.dumps({"headers": {}, "value": urls}).encode())
+
+        def do_PUT(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(self.path.split("?")[0].rsplit("/ds/", 1)[1])
+            stored.update(dict(parse_batch([self.rfile.read(int(self.headers["Content-Length"]))])))
+            self._answer(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    err = io.StringIO()
+    try:
+        folder = tmp_path / "out"
+        folder.mkdir()
+        (folder / "a.txt").write_text("a")
+        client = RunnerClient(f"http://127.0.0.1:{server.server_port}", "t", "ws", "job", None)
+        with contextlib.redirect_stderr(err):
+            client.upload_tree("ds", "", folder, [folder / "a.txt"])
+            assert seen == ["direct-writes", "contents"] and stored == {"a.txt": b"a"}
+            seen.clear()
+            client.upload_tree("ds", "", folder, [folder / "a.txt"])
+            client.download_many("ds", [("a.txt", tmp_path / "in" / "a.txt", 1)])
+        assert seen == ["contents", "contents/read"]  # the datastore is not tried directly again
+        assert (tmp_path / "in" / "a.txt").read_text() == "a"
+        seen.clear()
+        fresh = RunnerClient(f"http://127.0.0.1:{server.server_port}", "t", "ws", "job", None)
+        with contextlib.redirect_stderr(err):
+            fresh.download_many("ds", [("a.txt", tmp_path / "in2" / "a.txt", 1)])
+        assert seen == ["direct-reads", "contents/read"] and (tmp_path / "in2" / "a.txt").read_text() == "a"
+        said = err.getvalue()
+        assert said.count("directly failed") == 2 and "SECRETSIG" not in said, said
     finally:
         server.shutdown()
         server.server_close()

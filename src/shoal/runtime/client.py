@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal.runtime.direct_files import StoreConnections
 from shoal.runtime.direct_upload import DirectUploadFailed, send_parts
 from shoal.storage.batches import batched
 
 RETRY_FOR = 600.0  # a server restart must not kill running jobs: keep trying this long
-BEGIN_RETRY_FOR = 10.0  # starting a direct upload (S3): then the way through the server
+BEGIN_RETRY_FOR = 10.0  # asking for a direct transfer (signed URLs): then the way through the server
 # A server that answers but fails the same request this many times in a row (a datastore it
 # cannot read, a bug) will not get better by waiting: the error is passed on and fails the job.
 # 503 (the server starting or shutting down) is retried for RETRY_FOR like a server that is away.
@@ -88,7 +89,12 @@ class RunnerClient:
         self.job = job
         self.home = home
         self._local = threading.local()
-        self._not_direct: set[str] = set()  # datastores whose files go through the server
+        # Datastores whose large uploads, small reads and small writes go through the server (the
+        # server offers no direct way there, or the store cannot be reached from here).
+        self._not_direct: set[str] = set()
+        self._not_direct_reads: set[str] = set()
+        self._not_direct_writes: set[str] = set()
+        self._store = StoreConnections()  # this thread's connection to the store itself
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -231,6 +237,7 @@ class RunnerClient:
                 failed.append(exc)
             finally:
                 self._drop_connection()
+                self._store.close()
 
         thread = threading.Thread(target=send, name=f"shoal-report-{status}", daemon=True)
         thread.start()
@@ -290,7 +297,7 @@ class RunnerClient:
             part.finish()
 
     def upload(self, datastore: str, path: str, source: Path) -> None:
-        """One file: a large one straight to the store where the server offers it (S3), else
+        """One file: a large one straight to the store where the server offers it (S3, Azure Blob), else
         streamed to the server, which writes it to the store."""
         if datastore not in self._not_direct and self._upload_direct(datastore, path, source):
             return
@@ -339,20 +346,78 @@ class RunnerClient:
             self.request("POST", f"{base}/complete", json_body={**ticket, "size": size}, wait=UPLOAD_WAIT)
             return True
         except (DirectUploadFailed, ServerRefused) as exc:
-            print(
-                f"[shoal] {path}: sending it to datastore '{datastore}' directly failed ({exc}); "
-                "sending it through the server",
-                file=sys.stderr,
-                flush=True,
-            )
-            self._not_direct.add(datastore)
+            self._direct_failed(datastore, f"sending {path} to", exc)
             with contextlib.suppress(ServerRefused, ServerGone):
                 self.request("POST", f"{base}/abort", json_body=ticket, retry_for=30)
             return False
 
+    def _direct_failed(self, datastore: str, what: str, exc: Exception) -> None:
+        """A direct transfer that failed (the store cannot be reached from here, or refused):
+        this one and every later one of the datastore go through the server, said once."""
+        if datastore not in self._not_direct | self._not_direct_reads | self._not_direct_writes:
+            print(
+                f"[shoal] {what} datastore '{datastore}' directly failed ({exc}); its files go through the server",
+                file=sys.stderr,
+                flush=True,
+            )
+        for kept in (self._not_direct, self._not_direct_reads, self._not_direct_writes):
+            kept.add(datastore)
+
+    def _signed_urls(self, datastore: str, kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """``…/direct-reads`` or ``…/direct-writes`` (``storage/direct_blobs.py``: Azure Blob): a
+        URL for each file; None where the server offers none (the datastore is then not asked
+        again) or cannot be reached in a few seconds (the way through the server waits for it)."""
+        refused = self._not_direct_reads if kind == "reads" else self._not_direct_writes
+        if datastore in refused:
+            return None
+        try:
+            return self.request(  # type: ignore[no-any-return]
+                "POST", f"{self._ds(datastore)}/direct-{kind}", json_body=body, retry_for=BEGIN_RETRY_FOR
+            ).json()
+        except ServerRefused as exc:
+            refused.add(datastore)
+            if exc.code != "UNSUPPORTED":  # not the store's kind: a refusal worth a line in the log
+                print(f"[shoal] datastore '{datastore}': no direct {kind} ({exc}); through the server", file=sys.stderr)
+        except ServerGone:
+            pass
+        return None
+
+    def _upload_batch_direct(self, datastore: str, prefix: str, items: list[tuple[str, Path]]) -> bool:
+        """Small files PUT to the store by this thread, each to the URL the server signed for it
+        (a Put Blob: whole or nothing). False where that cannot be done: send them to the server."""
+        offer = self._signed_urls(datastore, "writes", {"prefix": prefix, "paths": [rel for rel, _ in items]})
+        if offer is None:
+            return False
+        headers = dict(offer["headers"])
+        try:
+            for (_rel, source), item in zip(items, offer["value"], strict=True):
+                self._store.call("PUT", str(item["url"]), headers, source.read_bytes())
+        except DirectUploadFailed as exc:
+            self._direct_failed(datastore, "writing to", exc)
+            return False
+        return True
+
+    def _download_batch_direct(self, datastore: str, pairs: list[tuple[str, Path]]) -> bool:
+        """Small files read from the store by this thread, each from the URL the server signed for
+        it. False where that cannot be done: read them through the server (which also says what
+        is wrong with a file that is missing)."""
+        offer = self._signed_urls(datastore, "reads", {"paths": [path for path, _ in pairs]})
+        if offer is None:
+            return False
+        try:
+            for (_path, target), item in zip(pairs, offer["value"], strict=True):
+                _write_whole(target, self._store.call("GET", str(item["url"])))
+        except DirectUploadFailed as exc:
+            self._direct_failed(datastore, "reading from", exc)
+            return False
+        return True
+
     def upload_batch(self, datastore: str, prefix: str, items: list[tuple[str, Path]]) -> None:
-        """Several small files in one request (see SMALL); the body is built once and resent
+        """Several small files: straight to the store where the server signs URLs for them (Azure
+        Blob), else in one request to the server (see SMALL), whose body is built once and resent
         whole if the server must be tried again."""
+        if self._upload_batch_direct(datastore, prefix, items):
+            return
         body = bytearray()
         for rel, source in items:
             data = source.read_bytes()
@@ -368,7 +433,11 @@ class RunnerClient:
         )
 
     def download_batch(self, datastore: str, pairs: list[tuple[str, Path]]) -> None:
-        """Several small files in one response; each is written whole (renamed into place)."""
+        """Several small files: straight from the store where the server signs URLs for them
+        (Azure Blob), else in one response from the server; each is written whole (renamed into
+        place)."""
+        if self._download_batch_direct(datastore, pairs):
+            return
         records = _Records(dict(pairs))
         self.request(
             "POST", f"{self._ds(datastore)}/contents/read", json_body={"paths": list(records.targets)}, sink=records
@@ -433,6 +502,7 @@ class RunnerClient:
                         failed.append(exc)
             finally:
                 self._drop_connection()
+                self._store.close()
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(TRANSFERS, len(tasks)))]
         for t in threads:
@@ -479,6 +549,14 @@ class _PartFile:
             self.tmp.unlink(missing_ok=True)
 
 
+def _write_whole(target: Path, data: bytes) -> None:
+    """A downloaded file, written under ``.<name>.part`` and renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
 class _Records:
     """Reads a batch response (``{"path", "size"}`` header line, then the bytes; or an error
     record) and writes each file whole. A retried request starts the batch again."""
@@ -509,10 +587,7 @@ class _Records:
                 raise ServerRefused("BAD_RESPONSE", f"the server sent {path!r}, which was not asked for")
             data = bytes(self.buf[end + 1 : end + 1 + size])
             del self.buf[: end + 1 + size]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            _write_whole(target, data)
             self.done.add(path)
 
     def finish(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import email.utils
 import hashlib
 import hmac
@@ -57,6 +58,7 @@ class BlobRest:
         self.base_path = parts.path.rstrip("/")  # "/<account>" on a path-style emulator, else ""
         self.account, self.version = account, version
         self._key = base64.b64decode(key) if key else None
+        self._key_text = key  # as azure-storage-blob's SAS functions take it
         self._sas = (sas or "").lstrip("?")
         self._session: Any = None
 
@@ -105,6 +107,32 @@ class BlobRest:
             return
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout=5)
+
+    # -- URLs another process uses (storage/direct_blobs.py) -----------------------------------
+    @property
+    def can_sign(self) -> bool:
+        """Whether this account's key is known here: only a key signs a SAS for one blob."""
+        return self._key is not None
+
+    def blob_url(self, container: str, blob: str) -> str:
+        return f"{self.origin}{self.base_path}/{urllib.parse.quote(container)}/{urllib.parse.quote(blob, safe='~/')}"
+
+    def signed_url(
+        self, container: str, blob: str, permission: str, seconds: float, query: dict[str, str] | None = None
+    ) -> str:
+        """The URL of one blob with a service SAS that lets its holder do ``permission`` (``r``
+        read, ``w`` write) to that blob only, for ``seconds``: signed here with the account key
+        (an HMAC; no call to the service), which never leaves this process."""
+        from azure.storage.blob import generate_blob_sas
+
+        if self._key_text is None:
+            raise PermissionError("no account key to sign with")
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
+        sas = generate_blob_sas(
+            self.account, container, blob, account_key=self._key_text, permission=permission, expiry=expiry
+        )
+        search = "&".join(part for part in (urllib.parse.urlencode(query or {}), sas) if part)
+        return f"{self.blob_url(container, blob)}?{search}"
 
     # -- plumbing ------------------------------------------------------------------------------
     def _session_now(self) -> Any:

@@ -45,7 +45,10 @@ def part_size_for(size: int) -> int:
 
 def _s3(io: ObjectIO | None) -> S3IO:
     if not isinstance(io, S3IO):
-        raise UnsupportedError("direct uploads are made to S3 only: send the file to the server instead")
+        raise UnsupportedError(
+            "direct uploads are made to S3 and to Azure Blob with an account key only: "
+            "send the file to the server instead"
+        )
     return io
 
 

@@ -38,7 +38,7 @@ from shoal.errors import (
     UnsupportedError,
     UserError,
 )
-from shoal.storage import direct_uploads
+from shoal.storage import direct_blobs, direct_uploads
 from shoal.storage.direct_uploads import DirectUpload
 from shoal.storage.hashing import FileEntry
 from shoal.storage.objects import ItemFailed, ObjectWriter, object_io, s3_options
@@ -377,34 +377,46 @@ class ArtifactStore:
                 raise failed.error from None
         return [FileEntry(rel, len(data), "") for rel, data in checked]
 
-    # -- large files a runner sends to the store itself (storage/direct_uploads.py) -------
+    # -- files a runner sends to or reads from the store itself (direct_uploads.py: S3;
+    # direct_blobs.py: Azure Blob) ----------------------------------------------------------------
+    def _direct(self) -> Any:
+        return direct_blobs if direct_blobs.supports(self.io) else direct_uploads
+
     def begin_direct_upload(self, rel: str, size: int) -> DirectUpload:
-        """A multipart upload to ``rel`` whose parts the caller sends itself, each signed by
-        ``sign_direct_upload``; on any store but S3 an :class:`UnsupportedError` (the caller
-        sends the file through us)."""
+        """A multipart upload (S3) or staged blocks (Azure Blob) to ``rel`` whose parts the caller
+        sends itself, each signed by ``sign_direct_upload``; on any other store an
+        :class:`UnsupportedError` (the caller sends the file through us)."""
         rel = _check_rel(rel)
         final = self._full(rel)
         with self._errors("write", rel):
             if self._isdir_full(final):
                 raise UserError(f"cannot write {rel!r}: a folder has that name")
-            return direct_uploads.begin(self.io, final, size)
+            return self._direct().begin(self.io, final, size)
 
     def sign_direct_upload(self, rel: str, upload_id: str, numbers: list[int]) -> list[dict[str, Any]]:
         rel = _check_rel(rel)
         with self._errors("write", rel):
-            return direct_uploads.sign(self.io, self._full(rel), upload_id, numbers)
+            return self._direct().sign(self.io, self._full(rel), upload_id, numbers)
 
     def complete_direct_upload(self, rel: str, upload_id: str, size: int) -> FileEntry:
         """Publish a direct upload: only now does ``rel`` appear, whole."""
         rel = _check_rel(rel)
         with self._errors("write", rel):
-            direct_uploads.complete(self.io, self._full(rel), upload_id, size)
+            self._direct().complete(self.io, self._full(rel), upload_id, size)
         return FileEntry(rel, size, "")
 
     def abort_direct_upload(self, rel: str, upload_id: str) -> None:
         rel = _check_rel(rel)
         with self._errors("write", rel):
-            direct_uploads.abort(self.io, self._full(rel), upload_id)
+            self._direct().abort(self.io, self._full(rel), upload_id)
+
+    def direct_urls(self, rels: list[str], permission: str) -> list[str]:
+        """Azure Blob with an account key: for each file a URL with a SAS that lets its holder
+        read (``r``) or write (``w``) that blob only, for a few minutes (``direct_blobs.py``);
+        anywhere else an :class:`UnsupportedError`."""
+        checked = [_check_rel(rel) for rel in rels]
+        with self._errors("sign", checked[0] if checked else ""):
+            return direct_blobs.urls(self.io, [self._full(rel) for rel in checked], permission)
 
     def read_each(self, rels: list[str], limit: int) -> Iterator[bytes]:
         """The bytes of several small files in order, at most ``limit + 1`` of each, each given

@@ -268,8 +268,7 @@ class AzureIO(ObjectIO):
 
     async def put_part(self, session: Any, number: int, data: bytes) -> Any:
         container, blob, tag = session
-        # Every block id of a blob has the same length: the upload's tag and a fixed-width number.
-        block_id = base64.b64encode(f"{tag}-{number:06d}".encode()).decode()
+        block_id = azure_block_id(tag, number)
         async with self.fs.service_client.get_blob_client(container=container, blob=blob) as client:
             await client.stage_block(block_id, data, length=len(data))
         return block_id
@@ -284,6 +283,27 @@ class AzureIO(ObjectIO):
 
     async def abort(self, session: Any) -> None:
         return None  # nothing was committed: there is nothing to remove
+
+    # -- uploads whose blocks another process stages (storage/direct_blobs.py) -----------------
+    async def uncommitted_blocks(self, session: Any) -> dict[str, int]:
+        """The blob's staged, not yet committed blocks: id (as ``put_part`` names them) -> size."""
+        container, blob, _tag = session
+        async with self.fs.service_client.get_blob_client(container=container, blob=blob) as client:
+            try:
+                _committed, uncommitted = await client.get_block_list("uncommitted")
+            except Exception as exc:
+                if getattr(exc, "status_code", None) == 404:
+                    return {}  # no blob and no block staged for it
+                raise
+        return {str(b.id): int(b.size) for b in uncommitted}
+
+
+def azure_block_id(tag: str, number: int) -> str:
+    """The id of block ``number`` of the upload ``tag``, as azure-storage-blob takes it (it sends
+    it base64-encoded once more). Every block id of a blob must have the same length, whichever
+    way the block came (the server's ``put_part``, a runner's direct upload): the upload's tag
+    (32 hex digits) and a number of fixed width."""
+    return base64.b64encode(f"{tag}-{number:06d}".encode()).decode()
 
 
 REST_PUT_MAX = 1024 * 1024  # the batch path's largest file (runtime/client.py SMALL)

@@ -14,10 +14,10 @@ from shoal.entities.kinds import KINDS
 from shoal.errors import NotFoundError, UserError
 from shoal.server.auth import Permission, require_local_datastore_right, require_secrets
 from shoal.server.routes.common import ctx, file_response, guarded, page_body, write_body
-from shoal.services.access.job_token_scope import check_datastore_write
+from shoal.services.access.job_token_scope import check_datastore_direct_read, check_datastore_write
 from shoal.services.storage import datastores, files
 from shoal.services.workspaces import DEFAULT_DATASTORE
-from shoal.storage import batches
+from shoal.storage import batches, direct_blobs
 from shoal.storage.paths import safe_relpath
 
 router = APIRouter(tags=["datastores"])
@@ -162,7 +162,8 @@ async def write_file(request: Request, workspace: str, name: str, path: str, dig
     return {"path": rel, "size": entry.size, "sha256": entry.sha256}
 
 
-# -- large job outputs sent by the runner straight to S3 (storage/direct_uploads.py) -----------
+# -- large job outputs sent by the runner straight to the store (storage/direct_uploads.py on S3,
+# storage/direct_blobs.py on Azure Blob) ---------------------------------------------------------
 MAX_OBJECT = 5 * 1024**4  # S3's largest object
 
 
@@ -190,8 +191,9 @@ def _check_job_write(request: Request, workspace: str, name: str, rel: str) -> N
 
 @guarded(router, "POST", PREFIX + "/{name}/direct-uploads", Permission.TRACK)
 def begin_direct_upload(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> Any:
-    """``{"path", "size"}``: a multipart upload on S3 whose parts the caller sends itself (on any
-    other store a 400: send the file with ``PUT …/content``)."""
+    """``{"path", "size"}``: a multipart upload on S3 (staged blocks on Azure Blob with an account
+    key) whose parts the caller sends itself (on any other store a 400: send the file with
+    ``PUT …/content``)."""
     rel, values = _direct_body(body, "size")
     _check_job_write(request, workspace, name, rel)
     upload = files.store_for(ctx(request), workspace, name).begin_direct_upload(rel, values["size"])
@@ -224,6 +226,50 @@ def abort_direct_upload(request: Request, workspace: str, name: str, body: dict[
     rel, values = _direct_body(body, "upload_id")
     _check_job_write(request, workspace, name, rel)
     files.store_for(ctx(request), workspace, name).abort_direct_upload(rel, values["upload_id"])
+
+
+# -- many small job inputs and outputs moved by the runner itself (storage/direct_blobs.py) ------
+
+
+def _direct_paths(body: dict[str, Any], base: str = "") -> list[str]:
+    paths = body.get("paths")
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+        raise UserError("'paths' must be a non-empty list of file paths")
+    if len(paths) > batches.MAX_FILES:
+        raise UserError(f"'paths' may name at most {batches.MAX_FILES} files, not {len(paths)}")
+    return [safe_relpath(f"{base}/{p}" if base else p) for p in paths]
+
+
+@guarded(router, "POST", PREFIX + "/{name}/direct-reads", Permission.READ)
+def direct_reads(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> Any:
+    """``{"paths": [...]}``: for each file a URL that reads that blob only, for 15 minutes (Azure
+    Blob with an account key; elsewhere a 400: read the files through ``…/contents/read``). A
+    job token gets them for its own inputs and outputs only."""
+    rels = _direct_paths(body)
+    job = getattr(getattr(request.state, "principal", None), "job", None)
+    if job is not None:
+        check_datastore_direct_read(ctx(request), workspace, job, name, rels)
+    urls = files.store_for(ctx(request), workspace, name).direct_urls(rels, "r")
+    return {"value": [{"path": rel, "url": url} for rel, url in zip(rels, urls, strict=True)]}
+
+
+@guarded(router, "POST", PREFIX + "/{name}/direct-writes", Permission.TRACK)
+def direct_writes(request: Request, workspace: str, name: str, body: dict[str, Any] = Body(...)) -> Any:
+    """``{"prefix", "paths": [...]}``: for each file (under ``prefix``) a URL that writes that blob
+    only, for 15 minutes, and the headers its PUT sends (a Put Blob: the file appears whole or
+    not at all). A job token gets them for its own outputs and artifacts only, as for ``PUT
+    …/contents``."""
+    base = safe_relpath(str(body.get("prefix") or ""), allow_empty=True)
+    rels = _direct_paths(body, base)
+    job = getattr(getattr(request.state, "principal", None), "job", None)
+    if job is not None:
+        for rel in [base] if base else rels:
+            check_datastore_write(ctx(request), workspace, job, name, rel)
+    urls = files.store_for(ctx(request), workspace, name).direct_urls(rels, "w")
+    return {
+        "headers": direct_blobs.PUT_HEADERS,
+        "value": [{"path": rel, "url": url} for rel, url in zip(rels, urls, strict=True)],
+    }
 
 
 @guarded(router, "PUT", PREFIX + "/{name}/contents", Permission.TRACK)

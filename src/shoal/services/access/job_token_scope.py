@@ -317,6 +317,36 @@ def check_datastore_write(ctx: ServiceContext, workspace: str, job: str, datasto
     )
 
 
+def _inside(rel: str, root: str) -> bool:
+    return not root or rel == root or rel.startswith(root + "/")
+
+
+def check_datastore_direct_read(ctx: ServiceContext, workspace: str, job: str, datastore: str, rels: list[str]) -> None:
+    """Files a runner reads from the store itself with URLs the server signs
+    (``…/datastores/<ds>/direct-reads``): only inside the job's own inputs and outputs. A job
+    token reads the whole workspace through the server; a signed URL, a credential of its own
+    once handed out, is given only for what the job needs."""
+    with ctx.db.read() as session:
+        row = job_rows.find(session, workspace_id(session, workspace), job)
+        resolved = (row.resolved or {}) if row is not None else {}
+    roots = []
+    for entry in [*(resolved.get("inputs") or {}).values(), *(resolved.get("outputs") or {}).values()]:
+        uri = (entry.get("uri") or entry.get("path")) if isinstance(entry, dict) else None
+        try:
+            ref = parse_path(str(uri)) if uri else None
+        except SpecError:
+            continue
+        if ref is not None and ref.scheme == "datastore" and ref.datastore == datastore:
+            roots.append((ref.path or "").strip("/"))
+    for rel in rels:
+        if not any(_inside(rel, root) for root in roots):
+            raise PermissionDeniedError(
+                f"a job token gets signed URLs only for its job's inputs and outputs; '{datastore}/{rel[:200]}' is "
+                "neither (read it through the server)",
+                details={"job": job, "datastore": datastore, "path": rel[:200]},
+            )
+
+
 def check_model_spec(ctx: ServiceContext, workspace: str, job: str, name: str, spec: dict[str, Any]) -> None:
     """A model version sent to the Azure routes (``PUT …/models/<name>/versions/<v>``) by a job
     token: the same rule as ``model-versions/create``; the version is marked as the job's."""
