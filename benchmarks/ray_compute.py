@@ -322,7 +322,10 @@ def report(
         f"the jobs (docs/compute-ray.md, *How a job runs*). Preparing → Running ({ms(prep)} of {ms(shoal)} ms) "
         f"is the placement, the runner's start and its preparation; the Jobs SDK waits for a new worker "
         f"process for every job's supervisor actor ({ms(median(starts))} ms at the median). In (b) a hand-off "
-        "is the runner's end, the share given back, the next job's share placed and its runner started.",
+        "is one command's end to the next command's start on that node: the next job was prepared ahead on "
+        "the node while the compute was full (a *follower*, docs/compute-ray.md), so it is the runner noticing "
+        "its command ended, the lock it held released, the follower's `Running` report and the command's own "
+        "start.",
     ]
     return "\n".join(out)
 
