@@ -233,3 +233,42 @@ def test_a_job_token_gets_urls_for_its_own_inputs_and_outputs_only(sqlite_api, e
         assert r.status_code == 403 and error_of(r)["code"] == "PERMISSION_DENIED", (body, r.text)
     r = api.anon.post(api.url("/datastores/ext/direct-uploads"), headers=tok_b, json={"path": "results/a/m", "size": 9})
     assert r.status_code == 403
+
+
+def test_the_run_spec_says_where_a_runner_moves_files_itself_and_it_asks_nowhere_else(
+    sqlite_api, ext, served, tmp_path
+):
+    api = sqlite_api
+    on_ext = submitted(
+        api,
+        name="direct-offers-ext",
+        inputs={"d": {"type": "uri_folder", "path": "azureml://datastores/ext/paths/data/"}},
+        outputs={"out": {"type": "uri_folder", "path": "azureml://datastores/ext/paths/results/o/"}},
+    )["name"]
+    local = submitted(
+        api,
+        name="direct-offers-local",
+        outputs={"out": {"type": "uri_folder", "path": "azureml://datastores/workspaceblobstore/paths/o/"}},
+    )["name"]
+    spec_of = {}
+    for name in (on_ext, local):
+        tok = start_attempt(api, name)
+        r = api.anon.get(api.url(f"/jobs/{name}/runspec"), headers=tok)
+        assert r.status_code == 200, r.text
+        spec_of[name] = r.json()["direct"]
+    # Azure Blob with the account key offers both; the local stores (outputs, artifacts) neither.
+    assert spec_of[on_ext] == {"small": ["ext"], "large": ["ext"]}
+    assert spec_of[local] == {"small": [], "large": []}
+    # A runner told so never asks a datastore that offers nothing for signed URLs or parts.
+    url, seen = served
+    ext.files().write_stream("data/x.csv", [b"x"])
+    runner = RunnerClient(url, api.token, "default", "j", None)
+    runner.offered({"small": [], "large": []})
+    seen.clear()
+    runner.download_many("ext", [("data/x.csv", tmp_path / "got" / "x.csv", 1)])
+    assert (tmp_path / "got" / "x.csv").read_bytes() == b"x"
+    assert seen == ["contents/read"], seen
+    runner.offered({"small": ["ext"], "large": ["ext"]})
+    seen.clear()
+    runner.download_many("ext", [("data/x.csv", tmp_path / "again" / "x.csv", 1)])
+    assert seen == ["direct-reads"], seen

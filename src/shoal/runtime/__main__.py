@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
 
     spec = client.run_spec()
+    client.offered(spec.get("direct"))
     beat = Heartbeat(client, float(os.environ.get("SHOAL_HEARTBEAT_SECONDS", "5")), cancel)
     beat.start()
     shipper = LogShipper(client, run_dir)

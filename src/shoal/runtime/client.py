@@ -92,6 +92,9 @@ class RunnerClient:
         # Datastores whose large uploads, small reads and small writes go through the server (the
         # server offers no direct way there, or the store cannot be reached from here).
         self._not_direct: set[str] = set()
+        # What the run spec says each datastore offers (``offered``); None: ask each one.
+        self._direct_small: set[str] | None = None
+        self._direct_large: set[str] | None = None
         self._not_direct_reads: set[str] = set()
         self._not_direct_writes: set[str] = set()
         self._store = StoreConnections()  # this thread's connection to the store itself
@@ -296,10 +299,18 @@ class RunnerClient:
             self.request("GET", f"{self._ds(datastore)}/content", params={"path": path}, sink=part)
             part.finish()
 
+    def offered(self, direct: dict[str, list[str]] | None) -> None:
+        """The run spec's ``direct``: the datastores on which this runner may move files itself
+        (``small``, ``large``); it then asks no other datastore for signed URLs or parts."""
+        if direct is not None:
+            self._direct_small = set(direct.get("small") or [])
+            self._direct_large = set(direct.get("large") or [])
+
     def upload(self, datastore: str, path: str, source: Path) -> None:
         """One file: a large one straight to the store where the server offers it (S3, Azure Blob), else
         streamed to the server, which writes it to the store."""
-        if datastore not in self._not_direct and self._upload_direct(datastore, path, source):
+        offered = self._direct_large is None or datastore in self._direct_large
+        if offered and datastore not in self._not_direct and self._upload_direct(datastore, path, source):
             return
 
         def chunks() -> Iterator[bytes]:
@@ -368,7 +379,7 @@ class RunnerClient:
         URL for each file; None where the server offers none (the datastore is then not asked
         again) or cannot be reached in a few seconds (the way through the server waits for it)."""
         refused = self._not_direct_reads if kind == "reads" else self._not_direct_writes
-        if datastore in refused:
+        if datastore in refused or (self._direct_small is not None and datastore not in self._direct_small):
             return None
         try:
             return self.request(  # type: ignore[no-any-return]

@@ -41,7 +41,7 @@ from shoal.errors import (
 from shoal.storage import direct_blobs, direct_uploads
 from shoal.storage.direct_uploads import DirectUpload
 from shoal.storage.hashing import FileEntry
-from shoal.storage.objects import ItemFailed, ObjectWriter, object_io, s3_options
+from shoal.storage.objects import S3IO, ItemFailed, ObjectWriter, object_io, s3_options
 from shoal.storage.paths import join_inside, safe_relpath
 from shoal.storage.sinks import FsspecSink, LocalSink, file_chunks
 from shoal.storage.store_errors import local_error, remote_error
@@ -409,6 +409,12 @@ class ArtifactStore:
         rel = _check_rel(rel)
         with self._errors("write", rel):
             self._direct().abort(self.io, self._full(rel), upload_id)
+
+    def direct_offers(self) -> tuple[bool, bool]:
+        """What a runner may do on this store itself: (small files through signed URLs, large
+        uploads in parts it sends); told in its run spec, so it never asks where the answer is no."""
+        small = direct_blobs.supports(self.io)
+        return small, small or isinstance(self.io, S3IO)
 
     def direct_urls(self, rels: list[str], permission: str) -> list[str]:
         """Azure Blob with an account key: for each file a URL with a SAS that lets its holder

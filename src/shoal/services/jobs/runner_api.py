@@ -68,8 +68,33 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
             "code": resolved.get("code"),
             "environment": resolved.get("environment"),
             "artifacts": resolved.get("artifacts"),
+            "direct": _direct_offers(ctx, workspace, resolved),
             "mlflow_tracking_uri": f"{server_url.rstrip('/')}/api/v1/workspaces/{workspace}/mlflow",
         }
+
+
+def _direct_offers(ctx: ServiceContext, workspace: str, resolved: dict[str, Any]) -> dict[str, list[str]]:
+    """The datastores of the job's inputs, outputs and artifacts on which its runner may move
+    files itself (``small``: signed URLs, Azure Blob; ``large``: uploads in parts, S3 and Azure
+    Blob): a runner asks the others nothing, where each ask would cost it a round trip."""
+    names = set()
+    for entry in [*(resolved.get("inputs") or {}).values(), *(resolved.get("outputs") or {}).values()]:
+        uri = str(entry.get("uri") or entry.get("path") or "") if isinstance(entry, dict) else ""
+        if uri.startswith(DATASTORE_URI):
+            names.add(uri[len(DATASTORE_URI) :].partition("/")[0])
+    if (resolved.get("artifacts") or {}).get("datastore"):
+        names.add(resolved["artifacts"]["datastore"])
+    small, large = [], []
+    for name in sorted(names):
+        try:
+            offers = files.store_for(ctx, workspace, name).direct_offers()
+        except Exception:  # noqa: BLE001 - gone, unreachable, a bad key: the transfers say so themselves
+            continue
+        if offers[0]:
+            small.append(name)
+        if offers[1]:
+            large.append(name)
+    return {"small": small, "large": large}
 
 
 def heartbeat(ctx: ServiceContext, workspace: str, name: str, attempt: int) -> dict[str, Any]:
@@ -190,6 +215,7 @@ def report(
 
 
 CONTROL_TEXT_LIMIT = 64 * 1024
+DATASTORE_URI = "azureml://datastores/"
 
 
 def control_values(declared: dict[str, Any], given: Any) -> dict[str, Any]:
