@@ -94,6 +94,7 @@ class RunnerClient:
         self._not_direct: set[str] = set()
         # What the run spec says each datastore offers (``offered``); None: ask each one.
         self._direct_small: set[str] | None = None
+        self._direct_small_writes: set[str] | None = None
         self._direct_large: set[str] | None = None
         self._not_direct_reads: set[str] = set()
         self._not_direct_writes: set[str] = set()
@@ -304,6 +305,8 @@ class RunnerClient:
         (``small``, ``large``); it then asks no other datastore for signed URLs or parts."""
         if direct is not None:
             self._direct_small = set(direct.get("small") or [])
+            # A server that says nothing of writes offers them where it offers reads.
+            self._direct_small_writes = set(direct.get("small_writes", direct.get("small")) or [])
             self._direct_large = set(direct.get("large") or [])
 
     def upload(self, datastore: str, path: str, source: Path) -> None:
@@ -379,7 +382,8 @@ class RunnerClient:
         URL for each file; None where the server offers none (the datastore is then not asked
         again) or cannot be reached in a few seconds (the way through the server waits for it)."""
         refused = self._not_direct_reads if kind == "reads" else self._not_direct_writes
-        if datastore in refused or (self._direct_small is not None and datastore not in self._direct_small):
+        offered = self._direct_small if kind == "reads" else self._direct_small_writes
+        if datastore in refused or (offered is not None and datastore not in offered):
             return None
         try:
             return self.request(  # type: ignore[no-any-return]
