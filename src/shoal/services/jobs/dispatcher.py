@@ -146,9 +146,7 @@ class Dispatcher:
             queued = job_rows.with_status(session, [S.QUEUED], exclude_types=NO_RUNNER)
             if not queued:
                 return
-            occupying: dict[tuple[int, str], list[JobRow]] = {}
-            for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
-                occupying.setdefault((row.workspace_id, row.compute), []).append(row)
+            occupying = _occupying_by_compute(session)
             busy = {key: slots_in_use(rows) for key, rows in occupying.items()}
             computes = {key: _compute(session, *key) for key in {(r.workspace_id, r.compute) for r in queued}}
         blocked: set[tuple[int, str]] = set()
@@ -192,11 +190,11 @@ class Dispatcher:
         if not self.prepare_ahead or _nodes(row) != 1:
             return None
         for ahead in followable(occupying):
-            if self.cluster.watches(ahead.claimed_by) and self.backend_follows(ahead.runner_handle):
+            if self.cluster.watches(ahead.claimed_by) and self._backend_follows(ahead.runner_handle):
                 return ahead.name
         return None
 
-    def backend_follows(self, handle: Handle | None) -> bool:
+    def _backend_follows(self, handle: Handle | None) -> bool:
         followable_handle = getattr(self.backend, "followable", None)
         return bool(handle and followable_handle is not None and followable_handle(handle))
 
@@ -209,9 +207,7 @@ class Dispatcher:
         self._hinted_at = time.monotonic()
         hints = []
         with self.ctx.db.read() as session:
-            occupying: dict[tuple[int, str], list[JobRow]] = {}
-            for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
-                occupying.setdefault((row.workspace_id, row.compute), []).append(row)
+            occupying = _occupying_by_compute(session)
             busy = {key: slots_in_use(rows) for key, rows in occupying.items()}
             for workspace, row in resource_rows.of_type(session, "compute", "amlcompute"):
                 hints.append(
@@ -429,6 +425,14 @@ class Dispatcher:
 def _nodes(row: JobRow) -> int:
     resources = row.spec.get("resources") or {}
     return max(1, int(resources.get("instance_count") or 1))
+
+
+def _occupying_by_compute(session: Any) -> dict[tuple[int, str], list[JobRow]]:
+    """The jobs holding (or prepared on) a node, by (workspace id, compute)."""
+    occupying: dict[tuple[int, str], list[JobRow]] = {}
+    for row in job_rows.with_status(session, OCCUPYING, exclude_types=NO_RUNNER):
+        occupying.setdefault((row.workspace_id, row.compute), []).append(row)
+    return occupying
 
 
 def slots_in_use(occupying: list[JobRow]) -> int:
