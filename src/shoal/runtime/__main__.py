@@ -19,9 +19,9 @@ from shoal.runtime.client import RunnerClient, ServerGone, Stale
 from shoal.runtime.handover import CommandsLock, wait_for_turn
 from shoal.runtime.logs import LogShipper
 from shoal.runtime.materialize import (
-    fetch_datastore,
     materialize_inputs,
     parse_datastore_uri,
+    place_datastore,
     prepare_outputs,
     read_control_outputs,
     upload_artifacts,
@@ -134,8 +134,11 @@ def prepare_environment(resolved: dict[str, Any], build_log: Path, home: Path, s
         return builder.prepare(normalize_environment(source), log=log)
 
 
-def fetch_code(client: RunnerClient, code: dict[str, Any] | None, workdir: Path) -> None:
-    """A fresh copy of the snapshot for every run: never a folder shared with another job."""
+def fetch_code(
+    client: RunnerClient, code: dict[str, Any] | None, workdir: Path, given: dict[str, Any] | None = None
+) -> None:
+    """A fresh copy of the snapshot for every run: never a folder shared with another job
+    (``given``: the snapshot's files, sent with the run spec where it is small)."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -147,7 +150,7 @@ def fetch_code(client: RunnerClient, code: dict[str, Any] | None, workdir: Path)
     staging = workdir.parent / "code-download"
     if staging.exists():
         shutil.rmtree(staging)
-    local = fetch_datastore(client, uri, staging)
+    local = place_datastore(client, uri, staging, given)
     if local.is_dir():
         for item in local.iterdir():
             shutil.move(str(item), workdir / item.name)
@@ -195,10 +198,13 @@ def run(args: argparse.Namespace) -> int:
             run_dir / "pyenv"
         )
         workdir = run_dir / "wd"
-        fetch_code(client, spec.get("code"), workdir)
+        inline = spec.get("inline") or {}
+        fetch_code(client, spec.get("code"), workdir, inline.get("code"))
         for sub in ("outputs", "logs"):  # Azure ML gives every job these, kept as its artifacts
             (workdir / sub).mkdir(exist_ok=True)
-        inputs = materialize_inputs(client, spec["inputs"], run_dir, (home / "cache" / "http") if home else None)
+        inputs = materialize_inputs(
+            client, spec["inputs"], run_dir, (home / "cache" / "http") if home else None, inline.get("inputs")
+        )
         outputs = prepare_outputs(spec["outputs"], run_dir)
         from shoal.entities.expressions import resolve_command
 

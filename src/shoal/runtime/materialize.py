@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -55,6 +56,30 @@ def fetch_datastore(client: RunnerClient, uri: str, target_dir: Path) -> Path:
         for item in listing["value"]
     ]
     client.download_many(datastore, items)
+    return target_dir
+
+
+def place_datastore(client: RunnerClient, uri: str, target_dir: Path, given: dict[str, Any] | None) -> Path:
+    """``fetch_datastore``, or the same files placed from the run spec where the server sent them
+    (``inline``: a small input or code snapshot on a local store)."""
+    if given is None:
+        return fetch_datastore(client, uri, target_dir)
+    parsed = parse_datastore_uri(uri)
+    if parsed is None:
+        raise ValueError(f"not a datastore URI: {uri}")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    items = [(str(path), base64.b64decode(content)) for path, content in given["files"]]
+    if not given["is_dir"]:
+        local = target_dir / parsed[1].rstrip("/").rsplit("/", 1)[-1]
+        local.write_bytes(items[0][1])
+        return local
+    root = target_dir.resolve()
+    for path, content in items:
+        dest = (target_dir / path).resolve()
+        if root not in dest.parents:  # the server sends relative paths; never one that climbs out
+            raise ValueError(f"inline file {path!r} of {uri} is not inside its folder")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(content)
     return target_dir
 
 
@@ -126,9 +151,14 @@ def placed_input_folder(run_dir: Path, name: str, path_on_compute: str) -> Path:
 
 
 def materialize_inputs(
-    client: RunnerClient, inputs: dict[str, Any], run_dir: Path, cache_dir: Path | None
+    client: RunnerClient,
+    inputs: dict[str, Any],
+    run_dir: Path,
+    cache_dir: Path | None,
+    inline: dict[str, Any] | None = None,
 ) -> dict[str, str | None]:
-    """name -> the string that replaces ``${{inputs.name}}`` (None when the input is unset)."""
+    """name -> the string that replaces ``${{inputs.name}}`` (None when the input is unset);
+    ``inline``: the run spec's small inputs by name, placed instead of fetched."""
     values: dict[str, str | None] = {}
     for name, spec in inputs.items():
         kind = spec.get("type")
@@ -149,7 +179,7 @@ def materialize_inputs(
         if uri.startswith(("http://", "https://")):
             local = fetch_url(uri, target, cache_dir)
         elif parse_datastore_uri(uri):
-            local = fetch_datastore(client, uri, target)
+            local = place_datastore(client, uri, target, (inline or {}).get(name))
         else:
             raise ValueError(f"input '{name}': cannot fetch {uri!r} here (cloud storage needs its datastore)")
         if mode in ("ro_mount", "eval_mount"):

@@ -60,10 +60,13 @@ def run_node(workspace: str, job: str, attempt: int, node_rank: int) -> int:
         build_log.parent.mkdir(parents=True, exist_ok=True)
         prepared = prepare_environment(spec["environment"], build_log, home or run_dir).layered(run_dir / "pyenv")
         workdir = run_dir / "wd"
-        fetch_code(client, spec.get("code"), workdir)
+        inline = spec.get("inline") or {}
+        fetch_code(client, spec.get("code"), workdir, inline.get("code"))
         for sub in ("outputs", "logs"):
             (workdir / sub).mkdir(exist_ok=True)
-        inputs = materialize_inputs(client, spec["inputs"], run_dir, (home / "cache" / "http") if home else None)
+        inputs = materialize_inputs(
+            client, spec["inputs"], run_dir, (home / "cache" / "http") if home else None, inline.get("inputs")
+        )
         outputs = prepare_outputs(spec["outputs"], run_dir)
         command = resolve_command(spec["command"], inputs, outputs)
         env = prepared.environ(job_environment(spec, token, inputs, outputs))

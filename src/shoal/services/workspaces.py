@@ -128,4 +128,4 @@ def delete(ctx: ServiceContext, name: str) -> None:
 
 
 def workspace_id(session: Any, name: str) -> int:
-    return workspace_rows.get_row(session, name).id
+    return workspace_rows.id_of(session, name)

@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from shoal.errors import NotFoundError, not_found
@@ -130,6 +130,7 @@ def with_status(
     types: Iterable[str] | None = None,
     exclude_types: Iterable[str] | None = None,
     newest_first: bool = False,
+    light: bool = False,
 ) -> list[JobRow]:
     """Jobs in any of these states, in submission order (or newest first). ``status IN (…)``
     leads with the indexed column, so a controller's tick never scans the whole job table."""
@@ -138,6 +139,8 @@ def with_status(
         query = query.where(JobRow.type.in_(list(types)))
     if exclude_types is not None:
         query = query.where(JobRow.type.not_in(list(exclude_types)))
+    if light:  # a pass over pipelines: their step specs load only when read
+        query = query.options(*(defer(c) for c in _NOT_FOR_A_PASS))
     return list(session.scalars(query.order_by(JobRow.id.desc() if newest_first else JobRow.id)))
 
 
@@ -147,18 +150,50 @@ def with_status(
 _NOT_FOR_A_PASS = (JobRow.spec, JobRow.status_times, JobRow.error)
 
 
-def waiting_steps(session: Session, status: str) -> list[JobRow]:
-    """Child jobs (pipeline steps, trials) in ``status`` (``spec``, ``status_times`` and ``error``
-    load when read)."""
-    query = select(JobRow).where(JobRow.status == status, JobRow.parent_job_name.is_not(None))
-    return list(session.scalars(query.options(*(defer(c) for c in _NOT_FOR_A_PASS))))
+def waiting_dependencies(session: Session, status: str) -> list[tuple[int, str, int, list[str] | None]]:
+    """``(id, name, workspace_id, depends_on)`` of the child jobs (pipeline steps, trials) in
+    ``status``. The database reads the step list out of ``resolved``: a controller's pass over a
+    100-step pipeline decodes 100 short lists, not 100 whole documents, on every tick."""
+    depends_on = JobRow.resolved["depends_on"]
+    query = select(JobRow.id, JobRow.name, JobRow.workspace_id, depends_on).where(
+        JobRow.status == status, JobRow.parent_job_name.is_not(None)
+    )
+    return [(i, n, w, list(d) if isinstance(d, list) else None) for i, n, w, d in session.execute(query)]
 
 
-def named(session: Session, names: Iterable[str]) -> list[JobRow]:
-    """Jobs with any of these names, in every workspace (the caller keys them by workspace);
-    ``spec``, ``status_times`` and ``error`` load when read."""
-    query = select(JobRow).where(JobRow.name.in_(sorted(names)))
-    return list(session.scalars(query.options(*(defer(c) for c in _NOT_FOR_A_PASS))))
+def states_by_name(session: Session, names: Iterable[str]) -> dict[tuple[int, str], str]:
+    """``{(workspace_id, name): status}`` of the jobs with these names, in every workspace."""
+    query = select(JobRow.workspace_id, JobRow.name, JobRow.status).where(JobRow.name.in_(sorted(names)))
+    return {(w, n): st for w, n, st in session.execute(query)}
+
+
+def for_a_pass(session: Session, ids: Iterable[int] = (), names: Iterable[str] = ()) -> list[JobRow]:
+    """Jobs by id or by name (any workspace: the caller keys them), as a controller's pass reads
+    them: ``spec``, ``status_times`` and ``error`` load only when read."""
+    wanted = [JobRow.id.in_(sorted(set(ids))), JobRow.name.in_(sorted(set(names)))]
+    query = select(JobRow).where(or_(*wanted)).options(*(defer(c) for c in _NOT_FOR_A_PASS))
+    return list(session.scalars(query))
+
+
+def child_state_counts(session: Session, parents: Iterable[tuple[int, str]]) -> dict[tuple[int, str], dict[str, int]]:
+    """``{(workspace_id, parent): {status: how many children}}``: what a roll-up looks at first,
+    counted by the database instead of read row by row."""
+    parents = set(parents)
+    if not parents:
+        return {}
+    query = (
+        select(JobRow.workspace_id, JobRow.parent_job_name, JobRow.status, func.count())
+        .where(
+            JobRow.workspace_id.in_(sorted({w for w, _ in parents})),
+            JobRow.parent_job_name.in_(sorted({p for _, p in parents})),
+        )
+        .group_by(JobRow.workspace_id, JobRow.parent_job_name, JobRow.status)
+    )
+    counts: dict[tuple[int, str], dict[str, int]] = {}
+    for ws, parent, status, n in session.execute(query):
+        if (ws, parent) in parents:
+            counts.setdefault((ws, parent), {})[status] = n
+    return counts
 
 
 def completed_with_reuse_key(session: Session, ws_id: int, key: str, status: str, *, not_id: int) -> list[JobRow]:

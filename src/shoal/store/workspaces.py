@@ -18,6 +18,14 @@ def get_row(session: Session, name: str) -> WorkspaceRow:
     return row
 
 
+def id_of(session: Session, name: str) -> int:
+    """A workspace's row id by name: nearly every request asks, so only the id column is read."""
+    ws_id = session.scalar(select(WorkspaceRow.id).where(WorkspaceRow.name == name))
+    if ws_id is None:
+        raise missing(session, name)
+    return int(ws_id)
+
+
 def missing(session: Session, name: str) -> NotFoundError:
     """NOT_FOUND for a workspace, with the names that do exist."""
     return not_found("workspace", name, known=list(session.scalars(select(WorkspaceRow.name))))

@@ -77,53 +77,86 @@ def _snapshot(row: JobRow) -> _Step:
 
 def _start_ready_steps(ctx: ServiceContext) -> bool:
     """One pass over the waiting steps. A reused step counts as completed at once, so a chain of
-    reused steps is settled in this one pass, not one pass per step."""
+    reused steps is settled in this one pass, not one pass per step.
+
+    A pass looks at states first (each waiting step's ``depends_on`` and its upstream jobs'
+    states); only the steps that can move now, and the jobs whose outputs they take, are read
+    whole. A tick of a 100-step chain reads one step and one producer, not the whole pipeline."""
     with ctx.db.read() as session:
-        waiting = [
-            _snapshot(r)
-            for r in job_rows.waiting_steps(session, str(S.NOT_STARTED))
-            if "depends_on" in (r.resolved or {})
-        ]
+        waiting = [w for w in job_rows.waiting_dependencies(session, str(S.NOT_STARTED)) if w[3] is not None]
         if not waiting:
             return False
-        wanted = {d for r in waiting for d in r.resolved["depends_on"]}
-        known: dict[tuple[int, str], _Step] = {}
-        if wanted:
-            for r in job_rows.named(session, wanted):
-                known[(r.workspace_id, r.name)] = _snapshot(r)
+        states = job_rows.states_by_name(session, {d for w in waiting for d in w[3]})
         ws_names = job_rows.workspace_names(session)
+    read: dict[tuple[int, str], _Step] = {}  # jobs read whole this pass, by (workspace, name)
     changed = False
-    progress = True
-    while progress and waiting:
-        progress = False
-        for step in list(waiting):
-            deps = [known.get((step.workspace_id, d)) for d in step.resolved["depends_on"]]
-            gone = [d for d, p in zip(step.resolved["depends_on"], deps, strict=True) if p is None]
-            ended = [p for p in deps if p is not None and p.status in (S.FAILED, S.CANCELED)]
+    while waiting:
+        movable = [w for w in waiting if _can_move([states.get((w[2], d)) for d in w[3]])]
+        if not movable:
+            break
+        steps = _read_whole(ctx, movable, states, read)
+        for job_id, name, ws_id, depends_on in movable:
+            waiting.remove((job_id, name, ws_id, depends_on))
+            step = steps.get(job_id)
+            if step is None or step.status != S.NOT_STARTED:
+                continue  # gone, or moved by someone else since the states were read
+            upstream = [(d, states.get((ws_id, d))) for d in depends_on]
+            gone = [d for d, st in upstream if st is None]
+            ended = [(d, st) for d, st in upstream if st in (S.FAILED, S.CANCELED)]
             if gone or ended:
-                what = f"job '{gone[0]}' no longer exists" if gone else f"job '{ended[0].name}' ended {ended[0].status}"
+                what = f"job '{gone[0]}' no longer exists" if gone else f"job '{ended[0][0]}' ended {ended[0][1]}"
                 step.status = _skip(ctx, step.id, what)
-            elif all(p is not None and p.status == S.COMPLETED for p in deps):
-                try:
-                    inputs = _ready_inputs(step, known)
-                except _MissingControlValue as exc:
-                    step.status = _fail(ctx, step.id, {"code": "CONTROL_OUTPUT_MISSING", "message": str(exc)})
-                    waiting.remove(step)
-                    known[(step.workspace_id, step.name)] = step
-                    progress = changed = True
-                    continue
-                try:
-                    step.status, step.resolved = _start(ctx, step.id, ws_names[step.workspace_id], inputs)
-                except Exception as exc:  # noqa: BLE001 - one bad step must not stall every pipeline
-                    logger.exception("cannot start pipeline step %s", step.name)
-                    error = {"code": "STEP_START_FAILED", "message": f"cannot start the step: {exc}"}
-                    step.status = _fail(ctx, step.id, error)
             else:
-                continue
-            waiting.remove(step)
-            known[(step.workspace_id, step.name)] = step
-            progress = changed = True
+                step.status = _start_one(ctx, step, read, ws_names[ws_id])
+            states[(ws_id, name)] = step.status
+            read[(ws_id, name)] = step
+            changed = True
     return changed
+
+
+def _can_move(upstream: list[str | None]) -> bool:
+    """A waiting step starts when every upstream job completed, and is skipped when one is gone
+    or ended otherwise; else it waits."""
+    return all(st == S.COMPLETED for st in upstream) or any(
+        st is None or st in (S.FAILED, S.CANCELED) for st in upstream
+    )
+
+
+def _read_whole(
+    ctx: ServiceContext,
+    movable: list[tuple[int, str, int, list[str]]],
+    states: dict[tuple[int, str], str],
+    read: dict[tuple[int, str], _Step],
+) -> dict[int, _Step]:
+    """The movable steps (by id), and into ``read`` the completed upstream jobs they take outputs
+    from, in one read."""
+    producers = {(ws, d) for _, _, ws, deps in movable for d in deps if states.get((ws, d)) == S.COMPLETED}
+    producers -= read.keys()
+    ids = {w[0] for w in movable}
+    steps: dict[int, _Step] = {}
+    with ctx.db.read() as session:
+        for row in job_rows.for_a_pass(session, ids=ids, names={d for _, d in producers}):
+            snap = _snapshot(row)
+            if row.id in ids:
+                steps[row.id] = snap
+            if (row.workspace_id, row.name) in producers:
+                read[(row.workspace_id, row.name)] = snap
+    return steps
+
+
+def _start_one(ctx: ServiceContext, step: _Step, read: dict[tuple[int, str], _Step], workspace: str) -> str:
+    """Start a step whose upstream jobs all completed; its new state (it may fail here)."""
+    try:
+        inputs = _ready_inputs(step, read)
+    except _MissingControlValue as exc:
+        return _fail(ctx, step.id, {"code": "CONTROL_OUTPUT_MISSING", "message": str(exc)})
+    try:
+        status, step.resolved = _start(ctx, step.id, workspace, inputs)
+        return status
+    except Exception as exc:  # noqa: BLE001 - one bad step must not stall every pipeline
+        logger.exception("cannot start pipeline step %s", step.name)
+        error = {"code": "STEP_START_FAILED", "message": f"cannot start the step: {exc}"}
+        return _fail(ctx, step.id, error)
 
 
 def _ready_inputs(step: _Step, known: dict[tuple[int, str], _Step]) -> dict[str, Any]:
@@ -287,11 +320,14 @@ def _outputs_exist(ctx: ServiceContext, workspace: str, row: JobRow) -> bool:
 
 def _roll_up(ctx: ServiceContext) -> bool:
     with ctx.db.read() as session:
-        pipes = job_rows.with_status(session, ACTIVE, types=[PIPELINE], newest_first=True)
+        pipes = job_rows.with_status(session, ACTIVE, types=[PIPELINE], newest_first=True, light=True)
         if not pipes:
             return False
+        counts = job_rows.child_state_counts(session, [(p.workspace_id, p.name) for p in pipes])
         plans = []
         for pipe in pipes:
+            if _steady(pipe, counts.get((pipe.workspace_id, pipe.name), {})):
+                continue  # the common tick: steps running, nothing to roll up (no step read)
             children = job_rows.children(session, pipe.workspace_id, pipe.name, states_only=True)
             plans.append((pipe.id, _plan(pipe, children)))
     changed = False
@@ -304,6 +340,18 @@ def _roll_up(ctx: ServiceContext) -> bool:
     if changed:
         ctx.notify_jobs()
     return changed
+
+
+def _steady(pipe: JobRow, counts: dict[str, int]) -> bool:
+    """True where ``_plan`` would change nothing, judged from the children's state counts alone:
+    not canceling, no step failed, some step still active, and the pipeline already past Queued
+    (or none of its steps started)."""
+    if pipe.status == S.CANCEL_REQUESTED or counts.get(S.FAILED) or not counts:
+        return False
+    if all(status in TERMINAL for status in counts):
+        return False
+    started = any(status not in (S.NOT_STARTED, S.QUEUED) for status in counts)
+    return not (started and pipe.status == S.QUEUED)
 
 
 def _plan(pipe: JobRow, children: list[JobRow]) -> tuple[JobStatus | None, list[int], dict[str, Any] | None]:

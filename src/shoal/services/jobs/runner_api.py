@@ -17,6 +17,7 @@ from shoal.errors import ConflictError, InvalidStateError, NotFoundError, ShoalE
 from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
 from shoal.services.jobs import state as job_state
+from shoal.services.jobs.inline_files import inline_files
 from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
@@ -50,7 +51,7 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
     with ctx.db.read() as session:
         row = _current(session, workspace, name, attempt)
         spec, resolved = row.spec, row.resolved
-        return {
+        body = {
             "workspace": workspace,
             "job": name,
             "attempt": attempt,
@@ -71,6 +72,9 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
             "direct": _direct_offers(ctx, workspace, resolved),
             "mlflow_tracking_uri": f"{server_url.rstrip('/')}/api/v1/workspaces/{workspace}/mlflow",
         }
+    # Small inputs and code come along: a pipeline step then starts without fetching its input.
+    body["inline"] = inline_files(ctx, workspace, body["inputs"], body["code"])
+    return body
 
 
 def _direct_offers(ctx: ServiceContext, workspace: str, resolved: dict[str, Any]) -> dict[str, list[str]]:
