@@ -173,7 +173,7 @@ def set_submitter(session: Session, ws_id: int, job: str, user: str) -> None:
         row.user_id = user
 
 
-def submitter_chain(session: Session, ws_id: int, job: str, depth: int) -> str | None:
+def submitter_chain(session: Session, ws_id: int, job: str | None, depth: int) -> str | None:
     """The user who submitted ``job``, or the pipeline or sweep above it."""
     current: str | None = job
     for _ in range(depth):

@@ -88,14 +88,15 @@ def workspace_name(session: Session, row: JobRow) -> str:
     return workspaces.name_of(session, row.workspace_id) or ""
 
 
-def status_and_attempt(session: Session, workspace: str, name: str) -> tuple[str, int] | None:
-    """A job's status and current attempt, by workspace and job name (the token check's read)."""
+def token_facts(session: Session, workspace: str, name: str) -> tuple[str, int, int, str | None, str | None] | None:
+    """``(status, attempt, workspace_id, user_id, parent_job_name)`` of a job, by workspace and job
+    name, in one read: what checking a job token needs on every runner call."""
     found = session.execute(
-        select(JobRow.status, JobRow.attempt)
+        select(JobRow.status, JobRow.attempt, JobRow.workspace_id, JobRow.user_id, JobRow.parent_job_name)
         .join(WorkspaceRow, WorkspaceRow.id == JobRow.workspace_id)
         .where(WorkspaceRow.name == workspace, JobRow.name == name)
     ).first()
-    return (found[0], found[1]) if found is not None else None
+    return (found[0], found[1], found[2], found[3], found[4]) if found is not None else None
 
 
 def list_page_rows(

@@ -21,6 +21,17 @@ def find_row(session: Session, workspace_id: int, kind: str, name: str) -> Resou
     )
 
 
+def version_of(session: Session, workspace: str, kind: str, name: str) -> tuple[int, Any] | None:
+    """``(row id, updated_at)`` by workspace name, in one read: enough to tell whether what was
+    built from the row earlier (a datastore's file tree) is still current."""
+    found = session.execute(
+        select(ResourceRow.id, ResourceRow.updated_at)
+        .join(WorkspaceRow, WorkspaceRow.id == ResourceRow.workspace_id)
+        .where(WorkspaceRow.name == workspace, ResourceRow.kind == kind, ResourceRow.name == name)
+    ).first()
+    return (found[0], found[1]) if found is not None else None
+
+
 def get_row(session: Session, workspace_id: int, kind: str, name: str, *, lock: bool = False) -> ResourceRow:
     """The row; ``lock``: held (``FOR UPDATE`` on PostgreSQL) until the transaction ends, so a
     read-modify-write of its spec (a compute instance's power state) is never lost."""

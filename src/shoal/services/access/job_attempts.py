@@ -9,7 +9,6 @@ from shoal.entities.status import TERMINAL
 from shoal.services.access import custom_roles
 from shoal.services.access.roles import ALL_PERMISSIONS, BOOTSTRAP_ADMIN, Permission, permissions_of
 from shoal.services.context import ServiceContext
-from shoal.services.workspaces import workspace_id
 from shoal.store import access as access_rows
 from shoal.store import jobs as job_rows
 
@@ -35,12 +34,12 @@ def attempt_grant(ctx: ServiceContext, workspace: str, job: str, attempt: int) -
     it allows of reading jobs and recording runs, ``CustomRole.job_permissions``), so taking a role
     away (or deleting the user) narrows the jobs already running too."""
     with ctx.db.read() as session:
-        found = job_rows.status_and_attempt(session, workspace, job)
+        found = job_rows.token_facts(session, workspace, job)
         if found is None:
             return None
-        status, current = found
-        ws_id = workspace_id(session, workspace)
-        submitter = access_rows.submitter_chain(session, ws_id, job, MAX_PARENTS)
+        status, current, ws_id, user, parent = found
+        # The job's own submitter, else its pipeline's or sweep's (one more read per level).
+        submitter = str(user) if user else access_rows.submitter_chain(session, ws_id, parent, MAX_PARENTS - 1)
         permissions = ALL_PERMISSIONS
         if submitter is not None and submitter != BOOTSTRAP_ADMIN and not submitter.startswith("job:"):
             user = access_rows.find_user(session, submitter)

@@ -69,6 +69,12 @@ def get(ctx: ServiceContext, workspace: str, name: str, *, include_secrets: bool
         return to_body(ctx, workspace, rows.get_row(session, ws_id, KIND, name), include_secrets=include_secrets)
 
 
+def version(ctx: ServiceContext, workspace: str, name: str) -> tuple[int, Any] | None:
+    """The datastore's row id and last change, or None where there is no such datastore."""
+    with ctx.db.read() as session:
+        return rows.version_of(session, workspace, KIND, name)
+
+
 def get_row(ctx: ServiceContext, workspace: str, name: str) -> ResourceRow:
     with ctx.db.read() as session:
         ws_id = workspace_id(session, workspace)

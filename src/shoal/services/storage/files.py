@@ -12,12 +12,15 @@ from shoal.storage.uploads import UploadManager
 
 
 def store_for(ctx: ServiceContext, workspace: str, datastore: str) -> ArtifactStore:
-    """The file tree behind a datastore; cached per (workspace, datastore, spec)."""
-    row = datastores.get_row(ctx, workspace, datastore)
-    key = (workspace, datastore, row.updated_at.isoformat())
+    """The file tree behind a datastore; cached per (workspace, datastore, row and its last
+    change). Every file request asks: a cached tree costs one narrow read, not the whole row."""
+    found = datastores.version(ctx, workspace, datastore)
+    key = (workspace, datastore, *found) if found is not None else None
     cache = ctx.stores
-    store = cache.get(key)
+    store = cache.get(key) if key is not None else None
     if store is None:
+        row = datastores.get_row(ctx, workspace, datastore)  # NOT_FOUND, with the names there are
+        key = (workspace, datastore, row.id, row.updated_at)
         secrets = ctx.secrets.decrypt(row.secrets) if row.secrets else {}
         label = f"datastore '{datastore}'"
         if row.type == "local" and datastore in BUILTIN_DATASTORES:
