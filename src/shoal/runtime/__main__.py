@@ -272,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
             if cancel.is_set():
                 raise _Canceled()
         finalizing = client.report_soon("Finalizing")  # while the outputs upload
+        shipper.finish_soon()  # and the last log lines go
         try:
             # Outputs first: a job whose outputs did not reach their datastore has not completed.
             upload_outputs(client, spec["outputs"], run_dir)

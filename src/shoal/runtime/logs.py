@@ -39,6 +39,12 @@ class LogShipper:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.flush()
+        self.flush()  # the last bytes: after ``finish_soon``, while the runner uploads outputs
+
+    def finish_soon(self) -> None:
+        """The job's commands ended: ship what is left now, in this shipper's thread, beside the
+        output upload instead of after it (``close`` then waits for it and ships any later line)."""
+        self._stop.set()
 
     def flush(self) -> None:
         with self._lock:
