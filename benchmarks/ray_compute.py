@@ -16,6 +16,9 @@ is ``Standard_DS1_v2`` with ``max_instances: 2`` (one job per node).
     through the Jobs SDK (``entrypoint_num_cpus=1``: two at once): wall time from the first submit
     to the last command's end against the ideal (``jobs / 2`` seconds), and the slots' idle time
     (each command prints its start and end: the time a node held no running command).
+(c) A ``--chain-steps`` chain pipeline (``benchmarks/pipelines.py``'s) on ``cpu-cluster``: the
+    overhead per step (Shoal − the same commands bare, over the steps) against (a)'s job start
+    overhead; issue #11 asks for a step within 20 ms of it on every backend.
 
 Rewrites only its section of ``docs/benchmarks.md`` (``<!-- ray_compute:begin -->`` … ``end``).
 Needs Ray (``shoal[ray]``, with its dashboard: ``ray[default]``) and CAP_SYS_ADMIN (the namespace).
@@ -30,6 +33,7 @@ import math
 import os
 import random
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -236,6 +240,22 @@ def shoal_batch(jobs: ShoalJobs, count: int) -> Batch:
     return finish_batch(batch, t_first, runs)
 
 
+def shoal_chain(jobs: ShoalJobs, steps: int, python: Path) -> dict[str, float]:
+    """(c) A ``steps``-step chain pipeline (each step reads the previous one's output, as in
+    ``benchmarks/pipelines.py``) on ``cpu-cluster``, against the same commands run bare in turn."""
+    from pipelines import run_pipeline, spec
+
+    body = spec("chain", steps, f"ray-chain-{time.time_ns()}")
+    for step in body["jobs"].values():
+        step["compute"] = "azureml:cpu-cluster"
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        subprocess.run([str(python), "-c", "pass"], check=True)
+    bare_s = time.perf_counter() - t0
+    shoal_s, _ = run_pipeline(jobs.http, "/api/v1/workspaces/default", body)
+    return {"steps": steps, "bare_s": bare_s, "shoal_s": shoal_s}
+
+
 SEGMENTS = (
     ("submit → Queued", "t0", "Queued"),
     ("Queued → Preparing (dispatcher claims it, reserves the node's share)", "Queued", "Preparing"),
@@ -299,6 +319,10 @@ def report(
         f"worker of the run, {len(starts)}: nearly all the Jobs SDK's; Shoal's are its node agents, started once) | "
         f"{ms(median(starts))} | {ms(p95(starts))} |",
         "",
+    ]
+    if not batches:
+        return "\n".join(out + chain_section(info, shoal - floor))
+    out += [
         f"### (b) {info['jobs']} one-second jobs, two at a time",
         "",
         f"| system | wall time (first submit → last end) | / ideal ({ideal:.0f} s) | slot-seconds idle | "
@@ -326,8 +350,37 @@ def report(
         "the node while the compute was full (a *follower*, docs/compute-ray.md), so it is the runner noticing "
         "its command ended, the lock it held released, the follower's `Running` report and the command's own "
         "start.",
+        "",
     ]
-    return "\n".join(out)
+    return "\n".join(out + chain_section(info, shoal - floor)).rstrip()
+
+
+def chain_section(info: dict[str, Any], job_start_s: float) -> list[str]:
+    """(c)'s table: a chain step's overhead on the cluster against (a)'s job start overhead."""
+    runs = info.get("chain") or []
+    if not runs:
+        return []
+    steps = runs[0]["steps"]
+    per_step = [(r["shoal_s"] - r["bare_s"]) / r["steps"] for r in runs]
+    over = median(per_step) - job_start_s
+    return [
+        f"### (c) A {steps}-step chain pipeline on the cluster ({len(runs)} run(s)), per step",
+        "",
+        "Each step runs `python -c pass`, writes its output and reads the previous step's (as in "
+        "`benchmarks/pipelines.py`), with `compute: azureml:cpu-cluster`. Overhead per step = (Shoal − the "
+        "same commands run bare in turn) / steps, from submit to the pipeline's `Completed`; held against (a)'s "
+        "job start overhead (Shoal − bare).",
+        "",
+        "| bare, per step | Shoal, per step | overhead per step | job start overhead (a) | per step − job start |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {ms(median([r['bare_s'] / r['steps'] for r in runs]))} ms | "
+        f"{ms(median([r['shoal_s'] / r['steps'] for r in runs]))} ms | {ms(median(per_step))} ms | "
+        f"{ms(job_start_s)} ms | {'+' if over >= 0 else '−'}{ms(abs(over))} ms |",
+        "",
+        f"Target (issue #11): a chain step within 20 ms of a job's start overhead — "
+        f"**{'met' if over <= 0.020 else 'NOT met'}**.",
+        "",
+    ]
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -337,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=10, help="rounds of (a): bare, Shoal, Ray Jobs SDK")
     parser.add_argument("--jobs", type=int, default=100, help="one-second jobs in (b)")
+    parser.add_argument("--chain-steps", type=int, default=30, help="steps of (c)'s chain pipeline (0: skip (c))")
+    parser.add_argument("--chain-samples", type=int, default=3, help="runs of (c)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=DOCS, help="markdown file to update")
     args = parser.parse_args(argv)
@@ -382,8 +437,16 @@ def main(argv: list[str] | None = None) -> int:
                             f"{ms(median(paths[SHOAL].printed))}, Ray {ms(median(paths[RAY_SDK].printed))} ms",
                             flush=True,
                         )
+                    info["chain"] = []
+                    for _ in range(args.chain_samples if args.chain_steps > 0 else 0):
+                        info["chain"].append(shoal_chain(jobs, args.chain_steps, python))
+                        c = info["chain"][-1]
+                        print(
+                            f"  chain of {c['steps']}: Shoal {c['shoal_s']:.2f} s, bare {c['bare_s']:.2f} s", flush=True
+                        )
                     batches = []
-                    for run in (lambda: shoal_batch(jobs, args.jobs), lambda: peer.batch(args.jobs)):
+                    runs = (lambda: shoal_batch(jobs, args.jobs), lambda: peer.batch(args.jobs))
+                    for run in runs if args.jobs > 0 else ():
                         batches.append(run())
                         b = batches[-1]
                         print(
