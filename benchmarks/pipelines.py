@@ -8,8 +8,9 @@ cached environment (the host interpreter), in two shapes:
 - **chain**: each step takes the previous step's output as its input (one after the other);
 - **fan-out**: one root step, every other step takes its output (they run side by side).
 
-Each shape runs against the same steps started as bare subprocesses in this process (the chain one
-after the other, the fan-out all at once after the root), the floor. Per-step scheduling overhead is
+Each shape runs against the same command lines started bare, by ``bash -c`` from this process with
+folders of their own for inputs and outputs (the chain one after the other, the fan-out all at once
+after the root), the floor. Per-step scheduling overhead is
 ``(Shoal wall time - bare wall time) / steps``: it holds the runner's start, the runner's
 reports and the controller's work, measured from submit to the pipeline's ``Completed``. Then the
 same pipeline is submitted again unchanged: every step is reused and the pipeline must complete
@@ -36,7 +37,6 @@ from job_start import bare as bare_job
 # The interpreter jobs run `python` on (as in job_start.py): the host's, not this venv's, which a
 # sandboxed job (SHOAL_JOB_ISOLATION=auto) does not see.
 PYTHON = str(host_python())
-NOOP = [PYTHON, "-c", "pass"]
 ENV = {"image": "python:3.11"}
 
 
@@ -58,16 +58,27 @@ def spec(shape: str, steps: int, salt: str) -> dict[str, Any]:
 
 
 def bare(shape: str, steps: int) -> float:
-    started = time.perf_counter()
-    subprocess.run(NOOP, check=True)
-    if shape == "chain":
-        for _ in range(steps - 1):
-            subprocess.run(NOOP, check=True)
-    else:
-        procs = [subprocess.Popen(NOOP) for _ in range(steps - 1)]
-        for proc in procs:
-            proc.wait()
-    return time.perf_counter() - started
+    """The same command lines as the steps' (``spec``), run by ``bash -c`` with real folders for
+    their inputs and outputs: the chain one after the other, the fan-out all at once after s0."""
+    with scratch("shoal-bench-bare-") as tmp:
+
+        def line(i: int, upstream: int | None) -> list[str]:
+            (tmp / f"o{i}").mkdir()
+            cmd = f"{PYTHON} -c pass && echo bare-{i} > {tmp}/o{i}/x"
+            if upstream is not None:
+                cmd += f" && ls {tmp}/o{upstream} > /dev/null"
+            return ["bash", "-c", cmd]
+
+        started = time.perf_counter()
+        subprocess.run(line(0, None), check=True)
+        if shape == "chain":
+            for i in range(1, steps):
+                subprocess.run(line(i, i - 1), check=True)
+        else:
+            procs = [subprocess.Popen(line(i, 0)) for i in range(1, steps)]
+            for proc in procs:
+                proc.wait()
+        return time.perf_counter() - started
 
 
 def run_pipeline(http: httpx.Client, base: str, body: dict[str, Any], timeout: float = 900) -> tuple[float, dict]:
@@ -198,7 +209,8 @@ def main() -> None:
         "",
         f"A {args.steps}-step pipeline of no-op command steps (`python -c pass`, local compute, environment cached), "
         "as a chain (each step reads the previous one's output) and a fan-out (every step reads the first one's). "
-        "Bare: the same processes started by `subprocess` (the chain in sequence, the fan-out all at once). "
+        "Bare: the same command lines run by `bash -c` from the benchmark, with folders of their own for inputs "
+        "and outputs (the chain in sequence, the fan-out all at once). "
         "Overhead per step = (Shoal − bare) / steps. Resubmitted: the same pipeline again, every step reused. "
         f"Job start overhead: a single command job's first line printed − the same command's bare, on the same "
         f"server in the same run ({args.job_samples} jobs, as in `benchmarks/job_start.py`): "

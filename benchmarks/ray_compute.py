@@ -33,7 +33,6 @@ import math
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -240,18 +239,16 @@ def shoal_batch(jobs: ShoalJobs, count: int) -> Batch:
     return finish_batch(batch, t_first, runs)
 
 
-def shoal_chain(jobs: ShoalJobs, steps: int, python: Path) -> dict[str, float]:
+def shoal_chain(jobs: ShoalJobs, steps: int) -> dict[str, float]:
     """(c) A ``steps``-step chain pipeline (each step reads the previous one's output, as in
     ``benchmarks/pipelines.py``) on ``cpu-cluster``, against the same commands run bare in turn."""
+    from pipelines import bare as bare_pipeline
     from pipelines import run_pipeline, spec
 
     body = spec("chain", steps, f"ray-chain-{time.time_ns()}")
     for step in body["jobs"].values():
         step["compute"] = "azureml:cpu-cluster"
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        subprocess.run([str(python), "-c", "pass"], check=True)
-    bare_s = time.perf_counter() - t0
+    bare_s = bare_pipeline("chain", steps)
     shoal_s, _ = run_pipeline(jobs.http, "/api/v1/workspaces/default", body)
     return {"steps": steps, "bare_s": bare_s, "shoal_s": shoal_s}
 
@@ -368,8 +365,8 @@ def chain_section(info: dict[str, Any], job_start_s: float) -> list[str]:
         "",
         "Each step runs `python -c pass`, writes its output and reads the previous step's (as in "
         "`benchmarks/pipelines.py`), with `compute: azureml:cpu-cluster`. Overhead per step = (Shoal − the "
-        "same commands run bare in turn) / steps, from submit to the pipeline's `Completed`; held against (a)'s "
-        "job start overhead (Shoal − bare).",
+        "same command lines run bare by `bash -c` in turn) / steps, from submit to the pipeline's "
+        "`Completed`; held against (a)'s job start overhead (Shoal − bare).",
         "",
         "| bare, per step | Shoal, per step | overhead per step | job start overhead (a) | per step − job start |",
         "|---:|---:|---:|---:|---:|",
@@ -439,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     info["chain"] = []
                     for _ in range(args.chain_samples if args.chain_steps > 0 else 0):
-                        info["chain"].append(shoal_chain(jobs, args.chain_steps, python))
+                        info["chain"].append(shoal_chain(jobs, args.chain_steps))
                         c = info["chain"][-1]
                         print(
                             f"  chain of {c['steps']}: Shoal {c['shoal_s']:.2f} s, bare {c['bare_s']:.2f} s", flush=True

@@ -248,9 +248,18 @@ def run(args: argparse.Namespace) -> int:
         if not wait_for_turn(cancel):
             raise _Canceled()
         commands_lock = CommandsLock(run_dir)
-        client.report("Running")
+        # The Running report travels while the command starts (each takes milliseconds). Should
+        # it fail (this attempt was replaced meanwhile, the server is gone), what was started stops.
+        running = client.report_soon("Running")
         procs = UserProcesses(command, workdir, env, ranks, wrap)
-        procs.start()
+        try:
+            procs.start()
+        finally:
+            try:
+                running()
+            except BaseException:
+                procs.stop("not running")
+                raise
         if group is not None:
             group.watch(procs)  # another node failing stops this node's ranks
         # If this runner dies, the server ends these process groups (they would be orphans).
