@@ -21,7 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ShoalSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOAL_", extra="ignore")
+    # An empty variable is an unset one: `SHOAL_HOME=` (a shell variable that was never set) must
+    # not make the current folder the home, where a server would then start and write its keys.
+    model_config = SettingsConfigDict(env_prefix="SHOAL_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(default_factory=lambda: Path.home() / ".shoal")
     database_url: str | None = None
