@@ -1,7 +1,8 @@
 """Object storage: a job's input download and output upload through Shoal vs the storage's own client.
 
     .venv/bin/python benchmarks/object_storage.py [--big-mb 256] [--small-count 1000] [--samples 3]
-    .venv/bin/python benchmarks/object_storage.py --issue-sizes     # 1 GB and 10,000 files, once each
+    .venv/bin/python benchmarks/object_storage.py --issue-sizes     # 1 GB and 10,000 files, 3 samples
+    .venv/bin/python benchmarks/object_storage.py --stores azure_blob --data small --small-count 3000 --out /tmp/x.md
 
 Starts moto's S3 server and (when ``make install`` put it in .cache/azurite, or it is on PATH)
 the Azurite blob emulator on 127.0.0.1, and a real Shoal server with an ``s3`` and an
@@ -11,16 +12,21 @@ the Azurite blob emulator on 127.0.0.1, and a real Shoal server with an ``s3`` a
 - through Shoal exactly as a job's runner moves outputs and inputs (``shoal.runtime.client``:
   on S3, HTTP to the server, which moves the bytes to and from the datastore; files up to 1 MB
   in batches, 8 requests at once; large files in parts; a large upload goes from the runner to
-  the store itself, each part's request signed by the server; on Azure the runner moves the
-  files itself with a SAS URL the server signs per blob, or per block of a large upload, and
-  reads a large file through the server),
+  the store itself, each part's request signed by the server; on Azure the runner reads small
+  files itself with a SAS URL the server signs per blob, writes them through the server as on
+  S3 (``--direct-small-writes``: PUTs them itself), stages a large upload's blocks itself, each
+  URL signed by the server, and reads a large file through the server),
 - and with the native client in this process (``s3fs`` put/get; ``azure-storage-blob`` with
   ``max_concurrency=4`` for the big file and 8 threads for the small files).
 
-Each transfer is timed ``--samples`` times (median), each into an empty place (on Azure a fresh
-container per transfer, dropped whole afterwards). The emulators keep everything in memory and
-run on the same cores as the server and the client: the figures compare the paths, they are not
-the speed of real S3 or Azure. Rewrites only its own section of docs/benchmarks.md.
+Each transfer is timed ``--samples`` times (median). Every upload meets a new, empty emulator
+process on the same port (the old one stopped by its pid; the datastore re-registered), and the
+download after it reads what it wrote: Azurite keeps what it was given (memory is not given back
+when a container is dropped) and finds a blob by going through the account's blobs, so a call
+costs more the more it holds, and a long-lived one made later transfers pay for earlier ones.
+Azurite keeps blobs in memory (``--azurite-disk``: in a folder). The emulators run on the same
+cores as the server and the client: the figures compare the paths, they are not the speed of
+real S3 or Azure. Rewrites only its own section of docs/benchmarks.md (``--out`` another file).
 """
 
 from __future__ import annotations
