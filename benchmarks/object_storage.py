@@ -1,7 +1,8 @@
 """Object storage: a job's input download and output upload through Shoal vs the storage's own client.
 
     .venv/bin/python benchmarks/object_storage.py [--big-mb 256] [--small-count 1000] [--samples 3]
-    .venv/bin/python benchmarks/object_storage.py --issue-sizes     # 1 GB and 10,000 files, once each
+    .venv/bin/python benchmarks/object_storage.py --issue-sizes     # 1 GB and 10,000 files, 3 samples
+    .venv/bin/python benchmarks/object_storage.py --stores azure_blob --data small --small-count 3000 --out /tmp/x.md
 
 Starts moto's S3 server and (when ``make install`` put it in .cache/azurite, or it is on PATH)
 the Azurite blob emulator on 127.0.0.1, and a real Shoal server with an ``s3`` and an
@@ -11,16 +12,21 @@ the Azurite blob emulator on 127.0.0.1, and a real Shoal server with an ``s3`` a
 - through Shoal exactly as a job's runner moves outputs and inputs (``shoal.runtime.client``:
   on S3, HTTP to the server, which moves the bytes to and from the datastore; files up to 1 MB
   in batches, 8 requests at once; large files in parts; a large upload goes from the runner to
-  the store itself, each part's request signed by the server; on Azure the runner moves the
-  files itself with a SAS URL the server signs per blob, or per block of a large upload, and
-  reads a large file through the server),
+  the store itself, each part's request signed by the server; on Azure the runner reads small
+  files itself with a SAS URL the server signs per blob, writes them through the server as on
+  S3 (``--direct-small-writes``: PUTs them itself), stages a large upload's blocks itself, each
+  URL signed by the server, and reads a large file through the server),
 - and with the native client in this process (``s3fs`` put/get; ``azure-storage-blob`` with
   ``max_concurrency=4`` for the big file and 8 threads for the small files).
 
-Each transfer is timed ``--samples`` times (median), each into an empty place (on Azure a fresh
-container per transfer, dropped whole afterwards). The emulators keep everything in memory and
-run on the same cores as the server and the client: the figures compare the paths, they are not
-the speed of real S3 or Azure. Rewrites only its own section of docs/benchmarks.md.
+Each transfer is timed ``--samples`` times (median). Every upload meets a new, empty emulator
+process on the same port (the old one stopped by its pid; the datastore re-registered), and the
+download after it reads what it wrote: Azurite keeps what it was given (memory is not given back
+when a container is dropped) and finds a blob by going through the account's blobs, so a call
+costs more the more it holds, and a long-lived one made later transfers pay for earlier ones.
+Azurite keeps blobs in memory (``--azurite-disk``: in a folder). The emulators run on the same
+cores as the server and the client: the figures compare the paths, they are not the speed of
+real S3 or Azure. Rewrites only its own section of docs/benchmarks.md (``--out`` another file).
 """
 
 from __future__ import annotations
@@ -71,39 +77,80 @@ def _wait(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"nothing answered on 127.0.0.1:{port}")
 
 
-def start_moto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp,
-    )
-    _wait(port, proc)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def azurite_command() -> str | None:
     local = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
     return str(local) if local.exists() else shutil.which("azurite-blob")
 
 
-def start_azurite(tmp: Path, command: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    args = ["--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck"]
-    proc = subprocess.Popen([command, *args, "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
-    _wait(port, proc)
-    return proc, f"http://127.0.0.1:{port}"
+class Emulator:
+    """moto's S3 server or Azurite on one port it keeps when restarted, so a datastore's
+    endpoint stays valid. ``restart`` stops the process (by its pid) and starts a new, empty one:
+    Azurite finds a blob by scanning the account's blobs and never gives memory back (measured:
+    6.9 GB and a whole core after the 1 GB files, a GET 1 ms with 1,500 blobs stored and 5 ms
+    with 10,000, dropped containers or not), so each transfer must meet a new one to be
+    comparable with the next. ``disk``: Azurite keeps blobs in a folder (``--location``)
+    rather than in memory."""
+
+    def __init__(self, kind: str, tmp: Path, command: str | None = None, *, disk: bool = False) -> None:
+        self.kind, self.tmp, self.command, self.disk = kind, tmp, command, disk
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.start()
+
+    def _args(self, workdir: Path) -> list[str]:
+        if self.kind == "s3":
+            return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        assert self.command is not None
+        where = ["--location", str(workdir)] if self.disk else ["--inMemoryPersistence"]
+        return [
+            self.command,
+            *("--blobHost", "127.0.0.1", "--blobPort", str(self.port), *where),
+            *("--skipApiVersionCheck", "--disableTelemetry", "--silent"),
+        ]
+
+    def start(self) -> None:
+        self.starts += 1
+        workdir = self.tmp / f"{self.kind}-{self.starts}"
+        workdir.mkdir()
+        out = subprocess.DEVNULL
+        self.proc = subprocess.Popen(self._args(workdir), stdout=out, stderr=out, cwd=workdir)
+        _wait(self.port, self.proc)
+        self.workdir = workdir
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, group=False)
+            self.proc = None
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 class Store:
     """One datastore, its native client, and the Shoal runner client that reaches it."""
 
-    def __init__(self, kind: str, url: str, server: Any, runner: Any) -> None:
-        self.kind, self.url, self.runner = kind, url, runner
-        self.name = f"bench{kind.replace('_', '')}"
+    def __init__(self, emulator: Emulator, server: Any, runner: Any, *, small_writes: bool = False) -> None:
+        self.kind, self.url, self.emulator, self.runner = emulator.kind, emulator.url, emulator, runner
+        self.name = f"bench{self.kind.replace('_', '')}"
         self.place = f"bench-{uuid.uuid4().hex[:10]}"
-        if kind == "s3":
+        self.server, self.transfers = server, 0
+        # What a job's run spec tells its runner (services/jobs/runner_api.py ``direct``): on Azure it
+        # reads small files straight from the store and writes them through the server; large
+        # uploads go straight to either store. ``small_writes``: the runner writes small files
+        # to Azure itself too (one PUT per blob to a URL the server signs).
+        small = [self.name] if self.kind == "azure_blob" else []
+        runner.offered({"small": small, "large": [self.name], "small_writes": small if small_writes else []})
+        self._connect(self.place)
+
+    def _connect(self, place: str) -> None:
+        """A native client for the emulator as it is now, the place it writes to (a bucket or a
+        container), and the datastore pointed at it (re-registered: the server builds a new
+        driver, with no connection to an emulator that was stopped)."""
+        if self.kind == "s3":
             import s3fs
 
             # moto may take over a minute to complete a 1 GB multipart upload on a busy machine:
@@ -111,43 +158,43 @@ class Store:
             self.fs = s3fs.S3FileSystem(
                 key=KEY_ID,
                 secret=SECRET,
-                endpoint_url=url,
+                endpoint_url=self.url,
                 skip_instance_cache=True,
                 config_kwargs={"read_timeout": 600},
             )
-            self.fs.mkdir(self.place)
-            body = {"type": "s3", "bucket": self.place, "endpoint_url": url}
+            self.fs.mkdir(place)
+            body = {"type": "s3", "bucket": place, "endpoint_url": self.url}
             body["credentials"] = {"access_key_id": KEY_ID, "secret_access_key": SECRET}
         else:
             from azure.storage.blob import BlobServiceClient
 
             conn = f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={AZURITE_KEY};"
-            conn += f"BlobEndpoint={url}/{ACCOUNT};"
+            conn += f"BlobEndpoint={self.url}/{ACCOUNT};"
             self.service = BlobServiceClient.from_connection_string(conn)
-            self.container = self.service.create_container(self.place)
-            body = {"type": "azure_blob", "account_name": ACCOUNT, "container_name": self.place, "endpoint": url}
+            self.container = self.service.create_container(place)
+            body = {"type": "azure_blob", "account_name": ACCOUNT, "container_name": place, "endpoint": self.url}
             body["credentials"] = {"account_key": AZURITE_KEY}
-        self.body, self.server, self.transfers = body, server, 0
-        self._register()
-
-    def _register(self) -> None:
+        self.place, self.body = place, body
         url = f"{self.server.url}/api/v1/workspaces/default/datastores/{self.name}"
-        httpx.put(url, json=self.body, headers=self.server.headers).raise_for_status()
+        httpx.put(url, json=body, headers=self.server.headers).raise_for_status()
         # The native client above is built (and its driver imported) before anything is timed:
         # the same for the server's, which it builds at the datastore's first use.
         self.runner.list_files(self.name, "")
 
     def prepare(self) -> None:
-        """Azure: every transfer gets a fresh container (the datastore re-pointed at it; not
-        timed), dropped whole afterwards: removing 10,000 blobs one by one from Azurite took
-        minutes and ran past the SDK's timeout, and a container that fills slows every call."""
-        if self.kind != "azure_blob":
-            return
+        """Before each upload (not timed): a new, empty emulator process on the same port, a new
+        bucket or container in it, and the datastore re-registered on it. The download that
+        follows reads what that upload wrote, and nothing else is stored."""
         self.transfers += 1
-        name = f"{self.place}-{self.transfers}"
-        self.container = self.service.create_container(name)
-        self.body = {**self.body, "container_name": name}
-        self._register()
+        self.emulator.restart()
+        self._connect(f"bench-{uuid.uuid4().hex[:10]}-{self.transfers}")
+
+    def check_direct(self) -> None:
+        """A direct transfer that failed sends the rest of the run through the server, with one
+        line in the log: a benchmark must stop there, not time the other path."""
+        fell_back = self.runner._not_direct | self.runner._not_direct_reads | self.runner._not_direct_writes
+        if fell_back:
+            raise RuntimeError(f"the runner fell back to the server for {sorted(fell_back)}: see the lines above")
 
     # -- native ---------------------------------------------------------------------------------
     def native_put(self, files: list[Path], base: Path, prefix: str) -> None:
@@ -178,13 +225,6 @@ class Store:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(one, names))
 
-    def remove(self, prefix: str) -> None:
-        """Drop a transfer's objects (not timed), so every transfer meets a store of the same size."""
-        if self.kind == "s3":
-            self.fs.rm(f"{self.place}/{prefix}", recursive=True)
-            return
-        self.container.delete_container()  # the transfer's own container (see prepare)
-
     # -- Shoal: what the runner does for a job's outputs and inputs ------------------------------
     def shoal_put(self, files: list[Path], base: Path, prefix: str) -> None:
         self.runner.upload_tree(self.name, prefix, base, files)
@@ -195,6 +235,9 @@ class Store:
         self.runner.download_many(self.name, items)
 
 
+Row = tuple[str, str, str, list[float], list[float]]  # store, data, path, upload and download seconds
+
+
 def timed(fn: Callable[[], None]) -> float:
     start = time.perf_counter()
     fn()
@@ -203,13 +246,11 @@ def timed(fn: Callable[[], None]) -> float:
 
 def measure(
     store: Store, files: list[Path], base: Path, what: str, tmp: Path, samples: int
-) -> dict[str, tuple[float, float]]:
-    """Median seconds of ``samples`` uploads and downloads per path, each to and from its own
-    prefix, which is removed afterwards. The two paths take turns (native first, then Shoal
-    first, ...) and the store is emptied after each transfer: both emulators keep everything in
-    memory and Azurite's cost per call grows with the number of blobs it holds (measured: about
-    40 % more per 4 KB blob after 10,000 more), so whichever ran later would pay for the earlier
-    one's files, and a change in the machine's load would fall on one path only."""
+) -> dict[str, tuple[list[float], list[float]]]:
+    """``samples`` uploads and downloads per path (seconds each). The two paths take turns (native
+    first, then Shoal first, ...) and every upload meets a new, empty emulator (``Store.prepare``):
+    Azurite's cost per call grows with the blobs it has held, so whichever ran later would pay
+    for the earlier one's files, and a change in the machine's load would fall on one path only."""
     paths = {"native": (store.native_put, store.native_get), "shoal": (store.shoal_put, store.shoal_get)}
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in paths}
     for i in range(samples):
@@ -217,12 +258,33 @@ def measure(
             put, get = paths[name]
             prefix = f"{name}-{what}-{i}"
             store.prepare()
-            times[name][0].append(timed(lambda: put(files, base, prefix)))  # noqa: B023 - called at once
+            up = timed(lambda: put(files, base, prefix))  # noqa: B023 - called at once
             target = tmp / "dl" / prefix
-            times[name][1].append(timed(lambda: get(prefix, target)))  # noqa: B023 - called at once
+            down = timed(lambda: get(prefix, target))  # noqa: B023 - called at once
+            if name == "shoal":
+                store.check_direct()
+            times[name][0].append(up)
+            times[name][1].append(down)
+            cpu, rss = process_usage(store.emulator.proc)
+            print(
+                f"  {store.kind} {what} {name} #{i + 1}: up {up:.2f} s, down {down:.2f} s "
+                f"(emulator {cpu:.1f} CPU-s, peak {rss / 1024:.0f} MB; load {load_average()})",
+                flush=True,
+            )
             shutil.rmtree(target, ignore_errors=True)
-            store.remove(prefix)
-    return {name: (median(ups), median(downs)) for name, (ups, downs) in times.items()}
+    return times
+
+
+def process_usage(proc: subprocess.Popen[bytes] | None) -> tuple[float, int]:
+    """CPU seconds and peak resident kB of a running process (Linux /proc), (0, 0) elsewhere."""
+    try:
+        assert proc is not None
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except (AssertionError, OSError):
+        return 0.0, 0
+    peak = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), peak
 
 
 def make_files(tmp: Path, big_mb: int, small_count: int) -> dict[str, tuple[Path, list[Path]]]:
@@ -252,54 +314,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", default="s3,azure_blob", help="which stores to measure (comma-separated)")
     parser.add_argument("--data", default="big,small", help="which transfers to measure: big, small or both")
     parser.add_argument("--no-write", action="store_true", help="print the figures only (a quick check)")
+    parser.add_argument("--issue-sizes", action="store_true", help="the issue's sizes: 1024 MB and 10000 files")
     parser.add_argument(
-        "--issue-sizes", action="store_true", help="the issue's sizes: --big-mb 1024 --small-count 10000 --samples 1"
+        "--azurite-disk", action="store_true", help="Azurite keeps blobs in a folder (--location), not in memory"
+    )
+    parser.add_argument(
+        "--direct-small-writes",
+        action="store_true",
+        help="the runner PUTs small files to Azure itself (signed URLs) rather than through the server",
     )
     args = parser.parse_args(argv)
     if args.issue_sizes:
         args.big_mb, args.small_count = 1024, 10000
-        if "--samples" not in (argv if argv is not None else sys.argv):
-            args.samples = 1
     started = time.monotonic()
 
     sys.path.insert(0, str(REPO / "src"))
     from shoal.runtime.client import RunnerClient
 
-    rows: list[tuple[str, str, str, float, float]] = []
+    rows: list[Row] = []
     notes: list[str] = []
     args.load_at_start, args.started = load_average(), time.strftime("%H:%M", time.gmtime())
-    procs: list[subprocess.Popen[bytes]] = []
+    emulators: list[Emulator] = []
     with scratch("shoal-bench-objstore-") as tmp:
         env_keys = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
         os.environ.update(env_keys)
         try:
-            moto, moto_url = start_moto(tmp)
-            procs.append(moto)
-            emulators = [("s3", moto_url)] if "s3" in args.stores else []
+            if "s3" in args.stores:
+                emulators.append(Emulator("s3", tmp))
             command = azurite_command()
             if "azure_blob" not in args.stores:
                 pass
             elif command and shutil.which("node"):
-                azurite, az_url = start_azurite(tmp, command)
-                procs.append(azurite)
-                emulators.append(("azure_blob", az_url))
+                emulators.append(Emulator("azure_blob", tmp, command, disk=args.azurite_disk))
             else:
                 notes.append("Azurite not found (`make install` puts it in .cache/azurite): Azure Blob skipped.")
-            data = make_files(tmp, args.big_mb, args.small_count)
+            data = make_files(tmp, args.big_mb * ("big" in args.data), args.small_count * ("small" in args.data))
             with shoal_server(tmp) as server:
                 token = server.headers["Authorization"].split(" ", 1)[1]
                 runner = RunnerClient(server.url, token, "default", "bench", None)
-                for kind, url in emulators:
-                    store = Store(kind, url, server, runner)
+                for emulator in emulators:
+                    store = Store(emulator, server, runner, small_writes=args.direct_small_writes)
                     for what, (base, files) in data.items():
                         if what not in args.data:
                             continue
                         for path_name, (ups, downs) in measure(store, files, base, what, tmp, args.samples).items():
-                            rows.append((kind, what, path_name, ups, downs))
-                            print(kind, what, path_name, f"up {ups:.2f} s, down {downs:.2f} s", flush=True)
+                            rows.append((emulator.kind, what, path_name, ups, downs))
+                            print(
+                                emulator.kind,
+                                what,
+                                path_name,
+                                f"up {median(ups):.2f} s, down {median(downs):.2f} s (medians)",
+                                flush=True,
+                            )
+                    emulator.stop()
         finally:
-            for proc in procs:
-                _stop(proc, group=False)
+            for emulator in emulators:
+                emulator.stop()
             for key in env_keys:
                 os.environ.pop(key, None)
 
@@ -310,43 +380,58 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render(rows: list[tuple[str, str, str, float, float]], args: argparse.Namespace, notes: list[str]) -> str:
+def render(rows: list[Row], args: argparse.Namespace, notes: list[str]) -> str:
     by = {(k, w, p): (u, d) for k, w, p, u, d in rows}
     sizes = {"big": f"1 file of {args.big_mb} MB", "small": f"{args.small_count} files of 4 KB"}
+    options = f"--big-mb {args.big_mb} --small-count {args.small_count} --samples {args.samples}"
+    options += " --azurite-disk" * args.azurite_disk + " --direct-small-writes" * args.direct_small_writes
+    small_writes = (
+        "PUTs them itself, one per blob to a URL the server signs"
+        if args.direct_small_writes
+        else "writes them through the server, as on S3"
+    )
     lines = [
         "## Object storage: job inputs and outputs through Shoal vs the native client",
         "",
-        f"`benchmarks/object_storage.py`, {today()}, {machine()}; `--big-mb {args.big_mb} --small-count "
-        f"{args.small_count} --samples {args.samples}`, {args.started}-{time.strftime('%H:%M', time.gmtime())} UTC "
-        f"(whole run {args.minutes:.0f} min), load average {args.load_at_start} at the start, {load_average()} at "
-        "the end. Emulators on the same machine (moto's S3 server, Azurite; in memory), medians of "
-        f"{args.samples} transfer(s). Shoal = what a job's runner does. On S3: HTTP to the server, files up to",
+        f"`benchmarks/object_storage.py`, {today()}, {machine()}; `{options}`, {args.started}-"
+        f"{time.strftime('%H:%M', time.gmtime())} UTC (whole run {args.minutes:.0f} min), load average "
+        f"{args.load_at_start} at the start, {load_average()} at the end. Emulators on the same machine (moto's "
+        f"S3 server, Azurite {'on disk' if args.azurite_disk else 'in memory'}), medians of {args.samples} "
+        "transfer(s). Shoal = what a job's runner does. On S3: HTTP to the server, files up to",
         "1 MB in batches of 256 per request, 8 requests in flight, the server moving 32 objects at once;",
         "larger files downloaded in ranges through the server, uploaded by the runner straight to the store",
         "(50 MB parts, 10 in flight, each PUT signed by the server, which completes the upload). On Azure the",
         "runner reads small files itself: for each batch of 256 the server signs a SAS URL per blob, and the",
-        "runner GETs them on 8 threads (it writes them through the server, as on S3); a large upload is",
-        "8 MB blocks the runner stages (10 in",
-        "flight, each URL signed by the server, which commits the block list); a large download goes in ranges",
-        "through the server. Native and Shoal",
-        "take turns, and each transfer starts on an empty store (Azure: a fresh container, dropped afterwards).",
+        f"runner GETs them on 8 threads (it {small_writes}); a large upload is 8 MB blocks the runner",
+        "stages (10 in flight, each URL signed by the server, which commits the block list); a large download",
+        "goes in ranges through the server. Native and Shoal take turns, and every upload meets a new, empty",
+        "emulator process (the old one stopped; the download reads what that upload wrote).",
         "Native = s3fs put/get, azure-storage-blob with 8 threads (`max_concurrency=4` per blob), in one process.",
         "",
         "| store | data | native up | Shoal up | Shoal / native | native down | Shoal down | Shoal / native |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    spread = []
     for kind in dict.fromkeys(k for k, _, _, _, _ in rows):
         for what in ("big", "small"):
             if (kind, what, "native") not in by:
                 continue
-            nu, nd = by[(kind, what, "native")]
-            su, sd = by[(kind, what, "shoal")]
+            (nu, nd), (su, sd) = by[(kind, what, "native")], by[(kind, what, "shoal")]
+            up, down = (median(nu), median(su)), (median(nd), median(sd))
             lines.append(
-                f"| {kind} | {sizes[what]} | {nu:.2f} s | {su:.2f} s | {ratio(su, nu)} | "
-                f"{nd:.2f} s | {sd:.2f} s | {ratio(sd, nd)} |"
+                f"| {kind} | {sizes[what]} | {up[0]:.2f} s | {up[1]:.2f} s | {ratio(up[1], up[0])} | "
+                f"{down[0]:.2f} s | {down[1]:.2f} s | {ratio(down[1], down[0])} |"
             )
+            each = ", ".join(f"{name} {', '.join(f'{t:.1f}' for t in ts)}" for name, ts in _samples(nu, su, nd, sd))
+            spread.append(f"{kind} {what}: {each}")
+    if args.samples > 1:
+        lines += ["", "Every sample (s, in the order taken): " + "; ".join(spread) + "."]
     lines += ["", *notes] if notes else []
     return "\n".join(lines)
+
+
+def _samples(*columns: list[float]) -> list[tuple[str, list[float]]]:
+    return list(zip(("native up", "Shoal up", "native down", "Shoal down"), columns, strict=True))
 
 
 if __name__ == "__main__":
