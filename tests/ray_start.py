@@ -56,9 +56,17 @@ def patient_get_node(*args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 services.get_node = patient_get_node
-try:  # inherited by every process of the node: its agents import within the raylet's 15 s
+# Inherited by every process of the node, so that its agents import within the raylet's 15 s.
+# Where Linux shares the CPU between sessions first (autogroups: this ``ray start`` leads a
+# session of its own), a niceness only counts within the session: the session's is raised too.
+# Not allowed here: the usual priority, and a retry where a node is late.
+try:
     os.setpriority(os.PRIO_PROCESS, 0, START_NICENESS)
-except OSError:  # not allowed here: the usual priority, and a retry where a node is late
+except OSError:
+    pass
+try:
+    Path("/proc/self/autogroup").write_text(str(START_NICENESS))
+except OSError:
     pass
 
 if __name__ == "__main__":

@@ -157,10 +157,7 @@ class RayCluster:
                 code = None
             if code == 0:
                 self.nodes[label] = proc.pid
-                try:  # up: its processes back to the usual priority (ray_start.py raised it)
-                    os.setpriority(os.PRIO_PGRP, proc.pid, 0)
-                except OSError:
-                    pass
+                _usual_priority(proc.pid)
                 return proc.pid
             self.kill_node(proc.pid)
             proc.wait()  # reaped: no zombie left in the test process (the contract tests count them)
@@ -238,3 +235,19 @@ def _of_cluster(root: Path) -> list[int]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def _usual_priority(group: int) -> None:
+    """A node up: its processes, and their session, back to the usual priority (``ray_start.py``
+    raised both for its start)."""
+    try:
+        os.setpriority(os.PRIO_PGRP, group, 0)
+    except OSError:
+        pass
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == group:
+                (stat.parent / "autogroup").write_text("0")  # the session's, one member is enough
+                return
+        except (OSError, ValueError):
+            continue
