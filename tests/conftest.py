@@ -7,6 +7,7 @@ Where it is unreachable they are skipped with a message, except under CI (CI=tru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -55,9 +56,10 @@ def pg_problem() -> str | None:
     return _PG_PROBLEM[0]
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+@contextlib.contextmanager
+def pg_database(template: str | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL database (empty, or a copy of ``template``), dropped afterwards; the
+    test is skipped where PostgreSQL is unreachable (failed under CI)."""
     problem = pg_problem()
     if problem:
         if os.environ.get("CI") == "true":
@@ -68,13 +70,20 @@ def pg_url() -> Iterator[str]:
     name = f"shoal_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -140,3 +149,46 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
 def cloud_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     """``backend`` without local disk, for what only object stores do."""
     return make_backend(request, request.param, tmp_path / "backend")
+
+
+# -- the longest modules first ----------------------------------------------------------------
+# `make test` hands whole modules to its workers (pytest-xdist, --dist loadfile) in collection
+# order: a long module handed out late runs on alone while the other workers sit idle. These are
+# the longest (about a minute or more each on the 2-core test machine; ``--durations`` says when
+# another joins them), started first and longest first; every other module keeps its place.
+# Only the order of modules changes: every test runs, in its module's order.
+LONGEST_MODULES = (
+    "tests/e2e/test_ray_compute.py",
+    "tests/e2e/test_spark_jobs.py",
+    "tests/api/test_jobs_api.py",
+    "tests/e2e/test_sweeps.py",
+    # Its Ray cluster starts a little after the one above: two at once slow each other's start.
+    "tests/compute/test_backend_contract.py",
+    "tests/e2e/test_transfer_restart.py",
+    "tests/e2e/test_jobs.py",
+    "tests/e2e/test_endpoints_mlflow.py",
+    "tests/e2e/test_devbox.py",
+    "tests/api/test_resources.py",
+    "tests/api/test_versioning.py",
+    "tests/e2e/test_cli.py",
+    "tests/e2e/test_endpoints_auth.py",
+    "tests/e2e/test_endpoints.py",
+    "tests/e2e/test_server.py",
+    "tests/e2e/test_mlflow_in_job.py",
+    "tests/e2e/test_schedules_cli.py",
+    "tests/api/test_auth_and_errors.py",
+    "tests/envs/test_builder.py",
+    "tests/e2e/test_pipelines_client.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist would otherwise hand out the modules with the most tests first (its
+    # --loadscope-reorder, on by default), whatever their length.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable

@@ -76,6 +76,16 @@ def jobs_cli(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         runner("server", "stop", check=False)
 
 
+def exited(pid: int) -> bool:
+    """No such process, or a zombie: it has exited, and its parent (init, for a detached server)
+    has yet to collect it, which took init up to ~2 s on the test machine."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
 def write_job(folder: Path, body: str, name: str = "job.yml") -> Path:
     import textwrap
 

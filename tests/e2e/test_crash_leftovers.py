@@ -15,7 +15,7 @@ import httpx
 
 from shoal.storage.filesystem import TMP_PREFIX
 
-from .conftest import Cli
+from .conftest import Cli, exited
 
 CHUNK = b"\0" * (1024 * 1024)
 
@@ -28,9 +28,7 @@ def _server(home: Path) -> tuple[str, int, str]:
 def _wait_gone(pid: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if exited(pid):
             return
         time.sleep(0.05)
     raise AssertionError(f"server {pid} still alive")

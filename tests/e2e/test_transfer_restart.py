@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, exited
 
 MB = 1024 * 1024
 
@@ -30,9 +30,7 @@ def _kill(cli: Cli) -> None:
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if exited(pid):
             return
         time.sleep(0.05)
     raise AssertionError(f"server {pid} still alive")

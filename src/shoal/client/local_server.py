@@ -131,7 +131,7 @@ def stop_server(settings: ShoalSettings, timeout: float = 15.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid):
+        if _exited(pid):
             _forget(settings, pid)
             return True
         time.sleep(0.05)
@@ -141,6 +141,18 @@ def stop_server(settings: ShoalSettings, timeout: float = 15.0) -> bool:
         pass
     _forget(settings, pid)
     return True
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie: it has exited and only its status is left for its parent to collect.
+    A detached server's parent is init, which may collect it seconds later (a test machine's
+    did after ~2 s, which every ``shoal server stop`` waited for)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _forget(settings: ShoalSettings, pid: int) -> None:
