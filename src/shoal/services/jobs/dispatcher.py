@@ -125,8 +125,6 @@ class Dispatcher:
 
     def tick(self) -> None:
         self.cluster.renew()
-        self.cluster.take_over_orphans()
-        self._handle_cancels()
         if self.cluster.runs_controllers:
             # One server at a time decides which steps and trials start; each start is then a
             # Queued job claimed like any other, at once (a step's runner starts before the
@@ -134,7 +132,11 @@ class Dispatcher:
             pipeline_controller.advance(self.ctx, on_queued=self._schedule)
             sweeps.advance(self.ctx)
         self._schedule()
-        # After the starts: a tick woken by a job's end starts what it let go first.
+        # After the starts: a tick woken by a job's end (a pipeline step's) starts what it let go
+        # first. A dead server's jobs and cancel requests follow at once, in this same tick; what
+        # they change wakes another (a job queued again is started there).
+        self.cluster.take_over_orphans()
+        self._handle_cancels()
         self._check_liveness()
         self.backend.reap()
         self._hint_capacity()
