@@ -292,7 +292,7 @@ def init():
     OUT = parser.parse_known_args()[0].copies
 
 def run(mini_batch):
-    if any("bad" in p for p in mini_batch):
+    if any("bad" in os.path.basename(p) for p in mini_batch):  # a file's name: job names may hold "badger"
         raise ValueError("a bad file")
     for p in mini_batch:
         (Path(OUT) / os.path.basename(p)).write_text(Path(p).read_text().upper())

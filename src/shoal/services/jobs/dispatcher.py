@@ -135,7 +135,8 @@ class Dispatcher:
         # After the starts: a tick woken by a job's end (a pipeline step's) starts what it let go
         # first. A dead server's jobs and cancel requests follow at once, in this same tick; what
         # they change wakes another (a job queued again is started there).
-        self.cluster.take_over_orphans()
+        if self.cluster.take_over_orphans():
+            self._schedule()  # a job queued again (never launched) starts in this same tick
         self._handle_cancels()
         self._check_liveness()
         self.backend.reap()
