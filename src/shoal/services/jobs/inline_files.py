@@ -11,13 +11,13 @@ import base64
 from typing import Any
 
 from shoal.entities.ports import PRIMITIVE_TYPES
+from shoal.entities.refs import parse_path
 from shoal.services.context import ServiceContext
 from shoal.services.storage import files
 from shoal.storage.small_trees import read_small
 
 INLINE_FILES = 16
 INLINE_BYTES = 64 * 1024
-DATASTORE_URI = "azureml://datastores/"
 
 
 def inline_files(
@@ -42,16 +42,19 @@ def inline_files(
 
 
 def _tree(ctx: ServiceContext, workspace: str, uri: str, budget: list[int]) -> dict[str, Any] | None:
-    if not uri.startswith(DATASTORE_URI) or "/paths/" not in uri or budget[0] <= 0:
-        return None
-    datastore, _, path = uri[len(DATASTORE_URI) :].partition("/paths/")
     try:
-        store = files.store_for(ctx, workspace, datastore)
+        ref = parse_path(uri)
+    except Exception:  # noqa: BLE001 - not a path Shoal reads (a web URL): the runner fetches it
+        return None
+    if ref.scheme != "datastore" or not ref.datastore or budget[0] <= 0:
+        return None
+    try:
+        store = files.store_for(ctx, workspace, ref.datastore)
     except Exception:  # noqa: BLE001 - gone or unreadable: the runner's own fetch says why
         return None
     if not store.is_local:
         return None
-    found = read_small(store, path.rstrip("/"), max_files=budget[0], max_bytes=budget[1])
+    found = read_small(store, (ref.path or "").strip("/"), max_files=budget[0], max_bytes=budget[1])
     if found is None:
         return None
     is_dir, items = found
