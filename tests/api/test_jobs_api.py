@@ -539,6 +539,19 @@ def test_runner_lifecycle(api):
     assert job(api, name)["status"] == "Completed"
 
 
+def test_a_completed_report_straight_from_running_records_finalizing_on_the_way(api):
+    # A runner whose outputs upload in a moment sends no Finalizing report of its own (one request
+    # fewer a pipeline step); the job's history still holds the state, as every completed job's does.
+    name = submitted(api)["name"]
+    headers = start_attempt(api, name)
+    assert report(api, name, headers, "Running").json()["status"] == "Running"
+    r = report(api, name, headers, "Completed", exit_code=0)
+    assert r.status_code == 200 and r.json()["status"] == "Completed"
+    times = {k.rsplit(".", 1)[1]: v for k, v in job(api, name)["properties"].items() if ".status_time." in k}
+    assert {"Running", "Finalizing", "Completed"} <= set(times)
+    assert times["Running"] <= times["Finalizing"] <= times["Completed"]
+
+
 def test_runner_failure_and_bad_reports(api):
     name = submitted(api)["name"]
     headers = start_attempt(api, name)

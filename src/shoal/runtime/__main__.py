@@ -58,6 +58,7 @@ class Heartbeat(threading.Thread):
                 continue
 
 
+FINALIZING_AFTER = 0.2  # seconds of uploading before the runner says Finalizing on its own
 SANDBOX_ENV = "SHOAL_SANDBOX"  # shoal.compute.sandbox.RUNNER_ENV, not imported unless set
 INHERITED_MLFLOW = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI", "MLFLOW_ACTIVE_MODEL_ID", "_MLFLOW_ACTIVE_MODEL_ID")
 # The server's own storage settings and keys (the artifact root's, as docs/team-mode.md exports
@@ -280,7 +281,9 @@ def run(args: argparse.Namespace) -> int:
             group.settle(exit_code, procs, cancel)
             if cancel.is_set():
                 raise _Canceled()
-        finalizing = client.report_soon("Finalizing")  # while the outputs upload
+        # Finalizing is reported only if the outputs take a while to upload: a quick upload's
+        # Finalizing is recorded with the outcome (one request fewer for each pipeline step).
+        finalizing = client.report_soon("Finalizing", unless_done_within=FINALIZING_AFTER)
         shipper.finish_soon()  # and the last log lines go
         try:
             # Outputs first: a job whose outputs did not reach their datastore has not completed.

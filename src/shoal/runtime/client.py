@@ -228,14 +228,20 @@ class RunnerClient:
     def run_spec(self) -> dict[str, Any]:
         return self.request("GET", f"{self._job}/runspec").json()
 
-    def report_soon(self, status: str) -> Callable[[], None]:
+    def report_soon(self, status: str, *, unless_done_within: float = 0.0) -> Callable[[], None]:
         """``report(status)`` on a thread and connection of its own while the caller goes on (the
-        Finalizing report travels while the outputs upload, not before); the returned function
-        waits for it and raises what it raised."""
+        Running report travels while the command starts); the returned function waits for it and
+        raises what it raised. With ``unless_done_within``, the report waits that long first and
+        is not sent at all if the caller is done by then: the outcome's report records the state
+        on its way (the server puts Finalizing between Running and Completed), one request fewer
+        for a job whose outputs upload in a moment."""
         failed: list[BaseException] = []
+        done = threading.Event()
 
         def send() -> None:
             try:
+                if unless_done_within and done.wait(unless_done_within):
+                    return
                 self.report(status)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiter
                 failed.append(exc)
@@ -247,6 +253,7 @@ class RunnerClient:
         thread.start()
 
         def wait() -> None:
+            done.set()
             thread.join()
             if failed:
                 raise failed[0]

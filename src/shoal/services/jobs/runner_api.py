@@ -147,6 +147,10 @@ def _effective_path(current: JobStatus, target: JobStatus) -> list[JobStatus]:
     last = path[-1] if path else current
     if target == S.CANCELED and last != S.CANCEL_REQUESTED:
         path.append(S.CANCEL_REQUESTED)  # the runner stopped it (limits.timeout)
+    if target == S.COMPLETED and last == S.RUNNING:
+        # A runner whose outputs uploaded in a moment reports no Finalizing of its own: the
+        # history still shows the state every completed job goes through, as Azure's does.
+        path.append(S.FINALIZING)
     path.append(target)
     walk = current
     for step in path:
