@@ -127,8 +127,12 @@ STEP_SEGMENTS = (
     ),
     ("Queued → Preparing (claimed, runner forked)", "Queued", "Preparing"),
     ("Preparing → Running (runner: run spec, env layer, input download, Running report)", "Preparing", "Running"),
-    ("Running → Finalizing (the command in its sandbox: bash, python, echo, ls)", "Running", "Finalizing"),
-    ("Finalizing → Completed (output upload, logs, the Completed report)", "Finalizing", "Completed"),
+    (
+        "Running → Completed (the command in its sandbox: bash, python, echo, ls; then the output upload and "
+        "the Completed report, which records Finalizing on its way when the upload is quick)",
+        "Running",
+        "Completed",
+    ),
     ("a step, previous Completed → Completed", "prev", "Completed"),
 )
 

@@ -243,14 +243,16 @@ def shoal_chain(jobs: ShoalJobs, steps: int) -> dict[str, float]:
     """(c) A ``steps``-step chain pipeline (each step reads the previous one's output, as in
     ``benchmarks/pipelines.py``) on ``cpu-cluster``, against the same commands run bare in turn."""
     from pipelines import bare as bare_pipeline
-    from pipelines import run_pipeline, spec
+    from pipelines import chain_segments, run_pipeline, spec, steps_of
 
     body = spec("chain", steps, f"ray-chain-{time.time_ns()}")
     for step in body["jobs"].values():
         step["compute"] = "azureml:cpu-cluster"
     bare_s = bare_pipeline("chain", steps)
-    shoal_s, _ = run_pipeline(jobs.http, "/api/v1/workspaces/default", body)
-    return {"steps": steps, "bare_s": bare_s, "shoal_s": shoal_s}
+    base = "/api/v1/workspaces/default"
+    shoal_s, ran = run_pipeline(jobs.http, base, body)
+    segments = chain_segments(steps_of(jobs.http, base, ran["name"]))
+    return {"steps": steps, "bare_s": bare_s, "shoal_s": shoal_s, "segments": segments}
 
 
 SEGMENTS = (
@@ -377,7 +379,27 @@ def chain_section(info: dict[str, Any], job_start_s: float) -> list[str]:
         f"Target (issue #11): a chain step within 20 ms of a job's start overhead — "
         f"**{'met' if over <= 0.020 else 'NOT met'}**.",
         "",
+        *chain_segments_table(runs),
     ]
+
+
+def chain_segments_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Where (c)'s steps spent their time, from their recorded status times (as in pipelines.py)."""
+    pooled: dict[str, list[float]] = {}
+    for run in runs:
+        for label, values in (run.get("segments") or {}).items():
+            pooled.setdefault(label, []).extend(values)
+    if not any(pooled.values()):
+        return []
+    count = max(len(v) for v in pooled.values())
+    out = [
+        f"Where a step's time goes on the cluster ({count} steps, from their recorded status times), milliseconds:",
+        "",
+        "| segment | median | p95 |",
+        "|---|---:|---:|",
+    ]
+    out += [f"| {label} | {ms(median(v))} | {ms(p95(v))} |" for label, v in pooled.items() if v]
+    return [*out, ""]
 
 
 # -- main ------------------------------------------------------------------------------------------
