@@ -15,6 +15,7 @@ Ray installed its tests are skipped with a message (a failure under CI=true).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,8 @@ if os.environ.get("FAKE_IGNORE_TERM"):
 print("runner-like started", " ".join(sys.argv[1:]), flush=True)
 for key in ("SHOAL_SERVER_URL", "SHOAL_JOB_TOKEN", "FAKE_EXTRA", "SHOAL_LEAK"):
     print(f"{key}={os.environ.get(key, '')}", flush=True)
+handed = Path(os.environ["SHOAL_RUN_DIR"], "run_spec.json")
+print("RUN_SPEC=" + (handed.read_text() if handed.exists() else ""), flush=True)
 groups = [subprocess.Popen(["sleep", "120"], start_new_session=True) for _ in range(int(os.environ["FAKE_GROUPS"]))]
 Path(os.environ["SHOAL_RUN_DIR"], "user_pgids").write_text("\n".join(str(g.pid) for g in groups))
 print("groups", *[g.pid for g in groups], flush=True)
@@ -117,7 +120,13 @@ class Harness:
         return get_backend(self.name, home=self.home, **config)
 
     def submit(
-        self, *, groups: int = 1, life: float = 120, ignore_term: bool = False, nodes: int = 1
+        self,
+        *,
+        groups: int = 1,
+        life: float = 120,
+        ignore_term: bool = False,
+        nodes: int = 1,
+        run_spec: dict[str, Any] | None = None,
     ) -> tuple[str, RunnerAttempt]:
         self._count += 1
         job = f"job_{self._count}"
@@ -135,6 +144,7 @@ class Harness:
             env=env,
             nodes=nodes,
             argv=(*argv, "--attempt", "1"),
+            run_spec=run_spec,
         )
         handle = self.backend.submit(attempt)
         self.submitted.append((handle, attempt))
@@ -253,6 +263,20 @@ def test_a_submitted_runner_lives_logs_and_gets_its_environment(harness: Harness
     # Another attempt of another job has a log of its own.
     _, other = harness.submit()
     assert Path(harness.backend.logs_location(other)) != log_path
+
+
+def test_the_run_spec_handed_with_an_attempt_waits_in_its_run_folder(harness: Harness) -> None:
+    # The dispatcher hands each attempt's run spec to its backend: the runner finds it in its run
+    # folder and starts without asking the server (shoal.runtime reads it, then removes it).
+    spec = {"job": "job_1", "attempt": 1, "command": "echo handed", "inline": {"inputs": {}}}
+    handle, attempt = harness.submit(run_spec=spec)
+    wait_until(lambda: "RUN_SPEC=" in harness.log(attempt), timeout=60, what="the runner's output in its log")
+    line = next(x for x in harness.log(attempt).splitlines() if x.startswith("RUN_SPEC="))
+    assert json.loads(line.removeprefix("RUN_SPEC=")) == spec
+    # Without one, there is no file: the runner asks the server.
+    _, other = harness.submit()
+    wait_until(lambda: "RUN_SPEC=" in harness.log(other), timeout=60, what="the runner's output in its log")
+    assert "RUN_SPEC=\n" in harness.log(other)
 
 
 def test_cancel_stops_the_runner_and_end_user_processes_ends_what_it_left(harness: Harness) -> None:

@@ -46,11 +46,12 @@ every backend accepts ``home`` (the Shoal home: run folders live under it).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from shoal.compute.sizes import NodeResources
 
@@ -58,6 +59,23 @@ from shoal.compute.sizes import NodeResources
 Handle = str
 # ``exit_reason``'s code for an attempt whose runner never started: its job is queued again.
 RUNNER_NOT_STARTED = "RUNNER_NOT_STARTED"
+
+# The run spec a backend hands to the runner it starts, in the run folder (the runner reads and
+# removes it: shoal.runtime.__main__.HANDED_SPEC).
+RUN_SPEC_FILE = "run_spec.json"
+
+
+def hand_over_run_spec(run_dir: Path, spec: Mapping[str, Any] | None) -> None:
+    """Leave ``spec`` for the runner about to start in ``run_dir`` (whole or not at all: a runner
+    that finds no file asks the server). Readable by the server's user only, as the run folder."""
+    if spec is None:
+        return
+    tmp = run_dir / f".{RUN_SPEC_FILE}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(spec, fh, separators=(",", ":"))
+    os.replace(tmp, run_dir / RUN_SPEC_FILE)
+
 
 # Settings of the server that its runners share: the system-metrics interval and how runners
 # build environments. ``runner_environment`` forwards them.
@@ -81,6 +99,9 @@ class RunnerAttempt(AttemptKey):
     ``nodes`` is the job's ``resources.instance_count``. ``compute_type`` is the type of the
     compute the job targets (``amlcompute``…; None: this machine), ``resources`` what one node
     of it offers (from its ``size``; None: unknown), for backends that place runners on nodes.
+    ``run_spec``, when given, is the attempt's run spec as the runner would ask for it (less its
+    ``mlflow_tracking_uri``, which the runner makes from the URL it calls): a backend leaves it
+    in the run folder as ``RUN_SPEC_FILE``, and the runner starts without its first request.
     ``argv``, when given, replaces the runner command (``python -m shoal.runtime …``) and nothing
     else: the environment, run folder and log are as for a real runner. It exists for the backend
     contract tests, which start a runner-like script without a server; the dispatcher never sets it.
@@ -93,6 +114,7 @@ class RunnerAttempt(AttemptKey):
     argv: tuple[str, ...] | None = None
     compute_type: str | None = None
     resources: NodeResources | None = None
+    run_spec: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def key(self) -> AttemptKey:
         return AttemptKey(self.workspace, self.job, self.attempt)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.compute import sandbox as isolation
-from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt
+from shoal.compute.base import AttemptKey, Capabilities, Handle, RunnerAttempt, hand_over_run_spec
 from shoal.config import load_settings
 
 RUNNER_MARK = b"shoal.runtime"
@@ -92,6 +92,7 @@ class LocalBackend:
     def submit(self, attempt: RunnerAttempt) -> Handle:
         run_dir = self.run_dir(attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
+        hand_over_run_spec(run_dir, attempt.run_spec)
         argv, env = self.command(attempt)
         log = self.logs_location(attempt)
         pid = self._fork_warm(argv, env, run_dir, log)

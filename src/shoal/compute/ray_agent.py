@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.compute.base import hand_over_run_spec
 from shoal.compute.local import WarmRunner
 from shoal.compute.ray_node import (
     LOG_CHUNK,
@@ -158,17 +159,19 @@ class NodeAgent:
         offset: int = 0,
         slot: str | None = None,
         after: str | None = None,
+        spec: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start the runner of ``run`` (the attempt's name) once; answers as ``state`` does.
         ``after``: another run on this node whose commands this one's waits for (a follower,
-        prepared ahead: ``shoal.runtime.handover``); ignored once that runner has exited."""
+        prepared ahead: ``shoal.runtime.handover``); ignored once that runner has exited.
+        ``spec``: the attempt's run spec, left in its run folder (``RunnerAttempt.run_spec``)."""
         if after is not None:
             with self._lock:
                 before = self._runners.get(after)
             if before is not None and not before.exited.is_set():
                 env = {**env, START_AFTER_ENV: str(before.run_dir / LOCK_NAME)}
         with self._starting:
-            self._start(run, workspace, job, attempt, env, argv, slot)
+            self._start(run, workspace, job, attempt, env, argv, slot, spec)
         return self.state(run, offset)
 
     def _start(
@@ -180,12 +183,14 @@ class NodeAgent:
         env: dict[str, str],
         argv: list[str] | None,
         slot: str | None,
+        spec: dict[str, Any] | None = None,
     ) -> None:
         with self._lock:
             known = run in self._runners or run in self._gone
         if not known:
             run_dir = run_dir_of(self.scope, workspace, job, attempt)
             run_dir.mkdir(parents=True, exist_ok=True)
+            hand_over_run_spec(run_dir, spec)
             if argv is None:
                 argv = [sys.executable, "-m", "shoal.runtime", "--workspace", workspace, "--job", job]
                 argv += ["--attempt", str(attempt)]

@@ -316,6 +316,7 @@ class AgentPath:
                 tracked.offset,
                 slot_name(name),
                 ahead.name,
+                spec=dict(attempt.run_spec) if attempt.run_spec is not None else None,
             )
             self._wake_on(tracked.pending)
         return PREFIX + name
@@ -363,11 +364,11 @@ class AgentPath:
         if node_id is None:
             return False  # placed and moved (a node lost meanwhile): asked again later
         agent = self.agents.agent(node_id)
-        workspace, job, attempt, env, argv = tracked.start
+        workspace, job, attempt, env, argv, spec = tracked.start
         tracked.actor = RunnerOnAgent(agent, tracked.name, node_id)
         tracked.start = None
         tracked.pending = agent.start.remote(
-            tracked.name, workspace, job, attempt, env, argv, tracked.offset, slot_name(tracked.name)
+            tracked.name, workspace, job, attempt, env, argv, tracked.offset, slot_name(tracked.name), spec=spec
         )
         self._wake_on(tracked.pending)
         return True

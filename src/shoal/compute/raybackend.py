@@ -224,7 +224,8 @@ class RayBackend(AgentPath):
             # Ray has placed it (``_place``).
             argv = list(attempt.argv) if attempt.argv is not None else None
             tracked.on_agent, tracked.bundle = True, resources
-            tracked.start = (attempt.workspace, attempt.job, attempt.attempt, env, argv)
+            spec = dict(attempt.run_spec) if attempt.run_spec is not None else None
+            tracked.start = (attempt.workspace, attempt.job, attempt.attempt, env, argv, spec)
             tracked.slot = self.agents.reserve(name, resources)
             tracked.placed = tracked.slot.ready()
             with self._lock:

@@ -6,6 +6,7 @@ The server starts this with SHOAL_SERVER_URL, SHOAL_JOB_TOKEN, SHOAL_RUN_DIR and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -59,6 +60,7 @@ class Heartbeat(threading.Thread):
 
 
 FINALIZING_AFTER = 0.2  # seconds of uploading before the runner says Finalizing on its own
+HANDED_SPEC = "run_spec.json"  # shoal.compute.base.RUN_SPEC_FILE, not imported: start time
 SANDBOX_ENV = "SHOAL_SANDBOX"  # shoal.compute.sandbox.RUNNER_ENV, not imported unless set
 INHERITED_MLFLOW = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI", "MLFLOW_ACTIVE_MODEL_ID", "_MLFLOW_ACTIVE_MODEL_ID")
 # The server's own storage settings and keys (the artifact root's, as docs/team-mode.md exports
@@ -160,6 +162,20 @@ def fetch_code(
         shutil.move(str(local), workdir / local.name)
 
 
+def handed_run_spec(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The run spec the backend left in the run folder (``shoal.compute.base.RUN_SPEC_FILE``),
+    removed once read; None when there is none (or it is another attempt's): the runner asks."""
+    path = run_dir / HANDED_SPEC
+    try:
+        spec = json.loads(path.read_bytes())
+        path.unlink()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(spec, dict) or (spec.get("job"), spec.get("attempt")) != (args.job, args.attempt):
+        return None
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
     home = Path(os.environ["SHOAL_HOME"]) if os.environ.get("SHOAL_HOME") else None
     token = os.environ["SHOAL_JOB_TOKEN"]
@@ -181,7 +197,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
 
-    spec = client.run_spec()
+    spec = handed_run_spec(run_dir, args) or client.run_spec()
+    # The URL this runner calls (a handed spec has none: the server cannot know which one that is).
+    spec.setdefault("mlflow_tracking_uri", f"{client.url}/api/v1/workspaces/{args.workspace}/mlflow")
     client.offered(spec.get("direct"))
     beat = Heartbeat(client, float(os.environ.get("SHOAL_HEARTBEAT_SECONDS", "5")), cancel)
     beat.start()

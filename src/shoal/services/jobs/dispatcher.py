@@ -34,7 +34,7 @@ from shoal.compute import (
 from shoal.entities.status import OCCUPYING, JobStatus
 from shoal.jobtokens import JobTokenSigner
 from shoal.services.context import ServiceContext
-from shoal.services.jobs import pipeline_controller, sweeps
+from shoal.services.jobs import pipeline_controller, runner_api, sweeps
 from shoal.services.jobs import state as job_state
 from shoal.services.jobs.cluster import NO_RUNNER, Membership, server_id_for
 from shoal.store import jobs as job_rows
@@ -304,10 +304,21 @@ class Dispatcher:
             nodes=nodes,
             compute_type=compute_type,
             resources=size,
+            run_spec=self._run_spec(workspace, name, attempt),
         )
         if before is not None:
             return self.backend.follow(runner, before)  # type: ignore[attr-defined, no-any-return]
         return self.backend.submit(runner)
+
+    def _run_spec(self, workspace: str, name: str, attempt: int) -> dict[str, Any] | None:
+        """The run spec, handed to the runner with its start: its first request, a round trip
+        on the path of every job and pipeline step, is not made. None if it cannot be read now:
+        the runner then asks for it (and is told why)."""
+        try:
+            return runner_api.run_spec(self.ctx, workspace, name, attempt, None)
+        except Exception:  # noqa: BLE001 - the runner's own request reports what is wrong
+            logger.debug("run spec of %s attempt %s not handed over", name, attempt, exc_info=True)
+            return None
 
     def _runner_env(self) -> dict[str, str]:
         env = runner_environment(max(0.5, min(5.0, self.heartbeat_timeout / 6)))

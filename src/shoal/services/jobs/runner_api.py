@@ -47,7 +47,10 @@ def _experiment_id(session: Any, row: JobRow) -> str:
     return tracking_rows.experiment_id(exp) if exp is not None else tracking_rows.DEFAULT_EXPERIMENT_ID
 
 
-def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, server_url: str) -> dict[str, Any]:
+def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, server_url: str | None) -> dict[str, Any]:
+    """What the runner of ``attempt`` needs to run it. ``server_url``: the URL the runner called,
+    for its MLflow tracking URI; None when the dispatcher hands the spec over at launch (the
+    runner then adds the URL it calls)."""
     with ctx.db.read() as session:
         row = _current(session, workspace, name, attempt)
         spec, resolved = row.spec, row.resolved
@@ -70,8 +73,9 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
             "environment": resolved.get("environment"),
             "artifacts": resolved.get("artifacts"),
             "direct": _direct_offers(ctx, workspace, resolved),
-            "mlflow_tracking_uri": f"{server_url.rstrip('/')}/api/v1/workspaces/{workspace}/mlflow",
         }
+        if server_url is not None:
+            body["mlflow_tracking_uri"] = f"{server_url.rstrip('/')}/api/v1/workspaces/{workspace}/mlflow"
     # Small inputs and code come along: a pipeline step then starts without fetching its input.
     body["inline"] = inline_files(ctx, workspace, body["inputs"], body["code"])
     return body
