@@ -17,12 +17,13 @@ from shoal.runtime.__main__ import job_environment
 from shoal.runtime.materialize import (
     fetch_datastore,
     format_literal,
+    inline_uploads,
     materialize_inputs,
     parse_datastore_uri,
+    planned_uploads,
     prepare_outputs,
     read_control_outputs,
-    upload_artifacts,
-    upload_outputs,
+    upload,
 )
 
 BLOB = "azureml://datastores/workspaceblobstore/paths"
@@ -130,7 +131,7 @@ def test_upload_outputs_and_artifacts(tmp_path):
     (Path(paths["model"]) / "sub" / "w.bin").write_bytes(b"weights")
     (Path(paths["model"]) / "a.txt").write_text("a")
     Path(paths["report"]).write_text("x,y\n")
-    upload_outputs(client, outputs, run_dir)
+    upload(client, planned_uploads(outputs, run_dir))
     assert sorted(client.uploads) == [
         ("workspaceblobstore", "azureml/j/model/a.txt", b"a"),
         ("workspaceblobstore", "azureml/j/model/sub/w.bin", b"weights"),
@@ -144,11 +145,45 @@ def test_upload_outputs_and_artifacts(tmp_path):
     (workdir / "outputs" / "metrics.json").write_text("{}")
     (workdir / "logs" / "extra.log").write_text("log")
     (workdir / "train.py").write_text("not an artifact")
-    upload_artifacts(client, {"datastore": "workspaceartifactstore", "path": "ExperimentRun/dcid.j"}, workdir)
+    artifacts = {"datastore": "workspaceartifactstore", "path": "ExperimentRun/dcid.j"}
+    upload(client, planned_uploads({}, run_dir, artifacts, workdir))
     assert sorted(client.uploads) == [
         ("workspaceartifactstore", "ExperimentRun/dcid.j/logs/extra.log", b"log"),
         ("workspaceartifactstore", "ExperimentRun/dcid.j/outputs/metrics.json", b"{}"),
     ]
+
+
+def test_small_outputs_and_artifacts_go_with_the_report_where_offered(tmp_path):
+    outputs = {
+        "model": {"type": "uri_folder", "path": f"{BLOB}/azureml/j/model/"},
+        "report": {"type": "uri_file", "path": f"{BLOB}/azureml/j/report.csv"},
+    }
+    run_dir, workdir = tmp_path / "run", tmp_path / "wd"
+    paths = prepare_outputs(outputs, run_dir)
+    (Path(paths["model"]) / "sub").mkdir()
+    (Path(paths["model"]) / "sub" / "w.bin").write_bytes(b"\x00weights")
+    Path(paths["report"]).write_text("x,y\n")
+    (workdir / "outputs").mkdir(parents=True)
+    (workdir / "outputs" / "metrics.json").write_text("{}")
+    artifacts = {"datastore": "workspaceartifactstore", "path": "ExperimentRun/dcid.j"}
+    plan = planned_uploads(outputs, run_dir, artifacts, workdir)
+    offer = {"datastores": ["workspaceblobstore", "workspaceartifactstore"], "files": 16, "bytes": 65536}
+    groups = inline_uploads(plan, offer)
+    assert groups == [
+        {"datastore": "workspaceblobstore", "prefix": "azureml/j/model", "files": [["sub/w.bin", "AHdlaWdodHM="]]},
+        {"datastore": "workspaceblobstore", "prefix": "", "files": [["azureml/j/report.csv", "eCx5Cg=="]]},
+        {
+            "datastore": "workspaceartifactstore",
+            "prefix": "ExperimentRun/dcid.j/outputs",
+            "files": [["metrics.json", "e30="]],
+        },
+    ]
+    # Not offered (an old server), a store not offered (S3), too many files or bytes: uploaded.
+    assert inline_uploads(plan, None) is None
+    assert inline_uploads(plan, {**offer, "datastores": ["workspaceblobstore"]}) is None
+    assert inline_uploads(plan, {**offer, "files": 2}) is None
+    assert inline_uploads(plan, {**offer, "bytes": 10}) is None
+    assert inline_uploads([], offer) == []  # nothing to send
 
 
 # -- inputs ------------------------------------------------------------------------------------

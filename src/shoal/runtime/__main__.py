@@ -20,13 +20,14 @@ from shoal.runtime.client import RunnerClient, ServerGone, Stale
 from shoal.runtime.handover import CommandsLock, wait_for_turn
 from shoal.runtime.logs import LogShipper
 from shoal.runtime.materialize import (
+    inline_uploads,
     materialize_inputs,
     parse_datastore_uri,
     place_datastore,
+    planned_uploads,
     prepare_outputs,
     read_control_outputs,
-    upload_artifacts,
-    upload_outputs,
+    upload,
 )
 from shoal.runtime.process import UserProcesses, plan_ranks
 from shoal.runtime.sysmetrics import SystemMetrics, interval_from_env
@@ -211,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
     network: Any = None  # the job's own network namespace (SHOAL_JOB_NETWORK=server)
     control: dict[str, str] = {}
     commands_lock: CommandsLock | None = None
+    plan: list[Any] = []  # what goes up at the end (materialize.planned_uploads)
+    with_report: list[dict[str, Any]] | None = None  # the part of it sent with the Completed report
     try:
         # The job's own layer over the shared environment: its `pip install` goes there.
         prepared = prepare_environment(spec["environment"], build_log, home or run_dir, sandbox).layered(
@@ -299,16 +302,21 @@ def run(args: argparse.Namespace) -> int:
             group.settle(exit_code, procs, cancel)
             if cancel.is_set():
                 raise _Canceled()
-        # Finalizing is reported only if the outputs take a while to upload: a quick upload's
-        # Finalizing is recorded with the outcome (one request fewer for each pipeline step).
-        finalizing = client.report_soon("Finalizing", unless_done_within=FINALIZING_AFTER)
-        shipper.finish_soon()  # and the last log lines go
-        try:
-            # Outputs first: a job whose outputs did not reach their datastore has not completed.
-            upload_outputs(client, spec["outputs"], run_dir)
-            upload_artifacts(client, spec["artifacts"], workdir)
-        finally:
-            finalizing()  # recorded before the outcome is
+        shipper.finish_soon()  # the last log lines go meanwhile
+        plan = planned_uploads(spec["outputs"], run_dir, spec["artifacts"], workdir)
+        if exit_code == 0 and procs.stop_reason is None:
+            # Small outputs of a command that succeeded go with the Completed report, where the
+            # run spec offers it (local stores): a pipeline step ends with one request, not two.
+            with_report = inline_uploads(plan, inline.get("writes"))
+        if with_report is None:
+            # Finalizing is reported only if the outputs take a while to upload: a quick upload's
+            # Finalizing is recorded with the outcome (one request fewer for each pipeline step).
+            finalizing = client.report_soon("Finalizing", unless_done_within=FINALIZING_AFTER)
+            try:
+                # Outputs first: a job whose outputs did not reach their datastore has not completed.
+                upload(client, plan)
+            finally:
+                finalizing()  # recorded before the outcome is
         if procs.stop_reason == "timeout":
             status = "Canceled"
             error = {"code": "JOB_TIMEOUT", "message": f"the job ran past limits.timeout ({timeout} s) and was stopped"}
@@ -340,11 +348,23 @@ def run(args: argparse.Namespace) -> int:
             network.close()
         beat.stopped.set()
         shipper.close()
+    if with_report is not None and status != "Completed":
+        try:  # it failed after all: its outputs go up as any failed job's do
+            upload(client, plan)
+        except Exception:  # noqa: BLE001 - the failure reported is the first one
+            traceback.print_exc()
+    completed = status == "Completed"
     try:
-        client.report(status, exit_code=exit_code, error=error, outputs=control if status == "Completed" else None)
+        reply = client.report(
+            status,
+            exit_code=exit_code,
+            error=error,
+            outputs=control if completed else None,
+            files=with_report if completed else None,
+        )
     except Stale:
         return 0
-    if status == "Completed":
+    if reply.get("status") == "Completed":
         # Everything was uploaded: drop the copies (code, inputs, outputs), keep the logs. A
         # failed run's folder stays for a look at what it left. Tidying up is background work:
         # the next job (a pipeline's next step) is starting on these cores right now.

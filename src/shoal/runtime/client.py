@@ -270,10 +270,13 @@ class RunnerClient:
         exit_code: int | None = None,
         error: dict[str, Any] | None = None,
         outputs: dict[str, str] | None = None,
+        files: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"status": status, "exit_code": exit_code, "error": error}
         if outputs:
             body["outputs"] = outputs  # control outputs' values, as the job wrote them
+        if files:
+            body["files"] = files  # small outputs and artifacts (materialize.inline_uploads)
         return self.request("POST", f"{self._job}/status", json_body=body).json()
 
     def append_log(self, path: str, offset: int, data: bytes) -> int:

@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,24 @@ def files_within(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def upload_outputs(client: RunnerClient, outputs: dict[str, Any], run_dir: Path) -> None:
+@dataclass
+class Upload:
+    """Files a job leaves for one place of a datastore: the folder ``path``, or for a
+    ``uri_file`` output (``single``) the file ``path`` itself."""
+
+    datastore: str
+    path: str
+    folder: Path
+    files: list[Path]
+    single: bool = False
+
+
+def planned_uploads(
+    outputs: dict[str, Any], run_dir: Path, artifacts: dict[str, str] | None = None, workdir: Path | None = None
+) -> list[Upload]:
+    """What goes up when the command has ended: its outputs, then (given ``artifacts``)
+    ``./outputs`` and ``./logs`` of the working folder as the job's artifacts."""
+    plan = []
     for name, spec in outputs.items():
         if spec.get("type") in PRIMITIVES:
             continue
@@ -261,17 +279,51 @@ def upload_outputs(client: RunnerClient, outputs: dict[str, Any], run_dir: Path)
             continue
         datastore, path = parsed
         files = files_within(folder)
-        if spec.get("type") == "uri_file":
-            for f in files[:1]:
-                client.upload(datastore, path.rstrip("/"), f)
-            continue
-        client.upload_tree(datastore, path.rstrip("/"), folder, files)
-
-
-def upload_artifacts(client: RunnerClient, artifacts: dict[str, str], workdir: Path) -> None:
-    """``./outputs`` and ``./logs`` of the working folder become the job's artifacts."""
-    for sub in ("outputs", "logs"):
+        single = spec.get("type") == "uri_file"
+        plan.append(Upload(datastore, path.rstrip("/"), folder, files[:1] if single else files, single))
+    for sub in ("outputs", "logs") if artifacts and workdir is not None else ():
         folder = workdir / sub
         if folder.is_dir():
-            files = files_within(folder)
-            client.upload_tree(artifacts["datastore"], f"{artifacts['path']}/{sub}", folder, files)
+            plan.append(Upload(artifacts["datastore"], f"{artifacts['path']}/{sub}", folder, files_within(folder)))
+    return plan
+
+
+def upload(client: RunnerClient, plan: list[Upload]) -> None:
+    for item in plan:
+        if item.single:
+            for f in item.files:
+                client.upload(item.datastore, item.path, f)
+        else:
+            client.upload_tree(item.datastore, item.path, item.folder, item.files)
+
+
+def inline_uploads(plan: list[Upload], offer: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """``plan`` as the ``files`` of the Completed report, where the run spec offers it (``inline.
+    writes``: local datastores, at most so many files and bytes in all); None: upload it."""
+    if not offer:
+        return None
+    allowed = set(offer.get("datastores") or [])
+    files = [f for item in plan for f in item.files]
+    if any(item.files and item.datastore not in allowed for item in plan) or len(files) > int(offer.get("files", 0)):
+        return None
+    try:
+        if sum(f.stat().st_size for f in files) > int(offer.get("bytes", 0)):
+            return None
+        groups = []
+        for item in plan:
+            if not item.files:
+                continue
+            pairs = [
+                (item.path if item.single else f.relative_to(item.folder).as_posix(), f.read_bytes())
+                for f in item.files
+            ]
+            groups.append(
+                {
+                    "datastore": item.datastore,
+                    "prefix": "" if item.single else item.path,
+                    "files": [[rel, base64.b64encode(data).decode("ascii")] for rel, data in pairs],
+                }
+            )
+    except OSError:
+        return None  # a file changed under it: the uploads say what is wrong
+    return groups

@@ -29,7 +29,7 @@ from typing import Any
 
 from shoal.runtime.client import RunnerClient, ServerGone, Stale
 from shoal.runtime.logs import LogShipper
-from shoal.runtime.materialize import materialize_inputs, prepare_outputs, upload_outputs
+from shoal.runtime.materialize import materialize_inputs, planned_uploads, prepare_outputs, upload
 from shoal.runtime.node_group import RESULT_FILE, GroupFailed, NodeGroup
 from shoal.runtime.process import UserProcesses
 
@@ -89,7 +89,7 @@ def run_node(workspace: str, job: str, attempt: int, node_rank: int) -> int:
         elif code != 0:
             result["rank"] = group.failed_rank(procs)
         elif not cancel.is_set():
-            upload_outputs(client, spec["outputs"], run_dir)  # before node 0 hears this node ended
+            upload(client, planned_uploads(spec["outputs"], run_dir))  # before node 0 hears this node ended
     except (Stale, ServerGone):
         code = 3  # the attempt was replaced or the server is gone: nothing to report to
     except Exception as exc:  # noqa: BLE001 - node 0 reports it as the job's error

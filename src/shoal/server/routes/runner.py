@@ -10,7 +10,8 @@ from shoal.entities.kinds import KINDS
 from shoal.errors import PermissionDeniedError
 from shoal.server.auth import Permission, Principal
 from shoal.server.routes.common import base_url, ctx, guarded
-from shoal.services.jobs import runner_api
+from shoal.services.access.job_token_scope import check_datastore_write
+from shoal.services.jobs import inline_files, runner_api
 
 router = APIRouter(tags=["runner"])
 PREFIX = f"/workspaces/{{workspace}}/{KINDS['job'].plural}/{{name}}"
@@ -44,15 +45,25 @@ def post_heartbeat(request: Request, workspace: str, name: str, attempt: int | N
 def post_status(
     request: Request, workspace: str, name: str, event: dict[str, Any] = Body(...), attempt: int | None = None
 ) -> dict[str, Any]:
+    chosen = _attempt(request, name, attempt)
+    # Small outputs and artifacts that come with a Completed report (``inline_files``): a job
+    # token writes its own outputs and its runs' artifacts only, as with ``PUT …/contents``.
+    writes = inline_files.parse_writes(event.get("files"))
+    job = request.state.principal.job
+    if job is not None:
+        for datastore, prefix, items in writes:
+            for rel in [prefix] if prefix else [rel for rel, _ in items]:
+                check_datastore_write(ctx(request), workspace, job, datastore, rel)
     return runner_api.report(
         ctx(request),
         workspace,
         name,
-        _attempt(request, name, attempt),
+        chosen,
         str(event.get("status")),
         exit_code=event.get("exit_code"),
         error=event.get("error"),
         outputs=event.get("outputs"),
+        writes=writes,
     )
 
 

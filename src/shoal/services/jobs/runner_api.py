@@ -16,8 +16,8 @@ from shoal.entities.status import TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, ShoalError, UserError
 from shoal.services.assets import versions as assets
 from shoal.services.context import ServiceContext
+from shoal.services.jobs import inline_files
 from shoal.services.jobs import state as job_state
-from shoal.services.jobs.inline_files import inline_files
 from shoal.services.storage import files
 from shoal.services.workspaces import workspace_id
 from shoal.storage.paths import safe_relpath
@@ -51,6 +51,7 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
     """What the runner of ``attempt`` needs to run it. ``server_url``: the URL the runner called,
     for its MLflow tracking URI; None when the dispatcher hands the spec over at launch (the
     runner then adds the URL it calls)."""
+    stores = inline_files.Stores(ctx, workspace)
     with ctx.db.read() as session:
         row = _current(session, workspace, name, attempt)
         spec, resolved = row.spec, row.resolved
@@ -72,33 +73,43 @@ def run_spec(ctx: ServiceContext, workspace: str, name: str, attempt: int, serve
             "code": resolved.get("code"),
             "environment": resolved.get("environment"),
             "artifacts": resolved.get("artifacts"),
-            "direct": _direct_offers(ctx, workspace, resolved),
+            "direct": _direct_offers(stores, resolved),
         }
         if server_url is not None:
             body["mlflow_tracking_uri"] = f"{server_url.rstrip('/')}/api/v1/workspaces/{workspace}/mlflow"
     # Small inputs and code come along: a pipeline step then starts without fetching its input.
-    body["inline"] = inline_files(ctx, workspace, body["inputs"], body["code"])
+    written = _datastores(resolved, written_only=True)
+    body["inline"] = inline_files.inline_files(stores, body["inputs"], body["code"], written)
     return body
 
 
-def _direct_offers(ctx: ServiceContext, workspace: str, resolved: dict[str, Any]) -> dict[str, list[str]]:
+def _datastores(resolved: dict[str, Any], *, written_only: bool = False) -> list[str]:
+    """The datastores of the job's outputs and artifacts, and, unless ``written_only``, its inputs."""
+    entries = list((resolved.get("outputs") or {}).values())
+    if not written_only:
+        entries += list((resolved.get("inputs") or {}).values())
+    names = set()
+    for entry in entries:
+        uri = str(entry.get("uri") or entry.get("path") or "") if isinstance(entry, dict) else ""
+        if uri.startswith(DATASTORE_URI):
+            names.add(uri[len(DATASTORE_URI) :].partition("/")[0])
+    if (resolved.get("artifacts") or {}).get("datastore"):
+        names.add(resolved["artifacts"]["datastore"])
+    return sorted(names)
+
+
+def _direct_offers(stores: inline_files.Stores, resolved: dict[str, Any]) -> dict[str, list[str]]:
     """The datastores of the job's inputs, outputs and artifacts on which its runner may move
     files itself (``small``: reads of small files through signed URLs, Azure Blob; ``large``:
     uploads in parts, S3 and Azure Blob): a runner asks the others nothing, where each ask would
     cost it a round trip. Small files are written through the server: 10,000 of them took Azurite
     1.89x as long one at a time from the runner as from the native client (docs/benchmarks.md),
     where the server's batches had been faster than native."""
-    names = set()
-    for entry in [*(resolved.get("inputs") or {}).values(), *(resolved.get("outputs") or {}).values()]:
-        uri = str(entry.get("uri") or entry.get("path") or "") if isinstance(entry, dict) else ""
-        if uri.startswith(DATASTORE_URI):
-            names.add(uri[len(DATASTORE_URI) :].partition("/")[0])
-    if (resolved.get("artifacts") or {}).get("datastore"):
-        names.add(resolved["artifacts"]["datastore"])
     small, large = [], []
-    for name in sorted(names):
+    for name in _datastores(resolved):
+        store = stores.get(name)
         try:
-            offers = files.store_for(ctx, workspace, name).direct_offers()
+            offers = store.direct_offers() if store is not None else (False, False)
         except Exception:  # noqa: BLE001 - gone, unreachable, a bad key: the transfers say so themselves
             continue
         if offers[0]:
@@ -176,7 +187,10 @@ def report(
     exit_code: int | None = None,
     error: dict[str, Any] | None = None,
     outputs: dict[str, Any] | None = None,
+    writes: list[tuple[str, str, list[tuple[str, bytes]]]] | None = None,
 ) -> dict[str, Any]:
+    """Record what a runner reports. ``writes``: the job's small outputs and artifacts that came
+    with its ``Completed`` report (``inline_files.parse_writes``), stored before the outcome is."""
     try:
         target = JobStatus(status)
     except ValueError as exc:
@@ -184,6 +198,8 @@ def report(
     if target not in RUNNER_REPORTS:
         raise UserError(f"a runner cannot report {status}")
     _check_report(exit_code, error)
+    if writes and target != S.COMPLETED:
+        raise UserError(f"files come with a Completed report only, not with {target}")
     with ctx.db.read() as session:
         row = _current(session, workspace, name, attempt)
         current = JobStatus(row.status)
@@ -200,6 +216,12 @@ def report(
         except UserError as exc:
             target = S.FAILED
             error = {"code": "CONTROL_OUTPUT_INVALID", "message": exc.message}
+    if target == S.COMPLETED and writes:
+        try:
+            inline_files.write(ctx, workspace, writes)
+        except ShoalError as exc:
+            target = S.FAILED
+            error = {"code": "OUTPUT_UPLOAD_FAILED", "message": f"storing the job's outputs failed: {exc.message}"}
     if target == S.COMPLETED:
         try:
             _register_outputs(ctx, workspace, name, attempt)
