@@ -219,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         prepared = prepare_environment(spec["environment"], build_log, home or run_dir, sandbox).layered(
             run_dir / "pyenv"
         )
+        shipper.ship_soon()  # the build log's lines go while the job starts, not at its end
         workdir = run_dir / "wd"
         inline = spec.get("inline") or {}
         fetch_code(client, spec.get("code"), workdir, inline.get("code"))

@@ -20,6 +20,7 @@ class LogShipper:
         self._sent: dict[str, int] = {}
         self._files: list[str] = []
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="shoal-log-shipper", daemon=True)
 
@@ -37,14 +38,24 @@ class LogShipper:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.flush()
         self.flush()  # the last bytes: after ``finish_soon``, while the runner uploads outputs
+
+    def ship_soon(self) -> None:
+        """Ship what the files hold now, in this shipper's thread, without waiting for its next
+        interval: the environment's build log, say, while the job's command starts, not at its
+        end, where a short job (a pipeline step) would wait for it."""
+        self._wake.set()
 
     def finish_soon(self) -> None:
         """The job's commands ended: ship what is left now, in this shipper's thread, beside the
         output upload instead of after it (``close`` then waits for it and ships any later line)."""
         self._stop.set()
+        self._wake.set()
 
     def flush(self) -> None:
         with self._lock:
@@ -72,6 +83,7 @@ class LogShipper:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.flush()
