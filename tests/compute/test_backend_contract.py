@@ -269,14 +269,37 @@ def test_the_run_spec_handed_with_an_attempt_waits_in_its_run_folder(harness: Ha
     # The dispatcher hands each attempt's run spec to its backend: the runner finds it in its run
     # folder and starts without asking the server (shoal.runtime reads it, then removes it).
     spec = {"job": "job_1", "attempt": 1, "command": "echo handed", "inline": {"inputs": {}}}
-    handle, attempt = harness.submit(run_spec=spec)
-    wait_until(lambda: "RUN_SPEC=" in harness.log(attempt), timeout=60, what="the runner's output in its log")
+    _, attempt = harness.submit(run_spec=spec)
+    harness.groups(attempt, 1)  # its output is in its log (copied as the backend polls)
     line = next(x for x in harness.log(attempt).splitlines() if x.startswith("RUN_SPEC="))
     assert json.loads(line.removeprefix("RUN_SPEC=")) == spec
     # Without one, there is no file: the runner asks the server.
     _, other = harness.submit()
-    wait_until(lambda: "RUN_SPEC=" in harness.log(other), timeout=60, what="the runner's output in its log")
+    harness.groups(other, 1)
     assert "RUN_SPEC=\n" in harness.log(other)
+
+
+def test_a_runner_that_reported_its_outcome_gives_back_its_share_and_lives_on(harness: Harness) -> None:
+    # After its job's outcome a runner only tidies up (at the lowest priority): a backend that
+    # holds something other jobs wait for gives it back then (Ray: the node's share, a placement
+    # group), while the runner itself lives on, still polled, its log still copied.
+    handle, attempt = harness.submit()
+    harness.groups(attempt, 1)
+    reported = getattr(harness.backend, "outcome_reported", None)
+    if harness.name != "ray":
+        assert reported is None  # the local backend reserves nothing per runner
+        return
+    assert reported is not None
+    import ray
+
+    name = str(handle).split(":", 1)[1]
+    slot = harness.backend.agents.find_slot(name)  # type: ignore[attr-defined]
+    assert slot is not None and ray.util.placement_group_table(slot)["state"] == "CREATED"
+    reported(handle)
+    assert ray.util.placement_group_table(slot)["state"] == "REMOVED"
+    assert harness.backend.poll(handle)  # the runner lives on
+    reported(handle)  # said twice: nothing more happens
+    assert harness.backend.poll(handle)
 
 
 def test_cancel_stops_the_runner_and_end_user_processes_ends_what_it_left(harness: Harness) -> None:

@@ -40,6 +40,11 @@ command of the attempt it follows has ended (``shoal.runtime.handover``). ``foll
 new attempt's handle, or None when it cannot (the dispatcher then leaves the job queued). Ray's
 agents have them; the local backend does not.
 
+Optional: ``outcome_reported(handle)``: the runner of ``handle`` has reported its job's outcome
+and only tidies up now; what the backend holds for it that other jobs wait for (a Ray node's
+share) may go back before the runner exits. The dispatcher calls it first thing in the tick
+after the report.
+
 Backends are constructed with keyword arguments only, through ``shoal.compute.get_backend``;
 every backend accepts ``home`` (the Shoal home: run folders live under it).
 """

@@ -57,6 +57,11 @@ class RoutedBackend:
             return None
         return follow(attempt, before)  # type: ignore[no-any-return]
 
+    def outcome_reported(self, handle: Handle) -> None:
+        reported = getattr(self._by_handle(handle), "outcome_reported", None)
+        if reported is not None:
+            reported(handle)
+
     def poll(self, handle: Handle) -> bool:
         return self._by_handle(handle).poll(handle)
 

@@ -27,8 +27,24 @@ class ServiceContext:
     # Set whenever a job is submitted or asked to stop, so the dispatcher looks at once.
     jobs_changed: threading.Event = field(default_factory=threading.Event, repr=False)
 
+    # Runner handles whose runners just reported their outcome (``runner_reported``).
+    _reported: list[str] = field(default_factory=list, repr=False)
+    _reported_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def notify_jobs(self) -> None:
         self.jobs_changed.set()
+
+    def runner_reported(self, handle: str | None) -> None:
+        """A runner reported its job's outcome: what its compute holds for it (a Ray node's
+        share) may go to the next job before the runner process has tidied up and exited."""
+        if handle:
+            with self._reported_lock:
+                self._reported.append(handle)
+
+    def take_reported(self) -> list[str]:
+        with self._reported_lock:
+            taken, self._reported = self._reported, []
+        return taken
 
     @classmethod
     def from_settings(cls, settings: ShoalSettings) -> ServiceContext:

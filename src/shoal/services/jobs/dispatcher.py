@@ -125,6 +125,12 @@ class Dispatcher:
 
     def tick(self) -> None:
         self.cluster.renew()
+        # First: what the runners that just reported an outcome held goes back to their compute
+        # (a Ray node's share), so the steps and jobs started below find it free.
+        reported = getattr(self.backend, "outcome_reported", None)
+        for handle in self.ctx.take_reported():
+            if reported is not None:
+                reported(handle)
         if self.cluster.runs_controllers:
             # One server at a time decides which steps and trials start; each start is then a
             # Queued job claimed like any other, at once (a step's runner starts before the

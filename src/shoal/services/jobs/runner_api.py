@@ -243,9 +243,12 @@ def report(
             job_state.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
         body = {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
         on_cluster = not is_local_compute(row.compute)
+        handle = row.runner_handle
     # Terminal: a slot of its compute is free, the next queued job need not wait a poll. Running,
     # on a compute cluster: the next job of a full compute can be prepared on its node (the
     # dispatcher's followers); not on the local compute, where a tick would only cost CPU.
+    if target in TERMINAL:
+        ctx.runner_reported(handle)
     if target in TERMINAL or (target == S.RUNNING and on_cluster):
         ctx.notify_jobs()
     return body
