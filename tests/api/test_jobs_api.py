@@ -552,6 +552,23 @@ def test_a_completed_report_straight_from_running_records_finalizing_on_the_way(
     assert times["Running"] <= times["Finalizing"] <= times["Completed"]
 
 
+def test_an_outcome_report_hands_the_runners_handle_to_the_dispatcher(api):
+    # What a runner's compute holds for it (a Ray node's share) goes back when it reports its
+    # outcome, not when it exits after tidying: the dispatcher's next tick gives it back first.
+    ctx = api.app.state.ctx  # no dispatcher runs in these tests: nothing takes the handles
+    name = submitted(api)["name"]
+    headers = start_attempt(api, name)
+    with ctx.db.write() as session:
+        job_service.get_row(session, workspace_id(session, "default"), name).runner_handle = "ray:its-share"
+    assert report(api, name, headers, "Running").status_code == 200
+    assert ctx.take_reported() == []  # still running
+    assert report(api, name, headers, "Completed", exit_code=0).json()["status"] == "Completed"
+    assert ctx.take_reported() == ["ray:its-share"]
+    assert row_of(api, name)["runner_pid"] is None  # the job row no longer names it
+    assert report(api, name, headers, "Completed", exit_code=0).status_code == 200  # a retried report
+    assert ctx.take_reported() == []  # handed over once
+
+
 def test_runner_failure_and_bad_reports(api):
     name = submitted(api)["name"]
     headers = start_attempt(api, name)

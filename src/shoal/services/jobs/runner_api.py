@@ -236,6 +236,7 @@ def report(
                 return {"status": row.status, "cancel_requested": False}
             raise InvalidStateError(f"job '{name}' already finished ({row.status})")
         steps = _effective_path(JobStatus(row.status), target)
+        handle = row.runner_handle  # (a terminal state clears it)
         if values:
             row.resolved = with_control_values(row.resolved, values)
         for step in steps:
@@ -243,7 +244,6 @@ def report(
             job_state.transition(row, step, error=error if final else None, exit_code=exit_code if final else None)
         body = {"status": row.status, "cancel_requested": row.status == S.CANCEL_REQUESTED}
         on_cluster = not is_local_compute(row.compute)
-        handle = row.runner_handle
     # Terminal: a slot of its compute is free, the next queued job need not wait a poll. Running,
     # on a compute cluster: the next job of a full compute can be prepared on its node (the
     # dispatcher's followers); not on the local compute, where a tick would only cost CPU.
