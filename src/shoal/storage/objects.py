@@ -85,6 +85,12 @@ class ObjectIO:
             raise IsADirectoryError(full)
         return int(info.get("size") or 0)
 
+    async def list_below(self, full: str) -> list[tuple[str, int]]:
+        """``(path, size)`` of every object under the folder ``full`` (paths relative to it;
+        folder markers left out), in one listing of the store (its pages): none when there is
+        no such folder. Not every kind lists itself: NotImplementedError."""
+        raise NotImplementedError
+
     def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
         """Write every ``(path, bytes)``, ``CONCURRENCY`` at a time; the first error is raised
         after the calls in flight have ended (each object is whole or absent)."""
@@ -179,6 +185,18 @@ class S3IO(ObjectIO):
         _full, bucket, key, upload_id = session
         await self.fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
 
+    async def list_below(self, full: str) -> list[tuple[str, int]]:
+        bucket, key, _ = self.fs.split_path(full)
+        prefix = f"{key.rstrip('/')}/" if key else ""
+        found: list[tuple[str, int]] = []
+        token: dict[str, str] = {}
+        while True:
+            page = await self.fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, **token)
+            found += [(o["Key"][len(prefix) :], int(o.get("Size") or 0)) for o in page.get("Contents") or []]
+            if not page.get("IsTruncated"):
+                return [(rel, size) for rel, size in found if rel and not rel.endswith("/")]
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
     # -- uploads whose parts another process sends (storage/direct_uploads.py) -----------------
     def session_of(self, full: str, upload_id: str) -> Any:
         bucket, key, _ = self.fs.split_path(full)
@@ -261,6 +279,24 @@ class AzureIO(ObjectIO):
         if version:  # a version id: the SDK knows how to ask for one
             return await super().get(full, start, end)
         return await self.rest.get_blob(container, blob, start, end)
+
+    async def list_below(self, full: str) -> list[tuple[str, int]]:
+        """One List Blobs (with the blobs' metadata, which says which are adlfs's folder markers)."""
+        container, folder, _ = self.fs.split_path(full)
+        prefix = f"{folder.rstrip('/')}/" if folder else ""
+        if self.rest is not None:
+            found = await self.rest.list_blobs(container, prefix)
+        else:  # an Azure AD identity: the SDK's listing, read as adlfs reads it
+            from azure.core.exceptions import ResourceNotFoundError
+
+            items = []
+            async with self.fs.service_client.get_container_client(container=container) as client:
+                with contextlib.suppress(ResourceNotFoundError):
+                    async for item in client.list_blobs(name_starts_with=prefix or None, include=["metadata"]):
+                        items.append(item)
+            details = await self.fs._details([i for i in items if not str(i.name).endswith("/")])
+            found = [(d["name"].split("/", 1)[1], int(d["size"] or 0)) for d in details if d["type"] == "file"]
+        return [(name[len(prefix) :], size) for name, size in found if name[len(prefix) :]]
 
     async def begin(self, full: str) -> Any:
         container, blob, _ = self.fs.split_path(full)
