@@ -82,9 +82,8 @@ class BlobRest:
         return cls(url.split("?", 1)[0], account, key=key, sas=None if key else sas, version=version)
 
     # -- the calls -----------------------------------------------------------------------------
-    async def put_blob(self, container: str, blob: str, data: bytes, metadata: dict[str, str]) -> None:
+    async def put_blob(self, container: str, blob: str, data: bytes) -> None:
         headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"}
-        headers.update({f"x-ms-meta-{k}": v for k, v in metadata.items()})
         await self._call("PUT", container, blob, {}, headers, data)
 
     async def get_blob(self, container: str, blob: str, start: int | None = None, end: int | None = None) -> bytes:
