@@ -197,6 +197,30 @@ def test_list_files(store) -> None:
         store.list_files("run/missing")
 
 
+@ALL_STORES
+def test_list_tree_says_folder_or_file(store) -> None:
+    """One listing answers a folder's files and that it is a folder; a file, an empty folder
+    (adlfs's marker on Azure) and a missing name are told apart where nothing is below the name."""
+    assert store.list_tree("") == (True, [])
+    store.write_stream("inputs/a.txt", [b"a"])
+    store.write_stream("inputs/sub/b.txt", [b"bb"])
+    if not store.is_local:  # a write cut off (fsspec's temporary name) is never listed
+        store.fs.pipe_file(f"{store.root}/inputs/sub/{TMP_PREFIX}x", b"t")
+    assert store.list_tree("inputs") == (True, [StoredFile("a.txt", 1), StoredFile("sub/b.txt", 2)])
+    assert store.list_tree("inputs/sub/b.txt") == (False, [StoredFile("b.txt", 2)])
+    assert store.list_tree("") == (True, [StoredFile("inputs/a.txt", 1), StoredFile("inputs/sub/b.txt", 2)])
+    if store.io is not None and "abfs" in store.fs.protocol:
+        store.fs.makedirs(f"{store.root}/empty/folder", exist_ok=True)
+        store.fs.touch(f"{store.root}/marked", metadata={"is_directory": "true"})
+        assert store.list_tree("marked") == (True, [])
+        assert [f.path for f in store.list_files("")] == ["inputs/a.txt", "inputs/sub/b.txt"]
+        store.io.rest = None  # as with an Azure AD identity: the SDK's listing
+        assert store.list_tree("inputs") == (True, [StoredFile("a.txt", 1), StoredFile("sub/b.txt", 2)])
+        assert [f.path for f in store.list_files("")] == ["inputs/a.txt", "inputs/sub/b.txt"]
+    with pytest.raises(NotFoundError):
+        store.list_tree("inputs/missing")
+
+
 def test_open_read_errors(store) -> None:
     store.write_stream("d/f", [b"1"])
     with pytest.raises(NotFoundError):

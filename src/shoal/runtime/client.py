@@ -188,17 +188,26 @@ class RunnerClient:
         if json_body is not None:
             content = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
+        stale_tried = False
         while True:
             # A streamed body cannot be replayed: make it anew for every try.
             body = content_factory() if content_factory is not None else content
+            conn = getattr(self._local, "conn", None)
+            kept_alive = conn is not None and conn.sock is not None
             try:
                 reply = self._send(method, path, params, body, headers, sink, wait)
             except ServerRefused:
                 self._drop_connection()  # refused in the middle of a response: the rest is unread
                 raise
-            except (OSError, http.client.HTTPException):  # timeouts are OSErrors too
+            except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors too
                 failures = 0
                 self._drop_connection()
+                if kept_alive and not stale_tried and isinstance(exc, ConnectionError):
+                    # A kept-alive connection the server closed while it sat idle (uvicorn waits
+                    # 5 s; a thread reading a batch of files from the store waits longer): again
+                    # at once on a new one, as HTTP clients do, not after a pause.
+                    stale_tried = True
+                    continue
                 self._rediscover()
                 if time.monotonic() > deadline:
                     raise ServerGone(f"cannot reach the Shoal server at {self.url}") from None

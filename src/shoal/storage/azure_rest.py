@@ -82,9 +82,8 @@ class BlobRest:
         return cls(url.split("?", 1)[0], account, key=key, sas=None if key else sas, version=version)
 
     # -- the calls -----------------------------------------------------------------------------
-    async def put_blob(self, container: str, blob: str, data: bytes, metadata: dict[str, str]) -> None:
+    async def put_blob(self, container: str, blob: str, data: bytes) -> None:
         headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"}
-        headers.update({f"x-ms-meta-{k}": v for k, v in metadata.items()})
         await self._call("PUT", container, blob, {}, headers, data)
 
     async def get_blob(self, container: str, blob: str, start: int | None = None, end: int | None = None) -> bytes:
@@ -95,6 +94,33 @@ class BlobRest:
         elif start:
             headers["x-ms-range"] = f"bytes={start}-"
         return await self._call("GET", container, blob, {}, headers, None)
+
+    async def list_blobs(self, container: str, prefix: str) -> list[tuple[str, int]]:
+        """``(name, size)`` of every blob whose name starts with ``prefix`` (every page of a List
+        Blobs, 5,000 at a time), folder markers left out (a name ending in ``/``, or adlfs's and
+        ADLS's ``is_directory`` / ``hdi_isfolder`` metadata); a missing container lists nothing."""
+        import xml.etree.ElementTree as ET
+
+        found: list[tuple[str, int]] = []
+        marker = ""
+        while True:
+            query = {"restype": "container", "comp": "list", "include": "metadata"}
+            query.update({"prefix": prefix} if prefix else {})
+            query.update({"marker": marker} if marker else {})
+            try:
+                page = ET.fromstring(await self._call("GET", container, "", query, {}, None))
+            except FileNotFoundError:
+                return found
+            for item in page.iter("Blob"):
+                name = item.findtext("Name") or ""
+                found_meta = item.find("Metadata")
+                meta = {} if found_meta is None else {m.tag.lower(): (m.text or "").lower() for m in found_meta}
+                if name.endswith("/") or "true" in (meta.get("is_directory"), meta.get("hdi_isfolder")):
+                    continue
+                found.append((name, int(item.findtext("Properties/Content-Length") or 0)))
+            marker = page.findtext("NextMarker") or ""
+            if not marker:
+                return found
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -155,7 +181,8 @@ class BlobRest:
         import aiohttp
         import yarl
 
-        path = f"{self.base_path}/{urllib.parse.quote(container)}/{urllib.parse.quote(blob, safe='~/')}"
+        path = f"{self.base_path}/{urllib.parse.quote(container)}"
+        path += f"/{urllib.parse.quote(blob, safe='~/')}" if blob else ""  # no blob: a container call
         # The SAS goes on as it was given (already encoded).
         search = "&".join(part for part in (urllib.parse.urlencode(query), self._sas) if part)
         url = yarl.URL(f"{self.origin}{path}?{search}" if search else self.origin + path, encoded=True)

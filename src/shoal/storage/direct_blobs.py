@@ -28,18 +28,15 @@ from typing import Any
 
 from shoal.errors import UnsupportedError, UserError
 from shoal.storage.direct_uploads import SIGN_AT_ONCE, DirectUpload
-from shoal.storage.objects import AZURE_PART_SIZE, DIRECTORY_FALSE, AzureIO, ObjectIO, azure_block_id
+from shoal.storage.objects import AZURE_PART_SIZE, AzureIO, ObjectIO, azure_block_id
 
 SAS_SECONDS = 15 * 60  # as long as an S3 part's signature (direct_uploads.py)
 MAX_BLOCKS = 50_000  # Azure's limit for one block blob
 MAX_URLS = 2000  # URLs signed in one call (storage/batches.py MAX_FILES)
 MIB = 1024 * 1024
-# What a runner's Put Blob of a small file sends: a block blob, marked as adlfs marks a file.
-PUT_HEADERS = {
-    "x-ms-blob-type": "BlockBlob",
-    "Content-Type": "application/octet-stream",
-    **{f"x-ms-meta-{k}": v for k, v in DIRECTORY_FALSE.items()},
-}
+# What a runner's Put Blob of a small file sends: a block blob, with no metadata (as the
+# server's own, storage/objects.py).
+PUT_HEADERS = {"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"}
 _TAG = re.compile(r"[0-9a-f]{32}")
 
 

@@ -202,23 +202,30 @@ class ArtifactStore:
         A file prefix lists that one file under its base name. A missing prefix is a
         :class:`NotFoundError`, except the empty prefix of a store that has no files yet.
         """
+        return self.list_tree(prefix_rel)[1]
+
+    def list_tree(self, prefix_rel: str = "") -> tuple[bool, list[StoredFile]]:
+        """``list_files`` and whether ``prefix_rel`` is a folder (True for the store's root). On
+        S3 and Azure Blob one listing of the store answers both for a folder with files in it
+        (a folder and a file of one name: the folder); only where it finds nothing is the name
+        itself looked up (a file, an empty folder's marker, or nothing)."""
         rel = _check_rel(prefix_rel, allow_empty=True)
         full = self._full(rel)
         with self._errors("list", rel):
-            out = self._list_local(full) if self.is_local else self._list_remote(full)
+            out = self._list_local(full) if self.is_local else self._list_remote(full, rel)
         if out is None:
             if rel == "":
-                return []
+                return True, []
             raise NotFoundError(f"{rel!r} not found", details={"path": rel})
-        return sorted(out, key=lambda f: f.path)
+        return out[0], sorted(out[1], key=lambda f: f.path)
 
-    def _list_local(self, full: str) -> list[StoredFile] | None:
+    def _list_local(self, full: str) -> tuple[bool, list[StoredFile]] | None:
         try:
             st = os.lstat(full)
         except FileNotFoundError:
             return None
         if stat.S_ISREG(st.st_mode):
-            return [StoredFile(os.path.basename(full), st.st_size)]
+            return False, [StoredFile(os.path.basename(full), st.st_size)]
         if not stat.S_ISDIR(st.st_mode):
             return None  # symlinks and special files are never served
         out = []
@@ -232,13 +239,21 @@ class ArtifactStore:
                 if stat.S_ISREG(st.st_mode):
                     rel = os.path.relpath(path, full).replace(os.sep, "/")
                     out.append(StoredFile(rel, st.st_size))
-        return out
+        return True, out
 
-    def _list_remote(self, full: str) -> list[StoredFile] | None:
+    def _list_remote(self, full: str, rel: str) -> tuple[bool, list[StoredFile]] | None:
+        below = None
+        if self.io is not None:
+            with contextlib.suppress(NotImplementedError):
+                below = self.io.run(self.io.list_below(full))
+        if below or (below is not None and not rel):
+            return True, [StoredFile(p, s) for p, s in below if not p.rsplit("/", 1)[-1].startswith(TMP_PREFIX)]
         if self.fs.isfile(full):
-            return [StoredFile(posixpath.basename(full), int(self.fs.size(full) or 0))]
+            return False, [StoredFile(posixpath.basename(full), int(self.fs.size(full) or 0))]
         if not self.fs.isdir(full):
             return None
+        if below is not None:
+            return True, []  # an empty folder (a marker): nothing below it, as just listed
         base = self.fs._strip_protocol(full).rstrip("/") + "/"
         out = []
         for path, info in self.fs.find(full, detail=True).items():
@@ -249,7 +264,7 @@ class ArtifactStore:
             if rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
                 continue
             out.append(StoredFile(rel, int(info.get("size") or 0)))
-        return out
+        return True, out
 
     # -- reading -------------------------------------------------------------------------
     def open_read(self, rel: str) -> IO[bytes]:

@@ -78,14 +78,11 @@ def list_files(request: Request, workspace: str, name: str, path: str = "") -> d
     """Files under ``path`` (a file or a folder), as paths relative to it, with sizes."""
     rel = safe_relpath(path, allow_empty=True)
     store = files.store_for(ctx(request), workspace, name)
-    if rel and not store.exists(rel):
-        raise NotFoundError(f"path '{rel}' not found in datastore '{name}'")
-    entries = store.list_files(rel)
-    return {
-        "path": rel,
-        "is_dir": (not rel) or store.isdir(rel),
-        "value": [{"path": e.path, "size": e.size} for e in entries],
-    }
+    try:  # on S3 and Azure Blob one listing of the store (storage/filesystem.py list_tree)
+        is_dir, entries = store.list_tree(rel)
+    except NotFoundError:
+        raise NotFoundError(f"path '{rel}' not found in datastore '{name}'") from None
+    return {"path": rel, "is_dir": is_dir, "value": [{"path": e.path, "size": e.size} for e in entries]}
 
 
 @guarded(router, "GET", PREFIX + "/{name}/content", Permission.READ)
