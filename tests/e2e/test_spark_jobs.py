@@ -33,6 +33,7 @@ print("cores", spark.sparkContext.defaultParallelism)
 spark.stop()
 """
 CSV = "city,amount\nOslo,2\nLima,5\nOslo,3\n"
+JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dspark.ui.enabled=false"
 SPARK_FIELDS = """
 code: ./src
 entry:
@@ -62,6 +63,10 @@ def spark_cli(tmp_path_factory: pytest.TempPathFactory):
     runner = Cli(home)
     if os.environ.get("SHOAL_ENV_CACHE"):  # the curated Spark environment, built once
         runner.env["SHOAL_ENV_CACHE"] = os.environ["SHOAL_ENV_CACHE"]
+    # The jobs' driver JVMs (spark-submit adds SPARK_SUBMIT_OPTS; the runner passes the server's
+    # environment on): a job of three rows ends before the C2 compiler and a parallel collector
+    # pay for their threads, and nothing here reads the UI. Every job still runs spark-submit.
+    runner.env["SPARK_SUBMIT_OPTS"] = JVM_OPTS
     runner("server", "start", "--detach")
     try:
         yield runner
