@@ -399,7 +399,14 @@ def chain_segments_table(runs: list[dict[str, Any]]) -> list[str]:
         "|---|---:|---:|",
     ]
     out += [f"| {label} | {ms(median(v))} | {ms(p95(v))} |" for label, v in pooled.items() if v]
-    return [*out, ""]
+    return [*out, "", CHAIN_ON_RAY, ""]
+
+
+CHAIN_ON_RAY = (
+    "The segments are named as in `benchmarks/pipelines.py`; on the cluster, Queued → Preparing is the claim "
+    "and the share's reservation, and Preparing → Running holds the share's placement, the node agent's start "
+    "of the runner and the runner's preparation."
+)
 
 
 # -- main ------------------------------------------------------------------------------------------
