@@ -159,9 +159,9 @@ def test_cluster_capacity_queues_jobs_first_in_first_out(jobs_cli, tmp_path):
     for i in range(3):
         path = write_job(
             tmp_path / f"j{i}",
-            # The first job outlasts the next two submits (CLI calls of seconds each on a loaded
-            # machine), so that the polls below see a job running.
-            f"command: echo start $(date +%s.%N); sleep {6 if i == 0 else 1}; echo end $(date +%s.%N)\n"
+            # The first job outlasts the next two submits and a poll (CLI calls of up to 3 s each
+            # on a loaded machine), so that the polls below see a job running; a sleep costs no CPU.
+            f"command: echo start $(date +%s.%N); sleep {15 if i == 0 else 1}; echo end $(date +%s.%N)\n"
             "environment:\n  image: python:3.11\ncompute: azureml:one-node\n",
         )
         names.append(submit(jobs_cli, path))

@@ -550,24 +550,6 @@ class RayBackend(AgentPath):
         except OSError:
             return None
 
-    def outcome_reported(self, handle: Handle) -> None:
-        """The runner reported its outcome and only tidies up (at the lowest CPU priority, so
-        it may exit long after): its node's share goes to the next job now. A chain of pipeline
-        steps otherwise found both nodes held, by the runner before last still tidying, and
-        waited out Ray's retry backoff (up to 1 s)."""
-        tracked = self._find(handle)
-        if tracked is None or not tracked.on_agent or tracked.actor is None:
-            return  # not an agent's runner, or never started (cancel and reap deal with those)
-        with self._lock:
-            if tracked.finishing or tracked.share_back:
-                return
-            tracked.share_back = True
-            if self.watch.reachable():
-                self.agents.release(tracked.name, tracked.slot)
-                self._ask_again()
-            else:
-                self._unreleased.add(tracked.name)
-
     def _finish(self, tracked: _Tracked) -> None:
         if tracked.finishing:
             return
