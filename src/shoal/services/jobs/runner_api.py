@@ -12,6 +12,7 @@ from typing import Any
 from shoal.compute import is_local_compute
 from shoal.entities.pipeline_graph.type_rules import coerce_literal
 from shoal.entities.ports import PRIMITIVE_TYPES
+from shoal.entities.refs import parse_path
 from shoal.entities.status import TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, ShoalError, UserError
 from shoal.services.assets import versions as assets
@@ -91,8 +92,12 @@ def _datastores(resolved: dict[str, Any], *, written_only: bool = False) -> list
     names = set()
     for entry in entries:
         uri = str(entry.get("uri") or entry.get("path") or "") if isinstance(entry, dict) else ""
-        if uri.startswith(DATASTORE_URI):
-            names.add(uri[len(DATASTORE_URI) :].partition("/")[0])
+        try:
+            ref = parse_path(uri)
+        except Exception:  # noqa: BLE001 - not a path of a datastore (a web URL, a primitive)
+            continue
+        if ref.scheme == "datastore" and ref.datastore:
+            names.add(ref.datastore)
     if (resolved.get("artifacts") or {}).get("datastore"):
         names.add(resolved["artifacts"]["datastore"])
     return sorted(names)
@@ -255,7 +260,6 @@ def report(
 
 
 CONTROL_TEXT_LIMIT = 64 * 1024
-DATASTORE_URI = "azureml://datastores/"
 
 
 def control_values(declared: dict[str, Any], given: Any) -> dict[str, Any]:
