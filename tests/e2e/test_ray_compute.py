@@ -376,8 +376,10 @@ def test_a_pipeline_and_a_sweep_run_on_the_cluster(ray_shoal, tmp_path):
 
 
 def test_the_server_restarting_reattaches_to_a_running_job(ray_shoal, tmp_path):
+    # Long enough that both nodes are still held when the server stops, on a loaded machine too
+    # (with 12 s, a node came free first once and the late job ran as its first attempt).
     body = (
-        "command: echo before; sleep 12; echo after\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
+        "command: echo before; sleep 25; echo after\ncompute: azureml:cpu-cluster\nenvironment:\n  image: python:3.11\n"
     )
     name, filler = (ray_shoal.submit(write_job(tmp_path, body, f"job{i}.yml")) for i in range(2))
     for job_name in (name, filler):

@@ -99,14 +99,20 @@ class RequestGate:
         headers = Headers(scope=scope)
         state: dict[str, Any] = scope.setdefault("state", {})
         status = [0]
+        audited = [False]
 
         async def send_tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
                 # Stored files go out as bytes: a browser never sniffs an uploaded .html into a page.
-                headers = message.get("headers", [])
-                if not any(name.lower() == NOSNIFF[0] for name, _ in headers):
-                    message = {**message, "headers": [*headers, NOSNIFF]}
+                sent = message.get("headers", [])
+                if not any(name.lower() == NOSNIFF[0] for name, _ in sent):
+                    message = {**message, "headers": [*sent, NOSNIFF]}
+            elif message["type"] == "http.response.body" and not message.get("more_body") and not audited[0]:
+                # Recorded before the client has its answer, so its next request (a read of the
+                # audit log) finds this one.
+                audited[0] = True
+                self._audit(scope, headers, state, status[0] or 500)
             await send(message)
 
         try:
@@ -119,8 +125,9 @@ class RequestGate:
             else:
                 await self._call_app(scope, receive, send_tracked, cap)
         finally:
-            # Also when the app failed (a 500 was sent, then the error re-raised for the server log).
-            self._audit(scope, headers, state, status[0] or 500)
+            # Also when the app failed before its answer was complete, or sent none.
+            if not audited[0]:
+                self._audit(scope, headers, state, status[0] or 500)
 
     # -- 1. who ---------------------------------------------------------------------------
 

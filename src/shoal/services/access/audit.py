@@ -40,6 +40,9 @@ class AuditLog:
         self._pruned_at = 0.0
         self._pending: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
+        # One flush at a time: a reader's flush must wait for the batch the writer thread has taken
+        # and not committed yet, or the read misses records it was promised.
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,6 +83,10 @@ class AuditLog:
 
     def flush(self) -> None:
         """Write what is pending now (also called before the audit log is read)."""
+        with self._flushing:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
         while True:
             with self._lock:
                 batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
