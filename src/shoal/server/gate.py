@@ -12,8 +12,9 @@ In order, before the app reads a byte of the body:
    is answered 408 (uvicorn times out idle connections, not a body that stalls half way).
 
 When the gate answers in the middle of a body it tells the app the client went away and drops
-whatever the app sends after. Afterwards it hands the audit record to the audit log: every
-write, every secret read (both marked by ``auth.Require``) and every 401 and 403.
+whatever the app sends after. As the answer's last part goes out (or, with no answer, at the
+end) it hands the audit record to the audit log: every write, every secret read (both marked by
+``auth.Require``) and every 401 and 403.
 """
 
 from __future__ import annotations
