@@ -220,6 +220,7 @@ def put_deployment(
     if "error" in (spec.get("properties") or {}):  # the last rollout's error, sent back by a get-modify-put
         spec["properties"] = {k: v for k, v in spec["properties"].items() if k != "error"}
     resolved = _resolve(ctx, workspace, name, spec)
+    new_view: tuple[dict[str, Any], dict[str, str]] | None = None
     with ctx.db.write() as session:
         ep = rows.get_endpoint(session, workspace_id(session, workspace), endpoint)
         row = rows.find_deployment(session, ep, name)
@@ -228,13 +229,15 @@ def put_deployment(
             # As on Azure, every deployment is listed in the endpoint's traffic (a new one with 0).
             ep.spec = {**ep.spec, "traffic": {**(ep.spec.get("traffic") or {}), name: 0}}
             rows.touch(ep)
-            sup.set_endpoint(workspace, endpoint, ep.spec, ctx.secrets.decrypt(ep.keys))
+            new_view = dict(ep.spec), ctx.secrets.decrypt(ep.keys)
         else:
             row.generation += 1
             row.spec, row.resolved, row.state, row.error = spec, resolved, "Updating", None
             rows.touch(row)
         generation, row_id = row.generation, row.id
         out = _deployment_body(sup, workspace, endpoint, row)
+    if new_view is not None:  # once stored: the router's view is never ahead of the store
+        sup.set_endpoint(workspace, endpoint, *new_view)
     sup.rollout((workspace, endpoint, name), generation, resolved, row_id=row_id)
     return out
 

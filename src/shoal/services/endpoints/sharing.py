@@ -37,7 +37,9 @@ class Supervisor(Protocol):
     deployments: dict[Key, Deployment]
     endpoints: dict[tuple[str, str], Any]
 
-    def set_endpoint(self, workspace: str, name: str, spec: dict[str, Any], keys: dict[str, str]) -> None: ...
+    def set_endpoint(
+        self, workspace: str, name: str, spec: dict[str, Any], keys: dict[str, str], *, read_at: float | None = None
+    ) -> None: ...
     def remove(self, key: Key) -> None: ...
     def deployment(self, key: Key) -> Deployment: ...
     def stop_local(self) -> None: ...
@@ -99,7 +101,7 @@ class Sharing:
     def refresh(self) -> None:
         """Read every endpoint and deployment; bring this server's view (and, on the holder, its
         instances) in line with them."""
-        self._refresh_at = time.monotonic()
+        self._refresh_at = read_at = time.monotonic()
         known = list(self.sup.deployments)  # before the read: see Supervisor's note on ordering
         known_endpoints = list(self.sup.endpoints)
         with self.sup.ctx.db.read() as session:
@@ -113,7 +115,8 @@ class Sharing:
             if self.shared and self.holder and stored:  # only the holder's rollouts wait for peers
                 self.peers = bool(server_rows.live(session, job_state.now()) - {self.server_id})
         for ws, name, spec, keys in endpoints:
-            self.sup.set_endpoint(ws, name, spec, self.sup.ctx.secrets.decrypt(keys))
+            # An endpoint this server changed while the read ran keeps the newer view.
+            self.sup.set_endpoint(ws, name, spec, self.sup.ctx.secrets.decrypt(keys), read_at=read_at)
         names = {(ws, name) for ws, name, _, _ in endpoints}
         for key in [k for k in known_endpoints if k not in names]:
             self.sup.endpoints.pop(key, None)

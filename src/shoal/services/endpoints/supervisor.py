@@ -57,6 +57,11 @@ class Supervisor:
         self.sharing = Sharing(self, server_id, lease_seconds, instance_host, shared=shared)
         self.deployments: dict[Key, Deployment] = {}
         self.endpoints: dict[tuple[str, str], EndpointView] = {}
+        # When each endpoint's view was last set or removed by this server's own write: a refresh
+        # that read the store before then (and applies what it read after) must not put back
+        # what that write replaced.
+        self._endpoint_written_at: dict[tuple[str, str], float] = {}
+        self._views = threading.Lock()
         self._mutex = threading.Lock()
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -102,16 +107,30 @@ class Supervisor:
 
     # -- endpoints -----------------------------------------------------------------------------
 
-    def set_endpoint(self, workspace: str, name: str, spec: dict[str, Any], keys: dict[str, str]) -> None:
-        self.endpoints[(workspace, name)] = EndpointView(
+    def set_endpoint(
+        self, workspace: str, name: str, spec: dict[str, Any], keys: dict[str, str], *, read_at: float | None = None
+    ) -> None:
+        """The router's view of an endpoint: after this server stored it (``read_at`` None), or as
+        a refresh read it at ``read_at`` (``time.monotonic()``), unless this server has written
+        the endpoint since: that read is older than what the router has."""
+        key = (workspace, name)
+        view = EndpointView(
             auth_mode=spec.get("auth_mode") or "key",
             keys=keys,
             traffic=dict(spec.get("traffic") or {}),
             mirror_traffic=dict(spec.get("mirror_traffic") or {}),
         )
+        with self._views:
+            if read_at is None:
+                self._endpoint_written_at[key] = time.monotonic()
+            elif self._endpoint_written_at.get(key, float("-inf")) >= read_at:
+                return
+            self.endpoints[key] = view
 
     def remove_endpoint(self, workspace: str, name: str) -> None:
-        self.endpoints.pop((workspace, name), None)
+        with self._views:
+            self._endpoint_written_at[(workspace, name)] = time.monotonic()
+            self.endpoints.pop((workspace, name), None)
         for key in [k for k in self.deployments if k[:2] == (workspace, name)]:
             self.remove(key)
         shutil.rmtree(instance_files.endpoints_root(self.ctx) / workspace / name, ignore_errors=True)
