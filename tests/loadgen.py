@@ -125,14 +125,15 @@ def run_load(
     """``clients`` threads hammering ``target`` for ``seconds``; returns what was acknowledged."""
     load = Load(target, clients, seconds)
     load.experiment_id, load.names = setup(target, names=names)
-    start = time.perf_counter()
-    deadline = start + seconds
-    barrier = threading.Barrier(clients)
+    # The window opens when every client has its connection (on a loaded machine that can take
+    # seconds), and every client goes through at least one whole cycle of writes.
+    window: dict[str, float] = {}
+    barrier = threading.Barrier(clients, action=lambda: window.update(start=time.perf_counter()))
     with ThreadPoolExecutor(clients) as pool:
-        futures = [pool.submit(_client, load, i, deadline, batches, points, barrier) for i in range(clients)]
+        futures = [pool.submit(_client, load, i, window, seconds, batches, points, barrier) for i in range(clients)]
         for future in futures:
             future.result()
-    load.elapsed = time.perf_counter() - start
+    load.elapsed = time.perf_counter() - window["start"]
     return load
 
 
@@ -148,12 +149,21 @@ def _post(load: Load, op: str, c: httpx.Client, url: str, body: dict[str, Any]) 
     return reply
 
 
-def _client(load: Load, index: int, deadline: float, batches: int, points: int, barrier: threading.Barrier) -> None:
+def _client(
+    load: Load,
+    index: int,
+    window: dict[str, float],
+    seconds: float,
+    batches: int,
+    points: int,
+    barrier: threading.Barrier,
+) -> None:
     t = load.target
     with httpx.Client(headers=t.headers, timeout=120) as c:
         barrier.wait()
+        deadline = window["start"] + seconds
         cycle = 0
-        while time.perf_counter() < deadline:
+        while cycle == 0 or time.perf_counter() < deadline:
             now = int(time.time() * 1000)
             run = {"experiment_id": load.experiment_id, "start_time": now, "run_name": f"c{index}-{cycle}"}
             body = _post(load, CREATE_RUN, c, f"{t.mlflow}/runs/create", run)
