@@ -231,6 +231,16 @@ def parse_path(text: str) -> PathRef:
     )
 
 
+def datastore_path(text: str) -> PathRef | None:
+    """``text`` parsed when it names a path of a datastore (``azureml://datastores/<name>/paths/…``);
+    None for anything else, a valid path of another kind or not a path at all."""
+    try:
+        ref = parse_path(text)
+    except SpecError:
+        return None
+    return ref if ref.scheme == "datastore" and ref.datastore else None
+
+
 # --- formatting ------------------------------------------------------------------------------
 
 

@@ -102,6 +102,11 @@ class RequestGate:
         status = [0]
         audited = [False]
 
+        def audit_once() -> None:
+            if not audited[0]:
+                audited[0] = True
+                self._audit(scope, headers, state, status[0] or 500)
+
         async def send_tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
@@ -109,11 +114,10 @@ class RequestGate:
                 sent = message.get("headers", [])
                 if not any(name.lower() == NOSNIFF[0] for name, _ in sent):
                     message = {**message, "headers": [*sent, NOSNIFF]}
-            elif message["type"] == "http.response.body" and not message.get("more_body") and not audited[0]:
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Recorded before the client has its answer, so its next request (a read of the
                 # audit log) finds this one.
-                audited[0] = True
-                self._audit(scope, headers, state, status[0] or 500)
+                audit_once()
             await send(message)
 
         try:
@@ -126,9 +130,7 @@ class RequestGate:
             else:
                 await self._call_app(scope, receive, send_tracked, cap)
         finally:
-            # Also when the app failed before its answer was complete, or sent none.
-            if not audited[0]:
-                self._audit(scope, headers, state, status[0] or 500)
+            audit_once()  # also when the app failed before its answer was complete, or sent none
 
     # -- 1. who ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import base64
 from typing import Any
 
 from shoal.entities.ports import PRIMITIVE_TYPES
-from shoal.entities.refs import parse_path
+from shoal.entities.refs import datastore_path
 from shoal.errors import PayloadTooLargeError, UserError
 from shoal.services.context import ServiceContext
 from shoal.services.storage import files
@@ -116,11 +116,8 @@ def write(ctx: ServiceContext, workspace: str, writes: list[tuple[str, str, list
 
 
 def _tree(stores: Stores, uri: str, budget: list[int]) -> dict[str, Any] | None:
-    try:
-        ref = parse_path(uri)
-    except Exception:  # noqa: BLE001 - not a path Shoal reads (a web URL): the runner fetches it
-        return None
-    if ref.scheme != "datastore" or not ref.datastore or budget[0] <= 0:
+    ref = datastore_path(uri)  # None for a web URL: the runner fetches it
+    if ref is None or budget[0] <= 0:
         return None
     store = stores.get(ref.datastore)
     if store is None or not store.is_local:

@@ -12,7 +12,7 @@ from typing import Any
 from shoal.compute import is_local_compute
 from shoal.entities.pipeline_graph.type_rules import coerce_literal
 from shoal.entities.ports import PRIMITIVE_TYPES
-from shoal.entities.refs import parse_path
+from shoal.entities.refs import datastore_path
 from shoal.entities.status import TERMINAL, JobStatus, can_move
 from shoal.errors import ConflictError, InvalidStateError, NotFoundError, ShoalError, UserError
 from shoal.services.assets import versions as assets
@@ -92,11 +92,8 @@ def _datastores(resolved: dict[str, Any], *, written_only: bool = False) -> list
     names = set()
     for entry in entries:
         uri = str(entry.get("uri") or entry.get("path") or "") if isinstance(entry, dict) else ""
-        try:
-            ref = parse_path(uri)
-        except Exception:  # noqa: BLE001 - not a path of a datastore (a web URL, a primitive)
-            continue
-        if ref.scheme == "datastore" and ref.datastore:
+        ref = datastore_path(uri)
+        if ref is not None:
             names.add(ref.datastore)
     if (resolved.get("artifacts") or {}).get("datastore"):
         names.add(resolved["artifacts"]["datastore"])
